@@ -1,0 +1,45 @@
+use serde::{Deserialize, Serialize};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+/// Every limit of the server, in one place: published at `GET /v1/config`
+/// so clients size their requests to fit, and enforced by the server before
+/// anything reaches the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub protocol_version: u32,
+    /// Largest request body; larger ones are answered 413 unread.
+    pub max_body_bytes: u64,
+    /// Largest encrypted document content.
+    pub max_doc_bytes: u64,
+    /// Longest frame (one JSON line) in a sync body.
+    pub max_frame_bytes: u64,
+    /// What a client should aim for per upload request.
+    pub batch_bytes: u64,
+    /// Documents per upload request and per database transaction.
+    pub batch_docs: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let max_doc_bytes = 8 * MIB;
+        Self {
+            protocol_version: crate::PROTOCOL_VERSION,
+            max_body_bytes: 64 * MIB,
+            max_doc_bytes,
+            max_frame_bytes: Self::frame_bytes_for(max_doc_bytes),
+            batch_bytes: 4 * MIB,
+            batch_docs: 1000,
+        }
+    }
+}
+
+impl Limits {
+    /// A frame carrying a document of `doc_bytes` (base64, plus id and
+    /// revision) fits in this many bytes.
+    pub fn frame_bytes_for(doc_bytes: u64) -> u64 {
+        doc_bytes.div_ceil(3) * 4 + 16 * KIB
+    }
+}
