@@ -19,6 +19,9 @@ pub enum ErrorCode {
     BodyTooLarge,
     /// A document over `max_doc_bytes` (413).
     DocTooLarge,
+    /// A conditional write whose condition failed, e.g. storing the sealed
+    /// secret with `If-None-Match: *` when one exists (412).
+    PreconditionFailed,
     /// A fault on the server's side (500).
     Internal,
 }

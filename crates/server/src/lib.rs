@@ -1,1 +1,97 @@
+//! `sync-server`: stores each user's encrypted documents and syncs them
+//! between the user's devices. It only ever sees ciphertext.
+//!
+//! Entry points for tests and embedding: [`AppState::open`], [`router`],
+//! and [`serve`] on a listener the caller has bound (port 0 in tests).
 
+mod accounts;
+mod api;
+mod db;
+mod error;
+mod userdb;
+
+pub use accounts::{Accounts, AddUserError, NewUser};
+pub use api::router;
+pub use error::{ApiError, StoreError};
+
+use protocol::{Limits, UserId};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use userdb::UserDb;
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    data_dir: PathBuf,
+    limits: Limits,
+    accounts: Accounts,
+    users: Mutex<HashMap<UserId, Arc<UserDb>>>,
+}
+
+impl AppState {
+    /// Opens (creating if needed) the data directory: `accounts.sqlite` and
+    /// `users/{user id}.sqlite`.
+    pub fn open(data_dir: &Path, limits: Limits) -> Result<Self, StoreError> {
+        let accounts = Accounts::open(data_dir)?;
+        std::fs::create_dir_all(data_dir.join("users"))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                data_dir: data_dir.to_owned(),
+                limits,
+                accounts,
+                users: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
+    }
+
+    /// Creates an account and its database.
+    pub fn add_user(&self, name: &str) -> Result<NewUser, AddUserError> {
+        let user = self.inner.accounts.add_user(name)?;
+        self.user_db(&user.user_id)?;
+        Ok(user)
+    }
+
+    /// The database of an existing user, opened once and then shared.
+    /// Blocking: call it off the async runtime.
+    fn user_db(&self, user: &UserId) -> Result<Arc<UserDb>, StoreError> {
+        if let Some(db) = self.inner.users.lock().expect("users lock").get(user) {
+            return Ok(db.clone());
+        }
+        // The id was validated (no path tricks) when it was parsed.
+        let path = self
+            .inner
+            .data_dir
+            .join("users")
+            .join(format!("{user}.sqlite"));
+        let db = Arc::new(UserDb::open(path)?);
+        let mut users = self.inner.users.lock().expect("users lock");
+        Ok(users.entry(user.clone()).or_insert(db).clone())
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets
+/// requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

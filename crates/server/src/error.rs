@@ -1,0 +1,88 @@
+//! The one place where errors become HTTP statuses.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use protocol::{ErrorBody, ErrorCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("this token belongs to another user")]
+    Forbidden,
+    #[error("no user {0:?}")]
+    UserNotFound(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body is larger than the limit of {limit} bytes (see GET /v1/config)")]
+    BodyTooLarge { limit: u64 },
+    #[error("{0}")]
+    DocTooLarge(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error(transparent)]
+    Internal(#[from] StoreError),
+}
+
+/// Failures of the storage layer: never the client's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("filesystem: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("random number generator: {0}")]
+    Crypto(#[from] crypto::CryptoError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("worker task failed: {0}")]
+    Task(String),
+}
+
+impl ApiError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ApiError::Forbidden => ErrorCode::Forbidden,
+            ApiError::UserNotFound(_) => ErrorCode::UserNotFound,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
+            ApiError::DocTooLarge(_) => ErrorCode::DocTooLarge,
+            ApiError::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self.code() {
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::UserNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::BodyTooLarge | ErrorCode::DocTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            ApiError::Internal(e) => {
+                tracing::error!("internal error: {e}");
+                "internal server error; the server log has the details".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody {
+            code: self.code(),
+            message,
+        };
+        (self.status(), Json(body)).into_response()
+    }
+}

@@ -1,0 +1,197 @@
+use client::{Device, InitOptions};
+use protocol::UserId;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub const PASSPHRASE: &str = "correct horse battery staple";
+const SERVER: &str = env!("CARGO_BIN_EXE_sync-server");
+
+/// A running `sync-server` process, killed when dropped.
+#[derive(Debug)]
+pub struct TestServer {
+    child: Child,
+    pub addr: SocketAddr,
+    pub data: PathBuf,
+}
+
+impl TestServer {
+    pub fn start(data: &Path) -> TestServer {
+        Self::start_on(data, "127.0.0.1:0".parse().unwrap())
+    }
+
+    /// Starts the server and waits for the address it prints once bound.
+    pub fn start_on(data: &Path, listen: SocketAddr) -> TestServer {
+        let mut child = Command::new(SERVER)
+            .args(["serve", "--listen", &listen.to_string(), "--data"])
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawning sync-server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        TestServer {
+            child,
+            addr,
+            data: data.to_owned(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then the exit status of the graceful shutdown.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.child.wait().unwrap()
+    }
+
+    pub fn restart(&mut self) {
+        let addr = self.addr;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        *self = Self::start_on(&self.data.clone(), addr);
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn add_user(&self, name: &str) -> Account {
+        add_user(&self.data, name)
+    }
+
+    pub fn user_db(&self, user: &UserId) -> PathBuf {
+        self.data.join("users").join(format!("{user}.sqlite"))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub user: UserId,
+    pub token: String,
+}
+
+/// `sync-server user add NAME --json`, as an operator would run it.
+pub fn add_user(data: &Path, name: &str) -> Account {
+    let out = Command::new(SERVER)
+        .args(["user", "add", name, "--json", "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    Account {
+        user: UserId::new(v["user_id"].as_str().unwrap()).unwrap(),
+        token: v["token"].as_str().unwrap().to_owned(),
+    }
+}
+
+pub fn init_device(
+    server: &TestServer,
+    account: &Account,
+    dir: &Path,
+    passphrase: &str,
+) -> Result<Device, client::ClientError> {
+    Device::init(
+        dir,
+        InitOptions {
+            server: server.url(),
+            user: account.user.clone(),
+            token: account.token.clone(),
+            passphrase: passphrase.to_owned(),
+            kdf: client::default_kdf(),
+        },
+    )
+}
+
+/// A server, one user and `n` devices of that user.
+#[derive(Debug)]
+pub struct Setup {
+    pub server: TestServer,
+    pub account: Account,
+    pub devices: Vec<Device>,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    pub fn new(n: usize) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start(&dir.path().join("server"));
+        let account = server.add_user("alice");
+        let devices = (0..n)
+            .map(|i| {
+                init_device(
+                    &server,
+                    &account,
+                    &dir.path().join(format!("device{i}")),
+                    PASSPHRASE,
+                )
+                .unwrap()
+            })
+            .collect();
+        Setup {
+            server,
+            account,
+            devices,
+            _dir: dir,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self._dir.path().join(name)
+    }
+}
+
+pub fn id(s: &str) -> protocol::DocId {
+    protocol::DocId::new(s).unwrap()
+}
+
+/// Every (id, plaintext) a device holds as current, sorted.
+pub fn contents(device: &Device) -> Vec<(String, Vec<u8>)> {
+    device
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|d| !d.deleted)
+        .map(|d| {
+            let content = device.get(&d.id).unwrap().unwrap();
+            (d.id.to_string(), content)
+        })
+        .collect()
+}
