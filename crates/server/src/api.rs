@@ -142,15 +142,19 @@ async fn sync_send(
         }
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-    let writer = tokio::task::spawn_blocking(move || db.apply_upload(&replica, &mut rx));
+    let writer_db = db.clone();
+    let writer = tokio::task::spawn_blocking(move || writer_db.apply_upload(&replica, &mut rx));
     let read = forward_docs(&mut body, &limits, &tx, generation, transaction_id).await;
     drop(tx);
     let written = writer.await.map_err(|e| StoreError::Task(e.to_string()))?;
     // A body error explains an unfinished upload better than the writer can.
     read?;
-    written?
-        .map(Json)
-        .ok_or_else(|| StoreError::Task("upload writer stopped before the end frame".into()).into())
+    let summary = written?
+        .ok_or_else(|| StoreError::Task("upload writer stopped before the end frame".into()))?;
+    if summary.accepted > 0 {
+        db.checkpoint_soon();
+    }
+    Ok(Json(summary))
 }
 
 /// Reads document frames up to the end frame and hands them to the writer.

@@ -10,6 +10,8 @@ use protocol::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const MIGRATIONS: &[&str] = &["
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -45,6 +47,8 @@ pub enum Upload {
 pub struct UserDb {
     pool: Pool,
     replica: ReplicaId,
+    /// A checkpoint is queued or running: later requests need not queue one.
+    checkpoint_pending: AtomicBool,
 }
 
 /// Where a database's history stands.
@@ -70,7 +74,11 @@ impl UserDb {
         })?;
         let replica = ReplicaId::new(replica)
             .map_err(|e| StoreError::Corrupt(format!("replica id in meta: {e}")))?;
-        Ok(Self { pool, replica })
+        Ok(Self {
+            pool,
+            replica,
+            checkpoint_pending: AtomicBool::new(false),
+        })
     }
 
     pub fn info(&self, client: &ReplicaId, at: Option<u64>) -> Result<SyncInfo, StoreError> {
@@ -256,6 +264,21 @@ impl UserDb {
             emit(ChangeFrame::End { count });
             Ok(())
         })
+    }
+
+    /// Checkpoints the WAL on the blocking pool, after the request that
+    /// wrote it has been answered; at most one is queued per database.
+    pub fn checkpoint_soon(self: &Arc<Self>) {
+        if self.checkpoint_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            db.checkpoint_pending.store(false, Ordering::Release);
+            if let Err(e) = db.pool.with(|c| sqlite_util::checkpoint(c)) {
+                tracing::warn!("checkpoint: {e}");
+            }
+        });
     }
 
     pub fn secret(&self) -> Result<Option<Vec<u8>>, StoreError> {
