@@ -440,3 +440,151 @@ pub fn set_reported(conn: &Connection, generation: u64) -> Result<(), ClientErro
     conn.execute("UPDATE device SET reported_generation = ?1", [generation])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::Content;
+
+    fn store() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("t.sqlite")).unwrap();
+        conn.execute(
+            "INSERT INTO device (one, replica, server_url, user_id, token, sealed_secret)
+             VALUES (1, 'me', 'http://x', 'u', 't', x'00')",
+            [],
+        )
+        .unwrap();
+        (dir, conn)
+    }
+
+    fn frame(rev: &str, content: Option<&[u8]>) -> DocFrame {
+        DocFrame {
+            id: DocId::new("d").unwrap(),
+            rev: rev.parse().unwrap(),
+            content: content.map(|c| Content(c.to_vec())),
+        }
+    }
+
+    fn local(conn: &mut Connection, rev: &str, content: &[u8], dirty: bool) {
+        let tx = conn.transaction().unwrap();
+        let d = frame(rev, Some(content));
+        store_doc(&tx, &d.id, &d.rev, Some(content), 7, dirty).unwrap();
+        tx.commit().unwrap();
+    }
+
+    fn apply(conn: &mut Connection, d: &DocFrame) -> Applied {
+        let tx = conn.transaction().unwrap();
+        let a = apply_remote(&tx, d).unwrap();
+        tx.commit().unwrap();
+        a
+    }
+
+    fn state(conn: &Connection) -> (String, Vec<u8>, bool, Vec<String>) {
+        let (rev, content, dirty) = conn
+            .query_row(
+                "SELECT rev, content, dirty FROM docs WHERE id = 'd'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        let mut stmt = conn
+            .prepare("SELECT rev FROM conflicts ORDER BY rev")
+            .unwrap();
+        let conflicts = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        (rev, content, dirty, conflicts)
+    }
+
+    #[test]
+    fn newer_remote_replaces_and_clears_pending() {
+        let (_d, mut c) = store();
+        local(&mut c, "me:1", b"old", true);
+        assert_eq!(
+            apply(&mut c, &frame("me:1|o:1", Some(b"new"))),
+            Applied::Stored
+        );
+        assert_eq!(
+            state(&c),
+            ("me:1|o:1".into(), b"new".to_vec(), false, vec![])
+        );
+    }
+
+    #[test]
+    fn same_version_is_a_no_op_that_confirms_the_upload() {
+        let (_d, mut c) = store();
+        local(&mut c, "me:1", b"same", true);
+        assert_eq!(
+            apply(&mut c, &frame("me:1", Some(b"same"))),
+            Applied::AlreadyHad
+        );
+        assert_eq!(state(&c), ("me:1".into(), b"same".to_vec(), false, vec![]));
+    }
+
+    #[test]
+    fn reused_revision_with_other_bytes_is_a_conflict() {
+        let (_d, mut c) = store();
+        local(&mut c, "me:1", b"mine", true);
+        assert_eq!(
+            apply(&mut c, &frame("me:1", Some(b"theirs"))),
+            Applied::Conflict
+        );
+        assert_eq!(
+            state(&c),
+            (
+                "me:1".into(),
+                b"theirs".to_vec(),
+                false,
+                vec!["me:1".into()]
+            )
+        );
+    }
+
+    #[test]
+    fn concurrent_remote_becomes_current_and_local_is_kept() {
+        let (_d, mut c) = store();
+        local(&mut c, "me:2|o:1", b"mine", true);
+        assert_eq!(
+            apply(&mut c, &frame("me:1|o:2", Some(b"theirs"))),
+            Applied::Conflict
+        );
+        assert_eq!(
+            state(&c),
+            (
+                "me:1|o:2".into(),
+                b"theirs".to_vec(),
+                false,
+                vec!["me:2|o:1".into()]
+            )
+        );
+    }
+
+    #[test]
+    fn older_remote_leaves_the_local_edit_pending() {
+        let (_d, mut c) = store();
+        local(&mut c, "me:2", b"mine", true);
+        assert_eq!(
+            apply(&mut c, &frame("me:1", Some(b"old"))),
+            Applied::KeptLocal
+        );
+        assert_eq!(state(&c), ("me:2".into(), b"mine".to_vec(), true, vec![]));
+    }
+
+    #[test]
+    fn a_remote_resolution_clears_the_conflicts_it_has_seen() {
+        let (_d, mut c) = store();
+        local(&mut c, "me:2|o:1", b"mine", true);
+        apply(&mut c, &frame("me:1|o:2", Some(b"theirs")));
+        assert_eq!(
+            apply(&mut c, &frame("me:2|o:3", Some(b"merged"))),
+            Applied::Stored
+        );
+        assert_eq!(
+            state(&c),
+            ("me:2|o:3".into(), b"merged".to_vec(), false, vec![])
+        );
+    }
+}
