@@ -5,6 +5,8 @@ use protocol::{DocId, Revision, UserId};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
+mod bench;
+
 /// A device of the reference sync system: keeps encrypted documents in a
 /// local store and syncs them through `sync-server`. Plaintext never
 /// leaves this program.
@@ -65,6 +67,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Workload driver for the syncbench harness: runs a named workload
+    /// against a server and reports phases as JSON lines on stdout
+    /// (the contract in protocol::driver).
+    #[command(hide = true)]
+    Bench {
+        /// Workload to run (docs).
+        #[arg(long)]
+        workload: String,
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        user: UserId,
+        #[arg(long, env = "SYNC_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Scratch directory for the workload's devices.
+        #[arg(long)]
+        work_dir: PathBuf,
+        /// Workload parameter NAME=VALUE (repeatable).
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+    },
     /// Resolve a conflict: with the content of FILE, of one version (--keep
     /// REV), or by deleting the document (--delete).
     Resolve {
@@ -78,8 +101,40 @@ enum Command {
     },
 }
 
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
+}
+
 fn main() -> std::process::ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Command::Bench {
+        workload,
+        server,
+        user,
+        token,
+        work_dir,
+        params,
+    } = &cli.command
+    {
+        let args = bench::Args {
+            workload,
+            server,
+            user,
+            token,
+            work_dir,
+            params: params.iter().cloned().collect(),
+        };
+        return match bench::run(args) {
+            Ok(code) => std::process::ExitCode::from(code),
+            Err(e) => {
+                eprintln!("sync-client bench: error: {e:#}");
+                std::process::ExitCode::from(1)
+            }
+        };
+    }
+    match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sync-client: error: {e:#}");
@@ -224,6 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Bench { .. } => unreachable!("handled in main"),
         Command::Resolve {
             id,
             file,

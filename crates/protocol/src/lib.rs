@@ -4,6 +4,7 @@
 //! randomness. The server and the client both build on it, so the two sides
 //! agree on ids, revisions, frames, limits and error codes by construction.
 
+pub mod driver;
 mod error;
 mod frame;
 mod ids;

@@ -1,0 +1,148 @@
+//! Where and what was measured: the machine's fingerprint and the commit.
+
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: u32,
+    pub memory_bytes: u64,
+    pub os: String,
+    pub kernel: String,
+    /// `available`, or why hardware counters are not.
+    pub hw_counters: String,
+}
+
+impl Machine {
+    pub fn detect() -> Machine {
+        let mut sys = sysinfo::System::new();
+        sys.refresh_cpu_all();
+        sys.refresh_memory();
+        let cpu = sys
+            .cpus()
+            .first()
+            .map(|c| c.brand().trim().to_owned())
+            .unwrap_or_else(|| "unknown cpu".into());
+        Machine {
+            cpu,
+            cores: sys.cpus().len() as u32,
+            memory_bytes: sys.total_memory(),
+            os: sysinfo::System::long_os_version().unwrap_or_else(|| "unknown os".into()),
+            kernel: sysinfo::System::kernel_version().unwrap_or_else(|| "unknown kernel".into()),
+            hw_counters: match crate::probe::HwCounters::availability() {
+                Ok(()) => "available".into(),
+                Err(e) => format!("unavailable: {e}"),
+            },
+        }
+    }
+
+    /// Results are keyed by this: same hardware and system, same series.
+    /// Memory is rounded to GiB so a kernel reserving a little more does not
+    /// start a new machine.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "{} | {} cores | {} GiB | {} | {}",
+            self.cpu,
+            self.cores,
+            (self.memory_bytes as f64 / (1u64 << 30) as f64).round(),
+            self.os,
+            self.kernel
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Commit {
+    pub sha: String,
+    pub parents: Vec<String>,
+    pub author: String,
+    pub time_unix: i64,
+    pub subject: String,
+    /// The working tree had uncommitted changes to tracked files.
+    pub dirty: bool,
+    pub branch: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{path} is not in a git repository: {source}")]
+    NotARepo {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error("{0} has no commits yet: commit first so results can be attached to one")]
+    NoCommits(PathBuf),
+}
+
+pub fn repo_root(dir: &Path) -> Result<PathBuf, GitError> {
+    let repo = git2::Repository::discover(dir).map_err(|source| GitError::NotARepo {
+        path: dir.to_owned(),
+        source,
+    })?;
+    Ok(repo.workdir().unwrap_or(repo.path()).to_owned())
+}
+
+fn describe(c: &git2::Commit) -> Commit {
+    Commit {
+        sha: c.id().to_string(),
+        parents: c.parent_ids().map(|p| p.to_string()).collect(),
+        author: c.author().name().unwrap_or("").to_owned(),
+        time_unix: c.time().seconds(),
+        subject: c.summary().unwrap_or("").to_owned(),
+        dirty: false,
+        branch: None,
+    }
+}
+
+/// The commit checked out in `dir`, and whether the tree is dirty.
+pub fn head_commit(dir: &Path) -> Result<Commit, GitError> {
+    let repo = git2::Repository::discover(dir).map_err(|source| GitError::NotARepo {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let head = repo
+        .head()
+        .map_err(|_| GitError::NoCommits(dir.to_owned()))?;
+    let mut commit = describe(&head.peel_to_commit()?);
+    commit.branch = head.shorthand().filter(|b| *b != "HEAD").map(str::to_owned);
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(false).include_ignored(false);
+    commit.dirty = !repo.statuses(Some(&mut opts))?.is_empty();
+    Ok(commit)
+}
+
+/// Up to `limit` commits along the first-parent history of `rev`, newest
+/// first (the baseline branch's own history).
+pub fn first_parent_history(dir: &Path, rev: &str, limit: usize) -> Result<Vec<String>, GitError> {
+    let repo = git2::Repository::discover(dir).map_err(|source| GitError::NotARepo {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let Ok(obj) = repo.revparse_single(rev) else {
+        return Ok(vec![]);
+    };
+    let mut out = vec![];
+    let mut c = Some(obj.peel_to_commit()?);
+    while let Some(commit) = c {
+        if out.len() >= limit {
+            break;
+        }
+        out.push(commit.id().to_string());
+        c = commit.parents().next();
+    }
+    Ok(out)
+}
+
+/// `rustc --version`, for the record.
+pub fn toolchain() -> String {
+    std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}

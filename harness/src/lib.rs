@@ -1,0 +1,13 @@
+//! syncbench, the harness: runs scenarios against the reference sync
+//! system built from a tree (or any shell command in any repository),
+//! measures every process, and records the results in SQLite.
+
+pub mod env;
+pub mod metric;
+pub mod probe;
+pub mod proc;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod stats;
+pub mod store;

@@ -1,0 +1,412 @@
+//! Scenario files (`scenarios/*.toml`): what to run, with which parameters,
+//! how often. Errors name the file, the line and the field.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{path}:{line}: field `{field}`: {message}")]
+    Field {
+        path: PathBuf,
+        line: usize,
+        field: String,
+        message: String,
+    },
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "no scenario {0:?}: not a file, and not a name in scenarios/ (`syncbench list` shows them)"
+    )]
+    NotFound(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A workload of the reference system's driver (`sync-client bench`).
+    Sync { workload: String },
+    /// Any shell command, measured from outside.
+    Command { build: Option<String>, run: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub path: PathBuf,
+    pub kind: Kind,
+    pub repetitions: u32,
+    pub warmup: u32,
+    pub timeout: Duration,
+    /// Part of the suite `syncbench run` runs when given no scenario.
+    pub default: bool,
+    pub points: Vec<Point>,
+    /// Smallest relative change (0.05 = 5%) that counts, per metric name
+    /// or metric suffix (`wall`, `peak_rss`, `upload.wall`…).
+    pub thresholds: BTreeMap<String, f64>,
+}
+
+/// One combination of parameter values: a series of its own.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Point(pub BTreeMap<String, String>);
+
+impl Point {
+    /// Canonical text, e.g. `docs=1000,size=10KiB` (empty without params).
+    pub fn key(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string(&self.0).expect("string map serializes")
+    }
+
+    /// Replaces `{name}` with the parameter's value.
+    pub fn substitute(&self, template: &str) -> String {
+        self.0.iter().fold(template.to_owned(), |s, (k, v)| {
+            s.replace(&format!("{{{k}}}"), v)
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    kind: Spanned<String>,
+    workload: Option<Spanned<String>>,
+    build: Option<Spanned<String>>,
+    run: Option<Spanned<String>>,
+    #[serde(default = "default_repetitions")]
+    repetitions: Spanned<u32>,
+    #[serde(default = "default_warmup")]
+    warmup: u32,
+    timeout: Option<Spanned<String>>,
+    #[serde(default = "yes")]
+    default: bool,
+    #[serde(default)]
+    params: BTreeMap<String, Spanned<toml::Value>>,
+    points: Option<Spanned<Vec<BTreeMap<String, toml::Value>>>>,
+    #[serde(default)]
+    thresholds: BTreeMap<String, f64>,
+}
+
+fn default_repetitions() -> Spanned<u32> {
+    Spanned::new(0..0, 5)
+}
+fn default_warmup() -> u32 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+/// Parses `500ms`, `30s`, `2m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 30s"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: use a unit of ms, s, m or h")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn scalar(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+        let file: File = toml::from_str(text).map_err(|e| ScenarioError::Invalid {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let line_of = |span: std::ops::Range<usize>| {
+            text[..span.start.min(text.len())].matches('\n').count() + 1
+        };
+        let field =
+            |span: std::ops::Range<usize>, field: &str, message: String| ScenarioError::Field {
+                path: path.to_owned(),
+                line: line_of(span),
+                field: field.to_owned(),
+                message,
+            };
+        let kind = match file.kind.get_ref().as_str() {
+            "sync" => {
+                let w = file.workload.as_ref().ok_or_else(|| {
+                    field(
+                        file.kind.span(),
+                        "workload",
+                        "a sync scenario needs `workload` (e.g. \"docs\")".into(),
+                    )
+                })?;
+                for (name, v) in [("build", &file.build), ("run", &file.run)] {
+                    if let Some(v) = v {
+                        return Err(field(
+                            v.span(),
+                            name,
+                            "only command scenarios take this field".into(),
+                        ));
+                    }
+                }
+                Kind::Sync {
+                    workload: w.get_ref().clone(),
+                }
+            }
+            "command" => {
+                let run = file.run.as_ref().ok_or_else(|| {
+                    field(
+                        file.kind.span(),
+                        "run",
+                        "a command scenario needs `run`, the command to measure".into(),
+                    )
+                })?;
+                if run.get_ref().trim().is_empty() {
+                    return Err(field(run.span(), "run", "is empty".into()));
+                }
+                if let Some(w) = &file.workload {
+                    return Err(field(
+                        w.span(),
+                        "workload",
+                        "only sync scenarios take this field".into(),
+                    ));
+                }
+                Kind::Command {
+                    build: file.build.as_ref().map(|b| b.get_ref().clone()),
+                    run: run.get_ref().clone(),
+                }
+            }
+            other => {
+                return Err(field(
+                    file.kind.span(),
+                    "kind",
+                    format!("{other:?} is not a kind: use \"sync\" or \"command\""),
+                ));
+            }
+        };
+        if *file.repetitions.get_ref() == 0 {
+            return Err(field(
+                file.repetitions.span(),
+                "repetitions",
+                "must be at least 1".into(),
+            ));
+        }
+        let timeout = match &file.timeout {
+            None => Duration::from_secs(600),
+            Some(t) => parse_duration(t.get_ref()).map_err(|e| field(t.span(), "timeout", e))?,
+        };
+        let mut axes: Vec<(String, Vec<String>)> = Vec::new();
+        for (name, value) in &file.params {
+            let values = match value.get_ref() {
+                toml::Value::Array(items) => items.iter().map(scalar).collect::<Option<Vec<_>>>(),
+                v => scalar(v).map(|s| vec![s]),
+            }
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                field(
+                    value.span(),
+                    &format!("params.{name}"),
+                    "must be a value or a non-empty array of strings, numbers or booleans".into(),
+                )
+            })?;
+            axes.push((name.clone(), values));
+        }
+        let mut points = vec![Point(BTreeMap::new())];
+        // The matrix: every combination of the swept parameters.
+        for (name, values) in &axes {
+            points = points
+                .into_iter()
+                .flat_map(|p| {
+                    values.iter().map(move |v| {
+                        let mut p = p.clone();
+                        p.0.insert(name.clone(), v.clone());
+                        p
+                    })
+                })
+                .collect();
+        }
+        if let Some(list) = &file.points {
+            if !axes.is_empty() {
+                return Err(field(
+                    list.span(),
+                    "points",
+                    "use either `params` (a matrix) or `points` (a list), not both".into(),
+                ));
+            }
+            points = list
+                .get_ref()
+                .iter()
+                .map(|p| {
+                    p.iter()
+                        .map(|(k, v)| scalar(v).map(|s| (k.clone(), s)))
+                        .collect::<Option<BTreeMap<_, _>>>()
+                        .map(Point)
+                        .ok_or_else(|| {
+                            field(
+                                list.span(),
+                                "points",
+                                "values must be strings, numbers or booleans".into(),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(Scenario {
+            name: file.name.into_inner(),
+            description: file.description,
+            path: path.to_owned(),
+            kind,
+            repetitions: file.repetitions.into_inner(),
+            warmup: file.warmup,
+            timeout,
+            default: file.default,
+            points,
+            thresholds: file.thresholds,
+        })
+    }
+}
+
+/// All scenarios in `dir`, sorted by name.
+pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|source| ScenarioError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    for entry in entries {
+        let path = entry
+            .map_err(|source| ScenarioError::Io {
+                path: dir.to_owned(),
+                source,
+            })?
+            .path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            out.push(Scenario::load(&path)?);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// A scenario by file path or by name in `dir`.
+pub fn find(dir: &Path, what: &str) -> Result<Scenario, ScenarioError> {
+    let as_path = Path::new(what);
+    if what.ends_with(".toml") || as_path.is_file() {
+        return Scenario::load(as_path);
+    }
+    let named = dir.join(format!("{what}.toml"));
+    if named.is_file() {
+        return Scenario::load(&named);
+    }
+    if dir.is_dir() {
+        if let Some(s) = load_dir(dir)?.into_iter().find(|s| s.name == what) {
+            return Ok(s);
+        }
+    }
+    Err(ScenarioError::NotFound(what.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Scenario, String> {
+        Scenario::parse(Path::new("scenarios/x.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn matrix_and_defaults() {
+        let s = parse(
+            "name = \"doc-sync\"\nkind = \"sync\"\nworkload = \"docs\"\n[params]\ndocs = [1000, 10]\nsize = [\"10KiB\", \"1MiB\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (s.repetitions, s.warmup, s.timeout),
+            (5, 1, Duration::from_secs(600))
+        );
+        let keys: Vec<_> = s.points.iter().map(Point::key).collect();
+        assert_eq!(
+            keys,
+            [
+                "docs=1000,size=10KiB",
+                "docs=1000,size=1MiB",
+                "docs=10,size=10KiB",
+                "docs=10,size=1MiB"
+            ]
+        );
+    }
+
+    #[test]
+    fn explicit_points_and_substitution() {
+        let s = parse(
+            "name = \"c\"\nkind = \"command\"\nrun = \"seq {n}\"\ntimeout = \"2m\"\npoints = [{n = 3}, {n = 5}]\n",
+        )
+        .unwrap();
+        assert_eq!(s.timeout, Duration::from_secs(120));
+        assert_eq!(s.points[1].substitute("seq {n}"), "seq 5");
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let e = parse("name = \"x\"\nkind = \"command\"\nrun = \"true\"\nrepetitons = 3\n")
+            .unwrap_err();
+        assert!(e.starts_with("scenarios/x.toml: "), "{e}");
+        assert!(e.contains("line 4") && e.contains("repetitons"), "{e}");
+
+        let e = parse("name = \"x\"\nkind = \"command\"\nrun = \"true\"\ntimeout = \"soon\"\n")
+            .unwrap_err();
+        assert!(e.starts_with("scenarios/x.toml:4: field `timeout`"), "{e}");
+
+        let e = parse("name = \"x\"\n\nkind = \"shell\"\n").unwrap_err();
+        assert!(e.starts_with("scenarios/x.toml:3: field `kind`"), "{e}");
+
+        let e = parse("name = \"x\"\nkind = \"sync\"\n").unwrap_err();
+        assert!(e.contains("field `workload`"), "{e}");
+
+        let e = parse("name = \"x\"\nkind = \"command\"\nrun = \"true\"\n[params]\nn = []\n")
+            .unwrap_err();
+        assert!(e.starts_with("scenarios/x.toml:5: field `params.n`"), "{e}");
+
+        let e = parse("name = \"x\"\nkind = \"command\"\nrun = \"true\"\nrepetitions = \"many\"\n")
+            .unwrap_err();
+        assert!(e.contains("line 4") && e.contains("repetitions"), "{e}");
+    }
+}

@@ -1,0 +1,383 @@
+//! The results database (`.syncbench/results.sqlite` by default).
+
+use crate::env::{Commit, Machine};
+use crate::metric::{Direction, Series, Unit};
+use crate::probe::Sample;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// `PRAGMA application_id` of our databases ("SBNC").
+const APPLICATION_ID: i64 = 0x5342_4e43;
+
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE machines (
+        id INTEGER PRIMARY KEY,
+        fingerprint TEXT NOT NULL UNIQUE,
+        cpu TEXT NOT NULL, cores INTEGER NOT NULL, memory_bytes INTEGER NOT NULL,
+        os TEXT NOT NULL, kernel TEXT NOT NULL, hw_counters TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE commits (
+        sha TEXT PRIMARY KEY,
+        parents TEXT NOT NULL,
+        author TEXT NOT NULL,
+        time_unix INTEGER NOT NULL,
+        subject TEXT NOT NULL
+    ) STRICT;
+    -- All repetitions of one scenario point at one commit on one machine.
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        machine_id INTEGER NOT NULL REFERENCES machines (id),
+        commit_sha TEXT NOT NULL REFERENCES commits (sha),
+        dirty INTEGER NOT NULL,
+        branch TEXT,
+        scenario TEXT NOT NULL,
+        point TEXT NOT NULL,
+        params TEXT NOT NULL,
+        -- ok, failed, timeout, interrupted, build_failed, unsupported
+        status TEXT NOT NULL,
+        error TEXT,
+        repetitions INTEGER NOT NULL,
+        harness_version TEXT NOT NULL,
+        toolchain TEXT NOT NULL,
+        command_line TEXT NOT NULL,
+        started_unix REAL NOT NULL,
+        finished_unix REAL NOT NULL
+    ) STRICT;
+    CREATE INDEX runs_by_series ON runs (machine_id, scenario, point, commit_sha);
+    CREATE TABLE metrics (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        unit TEXT NOT NULL,
+        direction TEXT NOT NULL
+    ) STRICT;
+    -- Raw values: one per repetition and metric.
+    CREATE TABLE measurements (
+        run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        metric_id INTEGER NOT NULL REFERENCES metrics (id),
+        repetition INTEGER NOT NULL,
+        value REAL NOT NULL,
+        PRIMARY KEY (run_id, metric_id, repetition)
+    ) STRICT;
+    -- CPU and RSS over time, per process tree.
+    CREATE TABLE samples (
+        run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        repetition INTEGER NOT NULL,
+        process TEXT NOT NULL,
+        t_ms REAL NOT NULL,
+        cpu_pct REAL NOT NULL,
+        rss_bytes INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX samples_by_run ON samples (run_id, repetition);
+    -- The driver's phases on the repetition's clock.
+    CREATE TABLE phases (
+        run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        repetition INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        start_ms REAL NOT NULL,
+        end_ms REAL NOT NULL
+    ) STRICT;
+"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} is not a SQLite database (left untouched); give another --db")]
+    NotSqlite(PathBuf),
+    #[error("{0} is a SQLite database of another program (left untouched); give another --db")]
+    Foreign(PathBuf),
+    #[error("{path} cannot be used as a results database (left untouched): {source}")]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("creating {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("results database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Everything recorded for one run, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub machine: Machine,
+    pub commit: Commit,
+    pub scenario: String,
+    pub point: String,
+    pub params_json: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub repetitions: u32,
+    pub harness_version: String,
+    pub toolchain: String,
+    pub command_line: String,
+    pub started_unix: f64,
+    pub finished_unix: f64,
+    pub metrics: Vec<Series>,
+    pub samples: Vec<(u32, Sample)>,
+    pub phases: Vec<(u32, String, f64, f64)>,
+}
+
+/// A stored run, as `show` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub machine: String,
+    pub commit: String,
+    pub dirty: bool,
+    pub scenario: String,
+    pub point: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub started_unix: f64,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the results database. An existing file
+    /// is checked read-only first: anything that is not ours is refused
+    /// before a single byte of it is written.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let exists = path.metadata().map(|m| m.len() > 0).unwrap_or(false);
+        if exists {
+            check_existing(path)?;
+        } else if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        let conn =
+            sqlite_util::open(path, MIGRATIONS).map_err(|source| StoreError::Unreadable {
+                path: path.to_owned(),
+                source,
+            })?;
+        conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+        Ok(Store { conn })
+    }
+
+    fn machine_id(tx: &Connection, m: &Machine) -> Result<i64, StoreError> {
+        tx.execute(
+            "INSERT INTO machines (fingerprint, cpu, cores, memory_bytes, os, kernel, hw_counters)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (fingerprint) DO NOTHING",
+            params![
+                m.fingerprint(),
+                m.cpu,
+                m.cores,
+                m.memory_bytes as i64,
+                m.os,
+                m.kernel,
+                m.hw_counters
+            ],
+        )?;
+        Ok(tx.query_row(
+            "SELECT id FROM machines WHERE fingerprint = ?1",
+            [m.fingerprint()],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Records a run whole: one transaction, so a crash leaves all or nothing.
+    pub fn record(&mut self, run: &RunRecord) -> Result<i64, StoreError> {
+        let tx = self.conn.transaction()?;
+        let machine = Self::machine_id(&tx, &run.machine)?;
+        let c = &run.commit;
+        tx.execute(
+            "INSERT INTO commits (sha, parents, author, time_unix, subject) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (sha) DO NOTHING",
+            params![c.sha, c.parents.join(" "), c.author, c.time_unix, c.subject],
+        )?;
+        tx.execute(
+            "INSERT INTO runs (machine_id, commit_sha, dirty, branch, scenario, point, params, status, error,
+                 repetitions, harness_version, toolchain, command_line, started_unix, finished_unix)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            params![
+                machine,
+                c.sha,
+                c.dirty,
+                c.branch,
+                run.scenario,
+                run.point,
+                run.params_json,
+                run.status,
+                run.error,
+                run.repetitions,
+                run.harness_version,
+                run.toolchain,
+                run.command_line,
+                run.started_unix,
+                run.finished_unix
+            ],
+        )?;
+        let run_id = tx.last_insert_rowid();
+        for m in &run.metrics {
+            tx.execute(
+                "INSERT INTO metrics (name, unit, direction) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
+                params![m.name, m.unit.as_str(), m.direction.as_str()],
+            )?;
+            let metric: i64 =
+                tx.query_row("SELECT id FROM metrics WHERE name = ?1", [&m.name], |r| {
+                    r.get(0)
+                })?;
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO measurements (run_id, metric_id, repetition, value) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (i, v) in m.values.iter().enumerate() {
+                ins.execute(params![run_id, metric, i as i64, v])?;
+            }
+        }
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO samples (run_id, repetition, process, t_ms, cpu_pct, rss_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (rep, s) in &run.samples {
+                ins.execute(params![
+                    run_id,
+                    rep,
+                    s.process,
+                    s.t_ms,
+                    s.cpu_pct,
+                    s.rss_bytes as i64
+                ])?;
+            }
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO phases (run_id, repetition, name, start_ms, end_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (rep, name, start, end) in &run.phases {
+                ins.execute(params![run_id, rep, name, start, end])?;
+            }
+        }
+        tx.commit()?;
+        Ok(run_id)
+    }
+
+    /// The newest successful run of the series at the newest of `commits`
+    /// (newest first) that has one, other than `exclude`.
+    pub fn baseline(
+        &self,
+        machine: &Machine,
+        scenario: &str,
+        point: &str,
+        commits: &[String],
+        exclude: i64,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.id FROM runs r JOIN machines m ON m.id = r.machine_id
+             WHERE m.fingerprint = ?1 AND r.scenario = ?2 AND r.point = ?3 AND r.commit_sha = ?4
+               AND r.status = 'ok' AND r.dirty = 0 AND r.id != ?5
+             ORDER BY r.id DESC LIMIT 1",
+        )?;
+        for sha in commits {
+            if let Some(id) = stmt
+                .query_row(
+                    params![machine.fingerprint(), scenario, point, sha, exclude],
+                    |r| r.get(0),
+                )
+                .optional()?
+            {
+                return Ok(Some((id, sha.clone())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every metric of a run with its per-repetition values.
+    pub fn series(&self, run_id: i64) -> Result<Vec<Series>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.name, m.unit, m.direction, v.value FROM measurements v JOIN metrics m ON m.id = v.metric_id
+             WHERE v.run_id = ?1 ORDER BY m.name, v.repetition",
+        )?;
+        let mut out: BTreeMap<String, Series> = BTreeMap::new();
+        let rows = stmt.query_map([run_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, f64>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (name, unit, direction, value) = row?;
+            out.entry(name.clone())
+                .or_insert_with(|| Series {
+                    name,
+                    unit: Unit::parse(&unit).unwrap_or(Unit::Count),
+                    direction: Direction::parse(&direction).unwrap_or(Direction::LowerIsBetter),
+                    values: vec![],
+                })
+                .values
+                .push(value);
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Runs whose commit starts with `sha_prefix` (all commits if empty), oldest first.
+    pub fn runs(&self, sha_prefix: &str) -> Result<Vec<RunRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.id, m.fingerprint, r.commit_sha, r.dirty, r.scenario, r.point, r.status, r.error, r.started_unix
+             FROM runs r JOIN machines m ON m.id = r.machine_id
+             WHERE r.commit_sha LIKE ?1 || '%' ORDER BY r.id",
+        )?;
+        let rows = stmt.query_map([sha_prefix], |r| {
+            Ok(RunRow {
+                id: r.get(0)?,
+                machine: r.get(1)?,
+                commit: r.get(2)?,
+                dirty: r.get(3)?,
+                scenario: r.get(4)?,
+                point: r.get(5)?,
+                status: r.get(6)?,
+                error: r.get(7)?,
+                started_unix: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn check_existing(path: &Path) -> Result<(), StoreError> {
+    let mut header = [0u8; 16];
+    let readable = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+        .is_ok();
+    if !readable || &header != b"SQLite format 3\0" {
+        return Err(StoreError::NotSqlite(path.to_owned()));
+    }
+    let unreadable = |source| StoreError::Unreadable {
+        path: path.to_owned(),
+        source,
+    };
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(unreadable)?;
+    let app: i64 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .map_err(unreadable)?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(unreadable)?;
+    if app != APPLICATION_ID && tables > 0 {
+        return Err(StoreError::Foreign(path.to_owned()));
+    }
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(unreadable)?;
+    if check != "ok" {
+        return Err(unreadable(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some(format!("integrity check: {check}")),
+        )));
+    }
+    Ok(())
+}
