@@ -109,18 +109,19 @@ impl Proc {
             return Some(e.clone());
         }
         loop {
-            let now = Instant::now();
-            if now >= deadline || interrupted() {
+            let step = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50));
+            if interrupted() {
                 return None;
             }
-            let step = (deadline - now).min(Duration::from_millis(50));
             match self.exit.recv_timeout(step) {
                 Ok(e) => {
                     self.reaped = Some(e.clone());
                     return Some(e);
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(_) => return None,
             }
         }
     }
@@ -171,9 +172,13 @@ pub fn thread_cpu_seconds() -> f64 {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-/// Whether a process with this pid exists (not yet reaped).
+/// Whether a process with this pid is running (a zombie waiting to be
+/// reaped by its new parent counts as ended).
 pub fn alive(pid: i32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()))
+        .is_some_and(|state| !matches!(state, 'Z' | 'X'))
 }
 
 /// `sysconf(_SC_CLK_TCK)`: the unit of CPU times in /proc.

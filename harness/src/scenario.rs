@@ -336,9 +336,16 @@ pub fn find(dir: &Path, what: &str) -> Result<Scenario, ScenarioError> {
     if named.is_file() {
         return Scenario::load(&named);
     }
-    if dir.is_dir() {
-        if let Some(s) = load_dir(dir)?.into_iter().find(|s| s.name == what) {
-            return Ok(s);
+    // A file named otherwise may declare the name; a broken sibling file
+    // must not hide the one asked for.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.extension().is_some_and(|e| e == "toml") {
+                match Scenario::load(&path) {
+                    Ok(s) if s.name == what => return Ok(s),
+                    _ => {}
+                }
+            }
         }
     }
     Err(ScenarioError::NotFound(what.to_owned()))

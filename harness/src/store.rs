@@ -359,8 +359,13 @@ fn check_existing(path: &Path) -> Result<(), StoreError> {
         path: path.to_owned(),
         source,
     };
-    let conn =
-        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(unreadable)?;
+    // immutable=1: no locks, no -wal or -shm files, nothing written.
+    let uri = format!("file:{}?immutable=1", path.display());
+    let conn = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(unreadable)?;
     let app: i64 = conn
         .pragma_query_value(None, "application_id", |r| r.get(0))
         .map_err(unreadable)?;

@@ -1,0 +1,257 @@
+//! Command scenarios in a repository that is not this one.
+
+use crate::support::*;
+use std::time::{Duration, Instant};
+
+const HELLO: &str = r#"
+name = "hello"
+kind = "command"
+build = "echo built > built.txt"
+run = "test -f built.txt && seq {n} > /dev/null"
+repetitions = 3
+warmup = 1
+timeout = "30s"
+[params]
+n = [1000, 2000]
+"#;
+
+#[test]
+fn measures_a_command_in_another_repository_and_compares_with_the_baseline() {
+    let repo = repo_with(&[("scenarios/hello.toml", HELLO), ("README", "not syncbench")]);
+    let db = repo.path().join("results.sqlite");
+    let db_s = db.to_str().unwrap();
+    let args = [
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "run",
+        "hello",
+        "--db",
+        db_s,
+        "--json",
+    ];
+    let out = syncbench(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json(&out);
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["point"], "n=1000");
+    assert_eq!(results[0]["status"], "ok");
+    let wall = results[0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "wall")
+        .unwrap();
+    assert_eq!(
+        wall["values"].as_array().unwrap().len(),
+        3,
+        "warm-up is not recorded"
+    );
+    assert_eq!(wall["verdict"], "no_baseline");
+    assert_eq!(v["commit"]["subject"], "<script>alert(1)</script> first");
+    assert!(v["machine"]["cores"].as_u64().unwrap() >= 1);
+
+    // Second run of the same clean commit: compared with the first.
+    let out = syncbench(&args);
+    assert!(
+        out.status.success() || out.status.code() == Some(1),
+        "{}",
+        text(&out)
+    );
+    let v = json(&out);
+    let first = &v["results"][0];
+    assert!(first["baseline"].as_str().unwrap().len() == 40, "{first}");
+    let wall = first["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "wall")
+        .unwrap();
+    assert!(wall["p_value"].as_f64().is_some(), "{wall}");
+    assert!(
+        ["unchanged", "regression", "improvement"].contains(&wall["verdict"].as_str().unwrap())
+    );
+
+    // show and export read it back; BMF names benchmark and measure.
+    let out = syncbench(&[
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "export",
+        "--format",
+        "bmf",
+        "--db",
+        db_s,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let bmf = json(&out);
+    let m = &bmf["hello/n=2000"]["command.peak_rss"];
+    assert!(
+        m["value"].as_f64().unwrap() > 0.0
+            && m["lower_value"].as_f64() <= m["upper_value"].as_f64(),
+        "{bmf}"
+    );
+    let out = syncbench(&[
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "show",
+        "--db",
+        db_s,
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("hello n=1000"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_timeout_ends_the_whole_process_group_and_is_recorded() {
+    let scenario = r#"
+name = "stuck"
+kind = "command"
+run = "sleep 300 & echo $! > bg.pid; sleep 300"
+repetitions = 1
+warmup = 0
+timeout = "1s"
+"#;
+    let repo = repo_with(&[("scenarios/stuck.toml", scenario)]);
+    let db = repo.path().join("r.sqlite");
+    let t = Instant::now();
+    let out = syncbench(&[
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "run",
+        "stuck",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(t.elapsed() < Duration::from_secs(20));
+    let runs = run_status(&db);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].1, "timeout");
+    assert!(
+        runs[0].2.as_ref().unwrap().contains("timeout of 1s"),
+        "{runs:?}"
+    );
+    let bg: i32 = std::fs::read_to_string(repo.path().join("bg.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!syncbench::proc::alive(bg), "background job {bg} survived");
+}
+
+#[test]
+fn a_failing_command_is_recorded_with_its_stderr() {
+    let scenario =
+        "name = \"bad\"\nkind = \"command\"\nrun = \"echo oh no >&2; exit 7\"\nrepetitions = 2\n";
+    let repo = repo_with(&[("scenarios/bad.toml", scenario)]);
+    let db = repo.path().join("r.sqlite");
+    let out = syncbench(&[
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "run",
+        "bad",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let runs = run_status(&db);
+    assert_eq!(runs[0].1, "failed");
+    let err = runs[0].2.clone().unwrap();
+    assert!(
+        err.contains("exit status 7") && err.contains("oh no"),
+        "{err}"
+    );
+}
+
+#[test]
+fn scenario_errors_name_the_file_line_and_field() {
+    let repo = repo_with(&[(
+        "scenarios/typo.toml",
+        "name = \"t\"\nkind = \"command\"\nrun = \"true\"\nwarmpu = 1\n",
+    )]);
+    let out = syncbench(&[
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "run",
+        "typo",
+        "--db",
+        "/dev/null/x",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("typo.toml") && err.contains("line 4") && err.contains("warmpu"),
+        "{err}"
+    );
+    let out = syncbench(&["--repo", repo.path().to_str().unwrap(), "run", "nonesuch"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no scenario \"nonesuch\""),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Peak RSS within 2% and CPU time within 5% of what GNU time reports for
+/// the same run.
+#[test]
+fn probes_agree_with_gnu_time() {
+    let scenario = r#"
+name = "alloc"
+kind = "command"
+run = "/usr/bin/time -v -o time.txt python3 -c 'b = bytearray(150 * 1024 * 1024); b[::4096] = b\"x\" * len(b[::4096]); print(sum(range(6000000)))'"
+repetitions = 1
+warmup = 0
+timeout = "60s"
+"#;
+    let repo = repo_with(&[("scenarios/alloc.toml", scenario)]);
+    let db = repo.path().join("r.sqlite");
+    let out = syncbench(&[
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "run",
+        "alloc",
+        "--db",
+        db.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json(&out);
+    let metric = |name: &str| {
+        v["results"][0]["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == name)
+            .unwrap()["median"]
+            .as_f64()
+            .unwrap()
+    };
+    let report = std::fs::read_to_string(repo.path().join("time.txt")).unwrap();
+    let field = |label: &str| -> f64 {
+        report
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .unwrap_or_else(|| panic!("{label} not in {report}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let time_rss = field("Maximum resident set size (kbytes):") * 1024.0;
+    let time_cpu = field("User time (seconds):") + field("System time (seconds):");
+    let (rss, cpu) = (
+        metric("command.peak_rss"),
+        metric("command.cpu_user") + metric("command.cpu_sys"),
+    );
+    assert!(
+        (rss - time_rss).abs() / time_rss < 0.02,
+        "peak RSS {rss} vs time's {time_rss}"
+    );
+    // GNU time prints CPU to 10 ms; the harness also counts time(1) and sh.
+    assert!(
+        (cpu - time_cpu).abs() / time_cpu < 0.05,
+        "CPU {cpu} s vs time's {time_cpu} s"
+    );
+}

@@ -1,0 +1,7 @@
+//! The `syncbench` binary end to end: real processes, real git
+//! repositories in temp dirs, real SQLite files.
+
+mod command;
+mod store;
+mod support;
+mod sync;
