@@ -108,34 +108,15 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    if let Command::Bench {
-        workload,
-        server,
-        user,
-        token,
-        work_dir,
-        params,
-    } = &cli.command
-    {
-        let args = bench::Args {
-            workload,
-            server,
-            user,
-            token,
-            work_dir,
-            params: params.iter().cloned().collect(),
-        };
-        return match bench::run(args) {
-            Ok(code) => std::process::ExitCode::from(code),
-            Err(e) => {
-                eprintln!("sync-client bench: error: {e:#}");
-                std::process::ExitCode::from(1)
-            }
-        };
-    }
-    match run(cli) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    match run(Cli::parse()) {
+        Ok(code) => std::process::ExitCode::from(code),
+        // `sync-client list | head`: the reader has all it wanted.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("sync-client: error: {e:#}");
             std::process::ExitCode::from(1)
@@ -172,8 +153,27 @@ fn unlocked(cli: &Cli) -> anyhow::Result<Device> {
     Ok(device)
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    let mut out = std::io::stdout().lock();
     match &cli.command {
+        Command::Bench {
+            workload,
+            server,
+            user,
+            token,
+            work_dir,
+            params,
+        } => {
+            let args = bench::Args {
+                workload,
+                server,
+                user,
+                token,
+                work_dir,
+                params: params.iter().cloned().collect(),
+            };
+            return bench::run(args);
+        }
         Command::Init {
             server,
             user,
@@ -207,7 +207,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::List { json } => {
             let docs = Device::open(&cli.dir)?.list()?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&docs)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&docs)?)?;
             } else {
                 for d in docs {
                     let state = match (d.deleted, d.pending, d.conflicts) {
@@ -216,7 +216,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         (_, true, _) => "not synced".into(),
                         _ => "synced".into(),
                     };
-                    println!("{}\t{}\t{} B\t{}", d.id, d.rev, d.size, state);
+                    writeln!(out, "{}\t{}\t{} B\t{}", d.id, d.rev, d.size, state)?;
                 }
             }
         }
@@ -244,9 +244,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Conflicts { id: None, json } => {
             let ids = Device::open(&cli.dir)?.conflicts()?;
             if *json {
-                println!("{}", serde_json::to_string(&ids)?);
+                writeln!(out, "{}", serde_json::to_string(&ids)?)?;
             } else {
-                ids.iter().for_each(|id| println!("{id}"));
+                for id in &ids {
+                    writeln!(out, "{id}")?;
+                }
             }
         }
         Command::Conflicts { id: Some(id), json } => {
@@ -263,23 +265,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         })
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             } else {
                 for v in versions {
                     let tag = if v.current { "current" } else { "conflict" };
                     match v.content {
-                        Some(c) => println!(
+                        Some(c) => writeln!(
+                            out,
                             "== {} ({tag}, {} B)\n{}",
                             v.rev,
                             c.len(),
                             String::from_utf8_lossy(&c)
                         ),
-                        None => println!("== {} ({tag}, deleted)", v.rev),
-                    }
+                        None => writeln!(out, "== {} ({tag}, deleted)", v.rev),
+                    }?
                 }
             }
         }
-        Command::Bench { .. } => unreachable!("handled in main"),
         Command::Resolve {
             id,
             file,
@@ -307,5 +309,5 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{id} {rev} resolved; sync to share it");
         }
     }
-    Ok(())
+    Ok(0)
 }
