@@ -2,7 +2,10 @@
 //! system built from a tree (or any shell command in any repository),
 //! measures every process, and records the results in SQLite.
 
+pub mod analysis;
+pub mod changepoint;
 pub mod env;
+pub mod history;
 pub mod metric;
 pub mod probe;
 pub mod proc;

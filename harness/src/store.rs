@@ -386,3 +386,66 @@ fn check_existing(path: &Path) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// A successful run, located in its series and history.
+#[derive(Debug, Clone)]
+pub struct OkRun {
+    pub id: i64,
+    pub machine: String,
+    pub scenario: String,
+    pub point: String,
+    pub params: String,
+    pub sha: String,
+    pub time_unix: i64,
+    pub parents: Vec<String>,
+}
+
+impl Store {
+    /// The newest successful run of every (machine, scenario, point, commit).
+    pub fn ok_runs(&self) -> Result<Vec<OkRun>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.id, m.fingerprint, r.scenario, r.point, r.params, c.sha, c.time_unix, c.parents
+             FROM runs r JOIN machines m ON m.id = r.machine_id JOIN commits c ON c.sha = r.commit_sha
+             WHERE r.status = 'ok' AND r.id = (
+                 SELECT max(r2.id) FROM runs r2 WHERE r2.machine_id = r.machine_id AND r2.scenario = r.scenario
+                   AND r2.point = r.point AND r2.commit_sha = r.commit_sha AND r2.status = 'ok')
+             ORDER BY r.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(OkRun {
+                id: r.get(0)?,
+                machine: r.get(1)?,
+                scenario: r.get(2)?,
+                point: r.get(3)?,
+                params: r.get(4)?,
+                sha: r.get(5)?,
+                time_unix: r.get(6)?,
+                parents: r
+                    .get::<_, String>(7)?
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether this machine has a final answer for the point at the commit
+    /// (measured, or known not to build or not to have the workload).
+    pub fn has_final_run(
+        &self,
+        machine: &Machine,
+        scenario: &str,
+        point: &str,
+        sha: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM runs r JOIN machines m ON m.id = r.machine_id
+                 WHERE m.fingerprint = ?1 AND r.scenario = ?2 AND r.point = ?3 AND r.commit_sha = ?4
+                   AND r.dirty = 0 AND r.status IN ('ok', 'build_failed', 'unsupported')",
+            )?
+            .exists(params![machine.fingerprint(), scenario, point, sha])?)
+    }
+}

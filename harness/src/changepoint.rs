@@ -1,0 +1,219 @@
+//! Change-point detection over a series' history: E-Divisive means
+//! (Matteson & James 2014) with a permutation test, the method of
+//! MongoDB's and Apache Otava's performance tooling. It follows MongoDB's
+//! reference implementation (PyPI `signal-processing-algorithms`), and the
+//! tests check it against that implementation's results on committed
+//! fixture series (`tests/fixtures/edivisive.{py,json}`).
+
+/// A change point: the index of the first value of a new level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangePoint {
+    pub index: usize,
+    /// Share of permutations that explained the split at least as well.
+    pub p_value: f64,
+}
+
+/// Splitmix64: a small seeded generator, so the same history always gives
+/// the same change points (the permutation test is random).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn shuffle(&mut self, v: &mut [usize]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+/// The divergence statistic for every split point of the values at `idx`
+/// (`stats[tau]` splits before position tau), in O(n²).
+fn t_stats(idx: &[usize], d: &[Vec<f64>]) -> Vec<f64> {
+    let n = idx.len();
+    let mut stats = vec![0.0; n];
+    let (mut xy, mut x, mut y) = (0.0, 0.0, 0.0);
+    for r in 0..n {
+        for c in r..n {
+            y += d[idx[r]][idx[c]];
+        }
+    }
+    for tau in 0..n {
+        let (nx, ny) = (tau as f64, (n - tau) as f64);
+        let xy_avg = if tau > 0 && tau < n {
+            xy / (nx * ny)
+        } else {
+            0.0
+        };
+        let x_avg = if tau > 0 { 2.0 * x / (nx * nx) } else { 0.0 };
+        let y_avg = if tau < n { 2.0 * y / (ny * ny) } else { 0.0 };
+        let e = 2.0 * xy_avg - x_avg - y_avg;
+        stats[tau] = if n > 0 { nx * ny / n as f64 * e } else { 0.0 };
+        let column: f64 = (0..tau).map(|i| d[idx[i]][idx[tau]]).sum();
+        let row: f64 = (tau..n).map(|j| d[idx[tau]][idx[j]]).sum();
+        xy = xy - column + row;
+        x += column;
+        y -= row;
+    }
+    stats
+}
+
+fn argmax(v: &[f64]) -> (usize, f64) {
+    v.iter()
+        .enumerate()
+        .fold((0, f64::NEG_INFINITY), |best, (i, &x)| {
+            if x > best.1 { (i, x) } else { best }
+        })
+}
+
+/// Change points of `series`, in the order found (most significant first).
+/// A split is kept when at most `alpha` of `permutations` shuffles of the
+/// values (within the current segments) split as well.
+pub fn e_divisive(series: &[f64], alpha: f64, permutations: usize, seed: u64) -> Vec<ChangePoint> {
+    let n = series.len();
+    let d: Vec<Vec<f64>> = series
+        .iter()
+        .map(|a| series.iter().map(|b| (a - b).abs()).collect())
+        .collect();
+    let mut rng = Rng(seed);
+    let mut found: Vec<ChangePoint> = Vec::new();
+    loop {
+        let mut bounds: Vec<usize> = found.iter().map(|c| c.index).collect();
+        bounds.push(0);
+        bounds.push(n);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let windows: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+        let (best_index, best_stat) = windows
+            .iter()
+            .map(|&(a, b)| {
+                let idx: Vec<usize> = (a..b).collect();
+                let (i, s) = argmax(&t_stats(&idx, &d));
+                (i + a, s)
+            })
+            .fold(
+                (0, f64::NEG_INFINITY),
+                |best, c| if c.1 > best.1 { c } else { best },
+            );
+        if n < 2 || best_stat <= 0.0 {
+            return found;
+        }
+        let mut at_least_as_good = 0;
+        for _ in 0..permutations {
+            let best_shuffled = windows
+                .iter()
+                .map(|&(a, b)| {
+                    let mut idx: Vec<usize> = (a..b).collect();
+                    rng.shuffle(&mut idx);
+                    argmax(&t_stats(&idx, &d)).1
+                })
+                .fold(f64::NEG_INFINITY, f64::max);
+            if best_shuffled >= best_stat {
+                at_least_as_good += 1;
+            }
+        }
+        let p_value = at_least_as_good as f64 / (permutations as f64 + 1.0);
+        if p_value > alpha || best_index == 0 || found.iter().any(|c| c.index == best_index) {
+            return found;
+        }
+        found.push(ChangePoint {
+            index: best_index,
+            p_value,
+        });
+    }
+}
+
+/// A change point with its size: the relative change between the medians
+/// of the levels before and after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub index: usize,
+    pub change: f64,
+    pub p_value: f64,
+}
+
+/// Change points of a per-commit series that pass the test and change the
+/// level by at least `min_effect` (relative), oldest first.
+pub fn steps(series: &[f64], min_effect: f64) -> Vec<Step> {
+    let mut cps = e_divisive(series, 0.05, 199, 0x5eed);
+    cps.sort_by_key(|c| c.index);
+    let bounds: Vec<usize> = std::iter::once(0)
+        .chain(cps.iter().map(|c| c.index))
+        .chain(std::iter::once(series.len()))
+        .collect();
+    cps.iter()
+        .enumerate()
+        .filter_map(|(k, cp)| {
+            let before = crate::stats::median(&series[bounds[k]..bounds[k + 1]]);
+            let after = crate::stats::median(&series[bounds[k + 1]..bounds[k + 2]]);
+            let change = if before == 0.0 {
+                0.0
+            } else {
+                (after - before) / before.abs()
+            };
+            (change.abs() >= min_effect).then_some(Step {
+                index: cp.index,
+                change,
+                p_value: cp.p_value,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    struct Case {
+        name: String,
+        series: Vec<f64>,
+        change_points: Vec<usize>,
+    }
+
+    #[test]
+    fn agrees_with_the_reference_implementation() {
+        let cases: Vec<Case> =
+            serde_json::from_str(include_str!("../tests/fixtures/edivisive.json")).unwrap();
+        assert!(cases.len() >= 8);
+        for c in cases {
+            let mut got: Vec<usize> = e_divisive(&c.series, 0.05, 999, 7)
+                .iter()
+                .map(|c| c.index)
+                .collect();
+            got.sort_unstable();
+            assert_eq!(got, c.change_points, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn steps_report_size_and_drop_small_ones() {
+        let mut s = vec![100.0; 10];
+        s.extend([120.0; 10]);
+        for (i, v) in s.iter_mut().enumerate() {
+            *v *= 1.0 + 0.003 * ((i * 7 % 5) as f64 - 2.0);
+        }
+        let found = steps(&s, 0.05);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].index, 10);
+        assert!((found[0].change - 0.20).abs() < 0.01, "{found:?}");
+        assert!(
+            steps(&s, 0.25).is_empty(),
+            "a 20% step is below a 25% threshold"
+        );
+    }
+
+    #[test]
+    fn short_and_constant_series_have_no_change_points() {
+        assert!(e_divisive(&[], 0.05, 99, 1).is_empty());
+        assert!(e_divisive(&[1.0], 0.05, 99, 1).is_empty());
+        assert!(e_divisive(&[5.0; 20], 0.05, 99, 1).is_empty());
+    }
+}

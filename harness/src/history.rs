@@ -1,0 +1,138 @@
+//! Measuring past commits: resolving a range to commits, and one reusable
+//! checkout (a git worktree made with git2) that is moved from commit to
+//! commit, so a shared cargo target dir rebuilds only what changed.
+
+use crate::env::{Commit, GitError};
+use git2::{Oid, Repository, Sort};
+use std::path::{Path, PathBuf};
+
+/// Name of the worktree (and of its branch) in the measured repository.
+const WORKTREE: &str = "syncbench-checkout";
+
+fn commit_info(c: &git2::Commit) -> Commit {
+    Commit {
+        sha: c.id().to_string(),
+        parents: c.parent_ids().map(|p| p.to_string()).collect(),
+        author: c.author().name().unwrap_or("").to_owned(),
+        time_unix: c.time().seconds(),
+        subject: c.summary().unwrap_or("").to_owned(),
+        dirty: false,
+        branch: None,
+    }
+}
+
+/// Commits to measure, oldest first: `A..B` (first-parent commits after A
+/// up to B), the last `n` first-parent commits of HEAD, or single revisions.
+pub fn resolve(
+    root: &Path,
+    ranges: &[String],
+    last: Option<usize>,
+) -> Result<Vec<Commit>, GitError> {
+    let repo = Repository::discover(root)?;
+    let mut out: Vec<Commit> = Vec::new();
+    if let Some(n) = last {
+        let mut walk = repo.revwalk()?;
+        walk.push_head()?;
+        walk.simplify_first_parent()?;
+        let mut shas: Vec<Oid> = walk.take(n).collect::<Result<_, _>>()?;
+        shas.reverse();
+        for oid in shas {
+            out.push(commit_info(&repo.find_commit(oid)?));
+        }
+    }
+    for spec in ranges {
+        if let Some((from, to)) = spec.split_once("..") {
+            let mut walk = repo.revwalk()?;
+            walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
+            walk.push(
+                repo.revparse_single(if to.is_empty() { "HEAD" } else { to })?
+                    .peel_to_commit()?
+                    .id(),
+            )?;
+            walk.hide(repo.revparse_single(from)?.peel_to_commit()?.id())?;
+            walk.simplify_first_parent()?;
+            for oid in walk {
+                out.push(commit_info(&repo.find_commit(oid?)?));
+            }
+        } else {
+            out.push(commit_info(&repo.revparse_single(spec)?.peel_to_commit()?));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|c| seen.insert(c.sha.clone()));
+    Ok(out)
+}
+
+/// The reusable checkout.
+pub struct Checkout {
+    pub dir: PathBuf,
+    worktree: Repository,
+}
+
+impl std::fmt::Debug for Checkout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkout").field("dir", &self.dir).finish()
+    }
+}
+
+impl Checkout {
+    /// Opens, or creates, the worktree of `root`'s repository in
+    /// `cache/checkout`.
+    pub fn open(root: &Path, cache: &Path) -> Result<Checkout, GitError> {
+        let dir = cache.join("checkout");
+        if !dir.join(".git").exists() {
+            let repo = Repository::discover(root)?;
+            // A worktree registered by an earlier cache that was deleted.
+            if let Ok(wt) = repo.find_worktree(WORKTREE) {
+                wt.prune(Some(
+                    git2::WorktreePruneOptions::new()
+                        .valid(true)
+                        .working_tree(true),
+                ))?;
+            }
+            if let Ok(mut branch) = repo.find_branch(WORKTREE, git2::BranchType::Local) {
+                branch.delete()?;
+            }
+            std::fs::create_dir_all(cache).map_err(|e| {
+                git2::Error::from_str(&format!("creating {}: {e}", cache.display()))
+            })?;
+            repo.worktree(WORKTREE, &dir, None)?;
+        }
+        Ok(Checkout {
+            worktree: Repository::open(&dir)?,
+            dir,
+        })
+    }
+
+    /// Moves the checkout to `sha`: tracked files as in the commit,
+    /// untracked leftovers (outputs of the previous commit's build) removed.
+    pub fn switch(&self, sha: &str) -> Result<(), GitError> {
+        let oid = Oid::from_str(sha)?;
+        self.worktree.set_head_detached(oid)?;
+        self.worktree.checkout_head(Some(
+            git2::build::CheckoutBuilder::new()
+                .force()
+                .remove_untracked(true),
+        ))?;
+        Ok(())
+    }
+}
+
+/// Default cache: `$XDG_CACHE_HOME` (or `~/.cache`)`/syncbench/<repo>-<hash>`.
+pub fn default_cache(root: &Path) -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    // FNV-1a of the path: a stable, short, collision-unlikely suffix.
+    let hash = root
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+    let name = root
+        .file_name()
+        .map_or("repo".into(), |n| n.to_string_lossy().into_owned());
+    base.join("syncbench").join(format!("{name}-{hash:016x}"))
+}
