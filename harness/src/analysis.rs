@@ -62,7 +62,11 @@ fn history_order(runs: &mut [&OkRun]) {
 }
 
 /// Change points over every series in the database, newest first.
-pub fn regressions(store: &Store, min_effect: f64) -> Result<Vec<Change>, StoreError> {
+/// `min_effect(scenario, metric)` is the smallest change of level reported.
+pub fn regressions(
+    store: &Store,
+    min_effect: &dyn Fn(&str, &str) -> f64,
+) -> Result<Vec<Change>, StoreError> {
     let runs = store.ok_runs()?;
     let mut groups: BTreeMap<(String, String, String), Vec<&OkRun>> = BTreeMap::new();
     for r in &runs {
@@ -94,7 +98,7 @@ pub fn regressions(store: &Store, min_effect: f64) -> Result<Vec<Change>, StoreE
                 .filter_map(|(i, m)| m.map(|v| (i, v)))
                 .collect();
             let values: Vec<f64> = present.iter().map(|p| p.1).collect();
-            for step in changepoint::steps(&values, min_effect) {
+            for step in changepoint::steps(&values, min_effect(&scenario, &name)) {
                 let run = history[present[step.index].0];
                 let worse = match template.direction {
                     Direction::LowerIsBetter => step.change > 0.0,

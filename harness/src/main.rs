@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use syncbench::env::{self, Machine};
+use syncbench::metric::Unit;
 use syncbench::runner::{Runner, RunnerOptions};
 use syncbench::scenario::{self, Scenario};
 use syncbench::store::{RunRecord, Store};
-use syncbench::{report, scenario::parse_duration};
+use syncbench::{analysis, history, report, scenario::parse_duration, stats};
 
 /// Continuous benchmarking for the reference sync system and any command.
 ///
@@ -39,30 +40,71 @@ enum Cmd {
     Run {
         /// Scenario names (from scenarios/) or TOML paths; none = the default suite.
         scenarios: Vec<String>,
-        /// Override every scenario's repetitions.
-        #[arg(long)]
-        repetitions: Option<u32>,
-        /// Only points whose key (e.g. docs=1000,size=10KiB) contains this.
-        #[arg(long)]
-        filter: Option<String>,
         /// Compare with the last results on this branch or commit.
         #[arg(long, default_value = "main")]
         baseline: String,
-        /// How often to sample CPU and RSS (e.g. 50ms).
-        #[arg(long, default_value = "50ms", value_parser = parse_duration)]
-        sample_interval: Duration,
-        /// Where cargo builds the reference system [default: target/ in the repository].
+        #[command(flatten)]
+        measure: MeasureArgs,
+    },
+    /// Measure past commits: each in a reusable checkout, skipping those
+    /// already measured on this machine (unless --force).
+    ///
+    /// Arguments are scenario names/paths and commits: `A..B` (first-parent
+    /// commits after A up to B) or single revisions; or use -n N.
+    History {
+        /// Scenarios and commits, in any order.
+        args: Vec<String>,
+        /// The last N first-parent commits of HEAD.
+        #[arg(short = 'n')]
+        last: Option<usize>,
+        /// Measure again commits that have results.
         #[arg(long)]
-        target_dir: Option<PathBuf>,
-        /// Cargo profile the reference system is built with.
-        #[arg(long, default_value = "release")]
-        cargo_profile: String,
-        /// Print the results as JSON on stdout instead of tables.
+        force: bool,
+        #[command(flatten)]
+        measure: MeasureArgs,
+    },
+    /// Change points over the stored history, newest first.
+    Regressions {
+        /// Smallest relative change of level to report (0.05 = 5%), where the
+        /// scenario file sets no threshold for the metric.
+        #[arg(long, default_value_t = 0.05)]
+        min_change: f64,
         #[arg(long)]
         json: bool,
-        /// Print build commands and process ids on stderr.
-        #[arg(long, short)]
-        verbose: bool,
+    },
+    /// Every series measured at both commits, B against A.
+    Compare {
+        a: String,
+        b: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// CI gate: HEAD's results against the newest results on the baseline's
+    /// first-parent history; exit 1 on a regression.
+    Check {
+        #[arg(long, default_value = "main")]
+        baseline: String,
+        /// The commit to check [default: HEAD].
+        #[arg(long)]
+        commit: Option<String>,
+        /// Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).
+        #[arg(long)]
+        summary: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find the commit that moved METRIC between GOOD and BAD, measuring
+    /// only the commits the binary search needs.
+    Bisect {
+        /// GOOD..BAD
+        range: String,
+        scenario: String,
+        metric: String,
+        /// The scenario point (needed when it has several).
+        #[arg(long)]
+        point: Option<String>,
+        #[command(flatten)]
+        measure: MeasureArgs,
     },
     /// List scenarios and their points.
     List {
@@ -81,6 +123,37 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
     },
+}
+
+/// How to measure: shared by run, history and bisect.
+#[derive(clap::Args, Clone)]
+struct MeasureArgs {
+    /// Override every scenario's repetitions.
+    #[arg(long)]
+    repetitions: Option<u32>,
+    /// Only points whose key (e.g. docs=1000,size=10KiB) contains this.
+    #[arg(long)]
+    filter: Option<String>,
+    /// How often to sample CPU and RSS (e.g. 50ms).
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    sample_interval: Duration,
+    /// Where cargo builds the reference system [run: target/ in the
+    /// repository; history and bisect: the cache dir].
+    #[arg(long)]
+    target_dir: Option<PathBuf>,
+    /// Cargo profile the reference system is built with.
+    #[arg(long, default_value = "release")]
+    cargo_profile: String,
+    /// Cache for the history checkout and its builds
+    /// [default: ~/.cache/syncbench/REPO-HASH].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Print the results as JSON on stdout instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Print build commands and process ids on stderr.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -217,212 +290,627 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Cmd::Run {
             scenarios,
-            repetitions,
-            filter,
             baseline,
-            sample_interval,
-            target_dir,
-            cargo_profile,
-            json,
-            verbose,
+            measure,
         } => {
-            let chosen: Vec<Scenario> = if scenarios.is_empty() {
-                scenario::load_dir(&scenarios_dir)?
-                    .into_iter()
-                    .filter(|s| s.default)
-                    .collect()
-            } else {
-                scenarios
-                    .iter()
-                    .map(|s| scenario::find(&scenarios_dir, s))
-                    .collect::<Result<_, _>>()?
-            };
-            // Open the database first: a bad --db fails before any work.
-            let mut store = Store::open(&db)?;
-            let machine = Machine::detect();
-            if machine.hw_counters != "available" {
-                eprintln!(
-                    "note: hardware counters (instructions, cycles) are {}; measuring without them",
-                    machine.hw_counters
-                );
-            }
+            let chosen = choose(&scenarios_dir, &scenarios)?;
+            let mut session = Session::open(&db, &measure)?;
             let commit = env::head_commit(&root)?;
             let baseline_commits = env::first_parent_history(&root, &baseline, 1000)?;
-            let interrupted = Arc::new(AtomicBool::new(false));
-            {
-                let flag = interrupted.clone();
-                ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-                    .context("installing the Ctrl-C handler")?;
-            }
-            let runner = Runner::new(
+            let runner = session.runner(
                 root.clone(),
-                RunnerOptions {
-                    repetitions,
-                    sample_interval,
-                    target_dir: target_dir.unwrap_or_else(|| root.join("target")),
-                    cargo_profile,
-                    verbose,
-                },
-                interrupted.clone(),
+                measure
+                    .target_dir
+                    .clone()
+                    .unwrap_or_else(|| root.join("target")),
             );
-            let command_line = std::env::args().collect::<Vec<_>>().join(" ");
-            let toolchain = env::toolchain();
-            let total_points: usize = chosen
-                .iter()
-                .map(|s| {
-                    s.points
-                        .iter()
-                        .filter(|p| filter.as_ref().is_none_or(|f| p.key().contains(f.as_str())))
-                        .count()
-                })
-                .sum();
-            let bars = MultiProgress::new();
-            let overall = bars.add(ProgressBar::new(total_points as u64));
-            overall.set_style(
+            let t = session.measure(
+                &runner,
+                &commit,
+                &chosen,
+                &baseline,
+                &baseline_commits,
+                &|_, _| false,
+            )?;
+            session.finish(t)
+        }
+        Cmd::History {
+            args,
+            last,
+            force,
+            measure,
+        } => {
+            let (chosen, revs) = split_args(&scenarios_dir, &args)?;
+            let commits = history::resolve(&root, &revs, last)?;
+            if commits.is_empty() {
+                bail!("no commits to measure: give A..B, revisions or -n N");
+            }
+            let mut session = Session::open(&db, &measure)?;
+            let cache = measure
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| history::default_cache(&root));
+            let checkout = history::Checkout::open(&root, &cache)?;
+            let runner = session.runner(
+                checkout.dir.clone(),
+                measure
+                    .target_dir
+                    .clone()
+                    .unwrap_or_else(|| cache.join("target")),
+            );
+            let bar = session.bars.add(ProgressBar::new(commits.len() as u64));
+            bar.set_style(
                 ProgressStyle::with_template(
-                    "{prefix:>10} [{bar:30}] {pos}/{len} points  {elapsed} (eta {eta})",
+                    "{prefix:>10} [{bar:30}] {pos}/{len} commits  {msg}  (eta {eta})",
                 )
                 .expect("valid template"),
             );
-            overall.set_prefix("syncbench");
-            let mut failed = 0;
-            let mut regressions = 0;
-            let mut results = vec![];
-            'scenarios: for s in &chosen {
-                let points: Vec<_> = s
-                    .points
-                    .iter()
-                    .filter(|p| filter.as_ref().is_none_or(|f| p.key().contains(f.as_str())))
-                    .collect();
-                if points.is_empty() {
-                    continue;
+            bar.set_prefix("history");
+            let mut total = Tally::default();
+            for commit in &commits {
+                bar.set_message(format!("{} {}", &commit.sha[..10], commit.subject));
+                let mut done = std::collections::HashSet::new();
+                for s in &chosen {
+                    for p in &s.points {
+                        if !force
+                            && session.store.has_final_run(
+                                &session.machine,
+                                &s.name,
+                                &p.key(),
+                                &commit.sha,
+                            )?
+                        {
+                            done.insert((s.name.clone(), p.key()));
+                        }
+                    }
                 }
-                overall.set_message(format!("building {}", s.name));
-                let built = runner.build(s);
-                for point in points {
-                    let started = now();
-                    let bar = bars.add(ProgressBar::new(0));
-                    bar.set_style(
-                        ProgressStyle::with_template(
-                            "{prefix:>10} {msg} [{bar:20}] {pos}/{len} repetitions (eta {eta})",
-                        )
-                        .expect("valid template"),
-                    );
-                    bar.set_prefix(s.name.clone());
-                    bar.set_message(point.key());
-                    let result = match &built {
-                        Ok(()) => runner.run_point(s, point, &mut |i, n| {
-                            bar.set_length(n as u64);
-                            bar.set_position(i as u64);
-                        }),
-                        Err(f) => syncbench::runner::PointResult {
-                            failure: Some(f.clone()),
-                            ..Default::default()
-                        },
+                let todo: Vec<Scenario> = chosen
+                    .iter()
+                    .filter(|s| {
+                        s.points
+                            .iter()
+                            .any(|p| !done.contains(&(s.name.clone(), p.key())))
+                    })
+                    .cloned()
+                    .collect();
+                if !todo.is_empty() {
+                    checkout.switch(&commit.sha)?;
+                    let skip = |s: &Scenario, p: &scenario::Point| {
+                        done.contains(&(s.name.clone(), p.key()))
                     };
-                    bar.finish_and_clear();
-                    overall.inc(1);
-                    let status = result.failure.as_ref().map_or("ok", |f| f.status);
-                    let record = RunRecord {
-                        machine: machine.clone(),
-                        commit: commit.clone(),
-                        scenario: s.name.clone(),
-                        point: point.key(),
-                        params_json: point.json(),
-                        status: status.to_owned(),
-                        error: result.failure.as_ref().map(|f| f.message.clone()),
-                        repetitions: result.recorded_repetitions,
-                        harness_version: env!("CARGO_PKG_VERSION").to_owned(),
-                        toolchain: toolchain.clone(),
-                        command_line: command_line.clone(),
-                        started_unix: started,
-                        finished_unix: now(),
-                        metrics: if status == "ok" {
-                            result.metrics
-                        } else {
-                            vec![]
-                        },
-                        samples: if status == "ok" {
-                            result.samples
-                        } else {
-                            vec![]
-                        },
-                        phases: if status == "ok" {
-                            result.phases
-                        } else {
-                            vec![]
-                        },
-                    };
-                    let run_id = store.record(&record)?;
-                    let base = store.baseline(
-                        &machine,
-                        &s.name,
-                        &point.key(),
-                        &baseline_commits,
-                        run_id,
-                    )?;
-                    let base_series = match &base {
-                        Some((id, _)) => store.series(*id)?,
-                        None => vec![],
-                    };
-                    let rows = report::rows(&record.metrics, &base_series, &s.thresholds);
-                    regressions += rows.iter().filter(|r| r.verdict == "regression").count();
-                    if let Some(f) = &result.failure {
-                        failed += 1;
-                        bars.suspend(|| {
-                            eprintln!(
-                                "syncbench: {} {} {}: {}",
-                                s.name,
-                                point.key(),
-                                f.status,
-                                f.message
-                            )
-                        });
-                    }
-                    if !json && status == "ok" {
-                        let vs = match &base {
-                            Some((_, sha)) => format!("vs {baseline} @ {}", &sha[..12]),
-                            None => format!("no baseline on {baseline} yet"),
-                        };
-                        bars.suspend(|| {
-                            println!(
-                                "\n{} {}  ({} repetitions, {vs})",
-                                s.name,
-                                point.key(),
-                                record.repetitions
-                            );
-                            print!("{}", report::table(&rows));
-                        });
-                    }
-                    results.push(serde_json::json!({
-                        "scenario": s.name, "point": point.key(), "status": status,
-                        "error": record.error, "baseline": base.map(|b| b.1), "metrics": rows,
-                    }));
-                    if interrupted.load(Ordering::SeqCst) {
-                        break 'scenarios;
-                    }
+                    let prev: Vec<String> = commit.parents.iter().take(1).cloned().collect();
+                    let t = session.measure(&runner, commit, &todo, "parent", &prev, &skip)?;
+                    total.add(t);
+                }
+                bar.inc(1);
+                if session.interrupted() {
+                    break;
                 }
             }
-            overall.finish_and_clear();
+            bar.finish_and_clear();
+            session.finish(total)
+        }
+        Cmd::Regressions { min_change, json } => {
+            let store = Store::open(&db)?;
+            let scenarios = scenario::load_dir(&scenarios_dir).unwrap_or_default();
+            let min_effect =
+                |name: &str, metric: &str| match scenarios.iter().find(|s| s.name == name) {
+                    Some(s)
+                        if s.thresholds.contains_key(metric)
+                            || metric
+                                .rsplit('.')
+                                .next()
+                                .is_some_and(|m| s.thresholds.contains_key(m)) =>
+                    {
+                        report::threshold(&s.thresholds, metric)
+                    }
+                    _ => min_change,
+                };
+            let changes = analysis::regressions(&store, &min_effect)?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({
-                        "commit": commit, "machine": machine, "results": results,
-                    }))?
+                println!("{}", serde_json::to_string_pretty(&changes)?);
+            } else if changes.is_empty() {
+                println!("no change points in {}", db.display());
+            } else {
+                for c in &changes {
+                    let unit = Unit::parse(c.unit).unwrap_or(Unit::Count);
+                    println!(
+                        "{} {:<11} {:+6.1}%  {} {} {}: {} -> {}  (confidence {:.0}%)",
+                        &c.commit[..12],
+                        c.direction,
+                        c.change_pct,
+                        c.scenario,
+                        c.point,
+                        c.metric,
+                        unit.human(c.before),
+                        unit.human(c.after),
+                        c.confidence * 100.0
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Compare { a, b, json } => {
+            let store = Store::open(&db)?;
+            let (a, b) = (full_sha(&root, &a)?, full_sha(&root, &b)?);
+            let compared =
+                analysis::compare(&store, &a, &b, &|s| thresholds_of(&scenarios_dir, s))?;
+            if compared.is_empty() {
+                bail!(
+                    "no series measured at both {} and {}: measure them with `syncbench history`",
+                    &a[..12],
+                    &b[..12]
                 );
             }
+            print_compared(&compared, json)?;
+            Ok(0)
+        }
+        Cmd::Check {
+            baseline,
+            commit,
+            summary,
+            json,
+        } => {
+            let store = Store::open(&db)?;
+            let new = full_sha(&root, commit.as_deref().unwrap_or("HEAD"))?;
+            // The newest commit on the baseline's first-parent line with results.
+            let measured: std::collections::HashSet<String> =
+                store.ok_runs()?.into_iter().map(|r| r.sha).collect();
+            let base = env::first_parent_history(&root, &baseline, 1000)?
+                .into_iter()
+                .find(|sha| *sha != new && measured.contains(sha));
+            let Some(base) = base else {
+                let msg =
+                    format!("no results on {baseline}'s history to compare with; nothing to check");
+                if let Some(path) = &summary {
+                    std::fs::write(path, format!("## syncbench\n\n{msg}\n"))?;
+                }
+                eprintln!("syncbench: {msg}");
+                return Ok(0);
+            };
+            let compared =
+                analysis::compare(&store, &base, &new, &|s| thresholds_of(&scenarios_dir, s))?;
+            if let Some(path) = &summary {
+                std::fs::write(path, analysis::markdown(&base, &new, &compared))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            print_compared(&compared, json)?;
+            let regressions = compared
+                .iter()
+                .flat_map(|c| &c.rows)
+                .filter(|r| r.verdict == "regression")
+                .count();
             eprintln!(
-                "syncbench: {} point(s) recorded in {} ({failed} failed, {regressions} regression(s))",
-                results.len(),
-                db.display()
+                "syncbench: {regressions} regression(s) against {baseline} @ {}",
+                &base[..12]
             );
-            if interrupted.load(Ordering::SeqCst) {
-                eprintln!("syncbench: interrupted; the finished points are recorded");
+            Ok(u8::from(regressions > 0))
+        }
+        Cmd::Bisect {
+            range,
+            scenario,
+            metric,
+            point,
+            measure,
+        } => {
+            let s = scenario::find(&scenarios_dir, &scenario)?;
+            let point =
+                match (&point, s.points.as_slice()) {
+                    (Some(k), _) => s.points.iter().find(|p| p.key() == *k).with_context(|| {
+                        format!("{} has no point {k:?} (`syncbench list`)", s.name)
+                    })?,
+                    (None, [only]) => only,
+                    (None, _) => bail!("{} has several points: choose one with --point", s.name),
+                }
+                .clone();
+            let one = Scenario {
+                points: vec![point.clone()],
+                ..s.clone()
+            };
+            let (good, _) = range
+                .split_once("..")
+                .context("give the range as GOOD..BAD")?;
+            let mut commits = history::resolve(&root, &[good.to_owned()], None)?;
+            commits.extend(history::resolve(&root, std::slice::from_ref(&range), None)?);
+            if commits.len() < 2 {
+                bail!("{range} holds no commit after GOOD");
+            }
+            let mut session = Session::open(&db, &measure)?;
+            let cache = measure
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| history::default_cache(&root));
+            let checkout = history::Checkout::open(&root, &cache)?;
+            let runner = session.runner(
+                checkout.dir.clone(),
+                measure
+                    .target_dir
+                    .clone()
+                    .unwrap_or_else(|| cache.join("target")),
+            );
+            let values = |session: &mut Session,
+                          c: &env::Commit|
+             -> anyhow::Result<Option<Vec<f64>>> {
+                if !session.store.has_final_run(
+                    &session.machine,
+                    &one.name,
+                    &point.key(),
+                    &c.sha,
+                )? {
+                    checkout.switch(&c.sha)?;
+                    session.measure(&runner, c, std::slice::from_ref(&one), "", &[], &|_, _| {
+                        false
+                    })?;
+                }
+                let run = session.store.ok_runs()?.into_iter().rfind(|r| {
+                    r.sha == c.sha
+                        && r.scenario == one.name
+                        && r.point == point.key()
+                        && r.machine == session.machine.fingerprint()
+                });
+                Ok(match run {
+                    Some(r) => session
+                        .store
+                        .series(r.id)?
+                        .into_iter()
+                        .find(|x| x.name == metric)
+                        .map(|x| x.values),
+                    None => None,
+                })
+            };
+            let threshold = report::threshold(&one.thresholds, &metric);
+            let (lo_c, hi_c) = (commits[0].clone(), commits[commits.len() - 1].clone());
+            let good_v = values(&mut session, &lo_c)?.with_context(|| {
+                format!(
+                    "GOOD {} has no {metric} (failed, or no such metric)",
+                    &lo_c.sha[..12]
+                )
+            })?;
+            let bad_v = values(&mut session, &hi_c)?
+                .with_context(|| format!("BAD {} has no {metric}", &hi_c.sha[..12]))?;
+            let gap = stats::compare(&good_v, &bad_v, threshold);
+            if !gap.changed {
+                println!(
+                    "{metric} does not change between {} and {} ({:+.1}%, p={:.3}): nothing to bisect",
+                    &lo_c.sha[..12],
+                    &hi_c.sha[..12],
+                    gap.change * 100.0,
+                    gap.p_value
+                );
+                return Ok(1);
+            }
+            // Invariant: commits[lo] looks like GOOD, commits[hi] like BAD.
+            let (mut lo, mut hi) = (0, commits.len() - 1);
+            while hi - lo > 1 && !session.interrupted() {
+                let mid = (lo + hi) / 2;
+                match values(&mut session, &commits[mid])? {
+                    // Closer to BAD than GOOD, in the direction of the change.
+                    Some(v) => {
+                        let from_good = stats::compare(&good_v, &v, threshold);
+                        let from_bad = stats::compare(&bad_v, &v, threshold);
+                        let like_bad = from_good.changed
+                            && (from_good.change.signum() == gap.change.signum())
+                            && !from_bad.changed
+                            || (stats::median(&v) - stats::median(&bad_v)).abs()
+                                < (stats::median(&v) - stats::median(&good_v)).abs();
+                        if like_bad { hi = mid } else { lo = mid }
+                    }
+                    // A commit that does not build or run: try its neighbour.
+                    None => {
+                        commits.remove(mid);
+                        hi -= 1;
+                    }
+                }
+            }
+            if session.interrupted() {
                 return Ok(130);
             }
-            Ok(if failed > 0 || regressions > 0 { 1 } else { 0 })
+            let culprit = &commits[hi];
+            let before = values(&mut session, &commits[lo])?.unwrap_or_default();
+            let after = values(&mut session, culprit)?.unwrap_or_default();
+            let c = stats::compare(&before, &after, threshold);
+            println!(
+                "culprit: {} {}\n{metric}: {:.6} -> {:.6} (median, {:+.1}%, Mann-Whitney p={:.4}) against its parent {}",
+                culprit.sha,
+                culprit.subject,
+                stats::median(&before),
+                stats::median(&after),
+                c.change * 100.0,
+                c.p_value,
+                &commits[lo].sha[..12]
+            );
+            Ok(0)
         }
+    }
+}
+
+/// The scenarios a `run` measures.
+fn choose(dir: &std::path::Path, names: &[String]) -> anyhow::Result<Vec<Scenario>> {
+    Ok(if names.is_empty() {
+        scenario::load_dir(dir)?
+            .into_iter()
+            .filter(|s| s.default)
+            .collect()
+    } else {
+        names
+            .iter()
+            .map(|s| scenario::find(dir, s))
+            .collect::<Result<_, _>>()?
+    })
+}
+
+/// `history` arguments: scenario names or files, and revisions.
+fn split_args(
+    dir: &std::path::Path,
+    args: &[String],
+) -> anyhow::Result<(Vec<Scenario>, Vec<String>)> {
+    let (mut scenarios, mut revs) = (vec![], vec![]);
+    for a in args {
+        match scenario::find(dir, a) {
+            Ok(s) => scenarios.push(s),
+            Err(scenario::ScenarioError::NotFound(_)) => revs.push(a.clone()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if scenarios.is_empty() {
+        scenarios = choose(dir, &[])?;
+    }
+    Ok((scenarios, revs))
+}
+
+fn full_sha(root: &std::path::Path, rev: &str) -> anyhow::Result<String> {
+    let commits = history::resolve(root, &[rev.to_owned()], None)?;
+    Ok(commits.into_iter().next().context("no such commit")?.sha)
+}
+
+fn thresholds_of(dir: &std::path::Path, scenario: &str) -> std::collections::BTreeMap<String, f64> {
+    scenario::find(dir, scenario)
+        .map(|s| s.thresholds)
+        .unwrap_or_default()
+}
+
+fn print_compared(compared: &[analysis::Compared], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(compared)?);
+    } else {
+        for c in compared {
+            println!("\n{} {}  [{}]", c.scenario, c.point, c.machine);
+            print!("{}", report::table(&c.rows));
+        }
+    }
+    Ok(())
+}
+
+/// Counts over a measuring session.
+#[derive(Default)]
+struct Tally {
+    points: usize,
+    failed: usize,
+    regressions: usize,
+    results: Vec<serde_json::Value>,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.points += other.points;
+        self.failed += other.failed;
+        self.regressions += other.regressions;
+        self.results.extend(other.results);
+    }
+}
+
+/// What `run`, `history` and `bisect` share: the database, the machine,
+/// Ctrl-C handling, progress bars.
+struct Session {
+    store: Store,
+    db: PathBuf,
+    machine: Machine,
+    interrupted: Arc<AtomicBool>,
+    bars: MultiProgress,
+    opts: MeasureArgs,
+    toolchain: String,
+    command_line: String,
+}
+
+impl Session {
+    fn open(db: &std::path::Path, opts: &MeasureArgs) -> anyhow::Result<Session> {
+        // Open the database first: a bad --db fails before any work.
+        let store = Store::open(db)?;
+        let machine = Machine::detect();
+        if machine.hw_counters != "available" {
+            eprintln!(
+                "note: hardware counters (instructions, cycles) are {}; measuring without them",
+                machine.hw_counters
+            );
+        }
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let flag = interrupted.clone();
+        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C handler")?;
+        Ok(Session {
+            store,
+            db: db.to_owned(),
+            machine,
+            interrupted,
+            bars: MultiProgress::new(),
+            opts: opts.clone(),
+            toolchain: env::toolchain(),
+            command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        })
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    fn runner(&self, tree: PathBuf, target_dir: PathBuf) -> Runner {
+        Runner::new(
+            tree,
+            RunnerOptions {
+                repetitions: self.opts.repetitions,
+                sample_interval: self.opts.sample_interval,
+                target_dir,
+                cargo_profile: self.opts.cargo_profile.clone(),
+                verbose: self.opts.verbose,
+            },
+            self.interrupted.clone(),
+        )
+    }
+
+    /// Measures the points of `scenarios` (minus `skip`) on the runner's
+    /// tree, checked out at `commit`; records and prints each.
+    fn measure(
+        &mut self,
+        runner: &Runner,
+        commit: &env::Commit,
+        scenarios: &[Scenario],
+        baseline: &str,
+        baseline_commits: &[String],
+        skip: &dyn Fn(&Scenario, &scenario::Point) -> bool,
+    ) -> anyhow::Result<Tally> {
+        let filter = self.opts.filter.clone();
+        let mut tally = Tally::default();
+        for s in scenarios {
+            let points: Vec<_> = s
+                .points
+                .iter()
+                .filter(|p| {
+                    filter.as_ref().is_none_or(|f| p.key().contains(f.as_str())) && !skip(s, p)
+                })
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let built = runner.build(s);
+            for point in points {
+                let started = now();
+                let bar = self.bars.add(ProgressBar::new(0));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix:>10} {msg} [{bar:20}] {pos}/{len} repetitions (eta {eta})",
+                    )
+                    .expect("valid template"),
+                );
+                bar.set_prefix(s.name.clone());
+                bar.set_message(point.key());
+                let result = match &built {
+                    Ok(()) => runner.run_point(s, point, &mut |i, n| {
+                        bar.set_length(n as u64);
+                        bar.set_position(i as u64);
+                    }),
+                    Err(f) => syncbench::runner::PointResult {
+                        failure: Some(f.clone()),
+                        ..Default::default()
+                    },
+                };
+                bar.finish_and_clear();
+                let status = result.failure.as_ref().map_or("ok", |f| f.status);
+                let ok = status == "ok";
+                let record = RunRecord {
+                    machine: self.machine.clone(),
+                    commit: commit.clone(),
+                    scenario: s.name.clone(),
+                    point: point.key(),
+                    params_json: point.json(),
+                    status: status.to_owned(),
+                    error: result.failure.as_ref().map(|f| f.message.clone()),
+                    repetitions: result.recorded_repetitions,
+                    harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+                    toolchain: self.toolchain.clone(),
+                    command_line: self.command_line.clone(),
+                    started_unix: started,
+                    finished_unix: now(),
+                    metrics: if ok { result.metrics } else { vec![] },
+                    samples: if ok { result.samples } else { vec![] },
+                    phases: if ok { result.phases } else { vec![] },
+                };
+                let run_id = self.store.record(&record)?;
+                let base = self.store.baseline(
+                    &self.machine,
+                    &s.name,
+                    &point.key(),
+                    baseline_commits,
+                    run_id,
+                )?;
+                let base_series = match &base {
+                    Some((id, _)) => self.store.series(*id)?,
+                    None => vec![],
+                };
+                let rows = report::rows(&record.metrics, &base_series, &s.thresholds);
+                tally.points += 1;
+                tally.regressions += rows.iter().filter(|r| r.verdict == "regression").count();
+                if let Some(f) = &result.failure {
+                    tally.failed += 1;
+                    self.bars.suspend(|| {
+                        eprintln!(
+                            "syncbench: {} {} at {}: {}: {}",
+                            s.name,
+                            point.key(),
+                            &commit.sha[..12],
+                            f.status,
+                            f.message
+                        )
+                    });
+                }
+                if !self.opts.json && ok {
+                    let vs = match &base {
+                        Some((_, sha)) => format!("vs {baseline} @ {}", &sha[..12]),
+                        None if baseline.is_empty() => String::new(),
+                        None => format!("no baseline on {baseline} yet"),
+                    };
+                    self.bars.suspend(|| {
+                        println!(
+                            "\n{} {} @ {}  ({} repetitions, {vs})",
+                            s.name,
+                            point.key(),
+                            &commit.sha[..12],
+                            record.repetitions
+                        );
+                        print!("{}", report::table(&rows));
+                    });
+                }
+                tally.results.push(serde_json::json!({
+                    "scenario": s.name, "point": point.key(), "commit": commit.sha, "status": status,
+                    "error": record.error, "baseline": base.map(|b| b.1), "metrics": rows,
+                }));
+                if self.interrupted() {
+                    return Ok(tally);
+                }
+            }
+        }
+        Ok(tally)
+    }
+
+    /// Prints the closing lines and chooses the exit status.
+    fn finish(self, tally: Tally) -> anyhow::Result<u8> {
+        if self.opts.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "machine": self.machine,
+                    "commit": tally.results.first().map(|r| r["commit"].clone()),
+                    "results": tally.results,
+                }))?
+            );
+        }
+        eprintln!(
+            "syncbench: {} point(s) recorded in {} ({} failed, {} regression(s))",
+            tally.points,
+            self.db.display(),
+            tally.failed,
+            tally.regressions
+        );
+        if self.interrupted() {
+            eprintln!(
+                "syncbench: interrupted; what finished is recorded, and the next call continues from there"
+            );
+            return Ok(130);
+        }
+        Ok(if tally.failed > 0 || tally.regressions > 0 {
+            1
+        } else {
+            0
+        })
     }
 }
 

@@ -248,6 +248,24 @@ impl Runner {
                 .extend(rep.phases.into_iter().map(|(p, a, b)| (n, p, a, b)));
             out.recorded_repetitions += 1;
         }
+        if let (Kind::Command { run, .. }, true, None) =
+            (&scenario.kind, scenario.instructions, &out.failure)
+        {
+            match self.count_instructions(scenario, &point.substitute(run), point) {
+                Ok(n) => {
+                    series.insert(
+                        "command.instructions".into(),
+                        Series {
+                            name: "command.instructions".into(),
+                            unit: Unit::Count,
+                            direction: Direction::LowerIsBetter,
+                            values: vec![n as f64],
+                        },
+                    );
+                }
+                Err(f) => out.failure = Some(f),
+            }
+        }
         on_rep(total, total);
         out.metrics = series.into_values().collect();
         out
@@ -271,6 +289,82 @@ impl Runner {
                 format!("{what} did not finish within the timeout of {timeout:?}"),
             )),
         }
+    }
+
+    /// Instructions the command executes, all processes together, counted
+    /// by valgrind's cachegrind (instruction counting only): the same for
+    /// the same binary and input whatever else the machine does.
+    fn count_instructions(
+        &self,
+        scenario: &Scenario,
+        run: &str,
+        point: &Point,
+    ) -> Result<u64, Failure> {
+        let tmp = tempfile::tempdir().map_err(|e| Failure::new("failed", e.to_string()))?;
+        // One log per process (%p): an exec'd child would truncate a shared one.
+        let log = tmp.path().join("valgrind.%p.log");
+        let mut cmd = Command::new("valgrind");
+        cmd.args([
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            "--cachegrind-out-file=/dev/null",
+            "--trace-children=yes",
+        ])
+        .arg(format!("--log-file={}", log.display()))
+        .args(["sh", "-c", run])
+        .current_dir(&self.tree)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        for (k, v) in &point.0 {
+            cmd.env(format!("SYNCBENCH_PARAM_{}", k.to_uppercase()), v);
+        }
+        let (mut p, _child) = proc::spawn(&mut cmd).map_err(|e| {
+            Failure::new(
+                "failed",
+                format!("starting valgrind (is it installed?): {e}"),
+            )
+        })?;
+        // Valgrind runs some 50 times slower than native.
+        let limit = scenario.timeout * 50;
+        let exit = self.wait(&mut p, Instant::now() + limit, "valgrind", limit)?;
+        let mut text = String::new();
+        for entry in std::fs::read_dir(tmp.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+        }
+        let tail_of = |t: &str| t[t.len().saturating_sub(2000)..].to_owned();
+        if !exit.success() {
+            return Err(Failure::new(
+                "failed",
+                format!(
+                    "`{run}` under valgrind {}:\n{}",
+                    exit.describe(),
+                    tail_of(&text)
+                ),
+            ));
+        }
+        let counts: Vec<u64> = text
+            .lines()
+            .filter_map(|l| {
+                l.split_once("I   refs:")
+                    .map(|(_, n)| n.trim().replace(',', ""))
+            })
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        if counts.is_empty() {
+            return Err(Failure::new(
+                "failed",
+                format!(
+                    "valgrind reported no instruction count:\n{}",
+                    tail_of(&text)
+                ),
+            ));
+        }
+        Ok(counts.iter().sum())
     }
 
     fn command_repetition(

@@ -50,6 +50,9 @@ pub struct Scenario {
     /// Part of the suite `syncbench run` runs when given no scenario.
     pub default: bool,
     pub points: Vec<Point>,
+    /// Also count instructions once per point under valgrind (cachegrind):
+    /// repeatable where CPU time is not (command scenarios).
+    pub instructions: bool,
     /// Smallest relative change (0.05 = 5%) that counts, per metric name
     /// or metric suffix (`wall`, `peak_rss`, `upload.wall`…).
     pub thresholds: BTreeMap<String, f64>,
@@ -103,6 +106,8 @@ struct File {
     points: Option<Spanned<Vec<BTreeMap<String, toml::Value>>>>,
     #[serde(default)]
     thresholds: BTreeMap<String, f64>,
+    #[serde(default)]
+    instructions: Option<Spanned<bool>>,
 }
 
 fn default_repetitions() -> Spanned<u32> {
@@ -289,7 +294,19 @@ impl Scenario {
                 })
                 .collect::<Result<_, _>>()?;
         }
+        let instructions = match &file.instructions {
+            Some(i) if *i.get_ref() && !matches!(kind, Kind::Command { .. }) => {
+                return Err(field(
+                    i.span(),
+                    "instructions",
+                    "only command scenarios count instructions so far".into(),
+                ));
+            }
+            Some(i) => *i.get_ref(),
+            None => false,
+        };
         Ok(Scenario {
+            instructions,
             name: file.name.into_inner(),
             description: file.description,
             path: path.to_owned(),

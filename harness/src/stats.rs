@@ -141,7 +141,15 @@ pub fn compare(baseline: &[f64], new: &[f64], min_effect: f64) -> Comparison {
     } else {
         (n - b) / b.abs()
     };
-    let p_value = mann_whitney_p(baseline, new);
+    // Counts that do not vary (instructions under valgrind) need no test:
+    // with no noise on either side, any difference is real.
+    let constant = |xs: &[f64]| xs.iter().all(|x| *x == xs[0]);
+    let p_value = if !baseline.is_empty() && !new.is_empty() && constant(baseline) && constant(new)
+    {
+        if b == n { 1.0 } else { 0.0 }
+    } else {
+        mann_whitney_p(baseline, new)
+    };
     Comparison {
         change,
         p_value,

@@ -2,6 +2,7 @@
 //! repositories in temp dirs, real SQLite files.
 
 mod command;
+mod history;
 mod store;
 mod support;
 mod sync;

@@ -1,0 +1,291 @@
+//! A throwaway repository whose performance changes at known commits:
+//! history, regressions, compare, check and bisect must all point at them.
+
+use crate::support::*;
+use std::path::Path;
+use std::process::Command;
+
+// CPU time on this shared VM swings between two levels about 2x apart
+// from one run of the same binary to the next, so the work is judged by
+// instruction counts (valgrind) and time metrics only by huge changes.
+const SCENARIO: &str = r#"
+name = "prog"
+kind = "command"
+build = "cc -O2 -o prog prog.c"
+run = "./prog"
+repetitions = 5
+warmup = 1
+timeout = "60s"
+instructions = true
+[thresholds]
+wall = 3.0
+cpu_user = 3.0
+cpu_sys = 3.0
+"#;
+
+fn program(iterations: u64, extra_mib: u64) -> String {
+    format!(
+        r#"#include <stdio.h>
+#include <stdlib.h>
+int main(void) {{
+    volatile unsigned long x = 0;
+    for (unsigned long i = 0; i < {iterations}UL; i++) x += i * 2654435761UL;
+    size_t extra = (size_t){extra_mib} * 1024 * 1024;
+    /* volatile: the compiler may not drop the allocation it can see through. */
+    volatile char *p = extra ? malloc(extra) : 0;
+    for (size_t i = 0; i < extra; i += 4096) p[i] = 1;
+    printf("%lu\n", (unsigned long)x);
+    return 0;
+}}
+"#
+    )
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Nine commits: the loop grows 20% at commit 3, 100 MiB more memory at 6.
+fn throwaway_repo() -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(d.join("scenarios")).unwrap();
+    std::fs::write(d.join("scenarios/prog.toml"), SCENARIO).unwrap();
+    let mut shas = vec![];
+    for i in 0..9 {
+        let iterations = if i >= 3 { 18_000_000 } else { 15_000_000 };
+        let extra = if i >= 6 { 100 } else { 0 };
+        std::fs::write(d.join("prog.c"), program(iterations, extra)).unwrap();
+        std::fs::write(d.join("NOTES"), format!("commit {i}\n")).unwrap();
+        git(d, &["add", "-A"]);
+        git(d, &["commit", "-q", "-m", &format!("commit {i}")]);
+        shas.push(git(d, &["rev-parse", "HEAD"]));
+    }
+    (dir, shas)
+}
+
+#[test]
+fn change_points_land_on_the_commits_that_changed() {
+    let (repo, shas) = throwaway_repo();
+    let r = repo.path().to_str().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    let cache = work.path().join("cache");
+    let (db_s, cache_s) = (db.to_str().unwrap(), cache.to_str().unwrap());
+
+    let out = syncbench(&[
+        "--repo",
+        r,
+        "history",
+        "prog",
+        "-n",
+        "9",
+        "--db",
+        db_s,
+        "--cache-dir",
+        cache_s,
+    ]);
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(run_status(&db).len(), 9, "one run per commit");
+    assert!(
+        run_status(&db).iter().all(|r| r.1 == "ok"),
+        "{:?}",
+        run_status(&db)
+    );
+
+    // Measured commits are skipped the second time.
+    let out = syncbench(&[
+        "--repo",
+        r,
+        "history",
+        "prog",
+        "-n",
+        "9",
+        "--db",
+        db_s,
+        "--cache-dir",
+        cache_s,
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("0 point(s) recorded"),
+        "{}",
+        text(&out)
+    );
+
+    let out = syncbench(&["--repo", r, "regressions", "--json", "--db", db_s]);
+    assert!(out.status.success(), "{}", text(&out));
+    let changes = json(&out);
+    let changes = changes.as_array().unwrap();
+    let at = |i: usize, metric: &str| {
+        changes
+            .iter()
+            .find(|c| c["commit"] == shas[i] && c["metric"] == metric)
+            .unwrap_or_else(|| panic!("no {metric} change at commit {i}: {changes:#?}"))
+    };
+    let cpu = at(3, "command.instructions");
+    assert_eq!(cpu["direction"], "regression");
+    assert!(
+        (cpu["change_pct"].as_f64().unwrap() - 20.0).abs() < 8.0,
+        "{cpu}"
+    );
+    assert_eq!(cpu["scenario"], "prog");
+    assert!(cpu["machine"].as_str().unwrap().contains("cores"));
+    let rss = at(6, "command.peak_rss");
+    assert_eq!(rss["direction"], "regression");
+    assert!(rss["change_pct"].as_f64().unwrap() > 500.0, "{rss}");
+    for c in changes {
+        let i = shas.iter().position(|s| *s == c["commit"]).unwrap();
+        assert!(i == 3 || i == 6, "a change point at commit {i}: {c}");
+        if c["metric"] == "command.peak_rss" {
+            assert_eq!(i, 6, "{c}");
+        }
+    }
+
+    // compare and check see the step between commits 2 and 3.
+    let out = syncbench(&[
+        "--repo", r, "compare", &shas[2], &shas[3], "--json", "--db", db_s,
+    ]);
+    let v = json(&out);
+    let wall = v[0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["metric"] == "command.instructions")
+        .unwrap();
+    assert_eq!(wall["verdict"], "regression", "{wall}");
+    let summary = work.path().join("summary.md");
+    let out = syncbench(&[
+        "--repo",
+        r,
+        "check",
+        "--baseline",
+        &shas[2],
+        "--commit",
+        &shas[3],
+        "--db",
+        db_s,
+        "--summary",
+        summary.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("regression(s)") && md.contains("command.instructions"),
+        "{md}"
+    );
+    let out = syncbench(&[
+        "--repo",
+        r,
+        "check",
+        "--baseline",
+        &shas[4],
+        "--commit",
+        &shas[5],
+        "--db",
+        db_s,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // bisect finds commit 3, measuring nothing new (all measured).
+    let range = format!("{}..{}", shas[0], shas[5]);
+    let out = syncbench(&[
+        "--repo",
+        r,
+        "bisect",
+        &range,
+        "prog",
+        "command.instructions",
+        "--db",
+        db_s,
+        "--cache-dir",
+        cache_s,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("culprit: {}", shas[3])),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn bisect_measures_only_what_it_needs() {
+    let (repo, shas) = throwaway_repo();
+    let r = repo.path().to_str().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    let cache = work.path().join("cache");
+    let range = format!("{}..{}", shas[0], shas[8]);
+    let out = syncbench(&[
+        "--repo",
+        r,
+        "bisect",
+        &range,
+        "prog",
+        "command.instructions",
+        "--db",
+        db.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--repetitions",
+        "5",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("culprit: {}", shas[3])),
+        "{}",
+        text(&out)
+    );
+    // 9 commits; a binary search needs both ends and about log2(8) = 3 more.
+    let measured = run_status(&db).len();
+    assert!(measured <= 6, "bisect measured {measured} commits");
+}
+
+#[test]
+fn a_commit_that_does_not_build_is_a_recorded_gap() {
+    let (repo, _) = throwaway_repo();
+    let d = repo.path();
+    std::fs::write(d.join("prog.c"), "this is not C\n").unwrap();
+    git(d, &["commit", "-q", "-am", "broken build"]);
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    let out = syncbench(&[
+        "--repo",
+        d.to_str().unwrap(),
+        "history",
+        "prog",
+        "-n",
+        "2",
+        "--db",
+        db.to_str().unwrap(),
+        "--cache-dir",
+        work.path().join("cache").to_str().unwrap(),
+        "--repetitions",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let runs = run_status(&db);
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].1, "ok");
+    assert_eq!(runs[1].1, "build_failed");
+    assert!(runs[1].2.as_ref().unwrap().contains("error"), "{runs:?}");
+}
