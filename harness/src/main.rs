@@ -684,6 +684,7 @@ fn print_compared(compared: &[analysis::Compared], json: bool) -> anyhow::Result
 /// Counts over a measuring session.
 #[derive(Default)]
 struct Tally {
+    commits: Vec<env::Commit>,
     points: usize,
     failed: usize,
     regressions: usize,
@@ -692,6 +693,7 @@ struct Tally {
 
 impl Tally {
     fn add(&mut self, other: Tally) {
+        self.commits.extend(other.commits);
         self.points += other.points;
         self.failed += other.failed;
         self.regressions += other.regressions;
@@ -769,7 +771,10 @@ impl Session {
         skip: &dyn Fn(&Scenario, &scenario::Point) -> bool,
     ) -> anyhow::Result<Tally> {
         let filter = self.opts.filter.clone();
-        let mut tally = Tally::default();
+        let mut tally = Tally {
+            commits: vec![commit.clone()],
+            ..Default::default()
+        };
         for s in scenarios {
             let points: Vec<_> = s
                 .points
@@ -888,7 +893,8 @@ impl Session {
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
                     "machine": self.machine,
-                    "commit": tally.results.first().map(|r| r["commit"].clone()),
+                    "commit": tally.commits.first(),
+                    "commits": tally.commits,
                     "results": tally.results,
                 }))?
             );

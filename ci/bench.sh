@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The benchmark job, for any CI: measure this commit with the default suite,
+# then check it against the baseline and write a Markdown summary.
+#
+#   bash ci/bench.sh [BASELINE]          # default: main
+#
+# Env: SYNCBENCH_DB (default .syncbench/results.sqlite),
+#      SYNCBENCH_SUMMARY (default $GITHUB_STEP_SUMMARY, else syncbench-summary.md).
+# Exit status: 1 when `syncbench check` finds a regression or a run failed.
+# Restore the database first (ci/db.sh restore) so there is history to compare with.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+baseline=${1:-main}
+db=${SYNCBENCH_DB:-.syncbench/results.sqlite}
+summary=${SYNCBENCH_SUMMARY:-${GITHUB_STEP_SUMMARY:-syncbench-summary.md}}
+
+cargo build --release -p syncbench
+sb=target/release/syncbench
+# The baseline must be known locally for its first-parent history.
+git rev-parse --verify --quiet "$baseline" >/dev/null || git fetch --quiet origin "$baseline:$baseline" || true
+
+status=0
+"$sb" run --db "$db" --baseline "$baseline" || status=$?
+# check writes the summary and fails on a regression against the baseline.
+"$sb" check --db "$db" --baseline "$baseline" --summary "$summary" || status=$?
+exit "$status"
