@@ -5,6 +5,7 @@
 # temp dir; nothing in this repository is touched.
 #
 #   bash ci/sensitivity.sh [STEP_PERCENT…]     (default: 2 5 10 20)
+#   SYNCBENCH_PIN_CPU=1 bash ci/sensitivity.sh  (commands pinned to CPU 1)
 #
 # Prints, per step size, whether the change point landed on the right
 # commit, and the false change points over 30 commits without a change.
@@ -42,7 +43,8 @@ TOML
 
 count() { # DIR -> change points of command.cpu_user, as "index:pct" lines
   local dir=$1
-  "$sb" --repo "$dir" history loop -n 100 --db "$dir/r.sqlite" --cache-dir "$dir/.cache" >/dev/null 2>&1 || true
+  "$sb" --repo "$dir" history loop -n 100 --db "$dir/r.sqlite" --cache-dir "$dir/.cache" \
+    ${SYNCBENCH_PIN_CPU:+--pin-cpu "$SYNCBENCH_PIN_CPU"} >/dev/null 2>&1 || true
   "$sb" --repo "$dir" regressions --json --db "$dir/r.sqlite" \
     | python3 -c '
 import json, subprocess, sys

@@ -154,6 +154,10 @@ struct MeasureArgs {
     /// Print build commands and process ids on stderr.
     #[arg(long, short)]
     verbose: bool,
+    /// Run command scenarios' processes on this CPU only (less noise from
+    /// migrating between cores).
+    #[arg(long)]
+    pin_cpu: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -754,6 +758,7 @@ impl Session {
                 target_dir,
                 cargo_profile: self.opts.cargo_profile.clone(),
                 verbose: self.opts.verbose,
+                pin_cpu: self.opts.pin_cpu,
             },
             self.interrupted.clone(),
         )

@@ -48,6 +48,25 @@ pub struct Proc {
     reaped: Option<Exit>,
 }
 
+/// Makes `cmd` run on one CPU only (inherited by its children): a process
+/// that migrates between the cores of a shared VM varies far more.
+pub fn pin_to_cpu(cmd: &mut Command, cpu: usize) {
+    // SAFETY: between fork and exec only async-signal-safe calls are
+    // allowed; CPU_ZERO/CPU_SET touch a local and sched_setaffinity is a
+    // plain system call.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_ZERO(&mut set);
+            libc::CPU_SET(cpu, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Spawns `cmd` as the leader of a new process group.
 pub fn spawn(cmd: &mut Command) -> std::io::Result<(Proc, Child)> {
     cmd.process_group(0);

@@ -54,6 +54,8 @@ pub struct RunnerOptions {
     pub cargo_profile: String,
     /// Print process ids and build commands on stderr.
     pub verbose: bool,
+    /// Run measured commands on this CPU only.
+    pub pin_cpu: Option<usize>,
 }
 
 /// One repetition's measurements.
@@ -385,6 +387,9 @@ impl Runner {
             .stderr(stderr);
         for (k, v) in &point.0 {
             cmd.env(format!("SYNCBENCH_PARAM_{}", k.to_uppercase()), v);
+        }
+        if let Some(cpu) = self.opts.pin_cpu {
+            proc::pin_to_cpu(&mut cmd, cpu);
         }
         let t0 = Instant::now();
         let (mut p, _child) = proc::spawn(&mut cmd)
