@@ -574,7 +574,10 @@ impl Runner {
                 ),
             ));
         }
-        if driver_exit.code == Some(EXIT_UNKNOWN_WORKLOAD) {
+        // A driver older than the contract has no `bench` subcommand at all.
+        let no_bench = driver_exit.code == Some(2)
+            && tail(&driver_log, 2000).contains("unrecognized subcommand");
+        if driver_exit.code == Some(EXIT_UNKNOWN_WORKLOAD) || no_bench {
             return Err(Failure::new(
                 "unsupported",
                 format!("the driver at this commit has no workload {workload:?}"),
