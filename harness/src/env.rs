@@ -86,7 +86,8 @@ pub fn repo_root(dir: &Path) -> Result<PathBuf, GitError> {
     Ok(repo.workdir().unwrap_or(repo.path()).to_owned())
 }
 
-fn describe(c: &git2::Commit) -> Commit {
+/// What is recorded of a commit (not dirty, no branch).
+pub fn commit_info(c: &git2::Commit) -> Commit {
     Commit {
         sha: c.id().to_string(),
         parents: c.parent_ids().map(|p| p.to_string()).collect(),
@@ -107,7 +108,7 @@ pub fn head_commit(dir: &Path) -> Result<Commit, GitError> {
     let head = repo
         .head()
         .map_err(|_| GitError::NoCommits(dir.to_owned()))?;
-    let mut commit = describe(&head.peel_to_commit()?);
+    let mut commit = commit_info(&head.peel_to_commit()?);
     commit.branch = head.shorthand().filter(|b| *b != "HEAD").map(str::to_owned);
     let mut opts = git2::StatusOptions::new();
     opts.include_untracked(false).include_ignored(false);

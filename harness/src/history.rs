@@ -2,24 +2,12 @@
 //! checkout (a git worktree made with git2) that is moved from commit to
 //! commit, so a shared cargo target dir rebuilds only what changed.
 
-use crate::env::{Commit, GitError};
+use crate::env::{Commit, GitError, commit_info};
 use git2::{Oid, Repository, Sort};
 use std::path::{Path, PathBuf};
 
 /// Name of the worktree (and of its branch) in the measured repository.
 const WORKTREE: &str = "syncbench-checkout";
-
-fn commit_info(c: &git2::Commit) -> Commit {
-    Commit {
-        sha: c.id().to_string(),
-        parents: c.parent_ids().map(|p| p.to_string()).collect(),
-        author: c.author().name().unwrap_or("").to_owned(),
-        time_unix: c.time().seconds(),
-        subject: c.summary().unwrap_or("").to_owned(),
-        dirty: false,
-        branch: None,
-    }
-}
 
 /// Commits to measure, oldest first: `A..B` (first-parent commits after A
 /// up to B), the last `n` first-parent commits of HEAD, or single revisions.

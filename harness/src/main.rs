@@ -330,18 +330,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 bail!("no commits to measure: give A..B, revisions or -n N");
             }
             let mut session = Session::open(&db, &measure)?;
-            let cache = measure
-                .cache_dir
-                .clone()
-                .unwrap_or_else(|| history::default_cache(&root));
-            let checkout = history::Checkout::open(&root, &cache)?;
-            let runner = session.runner(
-                checkout.dir.clone(),
-                measure
-                    .target_dir
-                    .clone()
-                    .unwrap_or_else(|| cache.join("target")),
-            );
+            let (checkout, runner) = session.checkout(&root)?;
             let bar = session.bars.add(ProgressBar::new(commits.len() as u64));
             bar.set_style(
                 ProgressStyle::with_template(
@@ -520,18 +509,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 bail!("{range} holds no commit after GOOD");
             }
             let mut session = Session::open(&db, &measure)?;
-            let cache = measure
-                .cache_dir
-                .clone()
-                .unwrap_or_else(|| history::default_cache(&root));
-            let checkout = history::Checkout::open(&root, &cache)?;
-            let runner = session.runner(
-                checkout.dir.clone(),
-                measure
-                    .target_dir
-                    .clone()
-                    .unwrap_or_else(|| cache.join("target")),
-            );
+            let (checkout, runner) = session.checkout(&root)?;
             let values = |session: &mut Session,
                           c: &env::Commit|
              -> anyhow::Result<Option<Vec<f64>>> {
@@ -747,6 +725,24 @@ impl Session {
 
     fn interrupted(&self) -> bool {
         self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// The reusable checkout of `root` in the cache, and a runner on it
+    /// whose builds share the cache's target dir.
+    fn checkout(&self, root: &std::path::Path) -> anyhow::Result<(history::Checkout, Runner)> {
+        let cache = self
+            .opts
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| history::default_cache(root));
+        let checkout = history::Checkout::open(root, &cache)?;
+        let target = self
+            .opts
+            .target_dir
+            .clone()
+            .unwrap_or_else(|| cache.join("target"));
+        let runner = self.runner(checkout.dir.clone(), target);
+        Ok((checkout, runner))
     }
 
     fn runner(&self, tree: PathBuf, target_dir: PathBuf) -> Runner {

@@ -2,8 +2,6 @@
 //! history, regressions, compare, check and bisect must all point at them.
 
 use crate::support::*;
-use std::path::Path;
-use std::process::Command;
 
 // CPU time on this shared VM swings between two levels about 2x apart
 // from one run of the same binary to the next, so the work is judged by
@@ -39,24 +37,6 @@ int main(void) {{
 }}
 "#
     )
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// Nine commits: the loop grows 20% at commit 3, 100 MiB more memory at 6.

@@ -30,7 +30,8 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-fn git(dir: &Path, args: &[&str]) {
+/// Runs git in `dir` as a fixed author; returns its trimmed stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
     let ok = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -45,6 +46,7 @@ fn git(dir: &Path, args: &[&str]) {
         "git {args:?}: {}",
         String::from_utf8_lossy(&ok.stderr)
     );
+    String::from_utf8(ok.stdout).unwrap().trim().to_owned()
 }
 
 /// A git repository (not this one) with one commit holding `files`.
