@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod changepoint;
 pub mod env;
 pub mod history;
+pub mod ingest;
 pub mod metric;
 pub mod probe;
 pub mod proc;

@@ -1,6 +1,7 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,7 @@ use syncbench::metric::Unit;
 use syncbench::runner::{Runner, RunnerOptions};
 use syncbench::scenario::{self, Scenario};
 use syncbench::store::{RunRecord, Store};
-use syncbench::{analysis, history, report, scenario::parse_duration, stats};
+use syncbench::{analysis, history, ingest, report, scenario::parse_duration, stats};
 
 /// Continuous benchmarking for the reference sync system and any command.
 ///
@@ -106,6 +107,11 @@ enum Cmd {
         #[command(flatten)]
         measure: MeasureArgs,
     },
+    /// Store results other tools produced, for the current commit.
+    Ingest {
+        #[command(subcommand)]
+        from: IngestFrom,
+    },
     /// List scenarios and their points.
     List {
         #[arg(long)]
@@ -123,6 +129,17 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
     },
+}
+
+#[derive(Subcommand)]
+enum IngestFrom {
+    /// criterion's output (the raw samples of every benchmark).
+    Criterion {
+        /// [default: target/criterion in the repository]
+        dir: Option<PathBuf>,
+    },
+    /// A Bencher Metric Format JSON file.
+    Bmf { file: PathBuf },
 }
 
 /// How to measure: shared by run, history and bisect.
@@ -166,6 +183,8 @@ enum Format {
     Json,
     /// Bencher Metric Format only.
     Bmf,
+    /// One row per repetition and metric, for spreadsheets.
+    Csv,
 }
 
 fn main() -> std::process::ExitCode {
@@ -288,8 +307,83 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 Format::Json => {
                     serde_json::json!({"commit": sha, "runs": full, "bmf": report::bmf(&named)})
                 }
+                Format::Csv => {
+                    let mut out = std::io::stdout().lock();
+                    writeln!(
+                        out,
+                        "commit,machine,scenario,point,status,metric,unit,direction,repetition,value"
+                    )?;
+                    for r in &runs {
+                        for s in store.series(r.id)? {
+                            for (i, v) in s.values.iter().enumerate() {
+                                let cells = [
+                                    r.commit.as_str(),
+                                    &r.machine,
+                                    &r.scenario,
+                                    &r.point,
+                                    &r.status,
+                                    &s.name,
+                                    s.unit.as_str(),
+                                    s.direction.as_str(),
+                                ];
+                                let cells: Vec<String> =
+                                    cells.iter().map(|c| csv_cell(c)).collect();
+                                writeln!(out, "{},{i},{v}", cells.join(","))?;
+                            }
+                        }
+                    }
+                    return Ok(0);
+                }
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(0)
+        }
+        Cmd::Ingest { from } => {
+            let (source, found) = match from {
+                IngestFrom::Criterion { dir } => {
+                    let dir = dir.unwrap_or_else(|| root.join("target/criterion"));
+                    let found = ingest::criterion(&dir)?;
+                    (dir, found)
+                }
+                IngestFrom::Bmf { file } => {
+                    let found = ingest::bmf(&file)?;
+                    (file, found)
+                }
+            };
+            let mut store = Store::open(&db)?;
+            let machine = Machine::detect();
+            let commit = env::head_commit(&root)?;
+            let now = now();
+            let records: Vec<RunRecord> = found
+                .into_iter()
+                .map(|i| RunRecord {
+                    machine: machine.clone(),
+                    commit: commit.clone(),
+                    params_json: serde_json::json!({ "source": source.display().to_string() })
+                        .to_string(),
+                    repetitions: i.metrics.first().map_or(0, |m| m.values.len() as u32),
+                    scenario: i.scenario,
+                    point: i.point,
+                    status: "ok".into(),
+                    error: None,
+                    harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+                    toolchain: env::toolchain(),
+                    command_line: std::env::args().collect::<Vec<_>>().join(" "),
+                    started_unix: now,
+                    finished_unix: now,
+                    metrics: i.metrics,
+                    samples: vec![],
+                    phases: vec![],
+                })
+                .collect();
+            store.record_all(&records)?;
+            eprintln!(
+                "syncbench: stored {} benchmark(s) from {} for {}{}",
+                records.len(),
+                source.display(),
+                &commit.sha[..12],
+                if commit.dirty { " (dirty tree)" } else { "" }
+            );
             Ok(0)
         }
         Cmd::Run {
@@ -918,6 +1012,15 @@ impl Session {
         } else {
             0
         })
+    }
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break.
+fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
     }
 }
 

@@ -188,75 +188,20 @@ impl Store {
     /// Records a run whole: one transaction, so a crash leaves all or nothing.
     pub fn record(&mut self, run: &RunRecord) -> Result<i64, StoreError> {
         let tx = self.conn.transaction()?;
-        let machine = Self::machine_id(&tx, &run.machine)?;
-        let c = &run.commit;
-        tx.execute(
-            "INSERT INTO commits (sha, parents, author, time_unix, subject) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (sha) DO NOTHING",
-            params![c.sha, c.parents.join(" "), c.author, c.time_unix, c.subject],
-        )?;
-        tx.execute(
-            "INSERT INTO runs (machine_id, commit_sha, dirty, branch, scenario, point, params, status, error,
-                 repetitions, harness_version, toolchain, command_line, started_unix, finished_unix)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            params![
-                machine,
-                c.sha,
-                c.dirty,
-                c.branch,
-                run.scenario,
-                run.point,
-                run.params_json,
-                run.status,
-                run.error,
-                run.repetitions,
-                run.harness_version,
-                run.toolchain,
-                run.command_line,
-                run.started_unix,
-                run.finished_unix
-            ],
-        )?;
-        let run_id = tx.last_insert_rowid();
-        for m in &run.metrics {
-            tx.execute(
-                "INSERT INTO metrics (name, unit, direction) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
-                params![m.name, m.unit.as_str(), m.direction.as_str()],
-            )?;
-            let metric: i64 =
-                tx.query_row("SELECT id FROM metrics WHERE name = ?1", [&m.name], |r| {
-                    r.get(0)
-                })?;
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO measurements (run_id, metric_id, repetition, value) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (i, v) in m.values.iter().enumerate() {
-                ins.execute(params![run_id, metric, i as i64, v])?;
-            }
-        }
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO samples (run_id, repetition, process, t_ms, cpu_pct, rss_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for (rep, s) in &run.samples {
-                ins.execute(params![
-                    run_id,
-                    rep,
-                    s.process,
-                    s.t_ms,
-                    s.cpu_pct,
-                    s.rss_bytes as i64
-                ])?;
-            }
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO phases (run_id, repetition, name, start_ms, end_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for (rep, name, start, end) in &run.phases {
-                ins.execute(params![run_id, rep, name, start, end])?;
-            }
-        }
+        let id = insert_run(&tx, run)?;
         tx.commit()?;
-        Ok(run_id)
+        Ok(id)
+    }
+
+    /// Records several runs in one transaction: all or none.
+    pub fn record_all(&mut self, runs: &[RunRecord]) -> Result<Vec<i64>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let ids = runs
+            .iter()
+            .map(|r| insert_run(&tx, r))
+            .collect::<Result<_, _>>()?;
+        tx.commit()?;
+        Ok(ids)
     }
 
     /// The newest successful run of the series at the newest of `commits`
@@ -345,6 +290,77 @@ impl Store {
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
+}
+
+fn insert_run(tx: &rusqlite::Transaction, run: &RunRecord) -> Result<i64, StoreError> {
+    let machine = Store::machine_id(tx, &run.machine)?;
+    let c = &run.commit;
+    tx.execute(
+        "INSERT INTO commits (sha, parents, author, time_unix, subject) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (sha) DO NOTHING",
+        params![c.sha, c.parents.join(" "), c.author, c.time_unix, c.subject],
+    )?;
+    tx.execute(
+            "INSERT INTO runs (machine_id, commit_sha, dirty, branch, scenario, point, params, status, error,
+                 repetitions, harness_version, toolchain, command_line, started_unix, finished_unix)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            params![
+                machine,
+                c.sha,
+                c.dirty,
+                c.branch,
+                run.scenario,
+                run.point,
+                run.params_json,
+                run.status,
+                run.error,
+                run.repetitions,
+                run.harness_version,
+                run.toolchain,
+                run.command_line,
+                run.started_unix,
+                run.finished_unix
+            ],
+        )?;
+    let run_id = tx.last_insert_rowid();
+    for m in &run.metrics {
+        tx.execute(
+                "INSERT INTO metrics (name, unit, direction) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
+                params![m.name, m.unit.as_str(), m.direction.as_str()],
+            )?;
+        let metric: i64 =
+            tx.query_row("SELECT id FROM metrics WHERE name = ?1", [&m.name], |r| {
+                r.get(0)
+            })?;
+        let mut ins = tx.prepare_cached(
+                "INSERT INTO measurements (run_id, metric_id, repetition, value) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+        for (i, v) in m.values.iter().enumerate() {
+            ins.execute(params![run_id, metric, i as i64, v])?;
+        }
+    }
+    {
+        let mut ins = tx.prepare_cached(
+                "INSERT INTO samples (run_id, repetition, process, t_ms, cpu_pct, rss_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+        for (rep, s) in &run.samples {
+            ins.execute(params![
+                run_id,
+                rep,
+                s.process,
+                s.t_ms,
+                s.cpu_pct,
+                s.rss_bytes as i64
+            ])?;
+        }
+        let mut ins = tx.prepare_cached(
+                "INSERT INTO phases (run_id, repetition, name, start_ms, end_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+        for (rep, name, start, end) in &run.phases {
+            ins.execute(params![run_id, rep, name, start, end])?;
+        }
+    }
+    Ok(run_id)
 }
 
 fn check_existing(path: &Path) -> Result<(), StoreError> {

@@ -3,6 +3,7 @@
 
 mod command;
 mod history;
+mod ingest;
 mod store;
 mod support;
 mod sync;

@@ -1,0 +1,242 @@
+//! Results from other tools: criterion's output directory and the Bencher
+//! Metric Format (BMF). Everything is parsed and checked before anything
+//! is stored, so a bad file stores nothing.
+
+use crate::metric::{Direction, Series, Unit};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid JSON of the expected shape: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "{path}: {why} (this reader knows criterion 0.8's output; was it written by another version?)"
+    )]
+    Shape { path: PathBuf, why: String },
+    #[error(
+        "{path}: no unit known for measure {measure:?} of {bench:?}; known: latency (ns), throughput (ops/s), file-size (B), build-time (s), and syncbench's own metric names (…wall, …cpu_user, …peak_rss, …throughput, …)"
+    )]
+    UnknownUnit {
+        path: PathBuf,
+        bench: String,
+        measure: String,
+    },
+    #[error("{0} holds no criterion results (no */new/benchmark.json); run `cargo bench` first")]
+    Empty(PathBuf),
+}
+
+/// One benchmark's results, ready to be recorded as a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ingested {
+    pub scenario: String,
+    pub point: String,
+    pub metrics: Vec<Series>,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, IngestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| IngestError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| IngestError::Json {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[derive(Deserialize)]
+struct CriterionBenchmark {
+    full_id: String,
+    throughput: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct CriterionSample {
+    sampling_mode: String,
+    iters: Vec<f64>,
+    times: Vec<f64>,
+}
+
+/// Reads every benchmark under criterion's output directory (default
+/// `target/criterion`): each `…/new/` holds `benchmark.json` (ids,
+/// throughput) and `sample.json` (iterations and total nanoseconds per
+/// sample). Each sample becomes one value: seconds per iteration, and
+/// MB/s or elements/s where a throughput is declared.
+pub fn criterion(dir: &Path) -> Result<Vec<Ingested>, IngestError> {
+    let mut found = vec![];
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|source| IngestError::Io {
+            path: d.clone(),
+            source,
+        })?;
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir()
+                && p.file_name().is_some_and(|n| n == "new")
+                && p.join("benchmark.json").is_file()
+            {
+                found.push(p);
+            } else if p.is_dir() && p.file_name().is_some_and(|n| n != "report" && n != "base") {
+                todo.push(p);
+            }
+        }
+    }
+    if found.is_empty() {
+        return Err(IngestError::Empty(dir.to_owned()));
+    }
+    found.sort();
+    found.iter().map(|d| criterion_one(d)).collect()
+}
+
+fn criterion_one(dir: &Path) -> Result<Ingested, IngestError> {
+    let bench_path = dir.join("benchmark.json");
+    let sample_path = dir.join("sample.json");
+    let bench: CriterionBenchmark = read_json(&bench_path)?;
+    let sample: CriterionSample = read_json(&sample_path)?;
+    let shape = |why: String| IngestError::Shape {
+        path: sample_path.clone(),
+        why,
+    };
+    if !matches!(sample.sampling_mode.as_str(), "Linear" | "Flat") {
+        return Err(shape(format!(
+            "unknown sampling_mode {:?}",
+            sample.sampling_mode
+        )));
+    }
+    if sample.iters.is_empty() || sample.iters.len() != sample.times.len() {
+        return Err(shape(format!(
+            "{} iteration counts for {} times",
+            sample.iters.len(),
+            sample.times.len()
+        )));
+    }
+    if sample.iters.iter().any(|&i| i <= 0.0)
+        || sample.times.iter().any(|&t| t < 0.0 || !t.is_finite())
+    {
+        return Err(shape("non-positive iteration count or invalid time".into()));
+    }
+    let per_iter: Vec<f64> = sample
+        .times
+        .iter()
+        .zip(&sample.iters)
+        .map(|(t, i)| t / i / 1e9)
+        .collect();
+    let mut metrics = vec![Series {
+        name: "time".into(),
+        unit: Unit::Seconds,
+        direction: Direction::LowerIsBetter,
+        values: per_iter.clone(),
+    }];
+    match &bench.throughput {
+        None | Some(serde_json::Value::Null) => {}
+        Some(t) => {
+            let (kind, amount) = t
+                .as_object()
+                .and_then(|o| o.iter().next())
+                .and_then(|(k, v)| v.as_f64().map(|n| (k.as_str(), n)))
+                .ok_or_else(|| IngestError::Shape {
+                    path: bench_path.clone(),
+                    why: format!("throughput {t} is not {{\"Bytes\": N}} or {{\"Elements\": N}}"),
+                })?;
+            let (unit, scale) = match kind {
+                "Bytes" | "BytesDecimal" => (Unit::MegabytesPerSecond, 1e-6),
+                "Elements" => (Unit::OpsPerSecond, 1.0),
+                other => {
+                    return Err(IngestError::Shape {
+                        path: bench_path.clone(),
+                        why: format!("unknown throughput kind {other:?}"),
+                    });
+                }
+            };
+            metrics.push(Series {
+                name: "throughput".into(),
+                unit,
+                direction: Direction::HigherIsBetter,
+                values: per_iter.iter().map(|s| amount * scale / s).collect(),
+            });
+        }
+    }
+    Ok(Ingested {
+        scenario: "criterion".into(),
+        point: bench.full_id,
+        metrics,
+    })
+}
+
+/// The unit (and scale to it) of a BMF measure: Bencher's built-in
+/// measures, then syncbench's own metric names (what `export --format
+/// bmf` writes).
+fn bmf_unit(measure: &str) -> Option<(Unit, Direction, f64)> {
+    use Direction::{HigherIsBetter as H, LowerIsBetter as L};
+    let last = measure.rsplit('.').next().unwrap_or(measure);
+    Some(match (measure, last) {
+        ("latency", _) => (Unit::Seconds, L, 1e-9),
+        ("throughput", _) => (Unit::OpsPerSecond, H, 1.0),
+        ("file-size", _) => (Unit::Bytes, L, 1.0),
+        ("build-time", _) => (Unit::Seconds, L, 1.0),
+        (_, "wall" | "cpu_user" | "cpu_sys" | "time") => (Unit::Seconds, L, 1.0),
+        (_, "peak_rss") => (Unit::Bytes, L, 1.0),
+        (_, "throughput") => (Unit::MegabytesPerSecond, H, 1.0),
+        (_, "ops") => (Unit::OpsPerSecond, H, 1.0),
+        (_, "instructions" | "cycles") => (Unit::Count, L, 1.0),
+        (_, "sampler_cpu") => (Unit::Percent, L, 1.0),
+        _ => return None,
+    })
+}
+
+/// Only `value` is kept; `lower_value` and `upper_value` are summaries of
+/// samples BMF does not carry.
+#[derive(Deserialize)]
+struct BmfMeasure {
+    value: f64,
+}
+
+/// Reads a BMF file: `{benchmark: {measure: {value, lower_value?,
+/// upper_value?}}}`. A benchmark named `scenario/point` keeps that split.
+pub fn bmf(path: &Path) -> Result<Vec<Ingested>, IngestError> {
+    let doc: std::collections::BTreeMap<String, std::collections::BTreeMap<String, BmfMeasure>> =
+        read_json(path)?;
+    let mut out = vec![];
+    for (bench, measures) in doc {
+        let (scenario, point) = bench.split_once('/').unwrap_or((&bench, ""));
+        let mut metrics = vec![];
+        for (measure, m) in measures {
+            let (unit, direction, scale) =
+                bmf_unit(&measure).ok_or_else(|| IngestError::UnknownUnit {
+                    path: path.to_owned(),
+                    bench: bench.clone(),
+                    measure: measure.clone(),
+                })?;
+            if !m.value.is_finite() {
+                return Err(IngestError::Shape {
+                    path: path.to_owned(),
+                    why: format!("{bench} {measure}: value is not a finite number"),
+                });
+            }
+            metrics.push(Series {
+                name: measure,
+                unit,
+                direction,
+                values: vec![m.value * scale],
+            });
+        }
+        out.push(Ingested {
+            scenario: scenario.to_owned(),
+            point: point.to_owned(),
+            metrics,
+        });
+    }
+    Ok(out)
+}

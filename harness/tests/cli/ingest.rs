@@ -1,0 +1,249 @@
+//! Results in from criterion and BMF, out as BMF and CSV.
+
+use crate::support::*;
+use std::path::Path;
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/criterion-0.8")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let t = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &t);
+        } else {
+            std::fs::copy(&p, &t).unwrap();
+        }
+    }
+}
+
+#[test]
+fn criterion_results_become_series_with_raw_samples() {
+    let repo = repo_with(&[("x", "y")]);
+    let r = repo.path().to_str().unwrap();
+    let db = repo.path().join("r.sqlite");
+    let out = syncbench(&[
+        "--repo",
+        r,
+        "ingest",
+        "--db",
+        db.to_str().unwrap(),
+        "criterion",
+        fixtures().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = syncbench(&[
+        "--repo",
+        r,
+        "export",
+        "--format",
+        "json",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    let v = json(&out);
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    let enc = runs
+        .iter()
+        .find(|r| r["run"]["point"] == "doc/encrypt/16KiB")
+        .unwrap();
+    assert_eq!(enc["run"]["scenario"], "criterion");
+    let time = enc["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "time")
+        .unwrap();
+    let samples: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("doc/encrypt_16KiB/new/sample.json")).unwrap(),
+    )
+    .unwrap();
+    let n = samples["iters"].as_array().unwrap().len();
+    assert_eq!(
+        time["values"].as_array().unwrap().len(),
+        n,
+        "one value per criterion sample"
+    );
+    let first = samples["times"][0].as_f64().unwrap() / samples["iters"][0].as_f64().unwrap() / 1e9;
+    assert!((time["values"][0].as_f64().unwrap() - first).abs() < 1e-15);
+    // criterion's own estimate agrees with the median of what was stored.
+    let est: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("doc/encrypt_16KiB/new/estimates.json")).unwrap(),
+    )
+    .unwrap();
+    let crit_median = est["median"]["point_estimate"].as_f64().unwrap() / 1e9;
+    let ours = syncbench::stats::median(
+        &time["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        (ours - crit_median).abs() / crit_median < 0.05,
+        "{ours} vs criterion's {crit_median}"
+    );
+    let thr = enc["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "throughput")
+        .unwrap();
+    assert_eq!(thr["unit"], "megabytes_per_second");
+}
+
+#[test]
+fn bad_criterion_output_is_refused_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures(), dir.path());
+    let sample = dir.path().join("doc/encrypt_16KiB/new/sample.json");
+    let text = std::fs::read_to_string(&sample).unwrap();
+    std::fs::write(&sample, &text[..text.len() / 2]).unwrap();
+    let repo = repo_with(&[("x", "y")]);
+    let db = repo.path().join("r.sqlite");
+    let out = syncbench(&[
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "ingest",
+        "--db",
+        db.to_str().unwrap(),
+        "criterion",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sample.json") && err.contains("not valid JSON"),
+        "{err}"
+    );
+    assert!(
+        !db.exists() || run_status(&db).is_empty(),
+        "a bad file stored something"
+    );
+
+    std::fs::write(&sample, text.replace("\"Linear\"", "\"Spiral\"")).unwrap();
+    let out = syncbench(&[
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "ingest",
+        "--db",
+        db.to_str().unwrap(),
+        "criterion",
+        dir.path().to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown sampling_mode \"Spiral\"") && err.contains("criterion 0.8"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bmf_round_trip_and_csv() {
+    let scenario = "name = \"hello\"\nkind = \"command\"\nrun = \"seq 1000 > /dev/null\"\nrepetitions = 3\nwarmup = 0\n";
+    let repo = repo_with(&[("scenarios/hello.toml", scenario)]);
+    let r = repo.path().to_str().unwrap();
+    let db = repo.path().join("a.sqlite");
+    let out = syncbench(&["--repo", r, "run", "hello", "--db", db.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = syncbench(&[
+        "--repo",
+        r,
+        "export",
+        "--format",
+        "bmf",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    let first = json(&out);
+    let file = repo.path().join("bmf.json");
+    std::fs::write(&file, &out.stdout).unwrap();
+
+    let db2 = repo.path().join("b.sqlite");
+    let out = syncbench(&[
+        "--repo",
+        r,
+        "ingest",
+        "--db",
+        db2.to_str().unwrap(),
+        "bmf",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = syncbench(&[
+        "--repo",
+        r,
+        "export",
+        "--format",
+        "bmf",
+        "--db",
+        db2.to_str().unwrap(),
+    ]);
+    let second = json(&out);
+    for (measure, m) in first["hello"].as_object().unwrap() {
+        let a = m["value"].as_f64().unwrap();
+        let b = second["hello"][measure]["value"].as_f64().unwrap();
+        assert!(
+            (a - b).abs() <= 1e-12 * a.abs().max(1.0),
+            "{measure}: {a} vs {b}"
+        );
+    }
+
+    // An unknown unit is refused with the measure named, and stores nothing.
+    std::fs::write(
+        &file,
+        r#"{"x/y": {"wall": {"value": 1.0}, "furlongs": {"value": 2.0}}}"#,
+    )
+    .unwrap();
+    let db3 = repo.path().join("c.sqlite");
+    let out = syncbench(&[
+        "--repo",
+        r,
+        "ingest",
+        "--db",
+        db3.to_str().unwrap(),
+        "bmf",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no unit known for measure \"furlongs\""),
+        "{}",
+        text(&out)
+    );
+    assert!(!db3.exists() || run_status(&db3).is_empty());
+
+    let out = syncbench(&[
+        "--repo",
+        r,
+        "export",
+        "--format",
+        "csv",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "commit,machine,scenario,point,status,metric,unit,direction,repetition,value"
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert!(
+        rows.iter()
+            .any(|l| l.contains(",wall,s,lower_is_better,2,")),
+        "{csv}"
+    );
+    // Unquoted rows have exactly the header's 10 fields.
+    assert!(
+        rows.iter()
+            .filter(|l| !l.contains('"'))
+            .all(|l| l.split(',').count() == 10),
+        "{csv}"
+    );
+}
