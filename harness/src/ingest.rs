@@ -74,26 +74,48 @@ struct CriterionSample {
 /// sample). Each sample becomes one value: seconds per iteration, and
 /// MB/s or elements/s where a throughput is declared.
 pub fn criterion(dir: &Path) -> Result<Vec<Ingested>, IngestError> {
+    criterion_since(dir, std::time::SystemTime::UNIX_EPOCH)
+}
+
+/// As [`criterion`], for the benchmarks whose samples were written at or
+/// after `since` (the ones a `cargo bench` just ran); none is not an error.
+pub fn criterion_since(
+    dir: &Path,
+    since: std::time::SystemTime,
+) -> Result<Vec<Ingested>, IngestError> {
+    let everything = since == std::time::SystemTime::UNIX_EPOCH;
     let mut found = vec![];
     let mut todo = vec![dir.to_owned()];
     while let Some(d) = todo.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|source| IngestError::Io {
-            path: d.clone(),
-            source,
-        })?;
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            // No criterion directory yet: nothing ran.
+            Err(e) if !everything && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(IngestError::Io {
+                    path: d.clone(),
+                    source,
+                });
+            }
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir()
                 && p.file_name().is_some_and(|n| n == "new")
                 && p.join("benchmark.json").is_file()
             {
-                found.push(p);
+                let fresh = std::fs::metadata(p.join("sample.json"))
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t >= since);
+                if everything || fresh {
+                    found.push(p);
+                }
             } else if p.is_dir() && p.file_name().is_some_and(|n| n != "report" && n != "base") {
                 todo.push(p);
             }
         }
     }
-    if found.is_empty() {
+    if found.is_empty() && everything {
         return Err(IngestError::Empty(dir.to_owned()));
     }
     found.sort();

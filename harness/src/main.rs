@@ -439,14 +439,21 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 let mut done = std::collections::HashSet::new();
                 for s in &chosen {
                     for p in &s.points {
-                        if !force
-                            && session.store.has_final_run(
+                        let measured = if matches!(s.kind, scenario::Kind::Criterion { .. }) {
+                            session.store.has_any_final_run(
+                                &session.machine,
+                                &s.name,
+                                &commit.sha,
+                            )?
+                        } else {
+                            session.store.has_final_run(
                                 &session.machine,
                                 &s.name,
                                 &p.key(),
                                 &commit.sha,
                             )?
-                        {
+                        };
+                        if !force && measured {
                             done.insert((s.name.clone(), p.key()));
                         }
                     }
@@ -871,6 +878,13 @@ impl Session {
             ..Default::default()
         };
         for s in scenarios {
+            if matches!(s.kind, scenario::Kind::Criterion { .. }) {
+                self.measure_criterion(runner, commit, s, baseline, baseline_commits, &mut tally)?;
+                if self.interrupted() {
+                    return Ok(tally);
+                }
+                continue;
+            }
             let points: Vec<_> = s
                 .points
                 .iter()
@@ -925,60 +939,119 @@ impl Session {
                     phases: if ok { result.phases } else { vec![] },
                 };
                 let run_id = self.store.record(&record)?;
-                let base = self.store.baseline(
-                    &self.machine,
-                    &s.name,
-                    &point.key(),
-                    baseline_commits,
+                self.report_run(
+                    &record,
                     run_id,
+                    &s.thresholds,
+                    baseline,
+                    baseline_commits,
+                    &mut tally,
                 )?;
-                let base_series = match &base {
-                    Some((id, _)) => self.store.series(*id)?,
-                    None => vec![],
-                };
-                let rows = report::rows(&record.metrics, &base_series, &s.thresholds);
-                tally.points += 1;
-                tally.regressions += rows.iter().filter(|r| r.verdict == "regression").count();
-                if let Some(f) = &result.failure {
-                    tally.failed += 1;
-                    self.bars.suspend(|| {
-                        eprintln!(
-                            "syncbench: {} {} at {}: {}: {}",
-                            s.name,
-                            point.key(),
-                            &commit.sha[..12],
-                            f.status,
-                            f.message
-                        )
-                    });
-                }
-                if !self.opts.json && ok {
-                    let vs = match &base {
-                        Some((_, sha)) => format!("vs {baseline} @ {}", &sha[..12]),
-                        None if baseline.is_empty() => String::new(),
-                        None => format!("no baseline on {baseline} yet"),
-                    };
-                    self.bars.suspend(|| {
-                        println!(
-                            "\n{} {} @ {}  ({} repetitions, {vs})",
-                            s.name,
-                            point.key(),
-                            &commit.sha[..12],
-                            record.repetitions
-                        );
-                        print!("{}", report::table(&rows));
-                    });
-                }
-                tally.results.push(serde_json::json!({
-                    "scenario": s.name, "point": point.key(), "commit": commit.sha, "status": status,
-                    "error": record.error, "baseline": base.map(|b| b.1), "metrics": rows,
-                }));
                 if self.interrupted() {
                     return Ok(tally);
                 }
             }
         }
         Ok(tally)
+    }
+
+    /// Compares a recorded run with its baseline, prints it, and counts it.
+    fn report_run(
+        &self,
+        record: &RunRecord,
+        run_id: i64,
+        thresholds: &std::collections::BTreeMap<String, f64>,
+        baseline: &str,
+        baseline_commits: &[String],
+        tally: &mut Tally,
+    ) -> anyhow::Result<()> {
+        let (name, key, sha) = (&record.scenario, &record.point, &record.commit.sha);
+        let base = self
+            .store
+            .baseline(&self.machine, name, key, baseline_commits, run_id)?;
+        let base_series = match &base {
+            Some((id, _)) => self.store.series(*id)?,
+            None => vec![],
+        };
+        let rows = report::rows(&record.metrics, &base_series, thresholds);
+        tally.points += 1;
+        tally.regressions += rows.iter().filter(|r| r.verdict == "regression").count();
+        if let Some(error) = &record.error {
+            tally.failed += 1;
+            self.bars.suspend(|| {
+                eprintln!(
+                    "syncbench: {name} {key} at {}: {}: {error}",
+                    &sha[..12],
+                    record.status
+                )
+            });
+        }
+        if !self.opts.json && record.status == "ok" {
+            let vs = match &base {
+                Some((_, b)) => format!("vs {baseline} @ {}", &b[..12]),
+                None if baseline.is_empty() => String::new(),
+                None => format!("no baseline on {baseline} yet"),
+            };
+            self.bars.suspend(|| {
+                println!(
+                    "\n{name} {key} @ {}  ({} repetitions, {vs})",
+                    &sha[..12],
+                    record.repetitions
+                );
+                print!("{}", report::table(&rows));
+            });
+        }
+        tally.results.push(serde_json::json!({
+            "scenario": name, "point": key, "commit": sha, "status": record.status,
+            "error": record.error, "baseline": base.map(|b| b.1), "metrics": rows,
+        }));
+        Ok(())
+    }
+
+    /// A criterion scenario: one `cargo bench`, each benchmark a point.
+    fn measure_criterion(
+        &mut self,
+        runner: &Runner,
+        commit: &env::Commit,
+        s: &Scenario,
+        baseline: &str,
+        baseline_commits: &[String],
+        tally: &mut Tally,
+    ) -> anyhow::Result<()> {
+        let started = now();
+        let record =
+            |point: String,
+             metrics: Vec<syncbench::metric::Series>,
+             failure: Option<&syncbench::runner::Failure>| RunRecord {
+                machine: self.machine.clone(),
+                commit: commit.clone(),
+                scenario: s.name.clone(),
+                params_json: "{}".into(),
+                repetitions: metrics.first().map_or(0, |m| m.values.len() as u32),
+                point,
+                status: failure.map_or("ok", |f| f.status).to_owned(),
+                error: failure.map(|f| f.message.clone()),
+                harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+                toolchain: self.toolchain.clone(),
+                command_line: self.command_line.clone(),
+                started_unix: started,
+                finished_unix: now(),
+                metrics,
+                samples: vec![],
+                phases: vec![],
+            };
+        let records: Vec<RunRecord> = match runner.criterion(s) {
+            Ok(found) => found
+                .into_iter()
+                .map(|i| record(i.point, i.metrics, None))
+                .collect(),
+            Err(f) => vec![record(String::new(), vec![], Some(&f))],
+        };
+        let ids = self.store.record_all(&records)?;
+        for (r, id) in records.iter().zip(ids) {
+            self.report_run(r, id, &s.thresholds, baseline, baseline_commits, tally)?;
+        }
+        Ok(())
     }
 
     /// Prints the closing lines and chooses the exit status.

@@ -163,7 +163,7 @@ impl Runner {
                 c.args(["-c", b]);
                 c
             }
-            Kind::Command { build: None, .. } => return Ok(()),
+            Kind::Command { build: None, .. } | Kind::Criterion { .. } => return Ok(()),
         };
         let log = tempfile::NamedTempFile::new()
             .map_err(|e| Failure::new("build_failed", e.to_string()))?;
@@ -221,6 +221,10 @@ impl Runner {
                 Kind::Command { run, .. } => {
                     self.command_repetition(scenario, &point.substitute(run), point)
                 }
+                Kind::Criterion { .. } => Err(Failure::new(
+                    "failed",
+                    "criterion scenarios run through Runner::criterion",
+                )),
             };
             let rep = match rep {
                 Ok(r) => r,
@@ -271,6 +275,80 @@ impl Runner {
         on_rep(total, total);
         out.metrics = series.into_values().collect();
         out
+    }
+
+    /// Runs `cargo bench ARGS -- FILTER` in the tree with the shared target
+    /// dir, then reads the criterion results it wrote (those newer than
+    /// its start: the target dir keeps older ones).
+    pub fn criterion(&self, scenario: &Scenario) -> Result<Vec<crate::ingest::Ingested>, Failure> {
+        let Kind::Criterion { bench, filter } = &scenario.kind else {
+            return Err(Failure::new(
+                "failed",
+                format!("{} is not a criterion scenario", scenario.name),
+            ));
+        };
+        let log =
+            tempfile::NamedTempFile::new().map_err(|e| Failure::new("failed", e.to_string()))?;
+        let mut cmd = Command::new("cargo");
+        // criterion finds its output dir from the environment, not from
+        // cargo's --target-dir: set both through it.
+        cmd.arg("bench")
+            .args(bench.split_whitespace())
+            .env("CARGO_TARGET_DIR", &self.opts.target_dir)
+            .env("CRITERION_HOME", self.opts.target_dir.join("criterion"));
+        if let Some(f) = filter {
+            cmd.args(["--", f]);
+        }
+        cmd.current_dir(&self.tree)
+            .stdin(Stdio::null())
+            .stdout(
+                log.reopen()
+                    .map_err(|e| Failure::new("failed", e.to_string()))?,
+            )
+            .stderr(
+                log.reopen()
+                    .map_err(|e| Failure::new("failed", e.to_string()))?,
+            );
+        if self.opts.verbose {
+            eprintln!("syncbench: running {cmd:?}");
+        }
+        let started = std::time::SystemTime::now();
+        let (mut p, _child) = proc::spawn(&mut cmd)
+            .map_err(|e| Failure::new("failed", format!("starting cargo bench: {e}")))?;
+        let exit = match self.wait(
+            &mut p,
+            Instant::now() + scenario.timeout,
+            "cargo bench",
+            scenario.timeout,
+        ) {
+            Ok(e) => e,
+            Err(f) => {
+                p.stop(Duration::from_secs(2));
+                return Err(f);
+            }
+        };
+        if !exit.success() {
+            let out = tail(log.path(), 2000);
+            let status = if out.contains("error[E") || out.contains("could not compile") {
+                "build_failed"
+            } else {
+                "failed"
+            };
+            return Err(Failure::new(
+                status,
+                format!("cargo bench {}:\n{out}", exit.describe()),
+            ));
+        }
+        let found =
+            crate::ingest::criterion_since(&self.opts.target_dir.join("criterion"), started)
+                .map_err(|e| Failure::new("failed", e.to_string()))?;
+        if found.is_empty() {
+            return Err(Failure::new(
+                "failed",
+                format!("cargo bench ran no criterion benchmark (filter {filter:?})"),
+            ));
+        }
+        Ok(found)
     }
 
     fn wait(

@@ -36,6 +36,12 @@ pub enum Kind {
     Sync { workload: String },
     /// Any shell command, measured from outside.
     Command { build: Option<String>, run: String },
+    /// `cargo bench ARGS -- FILTER` in the tree; each criterion benchmark
+    /// it runs becomes a point of its own (its full id).
+    Criterion {
+        bench: String,
+        filter: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +100,9 @@ struct File {
     workload: Option<Spanned<String>>,
     build: Option<Spanned<String>>,
     run: Option<Spanned<String>>,
+    /// criterion scenarios: arguments to `cargo bench`, and the filter.
+    bench: Option<Spanned<String>>,
+    filter: Option<Spanned<String>>,
     #[serde(default = "default_repetitions")]
     repetitions: Spanned<u32>,
     #[serde(default = "default_warmup")]
@@ -219,14 +228,55 @@ impl Scenario {
                     run: run.get_ref().clone(),
                 }
             }
+            "criterion" => {
+                for (name, v) in [
+                    ("workload", &file.workload),
+                    ("build", &file.build),
+                    ("run", &file.run),
+                ] {
+                    if let Some(v) = v {
+                        return Err(field(
+                            v.span(),
+                            name,
+                            "criterion scenarios take `bench` and `filter` instead".into(),
+                        ));
+                    }
+                }
+                if let Some((name, v)) = file.params.iter().next() {
+                    return Err(field(
+                        v.span(),
+                        &format!("params.{name}"),
+                        "criterion scenarios have no parameters: each benchmark is a point".into(),
+                    ));
+                }
+                Kind::Criterion {
+                    bench: file
+                        .bench
+                        .as_ref()
+                        .map(|b| b.get_ref().clone())
+                        .unwrap_or_default(),
+                    filter: file.filter.as_ref().map(|f| f.get_ref().clone()),
+                }
+            }
             other => {
                 return Err(field(
                     file.kind.span(),
                     "kind",
-                    format!("{other:?} is not a kind: use \"sync\" or \"command\""),
+                    format!("{other:?} is not a kind: use \"sync\", \"command\" or \"criterion\""),
                 ));
             }
         };
+        if !matches!(kind, Kind::Criterion { .. }) {
+            for (name, v) in [("bench", &file.bench), ("filter", &file.filter)] {
+                if let Some(v) = v {
+                    return Err(field(
+                        v.span(),
+                        name,
+                        "only criterion scenarios take this field".into(),
+                    ));
+                }
+            }
+        }
         if *file.repetitions.get_ref() == 0 {
             return Err(field(
                 file.repetitions.span(),

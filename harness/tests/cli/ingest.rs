@@ -247,3 +247,40 @@ fn bmf_round_trip_and_csv() {
         "{csv}"
     );
 }
+
+#[test]
+fn a_criterion_scenario_runs_cargo_bench_and_stores_each_benchmark() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("micro.toml");
+    std::fs::write(
+        &path,
+        "name = \"micro\"\nkind = \"criterion\"\nbench = \"-p protocol --bench frames\"\nfilter = \"decode/4x1MiB\"\ntimeout = \"20m\"\n",
+    )
+    .unwrap();
+    let db = dir.path().join("r.sqlite");
+    let target = test_target_dir();
+    let out = syncbench(&[
+        "--repo",
+        env!("CARGO_MANIFEST_DIR"),
+        "run",
+        path.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--target-dir",
+        target.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json(&out);
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "only the filtered benchmark: {results:?}");
+    assert_eq!(results[0]["point"], "frames/decode/4x1MiB");
+    let time = results[0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "time")
+        .unwrap();
+    assert!(time["values"].as_array().unwrap().len() >= 10, "{time}");
+    assert!(time["median"].as_f64().unwrap() > 0.0);
+}
