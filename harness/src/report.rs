@@ -20,7 +20,8 @@ pub struct Row {
     pub baseline_median: Option<f64>,
     pub change_pct: Option<f64>,
     pub p_value: Option<f64>,
-    /// `regression`, `improvement`, `unchanged` or `no_baseline`.
+    /// `regression`, `improvement`, `unchanged`, `no_baseline`, or
+    /// `informational` (the harness's own metrics, never gated on).
     pub verdict: &'static str,
 }
 
@@ -63,6 +64,8 @@ pub fn rows(new: &[Series], baseline: &[Series], thresholds: &BTreeMap<String, f
                 change_pct: cmp.as_ref().map(|c| c.change * 100.0),
                 p_value: cmp.as_ref().map(|c| c.p_value),
                 verdict: match &cmp {
+                    // The harness's own cost is shown, never gated on.
+                    Some(_) if s.name.starts_with("harness.") => "informational",
                     None => "no_baseline",
                     Some(c) if !c.changed => "unchanged",
                     Some(c) if worse(c) => "regression",
@@ -91,6 +94,7 @@ pub fn table(rows: &[Row]) -> String {
                 let mark = match r.verdict {
                     "regression" => "  REGRESSION",
                     "improvement" => "  improvement",
+                    "informational" => "  (harness, not gated)",
                     _ => "  (within noise)",
                 };
                 format!("{c:+.1}% p={p:.3}{mark}")
@@ -153,4 +157,35 @@ pub fn bmf(runs: &[(String, Vec<Series>)]) -> serde_json::Value {
         out.insert(bench.clone(), serde_json::Value::Object(measures));
     }
     serde_json::Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metric::{Direction, Unit};
+
+    fn series(name: &str, values: &[f64]) -> Series {
+        Series {
+            name: name.into(),
+            unit: Unit::Percent,
+            direction: Direction::LowerIsBetter,
+            values: values.to_vec(),
+        }
+    }
+
+    // Regression test: the sampler's own CPU share once failed a `check`.
+    #[test]
+    fn harness_metrics_are_never_a_regression() {
+        let base = [
+            series("harness.sampler_cpu", &[0.5, 0.51, 0.49, 0.5, 0.52]),
+            series("wall", &[1.0, 1.01, 0.99, 1.0, 1.02]),
+        ];
+        let new = [
+            series("harness.sampler_cpu", &[0.9, 0.91, 0.89, 0.9, 0.92]),
+            series("wall", &[2.0, 2.01, 1.99, 2.0, 2.02]),
+        ];
+        let rows = rows(&new, &base, &BTreeMap::new());
+        assert_eq!(rows[0].verdict, "informational");
+        assert_eq!(rows[1].verdict, "regression");
+    }
 }
