@@ -439,20 +439,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 let mut done = std::collections::HashSet::new();
                 for s in &chosen {
                     for p in &s.points {
-                        let measured = if matches!(s.kind, scenario::Kind::Criterion { .. }) {
-                            session.store.has_any_final_run(
-                                &session.machine,
-                                &s.name,
-                                &commit.sha,
-                            )?
-                        } else {
-                            session.store.has_final_run(
-                                &session.machine,
-                                &s.name,
-                                &p.key(),
-                                &commit.sha,
-                            )?
-                        };
+                        // Criterion points are only known once they ran.
+                        let key = p.key();
+                        let point = (!matches!(s.kind, scenario::Kind::Criterion { .. }))
+                            .then_some(key.as_str());
+                        let measured = session.store.has_final_run(
+                            &session.machine,
+                            &s.name,
+                            point,
+                            &commit.sha,
+                        )?;
                         if !force && measured {
                             done.insert((s.name.clone(), p.key()));
                         }
@@ -617,7 +613,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 if !session.store.has_final_run(
                     &session.machine,
                     &one.name,
-                    &point.key(),
+                    Some(&point.key()),
                     &c.sha,
                 )? {
                     checkout.switch(&c.sha)?;

@@ -446,39 +446,24 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Whether this machine has any final answer for the scenario at the
-    /// commit (criterion scenarios, whose points are only known once run).
-    pub fn has_any_final_run(
-        &self,
-        machine: &Machine,
-        scenario: &str,
-        sha: &str,
-    ) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT 1 FROM runs r JOIN machines m ON m.id = r.machine_id
-                 WHERE m.fingerprint = ?1 AND r.scenario = ?2 AND r.commit_sha = ?3
-                   AND r.dirty = 0 AND r.status IN ('ok', 'build_failed', 'unsupported')",
-            )?
-            .exists(params![machine.fingerprint(), scenario, sha])?)
-    }
-
-    /// Whether this machine has a final answer for the point at the commit
-    /// (measured, or known not to build or not to have the workload).
+    /// Whether this machine has a final answer (measured, or known not to
+    /// build or not to have the workload) for the point at the commit;
+    /// with no point, for any point of the scenario (criterion scenarios,
+    /// whose points are only known once they ran).
     pub fn has_final_run(
         &self,
         machine: &Machine,
         scenario: &str,
-        point: &str,
+        point: Option<&str>,
         sha: &str,
     ) -> Result<bool, StoreError> {
         Ok(self
             .conn
             .prepare_cached(
                 "SELECT 1 FROM runs r JOIN machines m ON m.id = r.machine_id
-                 WHERE m.fingerprint = ?1 AND r.scenario = ?2 AND r.point = ?3 AND r.commit_sha = ?4
-                   AND r.dirty = 0 AND r.status IN ('ok', 'build_failed', 'unsupported')",
+                 WHERE m.fingerprint = ?1 AND r.scenario = ?2 AND (?3 IS NULL OR r.point = ?3)
+                   AND r.commit_sha = ?4 AND r.dirty = 0
+                   AND r.status IN ('ok', 'build_failed', 'unsupported')",
             )?
             .exists(params![machine.fingerprint(), scenario, point, sha])?)
     }
