@@ -11,10 +11,14 @@
 //! * Sealed user secret: `"SBSK" ‖ 0x01 ‖ m_cost ‖ t_cost ‖ p_cost (u32 BE) ‖
 //!   salt(16) ‖ nonce(12) ‖ AES-256-GCM(secret(32) ‖ tag)`, keyed by
 //!   Argon2id of the passphrase; the header is the associated data.
+//! * Blobs: streamed in authenticated 64 KiB segments, see [`stream`].
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
+
+pub mod stream;
+pub use stream::{BlobError, DecryptReader, EncryptReader};
 
 const DOC_VERSION: u8 = 1;
 const DOC_AAD_LABEL: &[u8] = b"syncbench-doc/v1";
@@ -249,6 +253,42 @@ impl DocCipher {
         let mut key = [0u8; 32];
         okm.fill(&mut key).expect("length matches");
         aead_key(&key)
+    }
+
+    fn blob_key(&self, namespace: &str, blob_id: &str) -> LessSafeKey {
+        let info = [
+            b"blob-key/v1\0".as_slice(),
+            namespace.as_bytes(),
+            b"\0",
+            blob_id.as_bytes(),
+        ];
+        let okm = self
+            .prk
+            .expand(&info, KeyLen)
+            .expect("32 bytes is a valid HKDF length");
+        let mut key = [0u8; 32];
+        okm.fill(&mut key).expect("length matches");
+        aead_key(&key)
+    }
+
+    /// Encrypts the blob `namespace/blob_id` as it is read from `plaintext`.
+    pub fn encrypt_blob<R: std::io::Read>(
+        &self,
+        namespace: &str,
+        blob_id: &str,
+        plaintext: R,
+    ) -> Result<EncryptReader<R>, CryptoError> {
+        EncryptReader::new(self.blob_key(namespace, blob_id), plaintext)
+    }
+
+    /// Decrypts and authenticates the blob `namespace/blob_id`.
+    pub fn decrypt_blob<R: std::io::Read>(
+        &self,
+        namespace: &str,
+        blob_id: &str,
+        ciphertext: R,
+    ) -> DecryptReader<R> {
+        DecryptReader::new(self.blob_key(namespace, blob_id), ciphertext)
     }
 
     pub fn encrypt(
