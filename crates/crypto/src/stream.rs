@@ -251,7 +251,11 @@ impl<R: Read> DecryptReader<R> {
         let plain = self
             .key
             .0
-            .open_in_place(nonce(&prefix, self.counter, last), Aad::empty(), &mut self.out)
+            .open_in_place(
+                nonce(&prefix, self.counter, last),
+                Aad::empty(),
+                &mut self.out,
+            )
             .map_err(|_| bad(tampered))?
             .len();
         self.out.truncate(plain);

@@ -308,7 +308,10 @@ mod blobs {
             open(&other, "mail", "m1", &ct),
             Err(BlobError::Tampered { segment: 0 })
         );
-        assert_eq!(open(&c, "mail", "m1", b"not a blob"), Err(BlobError::BadHeader));
+        assert_eq!(
+            open(&c, "mail", "m1", b"not a blob"),
+            Err(BlobError::BadHeader)
+        );
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub enum ErrorCode {
     /// A conditional write whose condition failed, e.g. storing the sealed
     /// secret with `If-None-Match: *` when one exists (412).
     PreconditionFailed,
+    /// A blob with this id exists already; blobs are immutable (409).
+    Exists,
+    /// The user's storage quota would be exceeded (507).
+    QuotaExceeded,
     /// A fault on the server's side (500).
     Internal,
 }

@@ -129,3 +129,12 @@ mod tests {
         assert_eq!(id.as_str(), "inbox.1");
     }
 }
+id_type!(
+    /// A blob namespace of one user (e.g. `mail`, `incoming`): one
+    /// directory level, so the same rules as every id apply.
+    Namespace
+);
+id_type!(
+    /// A blob's id within its namespace, chosen by whoever uploads it.
+    BlobId
+);

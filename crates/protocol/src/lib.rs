@@ -4,6 +4,7 @@
 //! randomness. The server and the client both build on it, so the two sides
 //! agree on ids, revisions, frames, limits and error codes by construction.
 
+mod blob;
 pub mod driver;
 mod error;
 mod frame;
@@ -12,9 +13,13 @@ mod limits;
 mod rev;
 mod sync;
 
+pub use blob::{
+    BlobFlag, BlobInfo, BlobList, BlobQuery, FlagChange, INCOMING, MAX_LIST, MailKey, Order,
+    Recipient,
+};
 pub use error::{ErrorBody, ErrorCode};
 pub use frame::{FrameError, LineSplitter, write_frame};
-pub use ids::{DocId, IdError, ReplicaId, UserId, validate_id};
+pub use ids::{BlobId, DocId, IdError, Namespace, ReplicaId, UserId, validate_id};
 pub use limits::Limits;
 pub use rev::{Causality, RevError, Revision};
 pub use sync::{

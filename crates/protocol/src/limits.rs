@@ -20,6 +20,12 @@ pub struct Limits {
     pub batch_bytes: u64,
     /// Documents per upload request and per database transaction.
     pub batch_docs: u32,
+    /// Largest blob (its encrypted size).
+    pub max_blob_bytes: u64,
+    /// Largest message a mail exchanger may deliver.
+    pub max_incoming_bytes: u64,
+    /// Total size of one user's blobs.
+    pub quota_bytes: u64,
 }
 
 impl Default for Limits {
@@ -32,6 +38,9 @@ impl Default for Limits {
             max_frame_bytes: Self::frame_bytes_for(max_doc_bytes),
             batch_bytes: 4 * MIB,
             batch_docs: 1000,
+            max_blob_bytes: 16 * 1024 * MIB,
+            max_incoming_bytes: 64 * MIB,
+            quota_bytes: 64 * 1024 * MIB,
         }
     }
 }

@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users/{user}/sync/send", axum::routing::post(sync_send))
         .route("/v1/users/{user}/sync/changes", get(sync_changes))
         .route("/v1/users/{user}/secret", get(get_secret).put(put_secret))
+        .merge(crate::blob_api::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }
@@ -42,7 +43,7 @@ async fn config(State(state): State<AppState>) -> Json<Limits> {
 }
 
 /// Runs blocking work (SQLite) on tokio's blocking pool.
-async fn blocking<R: Send + 'static>(
+pub(crate) async fn blocking<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, ApiError> + Send + 'static,
 ) -> Result<R, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -53,7 +54,7 @@ async fn blocking<R: Send + 'static>(
 /// Authenticates the bearer token and checks it may act on `user`:
 /// 401 without a valid token, 400 for a malformed user id, 404 for an
 /// unknown user, 403 for another user's path.
-async fn authorize(
+pub(crate) async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     user: String,
@@ -84,7 +85,7 @@ async fn authorize(
     .await
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(t)| t)
         .map_err(|e| ApiError::BadRequest(format!("query string: {}", e.body_text())))
 }

@@ -23,8 +23,24 @@ pub enum ApiError {
     DocTooLarge(String),
     #[error("{0}")]
     PreconditionFailed(String),
+    #[error("{0}")]
+    Exists(String),
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error(transparent)]
     Internal(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(e: std::io::Error) -> Self {
+        ApiError::Internal(e.into())
+    }
 }
 
 /// Failures of the storage layer: never the client's fault.
@@ -53,6 +69,8 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
             ApiError::DocTooLarge(_) => ErrorCode::DocTooLarge,
             ApiError::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
+            ApiError::Exists(_) => ErrorCode::Exists,
+            ApiError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -65,6 +83,8 @@ impl ApiError {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::BodyTooLarge | ErrorCode::DocTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ErrorCode::Exists => StatusCode::CONFLICT,
+            ErrorCode::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

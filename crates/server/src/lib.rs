@@ -6,12 +6,15 @@
 
 mod accounts;
 mod api;
+mod blob_api;
+mod blobs;
 mod db;
 mod error;
 mod userdb;
 
 pub use accounts::{Accounts, AddUserError, NewUser};
 pub use api::router;
+pub use blob_api::services_router;
 pub use error::{ApiError, StoreError};
 
 use protocol::{Limits, UserId};
@@ -36,11 +39,19 @@ struct Inner {
 }
 
 impl AppState {
-    /// Opens (creating if needed) the data directory: `accounts.sqlite` and
-    /// `users/{user id}.sqlite`.
+    /// Opens (creating if needed) the data directory: `accounts.sqlite`,
+    /// `users/{user id}.sqlite`, `blobs/{user id}/{namespace}/{blob id}`,
+    /// and `tmp/` for uploads in progress (emptied here: what an earlier
+    /// run left there was never acknowledged).
     pub fn open(data_dir: &Path, limits: Limits) -> Result<Self, StoreError> {
         let accounts = Accounts::open(data_dir)?;
         std::fs::create_dir_all(data_dir.join("users"))?;
+        std::fs::create_dir_all(data_dir.join("blobs"))?;
+        let tmp = data_dir.join("tmp");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 data_dir: data_dir.to_owned(),
@@ -53,6 +64,12 @@ impl AppState {
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// Where uploads stream to before they are renamed into place (same
+    /// filesystem as `blobs/`, so the rename is atomic).
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
+        self.inner.data_dir.join("tmp")
     }
 
     pub fn accounts(&self) -> &Accounts {
@@ -68,7 +85,7 @@ impl AppState {
 
     /// The database of an existing user, opened once and then shared.
     /// Blocking: call it off the async runtime.
-    fn user_db(&self, user: &UserId) -> Result<Arc<UserDb>, StoreError> {
+    pub(crate) fn user_db(&self, user: &UserId) -> Result<Arc<UserDb>, StoreError> {
         if let Some(db) = self.inner.users.lock().expect("users lock").get(user) {
             return Ok(db.clone());
         }
@@ -78,17 +95,36 @@ impl AppState {
             .data_dir
             .join("users")
             .join(format!("{user}.sqlite"));
-        let db = Arc::new(UserDb::open(path)?);
+        let blobs = self.inner.data_dir.join("blobs").join(user.as_str());
+        let db = Arc::new(UserDb::open(path, blobs)?);
         let mut users = self.inner.users.lock().expect("users lock");
         Ok(users.entry(user.clone()).or_insert(db).clone())
     }
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then lets
-/// requests in flight finish.
+/// Serves the users' API on `listener` until `shutdown` completes, then
+/// lets requests in flight finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_router(listener, router(state), shutdown).await
+}
+
+/// Serves the services API (mail delivery, see [`services_router`]).
+pub async fn serve_services(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    service_token: &str,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_router(listener, services_router(state, service_token), shutdown).await
+}
+
+async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
@@ -99,7 +135,7 @@ pub async fn serve(
             tracing::warn!("TCP_NODELAY: {e}");
         }
     });
-    axum::serve(listener, router(state))
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
     -- Latest version of each document; content NULL = deleted.
     CREATE TABLE docs (
@@ -30,7 +31,9 @@ const MIGRATIONS: &[&str] = &["
     CREATE TABLE replicas (id TEXT PRIMARY KEY, gen INTEGER NOT NULL, txid TEXT NOT NULL) STRICT;
     -- The user's secret, sealed by the client with the passphrase.
     CREATE TABLE secret (one INTEGER PRIMARY KEY CHECK (one = 1), sealed BLOB NOT NULL) STRICT;
-"];
+",
+    crate::blobs::MIGRATION,
+];
 
 /// What the HTTP side hands the database writer while an upload streams in.
 #[derive(Debug)]
@@ -46,6 +49,8 @@ pub enum Upload {
 #[derive(Debug)]
 pub struct UserDb {
     pool: Pool,
+    /// `blobs/{user}`: one directory per namespace below it.
+    blob_dir: PathBuf,
     replica: ReplicaId,
     /// A checkpoint is queued or running: later requests need not queue one.
     checkpoint_pending: AtomicBool,
@@ -60,7 +65,7 @@ fn head(c: &Connection) -> rusqlite::Result<(u64, String)> {
 }
 
 impl UserDb {
-    pub fn open(path: PathBuf) -> Result<Self, StoreError> {
+    pub fn open(path: PathBuf, blob_dir: PathBuf) -> Result<Self, StoreError> {
         let pool = Pool::open(path, MIGRATIONS)?;
         let fresh = crypto::random_hex(8)?;
         let replica: String = pool.with(|c| {
@@ -76,9 +81,18 @@ impl UserDb {
             .map_err(|e| StoreError::Corrupt(format!("replica id in meta: {e}")))?;
         Ok(Self {
             pool,
+            blob_dir,
             replica,
             checkpoint_pending: AtomicBool::new(false),
         })
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub(crate) fn blob_dir(&self) -> &std::path::Path {
+        &self.blob_dir
     }
 
     pub fn info(&self, client: &ReplicaId, at: Option<u64>) -> Result<SyncInfo, StoreError> {

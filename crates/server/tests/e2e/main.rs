@@ -3,6 +3,7 @@
 
 mod support;
 
+mod blobs;
 mod errors;
 mod faults;
 mod sync;

@@ -13,8 +13,14 @@ const SERVER: &str = env!("CARGO_BIN_EXE_sync-server");
 pub struct TestServer {
     child: Child,
     pub addr: SocketAddr,
+    /// The services listener (mail delivery), always enabled in tests.
+    pub services: SocketAddr,
     pub data: PathBuf,
+    extra: Vec<String>,
 }
+
+/// The service token every test server accepts on its services listener.
+pub const SERVICE_TOKEN: &str = "test-service-token";
 
 impl TestServer {
     pub fn start(data: &Path) -> TestServer {
@@ -23,9 +29,27 @@ impl TestServer {
 
     /// Starts the server and waits for the address it prints once bound.
     pub fn start_on(data: &Path, listen: SocketAddr) -> TestServer {
+        Self::start_with(data, listen, "127.0.0.1:0".parse().unwrap(), &[])
+    }
+
+    /// With extra `serve` flags (e.g. `--quota 1MiB`).
+    pub fn start_with_args(data: &Path, extra: &[&str]) -> TestServer {
+        let any = "127.0.0.1:0".parse().unwrap();
+        Self::start_with(data, any, any, extra)
+    }
+
+    fn start_with(
+        data: &Path,
+        listen: SocketAddr,
+        services: SocketAddr,
+        extra: &[&str],
+    ) -> TestServer {
         let mut child = Command::new(SERVER)
             .args(["serve", "--listen", &listen.to_string(), "--data"])
             .arg(data)
+            .args(["--services-listen", &services.to_string()])
+            .args(extra)
+            .env("SYNC_SERVICE_TOKEN", SERVICE_TOKEN)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
@@ -34,17 +58,22 @@ impl TestServer {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let addr = line
+        let (addr, services) = line
             .trim()
             .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
+            .and_then(|rest| rest.split_once(", services on http://"))
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         TestServer {
             child,
-            addr,
+            addr: addr.parse().unwrap(),
+            services: services.parse().unwrap(),
             data: data.to_owned(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    pub fn services_url(&self) -> String {
+        format!("http://{}", self.services)
     }
 
     pub fn url(&self) -> String {
@@ -70,11 +99,13 @@ impl TestServer {
         self.child.wait().unwrap()
     }
 
+    /// Kills and starts the server again on the same addresses.
     pub fn restart(&mut self) {
-        let addr = self.addr;
         let _ = self.child.kill();
         let _ = self.child.wait();
-        *self = Self::start_on(&self.data.clone(), addr);
+        let extra = std::mem::take(&mut self.extra);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        *self = Self::start_with(&self.data.clone(), self.addr, self.services, &extra);
     }
 
     pub fn is_running(&mut self) -> bool {

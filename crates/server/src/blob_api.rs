@@ -1,0 +1,346 @@
+//! HTTP handlers for blobs and the mail key, and the services listener
+//! where a mail exchanger delivers incoming mail.
+
+use crate::AppState;
+use crate::api::{authorize, blocking, query};
+use crate::error::{ApiError, StoreError};
+use crate::userdb::UserDb;
+use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use protocol::{
+    BlobFlag, BlobId, BlobInfo, BlobList, BlobQuery, FlagChange, INCOMING, MailKey, Namespace,
+    Recipient, UserId,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio_stream::StreamExt;
+use tower::ServiceExt;
+
+/// Writes to the temporary file are batched to this size.
+const WRITE_BUFFER: usize = 256 * 1024;
+/// Largest mail key body accepted (a real one is about 200 bytes).
+const MAX_MAIL_KEY_BYTES: usize = 16 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/users/{user}/blobs", get(list))
+        .route(
+            "/v1/users/{user}/blobs/{namespace}/{id}",
+            put(put_blob).get(get_blob).delete(delete_blob),
+        )
+        .route("/v1/users/{user}/blobs/{namespace}/{id}/flag", post(flag))
+        .route(
+            "/v1/users/{user}/mailkey",
+            get(get_mail_key).put(put_mail_key),
+        )
+}
+
+fn ids(ns: String, id: String) -> Result<(Namespace, BlobId), ApiError> {
+    let ns = Namespace::new(ns).map_err(|e| ApiError::BadRequest(format!("namespace: {e}")))?;
+    let id = BlobId::new(id).map_err(|e| ApiError::BadRequest(format!("blob id: {e}")))?;
+    Ok((ns, id))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A file under `tmp/` that is removed unless it was moved into place.
+struct TempFile(PathBuf);
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        // Already renamed (the common case) or never created: both fine.
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Streams `body` into a blob: checks what can be checked up front, writes
+/// a temporary file (never more than one buffer in memory), fsyncs it, and
+/// commits it with its row. `limit` is the largest size accepted.
+async fn store(
+    state: &AppState,
+    db: Arc<UserDb>,
+    ns: Namespace,
+    id: BlobId,
+    headers: &HeaderMap,
+    body: Body,
+    limit: u64,
+    flag: Option<BlobFlag>,
+) -> Result<BlobInfo, ApiError> {
+    let quota = state.limits().quota_bytes;
+    let declared = content_length(headers);
+    let (pre_db, pre_ns, pre_id) = (db.clone(), ns.clone(), id.clone());
+    blocking(move || pre_db.blob_precheck(&pre_ns, &pre_id, declared.unwrap_or(0), quota)).await?;
+
+    let tmp = TempFile(
+        state
+            .tmp_dir()
+            .join(crypto::random_hex(16).map_err(StoreError::from)?),
+    );
+    let file = tokio::fs::File::create(&tmp.0).await?;
+    let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+    let mut stream = body.into_data_stream();
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::BadRequest(format!("reading the body: {e}; nothing was stored"))
+        })?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(ApiError::BodyTooLarge { limit });
+        }
+        out.write_all(&chunk).await?;
+    }
+    out.flush().await?;
+    out.into_inner().sync_all().await?;
+    blocking(move || {
+        let info = db.blob_commit(&ns, &id, &tmp.0, size, flag, quota)?;
+        drop(tmp);
+        Ok(info)
+    })
+    .await
+}
+
+async fn put_blob(
+    State(state): State<AppState>,
+    Path((user, ns, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<BlobInfo>), ApiError> {
+    let limit = state.limits().max_blob_bytes;
+    if content_length(&headers).is_some_and(|n| n > limit) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    let db = authorize(&state, &headers, user).await?;
+    let (ns, id) = ids(ns, id)?;
+    let info = store(&state, db, ns, id, &headers, body, limit, None).await?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// The whole blob, or the byte range asked for (206, or 416 when it lies
+/// outside the blob): tower-http's file service implements ranges.
+async fn get_blob(
+    State(state): State<AppState>,
+    Path((user, ns, id)): Path<(String, String, String)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let db = authorize(&state, request.headers(), user).await?;
+    let (ns, id) = ids(ns, id)?;
+    let path = blocking(move || {
+        db.blob_info(&ns, &id)?
+            .ok_or_else(|| ApiError::NotFound(format!("no blob {ns}/{id}")))?;
+        Ok(db.blob_path(&ns, &id))
+    })
+    .await?;
+    let octets = tower_http::services::fs::ServeFile::new_with_mime(
+        path,
+        &"application/octet-stream".parse().expect("valid mime"),
+    );
+    let response = octets
+        .oneshot(request)
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+    Ok(response.map(Body::new))
+}
+
+async fn delete_blob(
+    State(state): State<AppState>,
+    Path((user, ns, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let db = authorize(&state, &headers, user).await?;
+    let (ns, id) = ids(ns, id)?;
+    blocking(move || {
+        if db.blob_delete(&ns, &id)? {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(ApiError::NotFound(format!("no blob {ns}/{id}")))
+        }
+    })
+    .await
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    q: Result<Query<BlobQuery>, QueryRejection>,
+) -> Result<Json<BlobList>, ApiError> {
+    let q = query(q)?;
+    let db = authorize(&state, &headers, user).await?;
+    blocking(move || Ok(db.blob_list(&q)?)).await.map(Json)
+}
+
+fn json<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(t)| t)
+        .map_err(|e| ApiError::BadRequest(format!("JSON body: {}", e.body_text())))
+}
+
+async fn flag(
+    State(state): State<AppState>,
+    Path((user, ns, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    change: Result<Json<FlagChange>, JsonRejection>,
+) -> Result<Json<BlobInfo>, ApiError> {
+    let db = authorize(&state, &headers, user).await?;
+    let (ns, id) = ids(ns, id)?;
+    let change = json(change)?;
+    blocking(move || db.blob_flag(&ns, &id, &change))
+        .await
+        .map(Json)
+}
+
+async fn get_mail_key(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<MailKey>, ApiError> {
+    let db = authorize(&state, &headers, user).await?;
+    blocking(move || {
+        db.mail_key()?
+            .ok_or_else(|| ApiError::NotFound("no mail key stored yet".into()))
+    })
+    .await
+    .map(Json)
+}
+
+/// Stores the mail key once; a second one is refused with 412 (the
+/// client then uses the stored one).
+async fn put_mail_key(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let db = authorize(&state, &headers, user).await?;
+    let bytes = axum::body::to_bytes(body, MAX_MAIL_KEY_BYTES)
+        .await
+        .map_err(|_| ApiError::BodyTooLarge {
+            limit: MAX_MAIL_KEY_BYTES as u64,
+        })?;
+    let key: MailKey = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("mail key: {e}")))?;
+    if !key.recipient.starts_with("age1") {
+        return Err(ApiError::BadRequest(
+            "mail key: the recipient must be an age X25519 recipient (age1…)".into(),
+        ));
+    }
+    blocking(move || {
+        if db.put_mail_key_if_absent(&key)? {
+            Ok(StatusCode::CREATED)
+        } else {
+            Err(ApiError::PreconditionFailed(
+                "a mail key is stored already".into(),
+            ))
+        }
+    })
+    .await
+}
+
+/// The services listener's state: the app and the hash of the one token
+/// mail exchangers present.
+#[derive(Clone)]
+struct Services {
+    app: AppState,
+    token_hash: [u8; 32],
+}
+
+/// The services API, served on its own listener so that it can be firewalled
+/// apart from the users' API: mail exchangers look up a user's public key
+/// and deliver encrypted messages into the user's `incoming` namespace.
+pub fn services_router(app: AppState, service_token: &str) -> Router {
+    let state = Services {
+        app,
+        token_hash: crypto::token_hash(service_token),
+    };
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/v1/incoming/{user}/key", get(recipient))
+        .route("/v1/incoming/{user}/{id}", put(deliver))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .with_state(state)
+}
+
+/// Checks the service token, then that the user exists: 401, 400, 404.
+async fn service_user(
+    s: &Services,
+    headers: &HeaderMap,
+    user: String,
+) -> Result<Arc<UserDb>, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized(
+            "missing `Authorization: Bearer <service token>` header",
+        ))?;
+    if !crypto::constant_time_eq(&crypto::token_hash(token), &s.token_hash) {
+        return Err(ApiError::Unauthorized("unknown service token"));
+    }
+    let app = s.app.clone();
+    blocking(move || {
+        let user = UserId::new(user).map_err(|e| ApiError::BadRequest(format!("user id: {e}")))?;
+        if !app.accounts().exists(&user)? {
+            return Err(ApiError::UserNotFound(user.to_string()));
+        }
+        Ok(app.user_db(&user)?)
+    })
+    .await
+}
+
+async fn recipient(
+    State(s): State<Services>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Recipient>, ApiError> {
+    let db = service_user(&s, &headers, user).await?;
+    blocking(move || {
+        let key = db.mail_key()?.ok_or_else(|| {
+            ApiError::NotFound(
+                "the user has no mail key yet: no device has run `sync-client init`".into(),
+            )
+        })?;
+        Ok(Recipient {
+            recipient: key.recipient,
+        })
+    })
+    .await
+    .map(Json)
+}
+
+/// Stores an encrypted message as a `PENDING` blob in `incoming`. The
+/// exchanger chooses the id; a repeated delivery of the same id is 409.
+async fn deliver(
+    State(s): State<Services>,
+    Path((user, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<BlobInfo>), ApiError> {
+    let limit = s.app.limits().max_incoming_bytes;
+    if content_length(&headers).is_some_and(|n| n > limit) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    let db = service_user(&s, &headers, user).await?;
+    let (ns, id) = ids(INCOMING.into(), id)?;
+    let info = store(
+        &s.app,
+        db,
+        ns,
+        id,
+        &headers,
+        body,
+        limit,
+        Some(BlobFlag::Pending),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(info)))
+}

@@ -1,0 +1,284 @@
+//! Blob storage of one user: files under `blobs/{user}/{namespace}/{id}`,
+//! their size, flag and dates in the user's database.
+//!
+//! A blob is either whole or absent. The upload streams into a file under
+//! `tmp/`, which is fsynced and then renamed into place inside the
+//! transaction that records it: a crash before the rename leaves only a
+//! temporary file (removed at the next start), a crash between rename and
+//! commit leaves a file no row points to (invisible, and replaced by the
+//! retried upload's rename). Deletion removes the row first, then the file.
+
+use crate::error::{ApiError, StoreError};
+use crate::userdb::UserDb;
+use protocol::{
+    BlobFlag, BlobId, BlobInfo, BlobList, BlobQuery, FlagChange, MAX_LIST, MailKey, Namespace,
+    Order,
+};
+use rusqlite::{OptionalExtension, Row, params};
+use std::path::{Path, PathBuf};
+
+pub const MIGRATION: &str = "
+    CREATE TABLE blobs (
+        namespace TEXT NOT NULL,
+        id TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        flag TEXT,
+        created_ms INTEGER NOT NULL,
+        flagged_ms INTEGER NOT NULL,
+        PRIMARY KEY (namespace, id)
+    ) STRICT;
+    CREATE INDEX blobs_by_date ON blobs (namespace, created_ms);
+    -- The age recipient published to mail exchangers, and its identity
+    -- encrypted by the client.
+    CREATE TABLE mail_key (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        recipient TEXT NOT NULL,
+        sealed_identity BLOB NOT NULL
+    ) STRICT;
+";
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn info(r: &Row) -> rusqlite::Result<BlobInfo> {
+    let bad = |i, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
+    let flag: Option<String> = r.get(3)?;
+    Ok(BlobInfo {
+        namespace: Namespace::new(r.get::<_, String>(0)?).map_err(|e| bad(0, e.to_string()))?,
+        id: BlobId::new(r.get::<_, String>(1)?).map_err(|e| bad(1, e.to_string()))?,
+        size: r.get(2)?,
+        flag: flag.map(|f| f.parse()).transpose().map_err(|e| bad(3, e))?,
+        created_ms: r.get(4)?,
+        flagged_ms: r.get(5)?,
+    })
+}
+
+const COLUMNS: &str = "namespace, id, size, flag, created_ms, flagged_ms";
+
+fn exists(ns: &Namespace, id: &BlobId) -> ApiError {
+    ApiError::Exists(format!(
+        "blob {ns}/{id} exists already; blobs are immutable: delete it first or use another id"
+    ))
+}
+
+impl UserDb {
+    /// Where the blob's file lives (ids were validated: one path level each).
+    pub fn blob_path(&self, ns: &Namespace, id: &BlobId) -> PathBuf {
+        self.blob_dir().join(ns.as_str()).join(id.as_str())
+    }
+
+    fn usage(c: &rusqlite::Connection) -> rusqlite::Result<u64> {
+        c.query_row("SELECT COALESCE(SUM(size), 0) FROM blobs", [], |r| r.get(0))
+    }
+
+    fn check_room(
+        c: &rusqlite::Connection,
+        ns: &Namespace,
+        id: &BlobId,
+        size: u64,
+        quota: u64,
+    ) -> Result<(), ApiError> {
+        let found: Option<i64> = c
+            .prepare_cached("SELECT 1 FROM blobs WHERE namespace = ?1 AND id = ?2")?
+            .query_row(params![ns.as_str(), id.as_str()], |r| r.get(0))
+            .optional()?;
+        if found.is_some() {
+            return Err(exists(ns, id));
+        }
+        let used = Self::usage(c)?;
+        if used.saturating_add(size) > quota {
+            return Err(ApiError::QuotaExceeded(format!(
+                "storing {size} bytes would exceed the quota of {quota} bytes ({used} in use); delete blobs first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses early what would be refused at the end (an existing id, a
+    /// declared size over the quota), before any byte is read.
+    pub fn blob_precheck(
+        &self,
+        ns: &Namespace,
+        id: &BlobId,
+        declared: u64,
+        quota: u64,
+    ) -> Result<(), ApiError> {
+        self.pool()
+            .with(|c| Self::check_room(c, ns, id, declared, quota))
+    }
+
+    /// Moves a fully written and synced temporary file into place and
+    /// records it, in one transaction.
+    pub fn blob_commit(
+        &self,
+        ns: &Namespace,
+        id: &BlobId,
+        tmp: &Path,
+        size: u64,
+        flag: Option<BlobFlag>,
+        quota: u64,
+    ) -> Result<BlobInfo, ApiError> {
+        let dest = self.blob_path(ns, id);
+        self.pool().with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            Self::check_room(&tx, ns, id, size, quota)?;
+            let parent = dest.parent().expect("blob paths have a parent");
+            std::fs::create_dir_all(parent).map_err(StoreError::from)?;
+            std::fs::rename(tmp, &dest).map_err(StoreError::from)?;
+            let now = now_ms();
+            let info = BlobInfo {
+                namespace: ns.clone(),
+                id: id.clone(),
+                size,
+                flag,
+                created_ms: now,
+                flagged_ms: now,
+            };
+            tx.execute(
+                &format!("INSERT INTO blobs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                params![
+                    ns.as_str(),
+                    id.as_str(),
+                    size,
+                    flag.map(BlobFlag::as_str),
+                    now,
+                    now
+                ],
+            )?;
+            tx.commit()?;
+            Ok(info)
+        })
+    }
+
+    pub fn blob_info(&self, ns: &Namespace, id: &BlobId) -> Result<Option<BlobInfo>, StoreError> {
+        Ok(self.pool().with(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM blobs WHERE namespace = ?1 AND id = ?2"
+            ))?
+            .query_row(params![ns.as_str(), id.as_str()], info)
+            .optional()
+        })?)
+    }
+
+    /// Deletes a blob; `false` if there was none.
+    pub fn blob_delete(&self, ns: &Namespace, id: &BlobId) -> Result<bool, StoreError> {
+        let deleted = self.pool().with(|c| {
+            c.execute(
+                "DELETE FROM blobs WHERE namespace = ?1 AND id = ?2",
+                params![ns.as_str(), id.as_str()],
+            )
+        })? == 1;
+        if deleted {
+            match std::fs::remove_file(self.blob_path(ns, id)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(deleted)
+    }
+
+    pub fn blob_list(&self, q: &BlobQuery) -> Result<BlobList, StoreError> {
+        let mut filter = String::from("WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        if let Some(ns) = &q.namespace {
+            args.push(ns.to_string());
+            filter += &format!(" AND namespace = ?{}", args.len());
+        }
+        if let Some(flag) = q.flag {
+            args.push(flag.to_string());
+            filter += &format!(" AND flag = ?{}", args.len());
+        }
+        let order = match q.order {
+            Order::Oldest => "ASC",
+            Order::Newest => "DESC",
+        };
+        let limit = q.limit.unwrap_or(MAX_LIST).min(MAX_LIST);
+        Ok(self.pool().with(|c| {
+            let count: u64 = c
+                .prepare_cached(&format!("SELECT COUNT(*) FROM blobs {filter}"))?
+                .query_row(rusqlite::params_from_iter(&args), |r| r.get(0))?;
+            let blobs = if q.count_only {
+                Vec::new()
+            } else {
+                c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM blobs {filter}
+                     ORDER BY created_ms {order}, rowid {order} LIMIT {limit}"
+                ))?
+                .query_map(rusqlite::params_from_iter(&args), info)?
+                .collect::<rusqlite::Result<_>>()?
+            };
+            Ok::<_, rusqlite::Error>(BlobList { count, blobs })
+        })?)
+    }
+
+    /// Sets a blob's flag, atomically checking the expected current flag.
+    pub fn blob_flag(
+        &self,
+        ns: &Namespace,
+        id: &BlobId,
+        change: &FlagChange,
+    ) -> Result<BlobInfo, ApiError> {
+        self.pool().with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let current = tx
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM blobs WHERE namespace = ?1 AND id = ?2"
+                ))?
+                .query_row(params![ns.as_str(), id.as_str()], info)
+                .optional()?
+                .ok_or_else(|| ApiError::NotFound(format!("no blob {ns}/{id}")))?;
+            if let Some(expect) = change.expect
+                && current.flag != Some(expect)
+            {
+                return Err(ApiError::PreconditionFailed(format!(
+                    "blob {ns}/{id} is {}, not {expect}",
+                    current.flag.map_or("unflagged", BlobFlag::as_str)
+                )));
+            }
+            let now = now_ms();
+            tx.execute(
+                "UPDATE blobs SET flag = ?3, flagged_ms = ?4 WHERE namespace = ?1 AND id = ?2",
+                params![ns.as_str(), id.as_str(), change.flag.as_str(), now],
+            )?;
+            tx.commit()?;
+            Ok(BlobInfo {
+                flag: Some(change.flag),
+                flagged_ms: now,
+                ..current
+            })
+        })
+    }
+
+    pub fn mail_key(&self) -> Result<Option<MailKey>, StoreError> {
+        Ok(self.pool().with(|c| {
+            c.query_row(
+                "SELECT recipient, sealed_identity FROM mail_key WHERE one = 1",
+                [],
+                |r| {
+                    Ok(MailKey {
+                        recipient: r.get(0)?,
+                        sealed_identity: protocol::Content(r.get(1)?),
+                    })
+                },
+            )
+            .optional()
+        })?)
+    }
+
+    /// Stores the mail key unless one exists; `false` if one did (two
+    /// devices initialising at once must agree on one key).
+    pub fn put_mail_key_if_absent(&self, key: &MailKey) -> Result<bool, StoreError> {
+        Ok(self.pool().with(|c| {
+            c.execute(
+                "INSERT INTO mail_key (one, recipient, sealed_identity) VALUES (1, ?1, ?2)
+                 ON CONFLICT (one) DO NOTHING",
+                params![key.recipient, key.sealed_identity.0],
+            )
+        })? == 1)
+    }
+}
