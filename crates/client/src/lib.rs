@@ -7,10 +7,13 @@
 //! [`Device::unlock`] with the passphrase to read and write documents, and
 //! [`Device::sync`].
 
+mod blobs;
+mod mail;
 mod remote;
 mod store;
 mod sync;
 
+pub use mail::{IncomingReport, MAIL_NAMESPACE, MailContent, MailMeta, MailMode, MailSummary};
 pub use remote::Remote;
 pub use sync::SyncReport;
 
@@ -65,8 +68,25 @@ pub enum ClientError {
     ServerReplaced { was: String, now: String },
     #[error("the server broke the sync protocol: {0}")]
     Protocol(String),
+    #[error("blob {blob}: {source}")]
+    Blob {
+        blob: String,
+        source: crypto::BlobError,
+    },
+    #[error("local file: {0}")]
+    Io(#[from] std::io::Error),
     #[error("invalid id: {0}")]
     InvalidId(#[from] protocol::IdError),
+}
+
+impl ClientError {
+    /// The server's error code, when the server answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Http { code, .. } => *code,
+            _ => None,
+        }
+    }
 }
 
 impl From<CryptoError> for ClientError {
@@ -156,13 +176,22 @@ impl Device {
             ))
         })?;
         let conn = store::create(&path, &opts, &sealed)?;
-        Ok(Device {
+        let mut device = Device {
             dir: dir.to_owned(),
             conn,
             remote,
             cipher: Some(DocCipher::new(&secret)),
             limits: None,
-        })
+        };
+        if let Err(e) = device.ensure_mail_key() {
+            // Leave nothing half set up: a retried init starts afresh.
+            drop(device);
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(dir.join(format!("{STORE_FILE}{suffix}")));
+            }
+            return Err(e);
+        }
+        Ok(device)
     }
 
     /// Opens an initialised device, locked.

@@ -1,7 +1,10 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use client::MailMode;
 use client::{Device, InitOptions};
-use protocol::{DocId, Revision, UserId};
+use protocol::{
+    BlobFlag, BlobId, BlobQuery, DocId, FlagChange, Namespace, Order, Revision, UserId,
+};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
@@ -88,6 +91,16 @@ enum Command {
         #[arg(long = "param", value_parser = parse_param)]
         params: Vec<(String, String)>,
     },
+    /// Blobs: large encrypted content, streamed to and from the server.
+    Blob {
+        #[command(subcommand)]
+        command: BlobCommand,
+    },
+    /// Mail: process incoming messages, list the inbox, open a message.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
     /// Resolve a conflict: with the content of FILE, of one version (--keep
     /// REV), or by deleting the document (--delete).
     Resolve {
@@ -99,6 +112,113 @@ enum Command {
         #[arg(long)]
         delete: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum BlobCommand {
+    /// Encrypt FILE (streamed) and upload it as NAMESPACE/ID.
+    Put {
+        namespace: Namespace,
+        id: BlobId,
+        file: PathBuf,
+    },
+    /// Download (if not stored here yet), verify and decrypt a blob to
+    /// --output or standard output.
+    Get {
+        namespace: Namespace,
+        id: BlobId,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// List the blobs on the server.
+    List {
+        #[arg(long)]
+        namespace: Option<Namespace>,
+        #[arg(long)]
+        flag: Option<BlobFlag>,
+        /// Newest first instead of oldest first.
+        #[arg(long)]
+        newest: bool,
+        /// Only print how many blobs match.
+        #[arg(long)]
+        count: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a blob's flag (PENDING, PROCESSING, PROCESSED, FAILED).
+    Flag {
+        namespace: Namespace,
+        id: BlobId,
+        flag: BlobFlag,
+        /// Only if its flag is this now.
+        #[arg(long)]
+        expect: Option<BlobFlag>,
+    },
+    /// Delete a blob on the server and here.
+    Delete { namespace: Namespace, id: BlobId },
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// Process the mail delivered to the user: decrypt, parse, store as
+    /// metadata document (+ content blob), then remove the incoming copy.
+    /// Messages that cannot be decrypted or parsed are flagged FAILED and kept.
+    Fetch {
+        /// Retake a message another device reserved longer ago than this
+        /// (it crashed mid-way), e.g. 10m, 30s.
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        lease: std::time::Duration,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The inbox, newest first, from metadata alone (run `sync` first).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one message (raw RFC 5322), fetching its content on demand.
+    Open {
+        id: BlobId,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Show or set how this device stores processed mail: `blobs`
+    /// (metadata document + content blob) or `legacy` (the whole message
+    /// inside the document, as the original design did).
+    Mode { mode: Option<MailMode> },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected e.g. 30s, 10m, 2h"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?}: the unit must be s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// Where `get`/`open` write: the file given, or standard output.
+fn output(path: Option<&PathBuf>) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    })
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -191,6 +311,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             )?;
             println!("initialised device in {}", device.dir().display());
         }
+        Command::Blob { command } => return blob_command(&cli, command),
+        Command::Mail { command } => return mail_command(&cli, command),
         Command::Put { id, file } => {
             let content = read_input(file.as_ref())?;
             let rev = unlocked(&cli)?.put(id, &content)?;
@@ -307,6 +429,158 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             let rev = device.resolve(id, content.as_deref())?;
             println!("{id} {rev} resolved; sync to share it");
+        }
+    }
+    Ok(0)
+}
+
+fn blob_command(cli: &Cli, command: &BlobCommand) -> anyhow::Result<u8> {
+    let device = unlocked(cli)?;
+    match command {
+        BlobCommand::Put {
+            namespace,
+            id,
+            file,
+        } => {
+            let f =
+                std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+            let len = f.metadata()?.len();
+            let info = device.upload_blob(namespace, id, std::io::BufReader::new(f), len)?;
+            println!("{namespace}/{id} {} stored", human_bytes(info.size));
+        }
+        BlobCommand::Get {
+            namespace,
+            id,
+            output: to,
+        } => {
+            let mut out = output(to.as_ref())?;
+            device.read_blob(namespace, id, &mut out)?;
+            out.flush()?;
+        }
+        BlobCommand::List {
+            namespace,
+            flag,
+            newest,
+            count,
+            json,
+        } => {
+            let list = device.remote().list_blobs(&BlobQuery {
+                namespace: namespace.clone(),
+                flag: *flag,
+                order: if *newest {
+                    Order::Newest
+                } else {
+                    Order::Oldest
+                },
+                limit: None,
+                count_only: *count,
+            })?;
+            let mut out = std::io::stdout().lock();
+            if *json {
+                serde_json::to_writer_pretty(&mut out, &list)?;
+                writeln!(out)?;
+            } else if *count {
+                writeln!(out, "{}", list.count)?;
+            } else {
+                for b in &list.blobs {
+                    writeln!(
+                        out,
+                        "{}/{}\t{}\t{}",
+                        b.namespace,
+                        b.id,
+                        human_bytes(b.size),
+                        b.flag.map_or("-", BlobFlag::as_str)
+                    )?;
+                }
+            }
+        }
+        BlobCommand::Flag {
+            namespace,
+            id,
+            flag,
+            expect,
+        } => {
+            device.remote().flag_blob(
+                namespace,
+                id,
+                &FlagChange {
+                    flag: *flag,
+                    expect: *expect,
+                },
+            )?;
+        }
+        BlobCommand::Delete { namespace, id } => {
+            if !device.delete_blob(namespace, id)? {
+                bail!("no blob {namespace}/{id} on the server");
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn mail_command(cli: &Cli, command: &MailCommand) -> anyhow::Result<u8> {
+    let mut device = unlocked(cli)?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        MailCommand::Fetch { lease, json } => {
+            let r = device.process_incoming(*lease)?;
+            if *json {
+                serde_json::to_writer(&mut out, &r)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "processed {} message(s) ({}); {} failed; {} taken by another device",
+                    r.processed,
+                    human_bytes(r.bytes),
+                    r.failed.len(),
+                    r.skipped
+                )?;
+                for (id, why) in &r.failed {
+                    writeln!(out, "FAILED {id}: {why}")?;
+                }
+            }
+            // Failed messages are kept and flagged; the run itself worked.
+            return Ok(0);
+        }
+        MailCommand::List { json } => {
+            let inbox = device.mail_list()?;
+            if *json {
+                serde_json::to_writer_pretty(&mut out, &inbox)?;
+                writeln!(out)?;
+            } else {
+                for m in &inbox {
+                    writeln!(
+                        out,
+                        "{}\t{}\t{}\t{}\t{}{}",
+                        m.id,
+                        m.date.as_deref().unwrap_or("-"),
+                        m.from,
+                        m.subject,
+                        human_bytes(m.size),
+                        if m.attachments > 0 {
+                            format!("\t{} attachment(s)", m.attachments)
+                        } else {
+                            String::new()
+                        }
+                    )?;
+                }
+            }
+        }
+        MailCommand::Open { id, output: to } => {
+            drop(out);
+            let mut out = output(to.as_ref())?;
+            device.mail_open(id, &mut out)?;
+            out.flush()?;
+        }
+        MailCommand::Mode { mode: Some(mode) } => device.set_mail_mode(*mode)?,
+        MailCommand::Mode { mode: None } => {
+            let mode = device.mail_mode()?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_value(mode)?.as_str().unwrap_or_default()
+            )?;
         }
     }
     Ok(0)

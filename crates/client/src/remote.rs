@@ -1,7 +1,10 @@
 //! The HTTP side of the client: one method per server endpoint.
 
 use crate::ClientError;
-use protocol::{ErrorBody, Limits, ReplicaId, SendSummary, SyncInfo, UserId};
+use protocol::{
+    BlobId, BlobInfo, BlobList, BlobQuery, ErrorBody, ErrorCode, FlagChange, Limits, MailKey,
+    Namespace, ReplicaId, SendSummary, SyncInfo, UserId,
+};
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
 use std::time::Duration;
@@ -110,6 +113,108 @@ impl Remote {
         }
         check(Ok(resp))?;
         Ok(true)
+    }
+
+    fn blob_url(&self, ns: &Namespace, id: &BlobId) -> String {
+        self.url(&format!("blobs/{ns}/{id}"))
+    }
+
+    /// Uploads a blob of `len` bytes read from `body` (streamed, never
+    /// held whole).
+    pub fn put_blob(
+        &self,
+        ns: &Namespace,
+        id: &BlobId,
+        body: impl std::io::Read + Send + 'static,
+        len: u64,
+    ) -> Result<BlobInfo, ClientError> {
+        let resp = self
+            .http
+            .put(self.blob_url(ns, id))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(reqwest::blocking::Body::sized(body, len))
+            .send();
+        Ok(check(resp)?.json()?)
+    }
+
+    /// The blob's bytes as a streamed response (read it like a file).
+    pub fn get_blob(&self, ns: &Namespace, id: &BlobId) -> Result<Response, ClientError> {
+        let resp = self
+            .http
+            .get(self.blob_url(ns, id))
+            .bearer_auth(&self.token)
+            .send();
+        check(resp)
+    }
+
+    pub fn list_blobs(&self, q: &BlobQuery) -> Result<BlobList, ClientError> {
+        let resp = self
+            .http
+            .get(self.url("blobs"))
+            .bearer_auth(&self.token)
+            .query(q)
+            .send();
+        Ok(check(resp)?.json()?)
+    }
+
+    /// Sets a blob's flag; with `expect`, only if that is its flag now
+    /// (otherwise an `Http` error with code `PreconditionFailed`).
+    pub fn flag_blob(
+        &self,
+        ns: &Namespace,
+        id: &BlobId,
+        change: &FlagChange,
+    ) -> Result<BlobInfo, ClientError> {
+        let resp = self
+            .http
+            .post(format!("{}/flag", self.blob_url(ns, id)))
+            .bearer_auth(&self.token)
+            .json(change)
+            .send();
+        Ok(check(resp)?.json()?)
+    }
+
+    /// Deletes a blob; `false` if there was none.
+    pub fn delete_blob(&self, ns: &Namespace, id: &BlobId) -> Result<bool, ClientError> {
+        let resp = self
+            .http
+            .delete(self.blob_url(ns, id))
+            .bearer_auth(&self.token)
+            .send();
+        match check(resp) {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn mail_key(&self) -> Result<Option<MailKey>, ClientError> {
+        let resp = self
+            .http
+            .get(self.url("mailkey"))
+            .bearer_auth(&self.token)
+            .send();
+        match check(resp) {
+            Ok(r) => Ok(Some(r.json()?)),
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores the mail key unless one exists; `false` if one did.
+    pub fn put_mail_key_if_absent(&self, key: &MailKey) -> Result<bool, ClientError> {
+        let resp = self
+            .http
+            .put(self.url("mailkey"))
+            .bearer_auth(&self.token)
+            .json(key)
+            .send();
+        match check(resp) {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some(ErrorCode::PreconditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -7,7 +7,8 @@ use protocol::{Causality, DocFrame, DocId, ReplicaId, Revision, UserId};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::path::Path;
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE device (
         one INTEGER PRIMARY KEY CHECK (one = 1),
         replica TEXT NOT NULL,
@@ -41,7 +42,16 @@ const MIGRATIONS: &[&str] = &["
         content BLOB,
         PRIMARY KEY (id, rev)
     ) STRICT;
-"];
+",
+    "
+    -- The user's age identity for incoming mail, encrypted with the user
+    -- secret (a copy of the one on the server), and how this device stores
+    -- processed mail: 'blobs' (metadata document + content blob) or
+    -- 'legacy' (the whole message inside the document).
+    ALTER TABLE device ADD COLUMN mail_identity BLOB;
+    ALTER TABLE device ADD COLUMN mail_mode TEXT NOT NULL DEFAULT 'blobs';
+",
+];
 
 pub fn open(path: &Path) -> Result<Connection, ClientError> {
     Ok(sqlite_util::open(path, MIGRATIONS)?)
@@ -100,6 +110,24 @@ pub fn link(conn: &Connection) -> Result<Link, ClientError> {
 
 pub fn sealed_secret(conn: &Connection) -> Result<Vec<u8>, ClientError> {
     Ok(conn.query_row("SELECT sealed_secret FROM device", [], |r| r.get(0))?)
+}
+
+pub fn mail_identity(conn: &Connection) -> Result<Option<Vec<u8>>, ClientError> {
+    Ok(conn.query_row("SELECT mail_identity FROM device", [], |r| r.get(0))?)
+}
+
+pub fn set_mail_identity(conn: &Connection, sealed: &[u8]) -> Result<(), ClientError> {
+    conn.execute("UPDATE device SET mail_identity = ?1", [sealed])?;
+    Ok(())
+}
+
+pub fn mail_mode(conn: &Connection) -> Result<String, ClientError> {
+    Ok(conn.query_row("SELECT mail_mode FROM device", [], |r| r.get(0))?)
+}
+
+pub fn set_mail_mode(conn: &Connection, mode: &str) -> Result<(), ClientError> {
+    conn.execute("UPDATE device SET mail_mode = ?1", [mode])?;
+    Ok(())
 }
 
 pub fn replica(conn: &Connection) -> Result<ReplicaId, ClientError> {

@@ -74,12 +74,19 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .try_into()
+        .expect("SHA-256 is 32 bytes")
+}
+
 /// SHA-256 of a bearer token: what the server stores instead of the token.
 /// Tokens are 256-bit random values, so a fast hash is enough; a slow one
 /// only matters for guessable secrets such as passphrases.
 pub fn token_hash(token: &str) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    d.as_ref().try_into().expect("SHA-256 is 32 bytes")
+    sha256(token.as_bytes())
 }
 
 /// Compares secrets without leaking, through timing, where they differ.

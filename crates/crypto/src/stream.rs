@@ -212,6 +212,13 @@ pub struct DecryptReader<R> {
     done: bool,
 }
 
+impl<R> DecryptReader<R> {
+    /// The ciphertext reader back (e.g. to finish what it was writing).
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
 impl<R: Read> DecryptReader<R> {
     pub(crate) fn new(key: LessSafeKey, inner: R) -> Self {
         Self {

@@ -130,4 +130,7 @@ pub struct MailKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
     pub recipient: String,
+    /// Largest delivery accepted (the encrypted size), so the exchanger
+    /// can refuse a message before sending it, as SMTP's SIZE does.
+    pub max_bytes: u64,
 }

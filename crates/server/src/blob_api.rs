@@ -24,6 +24,10 @@ use tower::ServiceExt;
 
 /// Writes to the temporary file are batched to this size.
 const WRITE_BUFFER: usize = 256 * 1024;
+/// Up to this size a body is read even when the answer will be 409: a
+/// client still sending its body when the server closes the connection
+/// sees a broken pipe instead of the answer.
+const READ_BEFORE_CONFLICT: u64 = 1024 * 1024;
 /// Largest mail key body accepted (a real one is about 200 bytes).
 const MAX_MAIL_KEY_BYTES: usize = 16 * 1024;
 
@@ -65,21 +69,44 @@ impl Drop for TempFile {
 
 /// Streams `body` into a blob: checks what can be checked up front, writes
 /// a temporary file (never more than one buffer in memory), fsyncs it, and
-/// commits it with its row. `limit` is the largest size accepted.
+/// commits it with its row.
+/// Where an upload goes and what it may be.
+struct Target {
+    ns: Namespace,
+    id: BlobId,
+    /// Largest size accepted.
+    limit: u64,
+    /// Flag of the new blob.
+    flag: Option<BlobFlag>,
+}
+
 async fn store(
     state: &AppState,
     db: Arc<UserDb>,
-    ns: Namespace,
-    id: BlobId,
+    target: Target,
     headers: &HeaderMap,
     body: Body,
-    limit: u64,
-    flag: Option<BlobFlag>,
 ) -> Result<BlobInfo, ApiError> {
+    let Target {
+        ns,
+        id,
+        limit,
+        flag,
+    } = target;
     let quota = state.limits().quota_bytes;
     let declared = content_length(headers);
     let (pre_db, pre_ns, pre_id) = (db.clone(), ns.clone(), id.clone());
-    blocking(move || pre_db.blob_precheck(&pre_ns, &pre_id, declared.unwrap_or(0), quota)).await?;
+    let early_conflict = declared.is_none_or(|n| n > READ_BEFORE_CONFLICT);
+    blocking(move || {
+        pre_db.blob_precheck(
+            &pre_ns,
+            &pre_id,
+            declared.unwrap_or(0),
+            quota,
+            early_conflict,
+        )
+    })
+    .await?;
 
     let tmp = TempFile(
         state
@@ -122,7 +149,13 @@ async fn put_blob(
     }
     let db = authorize(&state, &headers, user).await?;
     let (ns, id) = ids(ns, id)?;
-    let info = store(&state, db, ns, id, &headers, body, limit, None).await?;
+    let target = Target {
+        ns,
+        id,
+        limit,
+        flag: None,
+    };
+    let info = store(&state, db, target, &headers, body).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 
@@ -303,6 +336,7 @@ async fn recipient(
     headers: HeaderMap,
 ) -> Result<Json<Recipient>, ApiError> {
     let db = service_user(&s, &headers, user).await?;
+    let max_bytes = s.app.limits().max_incoming_bytes;
     blocking(move || {
         let key = db.mail_key()?.ok_or_else(|| {
             ApiError::NotFound(
@@ -311,6 +345,7 @@ async fn recipient(
         })?;
         Ok(Recipient {
             recipient: key.recipient,
+            max_bytes,
         })
     })
     .await
@@ -331,16 +366,12 @@ async fn deliver(
     }
     let db = service_user(&s, &headers, user).await?;
     let (ns, id) = ids(INCOMING.into(), id)?;
-    let info = store(
-        &s.app,
-        db,
+    let target = Target {
         ns,
         id,
-        &headers,
-        body,
         limit,
-        Some(BlobFlag::Pending),
-    )
-    .await?;
+        flag: Some(BlobFlag::Pending),
+    };
+    let info = store(&s.app, db, target, &headers, body).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }

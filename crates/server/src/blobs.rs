@@ -82,12 +82,13 @@ impl UserDb {
         id: &BlobId,
         size: u64,
         quota: u64,
+        check_exists: bool,
     ) -> Result<(), ApiError> {
         let found: Option<i64> = c
             .prepare_cached("SELECT 1 FROM blobs WHERE namespace = ?1 AND id = ?2")?
             .query_row(params![ns.as_str(), id.as_str()], |r| r.get(0))
             .optional()?;
-        if found.is_some() {
+        if check_exists && found.is_some() {
             return Err(exists(ns, id));
         }
         let used = Self::usage(c)?;
@@ -99,17 +100,19 @@ impl UserDb {
         Ok(())
     }
 
-    /// Refuses early what would be refused at the end (an existing id, a
-    /// declared size over the quota), before any byte is read.
+    /// Refuses early what would be refused at the end (a declared size over
+    /// the quota; with `check_exists`, an existing id), before any byte is
+    /// read.
     pub fn blob_precheck(
         &self,
         ns: &Namespace,
         id: &BlobId,
         declared: u64,
         quota: u64,
+        check_exists: bool,
     ) -> Result<(), ApiError> {
         self.pool()
-            .with(|c| Self::check_room(c, ns, id, declared, quota))
+            .with(|c| Self::check_room(c, ns, id, declared, quota, check_exists))
     }
 
     /// Moves a fully written and synced temporary file into place and
@@ -126,7 +129,7 @@ impl UserDb {
         let dest = self.blob_path(ns, id);
         self.pool().with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            Self::check_room(&tx, ns, id, size, quota)?;
+            Self::check_room(&tx, ns, id, size, quota, true)?;
             let parent = dest.parent().expect("blob paths have a parent");
             std::fs::create_dir_all(parent).map_err(StoreError::from)?;
             std::fs::rename(tmp, &dest).map_err(StoreError::from)?;

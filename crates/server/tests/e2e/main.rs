@@ -6,4 +6,5 @@ mod support;
 mod blobs;
 mod errors;
 mod faults;
+mod mail;
 mod sync;

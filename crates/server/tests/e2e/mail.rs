@@ -1,0 +1,355 @@
+//! Incoming mail end to end: the exchanger (the `mx` library) delivers to
+//! the real server's services listener, devices process, list and open.
+
+use crate::support::*;
+use client::{ClientError, Device, MailMode};
+use mx::{Delivered, Exchanger, MxError};
+use protocol::{BlobFlag, BlobId, BlobQuery, FlagChange, INCOMING, Namespace};
+use std::time::Duration;
+
+fn message(i: usize, body_len: usize, attachment: bool) -> Vec<u8> {
+    let mut m = format!(
+        "From: Sender {i} <sender{i}@example.org>\r\nTo: alice@example.org\r\nSubject: message {i}\r\nDate: Tue, 1 Jul 2025 10:{:02}:00 +0000\r\nMessage-ID: <{i}@example.org>\r\nMIME-Version: 1.0\r\n",
+        i % 60
+    );
+    let text: String = (0..body_len)
+        .map(|j| (b'a' + (j % 26) as u8) as char)
+        .collect();
+    if attachment {
+        m += "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n";
+        m += &text;
+        m += "\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"a.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAwQF\r\n--b--\r\n";
+    } else {
+        m += "Content-Type: text/plain\r\n\r\n";
+        m += &text;
+        m += "\r\n";
+    }
+    m.into_bytes()
+}
+
+fn incoming() -> Namespace {
+    Namespace::new(INCOMING).unwrap()
+}
+
+fn pending(d: &Device) -> u64 {
+    d.remote()
+        .list_blobs(&BlobQuery {
+            namespace: Some(incoming()),
+            count_only: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .count
+}
+
+fn deliver(s: &Setup, msgs: &[Vec<u8>]) -> Vec<BlobId> {
+    let mx = Exchanger::new(&s.server.services_url(), SERVICE_TOKEN).unwrap();
+    let to = mx.recipient(&s.account.user).unwrap();
+    msgs.iter()
+        .map(|m| {
+            assert!(matches!(
+                mx.deliver(&s.account.user, &to, m).unwrap(),
+                Delivered::New { .. }
+            ));
+            mx::message_id(m)
+        })
+        .collect()
+}
+
+#[test]
+fn delivered_mail_is_processed_once_and_listed_on_another_device_from_metadata() {
+    let mut s = Setup::new(2);
+    let msgs = vec![
+        message(1, 100, false),
+        message(2, 50_000, true),
+        message(3, 300_000, false),
+    ];
+    let ids = deliver(&s, &msgs);
+    // The same message again is recognised, not stored twice.
+    let mx = Exchanger::new(&s.server.services_url(), SERVICE_TOKEN).unwrap();
+    let to = mx.recipient(&s.account.user).unwrap();
+    assert_eq!(
+        mx.deliver(&s.account.user, &to, &msgs[0]).unwrap(),
+        Delivered::Duplicate
+    );
+    assert_eq!(pending(&s.devices[0]), 3);
+
+    let report = s.devices[0]
+        .process_incoming(Duration::from_secs(600))
+        .unwrap();
+    assert_eq!((report.processed, report.failed.len()), (3, 0));
+    assert_eq!(pending(&s.devices[0]), 0, "incoming copies are deleted");
+
+    let b = &mut s.devices[1];
+    b.sync().unwrap();
+    let inbox = b.mail_list().unwrap();
+    assert_eq!(inbox.len(), 3);
+    let by_id = |id: &BlobId| inbox.iter().find(|m| &m.id == id).unwrap();
+    let second = by_id(&ids[1]);
+    assert_eq!(second.subject, "message 2");
+    assert_eq!(second.from, "Sender 2 <sender2@example.org>");
+    assert_eq!(second.attachments, 1);
+    assert_eq!(second.size, msgs[1].len() as u64);
+    assert!(second.in_blob);
+    // Listing fetched no content: device B has no blob yet.
+    assert!(!b.dir().join("blobs").exists());
+    let mut opened = Vec::new();
+    b.mail_open(&ids[2], &mut opened).unwrap();
+    assert_eq!(opened, msgs[2]);
+    let stored: Vec<_> = std::fs::read_dir(b.dir().join("blobs").join("mail"))
+        .unwrap()
+        .collect();
+    assert_eq!(stored.len(), 1, "only the opened message was fetched");
+    // Nothing on the server is plaintext.
+    let blob = s
+        .server
+        .data
+        .join("blobs")
+        .join(s.account.user.as_str())
+        .join("mail");
+    for f in std::fs::read_dir(blob).unwrap() {
+        let bytes = std::fs::read(f.unwrap().path()).unwrap();
+        assert!(!bytes.windows(9).any(|w| w == b"message 3"));
+    }
+}
+
+#[test]
+fn legacy_mode_carries_the_message_inside_the_document() {
+    let mut s = Setup::new(2);
+    s.devices[0].set_mail_mode(MailMode::Legacy).unwrap();
+    let msgs = vec![message(7, 2000, true)];
+    let ids = deliver(&s, &msgs);
+    s.devices[0]
+        .process_incoming(Duration::from_secs(600))
+        .unwrap();
+    let b = &mut s.devices[1];
+    b.sync().unwrap();
+    let inbox = b.mail_list().unwrap();
+    assert_eq!((inbox.len(), inbox[0].in_blob), (1, false));
+    let mut opened = Vec::new();
+    b.mail_open(&ids[0], &mut opened).unwrap();
+    assert_eq!(opened, msgs[0]);
+    assert!(!b.dir().join("blobs").exists());
+}
+
+#[test]
+fn exchanger_errors_token_unknown_user_no_key_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        TestServer::start_with_args(&dir.path().join("server"), &["--max-incoming", "10KiB"]);
+    let alice = server.add_user("alice");
+    let mx = Exchanger::new(&server.services_url(), SERVICE_TOKEN).unwrap();
+    // A user whose devices never ran init has no key: nothing can be sent.
+    assert!(matches!(mx.recipient(&alice.user), Err(MxError::NoKey(_))));
+    init_device(&server, &alice, &dir.path().join("a"), PASSPHRASE).unwrap();
+    let to = mx.recipient(&alice.user).unwrap();
+
+    let wrong = Exchanger::new(&server.services_url(), "wrong token").unwrap();
+    assert!(matches!(
+        wrong.recipient(&alice.user),
+        Err(MxError::BadToken)
+    ));
+    assert!(matches!(
+        wrong.deliver(&alice.user, &to, &message(1, 10, false)),
+        Err(MxError::BadToken)
+    ));
+    let nobody = protocol::UserId::new("nobody").unwrap();
+    assert!(matches!(
+        mx.recipient(&nobody),
+        Err(MxError::UnknownUser(_))
+    ));
+    assert!(matches!(
+        mx.deliver(&nobody, &to, &message(1, 10, false)),
+        Err(MxError::UnknownUser(_))
+    ));
+    // Too large: the exchanger knows the limit and does not send; the
+    // server answers 413 from the headers alone to one that does.
+    assert!(matches!(
+        mx.deliver(&alice.user, &to, &message(1, 20_000, false)),
+        Err(MxError::TooLarge { .. })
+    ));
+    let mut tcp = std::net::TcpStream::connect(server.services).unwrap();
+    std::io::Write::write_all(
+        &mut tcp,
+        format!(
+            "PUT /v1/incoming/{}/big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SERVICE_TOKEN}\r\nContent-Length: 20000\r\n\r\n",
+            alice.user
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut status = [0u8; 12];
+    std::io::Read::read_exact(&mut tcp, &mut status).unwrap();
+    assert_eq!(&status, b"HTTP/1.1 413");
+    // The users' token is not a service token, and vice versa.
+    let r = reqwest::blocking::Client::new()
+        .put(format!(
+            "{}/v1/incoming/{}/x",
+            server.services_url(),
+            alice.user
+        ))
+        .bearer_auth(&alice.token)
+        .body("x")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/users/{}/blobs", server.url(), alice.user))
+        .bearer_auth(SERVICE_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Nothing of the refused deliveries is stored.
+    assert_eq!(
+        std::fs::read_dir(server.data.join("tmp")).unwrap().count(),
+        0
+    );
+    let a = Device::open(&dir.path().join("a")).unwrap();
+    let mut a = a;
+    a.unlock(PASSPHRASE).unwrap();
+    assert_eq!(pending(&a), 0);
+}
+
+#[test]
+fn undecryptable_or_unparsable_messages_are_flagged_failed_and_kept() {
+    let mut s = Setup::new(1);
+    let good = deliver(&s, &[message(1, 100, false)]);
+    let http = reqwest::blocking::Client::new();
+    let put = |id: &str, body: Vec<u8>| {
+        let r = http
+            .put(format!(
+                "{}/v1/incoming/{}/{id}",
+                s.server.services_url(),
+                s.account.user
+            ))
+            .bearer_auth(SERVICE_TOKEN)
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    };
+    put("garbage", b"this is not an age file".to_vec());
+    // A well-formed age file, to another key.
+    let other = age::x25519::Identity::generate().to_public();
+    let enc =
+        age::Encryptor::with_recipients(std::iter::once(&other as &dyn age::Recipient)).unwrap();
+    let mut foreign = Vec::new();
+    let mut w = enc.wrap_output(&mut foreign).unwrap();
+    std::io::Write::write_all(&mut w, &message(2, 10, false)).unwrap();
+    w.finish().unwrap();
+    put("foreign", foreign);
+    // Truncated age ciphertext (to the right key).
+    let mx = Exchanger::new(&s.server.services_url(), SERVICE_TOKEN).unwrap();
+    let to = mx.recipient(&s.account.user).unwrap();
+    let enc =
+        age::Encryptor::with_recipients(std::iter::once(&to.recipient as &dyn age::Recipient))
+            .unwrap();
+    let mut cut = Vec::new();
+    let mut w = enc.wrap_output(&mut cut).unwrap();
+    std::io::Write::write_all(&mut w, &vec![b'x'; 200_000]).unwrap();
+    w.finish().unwrap();
+    cut.truncate(cut.len() - 1000);
+    put("truncated", cut);
+
+    let d = &mut s.devices[0];
+    let r = d.process_incoming(Duration::from_secs(600)).unwrap();
+    assert_eq!(r.processed, 1);
+    let mut failed: Vec<_> = r.failed.iter().map(|(id, _)| id.as_str()).collect();
+    failed.sort();
+    assert_eq!(
+        failed,
+        ["foreign", "garbage", "truncated"],
+        "{:?}",
+        r.failed
+    );
+    // Kept and flagged; a second run leaves them alone.
+    let list = d
+        .remote()
+        .list_blobs(&BlobQuery {
+            namespace: Some(incoming()),
+            flag: Some(BlobFlag::Failed),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(list.count, 3);
+    let again = d.process_incoming(Duration::ZERO).unwrap();
+    assert_eq!((again.processed, again.failed.len()), (0, 0));
+    assert_eq!(d.mail_list().unwrap().len(), 1);
+    assert_eq!(d.mail_list().unwrap()[0].id, good[0]);
+}
+
+#[test]
+fn two_devices_processing_at_once_take_each_message_once() {
+    let mut s = Setup::new(2);
+    let msgs: Vec<_> = (0..60).map(|i| message(i, 3000, i % 5 == 0)).collect();
+    deliver(&s, &msgs);
+    let (a, b) = s.devices.split_at_mut(1);
+    let (ra, rb) = std::thread::scope(|t| {
+        let ha = t.spawn(|| a[0].process_incoming(Duration::from_secs(600)).unwrap());
+        let hb = t.spawn(|| b[0].process_incoming(Duration::from_secs(600)).unwrap());
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    assert_eq!(ra.processed + rb.processed, 60, "{ra:?} {rb:?}");
+    for d in s.devices.iter_mut() {
+        d.sync().unwrap();
+    }
+    assert_eq!(s.devices[0].mail_list().unwrap().len(), 60);
+    assert_eq!(s.devices[1].mail_list().unwrap().len(), 60);
+    assert!(s.devices[0].conflicts().unwrap().is_empty());
+    assert_eq!(pending(&s.devices[0]), 0);
+}
+
+#[test]
+fn a_message_left_processing_by_a_crashed_device_is_retried_after_the_lease() {
+    let mut s = Setup::new(1);
+    let ids = deliver(&s, &[message(1, 100, false), message(2, 100, false)]);
+    let d = &mut s.devices[0];
+    // A device reserved the first message and died.
+    d.remote()
+        .flag_blob(
+            &incoming(),
+            &ids[0],
+            &FlagChange {
+                flag: BlobFlag::Processing,
+                expect: Some(BlobFlag::Pending),
+            },
+        )
+        .unwrap();
+    let r = d.process_incoming(Duration::from_secs(600)).unwrap();
+    assert_eq!(r.processed, 1, "the reserved one waits for its lease");
+    assert_eq!(pending(d), 1);
+    let r = d.process_incoming(Duration::ZERO).unwrap();
+    assert_eq!(r.processed, 1);
+    assert_eq!(pending(d), 0);
+    assert_eq!(d.mail_list().unwrap().len(), 2);
+}
+
+#[test]
+fn a_tampered_content_blob_is_refused_and_not_stored() {
+    let mut s = Setup::new(2);
+    let msgs = vec![message(1, 200_000, false)];
+    let ids = deliver(&s, &msgs);
+    s.devices[0]
+        .process_incoming(Duration::from_secs(600))
+        .unwrap();
+    let file = s
+        .server
+        .data
+        .join("blobs")
+        .join(s.account.user.as_str())
+        .join("mail")
+        .join(ids[0].as_str());
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    let b = &mut s.devices[1];
+    b.sync().unwrap();
+    let mut out = Vec::new();
+    let e = b.mail_open(&ids[0], &mut out).unwrap_err();
+    assert!(matches!(e, ClientError::Blob { .. }), "{e}");
+    assert!(out.is_empty(), "no plaintext was written");
+    let local = b.dir().join("blobs").join("mail");
+    let left = std::fs::read_dir(local).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "nothing kept of the bad download");
+}
