@@ -148,14 +148,14 @@ impl Runner {
             Kind::Sync { .. } => {
                 let mut c = Command::new("cargo");
                 c.args(["build", "--profile", &self.opts.cargo_profile])
-                    .args([
-                        "--bin",
-                        "sync-server",
-                        "--bin",
-                        "sync-client",
-                        "--target-dir",
-                    ])
-                    .arg(&self.opts.target_dir);
+                    .args(["--bin", "sync-server", "--bin", "sync-client"]);
+                // The mail exchanger exists from the blobs change on; older
+                // commits build without it (their driver lacks the mail
+                // workload and says so).
+                if self.tree.join("crates/mx/Cargo.toml").exists() {
+                    c.args(["--bin", "sync-mx"]);
+                }
+                c.arg("--target-dir").arg(&self.opts.target_dir);
                 c
             }
             Kind::Command { build: Some(b), .. } => {
@@ -531,8 +531,13 @@ impl Runner {
         let deadline = t0 + scenario.timeout;
         let server_log = tmp.path().join("server.stderr");
         let mut cmd = Command::new(self.bin("sync-server"));
+        // The services listener (mail delivery) is asked for through the
+        // environment, which servers older than it ignore.
+        let service_token = format!("bench-{}", std::process::id());
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(tmp.path().join("server"))
+            .env("SYNC_SERVICES_LISTEN", "127.0.0.1:0")
+            .env("SYNC_SERVICE_TOKEN", &service_token)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -546,12 +551,17 @@ impl Runner {
             .hw_available
             .then(|| HwCounters::attach(server.pid))
             .flatten();
-        let url = read_first_line(
+        let (url, services_url) = read_first_line(
             server_child.stdout.take().expect("piped"),
             deadline,
             &|| self.interrupted(),
         )
         .and_then(|l| l.strip_prefix("listening on ").map(str::to_owned))
+        // "URL" or "URL, services on URL2"
+        .map(|l| match l.split_once(", services on ") {
+            Some((url, services)) => (url.to_owned(), Some(services.to_owned())),
+            None => (l, None),
+        })
         .ok_or_else(|| {
             let why = if self.interrupted() {
                 "interrupted"
@@ -597,6 +607,8 @@ impl Runner {
         ])
         .arg(tmp.path().join("driver"))
         .env("SYNC_TOKEN", token)
+        .env("SYNC_SERVICE_TOKEN", &service_token)
+        .env("SYNC_SERVICES_URL", services_url.unwrap_or_default())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&driver_log).map_err(|e| fail(&e))?);

@@ -8,12 +8,12 @@ use crypto::KdfParams;
 use protocol::DocId;
 use protocol::driver::{DriverEvent, DriverLine, EXIT_UNKNOWN_WORKLOAD, parse_bytes};
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
 /// Workloads this driver knows.
-pub const WORKLOADS: &[&str] = &["docs"];
+pub const WORKLOADS: &[&str] = &["docs", "blobs", "mail"];
 
 pub struct Args<'a> {
     pub workload: &'a str,
@@ -57,7 +57,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     emit(DriverEvent::Hello {
         workload: args.workload.into(),
     });
-    if let Err(e) = docs(&args) {
+    let result = match args.workload {
+        "docs" => docs(&args),
+        "blobs" => blobs(&args),
+        _ => mail(&args),
+    };
+    if let Err(e) = result {
         emit(DriverEvent::Error {
             kind: "failed".into(),
             message: format!("{e:#}"),
@@ -80,33 +85,37 @@ fn param<T: std::str::FromStr>(
     parse(raw).map_err(|e| anyhow::anyhow!("--param {name}: {e}"))
 }
 
+fn count(args: &Args, name: &str) -> anyhow::Result<u64> {
+    param(args, name, |s| s.parse().map_err(|e| format!("{s:?}: {e}")))
+}
+
+/// A new device of the bench user in `work_dir/name`.
+fn device(args: &Args, name: &str) -> Result<Device, client::ClientError> {
+    Device::init(
+        &args.work_dir.join(name),
+        InitOptions {
+            server: args.server.into(),
+            user: args.user.clone(),
+            token: args.token.into(),
+            passphrase: "syncbench".into(),
+            // Key derivation is not what these workloads measure; its
+            // 19 MiB would also hide the sync's own peak memory.
+            kdf: KdfParams {
+                m_cost_kib: 256,
+                t_cost: 1,
+                p_cost: 1,
+            },
+        },
+    )
+}
+
 /// Document sync: N docs of S bytes put on device A, uploaded, downloaded
 /// on a fresh device B, a no-op sync, then one concurrent edit resolved.
 fn docs(args: &Args) -> anyhow::Result<()> {
-    let n: u64 = param(args, "docs", |s| {
-        s.parse().map_err(|e| format!("{s:?}: {e}"))
-    })?;
+    let n = count(args, "docs")?;
     let size = param(args, "size", parse_bytes)? as usize;
-    let device = |name: &str| {
-        Device::init(
-            &args.work_dir.join(name),
-            InitOptions {
-                server: args.server.into(),
-                user: args.user.clone(),
-                token: args.token.into(),
-                passphrase: "syncbench".into(),
-                // Key derivation is not what this workload measures; its
-                // 19 MiB would also hide the sync's own peak memory.
-                kdf: KdfParams {
-                    m_cost_kib: 256,
-                    t_cost: 1,
-                    p_cost: 1,
-                },
-            },
-        )
-    };
-    let mut a = device("a")?;
-    let mut b = device("b")?;
+    let mut a = device(args, "a")?;
+    let mut b = device(args, "b")?;
     let ids: Vec<DocId> = (0..n)
         .map(|i| DocId::new(format!("doc{i:06}")).expect("valid id"))
         .collect();
@@ -173,6 +182,239 @@ fn docs(args: &Args) -> anyhow::Result<()> {
             bail!("the resolution did not reach device A");
         }
         Ok((1, 0))
+    })?;
+    Ok(())
+}
+
+/// Deterministic bytes of blob `seed`, generated as they are read, so a
+/// 1 GiB blob never exists in the driver's memory.
+struct Pattern {
+    seed: u64,
+    pos: u64,
+    len: u64,
+}
+
+impl Pattern {
+    fn new(seed: u64, len: u64) -> Self {
+        Pattern { seed, pos: 0, len }
+    }
+    fn byte(seed: u64, pos: u64) -> u8 {
+        (pos.wrapping_mul(0x9E37_79B9).wrapping_add(seed) >> 7) as u8 ^ pos as u8
+    }
+}
+
+impl Read for Pattern {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min((self.len - self.pos) as usize);
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            *b = Self::byte(self.seed, self.pos + i as u64);
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Compares what is written with a [`Pattern`].
+struct Expect(Pattern, bool);
+impl Write for Expect {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &b in buf {
+            self.1 &= self.0.pos < self.0.len && b == Pattern::byte(self.0.seed, self.0.pos);
+            self.0.pos += 1;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Blobs: N blobs of S bytes encrypted and uploaded (streamed) from device
+/// A, then downloaded, verified and stored on a fresh device B.
+fn blobs(args: &Args) -> anyhow::Result<()> {
+    let n = count(args, "count")?;
+    let size = param(args, "size", parse_bytes)?;
+    let a = device(args, "a")?;
+    let b = device(args, "b")?;
+    let ns = protocol::Namespace::new("bench")?;
+    let ids: Vec<protocol::BlobId> = (0..n)
+        .map(|i| protocol::BlobId::new(format!("blob{i:06}")).expect("valid id"))
+        .collect();
+    phase("upload", || {
+        for (i, id) in ids.iter().enumerate() {
+            a.upload_blob(&ns, id, Pattern::new(i as u64, size), size)?;
+        }
+        Ok((n, n * size))
+    })?;
+    phase("download", || {
+        for id in &ids {
+            b.fetch_blob(&ns, id)?;
+        }
+        Ok((n, n * size))
+    })?;
+    // Correctness check (not timed): the last blob decrypts to what A sent.
+    if let Some(last) = ids.last() {
+        let mut check = Expect(Pattern::new(ids.len() as u64 - 1, size), true);
+        let got = b.read_blob(&ns, last, &mut check)?;
+        ensure!(got == size && check.1, "device B holds a wrong {last}");
+    }
+    Ok(())
+}
+
+/// A seeded generator (splitmix64): the message sizes and contents must be
+/// the same in every run and at every commit; a few lines instead of a
+/// dependency on a particular `rand` version's stream.
+struct SplitMix(u64);
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// A standard normal value (Box–Muller).
+    fn normal(&mut self) -> f64 {
+        let u = self.unit().max(f64::MIN_POSITIVE);
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * self.unit()).cos()
+    }
+}
+
+/// Message sizes of the provider's week of mail (BRIEF): a log-normal with
+/// median 10 KiB and mean about 110 KiB, capped at 25 MiB.
+fn provider_sizes(n: u64, seed: u64) -> Vec<u64> {
+    let sigma = (2.0 * 11f64.ln()).sqrt();
+    let mut rng = SplitMix(seed);
+    (0..n)
+        .map(|_| {
+            let s = 10240.0 * (sigma * rng.normal()).exp();
+            (s as u64).clamp(600, 25 << 20)
+        })
+        .collect()
+}
+
+/// An RFC 5322 message of about `size` bytes: headers, a text body, and on
+/// every fifth message part of the size as a base64 attachment.
+fn message(i: u64, size: u64, rng: &mut SplitMix) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "sync", "blob", "commit", "metadata", "inbox", "encrypted", "device", "server", "the",
+        "of", "and", "benchmark", "latency", "message", "delivery", "a",
+    ];
+    let mut m = format!(
+        "From: Sender {i} <sender{}@example.org>\r\nTo: bench@example.org\r\nSubject: Message {i} about {}\r\nDate: Tue, 1 Jul 2025 {:02}:{:02}:{:02} +0000\r\nMessage-ID: <{i}.{}@example.org>\r\nMIME-Version: 1.0\r\n",
+        i % 97,
+        WORDS[(rng.next() % WORDS.len() as u64) as usize],
+        (i / 3600) % 24,
+        (i / 60) % 60,
+        i % 60,
+        rng.next()
+    );
+    let attach = i % 5 == 4 && size > 4096;
+    let text_len = if attach { size / 4 } else { size }.saturating_sub(m.len() as u64 + 200);
+    let mut text = String::with_capacity(text_len as usize + 16);
+    while (text.len() as u64) < text_len {
+        text += WORDS[(rng.next() % WORDS.len() as u64) as usize];
+        text += if rng.next() % 12 == 0 { "\r\n" } else { " " };
+    }
+    if attach {
+        m += "Content-Type: multipart/mixed; boundary=\"part\"\r\n\r\n--part\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n";
+        m += &text;
+        m += "\r\n--part\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"data.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n";
+        let raw_len = (size * 3 / 4).saturating_sub(m.len() as u64) * 3 / 4;
+        let raw: Vec<u8> = (0..raw_len).map(|_| rng.next() as u8).collect();
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+        for line in b64.as_bytes().chunks(76) {
+            m += std::str::from_utf8(line).expect("base64 is ASCII");
+            m += "\r\n";
+        }
+        m += "--part--\r\n";
+    } else {
+        m += "Content-Type: text/plain; charset=utf-8\r\n\r\n";
+        m += &text;
+        m += "\r\n";
+    }
+    m.into_bytes()
+}
+
+/// The mail pipeline: N messages (fixed size, or `size=mix` for the
+/// provider's size mix) delivered by `sync-mx` concurrently, processed by
+/// device A (in `mode` blobs or legacy), the inbox shown on a fresh device
+/// B, and one message opened there.
+fn mail(args: &Args) -> anyhow::Result<()> {
+    let n = count(args, "messages")?;
+    let sizes = match args.params.get("size").map(String::as_str) {
+        Some("mix") => provider_sizes(n, 2017),
+        _ => vec![param(args, "size", parse_bytes)?; n as usize],
+    };
+    let mode: client::MailMode = args
+        .params
+        .get("mode")
+        .map_or(Ok(client::MailMode::Blobs), |m| m.parse())
+        .map_err(|e| anyhow::anyhow!("--param mode: {e}"))?;
+    let jobs = args.params.get("jobs").map_or("4", String::as_str);
+    let services = std::env::var("SYNC_SERVICES_URL")
+        .context("the mail workload needs the server's services listener (SYNC_SERVICES_URL)")?;
+    let mx = std::env::current_exe()?.with_file_name("sync-mx");
+    ensure!(mx.exists(), "{} is missing: build the sync-mx binary", mx.display());
+
+    // Untimed: the maildir, and device A (its init publishes the mail key).
+    let maildir = args.work_dir.join("maildir");
+    std::fs::create_dir_all(&maildir)?;
+    let mut rng = SplitMix(7);
+    let mut total = 0;
+    for (i, &size) in sizes.iter().enumerate() {
+        let m = message(i as u64, size, &mut rng);
+        total += m.len() as u64;
+        std::fs::write(maildir.join(format!("{i:06}.eml")), m)?;
+    }
+    let mut a = device(args, "a")?;
+    a.set_mail_mode(mode)?;
+
+    phase("deliver", || {
+        let out = std::process::Command::new(&mx)
+            .args(["deliver", "--json", "-j", jobs, "--server", &services, "--user"])
+            .arg(args.user.as_str())
+            .arg(&maildir)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .context("running sync-mx")?;
+        ensure!(out.status.success(), "sync-mx deliver {}", out.status);
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        ensure!(
+            summary["delivered"] == n,
+            "sync-mx delivered {} of {n}",
+            summary["delivered"]
+        );
+        Ok((n, total))
+    })?;
+    phase("process", || {
+        let r = a.process_incoming(std::time::Duration::from_secs(600))?;
+        ensure!(
+            r.processed == n && r.failed.is_empty(),
+            "processed {} of {n}, failed {:?}",
+            r.processed,
+            r.failed
+        );
+        Ok((n, r.bytes))
+    })?;
+    let mut b = device(args, "b")?;
+    let mut inbox = Vec::new();
+    phase("inbox", || {
+        b.sync()?;
+        inbox = b.mail_list()?;
+        ensure!(inbox.len() as u64 == n, "the inbox lists {} of {n}", inbox.len());
+        Ok((n, 0))
+    })?;
+    // The newest message, as a user opening the top of the inbox would.
+    let first = inbox.first().context("empty inbox")?.id.clone();
+    phase("open", || {
+        let mut sink = std::io::sink();
+        let bytes = b.mail_open(&first, &mut sink)?;
+        Ok((1, bytes))
     })?;
     Ok(())
 }

@@ -30,7 +30,9 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        let max_doc_bytes = 8 * MIB;
+        // Large enough for a 10 MB message inside a document (the legacy
+        // mail design), base64 in JSON.
+        let max_doc_bytes = 32 * MIB;
         Self {
             protocol_version: crate::PROTOCOL_VERSION,
             max_body_bytes: 64 * MIB,
