@@ -300,8 +300,22 @@ fn provider_sizes(n: u64, seed: u64) -> Vec<u64> {
 /// every fifth message part of the size as a base64 attachment.
 fn message(i: u64, size: u64, rng: &mut SplitMix) -> Vec<u8> {
     const WORDS: &[&str] = &[
-        "sync", "blob", "commit", "metadata", "inbox", "encrypted", "device", "server", "the",
-        "of", "and", "benchmark", "latency", "message", "delivery", "a",
+        "sync",
+        "blob",
+        "commit",
+        "metadata",
+        "inbox",
+        "encrypted",
+        "device",
+        "server",
+        "the",
+        "of",
+        "and",
+        "benchmark",
+        "latency",
+        "message",
+        "delivery",
+        "a",
     ];
     let mut m = format!(
         "From: Sender {i} <sender{}@example.org>\r\nTo: bench@example.org\r\nSubject: Message {i} about {}\r\nDate: Tue, 1 Jul 2025 {:02}:{:02}:{:02} +0000\r\nMessage-ID: <{i}.{}@example.org>\r\nMIME-Version: 1.0\r\n",
@@ -359,7 +373,11 @@ fn mail(args: &Args) -> anyhow::Result<()> {
     let services = std::env::var("SYNC_SERVICES_URL")
         .context("the mail workload needs the server's services listener (SYNC_SERVICES_URL)")?;
     let mx = std::env::current_exe()?.with_file_name("sync-mx");
-    ensure!(mx.exists(), "{} is missing: build the sync-mx binary", mx.display());
+    ensure!(
+        mx.exists(),
+        "{} is missing: build the sync-mx binary",
+        mx.display()
+    );
 
     // Untimed: the maildir, and device A (its init publishes the mail key).
     let maildir = args.work_dir.join("maildir");
@@ -376,7 +394,9 @@ fn mail(args: &Args) -> anyhow::Result<()> {
 
     phase("deliver", || {
         let out = std::process::Command::new(&mx)
-            .args(["deliver", "--json", "-j", jobs, "--server", &services, "--user"])
+            .args([
+                "deliver", "--json", "-j", jobs, "--server", &services, "--user",
+            ])
             .arg(args.user.as_str())
             .arg(&maildir)
             .stderr(std::process::Stdio::inherit())
@@ -406,7 +426,11 @@ fn mail(args: &Args) -> anyhow::Result<()> {
     phase("inbox", || {
         b.sync()?;
         inbox = b.mail_list()?;
-        ensure!(inbox.len() as u64 == n, "the inbox lists {} of {n}", inbox.len());
+        ensure!(
+            inbox.len() as u64 == n,
+            "the inbox lists {} of {n}",
+            inbox.len()
+        );
         Ok((n, 0))
     })?;
     // The newest message, as a user opening the top of the inbox would.

@@ -90,6 +90,50 @@ fn document_sync_is_measured_per_process_and_phase() {
     assert_eq!(phases, 2 * 5);
 }
 
+/// The mail workload end to end under the harness: the server's services
+/// listener, sync-mx spawned by the driver, both designs as two points.
+#[test]
+fn mail_pipeline_is_measured_for_both_designs() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("small-mail.toml");
+    std::fs::write(
+        &s,
+        "name = \"small-mail\"\nkind = \"sync\"\nworkload = \"mail\"\nrepetitions = 1\nwarmup = 0\ntimeout = \"300s\"\n[params]\nmessages = [6]\nsize = [\"3KiB\"]\nmode = [\"blobs\", \"legacy\"]\n",
+    )
+    .unwrap();
+    let db = dir.path().join("r.sqlite");
+    let target = test_target_dir();
+    let mut args = base_args(
+        s.to_str().unwrap(),
+        db.to_str().unwrap(),
+        target.to_str().unwrap(),
+    );
+    args.push("--json");
+    let out = syncbench(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json(&out);
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for r in results {
+        assert_eq!(r["status"], "ok", "{r}");
+        let names: Vec<&str> = r["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["metric"].as_str().unwrap())
+            .collect();
+        for want in [
+            "deliver.wall",
+            "process.wall",
+            "inbox.wall",
+            "open.wall",
+            "server.peak_rss",
+        ] {
+            assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
+    }
+}
+
 /// Starts `syncbench run -v`, waits until the driver runs, and returns the
 /// child with the server's and driver's pids.
 // The child is returned for the caller to wait on.
