@@ -331,7 +331,11 @@ fn message(i: u64, size: u64, rng: &mut SplitMix) -> Vec<u8> {
     let mut text = String::with_capacity(text_len as usize + 16);
     while (text.len() as u64) < text_len {
         text += WORDS[(rng.next() % WORDS.len() as u64) as usize];
-        text += if rng.next() % 12 == 0 { "\r\n" } else { " " };
+        text += if rng.next().is_multiple_of(12) {
+            "\r\n"
+        } else {
+            " "
+        };
     }
     if attach {
         m += "Content-Type: multipart/mixed; boundary=\"part\"\r\n\r\n--part\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n";

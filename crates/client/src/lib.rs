@@ -14,7 +14,7 @@ mod store;
 mod sync;
 
 pub use mail::{IncomingReport, MAIL_NAMESPACE, MailContent, MailMeta, MailMode, MailSummary};
-pub use remote::Remote;
+pub use remote::{BlobDownload, Remote};
 pub use sync::SyncReport;
 
 use crypto::{CryptoError, DocCipher, KdfParams, UserSecret};

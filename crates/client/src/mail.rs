@@ -297,8 +297,7 @@ impl Device {
         // file): a transport error is a reason to retry later, while what
         // fails after this point is the message's own fault.
         let mut spool = tempfile::SpooledTempFile::new(1 << 20);
-        let mut response = self.remote.get_blob(&incoming, &blob.id)?;
-        std::io::copy(&mut response, &mut spool)?;
+        std::io::copy(&mut self.remote.get_blob(&incoming, &blob.id)?, &mut spool)?;
         spool.rewind()?;
         let raw = match decrypt(spool, identity, max) {
             Ok(raw) => raw,

@@ -154,7 +154,20 @@ impl Exchanger {
             .bearer_auth(&self.token)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(reqwest::blocking::Body::sized(spool, stored))
-            .send()?;
+            .send();
+        let resp = match resp {
+            Ok(r) => r,
+            // A server that refuses the request from its headers (token,
+            // user) answers and closes while the body is still being sent;
+            // the client then sees a broken connection instead of the
+            // answer. Ask again without a body to learn why.
+            Err(e) => {
+                return Err(match self.recipient(user) {
+                    Err(why @ (MxError::BadToken | MxError::UnknownUser(_))) => why,
+                    _ => MxError::Transport(e),
+                });
+            }
+        };
         match resp.status().as_u16() {
             201 => Ok(Delivered::New { stored }),
             409 => Ok(Delivered::Duplicate),

@@ -26,6 +26,8 @@ pub enum ErrorCode {
     Exists,
     /// The user's storage quota would be exceeded (507).
     QuotaExceeded,
+    /// A byte range outside the blob (416).
+    RangeNotSatisfiable,
     /// A fault on the server's side (500).
     Internal,
 }

@@ -27,6 +27,8 @@ pub enum ApiError {
     Exists(String),
     #[error("{0}")]
     QuotaExceeded(String),
+    #[error("the range asked for lies outside the blob of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
     #[error(transparent)]
     Internal(#[from] StoreError),
 }
@@ -71,6 +73,7 @@ impl ApiError {
             ApiError::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
             ApiError::Exists(_) => ErrorCode::Exists,
             ApiError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            ApiError::RangeNotSatisfiable { .. } => ErrorCode::RangeNotSatisfiable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -85,6 +88,7 @@ impl ApiError {
             ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorCode::Exists => StatusCode::CONFLICT,
             ErrorCode::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
+            ErrorCode::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,6 +107,15 @@ impl IntoResponse for ApiError {
             code: self.code(),
             message,
         };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if let ApiError::RangeNotSatisfiable { size } = self {
+            let range = format!("bytes */{size}");
+            if let Ok(v) = axum::http::HeaderValue::try_from(range) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::CONTENT_RANGE, v);
+            }
+        }
+        response
     }
 }

@@ -16,13 +16,14 @@ pub use accounts::{Accounts, AddUserError, NewUser};
 pub use api::router;
 pub use blob_api::services_router;
 pub use error::{ApiError, StoreError};
+/// One user's store, public for the store benchmarks and for embedding.
+pub use userdb::{Upload, UserDb};
 
 use protocol::{Limits, UserId};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use userdb::UserDb;
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Debug, Clone)]

@@ -168,19 +168,11 @@ fn exchanger_errors_token_unknown_user_no_key_and_size() {
         mx.deliver(&alice.user, &to, &message(1, 20_000, false)),
         Err(MxError::TooLarge { .. })
     ));
-    let mut tcp = std::net::TcpStream::connect(server.services).unwrap();
-    std::io::Write::write_all(
-        &mut tcp,
-        format!(
-            "PUT /v1/incoming/{}/big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SERVICE_TOKEN}\r\nContent-Length: 20000\r\n\r\n",
-            alice.user
-        )
-        .as_bytes(),
-    )
-    .unwrap();
-    let mut status = [0u8; 12];
-    std::io::Read::read_exact(&mut tcp, &mut status).unwrap();
-    assert_eq!(&status, b"HTTP/1.1 413");
+    let head = format!(
+        "PUT /v1/incoming/{}/big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SERVICE_TOKEN}\r\nContent-Length: 20000",
+        alice.user
+    );
+    assert_eq!(raw_status(server.services, &head, &[]), 413);
     // The users' token is not a service token, and vice versa.
     let r = reqwest::blocking::Client::new()
         .put(format!(

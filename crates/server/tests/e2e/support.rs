@@ -226,3 +226,25 @@ pub fn contents(device: &Device) -> Vec<(String, Vec<u8>)> {
         })
         .collect()
 }
+
+/// Sends a request over a raw connection (`head` without the final blank
+/// line, then `body` as written, ignoring write errors once the server
+/// has answered and closed) and returns the status code. For refusals
+/// sent before the body is read, which an HTTP client library reports as
+/// a broken connection instead of the answer.
+pub fn raw_status(addr: SocketAddr, head: &str, body: &[u8]) -> u16 {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.write_all(format!("{head}\r\n\r\n").as_bytes()).unwrap();
+    for chunk in body.chunks(8192) {
+        if tcp.write_all(chunk).is_err() {
+            break;
+        }
+    }
+    let mut status = [0u8; 12];
+    tcp.read_exact(&mut status).unwrap();
+    std::str::from_utf8(&status[9..12])
+        .unwrap()
+        .parse()
+        .unwrap()
+}
