@@ -32,33 +32,55 @@ pub struct Change {
 
 /// Orders commits as history: parents before children, by commit time
 /// where the stored parent links do not decide (commits made in the same
-/// second are common in scripts and tests).
-fn history_order(runs: &mut [&OkRun]) {
-    let shas: HashMap<&str, &OkRun> = runs.iter().map(|r| (r.sha.as_str(), *r)).collect();
-    let mut depth: HashMap<String, usize> = HashMap::new();
-    fn depth_of(
-        sha: &str,
-        shas: &HashMap<&str, &OkRun>,
-        memo: &mut HashMap<String, usize>,
-    ) -> usize {
-        if let Some(&d) = memo.get(sha) {
-            return d;
-        }
-        let d = shas.get(sha).map_or(0, |r| {
-            r.parents
+/// second are common in scripts and tests). Stable for equal keys.
+pub fn sort_history<T>(
+    items: &mut [T],
+    sha: impl Fn(&T) -> &str,
+    parents: impl Fn(&T) -> &[String],
+    time: impl Fn(&T) -> i64,
+) {
+    let index: HashMap<&str, usize> = items.iter().enumerate().map(|(i, t)| (sha(t), i)).collect();
+    let mut depth: Vec<Option<usize>> = vec![None; items.len()];
+    // Iterative depth-first search: a long history must not overflow the stack.
+    for start in 0..items.len() {
+        let mut stack = vec![start];
+        while let Some(&i) = stack.last() {
+            if depth[i].is_some() {
+                stack.pop();
+                continue;
+            }
+            let ps: Vec<usize> = parents(&items[i])
                 .iter()
-                .filter(|p| shas.contains_key(p.as_str()))
-                .map(|p| depth_of(p, shas, memo) + 1)
-                .max()
-                .unwrap_or(0)
-        });
-        memo.insert(sha.to_owned(), d);
-        d
+                .filter_map(|p| index.get(p.as_str()).copied())
+                .collect();
+            match ps
+                .iter()
+                .find(|&&p| depth[p].is_none() && !stack.contains(&p))
+            {
+                Some(&p) => stack.push(p),
+                None => {
+                    depth[i] = Some(
+                        ps.iter()
+                            .filter_map(|&p| depth[p])
+                            .map(|d| d + 1)
+                            .max()
+                            .unwrap_or(0),
+                    );
+                    stack.pop();
+                }
+            }
+        }
     }
-    for r in runs.iter() {
-        depth_of(&r.sha, &shas, &mut depth);
-    }
-    runs.sort_by_key(|r| (r.time_unix, depth[&r.sha], r.id));
+    let keys: HashMap<String, (i64, usize)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (sha(t).to_owned(), (time(t), depth[i].unwrap_or(0))))
+        .collect();
+    items.sort_by_key(|t| keys[sha(t)]);
+}
+
+fn history_order(runs: &mut [&OkRun]) {
+    sort_history(runs, |r| &r.sha, |r| &r.parents, |r| r.time_unix);
 }
 
 /// One commit's value in a series' history. For times the fastest

@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod changepoint;
+pub mod chart;
 pub mod env;
 pub mod history;
 pub mod ingest;
@@ -13,5 +14,6 @@ pub mod proc;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod site;
 pub mod stats;
 pub mod store;

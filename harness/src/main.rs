@@ -73,6 +73,27 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Render the results as a static HTML site: an index of every series,
+    /// a trend page per series with its change points, a page per commit
+    /// with the resource curves of its runs, and comparisons. Works from a
+    /// local folder or any file server, offline. Prints the index's path.
+    Report {
+        /// Output folder.
+        #[arg(long, default_value = "target/syncbench-report")]
+        out: PathBuf,
+        /// Search change points in the last N commits of each series.
+        #[arg(long, default_value_t = 200)]
+        window: usize,
+        /// Smallest relative change of level to mark, where the scenario
+        /// file sets no threshold for the metric.
+        #[arg(long, default_value_t = 0.05)]
+        min_change: f64,
+        /// Also render compare/A..B.html for these commits (repeatable).
+        #[arg(long, value_name = "A..B")]
+        compare: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Every series measured at both commits, B against A.
     Compare {
         a: String,
@@ -480,22 +501,68 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             bar.finish_and_clear();
             session.finish(total)
         }
+        Cmd::Report {
+            out,
+            window,
+            min_change,
+            compare,
+            json,
+        } => {
+            let store = Store::open(&db)?;
+            let scenarios = scenario::load_dir(&scenarios_dir).unwrap_or_default();
+            let min_effect = min_effect_of(&scenarios, min_change);
+            let mut pairs = Vec::new();
+            for c in &compare {
+                let (a, b) = c
+                    .split_once("..")
+                    .with_context(|| format!("--compare {c:?}: expected BASE..NEW"))?;
+                // A ref (main, HEAD~1) resolves in the repository; a sha
+                // prefix not in it is looked up in the results.
+                let resolve = |r: &str| -> anyhow::Result<String> {
+                    Ok(env::first_parent_history(&root, r, 1)
+                        .ok()
+                        .and_then(|h| h.into_iter().next())
+                        .unwrap_or_else(|| r.to_owned()))
+                };
+                pairs.push((resolve(a)?, resolve(b)?));
+            }
+            let out = if out.is_relative() {
+                root.join(out)
+            } else {
+                out
+            };
+            let t0 = std::time::Instant::now();
+            let r = syncbench::site::render(
+                &store,
+                &syncbench::site::Options {
+                    out,
+                    window,
+                    min_effect: &min_effect,
+                    thresholds: &|s| thresholds_of(&scenarios_dir, s),
+                    compare: pairs,
+                },
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                eprintln!(
+                    "syncbench: {} pages ({}), {} written, in {:.2} s",
+                    r.pages,
+                    Unit::Bytes.human(r.bytes as f64),
+                    r.written,
+                    t0.elapsed().as_secs_f64()
+                );
+                for p in &r.compare_pages {
+                    println!("{}", p.display());
+                }
+                println!("{}", r.index.display());
+            }
+            Ok(0)
+        }
         Cmd::Regressions { min_change, json } => {
             let store = Store::open(&db)?;
             let scenarios = scenario::load_dir(&scenarios_dir).unwrap_or_default();
-            let min_effect =
-                |name: &str, metric: &str| match scenarios.iter().find(|s| s.name == name) {
-                    Some(s)
-                        if s.thresholds.contains_key(metric)
-                            || metric
-                                .rsplit('.')
-                                .next()
-                                .is_some_and(|m| s.thresholds.contains_key(m)) =>
-                    {
-                        report::threshold(&s.thresholds, metric)
-                    }
-                    _ => min_change,
-                };
+            let min_effect = min_effect_of(&scenarios, min_change);
             let changes = analysis::regressions(&store, &min_effect)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&changes)?);
@@ -740,6 +807,26 @@ fn split_args(
 fn full_sha(root: &std::path::Path, rev: &str) -> anyhow::Result<String> {
     let commits = history::resolve(root, &[rev.to_owned()], None)?;
     Ok(commits.into_iter().next().context("no such commit")?.sha)
+}
+
+/// The smallest change of level that counts for a scenario's metric: its
+/// threshold where the scenario file sets one, else `default`.
+fn min_effect_of(
+    scenarios: &[scenario::Scenario],
+    default: f64,
+) -> impl Fn(&str, &str) -> f64 + '_ {
+    move |name: &str, metric: &str| match scenarios.iter().find(|s| s.name == name) {
+        Some(s)
+            if s.thresholds.contains_key(metric)
+                || metric
+                    .rsplit('.')
+                    .next()
+                    .is_some_and(|m| s.thresholds.contains_key(m)) =>
+        {
+            report::threshold(&s.thresholds, metric)
+        }
+        _ => default,
+    }
 }
 
 fn thresholds_of(dir: &std::path::Path, scenario: &str) -> std::collections::BTreeMap<String, f64> {
