@@ -233,7 +233,11 @@ pub fn trend(
 }
 
 /// One process's samples: (ms since the repetition started, CPU %, RSS bytes).
-pub type Samples = Vec<(f64, f64, f64)>;
+pub type Samples = Vec<Sample>;
+/// (ms since the repetition started, CPU %, RSS bytes).
+pub type Sample = (f64, f64, f64);
+/// A panel of the resources chart: its label, unit and what it plots.
+type Panel = (&'static str, Unit, fn(&Sample) -> f64);
 
 /// CPU % and RSS over time of every process of one repetition, on a
 /// shared time axis, with the driver's phases shaded and named.
@@ -264,7 +268,7 @@ pub fn resources(processes: &[(String, Samples)], phases: &[(String, f64, f64)])
             esc(name)
         );
     }
-    let panels: [(&str, Unit, fn(&(f64, f64, f64)) -> f64); 2] = [
+    let panels: [Panel; 2] = [
         ("CPU", Unit::Percent, |p| p.1),
         ("RSS", Unit::Bytes, |p| p.2),
     ];
