@@ -23,4 +23,14 @@ status=0
 "$sb" run --db "$db" --baseline "$baseline" || status=$?
 # check writes the summary and fails on a regression against the baseline.
 "$sb" check --db "$db" --baseline "$baseline" --summary "$summary" || status=$?
+# The dashboard (uploaded as the `dashboard` artifact), with the page
+# comparing the commit the baseline points at with this one, when both
+# were measured; linked from the summary.
+site=target/syncbench-report
+if page=$("$sb" report --db "$db" --out "$site" --compare "$baseline..HEAD" 2>/dev/null | head -1); then
+  printf '\nDashboard: `%s` (artifact `dashboard`), comparison: `%s`\n' "$site/index.html" "${page#"$PWD"/}" >>"$summary"
+else
+  "$sb" report --db "$db" --out "$site" >/dev/null
+  printf '\nDashboard: `%s` (artifact `dashboard`)\n' "$site/index.html" >>"$summary"
+fi
 exit "$status"

@@ -203,7 +203,7 @@ pub fn trend(
             Some(v) => {
                 let _ = write!(
                     s,
-                    r#"<a href="{href}"><circle cx="{:.1}" cy="{:.1}" r="{radius}" class="pt"><title>{title}</title></circle></a>"#,
+                    r#"<a href="{href}"><circle cx="{:.1}" cy="{:.1}" r="{radius}"><title>{title}</title></circle></a>"#,
                     x(i),
                     y(v)
                 );

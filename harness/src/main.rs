@@ -78,8 +78,8 @@ enum Cmd {
     /// with the resource curves of its runs, and comparisons. Works from a
     /// local folder or any file server, offline. Prints the index's path.
     Report {
-        /// Output folder.
-        #[arg(long, default_value = "target/syncbench-report")]
+        /// Output folder (relative to the repository).
+        #[arg(long, default_value = DEFAULT_SITE)]
         out: PathBuf,
         /// Search change points in the last N commits of each series.
         #[arg(long, default_value_t = 200)]
@@ -431,7 +431,25 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 &baseline_commits,
                 &|_, _| false,
             )?;
-            session.finish(t)
+            let json = measure.json;
+            let code = session.finish(t)?;
+            // The dashboard of everything recorded so far, for the browser.
+            let index = render_site(
+                &root,
+                &db,
+                &scenarios_dir,
+                DEFAULT_SITE,
+                200,
+                0.05,
+                Vec::new(),
+            )?
+            .index;
+            if json {
+                eprintln!("syncbench: dashboard at {}", index.display());
+            } else {
+                println!("dashboard: {}", index.display());
+            }
+            Ok(code)
         }
         Cmd::History {
             args,
@@ -508,9 +526,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             compare,
             json,
         } => {
-            let store = Store::open(&db)?;
-            let scenarios = scenario::load_dir(&scenarios_dir).unwrap_or_default();
-            let min_effect = min_effect_of(&scenarios, min_change);
             let mut pairs = Vec::new();
             for c in &compare {
                 let (a, b) = c
@@ -526,22 +541,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 };
                 pairs.push((resolve(a)?, resolve(b)?));
             }
-            let out = if out.is_relative() {
-                root.join(out)
-            } else {
-                out
-            };
             let t0 = std::time::Instant::now();
-            let r = syncbench::site::render(
-                &store,
-                &syncbench::site::Options {
-                    out,
-                    window,
-                    min_effect: &min_effect,
-                    thresholds: &|s| thresholds_of(&scenarios_dir, s),
-                    compare: pairs,
-                },
-            )?;
+            let r = render_site(&root, &db, &scenarios_dir, &out, window, min_change, pairs)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -807,6 +808,36 @@ fn split_args(
 fn full_sha(root: &std::path::Path, rev: &str) -> anyhow::Result<String> {
     let commits = history::resolve(root, &[rev.to_owned()], None)?;
     Ok(commits.into_iter().next().context("no such commit")?.sha)
+}
+
+/// Where `report` (and `run`, at its end) put the dashboard.
+const DEFAULT_SITE: &str = "target/syncbench-report";
+
+/// Renders the dashboard of `db` into `out` (relative to the repository).
+fn render_site(
+    root: &std::path::Path,
+    db: &std::path::Path,
+    scenarios_dir: &std::path::Path,
+    out: impl AsRef<std::path::Path>,
+    window: usize,
+    min_change: f64,
+    compare: Vec<(String, String)>,
+) -> anyhow::Result<syncbench::site::Rendered> {
+    let store = Store::open(db)?;
+    let scenarios = scenario::load_dir(scenarios_dir).unwrap_or_default();
+    let min_effect = min_effect_of(&scenarios, min_change);
+    let out = root.join(out);
+    syncbench::site::render(
+        &store,
+        &syncbench::site::Options {
+            out,
+            window,
+            min_effect: &min_effect,
+            thresholds: &|s| thresholds_of(scenarios_dir, s),
+            compare,
+        },
+    )
+    .context("rendering the dashboard")
 }
 
 /// The smallest change of level that counts for a scenario's metric: its

@@ -11,7 +11,8 @@
 use crate::analysis;
 use crate::changepoint;
 use crate::chart::{self, Marker, TrendPoint};
-use crate::metric::{Direction, Unit};
+use crate::metric::{Direction, Series, Unit};
+use crate::report;
 use crate::stats;
 use crate::store::{Store, StoreError};
 use minijinja::{Environment, context};
@@ -72,6 +73,11 @@ pub struct Rendered {
     pub compare_pages: Vec<PathBuf>,
 }
 
+/// Commits, newest first, that get a page comparing them with their parent.
+const COMPARE_RECENT: usize = 30;
+
+const STYLE: &str = include_str!("../../reports/style.css");
+
 const TEMPLATES: &[(&str, &str)] = &[
     (
         "base.html",
@@ -112,14 +118,6 @@ struct RunInfo {
     error: Option<String>,
     /// Measured on a working tree with uncommitted changes.
     dirty: bool,
-}
-
-#[derive(Debug, Clone)]
-struct MetricValues {
-    name: String,
-    unit: Unit,
-    direction: Direction,
-    values: Vec<f64>,
 }
 
 /// A series: machine × scenario point × metric.
@@ -183,13 +181,15 @@ fn crypto_free_hash(bytes: &[u8]) -> u32 {
     })
 }
 
-fn anchor(scenario: &str, point: &str, machine: &str) -> String {
-    format!(
-        "{}-{}-{}",
-        slug(scenario),
-        slug(point),
-        &machine[..machine.len().min(8)]
-    )
+/// A machine's short id for pages: its fingerprint is a long description.
+fn machine_id(fingerprint: &str) -> String {
+    format!("m{:08x}", crypto_free_hash(fingerprint.as_bytes()))
+}
+
+/// The anchor of a run's section on its commit page (short: every dot of
+/// a trend links to one).
+fn anchor(run_id: i64) -> String {
+    format!("r{run_id}")
 }
 
 struct Writer {
@@ -249,7 +249,7 @@ struct Data {
     /// Commits with runs, in history order.
     order: Vec<String>,
     runs: Vec<RunInfo>,
-    metrics: HashMap<i64, Vec<MetricValues>>,
+    metrics: HashMap<i64, Vec<Series>>,
     machines: BTreeMap<String, String>,
 }
 
@@ -332,7 +332,7 @@ fn load(store: &Store) -> Result<Data, SiteError> {
         .filter(|r| r.status == "ok")
         .map(|r| r.id)
         .collect();
-    let mut metrics: HashMap<i64, Vec<MetricValues>> = HashMap::new();
+    let mut metrics: HashMap<i64, Vec<Series>> = HashMap::new();
     let mut stmt = c.prepare(
         "SELECT ms.run_id, mt.name, mt.unit, mt.direction, ms.value FROM measurements ms
          JOIN metrics mt ON mt.id = ms.metric_id ORDER BY ms.run_id, mt.name, ms.repetition",
@@ -348,7 +348,7 @@ fn load(store: &Store) -> Result<Data, SiteError> {
         if list.last().is_none_or(|m| m.name != name) {
             let unit: String = r.get(2)?;
             let dir: String = r.get(3)?;
-            list.push(MetricValues {
+            list.push(Series {
                 name,
                 unit: Unit::parse(&unit).unwrap_or(Unit::Count),
                 direction: Direction::parse(&dir).unwrap_or(Direction::LowerIsBetter),
@@ -373,13 +373,8 @@ fn load(store: &Store) -> Result<Data, SiteError> {
     })
 }
 
-fn level(m: &MetricValues) -> f64 {
-    analysis::level(&crate::metric::Series {
-        name: String::new(),
-        unit: m.unit,
-        direction: m.direction,
-        values: m.values.clone(),
-    })
+fn level(m: &Series) -> f64 {
+    analysis::level(m)
 }
 
 /// One series' values over the ordered commits.
@@ -478,6 +473,13 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
     });
 
     let mut env = Environment::new();
+    // Escapes what HTML needs (& < > " '), not the '/' minijinja's default
+    // also escapes: links are most of the markup, and 5 bytes per slash
+    // made the site a sixth bigger.
+    env.set_formatter(|out, state, value| match value.as_str() {
+        Some(text) if !value.is_safe() => out.write_str(&chart::esc(text)).map_err(Into::into),
+        _ => minijinja::escape_formatter(out, state, value),
+    });
     for (name, src) in TEMPLATES {
         env.add_template(name, src)?;
     }
@@ -489,8 +491,26 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
     };
     let commit = |sha: &str| data.commits.get(sha);
     let subject = |sha: &str| commit(sha).map_or(String::new(), |c| c.subject.clone());
-    let run_href = |root: &str, sha: &str, scenario: &str, point: &str, machine: &str| {
-        format!("{root}runs/{sha}.html#{}", anchor(scenario, point, machine))
+    let run_at: HashMap<(&str, &str, &str, &str), &RunInfo> = data
+        .runs
+        .iter()
+        .map(|r| {
+            (
+                (
+                    r.machine.as_str(),
+                    r.scenario.as_str(),
+                    r.point.as_str(),
+                    r.sha.as_str(),
+                ),
+                r,
+            )
+        })
+        .collect();
+    let run_href = |root: &str, sha: &str, scenario: &str, point: &str, machine: &str| match run_at
+        .get(&(machine, scenario, point, sha))
+    {
+        Some(r) => format!("{root}runs/{sha}.html#{}", anchor(r.id)),
+        None => format!("{root}runs/{sha}.html"),
     };
 
     // Series pages and index tiles.
@@ -604,7 +624,7 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
             scenario => &k.1,
             point => &k.2,
             metric => &k.3,
-            machine_short => short(&k.0),
+            machine_short => machine_id(&k.0),
             machine_label => data.machines.get(&k.0),
             better => better(s.direction),
             unit => unit_name(s.unit),
@@ -641,8 +661,8 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
             .collect();
         tiles.push(Tile {
             href: file,
-            machine: k.0.clone(),
-            machine_short: short(&k.0).to_owned(),
+            machine: machine_id(&k.0),
+            machine_short: machine_id(&k.0),
             scenario: k.1.clone(),
             point: k.2.clone(),
             metric: k.3.clone(),
@@ -663,6 +683,7 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
                 match flag {
                     "regression" => 0,
                     "improvement" => 1,
+                    _ if k.3.starts_with("harness.") => 3,
                     _ => 2,
                 },
                 -(last_step.map_or(0, |st| s.present[st.index] as i64)),
@@ -717,22 +738,20 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
                 .flatten()
                 .map(|m| {
                     let key = (r.machine.clone(), r.scenario.clone(), r.point.clone(), m.name.clone());
-                    let (lo, hi) = m.values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
                     context! {
                         name => &m.name,
                         href => series.contains_key(&key).then(|| format!("../{}", series_file(&key))),
                         median => m.unit.human(stats::median(&m.values)),
-                        range => format!("{} – {}", m.unit.human(lo), m.unit.human(hi)),
                         values => m.values.iter().map(|v| m.unit.human(*v)).collect::<Vec<_>>().join(", "),
                     }
                 })
                 .collect();
             sections.push(context! {
-                anchor => anchor(&r.scenario, &r.point, &r.machine),
+                anchor => anchor(r.id),
                 scenario => &r.scenario,
                 point => &r.point,
                 status => if r.dirty { format!("{} (uncommitted changes)", r.status) } else { r.status.clone() },
-                machine_short => short(&r.machine),
+                machine_short => machine_id(&r.machine),
                 error => &r.error,
                 repetition => 1,
                 chart => (!processes.is_empty()).then(|| chart::resources(&processes, &phases)),
@@ -752,13 +771,17 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
             date => c.map_or(String::new(), |c| date(c.time_unix)),
             parent => parent,
             parent_href => parent.map(|p| format!("{p}.html")),
-            compare_href => parent.map(|p| format!("../compare/{p}..{sha}.html")),
+            compare_href => parent
+                .filter(|_| data.order.iter().rev().take(COMPARE_RECENT).any(|s| s == sha))
+                .map(|p| format!("../compare/{p}..{sha}.html")),
             runs => sections,
         })?;
         w.page(&format!("runs/{sha}.html"), &html)?;
     }
 
-    // Comparisons: each commit with its parent, and those asked for.
+    // Comparisons: the newest commits with their parents, and those asked
+    // for. Each is computed from the data in memory; one page per commit
+    // of a long history would double the site for pages rarely opened.
     let resolve = |prefix: &str| -> Result<String, SiteError> {
         let found: Vec<&String> = data
             .order
@@ -770,33 +793,52 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
             _ => Err(SiteError::UnknownCommit(prefix.to_owned())),
         }
     };
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    for sha in &data.order {
+    let mut asked = Vec::new();
+    for (a, b) in &opts.compare {
+        asked.push((resolve(a)?, resolve(b)?));
+    }
+    let mut pairs: Vec<(String, String)> = asked.clone();
+    for sha in data.order.iter().rev().take(COMPARE_RECENT) {
         if let Some(p) = commit(sha)
             .and_then(|c| c.parents.first())
             .filter(|p| by_commit.contains_key(p.as_str()))
         {
-            pairs.push((p.clone(), sha.clone()));
+            let pair = (p.clone(), sha.clone());
+            if !pairs.contains(&pair) {
+                pairs.push(pair);
+            }
         }
     }
-    let mut asked = Vec::new();
-    for (a, b) in &opts.compare {
-        let pair = (resolve(a)?, resolve(b)?);
-        asked.push(pair.clone());
-        if !pairs.contains(&pair) {
-            pairs.push(pair);
-        }
-    }
+    let no_series = Vec::new();
     let mut compare_pages = Vec::new();
     for (base, new) in &pairs {
-        let compared = analysis::compare(store, base, new, opts.thresholds)?;
-        let groups: Vec<_> = compared
+        let mut groups = Vec::new();
+        for r in data
+            .runs
             .iter()
-            .map(|g| context! {
-                scenario => &g.scenario,
-                point => &g.point,
-                machine_short => short(&g.machine),
-                rows => g.rows.iter().map(|r| {
+            .filter(|r| &r.sha == new && r.status == "ok")
+        {
+            let Some(base_run) = run_at
+                .get(&(
+                    r.machine.as_str(),
+                    r.scenario.as_str(),
+                    r.point.as_str(),
+                    base.as_str(),
+                ))
+                .filter(|b| b.status == "ok")
+            else {
+                continue;
+            };
+            let rows = report::rows(
+                data.metrics.get(&r.id).unwrap_or(&no_series),
+                data.metrics.get(&base_run.id).unwrap_or(&no_series),
+                &(opts.thresholds)(&r.scenario),
+            );
+            groups.push(context! {
+                scenario => &r.scenario,
+                point => &r.point,
+                machine_short => machine_id(&r.machine),
+                rows => rows.iter().map(|r| {
                     let unit = Unit::parse(r.unit).unwrap_or(Unit::Count);
                     context! {
                         metric => &r.metric,
@@ -807,8 +849,8 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
                         class => match r.verdict { "regression" => "up", "improvement" => "down", _ => "flat" },
                     }
                 }).collect::<Vec<_>>(),
-            })
-            .collect();
+            });
+        }
         let html = env.get_template("compare.html")?.render(context! {
             root => "../",
             base_short => short(base),
@@ -831,10 +873,11 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
         series => tiles,
         commits => n,
         rendered => data.order.last().map_or(String::new(), |s| format!("latest commit {}", short(s))),
-        machines => data.machines.iter().map(|(id, label)| context! { id => id, label => label }).collect::<Vec<_>>(),
+        machines => data.machines.iter().map(|(id, label)| context! { id => machine_id(id), label => label }).collect::<Vec<_>>(),
         scenarios => scenarios,
     })?;
     let index = w.page("index.html", &html)?;
+    w.page("style.css", STYLE)?;
     Ok(Rendered {
         index,
         pages: w.pages,
@@ -853,6 +896,6 @@ mod tests {
         assert_eq!(date(0), "1970-01-01 00:00 UTC");
         assert_eq!(date(1_751_364_000), "2025-07-01 10:00 UTC");
         assert_eq!(slug("size=10KiB,mode=<x>"), "size_10KiB_mode__x_");
-        assert_eq!(slug("../.."), "_.._");
+        assert_eq!(slug("../.."), "_");
     }
 }

@@ -4,6 +4,7 @@
 mod command;
 mod history;
 mod ingest;
+mod report;
 mod store;
 mod support;
 mod sync;

@@ -1,0 +1,121 @@
+//! Writes a synthetic results database for measuring `syncbench report`:
+//! COMMITS commits in a line, each with SERIES series (scenario points ×
+//! metrics) of REPS repetitions, plus CPU/RSS samples and phases for the
+//! newest commits, and a step in a few series so change points exist.
+//!
+//! cargo run --release -p syncbench --example synth_results -- DB [COMMITS SERIES REPS]
+
+use syncbench::env::{Commit, Machine};
+use syncbench::metric::{Direction, Series, Unit};
+use syncbench::probe::Sample;
+use syncbench::store::{RunRecord, Store};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let db = args
+        .first()
+        .ok_or("usage: synth_results DB [COMMITS SERIES REPS]")?;
+    let num = |i: usize, d: usize| args.get(i).map_or(Ok(d), |s| s.parse());
+    let (commits, series, reps) = (num(1, 1000)?, num(2, 60)?, num(3, 5)?);
+    let points = 3;
+    let per_point = series.div_ceil(points);
+    let mut store = Store::open(std::path::Path::new(db))?;
+    let machine = Machine::detect();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut noise = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    };
+    let mut parent: Option<String> = None;
+    let mut batch = Vec::new();
+    for c in 0..commits {
+        let sha = format!("{:040x}", 0xabc0_0000_0000u64 + c as u64 * 7919);
+        let commit = Commit {
+            sha: sha.clone(),
+            parents: parent.iter().cloned().collect(),
+            author: "Synthetic Author <synth@example.org>".into(),
+            time_unix: 1_750_000_000 + c as i64 * 3600,
+            subject: format!("Commit {c}: change something"),
+            dirty: false,
+            branch: Some("main".into()),
+        };
+        for p in 0..points {
+            let metrics = (0..per_point)
+                .map(|m| {
+                    // Every tenth series slows down by 15% two thirds in.
+                    let step = if m % 10 == 0 && c > commits * 2 / 3 {
+                        1.15
+                    } else {
+                        1.0
+                    };
+                    let base = 0.05 * (1 + m) as f64 * step;
+                    Series {
+                        name: format!("phase{m}.wall"),
+                        unit: Unit::Seconds,
+                        direction: Direction::LowerIsBetter,
+                        values: (0..reps).map(|_| base * (1.0 + 0.02 * noise())).collect(),
+                    }
+                })
+                .collect();
+            let recent = c + 20 >= commits;
+            let samples = if recent {
+                (0..200)
+                    .flat_map(|i| {
+                        ["server", "driver"].map(|proc| {
+                            (
+                                0,
+                                Sample {
+                                    process: proc.into(),
+                                    t_ms: i as f64 * 50.0,
+                                    cpu_pct: 50.0 + 40.0 * noise(),
+                                    rss_bytes: 20_000_000 + (i * 100_000) as u64,
+                                },
+                            )
+                        })
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let phases = if recent {
+                vec![
+                    (0, "upload".into(), 0.0, 4000.0),
+                    (0, "download".into(), 4000.0, 10000.0),
+                ]
+            } else {
+                Vec::new()
+            };
+            batch.push(RunRecord {
+                machine: machine.clone(),
+                commit: commit.clone(),
+                scenario: "synthetic".into(),
+                point: format!("point={p}"),
+                params_json: format!("{{\"point\":{p}}}"),
+                status: "ok".into(),
+                error: None,
+                repetitions: reps as u32,
+                harness_version: env!("CARGO_PKG_VERSION").into(),
+                toolchain: "synthetic".into(),
+                command_line: "synth_results".into(),
+                started_unix: commit.time_unix as f64,
+                finished_unix: commit.time_unix as f64 + 10.0,
+                metrics,
+                samples,
+                phases,
+            });
+        }
+        if batch.len() >= 300 {
+            store.record_all(&batch)?;
+            batch.clear();
+        }
+        parent = Some(sha);
+    }
+    store.record_all(&batch)?;
+    eprintln!(
+        "{db}: {commits} commits x {} series x {reps} repetitions",
+        points * per_point
+    );
+    Ok(())
+}
