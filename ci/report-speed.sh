@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# How fast `syncbench report` renders a large history, next to asv's
+# `asv publish` on the same synthetic data when asv is installed
+# (pip install asv; or ASV=/path/to/asv).
+#
+#   bash ci/report-speed.sh [COMMITS SERIES REPS]     # default 1000 60 5
+#
+# Prints seconds and output size for: a cold render, a re-render with
+# nothing new, and asv publish. Work files go to a temp dir, removed after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+commits=${1:-1000} series=${2:-60} reps=${3:-5}
+asv=${ASV:-$(command -v asv || true)}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+cargo build --quiet --release -p syncbench --example synth_results
+sb=target/release/syncbench
+target/release/examples/synth_results "$work/results.sqlite" "$commits" "$series" "$reps"
+
+timed() { # label, command...
+  local t0 t1
+  t0=$(date +%s.%N)
+  "${@:2}" >/dev/null 2>&1
+  t1=$(date +%s.%N)
+  printf '%-28s %6.2f s\n' "$1" "$(python3 -c "print($t1 - $t0)")"
+}
+timed "syncbench report (cold)" "$sb" report --db "$work/results.sqlite" --out "$work/site"
+timed "syncbench report (again)" "$sb" report --db "$work/results.sqlite" --out "$work/site"
+printf '%-28s %6s\n' "syncbench site size" "$(du -sh "$work/site" | cut -f1)"
+
+if [ -n "$asv" ]; then
+  python3 ci/asv_compare.py "$work/asv" "$commits" "$series" "$reps" >/dev/null
+  (cd "$work/asv" && timed "asv publish" "$asv" publish)
+  printf '%-28s %6s\n' "asv html size" "$(du -sh "$work/asv/html" | cut -f1)"
+else
+  echo "asv not installed: pip install asv (or set ASV) to compare"
+fi
