@@ -165,17 +165,19 @@ fn slug(s: &str) -> String {
 
 fn series_file(k: &SeriesKey) -> String {
     let full = format!("{}\0{}\0{}\0{}", k.0, k.1, k.2, k.3);
-    let h = crypto_free_hash(full.as_bytes());
+    let h = fnv1a(full.as_bytes());
+    // Scenario and metric name it for people; the hash (of machine,
+    // scenario, point and metric) makes it unique. The point stays out:
+    // these names appear in every link, and links are most of the bytes.
     format!(
-        "series/{}-{}-{}-{h:08x}.html",
-        slug(&k.1),
-        slug(&k.2).chars().take(60).collect::<String>(),
+        "series/{}-{}-{h:08x}.html",
+        slug(&k.1).chars().take(24).collect::<String>(),
         slug(&k.3)
     )
 }
 
 /// FNV-1a: a stable short hash to keep file names unique; not security.
-fn crypto_free_hash(bytes: &[u8]) -> u32 {
+fn fnv1a(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
         (h ^ b as u32).wrapping_mul(0x0100_0193)
     })
@@ -183,7 +185,7 @@ fn crypto_free_hash(bytes: &[u8]) -> u32 {
 
 /// A machine's short id for pages: its fingerprint is a long description.
 fn machine_id(fingerprint: &str) -> String {
-    format!("m{:08x}", crypto_free_hash(fingerprint.as_bytes()))
+    format!("m{:08x}", fnv1a(fingerprint.as_bytes()))
 }
 
 /// The anchor of a run's section on its commit page (short: every dot of
