@@ -67,24 +67,32 @@ impl Checkout {
     /// Opens, or creates, the worktree of `root`'s repository in
     /// `cache/checkout`.
     pub fn open(root: &Path, cache: &Path) -> Result<Checkout, GitError> {
-        let dir = cache.join("checkout");
+        Self::open_named(root, &cache.join("checkout"), WORKTREE)
+    }
+
+    /// Opens, or creates, a worktree named `name` in `dir` (A/B runs keep
+    /// one per side).
+    pub fn open_named(root: &Path, dir: &Path, name: &str) -> Result<Checkout, GitError> {
+        let dir = dir.to_owned();
+        let cache = dir.parent().unwrap_or(&dir).to_owned();
+        let cache = cache.as_path();
         if !dir.join(".git").exists() {
             let repo = Repository::discover(root)?;
             // A worktree registered by an earlier cache that was deleted.
-            if let Ok(wt) = repo.find_worktree(WORKTREE) {
+            if let Ok(wt) = repo.find_worktree(name) {
                 wt.prune(Some(
                     git2::WorktreePruneOptions::new()
                         .valid(true)
                         .working_tree(true),
                 ))?;
             }
-            if let Ok(mut branch) = repo.find_branch(WORKTREE, git2::BranchType::Local) {
+            if let Ok(mut branch) = repo.find_branch(name, git2::BranchType::Local) {
                 branch.delete()?;
             }
             std::fs::create_dir_all(cache).map_err(|e| {
                 git2::Error::from_str(&format!("creating {}: {e}", cache.display()))
             })?;
-            repo.worktree(WORKTREE, &dir, None)?;
+            repo.worktree(name, &dir, None)?;
         }
         Ok(Checkout {
             worktree: Repository::open(&dir)?,

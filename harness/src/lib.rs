@@ -2,6 +2,7 @@
 //! system built from a tree (or any shell command in any repository),
 //! measures every process, and records the results in SQLite.
 
+pub mod abtest;
 pub mod analysis;
 pub mod changepoint;
 pub mod chart;

@@ -94,10 +94,16 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Every series measured at both commits, B against A.
+    /// Every series measured at both commits, B against A. With --run,
+    /// measures both now instead, alternately A B A B … in this job (see
+    /// the A/B options).
     Compare {
         a: String,
         b: String,
+        /// With --run: the scenarios to measure [default: the default suite].
+        scenarios: Vec<String>,
+        #[command(flatten)]
+        ab: AbArgs,
         #[arg(long)]
         json: bool,
     },
@@ -112,6 +118,10 @@ enum Cmd {
         /// Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).
         #[arg(long)]
         summary: Option<PathBuf>,
+        /// With --run: the scenarios to measure [default: the default suite].
+        scenarios: Vec<String>,
+        #[command(flatten)]
+        ab: AbArgs,
         #[arg(long)]
         json: bool,
     },
@@ -161,6 +171,47 @@ enum IngestFrom {
     },
     /// A Bencher Metric Format JSON file.
     Bmf { file: PathBuf },
+}
+
+/// Interleaved A/B measurement, for `compare --run` and `check --run`.
+#[derive(clap::Args, Clone)]
+struct AbArgs {
+    /// Build both commits (a worktree each) and measure them now,
+    /// alternately A B A B …, deciding from the per-pair ratios; pairs are
+    /// added while the answer is uncertain. Exit 1 on a regression.
+    #[arg(long)]
+    run: bool,
+    /// The metric that decides (e.g. wall, command.cpu_user, upload.wall;
+    /// command.instructions runs each repetition under valgrind).
+    #[arg(long, default_value = "wall", requires = "run")]
+    metric: String,
+    /// Smallest relative change that matters: "unchanged" once the
+    /// interval is inside ±threshold, "changed" once it is beyond half.
+    #[arg(long, default_value_t = 0.02, requires = "run")]
+    threshold: f64,
+    #[arg(long, default_value_t = 5, requires = "run")]
+    min_pairs: usize,
+    #[arg(long, default_value_t = 40, requires = "run")]
+    max_pairs: usize,
+    /// Stop adding pairs after this long per point (e.g. 5m, 90s).
+    #[arg(long, default_value = "10m", value_parser = parse_duration, requires = "run")]
+    budget: Duration,
+    /// Instead of interleaving: N repetitions of A, then N of B, judged
+    /// by Mann-Whitney (the usual way, for comparison).
+    #[arg(long, requires = "run")]
+    unpaired: Option<usize>,
+    /// Only points whose key contains this.
+    #[arg(long, requires = "run")]
+    filter: Option<String>,
+    /// Cargo profile the reference system is built with.
+    #[arg(long, default_value = "release", requires = "run")]
+    cargo_profile: String,
+    /// Cache for the two worktrees and their builds.
+    #[arg(long, requires = "run")]
+    cache_dir: Option<PathBuf>,
+    /// Print each pair as it is measured.
+    #[arg(long, short, requires = "run")]
+    verbose: bool,
 }
 
 /// How to measure: shared by run, history and bisect.
@@ -588,7 +639,26 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        Cmd::Compare { a, b, json } => {
+        Cmd::Compare {
+            a,
+            b,
+            scenarios,
+            ab,
+            json,
+        } if ab.run => {
+            let results = ab_run(&root, &db, &scenarios_dir, &a, &b, &scenarios, &ab, json)?;
+            Ok(ab_status(&results))
+        }
+        Cmd::Compare {
+            a,
+            b,
+            scenarios,
+            json,
+            ..
+        } => {
+            if !scenarios.is_empty() {
+                bail!("scenarios are chosen only with --run (stored results cover them all)");
+            }
             let store = Store::open(&db)?;
             let (a, b) = (full_sha(&root, &a)?, full_sha(&root, &b)?);
             let compared =
@@ -606,8 +676,30 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Check {
             baseline,
             commit,
+            scenarios,
+            ab,
+            json,
+            ..
+        } if ab.run => {
+            let new = commit.as_deref().unwrap_or("HEAD");
+            let results = ab_run(
+                &root,
+                &db,
+                &scenarios_dir,
+                &baseline,
+                new,
+                &scenarios,
+                &ab,
+                json,
+            )?;
+            Ok(ab_status(&results))
+        }
+        Cmd::Check {
+            baseline,
+            commit,
             summary,
             json,
+            ..
         } => {
             let store = Store::open(&db)?;
             let new = full_sha(&root, commit.as_deref().unwrap_or("HEAD"))?;
@@ -808,6 +900,277 @@ fn split_args(
 fn full_sha(root: &std::path::Path, rev: &str) -> anyhow::Result<String> {
     let commits = history::resolve(root, &[rev.to_owned()], None)?;
     Ok(commits.into_iter().next().context("no such commit")?.sha)
+}
+
+/// One point measured A/B.
+#[derive(serde::Serialize)]
+struct AbResult {
+    scenario: String,
+    point: String,
+    metric: String,
+    /// `interleaved` or `unpaired`.
+    mode: &'static str,
+    /// regression, improvement, unchanged, inconclusive, or failed.
+    verdict: String,
+    estimate: Option<syncbench::abtest::Estimate>,
+    pairs: usize,
+    stop: Option<syncbench::abtest::Stop>,
+    seconds: f64,
+    a: Vec<f64>,
+    b: Vec<f64>,
+    error: Option<String>,
+}
+
+/// Exit status of an A/B run: 1 on a regression or a failure.
+fn ab_status(results: &[AbResult]) -> u8 {
+    let bad = results
+        .iter()
+        .any(|r| r.verdict == "regression" || r.verdict == "failed");
+    u8::from(bad)
+}
+
+/// `compare --run A B` / `check --run`: builds both commits in their own
+/// worktrees (and target dirs: two builds of the same binaries must not
+/// overwrite each other), then measures each point A B A B ….
+#[allow(clippy::too_many_arguments)]
+fn ab_run(
+    root: &std::path::Path,
+    db: &std::path::Path,
+    scenarios_dir: &std::path::Path,
+    a_rev: &str,
+    b_rev: &str,
+    names: &[String],
+    ab: &AbArgs,
+    json: bool,
+) -> anyhow::Result<Vec<AbResult>> {
+    use syncbench::abtest::{self, Settings, Side, Stop};
+    let (a_sha, b_sha) = (full_sha(root, a_rev)?, full_sha(root, b_rev)?);
+    let chosen = choose(scenarios_dir, names)?;
+    let measure = MeasureArgs {
+        repetitions: None,
+        filter: ab.filter.clone(),
+        sample_interval: Duration::from_millis(50),
+        target_dir: None,
+        cargo_profile: ab.cargo_profile.clone(),
+        cache_dir: ab.cache_dir.clone(),
+        json,
+        verbose: false,
+        pin_cpu: None,
+    };
+    let session = Session::open(db, &measure)?;
+    let cache = ab
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| history::default_cache(root));
+    let side = |name: &str, sha: &str| -> anyhow::Result<(history::Checkout, Runner)> {
+        let checkout = history::Checkout::open_named(
+            root,
+            &cache.join(format!("ab-{name}")),
+            &format!("syncbench-ab-{name}"),
+        )?;
+        checkout.switch(sha)?;
+        let runner = session.runner(checkout.dir.clone(), cache.join(format!("target-{name}")));
+        Ok((checkout, runner))
+    };
+    let (_ca, ra) = side("a", &a_sha)?;
+    let (_cb, rb) = side("b", &b_sha)?;
+    let settings = Settings {
+        min_pairs: ab.min_pairs,
+        max_pairs: ab.max_pairs,
+        budget: ab.budget,
+        threshold: ab.threshold,
+        // 5% false alarms over all the looks one point may take.
+        confidence: 1.0 - 0.05 / ab.max_pairs.max(1) as f64,
+    };
+    let mut out = Vec::new();
+    for s in &chosen {
+        if matches!(s.kind, scenario::Kind::Criterion { .. }) {
+            eprintln!(
+                "syncbench: {}: criterion scenarios are not run A/B; skipped",
+                s.name
+            );
+            continue;
+        }
+        let failed = |point: &str, error: String| AbResult {
+            scenario: s.name.clone(),
+            point: point.to_owned(),
+            metric: ab.metric.clone(),
+            mode: if ab.unpaired.is_some() {
+                "unpaired"
+            } else {
+                "interleaved"
+            },
+            verdict: "failed".into(),
+            estimate: None,
+            pairs: 0,
+            stop: None,
+            seconds: 0.0,
+            a: Vec::new(),
+            b: Vec::new(),
+            error: Some(error),
+        };
+        let mut built = Ok(());
+        for (label, sha, runner) in [("A", &a_sha, &ra), ("B", &b_sha, &rb)] {
+            if let Err(f) = runner.build(s) {
+                built = Err(format!(
+                    "{label} ({}) failed to build: {}",
+                    &sha[..12],
+                    f.message
+                ));
+                break;
+            }
+        }
+        if let Err(e) = built {
+            eprintln!("syncbench: {}: {e}", s.name);
+            out.push(failed("", e));
+            continue;
+        }
+        for point in s.points.iter().filter(|p| {
+            ab.filter
+                .as_ref()
+                .is_none_or(|f| p.key().contains(f.as_str()))
+        }) {
+            let t0 = std::time::Instant::now();
+            let mut values: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+            let mut lower_is_better = true;
+            let mut measure_side = |side: Side| -> Result<f64, String> {
+                let runner = if side == Side::A { &ra } else { &rb };
+                let metrics = runner
+                    .measure_once(s, point, ab.metric == "command.instructions")
+                    .map_err(|f| format!("{side:?}: {}", f.message))?;
+                let found = metrics.iter().find(|m| m.0 == ab.metric).ok_or_else(|| {
+                    let names: Vec<&str> = metrics.iter().map(|m| m.0.as_str()).collect();
+                    format!("no metric {:?}; this scenario has {names:?}", ab.metric)
+                })?;
+                lower_is_better = found.2 == syncbench::metric::Direction::LowerIsBetter;
+                Ok(found.3)
+            };
+            // Warm-up: one of each, not counted (caches, page cache, CPU
+            // frequency), in the same alternation.
+            let warm = (0..s.warmup.min(1)).try_for_each(|_| {
+                measure_side(Side::A)?;
+                measure_side(Side::B).map(|_| ())
+            });
+            if let Err(e) = warm {
+                out.push(failed(&point.key(), e));
+                continue;
+            }
+            let mut result = Ok(());
+            let mut stop = None;
+            let mut est = None;
+            let sequence: Vec<Side> = match ab.unpaired {
+                // The usual way, for comparison: all of A, then all of B.
+                Some(n) => std::iter::repeat_n(Side::A, n)
+                    .chain(std::iter::repeat_n(Side::B, n))
+                    .collect(),
+                None => abtest::order(settings.max_pairs).collect(),
+            };
+            for (i, &side) in sequence.iter().enumerate() {
+                if session.interrupted() {
+                    stop = Some(Stop::Interrupted);
+                    break;
+                }
+                match measure_side(side) {
+                    Ok(v) => values[side as usize].push(v),
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                if ab.verbose {
+                    eprintln!(
+                        "syncbench: {} {} #{i}: {side:?} {}",
+                        s.name,
+                        point.key(),
+                        values[side as usize].last().expect("pushed")
+                    );
+                }
+                if ab.unpaired.is_none() && side == Side::B {
+                    let e = abtest::estimate(&values[0], &values[1], settings.confidence);
+                    est = Some(e);
+                    if let Some(why) = abtest::decide(&e, values[1].len(), t0.elapsed(), &settings)
+                    {
+                        stop = Some(why);
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = result {
+                out.push(failed(&point.key(), e));
+                continue;
+            }
+            let [a, b] = values;
+            let verdict = match (ab.unpaired, stop) {
+                (_, Some(Stop::Interrupted)) => "inconclusive".to_owned(),
+                (Some(_), _) => {
+                    let c = stats::compare(&a, &b, ab.threshold);
+                    est = Some(abtest::Estimate {
+                        change: c.change,
+                        low: f64::NAN,
+                        high: f64::NAN,
+                    });
+                    match (c.changed, (c.change > 0.0) == lower_is_better) {
+                        (false, _) => "unchanged".to_owned(),
+                        (true, true) => "regression".to_owned(),
+                        (true, false) => "improvement".to_owned(),
+                    }
+                }
+                (None, Some(why)) => {
+                    abtest::verdict(why, est.as_ref().expect("estimated"), lower_is_better)
+                        .to_owned()
+                }
+                (None, None) => "inconclusive".to_owned(),
+            };
+            out.push(AbResult {
+                scenario: s.name.clone(),
+                point: point.key(),
+                metric: ab.metric.clone(),
+                mode: if ab.unpaired.is_some() {
+                    "unpaired"
+                } else {
+                    "interleaved"
+                },
+                verdict,
+                estimate: est,
+                pairs: a.len().min(b.len()),
+                stop,
+                seconds: t0.elapsed().as_secs_f64(),
+                a,
+                b,
+                error: None,
+            });
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "a": a_sha, "b": b_sha, "results": out,
+            }))?
+        );
+    } else {
+        println!("B {} against A {}", &b_sha[..12], &a_sha[..12]);
+        for r in &out {
+            match (&r.error, &r.estimate) {
+                (Some(e), _) => println!("{} {}: FAILED: {e}", r.scenario, r.point),
+                (None, Some(e)) => println!(
+                    "{} {} {}: {:+.2}% [{:+.2}%, {:+.2}%] → {} after {} pairs in {:.1} s ({})",
+                    r.scenario,
+                    r.point,
+                    r.metric,
+                    e.change * 100.0,
+                    e.low * 100.0,
+                    e.high * 100.0,
+                    r.verdict,
+                    r.pairs,
+                    r.seconds,
+                    r.stop.map_or(r.mode, |s| s.describe())
+                ),
+                (None, None) => println!("{} {}: no data", r.scenario, r.point),
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Where `report` (and `run`, at its end) put the dashboard.

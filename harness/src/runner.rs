@@ -202,6 +202,47 @@ impl Runner {
         Ok(())
     }
 
+    fn repetition(&self, scenario: &Scenario, point: &Point) -> Result<Rep, Failure> {
+        match &scenario.kind {
+            Kind::Sync { workload } => self.sync_repetition(scenario, workload, point),
+            Kind::Command { run, .. } => {
+                self.command_repetition(scenario, &point.substitute(run), point)
+            }
+            Kind::Criterion { .. } => Err(Failure::new(
+                "failed",
+                "criterion scenarios run through Runner::criterion",
+            )),
+        }
+    }
+
+    /// One repetition of a point and its metrics, for callers that
+    /// schedule repetitions themselves (interleaved A/B runs). With
+    /// `instructions`, a command is run under valgrind instead and only
+    /// `command.instructions` comes back (exact, and about 50x slower).
+    pub fn measure_once(
+        &self,
+        scenario: &Scenario,
+        point: &Point,
+        instructions: bool,
+    ) -> Result<Vec<(String, Unit, Direction, f64)>, Failure> {
+        match (&scenario.kind, instructions) {
+            (Kind::Command { run, .. }, true) => {
+                let n = self.count_instructions(scenario, &point.substitute(run), point)?;
+                Ok(vec![(
+                    "command.instructions".into(),
+                    Unit::Count,
+                    Direction::LowerIsBetter,
+                    n as f64,
+                )])
+            }
+            (_, true) => Err(Failure::new(
+                "failed",
+                "instruction counts are measured for command scenarios only",
+            )),
+            _ => self.repetition(scenario, point).map(|r| r.values),
+        }
+    }
+
     /// Runs the warm-up and measured repetitions of one point. Stops at the
     /// first failure (a failed repetition makes the run's figures suspect).
     pub fn run_point(
@@ -216,17 +257,7 @@ impl Runner {
         let mut series: BTreeMap<String, Series> = BTreeMap::new();
         for i in 0..total {
             on_rep(i, total);
-            let rep = match &scenario.kind {
-                Kind::Sync { workload } => self.sync_repetition(scenario, workload, point),
-                Kind::Command { run, .. } => {
-                    self.command_repetition(scenario, &point.substitute(run), point)
-                }
-                Kind::Criterion { .. } => Err(Failure::new(
-                    "failed",
-                    "criterion scenarios run through Runner::criterion",
-                )),
-            };
-            let rep = match rep {
+            let rep = match self.repetition(scenario, point) {
                 Ok(r) => r,
                 Err(f) => {
                     out.failure = Some(f);

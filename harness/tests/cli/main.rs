@@ -1,6 +1,7 @@
 //! The `syncbench` binary end to end: real processes, real git
 //! repositories in temp dirs, real SQLite files.
 
+mod ab;
 mod command;
 mod history;
 mod ingest;
