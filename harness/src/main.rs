@@ -698,9 +698,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             baseline,
             commit,
             summary,
+            scenarios,
             json,
             ..
         } => {
+            if !scenarios.is_empty() {
+                bail!("scenarios are chosen only with --run (check covers every stored result)");
+            }
             let store = Store::open(&db)?;
             let new = full_sha(&root, commit.as_deref().unwrap_or("HEAD"))?;
             // The newest commit on the baseline's first-parent line with results.

@@ -54,6 +54,14 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// Copies what is left of the current segment's output into `buf`.
+fn hand_out(out: &[u8], pos: &mut usize, buf: &mut [u8]) -> usize {
+    let n = buf.len().min(out.len() - *pos);
+    buf[..n].copy_from_slice(&out[*pos..*pos + n]);
+    *pos += n;
+    n
+}
+
 /// Reads `size` bytes of input one ahead of what a segment needs, so the
 /// reader knows whether the segment it hands out is the last one.
 #[derive(Debug)]
@@ -170,10 +178,7 @@ impl<R: Read> Read for EncryptReader<R> {
             }
             self.fill()?;
         }
-        let n = buf.len().min(self.out.len() - self.pos);
-        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(hand_out(&self.out, &mut self.pos, buf))
     }
 }
 
@@ -283,9 +288,6 @@ impl<R: Read> Read for DecryptReader<R> {
             // but the loop keeps `Ok(0)` meaning the end and nothing else.
             self.fill()?;
         }
-        let n = buf.len().min(self.out.len() - self.pos);
-        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(hand_out(&self.out, &mut self.pos, buf))
     }
 }
