@@ -40,19 +40,26 @@ struct Inner {
 }
 
 impl AppState {
-    /// Opens (creating if needed) the data directory: `accounts.sqlite`,
-    /// `users/{user id}.sqlite`, `blobs/{user id}/{namespace}/{blob id}`,
-    /// and `tmp/` for uploads in progress (emptied here: what an earlier
-    /// run left there was never acknowledged).
-    pub fn open(data_dir: &Path, limits: Limits) -> Result<Self, StoreError> {
-        let accounts = Accounts::open(data_dir)?;
-        std::fs::create_dir_all(data_dir.join("users"))?;
-        std::fs::create_dir_all(data_dir.join("blobs"))?;
+    /// Empties `tmp/` of the data directory: what an earlier run left there
+    /// was never acknowledged. Only for whoever starts the serving
+    /// processes, before they start: it would break uploads in flight.
+    pub fn clean_tmp(data_dir: &Path) -> Result<(), StoreError> {
         let tmp = data_dir.join("tmp");
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }
-        std::fs::create_dir_all(&tmp)?;
+        Ok(std::fs::create_dir_all(&tmp)?)
+    }
+
+    /// Opens (creating if needed) the data directory: `accounts.sqlite`,
+    /// `users/{user id}.sqlite`, `blobs/{user id}/{namespace}/{blob id}`,
+    /// and `tmp/` for uploads in progress. Several processes may have it
+    /// open at once (worker processes, `user add` next to a server).
+    pub fn open(data_dir: &Path, limits: Limits) -> Result<Self, StoreError> {
+        let accounts = Accounts::open(data_dir)?;
+        std::fs::create_dir_all(data_dir.join("users"))?;
+        std::fs::create_dir_all(data_dir.join("blobs"))?;
+        std::fs::create_dir_all(data_dir.join("tmp"))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 data_dir: data_dir.to_owned(),

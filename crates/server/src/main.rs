@@ -45,12 +45,42 @@ enum Command {
         /// Largest message a mail exchanger may deliver.
         #[arg(long, value_parser = bytes, default_value = "64MiB")]
         max_incoming: u64,
+        #[command(flatten)]
+        scale: Scale,
     },
     /// Manage accounts.
     User {
         #[command(subcommand)]
         command: UserCommand,
     },
+}
+
+/// How the server uses the machine: its async runtime, and how many
+/// processes share the port.
+#[derive(clap::Args, Clone, Debug)]
+struct Scale {
+    /// tokio runtime: multi-thread (tasks stolen between --threads
+    /// workers) or current-thread (everything on one thread per process).
+    #[arg(long, value_enum, default_value = "multi-thread")]
+    runtime: Runtime,
+    /// Worker threads of the multi-thread runtime [default: one per core].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Processes serving the same port (SO_REUSEPORT: the kernel spreads
+    /// connections over them). With more than one, this process starts and
+    /// supervises them and serves nothing itself.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// One of a supervisor's workers (internal): binds with SO_REUSEPORT
+    /// and shuts down when its standard input closes.
+    #[arg(long, hide = true)]
+    worker: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Runtime {
+    MultiThread,
+    CurrentThread,
 }
 
 #[derive(Subcommand)]
@@ -92,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             quota,
             max_blob,
             max_incoming,
+            scale,
         } => {
             let limits = protocol::Limits {
                 quota_bytes: quota,
@@ -100,7 +131,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ..Default::default()
             };
             let services = services_listen.zip(service_token);
-            serve(data, listen, services, limits)
+            if scale.workers > 1 && !scale.worker {
+                supervise(data, listen, services, limits, scale)
+            } else {
+                serve(data, listen, services, limits, scale)
+            }
         }
         Command::User {
             command: UserCommand::Add { name, data, json },
@@ -122,26 +157,52 @@ fn bytes(s: &str) -> Result<u64, String> {
     protocol::driver::parse_bytes(s)
 }
 
+/// Binds a listening socket; workers share theirs with SO_REUSEPORT.
+fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(reuse_port)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+fn runtime(scale: &Scale) -> std::io::Result<tokio::runtime::Runtime> {
+    match scale.runtime {
+        Runtime::MultiThread => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = scale.threads {
+                b.worker_threads(n.max(1));
+            }
+            b.enable_all().build()
+        }
+        Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+}
+
 fn serve(
     data: PathBuf,
     listen: SocketAddr,
     services: Option<(SocketAddr, String)>,
     limits: protocol::Limits,
+    scale: Scale,
 ) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+    if !scale.worker {
+        server::AppState::clean_tmp(&data)
+            .with_context(|| format!("preparing data directory {}", data.display()))?;
+    }
+    runtime(&scale)?.block_on(async {
         let state = server::AppState::open(&data, limits)
             .with_context(|| format!("opening data directory {}", data.display()))?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding {listen}"))?;
+        let listener = bind(listen, scale.worker).with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
         let services = match services {
             Some((at, token)) => {
-                let l = tokio::net::TcpListener::bind(at)
-                    .await
+                let l = bind(at, scale.worker)
                     .with_context(|| format!("binding the services listener {at}"))?;
                 Some((l, token))
             }
@@ -155,13 +216,22 @@ fn serve(
         writeln!(out, "{line}")?;
         out.flush()?;
         drop(out);
-        tracing::info!(%addr, data = %data.display(), "serving");
+        tracing::info!(%addr, data = %data.display(), ?scale, "serving");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        let worker = scale.worker;
         tokio::spawn(async move {
-            shutdown_signal().await;
+            if worker {
+                // The supervisor closes our stdin to stop us (or died).
+                tokio::select! {
+                    _ = shutdown_signal() => {}
+                    _ = stdin_closed() => {}
+                }
+            } else {
+                shutdown_signal().await;
+            }
             let _ = stop_tx.send(true);
         });
         let users = server::serve(listener, state.clone(), stopped(stop_rx.clone()));
@@ -175,6 +245,126 @@ fn serve(
         tracing::info!("shut down cleanly");
         Ok(())
     })
+}
+
+async fn stdin_closed() {
+    use tokio::io::AsyncReadExt;
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    while let Ok(n) = stdin.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Reserves a port for the workers: bound with SO_REUSEPORT but not
+/// listening, so the kernel routes no connection to it.
+fn reserve(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
+}
+
+/// `--workers N`: starts N worker processes on one port (and one services
+/// port), prints the usual first line once all listen, and on SIGTERM or
+/// Ctrl-C closes their standard input so they shut down gracefully.
+fn supervise(
+    data: PathBuf,
+    listen: SocketAddr,
+    services: Option<(SocketAddr, String)>,
+    limits: protocol::Limits,
+    scale: Scale,
+) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    server::AppState::clean_tmp(&data)
+        .with_context(|| format!("preparing data directory {}", data.display()))?;
+    // Creates the databases once, before the workers race to.
+    drop(server::AppState::open(&data, limits.clone())?);
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let _guard = control.enter();
+    let main = reserve(listen).with_context(|| format!("binding {listen}"))?;
+    let main_addr = main.local_addr()?;
+    let svc = match &services {
+        Some((at, _)) => Some(reserve(*at).with_context(|| format!("binding {at}"))?),
+        None => None,
+    };
+    let svc_addr = svc.as_ref().map(|s| s.local_addr()).transpose()?;
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    let mut stdins = Vec::new();
+    for _ in 0..scale.workers {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.arg("serve")
+            .arg("--data")
+            .arg(&data)
+            .args(["--listen", &main_addr.to_string(), "--worker"])
+            .args(["--quota", &limits.quota_bytes.to_string()])
+            .args(["--max-blob", &limits.max_blob_bytes.to_string()])
+            .args(["--max-incoming", &limits.max_incoming_bytes.to_string()])
+            .args([
+                "--runtime",
+                match scale.runtime {
+                    Runtime::MultiThread => "multi-thread",
+                    Runtime::CurrentThread => "current-thread",
+                },
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        if let Some(n) = scale.threads {
+            cmd.args(["--threads", &n.to_string()]);
+        }
+        if let (Some(addr), Some((_, token))) = (svc_addr, &services) {
+            cmd.args(["--services-listen", &addr.to_string()])
+                .env("SYNC_SERVICE_TOKEN", token);
+        }
+        let mut child = cmd.spawn().context("starting a worker")?;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        if !line.starts_with("listening on ") {
+            let _ = child.kill();
+            anyhow::bail!("a worker did not start (see its errors above)");
+        }
+        stdins.push(child.stdin.take().expect("piped"));
+        children.push(child);
+    }
+    // Every worker listens: the reservations can go.
+    drop((main, svc));
+    let mut line = format!("listening on http://{main_addr}");
+    if let Some(a) = svc_addr {
+        line += &format!(", services on http://{a}");
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    drop(out);
+    tracing::info!(workers = scale.workers, addr = %main_addr, "supervising");
+    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch = stopping.clone();
+    let waiter = std::thread::spawn(move || {
+        for mut c in children {
+            let status = c.wait();
+            if !watch.load(std::sync::atomic::Ordering::SeqCst) {
+                tracing::error!(pid = c.id(), ?status, "a worker exited");
+            }
+        }
+        if !watch.load(std::sync::atomic::Ordering::SeqCst) {
+            tracing::error!("every worker exited; stopping");
+            std::process::exit(1);
+        }
+    });
+    control.block_on(shutdown_signal());
+    stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    drop(stdins);
+    let _ = waiter.join();
+    tracing::info!("workers shut down");
+    Ok(())
 }
 
 async fn shutdown_signal() {

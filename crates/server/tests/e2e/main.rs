@@ -8,3 +8,4 @@ mod errors;
 mod faults;
 mod mail;
 mod sync;
+mod workers;

@@ -72,6 +72,10 @@ impl TestServer {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn services_url(&self) -> String {
         format!("http://{}", self.services)
     }
