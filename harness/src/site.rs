@@ -375,10 +375,6 @@ fn load(store: &Store) -> Result<Data, SiteError> {
     })
 }
 
-fn level(m: &Series) -> f64 {
-    analysis::level(m)
-}
-
 /// One series' values over the ordered commits.
 struct SeriesData {
     unit: Unit,
@@ -436,7 +432,7 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
                     (a.min(v), b.max(v))
                 });
-            s.points[i] = Some((level(m), lo, hi));
+            s.points[i] = Some((analysis::level(m), lo, hi));
         }
     }
     for (k, s) in series.iter_mut() {

@@ -438,7 +438,7 @@ fn mail(args: &Args) -> anyhow::Result<()> {
         Ok((n, 0))
     })?;
     // The newest message, as a user opening the top of the inbox would.
-    let first = inbox.first().context("empty inbox")?.id.clone();
+    let first = inbox.first().context("empty inbox")?.header.id.clone();
     phase("open", || {
         let mut sink = std::io::sink();
         let bytes = b.mail_open(&first, &mut sink)?;

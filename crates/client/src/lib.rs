@@ -13,7 +13,9 @@ mod remote;
 mod store;
 mod sync;
 
-pub use mail::{IncomingReport, MAIL_NAMESPACE, MailContent, MailMeta, MailMode, MailSummary};
+pub use mail::{
+    IncomingReport, MAIL_NAMESPACE, MailContent, MailHeader, MailMeta, MailMode, MailSummary,
+};
 pub use remote::{BlobDownload, Remote};
 pub use sync::SyncReport;
 

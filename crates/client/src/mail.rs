@@ -65,9 +65,9 @@ pub enum MailContent {
     Inline { data: Content },
 }
 
-/// The metadata document of one message.
+/// What the inbox shows of one message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MailMeta {
+pub struct MailHeader {
     pub id: BlobId,
     pub from: String,
     pub to: Vec<String>,
@@ -78,20 +78,21 @@ pub struct MailMeta {
     pub size: u64,
     pub attachments: u32,
     pub flags: Vec<String>,
+}
+
+/// The metadata document of one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailMeta {
+    #[serde(flatten)]
+    pub header: MailHeader,
     pub content: MailContent,
 }
 
-/// One line of the inbox: the metadata without the content.
+/// One line of the inbox: the header, and where the content is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MailSummary {
-    pub id: BlobId,
-    pub from: String,
-    pub to: Vec<String>,
-    pub subject: String,
-    pub date: Option<String>,
-    pub size: u64,
-    pub attachments: u32,
-    pub flags: Vec<String>,
+    #[serde(flatten)]
+    pub header: MailHeader,
     /// The content lives in a blob (fetched on open) rather than inline.
     pub in_blob: bool,
 }
@@ -334,19 +335,21 @@ impl Device {
             }
         };
         let meta = MailMeta {
-            id: blob.id.clone(),
-            from: addresses(msg.from()).join(", "),
-            to: addresses(msg.to()),
-            subject: msg.subject().unwrap_or_default().to_owned(),
-            date: msg.date().map(|d| d.to_rfc3339()),
-            size: raw.len() as u64,
-            attachments: msg.attachment_count() as u32,
-            flags: Vec::new(),
+            header: MailHeader {
+                id: blob.id.clone(),
+                from: addresses(msg.from()).join(", "),
+                to: addresses(msg.to()),
+                subject: msg.subject().unwrap_or_default().to_owned(),
+                date: msg.date().map(|d| d.to_rfc3339()),
+                size: raw.len() as u64,
+                attachments: msg.attachment_count() as u32,
+                flags: Vec::new(),
+            },
             content,
         };
         let json = serde_json::to_vec(&meta).expect("metadata serializes");
         self.put(&doc_id(&blob.id), &json)?;
-        Ok(Outcome::Done(meta.size))
+        Ok(Outcome::Done(meta.header.size))
     }
 
     fn mail_meta(&self, id: &DocId) -> Result<Option<MailMeta>, ClientError> {
@@ -368,18 +371,13 @@ impl Device {
             if let Some(m) = self.mail_meta(&doc.id)? {
                 out.push(MailSummary {
                     in_blob: matches!(m.content, MailContent::Blob { .. }),
-                    id: m.id,
-                    from: m.from,
-                    to: m.to,
-                    subject: m.subject,
-                    date: m.date,
-                    size: m.size,
-                    attachments: m.attachments,
-                    flags: m.flags,
+                    header: m.header,
                 });
             }
         }
-        out.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.id.cmp(&b.id)));
+        out.sort_by(|a, b| {
+            (b.header.date.cmp(&a.header.date)).then_with(|| a.header.id.cmp(&b.header.id))
+        });
         Ok(out)
     }
 

@@ -549,7 +549,7 @@ fn mail_command(cli: &Cli, command: &MailCommand) -> anyhow::Result<u8> {
                 serde_json::to_writer_pretty(&mut out, &inbox)?;
                 writeln!(out)?;
             } else {
-                for m in &inbox {
+                for m in inbox.iter().map(|s| &s.header) {
                     writeln!(
                         out,
                         "{}\t{}\t{}\t{}\t{}{}",

@@ -251,31 +251,28 @@ impl DocCipher {
         }
     }
 
-    fn doc_key(&self, doc_id: &str) -> LessSafeKey {
-        let info = [b"doc-key/v1\0".as_slice(), doc_id.as_bytes()];
+    /// An AES-256-GCM key from the user secret, `info` naming its use.
+    fn derive(&self, info: &[&[u8]]) -> LessSafeKey {
         let okm = self
             .prk
-            .expand(&info, KeyLen)
+            .expand(info, KeyLen)
             .expect("32 bytes is a valid HKDF length");
         let mut key = [0u8; 32];
         okm.fill(&mut key).expect("length matches");
         aead_key(&key)
     }
 
+    fn doc_key(&self, doc_id: &str) -> LessSafeKey {
+        self.derive(&[b"doc-key/v1\0".as_slice(), doc_id.as_bytes()])
+    }
+
     fn blob_key(&self, namespace: &str, blob_id: &str) -> LessSafeKey {
-        let info = [
+        self.derive(&[
             b"blob-key/v1\0".as_slice(),
             namespace.as_bytes(),
             b"\0",
             blob_id.as_bytes(),
-        ];
-        let okm = self
-            .prk
-            .expand(&info, KeyLen)
-            .expect("32 bytes is a valid HKDF length");
-        let mut key = [0u8; 32];
-        okm.fill(&mut key).expect("length matches");
-        aead_key(&key)
+        ])
     }
 
     /// Encrypts the blob `namespace/blob_id` as it is read from `plaintext`.

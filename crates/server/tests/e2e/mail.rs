@@ -84,12 +84,12 @@ fn delivered_mail_is_processed_once_and_listed_on_another_device_from_metadata()
     b.sync().unwrap();
     let inbox = b.mail_list().unwrap();
     assert_eq!(inbox.len(), 3);
-    let by_id = |id: &BlobId| inbox.iter().find(|m| &m.id == id).unwrap();
+    let by_id = |id: &BlobId| inbox.iter().find(|m| &m.header.id == id).unwrap();
     let second = by_id(&ids[1]);
-    assert_eq!(second.subject, "message 2");
-    assert_eq!(second.from, "Sender 2 <sender2@example.org>");
-    assert_eq!(second.attachments, 1);
-    assert_eq!(second.size, msgs[1].len() as u64);
+    assert_eq!(second.header.subject, "message 2");
+    assert_eq!(second.header.from, "Sender 2 <sender2@example.org>");
+    assert_eq!(second.header.attachments, 1);
+    assert_eq!(second.header.size, msgs[1].len() as u64);
     assert!(second.in_blob);
     // Listing fetched no content: device B has no blob yet.
     assert!(!b.dir().join("blobs").exists());
@@ -267,7 +267,7 @@ fn undecryptable_or_unparsable_messages_are_flagged_failed_and_kept() {
     let again = d.process_incoming(Duration::ZERO).unwrap();
     assert_eq!((again.processed, again.failed.len()), (0, 0));
     assert_eq!(d.mail_list().unwrap().len(), 1);
-    assert_eq!(d.mail_list().unwrap()[0].id, good[0]);
+    assert_eq!(d.mail_list().unwrap()[0].header.id, good[0]);
 }
 
 #[test]
