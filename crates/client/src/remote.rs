@@ -81,6 +81,7 @@ impl Remote {
             .connect_timeout(Duration::from_secs(10))
             // Large syncs stream for a long time; a hung server still ends.
             .timeout(Duration::from_secs(600))
+            .retry(retry_policy(server))
             .build()
             .map_err(ClientError::Transport)?;
         Ok(Self {
@@ -189,6 +190,7 @@ impl Remote {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(3600))
+            .retry(retry_policy(&self.base))
             .build()?;
         Ok(self.streaming.get_or_init(|| Streaming { runtime, http }))
     }
@@ -344,6 +346,55 @@ impl Remote {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Requests to our server that died on the connection before any answer
+/// are sent again (at most twice, within reqwest's budget of 20% extra
+/// requests): a worker process that was killed, or a kept-alive connection
+/// the server closed just as it was reused. Every endpoint is safe to
+/// repeat: an upload already applied is a no-op, a blob stored is a 409, a
+/// secret or key stored is a 412. Streamed bodies cannot be replayed and are
+/// never retried (reqwest cannot clone them).
+fn retry_policy(server: &str) -> reqwest::retry::Builder {
+    let host = reqwest::Url::parse(server)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    reqwest::retry::for_host(host).classify_fn(|rr| {
+        if rr.error().is_some_and(is_connection_lost) {
+            rr.retryable()
+        } else {
+            rr.success()
+        }
+    })
+}
+
+/// True when `e` (or what caused it) says the connection failed or was
+/// closed without an answer, as opposed to a timeout or a bad answer.
+pub fn is_connection_lost(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind::*;
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | BrokenPipe
+                    | UnexpectedEof
+            )
+        {
+            return true;
+        }
+        if c.downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_incomplete_message() || h.is_canceled())
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Turns a non-success answer into `ClientError::Http` with the server's
