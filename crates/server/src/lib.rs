@@ -110,14 +110,20 @@ impl AppState {
     }
 }
 
-/// Serves the users' API on `listener` until `shutdown` completes, then
+/// How long a connection may stay without a complete request head: a
+/// client that connects and sends nothing, or trickles its headers, or
+/// keeps an idle kept-alive connection, is disconnected after this.
+pub const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Serves the user API on `listener` until `shutdown` completes, then
 /// lets requests in flight finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    idle_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_router(listener, router(state), shutdown).await
+    serve_router(listener, router(state), idle_timeout, shutdown).await
 }
 
 /// Serves the services API (mail delivery, see [`services_router`]).
@@ -125,25 +131,71 @@ pub async fn serve_services(
     listener: tokio::net::TcpListener,
     state: AppState,
     service_token: &str,
+    idle_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_router(listener, services_router(state, service_token), shutdown).await
+    serve_router(
+        listener,
+        services_router(state, service_token),
+        idle_timeout,
+        shutdown,
+    )
+    .await
 }
 
+/// The accept loop. Written on hyper-util rather than `axum::serve`, which
+/// sets no timer and so cannot time out a connection that sends nothing.
 async fn serve_router(
     listener: tokio::net::TcpListener,
     router: axum::Router,
+    idle_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Without TCP_NODELAY a response written in two parts waits for the
-    // client's delayed ACK: 40 ms on every small request.
-    let listener = listener.tap_io(|tcp| {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    // HTTP/1.1 only: hyper-util's auto-detecting builder reads the first
+    // bytes (h1 or h2?) before any timer runs, so a silent client would
+    // be waited for forever.
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut last_warning = None;
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors (or a connection reset
+                    // before accept): not fatal. Idle connections time
+                    // out and free descriptors; try again shortly, and
+                    // say so once per second at most.
+                    if last_warning.is_none_or(|t: std::time::Instant| t.elapsed().as_secs() >= 1) {
+                        tracing::warn!("accept: {e}");
+                        last_warning = Some(std::time::Instant::now());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Without TCP_NODELAY a response written in two parts waits for
+        // the client's delayed ACK: 40 ms on every small request.
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!("TCP_NODELAY: {e}");
         }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+        let conn = builder.serve_connection(TokioIo::new(tcp), service.clone());
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }

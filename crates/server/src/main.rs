@@ -75,6 +75,18 @@ struct Scale {
     /// and shuts down when its standard input closes.
     #[arg(long, hide = true)]
     worker: bool,
+    /// Seconds a connection may go without sending a complete request
+    /// head (connected but silent, or idle between kept-alive requests)
+    /// before the server closes it.
+    #[arg(long, value_name = "SECONDS", default_value_t = server::DEFAULT_IDLE_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    idle_timeout: f64,
+}
+
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,6 +234,7 @@ fn serve(
             let _ = rx.wait_for(|s| *s).await;
         };
         let worker = scale.worker;
+        let idle_timeout = std::time::Duration::from_secs_f64(scale.idle_timeout);
         tokio::spawn(async move {
             if worker {
                 // The supervisor closes our stdin to stop us (or died).
@@ -234,10 +247,16 @@ fn serve(
             }
             let _ = stop_tx.send(true);
         });
-        let users = server::serve(listener, state.clone(), stopped(stop_rx.clone()));
+        let users = server::serve(
+            listener,
+            state.clone(),
+            idle_timeout,
+            stopped(stop_rx.clone()),
+        );
         match services {
             Some((l, token)) => {
-                let services = server::serve_services(l, state, &token, stopped(stop_rx));
+                let services =
+                    server::serve_services(l, state, &token, idle_timeout, stopped(stop_rx));
                 tokio::try_join!(users, services)?;
             }
             None => users.await?,
@@ -308,6 +327,7 @@ fn supervise(
             .args(["--quota", &limits.quota_bytes.to_string()])
             .args(["--max-blob", &limits.max_blob_bytes.to_string()])
             .args(["--max-incoming", &limits.max_incoming_bytes.to_string()])
+            .args(["--idle-timeout", &scale.idle_timeout.to_string()])
             .args([
                 "--runtime",
                 match scale.runtime {

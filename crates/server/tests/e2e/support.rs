@@ -38,13 +38,32 @@ impl TestServer {
         Self::start_with(data, any, any, extra)
     }
 
+    /// Started through `wrapper` (e.g. `prlimit --nofile=64 --`), which
+    /// must exec the server so that the pid stays the server's.
+    pub fn start_wrapped(data: &Path, wrapper: &[&str], extra: &[&str]) -> TestServer {
+        let any = "127.0.0.1:0".parse().unwrap();
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..]).arg(SERVER);
+        Self::start_cmd(cmd, data, any, any, extra)
+    }
+
     fn start_with(
         data: &Path,
         listen: SocketAddr,
         services: SocketAddr,
         extra: &[&str],
     ) -> TestServer {
-        let mut child = Command::new(SERVER)
+        Self::start_cmd(Command::new(SERVER), data, listen, services, extra)
+    }
+
+    fn start_cmd(
+        mut cmd: Command,
+        data: &Path,
+        listen: SocketAddr,
+        services: SocketAddr,
+        extra: &[&str],
+    ) -> TestServer {
+        let mut child = cmd
             .args(["serve", "--listen", &listen.to_string(), "--data"])
             .arg(data)
             .args(["--services-listen", &services.to_string()])
@@ -70,6 +89,17 @@ impl TestServer {
             data: data.to_owned(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    /// Resident memory of the server process now, from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kib * 1024
     }
 
     pub fn pid(&self) -> u32 {
