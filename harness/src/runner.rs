@@ -759,6 +759,31 @@ impl Runner {
                     let start = begun.remove(&phase).unwrap_or(t_ms - seconds * 1000.0);
                     rep.phases.push((phase, start, t_ms));
                 }
+                DriverEvent::Metric {
+                    name,
+                    unit,
+                    higher_is_better,
+                    value,
+                } => {
+                    let Some(u) = Unit::parse(&unit) else {
+                        return Err(Failure::new(
+                            "failed",
+                            format!("the driver reported {name} in an unknown unit {unit:?}"),
+                        ));
+                    };
+                    if name.is_empty() || !value.is_finite() {
+                        return Err(Failure::new(
+                            "failed",
+                            format!("the driver reported a bad metric {name:?} = {value}"),
+                        ));
+                    }
+                    rep.add(
+                        name,
+                        u,
+                        if higher_is_better { Higher } else { Lower },
+                        value,
+                    );
+                }
                 _ => {}
             }
         }

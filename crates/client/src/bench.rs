@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Instant;
 
 /// Workloads this driver knows.
-pub const WORKLOADS: &[&str] = &["docs", "blobs", "mail"];
+pub const WORKLOADS: &[&str] = &["docs", "blobs", "mail", "load"];
 
 pub struct Args<'a> {
     pub workload: &'a str,
@@ -60,6 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let result = match args.workload {
         "docs" => docs(&args),
         "blobs" => blobs(&args),
+        "load" => load(&args),
         _ => mail(&args),
     };
     if let Err(e) = result {
@@ -182,6 +183,104 @@ fn docs(args: &Args) -> anyhow::Result<()> {
             bail!("the resolution did not reach device A");
         }
         Ok((1, 0))
+    })?;
+    Ok(())
+}
+
+fn metric(name: &str, unit: &str, higher_is_better: bool, value: f64) {
+    emit(DriverEvent::Metric {
+        name: name.into(),
+        unit: unit.into(),
+        higher_is_better,
+        value,
+    });
+}
+
+/// Concurrent clients (see `load.rs`): `clients` devices for `seconds`
+/// with a request `mix`; phases seed, load, verify. Reports requests per
+/// second, latency percentiles and errors overall and per kind of request,
+/// and the generator's own CPU.
+fn load(args: &Args) -> anyhow::Result<()> {
+    use crate::load::{self, Plan, Target};
+    let opt = |name: &str, default: &str| -> String {
+        args.params
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| default.into())
+    };
+    let clients = count(args, "clients")? as usize;
+    ensure!(clients > 0, "--param clients must be at least 1");
+    let seconds: f64 = opt("seconds", "5")
+        .parse()
+        .ok()
+        .filter(|s: &f64| *s > 0.0 && s.is_finite())
+        .context("--param seconds must be a positive number")?;
+    let plan = Plan {
+        clients,
+        duration: std::time::Duration::from_secs_f64(seconds),
+        mix: Plan::mix(&opt("mix", "mixed"))?,
+        upload_size: parse_bytes(&opt("size", "10KiB")).map_err(anyhow::Error::msg)? as usize,
+        seeded: count(args, "seed").unwrap_or(100).max(1) as usize,
+        list_limit: count(args, "list_limit").unwrap_or(10) as usize,
+    };
+    let target = Target::new(args.server, args.user, args.token)?;
+    phase("seed", || {
+        load::seed(&target, plan.seeded, plan.upload_size)?;
+        Ok((plan.seeded as u64, (plan.seeded * plan.upload_size) as u64))
+    })?;
+    let mut outcome = None;
+    let mut cpu = 0.0;
+    phase("load", || {
+        let c0 = load::own_cpu_seconds();
+        let o = load::run(&target, &plan)?;
+        cpu = load::own_cpu_seconds() - c0;
+        let done: u64 = o.latencies.values().map(|l| l.len() as u64).sum();
+        let bytes = o.latencies.get(&load::Op::Upload).map_or(0, Vec::len) * plan.upload_size;
+        outcome = Some(o);
+        Ok((done, bytes as u64))
+    })?;
+    let mut o = outcome.expect("the load phase ran");
+    let secs = o.seconds.max(1e-9);
+    let mut all: Vec<u32> = o.latencies.values().flatten().copied().collect();
+    all.sort_unstable();
+    let report = |prefix: &str, sorted: &[u32]| {
+        metric(
+            &format!("{prefix}.requests"),
+            "ops/s",
+            true,
+            sorted.len() as f64 / secs,
+        );
+        for (q, name) in [(0.5, "p50"), (0.95, "p95"), (0.99, "p99")] {
+            metric(
+                &format!("{prefix}.{name}"),
+                "s",
+                false,
+                load::quantile(sorted, q) / 1e6,
+            );
+        }
+    };
+    report("load", &all);
+    for (op, l) in o.latencies.iter_mut() {
+        l.sort_unstable();
+        report(op.name(), l);
+    }
+    metric("load.errors", "count", false, o.errors as f64);
+    metric("load.retries", "count", false, o.retries as f64);
+    metric("load.generator_cpu", "%", false, 100.0 * cpu / secs);
+    for e in &o.error_samples {
+        eprintln!("load: error: {e}");
+    }
+    eprintln!(
+        "load: {} requests in {secs:.2} s ({:.0}/s), {} errors, {} retries, generator CPU {:.0}%",
+        all.len(),
+        all.len() as f64 / secs,
+        o.errors,
+        o.retries,
+        100.0 * cpu / secs
+    );
+    phase("verify", || {
+        load::verify(&target, &o)?;
+        Ok(((o.uploaded.len() + o.docs_sent.len()) as u64, 0))
     })?;
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 mod bench;
+mod load;
 
 /// A device of the reference sync system: keeps encrypted documents in a
 /// local store and syncs them through `sync-server`. Plaintext never

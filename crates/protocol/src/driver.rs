@@ -9,6 +9,7 @@
 //! {"v":1,"event":"hello","workload":"docs"}
 //! {"v":1,"event":"phase_begin","phase":"upload"}
 //! {"v":1,"event":"phase_end","phase":"upload","seconds":0.12,"ops":1000,"bytes":10240000}
+//! {"v":1,"event":"metric","name":"load.p99","unit":"s","higher_is_better":false,"value":0.004}
 //! {"v":1,"event":"done"}
 //! ```
 //!
@@ -44,6 +45,16 @@ pub enum DriverEvent {
         seconds: f64,
         ops: u64,
         bytes: u64,
+    },
+    /// A figure only the driver can measure (latency percentiles, error
+    /// counts). `unit` is one of the harness's unit symbols: `s`, `B`,
+    /// `MB/s`, `ops/s`, `%`, `count`. Added within version 1: harnesses
+    /// before it skip the line.
+    Metric {
+        name: String,
+        unit: String,
+        higher_is_better: bool,
+        value: f64,
     },
     Done,
     Error {

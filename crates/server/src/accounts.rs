@@ -16,6 +16,11 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE users (
 #[derive(Debug)]
 pub struct Accounts {
     pool: Pool,
+    /// Token hashes already authenticated, and their user. Tokens are never
+    /// revoked or changed (there is no command for it), so a hit stays
+    /// true; whoever adds revocation must clear the entry. Saves two
+    /// SQLite queries and a thread handoff on every request.
+    known: std::sync::RwLock<std::collections::HashMap<Vec<u8>, UserId>>,
 }
 
 /// A new account, as `sync-server user add` reports it.
@@ -42,6 +47,7 @@ impl Accounts {
         std::fs::create_dir_all(data_dir)?;
         Ok(Self {
             pool: Pool::open(data_dir.join("accounts.sqlite"), MIGRATIONS)?,
+            known: Default::default(),
         })
     }
 
@@ -76,15 +82,31 @@ impl Accounts {
     /// The user a bearer token belongs to. The lookup is by the token's
     /// hash, then the stored hash is compared in constant time.
     pub fn authenticate(&self, token: &str) -> Result<Option<UserId>, StoreError> {
+        if let Some(user) = self.authenticated(token) {
+            return Ok(Some(user));
+        }
         let hash = crypto::token_hash(token);
         let row: Option<(String, Vec<u8>)> = self.pool.with(|c| {
             c.prepare_cached("SELECT id, token_hash FROM users WHERE token_hash = ?1")?
                 .query_row([&hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
         })?;
-        Ok(row
+        let user = row
             .filter(|(_, stored)| crypto::constant_time_eq(stored, &hash))
-            .and_then(|(id, _)| UserId::new(id).ok()))
+            .and_then(|(id, _)| UserId::new(id).ok());
+        if let Some(u) = &user {
+            let mut known = self.known.write().expect("token cache lock");
+            known.insert(hash.to_vec(), u.clone());
+        }
+        Ok(user)
+    }
+
+    /// The user of a token authenticated before, without touching the
+    /// database (so without blocking).
+    pub fn authenticated(&self, token: &str) -> Option<UserId> {
+        let hash = crypto::token_hash(token);
+        let known = self.known.read().expect("token cache lock");
+        known.get(&hash[..]).cloned()
     }
 
     pub fn exists(&self, user: &UserId) -> Result<bool, StoreError> {

@@ -91,6 +91,16 @@ impl AppState {
         Ok(user)
     }
 
+    /// The user's database if it is open already (never blocks).
+    pub(crate) fn open_user_db(&self, user: &UserId) -> Option<Arc<UserDb>> {
+        self.inner
+            .users
+            .lock()
+            .expect("users lock")
+            .get(user)
+            .cloned()
+    }
+
     /// The database of an existing user, opened once and then shared.
     /// Blocking: call it off the async runtime.
     pub(crate) fn user_db(&self, user: &UserId) -> Result<Arc<UserDb>, StoreError> {
