@@ -235,7 +235,7 @@ fn load(args: &Args) -> anyhow::Result<()> {
         let o = load::run(&target, &plan)?;
         cpu = load::own_cpu_seconds() - c0;
         let done: u64 = o.latencies.values().map(|l| l.len() as u64).sum();
-        let bytes = o.latencies.get(&load::Op::Upload).map_or(0, Vec::len) * plan.upload_size;
+        let bytes = o.latencies.get("upload").map_or(0, Vec::len) * plan.upload_size;
         outcome = Some(o);
         Ok((done, bytes as u64))
     })?;
@@ -260,9 +260,9 @@ fn load(args: &Args) -> anyhow::Result<()> {
         }
     };
     report("load", &all);
-    for (op, l) in o.latencies.iter_mut() {
+    for (kind, l) in o.latencies.iter_mut() {
         l.sort_unstable();
-        report(op.name(), l);
+        report(kind, l);
     }
     metric("load.errors", "count", false, o.errors as f64);
     metric("load.retries", "count", false, o.retries as f64);

@@ -100,8 +100,10 @@ impl Target {
 /// The outcome of the load phase.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Latencies in microseconds, per kind of request.
-    pub latencies: BTreeMap<Op, Vec<u32>>,
+    /// Latencies in microseconds of every answered HTTP request, per kind
+    /// (`list`, `download`, `upload`, `sync_info`, `sync_send`,
+    /// `sync_changes`): a device's sync is two or three requests.
+    pub latencies: BTreeMap<&'static str, Vec<u32>>,
     pub errors: u64,
     /// First error messages (a few), for the log.
     pub error_samples: Vec<String>,
@@ -116,6 +118,8 @@ pub struct Outcome {
 struct Conn {
     target: Target,
     sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
+    retries: u64,
+    latencies: BTreeMap<&'static str, Vec<u32>>,
 }
 
 /// Why a request failed: `Lost` can be retried on a new connection.
@@ -125,6 +129,15 @@ enum Failure {
 }
 
 impl Conn {
+    fn new(target: &Target) -> Self {
+        Conn {
+            target: target.clone(),
+            sender: None,
+            retries: 0,
+            latencies: BTreeMap::new(),
+        }
+    }
+
     async fn connect(&mut self) -> Result<(), Failure> {
         let tcp = TcpStream::connect(&self.target.authority)
             .await
@@ -189,24 +202,32 @@ impl Conn {
         Ok((status, body))
     }
 
-    /// `send` with up to 3 retries of lost requests; counts them.
-    async fn send_retrying(
+    /// `send` with up to 3 retries of lost requests; counts them, and
+    /// records the latency of the answered request (retries included)
+    /// under `kind`.
+    async fn request(
         &mut self,
+        kind: &'static str,
         method: Method,
         path: &str,
         body: Bytes,
-        retries: &mut u64,
     ) -> Result<(StatusCode, Bytes), Failure> {
+        let t = Instant::now();
         let mut tries = 0;
-        loop {
+        let answer = loop {
             match self.send(method.clone(), path, body.clone()).await {
                 Err(Failure::Lost(_)) if tries < 3 => {
                     tries += 1;
-                    *retries += 1;
+                    self.retries += 1;
                 }
-                other => return other,
+                other => break other,
             }
+        };
+        if answer.is_ok() {
+            let micros = t.elapsed().as_micros().min(u32::MAX as u128) as u32;
+            self.latencies.entry(kind).or_default().push(micros);
         }
+        answer
     }
 }
 
@@ -224,19 +245,14 @@ impl Rng {
 
 /// One simulated device's loop until `end`.
 async fn device(target: Target, plan: Plan, index: usize, end: Instant) -> Outcome {
-    let mut conn = Conn {
-        target: target.clone(),
-        sender: None,
-    };
+    let mut conn = Conn::new(&target);
     let mut out = Outcome::default();
     let mut rng =
         Rng(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9));
     let replica = ReplicaId::new(format!("load{index:04}")).expect("valid replica id");
-    let mut generation = 0u64;
-    let mut own_generation = 0u64;
-    let mut seq = 0u64;
+    let (mut generation, mut own_generation, mut seq) = (0u64, 0u64, 0u64);
     let upload = Bytes::from(vec![0xA5u8; plan.upload_size]);
-    let mut retries = 0;
+    const OK: &[StatusCode] = &[StatusCode::OK];
     while Instant::now() < end {
         let pick = rng.below(100) as u32;
         let op = match plan.mix.iter().position(|&w| pick < w) {
@@ -245,7 +261,6 @@ async fn device(target: Target, plan: Plan, index: usize, end: Instant) -> Outco
             Some(2) => Op::Sync,
             _ => Op::Upload,
         };
-        let t = Instant::now();
         let result: Result<(), Failure> = async {
             match op {
                 Op::List => {
@@ -254,30 +269,30 @@ async fn device(target: Target, plan: Plan, index: usize, end: Instant) -> Outco
                         target.base, plan.list_limit
                     );
                     expect(
-                        conn.send_retrying(Method::GET, &path, Bytes::new(), &mut retries)
+                        conn.request("list", Method::GET, &path, Bytes::new())
                             .await?,
-                        &[StatusCode::OK],
+                        OK,
                     )
                 }
                 Op::Download => {
                     let k = rng.below(plan.seeded as u64);
                     let path = format!("{}/blobs/seed/s{k:05}", target.base);
                     expect(
-                        conn.send_retrying(Method::GET, &path, Bytes::new(), &mut retries)
+                        conn.request("download", Method::GET, &path, Bytes::new())
                             .await?,
-                        &[StatusCode::OK],
+                        OK,
                     )
                 }
                 Op::Upload => {
                     seq += 1;
                     let id = format!("u{index:04}x{seq:06}");
                     let path = format!("{}/blobs/load/{id}", target.base);
-                    let before = retries;
+                    let before = conn.retries;
                     let answer = conn
-                        .send_retrying(Method::PUT, &path, upload.clone(), &mut retries)
+                        .request("upload", Method::PUT, &path, upload.clone())
                         .await?;
                     // 409 after a retry: the lost try had stored it.
-                    let ok: &[StatusCode] = if retries > before {
+                    let ok: &[StatusCode] = if conn.retries > before {
                         &[StatusCode::OK, StatusCode::CREATED, StatusCode::CONFLICT]
                     } else {
                         &[StatusCode::OK, StatusCode::CREATED]
@@ -292,39 +307,20 @@ async fn device(target: Target, plan: Plan, index: usize, end: Instant) -> Outco
                         target.base
                     );
                     let (status, body) = conn
-                        .send_retrying(Method::GET, &path, Bytes::new(), &mut retries)
+                        .request("sync_info", Method::GET, &path, Bytes::new())
                         .await?;
-                    expect((status, body.clone()), &[StatusCode::OK])?;
+                    expect((status, body.clone()), OK)?;
                     let info: SyncInfo = serde_json::from_slice(&body)
                         .map_err(|e| Failure::Status(status, format!("sync info: {e}")))?;
                     seq += 1;
                     if seq.is_multiple_of(5) {
                         own_generation += 1;
                         let id = format!("load.{index:04}.{seq:06}");
-                        let doc = DocId::new(id.clone()).expect("valid doc id");
-                        let mut body = Vec::new();
-                        protocol::write_frame(
-                            &mut body,
-                            &SendFrame::Header {
-                                replica: replica.clone(),
-                                generation: own_generation,
-                                transaction_id: format!("t{index}-{own_generation}"),
-                            },
-                        );
-                        protocol::write_frame(
-                            &mut body,
-                            &SendFrame::Doc(protocol::DocFrame {
-                                id: doc,
-                                rev: Revision::default().incremented(&replica),
-                                content: Some(protocol::Content(vec![7u8; 256])),
-                            }),
-                        );
-                        protocol::write_frame(&mut body, &SendFrame::End { count: 1 });
+                        let body = send_body(&replica, own_generation, &id, index);
                         let path = format!("{}/sync/send", target.base);
                         expect(
-                            conn.send_retrying(Method::POST, &path, body.into(), &mut retries)
-                                .await?,
-                            &[StatusCode::OK],
+                            conn.request("sync_send", Method::POST, &path, body).await?,
+                            OK,
                         )?;
                         out.docs_sent.push(id);
                     }
@@ -333,9 +329,9 @@ async fn device(target: Target, plan: Plan, index: usize, end: Instant) -> Outco
                         target.base
                     );
                     expect(
-                        conn.send_retrying(Method::GET, &path, Bytes::new(), &mut retries)
+                        conn.request("sync_changes", Method::GET, &path, Bytes::new())
                             .await?,
-                        &[StatusCode::OK],
+                        OK,
                     )?;
                     generation = info.generation;
                     Ok(())
@@ -343,22 +339,43 @@ async fn device(target: Target, plan: Plan, index: usize, end: Instant) -> Outco
             }
         }
         .await;
-        let micros = t.elapsed().as_micros().min(u32::MAX as u128) as u32;
-        match result {
-            Ok(()) => out.latencies.entry(op).or_default().push(micros),
-            Err(f) => {
-                out.errors += 1;
-                if out.error_samples.len() < 3 {
-                    out.error_samples.push(match f {
-                        Failure::Lost(m) => format!("{}: {m}", op.name()),
-                        Failure::Status(s, m) => format!("{}: {s}: {m}", op.name()),
-                    });
-                }
+        if let Err(f) = result {
+            out.errors += 1;
+            if out.error_samples.len() < 3 {
+                out.error_samples.push(match f {
+                    Failure::Lost(m) => format!("{}: {m}", op.name()),
+                    Failure::Status(s, m) => format!("{}: {s}: {m}", op.name()),
+                });
             }
         }
     }
-    out.retries = retries;
+    out.retries = conn.retries;
+    out.latencies = conn.latencies;
     out
+}
+
+/// A sync upload of one small document (the server stores ciphertext it
+/// cannot read, so any bytes do).
+fn send_body(replica: &ReplicaId, generation: u64, id: &str, index: usize) -> Bytes {
+    let mut body = Vec::new();
+    protocol::write_frame(
+        &mut body,
+        &SendFrame::Header {
+            replica: replica.clone(),
+            generation,
+            transaction_id: format!("t{index}-{generation}"),
+        },
+    );
+    protocol::write_frame(
+        &mut body,
+        &SendFrame::Doc(protocol::DocFrame {
+            id: DocId::new(id).expect("valid doc id"),
+            rev: Revision::default().incremented(replica),
+            content: Some(protocol::Content(vec![7u8; 256])),
+        }),
+    );
+    protocol::write_frame(&mut body, &SendFrame::End { count: 1 });
+    body.into()
 }
 
 fn expect(answer: (StatusCode, Bytes), ok: &[StatusCode]) -> Result<(), Failure> {
@@ -415,16 +432,10 @@ pub fn seed(target: &Target, n: usize, size: usize) -> anyhow::Result<()> {
         for w in 0..8.min(n.max(1)) {
             let (target, body) = (target.clone(), body.clone());
             tasks.push(tokio::spawn(async move {
-                let mut conn = Conn {
-                    target: target.clone(),
-                    sender: None,
-                };
-                let mut retries = 0;
+                let mut conn = Conn::new(&target);
                 for k in (w..n).step_by(8) {
                     let path = format!("{}/blobs/seed/s{k:05}", target.base);
-                    let answer = conn
-                        .send_retrying(Method::PUT, &path, body.clone(), &mut retries)
-                        .await;
+                    let answer = conn.request("seed", Method::PUT, &path, body.clone()).await;
                     match answer {
                         Ok((s, _)) if s.is_success() || s == StatusCode::CONFLICT => {}
                         Ok((s, b)) => {
@@ -451,14 +462,10 @@ pub fn verify(target: &Target, outcome: &Outcome) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let mut conn = Conn {
-            target: target.clone(),
-            sender: None,
-        };
-        let mut retries = 0;
+        let mut conn = Conn::new(target);
         let path = format!("{}/blobs?namespace=load&count_only=true", target.base);
         let (status, body) = conn
-            .send_retrying(Method::GET, &path, Bytes::new(), &mut retries)
+            .request("verify", Method::GET, &path, Bytes::new())
             .await
             .map_err(|_| anyhow::anyhow!("listing the uploaded blobs failed"))?;
         ensure!(
@@ -475,7 +482,7 @@ pub fn verify(target: &Target, outcome: &Outcome) -> anyhow::Result<()> {
         // Documents: every acknowledged id in the full change listing.
         let path = format!("{}/sync/changes?since=0&replica=verifier", target.base);
         let (status, body) = conn
-            .send_retrying(Method::GET, &path, Bytes::new(), &mut retries)
+            .request("verify", Method::GET, &path, Bytes::new())
             .await
             .map_err(|_| anyhow::anyhow!("listing the documents failed"))?;
         ensure!(status == StatusCode::OK, "listing the documents: {status}");

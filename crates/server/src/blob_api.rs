@@ -3,6 +3,7 @@
 
 use crate::AppState;
 use crate::api::{authorize, blocking, query};
+use crate::blobs::{INLINE_MAX, Stored};
 use crate::error::{ApiError, StoreError};
 use crate::userdb::UserDb;
 use axum::body::{Body, Bytes};
@@ -66,9 +67,6 @@ impl Drop for TempFile {
     }
 }
 
-/// Streams `body` into a blob: checks what can be checked up front, writes
-/// a temporary file (never more than one buffer in memory), fsyncs it, and
-/// commits it with its row.
 /// Where an upload goes and what it may be.
 struct Target {
     ns: Namespace,
@@ -79,6 +77,9 @@ struct Target {
     flag: Option<BlobFlag>,
 }
 
+/// Streams `body` into a blob: checks what can be checked up front, writes
+/// a temporary file (never more than one buffer in memory), fsyncs it, and
+/// commits it with its row.
 async fn store(
     state: &AppState,
     db: Arc<UserDb>,
@@ -94,19 +95,19 @@ async fn store(
     } = target;
     let quota = state.limits().quota_bytes;
     let declared = content_length(headers);
-    let (pre_db, pre_ns, pre_id) = (db.clone(), ns.clone(), id.clone());
+    // Refuses up front, before reading a byte, what would be refused at the
+    // end: a declared size over the quota, and (for bodies too large to
+    // read just to refuse them) an existing id. Two indexed reads, in place.
     let early_conflict = declared.is_none_or(|n| n > READ_BEFORE_CONFLICT);
-    blocking(move || {
-        pre_db.blob_precheck(
-            &pre_ns,
-            &pre_id,
-            declared.unwrap_or(0),
-            quota,
-            early_conflict,
-        )
-    })
-    .await?;
-
+    db.blob_precheck(&ns, &id, declared.unwrap_or(0), quota, early_conflict)?;
+    if let Some(n) = declared.filter(|&n| n <= INLINE_MAX && n <= limit) {
+        // A small body (most mail, every 10 KiB upload): read whole, and
+        // stored in its row in one trip to the blocking pool.
+        let bytes = axum::body::to_bytes(body, n as usize).await.map_err(|e| {
+            ApiError::BadRequest(format!("reading the body: {e}; nothing was stored"))
+        })?;
+        return blocking(move || db.blob_commit_inline(&ns, &id, bytes, flag, quota)).await;
+    }
     let tmp = TempFile(
         state
             .tmp_dir()
@@ -204,20 +205,42 @@ async fn get_blob(
 ) -> Result<Response, ApiError> {
     let db = authorize(&state, &headers, user).await?;
     let (ns, id) = ids(ns, id)?;
-    let (path, info) = blocking(move || {
-        let info = db
-            .blob_info(&ns, &id)?
-            .ok_or_else(|| ApiError::NotFound(format!("no blob {ns}/{id}")))?;
-        Ok((db.blob_path(&ns, &id), info))
-    })
-    .await?;
+    // One indexed read, run in place (as `list`); small blobs come with it.
+    let (info, stored) = db
+        .blob_open(&ns, &id)?
+        .ok_or_else(|| ApiError::NotFound(format!("no blob {ns}/{id}")))?;
     let size = info.size;
     let (start, end, status) = match requested_range(&headers, size) {
         None => (0, size, StatusCode::OK),
         Some(Ok((a, b))) => (a, b, StatusCode::PARTIAL_CONTENT),
         Some(Err(())) => return Err(ApiError::RangeNotSatisfiable { size }),
     };
-    let mut file = std::fs::File::open(&path)?;
+    let body = match stored {
+        Stored::Inline(data) => Body::from(Bytes::from(data).slice(start as usize..end as usize)),
+        Stored::File(path) => stream_file(&path, start, end)?,
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    if status == StatusCode::PARTIAL_CONTENT {
+        let range = format!("bytes {start}-{}/{size}", end - 1);
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::try_from(range).expect("ASCII"),
+        );
+    }
+    Ok(response)
+}
+
+/// Bytes `start..end` of a file, read on the blocking pool in 1 MiB chunks.
+fn stream_file(path: &std::path::Path, start: u64, end: u64) -> Result<Body, ApiError> {
+    let mut file = std::fs::File::open(path)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
     tokio::task::spawn_blocking(move || {
         use std::io::{Read, Seek};
@@ -238,25 +261,9 @@ async fn get_blob(
             }
         }
     });
-    let mut response = Response::new(Body::from_stream(
+    Ok(Body::from_stream(
         tokio_stream::wrappers::ReceiverStream::new(rx),
-    ));
-    *response.status_mut() = status;
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-    if status == StatusCode::PARTIAL_CONTENT {
-        let range = format!("bytes {start}-{}/{size}", end - 1);
-        h.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::try_from(range).expect("ASCII"),
-        );
-    }
-    Ok(response)
+    ))
 }
 
 async fn delete_blob(

@@ -37,6 +37,43 @@ pub const MIGRATION: &str = "
     ) STRICT;
 ";
 
+/// Migration 3. Small blobs kept in the row (`data`; NULL: in a file), and
+/// the bytes in use, kept by triggers in the transaction that changes
+/// `blobs`, so checking the quota does not sum the whole table on every
+/// upload (which made uploads slower as blobs accumulated).
+pub const USAGE_MIGRATION: &str = "
+    ALTER TABLE blobs ADD COLUMN data BLOB;
+    CREATE TABLE blob_usage (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        bytes INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO blob_usage SELECT 1, COALESCE(SUM(size), 0) FROM blobs;
+    CREATE TRIGGER blob_usage_insert AFTER INSERT ON blobs BEGIN
+        UPDATE blob_usage SET bytes = bytes + NEW.size;
+    END;
+    CREATE TRIGGER blob_usage_delete AFTER DELETE ON blobs BEGIN
+        UPDATE blob_usage SET bytes = bytes - OLD.size;
+    END;
+    CREATE TRIGGER blob_usage_update AFTER UPDATE OF size ON blobs BEGIN
+        UPDATE blob_usage SET bytes = bytes - OLD.size + NEW.size;
+    END;
+";
+
+/// Blobs up to this size are stored in their row, not in a file of their
+/// own: a file costs an inode allocation, an fsync, a rename and two
+/// directory locks (perf: 70% of the server's time under a load of 10 KiB
+/// uploads, and the disk here does about 1000 fsyncs/s). In the row they
+/// are written by the same transaction that records them: whole or absent,
+/// as durable as the documents.
+pub const INLINE_MAX: u64 = 64 * 1024;
+
+/// Where a blob's bytes are.
+#[derive(Debug)]
+pub enum Stored {
+    Inline(Vec<u8>),
+    File(PathBuf),
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -73,7 +110,8 @@ impl UserDb {
     }
 
     fn usage(c: &rusqlite::Connection) -> rusqlite::Result<u64> {
-        c.query_row("SELECT COALESCE(SUM(size), 0) FROM blobs", [], |r| r.get(0))
+        c.prepare_cached("SELECT bytes FROM blob_usage")?
+            .query_row([], |r| r.get(0))
     }
 
     fn check_room(
@@ -127,35 +165,94 @@ impl UserDb {
         quota: u64,
     ) -> Result<BlobInfo, ApiError> {
         let dest = self.blob_path(ns, id);
-        self.pool().with(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            Self::check_room(&tx, ns, id, size, quota, true)?;
+        let (ns, id, tmp) = (ns.clone(), id.clone(), tmp.to_owned());
+        self.write(move |c| {
+            Self::check_room(c, &ns, &id, size, quota, true)?;
             let parent = dest.parent().expect("blob paths have a parent");
             std::fs::create_dir_all(parent).map_err(StoreError::from)?;
-            std::fs::rename(tmp, &dest).map_err(StoreError::from)?;
-            let now = now_ms();
-            let info = BlobInfo {
-                namespace: ns.clone(),
-                id: id.clone(),
-                size,
-                flag,
-                created_ms: now,
-                flagged_ms: now,
-            };
-            tx.execute(
-                &format!("INSERT INTO blobs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-                params![
-                    ns.as_str(),
-                    id.as_str(),
-                    size,
-                    flag.map(BlobFlag::as_str),
-                    now,
-                    now
-                ],
-            )?;
-            tx.commit()?;
-            Ok(info)
+            std::fs::rename(&tmp, &dest).map_err(StoreError::from)?;
+            Self::insert(c, &ns, &id, size, flag, None)
         })
+    }
+
+    /// Records a small blob with its bytes in the row (see [`INLINE_MAX`]).
+    pub fn blob_commit_inline(
+        &self,
+        ns: &Namespace,
+        id: &BlobId,
+        data: axum::body::Bytes,
+        flag: Option<BlobFlag>,
+        quota: u64,
+    ) -> Result<BlobInfo, ApiError> {
+        let (ns, id) = (ns.clone(), id.clone());
+        self.write(move |c| {
+            Self::check_room(c, &ns, &id, data.len() as u64, quota, true)?;
+            Self::insert(c, &ns, &id, data.len() as u64, flag, Some(&data))
+        })
+    }
+
+    /// Runs `f` in a write transaction, batched with other writers of this
+    /// database (see `group.rs`).
+    fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<R, ApiError> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        self.writer.write(self.pool(), f)
+    }
+
+    fn insert(
+        tx: &rusqlite::Connection,
+        ns: &Namespace,
+        id: &BlobId,
+        size: u64,
+        flag: Option<BlobFlag>,
+        data: Option<&[u8]>,
+    ) -> Result<BlobInfo, ApiError> {
+        let now = now_ms();
+        tx.prepare_cached(&format!(
+            "INSERT INTO blobs ({COLUMNS}, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        ))?
+        .execute(params![
+            ns.as_str(),
+            id.as_str(),
+            size,
+            flag.map(BlobFlag::as_str),
+            now,
+            now,
+            data
+        ])?;
+        Ok(BlobInfo {
+            namespace: ns.clone(),
+            id: id.clone(),
+            size,
+            flag,
+            created_ms: now,
+            flagged_ms: now,
+        })
+    }
+
+    /// A blob's record and where its bytes are.
+    pub fn blob_open(
+        &self,
+        ns: &Namespace,
+        id: &BlobId,
+    ) -> Result<Option<(BlobInfo, Stored)>, StoreError> {
+        let found = self.pool().with(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {COLUMNS}, data FROM blobs WHERE namespace = ?1 AND id = ?2"
+            ))?
+            .query_row(params![ns.as_str(), id.as_str()], |r| {
+                Ok((info(r)?, r.get::<_, Option<Vec<u8>>>(6)?))
+            })
+            .optional()
+        })?;
+        Ok(found.map(|(info, data)| {
+            let stored = match data {
+                Some(d) => Stored::Inline(d),
+                None => Stored::File(self.blob_path(ns, id)),
+            };
+            (info, stored)
+        }))
     }
 
     pub fn blob_info(&self, ns: &Namespace, id: &BlobId) -> Result<Option<BlobInfo>, StoreError> {
@@ -168,21 +265,28 @@ impl UserDb {
         })?)
     }
 
-    /// Deletes a blob; `false` if there was none.
-    pub fn blob_delete(&self, ns: &Namespace, id: &BlobId) -> Result<bool, StoreError> {
-        let deleted = self.pool().with(|c| {
-            c.execute(
-                "DELETE FROM blobs WHERE namespace = ?1 AND id = ?2",
-                params![ns.as_str(), id.as_str()],
-            )
-        })? == 1;
-        if deleted {
+    /// Deletes a blob; `false` if there was none. The row goes first, then
+    /// the file (if it had one): a crash in between leaves an orphan file,
+    /// never a row without its bytes.
+    pub fn blob_delete(&self, ns: &Namespace, id: &BlobId) -> Result<bool, ApiError> {
+        let (n, i) = (ns.to_string(), id.to_string());
+        let deleted: Option<bool> = self.write(move |tx| {
+            Ok(tx
+                .prepare_cached(
+                    "DELETE FROM blobs WHERE namespace = ?1 AND id = ?2 RETURNING data IS NULL",
+                )?
+                .query_row(params![n, i], |r| r.get(0))
+                .optional()?)
+        })?;
+        if deleted == Some(true) {
             match std::fs::remove_file(self.blob_path(ns, id)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::from(e).into());
+                }
                 _ => {}
             }
         }
-        Ok(deleted)
+        Ok(deleted.is_some())
     }
 
     pub fn blob_list(&self, q: &BlobQuery) -> Result<BlobList, StoreError> {
@@ -226,8 +330,8 @@ impl UserDb {
         id: &BlobId,
         change: &FlagChange,
     ) -> Result<BlobInfo, ApiError> {
-        self.pool().with(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (ns, id, change) = (ns.clone(), id.clone(), change.clone());
+        self.write(move |tx| {
             let current = tx
                 .prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM blobs WHERE namespace = ?1 AND id = ?2"
@@ -248,7 +352,6 @@ impl UserDb {
                 "UPDATE blobs SET flag = ?3, flagged_ms = ?4 WHERE namespace = ?1 AND id = ?2",
                 params![ns.as_str(), id.as_str(), change.flag.as_str(), now],
             )?;
-            tx.commit()?;
             Ok(BlobInfo {
                 flag: Some(change.flag),
                 flagged_ms: now,

@@ -10,6 +10,7 @@ mod blob_api;
 mod blobs;
 mod db;
 mod error;
+mod group;
 mod userdb;
 
 pub use accounts::{Accounts, AddUserError, NewUser};

@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE secret (one INTEGER PRIMARY KEY CHECK (one = 1), sealed BLOB NOT NULL) STRICT;
 ",
     crate::blobs::MIGRATION,
+    crate::blobs::USAGE_MIGRATION,
 ];
 
 /// What the HTTP side hands the database writer while an upload streams in.
@@ -54,6 +55,8 @@ pub struct UserDb {
     replica: ReplicaId,
     /// A checkpoint is queued or running: later requests need not queue one.
     checkpoint_pending: AtomicBool,
+    /// Blob writes, committed in batches.
+    pub(crate) writer: crate::group::GroupCommit,
 }
 
 /// Where a database's history stands.
@@ -84,6 +87,7 @@ impl UserDb {
             blob_dir,
             replica,
             checkpoint_pending: AtomicBool::new(false),
+            writer: Default::default(),
         })
     }
 
