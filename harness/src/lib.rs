@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod metric;
 pub mod probe;
 pub mod proc;
+pub mod proxy;
 pub mod report;
 pub mod runner;
 pub mod scenario;

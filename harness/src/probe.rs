@@ -23,6 +23,12 @@ pub struct Sampled {
     /// CPU time the sampler thread itself used, and over how long.
     pub own_cpu_s: f64,
     pub wall_s: f64,
+    /// Per tracked tree, the largest memory seen: the tree's summed RSS at
+    /// a sample, or its root's own high-water mark (VmHWM, which catches
+    /// peaks between samples). wait4's ru_maxrss is no use for this: a
+    /// child's counts the harness's own memory at fork time, so every
+    /// small process read as the harness's size.
+    pub peaks: HashMap<String, u64>,
 }
 
 /// Samples the trees rooted at the given pids every `interval` until
@@ -62,6 +68,9 @@ impl Sampler {
                         }
                     }
                     if seen {
+                        let hwm = read_hwm(*root).unwrap_or(0);
+                        let peak = out.peaks.entry(name.clone()).or_default();
+                        *peak = (*peak).max(rss).max(hwm);
                         out.samples.push(Sample {
                             process: name.clone(),
                             t_ms,
@@ -115,6 +124,20 @@ fn read_stat(pid: i32) -> Option<Stat> {
         cpu_ticks: field(14)? + field(15)?,
         rss_bytes: field(24)? * *PAGE_SIZE,
     })
+}
+
+/// The process's peak resident memory since its exec (VmHWM).
+fn read_hwm(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// A process and its descendants, from /proc/PID/task/PID/children: the

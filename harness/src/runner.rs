@@ -72,7 +72,9 @@ impl Rep {
     }
 
     /// CPU, memory and (where offered) instruction counts of one process.
-    fn process(&mut self, name: &str, exit: &Exit, hw: Option<(u64, u64)>) {
+    /// The peak memory is the sampler's (see `Sampled::peaks`) when it saw
+    /// the process, else wait4's (which counts the harness's memory too).
+    fn process(&mut self, name: &str, exit: &Exit, hw: Option<(u64, u64)>, peak: Option<u64>) {
         use Direction::LowerIsBetter as Lower;
         self.add(
             format!("{name}.cpu_user"),
@@ -85,7 +87,7 @@ impl Rep {
             format!("{name}.peak_rss"),
             Unit::Bytes,
             Lower,
-            exit.peak_rss_bytes as f64,
+            peak.unwrap_or(exit.peak_rss_bytes) as f64,
         );
         if let Some((instructions, cycles)) = hw {
             self.add(
@@ -144,6 +146,27 @@ impl Runner {
     /// Runs the build a scenario needs (not measured). For sync scenarios:
     /// the reference system, release, from the tree under test.
     pub fn build(&self, scenario: &Scenario) -> Result<(), Failure> {
+        if let Some(setup) = &scenario.setup {
+            if self.opts.verbose {
+                eprintln!("syncbench: setup: {setup}");
+            }
+            let out = Command::new("sh")
+                .args(["-c", setup])
+                .current_dir(&self.tree)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| Failure::new("failed", format!("running the setup: {e}")))?;
+            if !out.status.success() {
+                return Err(Failure::new(
+                    "failed",
+                    format!(
+                        "the scenario's setup `{setup}` failed ({}):\n{}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                ));
+            }
+        }
         let mut cmd = match &scenario.kind {
             Kind::Sync { .. } => {
                 let mut c = Command::new("cargo");
@@ -544,10 +567,138 @@ impl Runner {
             Direction::LowerIsBetter,
             (exit.at - t0).as_secs_f64(),
         );
-        rep.process("command", &exit, counts);
+        rep.process(
+            "command",
+            &exit,
+            counts,
+            sampled.peaks.get("command").copied(),
+        );
         sampler_overhead(&mut rep, &sampled);
         rep.samples = sampled.samples;
         Ok(rep)
+    }
+
+    /// Starts one `sync-server serve` on a port of its own and reads the
+    /// addresses it reports.
+    fn start_server(
+        &self,
+        data: &Path,
+        args: &[String],
+        service_token: &str,
+        log: &Path,
+        deadline: Instant,
+    ) -> Result<(Proc, String, Option<String>), Failure> {
+        let fail = |e: &dyn std::fmt::Display| Failure::new("failed", e.to_string());
+        let mut cmd = Command::new(self.bin("sync-server"));
+        // The services listener (mail delivery) is asked for through the
+        // environment, which servers older than it ignore.
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(args)
+            .env("SYNC_SERVICES_LISTEN", "127.0.0.1:0")
+            .env("SYNC_SERVICE_TOKEN", service_token)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).map_err(|e| fail(&e))?);
+        let (server, mut child) =
+            proc::spawn(&mut cmd).map_err(|e| fail(&format_args!("starting sync-server: {e}")))?;
+        if self.opts.verbose {
+            eprintln!("syncbench: started server pid={}", server.pid);
+        }
+        let line = read_first_line(child.stdout.take().expect("piped"), deadline, &|| {
+            self.interrupted()
+        });
+        let (url, services) = line
+            .as_deref()
+            .and_then(|l| l.strip_prefix("listening on "))
+            // "URL" or "URL, services on URL2"
+            .map(|l| match l.split_once(", services on ") {
+                Some((url, services)) => (url.to_owned(), Some(services.to_owned())),
+                None => (l.to_owned(), None),
+            })
+            .ok_or_else(|| {
+                let why = if self.interrupted() {
+                    "interrupted"
+                } else {
+                    "failed"
+                };
+                Failure::new(
+                    why,
+                    format!(
+                        "sync-server did not report its address:\n{}",
+                        tail(log, 2000)
+                    ),
+                )
+            })?;
+        Ok((server, url, services))
+    }
+
+    /// nginx in front of `backends` (user API, and services API when
+    /// every backend has it); returns it and its two URLs.
+    fn start_nginx(
+        &self,
+        dir: &Path,
+        backends: &[(String, Option<String>)],
+        deadline: Instant,
+    ) -> Result<(Proc, String, Option<String>), Failure> {
+        let fail = |e: &dyn std::fmt::Display| Failure::new("failed", e.to_string());
+        let nginx = crate::proxy::nginx_binary().map_err(|e| fail(&e))?;
+        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+        let strip = |u: &str| u.trim_start_matches("http://").to_owned();
+        let port = crate::proxy::free_port().map_err(|e| fail(&e))?;
+        let mut groups = vec![(port, backends.iter().map(|(u, _)| strip(u)).collect())];
+        let services: Option<Vec<String>> = backends
+            .iter()
+            .map(|(_, s)| s.as_deref().map(strip))
+            .collect();
+        let services_port = match services {
+            Some(list) => {
+                let p = crate::proxy::free_port().map_err(|e| fail(&e))?;
+                groups.push((p, list));
+                Some(p)
+            }
+            None => None,
+        };
+        // As many nginx workers as cores: it is measured, like the servers.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, crate::proxy::nginx_config(dir, &groups, cores))
+            .map_err(|e| fail(&e))?;
+        let log = dir.join("stderr");
+        let mut cmd = Command::new(nginx);
+        cmd.arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).map_err(|e| fail(&e))?);
+        let (mut p, _child) =
+            proc::spawn(&mut cmd).map_err(|e| fail(&format_args!("starting nginx: {e}")))?;
+        if self.opts.verbose {
+            eprintln!(
+                "syncbench: started nginx pid={} ({})",
+                p.pid,
+                conf.display()
+            );
+        }
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        crate::proxy::wait_listening(addr, deadline, &mut || {
+            p.wait_until(Instant::now(), &|| false).is_none()
+        })
+        .map_err(|e| {
+            fail(&format_args!(
+                "{e}:\n{}\n{}",
+                tail(&log, 1000),
+                tail(&dir.join("error.log"), 1000)
+            ))
+        })?;
+        Ok((
+            p,
+            format!("http://127.0.0.1:{port}"),
+            services_port.map(|p| format!("http://127.0.0.1:{p}")),
+        ))
     }
 
     fn sync_repetition(
@@ -557,60 +708,43 @@ impl Runner {
         point: &Point,
     ) -> Result<Rep, Failure> {
         let fail = |e: &dyn std::fmt::Display| Failure::new("failed", e.to_string());
+        let layout = scenario.servers.resolve(point).map_err(|e| fail(&e))?;
         let tmp = tempfile::tempdir().map_err(|e| fail(&e))?;
         let t0 = Instant::now();
         let deadline = t0 + scenario.timeout;
-        let server_log = tmp.path().join("server.stderr");
-        let mut cmd = Command::new(self.bin("sync-server"));
-        // The services listener (mail delivery) is asked for through the
-        // environment, which servers older than it ignore.
+        let data = tmp.path().join("server");
         let service_token = format!("bench-{}", std::process::id());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(tmp.path().join("server"))
-            .env("SYNC_SERVICES_LISTEN", "127.0.0.1:0")
-            .env("SYNC_SERVICE_TOKEN", &service_token)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&server_log).map_err(|e| fail(&e))?);
-        let (mut server, mut server_child) =
-            proc::spawn(&mut cmd).map_err(|e| fail(&format_args!("starting sync-server: {e}")))?;
-        if self.opts.verbose {
-            eprintln!("syncbench: started server pid={}", server.pid);
+        // One process per backend, all on the same data directory, started
+        // one after the other (each empties tmp/ as it starts, before any
+        // upload can arrive).
+        let mut servers = Vec::new();
+        let mut addrs = Vec::new();
+        let mut logs = Vec::new();
+        for i in 0..layout.backends {
+            let log = tmp.path().join(format!("server{i}.stderr"));
+            let (p, url, services) =
+                self.start_server(&data, &layout.args, &service_token, &log, deadline)?;
+            servers.push(p);
+            addrs.push((url, services));
+            logs.push(log);
         }
         let mut hw_server = self
             .hw_available
-            .then(|| HwCounters::attach(server.pid))
+            .then(|| HwCounters::attach(servers[0].pid))
             .flatten();
-        let (url, services_url) = read_first_line(
-            server_child.stdout.take().expect("piped"),
-            deadline,
-            &|| self.interrupted(),
-        )
-        .and_then(|l| l.strip_prefix("listening on ").map(str::to_owned))
-        // "URL" or "URL, services on URL2"
-        .map(|l| match l.split_once(", services on ") {
-            Some((url, services)) => (url.to_owned(), Some(services.to_owned())),
-            None => (l, None),
-        })
-        .ok_or_else(|| {
-            let why = if self.interrupted() {
-                "interrupted"
-            } else {
-                "failed"
-            };
-            Failure::new(
-                why,
-                format!(
-                    "sync-server did not report its address:\n{}",
-                    tail(&server_log, 2000)
-                ),
-            )
-        })?;
+        let mut proxy = None;
+        let (url, services_url) = if layout.nginx {
+            let (p, url, services) =
+                self.start_nginx(&tmp.path().join("nginx"), &addrs, deadline)?;
+            proxy = Some(p);
+            (url, services)
+        } else {
+            addrs[0].clone()
+        };
 
         let add = Command::new(self.bin("sync-server"))
             .args(["user", "add", "bench", "--json", "--data"])
-            .arg(tmp.path().join("server"))
+            .arg(&data)
             .output()
             .map_err(|e| fail(&e))?;
         let account: serde_json::Value = serde_json::from_slice(&add.stdout).map_err(|e| {
@@ -656,19 +790,29 @@ impl Runner {
             .hw_available
             .then(|| HwCounters::attach(driver.pid))
             .flatten();
-        let sampler = Sampler::start(
-            vec![("server".into(), server.pid), ("driver".into(), driver.pid)],
-            self.opts.sample_interval,
-            t0,
-        );
+        let mut roots = vec![("driver".to_owned(), driver.pid)];
+        for (i, s) in servers.iter().enumerate() {
+            roots.push((server_name(i, servers.len()), s.pid));
+        }
+        if let Some(p) = &proxy {
+            roots.push(("proxy".into(), p.pid));
+        }
+        let sampler = Sampler::start(roots, self.opts.sample_interval, t0);
         let events = read_events(driver_child.stdout.take().expect("piped"), t0);
 
         let waited = self.wait(&mut driver, deadline, "the driver", scenario.timeout);
         let driver_hw = hw_driver.as_mut().and_then(HwCounters::read);
         let server_hw = hw_server.as_mut().and_then(HwCounters::read);
-        let server_crashed =
-            server.is_reaped() || server.wait_until(Instant::now(), &|| false).is_some();
-        let server_exit = server.stop(Duration::from_secs(5));
+        // Which servers died during the run (before we stopped them).
+        let crashed: Vec<bool> = servers
+            .iter_mut()
+            .map(|s| s.is_reaped() || s.wait_until(Instant::now(), &|| false).is_some())
+            .collect();
+        let server_exits: Vec<Option<Exit>> = servers
+            .iter_mut()
+            .map(|s| s.stop(Duration::from_secs(5)))
+            .collect();
+        let proxy_exit = proxy.as_mut().map(|p| p.stop(Duration::from_secs(5)));
         let sampled = sampler.finish();
         let driver_exit = match waited {
             Ok(e) => e,
@@ -678,14 +822,19 @@ impl Runner {
             }
         };
         let events: Vec<(f64, DriverLine)> = events.recv().unwrap_or_default();
-        let server_note = match (&server_exit, server_crashed) {
-            (Some(e), true) => format!(
-                "\nsync-server died during the run ({}):\n{}",
-                e.describe(),
-                tail(&server_log, 1000)
-            ),
-            _ => String::new(),
-        };
+        let server_note: String = crashed
+            .iter()
+            .zip(&server_exits)
+            .zip(&logs)
+            .filter(|((c, _), _)| **c)
+            .map(|((_, e), log)| {
+                format!(
+                    "\nsync-server died during the run ({}):\n{}",
+                    e.as_ref().map_or("not reaped".into(), Exit::describe),
+                    tail(log, 1000)
+                )
+            })
+            .collect();
         if let Some((_, bad)) = events.iter().find(|(_, l)| l.v != DRIVER_CONTRACT_VERSION) {
             return Err(Failure::new(
                 "failed",
@@ -714,10 +863,24 @@ impl Runner {
                 ),
             ));
         }
-        if server_crashed {
+        let lost = crashed.iter().filter(|c| **c).count();
+        // Behind a proxy, a server that died is a fault the system is meant
+        // to survive: the run counts if the driver succeeded (its own
+        // check found every acknowledged write), and the loss is recorded.
+        // Without a proxy (or with every server gone) the run failed.
+        if lost > 0 && (proxy.is_none() || lost == servers.len()) {
             return Err(Failure::new("failed", server_note.trim().to_owned()));
         }
-        let server_exit = server_exit.ok_or_else(|| fail(&"sync-server could not be reaped"))?;
+        if lost > 0 {
+            eprintln!(
+                "syncbench: {lost} of {} servers died during the run; the proxy served on:{server_note}",
+                servers.len()
+            );
+        }
+        let server_exits: Vec<Exit> = server_exits
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or_else(|| fail(&"sync-server could not be reaped"))?;
 
         let mut rep = Rep::default();
         use Direction::{HigherIsBetter as Higher, LowerIsBetter as Lower};
@@ -787,11 +950,43 @@ impl Runner {
                 _ => {}
             }
         }
-        rep.process("server", &server_exit, server_hw);
-        rep.process("driver", &driver_exit, driver_hw);
+        let peak = |name: &str| sampled.peaks.get(name).copied();
+        if servers.len() == 1 {
+            rep.process("server", &server_exits[0], server_hw, peak("server"));
+        } else {
+            // Each process, and their sum (the CPU and memory the service
+            // as a whole used).
+            let names: Vec<String> = (0..servers.len())
+                .map(|i| server_name(i, servers.len()))
+                .collect();
+            for (name, e) in names.iter().zip(&server_exits) {
+                rep.process(name, e, None, peak(name));
+            }
+            let total = Exit {
+                user_s: server_exits.iter().map(|e| e.user_s).sum(),
+                sys_s: server_exits.iter().map(|e| e.sys_s).sum(),
+                ..server_exits[0].clone()
+            };
+            let total_peak = names.iter().map(|n| peak(n).unwrap_or(0)).sum();
+            rep.process("server", &total, None, Some(total_peak));
+            rep.add("servers_lost", Unit::Count, Lower, lost as f64);
+        }
+        if let Some(Some(e)) = &proxy_exit {
+            rep.process("proxy", e, None, peak("proxy"));
+        }
+        rep.process("driver", &driver_exit, driver_hw, peak("driver"));
         sampler_overhead(&mut rep, &sampled);
         rep.samples = sampled.samples;
         Ok(rep)
+    }
+}
+
+/// `server` for a single server, `server1`… for several.
+fn server_name(i: usize, n: usize) -> String {
+    if n == 1 {
+        "server".into()
+    } else {
+        format!("server{}", i + 1)
     }
 }
 

@@ -62,6 +62,75 @@ pub struct Scenario {
     /// Smallest relative change (0.05 = 5%) that counts, per metric name
     /// or metric suffix (`wall`, `peak_rss`, `upload.wall`…).
     pub thresholds: BTreeMap<String, f64>,
+    /// A shell command run once before the build (not measured): installs
+    /// what the scenario needs, e.g. nginx.
+    pub setup: Option<String>,
+    /// How the server side is laid out (sync scenarios).
+    pub servers: Servers,
+}
+
+/// The processes serving a sync scenario. Each field is a template:
+/// `{param}` is replaced by the point's value, so a scenario can sweep them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Servers {
+    /// Extra `sync-server serve` flags, e.g. `--workers {workers}`.
+    pub args: String,
+    /// How many server processes, each on a port of its own.
+    pub backends: String,
+    /// `none`, or `nginx` (round-robin over the backends).
+    pub proxy: String,
+}
+
+impl Default for Servers {
+    fn default() -> Self {
+        Servers {
+            args: String::new(),
+            backends: "1".into(),
+            proxy: "none".into(),
+        }
+    }
+}
+
+/// [`Servers`] resolved for one point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub args: Vec<String>,
+    pub backends: usize,
+    pub nginx: bool,
+}
+
+impl Servers {
+    pub fn resolve(&self, point: &Point) -> Result<Layout, String> {
+        let args = point.substitute(&self.args);
+        let backends = point.substitute(&self.backends);
+        let proxy = point.substitute(&self.proxy);
+        let n: usize = backends
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .ok_or_else(|| format!("backends = {backends:?}: give a number from 1 to 64"))?;
+        let nginx = match proxy.trim() {
+            "none" => false,
+            "nginx" => true,
+            p => return Err(format!("proxy = {p:?}: use \"none\" or \"nginx\"")),
+        };
+        if n > 1 && !nginx {
+            return Err(format!(
+                "{n} backends need a proxy in front (proxy = \"nginx\"); for several processes on one port use --workers in `server_args`"
+            ));
+        }
+        if args.contains('{') {
+            return Err(format!(
+                "server_args {args:?}: a {{param}} this point does not have"
+            ));
+        }
+        Ok(Layout {
+            args: args.split_whitespace().map(str::to_owned).collect(),
+            backends: n,
+            nginx,
+        })
+    }
 }
 
 /// One combination of parameter values: a series of its own.
@@ -117,6 +186,10 @@ struct File {
     thresholds: BTreeMap<String, f64>,
     #[serde(default)]
     instructions: Option<Spanned<bool>>,
+    setup: Option<String>,
+    server_args: Option<Spanned<String>>,
+    backends: Option<Spanned<toml::Value>>,
+    proxy: Option<Spanned<String>>,
 }
 
 fn default_repetitions() -> Spanned<u32> {
@@ -355,7 +428,49 @@ impl Scenario {
             Some(i) => *i.get_ref(),
             None => false,
         };
+        let mut servers = Servers::default();
+        for (name, span, value, slot) in [
+            (
+                "server_args",
+                file.server_args.as_ref().map(|v| v.span()),
+                file.server_args.as_ref().map(|v| v.get_ref().clone()),
+                &mut servers.args,
+            ),
+            (
+                "backends",
+                file.backends.as_ref().map(|v| v.span()),
+                file.backends.as_ref().and_then(|v| scalar(v.get_ref())),
+                &mut servers.backends,
+            ),
+            (
+                "proxy",
+                file.proxy.as_ref().map(|v| v.span()),
+                file.proxy.as_ref().map(|v| v.get_ref().clone()),
+                &mut servers.proxy,
+            ),
+        ] {
+            let Some(span) = span else { continue };
+            if !matches!(kind, Kind::Sync { .. }) {
+                return Err(field(
+                    span,
+                    name,
+                    "only sync scenarios take this field".into(),
+                ));
+            }
+            *slot = value
+                .ok_or_else(|| field(span.clone(), name, "must be a string or a number".into()))?;
+        }
+        // Every point must resolve (a typo in a template is found now, not
+        // an hour into a run).
+        for p in &points {
+            servers.resolve(p).map_err(|e| ScenarioError::Invalid {
+                path: path.to_owned(),
+                message: format!("point {}: {e}", p.key()),
+            })?;
+        }
         Ok(Scenario {
+            setup: file.setup,
+            servers,
             instructions,
             name: file.name.into_inner(),
             description: file.description,
