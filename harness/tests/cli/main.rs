@@ -5,6 +5,7 @@ mod ab;
 mod command;
 mod history;
 mod ingest;
+mod load;
 mod report;
 mod store;
 mod support;
