@@ -106,7 +106,14 @@ async fn store(
         let bytes = axum::body::to_bytes(body, n as usize).await.map_err(|e| {
             ApiError::BadRequest(format!("reading the body: {e}; nothing was stored"))
         })?;
-        return blocking(move || db.blob_commit_inline(&ns, &id, bytes, flag, quota)).await;
+        let writer = db.clone();
+        let info =
+            blocking(move || writer.blob_commit_inline(&ns, &id, bytes, flag, quota)).await?;
+        // Small blobs fill the WAL fast: copy it back off the request path,
+        // or the commit that crosses the autocheckpoint size does it while
+        // every waiting writer waits too.
+        db.checkpoint_soon();
+        return Ok(info);
     }
     let tmp = TempFile(
         state
