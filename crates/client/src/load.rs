@@ -79,7 +79,10 @@ impl Plan {
 pub struct Target {
     pub authority: String,
     pub base: String,
-    pub auth: String,
+    /// Header values checked once, not on every request (cloning one is
+    /// a reference count).
+    host: hyper::header::HeaderValue,
+    auth: hyper::header::HeaderValue,
 }
 
 impl Target {
@@ -90,9 +93,11 @@ impl Target {
             .with_context(|| format!("the load generator speaks http:// only, not {server}"))?
             .to_owned();
         Ok(Target {
+            host: hyper::header::HeaderValue::from_str(&authority)?,
+            auth: hyper::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .context("the token is not a valid header value")?,
             authority,
             base: format!("/v1/users/{user}"),
-            auth: format!("Bearer {token}"),
         })
     }
 }
@@ -172,8 +177,8 @@ impl Conn {
         let req = Request::builder()
             .method(method)
             .uri(path_and_query)
-            .header(hyper::header::HOST, &self.target.authority)
-            .header(hyper::header::AUTHORIZATION, &self.target.auth)
+            .header(hyper::header::HOST, self.target.host.clone())
+            .header(hyper::header::AUTHORIZATION, self.target.auth.clone())
             .body(Full::new(body))
             .expect("valid request");
         let resp = match sender.send_request(req).await {

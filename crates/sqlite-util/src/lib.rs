@@ -25,7 +25,7 @@ pub fn open(path: &Path, migrations: &[&str]) -> rusqlite::Result<Connection> {
     // are rare on the request path; servers call `checkpoint` off it, and
     // closing the last connection checkpoints too.
     conn.pragma_update(None, "wal_autocheckpoint", 16 * 1024)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_handler(Some(wait_for_lock))?;
     // The bundled SQLite is built with STAT4, which recompiles a cached
     // statement whenever a parameter compared with an indexed column is
     // rebound, in case its value changes the plan: that is nearly every
@@ -37,6 +37,33 @@ pub fn open(path: &Path, migrations: &[&str]) -> rusqlite::Result<Connection> {
     )?;
     migrate(&mut conn, migrations)?;
     Ok(conn)
+}
+
+/// How long a connection waits for another process's lock: about 10 s in
+/// all, first in short steps. SQLite's own busy timeout sleeps 1, 2, 5,
+/// 10 … up to 100 ms between tries, so a writer that just missed a lock
+/// held for a millisecond waited 1–5 ms or more; with several server
+/// processes writing one database that was the tail of the upload
+/// latency.
+fn wait_for_lock(tries: i32) -> bool {
+    match lock_wait_step(tries) {
+        Some(step) => {
+            std::thread::sleep(step);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The pause before try `tries + 1`, or `None` once 10 s were spent.
+fn lock_wait_step(tries: i32) -> Option<Duration> {
+    const TOTAL: Duration = Duration::from_secs(10);
+    let t = tries.max(0) as u32;
+    // Steps double from 50 µs up to 3.2 ms (the seventh), then stay there.
+    let step = Duration::from_micros(50 << t.min(6));
+    let waited = Duration::from_micros(50 * ((1 << t.min(7)) - 1))
+        + Duration::from_micros(3200) * t.saturating_sub(7);
+    (waited < TOTAL).then_some(step)
 }
 
 /// Copies what it can of the WAL into the database without waiting for
@@ -72,6 +99,45 @@ fn migrate(conn: &mut Connection, migrations: &[&str]) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_waits_start_short_and_end_after_ten_seconds() {
+        assert_eq!(lock_wait_step(0), Some(Duration::from_micros(50)));
+        assert_eq!(lock_wait_step(3), Some(Duration::from_micros(400)));
+        assert_eq!(lock_wait_step(100), Some(Duration::from_micros(3200)));
+        let steps: Vec<Duration> = (0..).map_while(lock_wait_step).collect();
+        let total: Duration = steps.iter().sum();
+        assert!(
+            total >= Duration::from_secs(10) && total < Duration::from_millis(10_010),
+            "{total:?} over {} tries",
+            steps.len()
+        );
+    }
+
+    #[test]
+    fn a_writer_waits_for_another_connections_lock_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite");
+        let m = ["CREATE TABLE a (x INTEGER) STRICT;"];
+        let mut holder = open(&path, &m).unwrap();
+        let other = open(&path, &m).unwrap();
+        let tx = holder
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        tx.execute("INSERT INTO a VALUES (1)", []).unwrap();
+        let (started, go) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            started.send(()).unwrap();
+            other.execute("INSERT INTO a VALUES (2)", [])
+        });
+        go.recv().unwrap();
+        tx.commit().unwrap();
+        assert_eq!(writer.join().unwrap().unwrap(), 1);
+        let n: i64 = holder
+            .query_row("SELECT count(*) FROM a", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+    }
 
     #[test]
     fn migrations_run_once_in_order_and_newer_schemas_are_refused() {
