@@ -1,5 +1,5 @@
 //! How every SQLite database of the project is opened: WAL, foreign keys,
-//! a busy timeout, and schema migrations numbered by `user_version`.
+//! lock waits in short steps, and schema migrations numbered by `user_version`.
 
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
