@@ -533,3 +533,35 @@ pub fn own_cpu_seconds() -> f64 {
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(quantile(&v, 0.5), 50.0);
+        assert_eq!(quantile(&v, 0.99), 99.0);
+        assert_eq!(quantile(&v, 1.0), 100.0);
+        assert_eq!(quantile(&[7], 0.99), 7.0);
+        assert_eq!(quantile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn mixes_are_cumulative_weights_and_unknown_ones_are_refused() {
+        assert_eq!(Plan::mix("mixed").unwrap(), [30, 60, 90, 100]);
+        assert_eq!(Plan::mix("upload").unwrap(), [0, 0, 0, 100]);
+        let e = Plan::mix("lst").unwrap_err().to_string();
+        assert!(e.contains("list, download, sync, upload or mixed"), "{e}");
+    }
+
+    #[test]
+    fn only_plain_http_servers_are_targets() {
+        let user = protocol::UserId::new("u1").unwrap();
+        let t = Target::new("http://127.0.0.1:8080/", &user, "tok").unwrap();
+        assert_eq!(t.authority, "127.0.0.1:8080");
+        assert_eq!(t.base, "/v1/users/u1");
+        assert!(Target::new("https://example.org", &user, "tok").is_err());
+    }
+}
