@@ -99,6 +99,11 @@ impl Sampler {
     }
 }
 
+/// CPU seconds (user + system) process `pid` has used so far.
+pub fn cpu_seconds(pid: i32) -> Option<f64> {
+    read_stat(pid).map(|s| s.cpu_ticks as f64 / *TICKS_PER_SECOND)
+}
+
 struct Stat {
     cpu_ticks: u64,
     rss_bytes: u64,

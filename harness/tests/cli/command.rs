@@ -255,3 +255,69 @@ timeout = "60s"
         "CPU {cpu} s vs time's {time_cpu} s"
     );
 }
+
+#[test]
+fn a_failing_setup_fails_the_run_with_its_stderr_and_measures_nothing() {
+    let scenario = "name = \"needs\"\nkind = \"command\"\nsetup = \"echo no nginx here >&2; exit 4\"\nrun = \"touch measured\"\nrepetitions = 1\n";
+    let repo = repo_with(&[("scenarios/needs.toml", scenario)]);
+    let db = repo.path().join("r.sqlite");
+    let out = syncbench(&[
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "run",
+        "needs",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let runs = run_status(&db);
+    assert_eq!(runs[0].1, "failed");
+    let err = runs[0].2.clone().unwrap();
+    assert!(
+        err.contains("setup") && err.contains("no nginx here"),
+        "{err}"
+    );
+    assert!(!repo.path().join("measured").exists());
+}
+
+#[test]
+fn server_layouts_that_cannot_run_are_refused_when_the_file_loads() {
+    let base = "name = \"l\"\nkind = \"sync\"\nworkload = \"load\"\n";
+    for (extra, expect) in [
+        ("backends = 3\n", "need a proxy in front"),
+        ("proxy = \"haproxy\"\n", "use \"none\" or \"nginx\""),
+        ("backends = \"{n}\"\n[params]\nn = [1, 0]\n", "from 1 to 64"),
+        (
+            "server_args = \"--workers {w}\"\n",
+            "a {param} this point does not have",
+        ),
+    ] {
+        let repo = repo_with(&[("scenarios/l.toml", &format!("{base}{extra}"))]);
+        let out = syncbench(&[
+            "--repo",
+            repo.path().to_str().unwrap(),
+            "run",
+            "l",
+            "--db",
+            "/dev/null/x",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{extra}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("l.toml") && err.contains(expect),
+            "{extra}: {err}"
+        );
+    }
+    let cmd = "name = \"c\"\nkind = \"command\"\nrun = \"true\"\nproxy = \"nginx\"\n";
+    let repo = repo_with(&[("scenarios/c.toml", cmd)]);
+    let out = syncbench(&[
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "run",
+        "c",
+        "--db",
+        "/dev/null/x",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only sync scenarios take this field"), "{err}");
+}

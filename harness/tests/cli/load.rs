@@ -6,15 +6,6 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// CPU ticks (user + system) a process has used so far.
-fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    n(11) + n(12)
-}
-
 fn metric(result: &serde_json::Value, name: &str) -> Vec<f64> {
     result["metrics"]
         .as_array()
@@ -91,17 +82,11 @@ mix = "mixed"
     // guessed moment.
     let victim = servers[1];
     let deadline = Instant::now() + Duration::from_secs(60);
-    while cpu_ticks(victim) < 10 {
+    while syncbench::probe::cpu_seconds(victim).unwrap_or(0.0) < 0.1 {
         assert!(Instant::now() < deadline, "server {victim} never got busy");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(
-        Command::new("kill")
-            .args(["-9", &victim.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    kill("-9", victim);
     let status = child.wait().unwrap();
     let mut rest = String::new();
     err.read_to_string(&mut rest).unwrap();

@@ -17,6 +17,15 @@ pub fn test_target_dir() -> PathBuf {
     workspace().join("target").join("syncbench-tests")
 }
 
+/// Sends `signal` (e.g. `-9`, `-INT`) to `pid` with kill(1).
+pub fn kill(signal: &str, pid: impl std::fmt::Display) {
+    let ok = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill {signal} {pid}: {ok}");
+}
+
 pub fn syncbench(args: &[&str]) -> Output {
     Command::new(SYNCBENCH).args(args).output().unwrap()
 }

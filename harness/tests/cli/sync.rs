@@ -186,13 +186,7 @@ fn a_server_killed_mid_run_fails_the_run_with_the_reason() {
         target.to_str().unwrap(),
     );
     let (mut child, server, driver, _err) = start_until_driver_runs(&args);
-    assert!(
-        Command::new("kill")
-            .args(["-9", &server.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    kill("-9", server);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1));
     let runs = run_status(&db);
@@ -218,13 +212,7 @@ fn ctrl_c_ends_every_process_and_records_the_run() {
         target.to_str().unwrap(),
     );
     let (mut child, server, driver, mut err) = start_until_driver_runs(&args);
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    kill("-INT", child.id());
     let status = child.wait().unwrap();
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut err, &mut rest);

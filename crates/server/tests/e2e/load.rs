@@ -32,11 +32,9 @@ fn silent_connections_time_out_and_do_not_lock_out_others() {
     probe
         .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
-    let mut status = [0u8; 12];
-    probe
-        .read_exact(&mut status)
+    let status = read_status(&mut probe)
         .expect("the server answered nobody else while silent clients held it");
-    assert_eq!(&status[9..12], b"200");
+    assert_eq!(status, 200);
     let mut device = init_device(&server, &account, &dir.path().join("a"), PASSPHRASE).unwrap();
     device.put(&id("d"), b"through").unwrap();
     assert_eq!(device.sync().unwrap().sent, 1);
@@ -89,12 +87,7 @@ fn flood_request(addr: std::net::SocketAddr, head: &str, declared: Option<u64>) 
     if chunked {
         let _ = tcp.write_all(b"0\r\n\r\n");
     }
-    let mut status = [0u8; 12];
-    tcp.read_exact(&mut status).unwrap();
-    std::str::from_utf8(&status[9..12])
-        .unwrap()
-        .parse()
-        .unwrap()
+    read_status(&mut tcp).unwrap()
 }
 
 #[test]

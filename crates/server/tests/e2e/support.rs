@@ -267,7 +267,7 @@ pub fn contents(device: &Device) -> Vec<(String, Vec<u8>)> {
 /// sent before the body is read, which an HTTP client library reports as
 /// a broken connection instead of the answer.
 pub fn raw_status(addr: SocketAddr, head: &str, body: &[u8]) -> u16 {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let mut tcp = std::net::TcpStream::connect(addr).unwrap();
     tcp.write_all(format!("{head}\r\n\r\n").as_bytes()).unwrap();
     for chunk in body.chunks(8192) {
@@ -275,10 +275,16 @@ pub fn raw_status(addr: SocketAddr, head: &str, body: &[u8]) -> u16 {
             break;
         }
     }
-    let mut status = [0u8; 12];
-    tcp.read_exact(&mut status).unwrap();
-    std::str::from_utf8(&status[9..12])
-        .unwrap()
-        .parse()
-        .unwrap()
+    read_status(&mut tcp).unwrap()
+}
+
+/// The status code of the HTTP answer arriving on `tcp`.
+pub fn read_status(tcp: &mut std::net::TcpStream) -> std::io::Result<u16> {
+    use std::io::Read;
+    let mut line = [0u8; 12];
+    tcp.read_exact(&mut line)?;
+    std::str::from_utf8(&line[9..12])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP status line: {line:?}")))
 }
