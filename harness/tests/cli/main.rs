@@ -3,6 +3,7 @@
 
 mod ab;
 mod command;
+mod golden;
 mod history;
 mod ingest;
 mod load;
