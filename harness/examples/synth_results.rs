@@ -6,7 +6,7 @@
 //! cargo run --release -p syncbench --example synth_results -- DB [COMMITS SERIES REPS]
 
 use syncbench::env::{Commit, Machine};
-use syncbench::metric::{Direction, Series, Unit};
+use syncbench::model::{Direction, Phase, RunStatus, Series, Unit};
 use syncbench::probe::Sample;
 use syncbench::store::{RunRecord, Store};
 
@@ -80,10 +80,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Vec::new()
             };
             let phases = if recent {
-                vec![
-                    (0, "upload".into(), 0.0, 4000.0),
-                    (0, "download".into(), 4000.0, 10000.0),
-                ]
+                [("upload", 0.0, 4000.0), ("download", 4000.0, 10000.0)]
+                    .map(|(name, start_ms, end_ms)| Phase {
+                        repetition: 0,
+                        name: name.into(),
+                        start_ms,
+                        end_ms,
+                    })
+                    .to_vec()
             } else {
                 Vec::new()
             };
@@ -93,7 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 scenario: "synthetic".into(),
                 point: format!("point={p}"),
                 params_json: format!("{{\"point\":{p}}}"),
-                status: "ok".into(),
+                status: RunStatus::Ok,
                 error: None,
                 repetitions: reps as u32,
                 harness_version: env!("CARGO_PKG_VERSION").into(),

@@ -3,6 +3,7 @@
 //! alike; the verdict comes from the per-pair ratios, and pairs are added
 //! only while the answer is uncertain.
 
+use crate::model::Verdict;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -137,12 +138,12 @@ pub fn decide(est: &Estimate, pairs: usize, elapsed: Duration, s: &Settings) -> 
 }
 
 /// The verdict of a stop for a metric where `lower_is_better`.
-pub fn verdict(stop: Stop, est: &Estimate, lower_is_better: bool) -> &'static str {
+pub fn verdict(stop: Stop, est: &Estimate, lower_is_better: bool) -> Verdict {
     match stop {
-        Stop::Changed if (est.change > 0.0) == lower_is_better => "regression",
-        Stop::Changed => "improvement",
-        Stop::WithinThreshold => "unchanged",
-        _ => "inconclusive",
+        Stop::Changed if (est.change > 0.0) == lower_is_better => Verdict::Regression,
+        Stop::Changed => Verdict::Improvement,
+        Stop::WithinThreshold => Verdict::Unchanged,
+        _ => Verdict::Inconclusive,
     }
 }
 
@@ -190,13 +191,13 @@ mod tests {
         assert!(e5.low.is_infinite() && e5.high.is_infinite(), "{e5:?}");
         assert_eq!(decide(&e5, 5, Duration::ZERO, &settings()), None);
         let stop = decide(&e, 10, Duration::ZERO, &settings()).unwrap();
-        assert_eq!(verdict(stop, &e, true), "regression");
+        assert_eq!(verdict(stop, &e, true), Verdict::Regression);
         let e = estimate(&a, &a, 0.95);
         let stop = decide(&e, 10, Duration::ZERO, &settings()).unwrap();
-        assert_eq!(verdict(stop, &e, true), "unchanged");
+        assert_eq!(verdict(stop, &e, true), Verdict::Unchanged);
         // Higher is better: the same move is an improvement.
         let e = estimate(&a, &slower, 0.95);
-        assert_eq!(verdict(Stop::Changed, &e, false), "improvement");
+        assert_eq!(verdict(Stop::Changed, &e, false), Verdict::Improvement);
     }
 
     #[test]
@@ -234,6 +235,6 @@ mod tests {
             decide(&e, 6, Duration::from_secs(61), &s),
             Some(Stop::Budget)
         );
-        assert_eq!(verdict(Stop::Budget, &e, true), "inconclusive");
+        assert_eq!(verdict(Stop::Budget, &e, true), Verdict::Inconclusive);
     }
 }

@@ -1,33 +1,76 @@
-//! Questions asked of the stored history: which commits changed a series
-//! (`regressions`), how two commits compare (`compare`, `check`).
+//! Questions asked of the stored history: how one run compares with
+//! another (`rows`), which commits changed a series (`History::changes`,
+//! for `regressions` and the dashboard), how two commits compare
+//! (`History::compare`, for `compare`, `check` and the dashboard). Every
+//! answer reads runs through the store's one definition of the run of a
+//! commit.
 
 use crate::changepoint;
-use crate::metric::{Direction, Series};
-use crate::report::{self, Row};
+use crate::model::{Direction, PointKey, RunStatus, Series, SeriesKey, Unit, Verdict};
+use crate::scenario::ThresholdBook;
 use crate::stats;
-use crate::store::{OkRun, Store, StoreError};
+use crate::store::{CommitRun, Store, StoreError};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// A detected change in a series' history.
+/// One metric of a run against the same metric of a baseline run.
 #[derive(Debug, Clone, Serialize)]
-pub struct Change {
-    /// The first commit of the new level.
-    pub commit: String,
-    pub subject_time_unix: i64,
-    pub scenario: String,
-    pub point: String,
-    pub params: serde_json::Value,
+pub struct Row {
     pub metric: String,
-    pub unit: &'static str,
-    /// `regression` or `improvement`, by the metric's direction.
-    pub direction: &'static str,
-    pub change_pct: f64,
-    pub before: f64,
-    pub after: f64,
-    /// 1 - the permutation test's p-value.
-    pub confidence: f64,
-    pub machine: String,
+    #[serde(serialize_with = "Unit::serialize_symbol")]
+    pub unit: Unit,
+    pub direction: Direction,
+    pub values: Vec<f64>,
+    pub median: f64,
+    pub mad: f64,
+    pub min: f64,
+    pub max: f64,
+    pub cv: f64,
+    pub baseline_median: Option<f64>,
+    pub change_pct: Option<f64>,
+    pub p_value: Option<f64>,
+    pub verdict: Verdict,
+}
+
+fn min_max(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        })
+}
+
+/// Each metric of `new` against `baseline`'s (Mann-Whitney and the
+/// smallest change that counts, `min_effect(metric)`).
+pub fn rows(new: &[Series], baseline: &[Series], min_effect: &dyn Fn(&str) -> f64) -> Vec<Row> {
+    new.iter()
+        .map(|s| {
+            let base = baseline.iter().find(|b| b.name == s.name);
+            let cmp = base.map(|b| stats::compare(&b.values, &s.values, min_effect(&s.name)));
+            let (min, max) = min_max(&s.values);
+            Row {
+                metric: s.name.clone(),
+                unit: s.unit,
+                direction: s.direction,
+                values: s.values.clone(),
+                median: stats::median(&s.values),
+                mad: stats::mad(&s.values),
+                min,
+                max,
+                cv: stats::cv(&s.values),
+                baseline_median: base.map(|b| stats::median(&b.values)),
+                change_pct: cmp.as_ref().map(|c| c.change * 100.0),
+                p_value: cmp.as_ref().map(|c| c.p_value),
+                verdict: match &cmp {
+                    // The harness's own cost is shown, never gated on.
+                    Some(_) if crate::model::is_harness_metric(&s.name) => Verdict::Informational,
+                    None => Verdict::NoBaseline,
+                    Some(c) if !c.changed => Verdict::Unchanged,
+                    Some(c) => Verdict::of_change(s.direction, c.change),
+                },
+            }
+        })
+        .collect()
 }
 
 /// Orders commits as history: parents before children, by commit time
@@ -79,93 +122,274 @@ pub fn sort_history<T>(
     items.sort_by_key(|t| keys[sha(t)]);
 }
 
-fn history_order(runs: &mut [&OkRun]) {
-    sort_history(runs, |r| &r.sha, |r| &r.parents, |r| r.time_unix);
-}
-
 /// One commit's value in a series' history. For times the fastest
 /// repetition: on a shared machine noise only ever adds time (another
 /// tenant, a migration between cores), so the minimum moves with the code
 /// and far less with the neighbours. Other metrics use the median.
 pub fn level(s: &Series) -> f64 {
     match (s.unit, s.direction) {
-        (crate::metric::Unit::Seconds, Direction::LowerIsBetter) => {
-            s.values.iter().copied().fold(f64::INFINITY, f64::min)
-        }
+        (Unit::Seconds, Direction::LowerIsBetter) => min_max(&s.values).0,
         _ => stats::median(&s.values),
     }
 }
 
-/// Change points over every series in the database, newest first.
-/// `min_effect(scenario, metric)` is the smallest change of level reported.
-pub fn regressions(
-    store: &Store,
-    min_effect: &dyn Fn(&str, &str) -> f64,
-) -> Result<Vec<Change>, StoreError> {
-    let runs = store.ok_runs()?;
-    let mut groups: BTreeMap<(String, String, String), Vec<&OkRun>> = BTreeMap::new();
-    for r in &runs {
-        groups
-            .entry((r.machine.clone(), r.scenario.clone(), r.point.clone()))
-            .or_default()
-            .push(r);
+/// A series' value at one commit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Level {
+    /// See [`level`].
+    pub level: f64,
+    pub min: f64,
+    pub max: f64,
+    pub run_id: i64,
+}
+
+/// One series over the history's commits.
+#[derive(Debug, Clone)]
+pub struct SeriesHistory {
+    pub unit: Unit,
+    pub direction: Direction,
+    /// Per commit index; a commit without a value is a gap, never a zero.
+    pub levels: Vec<Option<Level>>,
+    /// Commit indexes where the point's run failed.
+    pub failed: HashSet<usize>,
+}
+
+/// A change of level found in a series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangePoint {
+    /// The commit index of the first value of the new level.
+    pub index: usize,
+    /// The commit index of the value before it.
+    pub before_index: usize,
+    pub change: f64,
+    pub p_value: f64,
+}
+
+impl SeriesHistory {
+    /// Commit indexes that have a value.
+    pub fn present(&self) -> Vec<usize> {
+        (0..self.levels.len())
+            .filter(|&i| self.levels[i].is_some())
+            .collect()
     }
-    let mut out = Vec::new();
-    for ((machine, scenario, point), mut history) in groups {
-        history_order(&mut history);
-        let mut per_metric: BTreeMap<String, (Series, Vec<Option<f64>>)> = BTreeMap::new();
-        for (i, run) in history.iter().enumerate() {
-            for s in store.series(run.id)? {
-                let entry = per_metric
-                    .entry(s.name.clone())
-                    .or_insert_with(|| (s.clone(), vec![None; history.len()]));
-                entry.1[i] = Some(level(&s));
+
+    pub fn value(&self, i: usize) -> Option<f64> {
+        self.levels[i].map(|l| l.level)
+    }
+
+    /// Change points among the last `window` values (E-Divisive is
+    /// quadratic in the series' length), of at least `min_effect`.
+    pub fn change_points(&self, min_effect: f64, window: usize) -> Vec<ChangePoint> {
+        let present = self.present();
+        let present = &present[present.len().saturating_sub(window)..];
+        let values: Vec<f64> = present
+            .iter()
+            .map(|&i| self.value(i).expect("present"))
+            .collect();
+        changepoint::steps(&values, min_effect)
+            .into_iter()
+            .map(|st| ChangePoint {
+                index: present[st.index],
+                before_index: present[st.index - 1],
+                change: st.change,
+                p_value: st.p_value,
+            })
+            .collect()
+    }
+}
+
+/// Every stored run of commits, in history order, with the metrics of
+/// those that are `ok`, grouped into series.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Commits with runs, parents before children.
+    pub order: Vec<String>,
+    /// The run of each commit (the store's definition), failed ones too.
+    pub runs: Vec<CommitRun>,
+    /// Metrics of the `ok` runs, by run id.
+    pub metrics: HashMap<i64, Vec<Series>>,
+    pub series: BTreeMap<SeriesKey, SeriesHistory>,
+}
+
+impl History {
+    /// The whole stored history.
+    pub fn load(store: &Store) -> Result<History, StoreError> {
+        Self::load_where(store, &|_| true)
+    }
+
+    /// The runs of the commits `wanted` accepts.
+    pub fn load_where(store: &Store, wanted: &dyn Fn(&str) -> bool) -> Result<History, StoreError> {
+        let mut runs = store.commit_runs()?;
+        runs.retain(|r| wanted(&r.sha));
+        let ok: HashSet<i64> = runs
+            .iter()
+            .filter(|r| r.status == RunStatus::Ok)
+            .map(|r| r.id)
+            .collect();
+        let metrics = store.all_series(&|id| ok.contains(&id))?;
+        let mut commits: Vec<&CommitRun> = Vec::new();
+        let mut seen = HashSet::new();
+        for r in &runs {
+            if seen.insert(r.sha.as_str()) {
+                commits.push(r);
             }
         }
-        for (name, (template, medians)) in per_metric {
-            if name.starts_with("harness.") {
+        sort_history(&mut commits, |c| &c.sha, |c| &c.parents, |c| c.time_unix);
+        let order: Vec<String> = commits.iter().map(|c| c.sha.clone()).collect();
+        let mut history = History {
+            order,
+            runs: Vec::new(),
+            metrics,
+            series: BTreeMap::new(),
+        };
+        history.group(&runs);
+        history.runs = runs;
+        Ok(history)
+    }
+
+    /// Builds the series from the runs.
+    fn group(&mut self, runs: &[CommitRun]) {
+        let position: HashMap<&str, usize> = self
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i))
+            .collect();
+        let n = self.order.len();
+        let mut failures: HashMap<&PointKey, HashSet<usize>> = HashMap::new();
+        for run in runs {
+            let i = position[run.sha.as_str()];
+            if run.status != RunStatus::Ok {
+                failures.entry(&run.key).or_default().insert(i);
                 continue;
             }
-            // Commits without this metric are gaps, not zeros.
-            let present: Vec<(usize, f64)> = medians
-                .iter()
-                .enumerate()
-                .filter_map(|(i, m)| m.map(|v| (i, v)))
-                .collect();
-            let values: Vec<f64> = present.iter().map(|p| p.1).collect();
-            for step in changepoint::steps(&values, min_effect(&scenario, &name)) {
-                let run = history[present[step.index].0];
-                let worse = match template.direction {
-                    Direction::LowerIsBetter => step.change > 0.0,
-                    Direction::HigherIsBetter => step.change < 0.0,
-                };
-                out.push(Change {
-                    commit: run.sha.clone(),
-                    subject_time_unix: run.time_unix,
-                    scenario: scenario.clone(),
-                    point: point.clone(),
-                    params: serde_json::from_str(&run.params).unwrap_or_default(),
-                    metric: name.clone(),
-                    unit: template.unit.as_str(),
-                    direction: if worse { "regression" } else { "improvement" },
-                    change_pct: step.change * 100.0,
-                    before: values[step.index - 1],
-                    after: values[step.index],
-                    confidence: 1.0 - step.p_value,
-                    machine: machine.clone(),
+            for m in self.metrics.get(&run.id).into_iter().flatten() {
+                let s = self
+                    .series
+                    .entry(run.key.metric(&m.name))
+                    .or_insert_with(|| SeriesHistory {
+                        unit: m.unit,
+                        direction: m.direction,
+                        levels: vec![None; n],
+                        failed: HashSet::new(),
+                    });
+                let (min, max) = min_max(&m.values);
+                s.levels[i] = Some(Level {
+                    level: level(m),
+                    min,
+                    max,
+                    run_id: run.id,
                 });
             }
         }
+        for (k, s) in self.series.iter_mut() {
+            let point = PointKey {
+                machine: k.machine.clone(),
+                scenario: k.scenario.clone(),
+                point: k.point.clone(),
+            };
+            if let Some(f) = failures.get(&point) {
+                s.failed = f.clone();
+            }
+        }
     }
-    out.sort_by(|a, b| {
-        b.subject_time_unix
-            .cmp(&a.subject_time_unix)
-            .then(a.metric.cmp(&b.metric))
-    });
-    Ok(out)
+
+    pub fn run(&self, id: i64) -> Option<&CommitRun> {
+        self.runs.iter().find(|r| r.id == id)
+    }
+
+    /// Change points of every series but the harness's own, newest first.
+    pub fn changes(&self, book: &ThresholdBook) -> Vec<Change> {
+        let runs: HashMap<i64, &CommitRun> = self.runs.iter().map(|r| (r.id, r)).collect();
+        let mut out = Vec::new();
+        for (k, s) in &self.series {
+            if crate::model::is_harness_metric(&k.metric) {
+                continue;
+            }
+            for cp in s.change_points(book.min_effect(&k.scenario, &k.metric), usize::MAX) {
+                let at = s.levels[cp.index].expect("present");
+                let run = runs[&at.run_id];
+                out.push(Change {
+                    commit: run.sha.clone(),
+                    subject_time_unix: run.time_unix,
+                    scenario: k.scenario.clone(),
+                    point: k.point.clone(),
+                    params: serde_json::from_str(&run.params).unwrap_or_default(),
+                    metric: k.metric.clone(),
+                    unit: s.unit,
+                    verdict: Verdict::of_change(s.direction, cp.change),
+                    change_pct: cp.change * 100.0,
+                    before: s.value(cp.before_index).expect("present"),
+                    after: at.level,
+                    confidence: 1.0 - cp.p_value,
+                    machine: k.machine.clone(),
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            b.subject_time_unix
+                .cmp(&a.subject_time_unix)
+                .then(a.metric.cmp(&b.metric))
+        });
+        out
+    }
+
+    /// Every point measured (ok) at both `base` and `new` (full shas),
+    /// compared metric by metric.
+    pub fn compare(&self, base: &str, new: &str, book: &ThresholdBook) -> Vec<Compared> {
+        let ok = |sha: &str, key: &PointKey| {
+            self.runs
+                .iter()
+                .find(|r| r.sha == sha && r.key == *key && r.status == RunStatus::Ok)
+        };
+        let none = Vec::new();
+        let series = |id: i64| self.metrics.get(&id).unwrap_or(&none);
+        let mut out = Vec::new();
+        for r in self
+            .runs
+            .iter()
+            .filter(|r| r.sha == new && r.status == RunStatus::Ok)
+        {
+            let Some(b) = ok(base, &r.key) else {
+                continue;
+            };
+            out.push(Compared {
+                machine: r.key.machine.clone(),
+                scenario: r.key.scenario.clone(),
+                point: r.key.point.clone(),
+                rows: rows(series(r.id), series(b.id), &|m| {
+                    book.min_effect(&r.key.scenario, m)
+                }),
+            });
+        }
+        out
+    }
 }
 
-/// One series compared between two commits.
+/// A detected change in a series' history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// The first commit of the new level.
+    pub commit: String,
+    pub subject_time_unix: i64,
+    pub scenario: String,
+    pub point: String,
+    pub params: serde_json::Value,
+    pub metric: String,
+    #[serde(serialize_with = "Unit::serialize_symbol")]
+    pub unit: Unit,
+    /// Regression or improvement, by the metric's direction.
+    #[serde(rename = "direction")]
+    pub verdict: Verdict,
+    pub change_pct: f64,
+    pub before: f64,
+    pub after: f64,
+    /// 1 - the permutation test's p-value.
+    pub confidence: f64,
+    pub machine: String,
+}
+
+/// One point compared between two commits.
 #[derive(Debug, Clone, Serialize)]
 pub struct Compared {
     pub machine: String,
@@ -174,102 +398,33 @@ pub struct Compared {
     pub rows: Vec<Row>,
 }
 
-/// Every series measured at both `base` and `new` (full shas), compared
-/// with the two-sample test and the thresholds.
-pub fn compare(
-    store: &Store,
-    base: &str,
-    new: &str,
-    thresholds: &dyn Fn(&str) -> BTreeMap<String, f64>,
-) -> Result<Vec<Compared>, StoreError> {
-    let runs = store.ok_runs()?;
-    let find = |sha: &str, r: &OkRun| {
-        runs.iter()
-            .find(|b| {
-                b.sha == sha
-                    && b.machine == r.machine
-                    && b.scenario == r.scenario
-                    && b.point == r.point
-            })
-            .map(|b| b.id)
-    };
-    let mut out = Vec::new();
-    for r in runs.iter().filter(|r| r.sha == new) {
-        let Some(base_id) = find(base, r) else {
-            continue;
-        };
-        out.push(Compared {
-            machine: r.machine.clone(),
-            scenario: r.scenario.clone(),
-            point: r.point.clone(),
-            rows: report::rows(
-                &store.series(r.id)?,
-                &store.series(base_id)?,
-                &thresholds(&r.scenario),
-            ),
-        });
-    }
-    Ok(out)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Unit;
 
-/// The Markdown summary `check` writes for a CI job or a pull request.
-pub fn markdown(base: &str, new: &str, compared: &[Compared]) -> String {
-    let regressions: Vec<_> = compared
-        .iter()
-        .flat_map(|c| {
-            c.rows
-                .iter()
-                .filter(|r| r.verdict == "regression")
-                .map(move |r| (c, r))
-        })
-        .collect();
-    let mut md = format!(
-        "## syncbench: `{}` vs `{}`\n\n",
-        &new[..new.len().min(12)],
-        &base[..base.len().min(12)]
-    );
-    if compared.is_empty() {
-        md.push_str("No series was measured at both commits.\n");
-        return md;
-    }
-    md.push_str(&if regressions.is_empty() {
-        format!("No regression in {} series.\n\n", compared.len())
-    } else {
-        format!(
-            "**{} regression(s)** in {} series.\n\n",
-            regressions.len(),
-            compared.len()
-        )
-    });
-    md.push_str("| scenario | point | metric | baseline | this | change | p | verdict |\n|---|---|---|---|---|---|---|---|\n");
-    for c in compared {
-        for r in &c.rows {
-            if r.metric.starts_with("harness.") {
-                continue;
-            }
-            let unit = crate::metric::Unit::parse(r.unit).unwrap_or(crate::metric::Unit::Count);
-            let mark = match r.verdict {
-                "regression" => "🔴 regression",
-                "improvement" => "🟢 improvement",
-                _ => "within noise",
-            };
-            md.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {:+.1}% | {:.3} | {mark} |\n",
-                escape_md(&c.scenario),
-                escape_md(&c.point),
-                escape_md(&r.metric),
-                r.baseline_median.map_or("–".into(), |v| unit.human(v)),
-                unit.human(r.median),
-                r.change_pct.unwrap_or(0.0),
-                r.p_value.unwrap_or(1.0),
-            ));
+    fn series(name: &str, values: &[f64]) -> Series {
+        Series {
+            name: name.into(),
+            unit: Unit::Percent,
+            direction: Direction::LowerIsBetter,
+            values: values.to_vec(),
         }
     }
-    md
-}
 
-fn escape_md(s: &str) -> String {
-    s.replace('|', "\\|")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    // Regression test: the sampler's own CPU share once failed a `check`.
+    #[test]
+    fn harness_metrics_are_never_a_regression() {
+        let base = [
+            series("harness.sampler_cpu", &[0.5, 0.51, 0.49, 0.5, 0.52]),
+            series("wall", &[1.0, 1.01, 0.99, 1.0, 1.02]),
+        ];
+        let new = [
+            series("harness.sampler_cpu", &[0.9, 0.91, 0.89, 0.9, 0.92]),
+            series("wall", &[2.0, 2.01, 1.99, 2.0, 2.02]),
+        ];
+        let rows = rows(&new, &base, &|_| 0.05);
+        assert_eq!(rows[0].verdict, Verdict::Informational);
+        assert_eq!(rows[1].verdict, Verdict::Regression);
+    }
 }

@@ -66,13 +66,13 @@ pub struct Commit {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    #[error("{path} is not in a git repository: {source}")]
+    #[error("{path} is not in a git repository")]
     NotARepo {
         path: PathBuf,
         #[source]
         source: git2::Error,
     },
-    #[error("git: {0}")]
+    #[error("git")]
     Git(#[from] git2::Error),
     #[error("{0} has no commits yet: commit first so results can be attached to one")]
     NoCommits(PathBuf),

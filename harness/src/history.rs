@@ -74,26 +74,38 @@ impl Checkout {
     /// one per side).
     pub fn open_named(root: &Path, dir: &Path, name: &str) -> Result<Checkout, GitError> {
         let dir = dir.to_owned();
-        let cache = dir.parent().unwrap_or(&dir).to_owned();
-        let cache = cache.as_path();
-        if !dir.join(".git").exists() {
-            let repo = Repository::discover(root)?;
-            // A worktree registered by an earlier cache that was deleted.
-            if let Ok(wt) = repo.find_worktree(name) {
-                wt.prune(Some(
-                    git2::WorktreePruneOptions::new()
-                        .valid(true)
-                        .working_tree(true),
-                ))?;
+        let repo = Repository::discover(root)?;
+        if dir.join(".git").is_file() {
+            match Repository::open(&dir) {
+                Ok(worktree) if same_repository(&worktree, &repo) => {
+                    return Ok(Checkout { worktree, dir });
+                }
+                // Its repository is gone (deleted, cloned again at the
+                // same path) or is another one (a cache dir reused): the
+                // checkout is ours to make again.
+                _ => {
+                    tracing::info!("recreating the checkout {}", dir.display());
+                    std::fs::remove_dir_all(&dir).map_err(|e| {
+                        git2::Error::from_str(&format!("removing {}: {e}", dir.display()))
+                    })?;
+                }
             }
-            if let Ok(mut branch) = repo.find_branch(name, git2::BranchType::Local) {
-                branch.delete()?;
-            }
-            std::fs::create_dir_all(cache).map_err(|e| {
-                git2::Error::from_str(&format!("creating {}: {e}", cache.display()))
-            })?;
-            repo.worktree(name, &dir, None)?;
         }
+        // A worktree registered by an earlier cache that was deleted.
+        if let Ok(wt) = repo.find_worktree(name) {
+            wt.prune(Some(
+                git2::WorktreePruneOptions::new()
+                    .valid(true)
+                    .working_tree(true),
+            ))?;
+        }
+        if let Ok(mut branch) = repo.find_branch(name, git2::BranchType::Local) {
+            branch.delete()?;
+        }
+        let cache = dir.parent().unwrap_or(&dir);
+        std::fs::create_dir_all(cache)
+            .map_err(|e| git2::Error::from_str(&format!("creating {}: {e}", cache.display())))?;
+        repo.worktree(name, &dir, None)?;
         Ok(Checkout {
             worktree: Repository::open(&dir)?,
             dir,
@@ -112,6 +124,12 @@ impl Checkout {
         ))?;
         Ok(())
     }
+}
+
+/// Whether a worktree belongs to `repo` (shares its git directory).
+fn same_repository(worktree: &Repository, repo: &Repository) -> bool {
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
+    canon(worktree.commondir()) == canon(repo.commondir())
 }
 
 /// Default cache: `$XDG_CACHE_HOME` (or `~/.cache`)`/syncbench/<repo>-<hash>`.

@@ -2,19 +2,19 @@
 //! Metric Format (BMF). Everything is parsed and checked before anything
 //! is stored, so a bad file stores nothing.
 
-use crate::metric::{Direction, Series, Unit};
+use crate::model::{Direction, Series, Unit};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is not valid JSON of the expected shape: {source}")]
+    #[error("{path} is not valid JSON of the expected shape")]
     Json {
         path: PathBuf,
         #[source]
@@ -218,11 +218,42 @@ fn bmf_unit(measure: &str) -> Option<(Unit, Direction, f64)> {
     })
 }
 
-/// Only `value` is kept; `lower_value` and `upper_value` are summaries of
-/// samples BMF does not carry.
+/// A BMF measure: a value and optionally the bounds around it.
 #[derive(Deserialize)]
 struct BmfMeasure {
     value: f64,
+    lower_value: Option<f64>,
+    upper_value: Option<f64>,
+}
+
+impl BmfMeasure {
+    /// The values stored for the measure. BMF carries a summary, not the
+    /// repetitions: with bounds it is stored as `[lower, value, upper]`,
+    /// whose median is the value and whose range is the bounds, so
+    /// `export --format bmf` gives back exactly what was ingested (a
+    /// missing bound is the value itself).
+    fn values(&self) -> Result<Vec<f64>, String> {
+        let (lo, hi) = (
+            self.lower_value.unwrap_or(self.value),
+            self.upper_value.unwrap_or(self.value),
+        );
+        if ![self.value, lo, hi].iter().all(|v| v.is_finite()) {
+            return Err("value, lower_value and upper_value must be finite numbers".into());
+        }
+        if !(lo <= self.value && self.value <= hi) {
+            return Err(format!(
+                "lower_value {lo} <= value {} <= upper_value {hi} does not hold",
+                self.value
+            ));
+        }
+        Ok(
+            if self.lower_value.is_none() && self.upper_value.is_none() {
+                vec![self.value]
+            } else {
+                vec![lo, self.value, hi]
+            },
+        )
+    }
 }
 
 /// Reads a BMF file: `{benchmark: {measure: {value, lower_value?,
@@ -241,17 +272,15 @@ pub fn bmf(path: &Path) -> Result<Vec<Ingested>, IngestError> {
                     bench: bench.clone(),
                     measure: measure.clone(),
                 })?;
-            if !m.value.is_finite() {
-                return Err(IngestError::Shape {
-                    path: path.to_owned(),
-                    why: format!("{bench} {measure}: value is not a finite number"),
-                });
-            }
+            let values = m.values().map_err(|why| IngestError::Shape {
+                path: path.to_owned(),
+                why: format!("{bench} {measure}: {why}"),
+            })?;
             metrics.push(Series {
                 name: measure,
                 unit,
                 direction,
-                values: vec![m.value * scale],
+                values: values.into_iter().map(|v| v * scale).collect(),
             });
         }
         out.push(Ingested {

@@ -1,21 +1,27 @@
 //! syncbench, the harness: runs scenarios against the reference sync
 //! system built from a tree (or any shell command in any repository),
 //! measures every process, and records the results in SQLite.
+//!
+//! Layers, from the edges in: `model` (the vocabulary as types),
+//! `scenario` and `env` (what to measure, where), `runner` (measuring),
+//! `store` (every SQL statement), `analysis`, `stats`, `changepoint` and
+//! `abtest` (deciding), `ops` (what the commands do), `site` and `text`
+//! (what people read). The binary's `commands/` are the only code that
+//! prints.
 
 pub mod abtest;
 pub mod analysis;
 pub mod changepoint;
-pub mod chart;
 pub mod env;
 pub mod history;
 pub mod ingest;
-pub mod metric;
+pub mod model;
+pub mod ops;
 pub mod probe;
 pub mod proc;
-pub mod proxy;
-pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod site;
 pub mod stats;
 pub mod store;
+pub mod text;

@@ -132,7 +132,8 @@ fn read_stat(pid: i32) -> Option<Stat> {
 }
 
 /// The process's peak resident memory since its exec (VmHWM).
-fn read_hwm(pid: i32) -> Option<u64> {
+/// A process's peak resident memory so far (`VmHWM`).
+pub fn read_hwm(pid: i32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: u64 = text
         .lines()

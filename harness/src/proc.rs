@@ -21,6 +21,11 @@ pub struct Exit {
     pub user_s: f64,
     pub sys_s: f64,
     pub peak_rss_bytes: u64,
+    /// The harness's own peak memory when it started the process: a
+    /// child inherits it in `ru_maxrss` (the spawn's copy of the
+    /// harness's address space counts until exec), so `peak_rss_bytes`
+    /// is the child's own only when above this.
+    pub inherited_rss_bytes: u64,
     pub at: Instant,
 }
 
@@ -70,11 +75,12 @@ pub fn pin_to_cpu(cmd: &mut Command, cpu: usize) {
 /// Spawns `cmd` as the leader of a new process group.
 pub fn spawn(cmd: &mut Command) -> std::io::Result<(Proc, Child)> {
     cmd.process_group(0);
+    let inherited = crate::probe::read_hwm(std::process::id() as i32).unwrap_or(u64::MAX);
     let child = cmd.spawn()?;
     let pid = child.id() as i32;
     let (tx, exit) = mpsc::channel();
     std::thread::spawn(move || {
-        if let Some(e) = wait4(pid) {
+        if let Some(e) = wait4(pid, inherited) {
             let _ = tx.send(e);
         }
     });
@@ -89,7 +95,7 @@ pub fn spawn(cmd: &mut Command) -> std::io::Result<(Proc, Child)> {
     ))
 }
 
-fn wait4(pid: i32) -> Option<Exit> {
+fn wait4(pid: i32, inherited_rss_bytes: u64) -> Option<Exit> {
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -112,6 +118,7 @@ fn wait4(pid: i32) -> Option<Exit> {
         sys_s: tv(usage.ru_stime),
         // Linux reports ru_maxrss in KiB.
         peak_rss_bytes: usage.ru_maxrss as u64 * 1024,
+        inherited_rss_bytes,
         at: Instant::now(),
     })
 }

@@ -18,7 +18,7 @@ pub enum ScenarioError {
         field: String,
         message: String,
     },
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -61,7 +61,7 @@ pub struct Scenario {
     pub instructions: bool,
     /// Smallest relative change (0.05 = 5%) that counts, per metric name
     /// or metric suffix (`wall`, `peak_rss`, `upload.wall`…).
-    pub thresholds: BTreeMap<String, f64>,
+    pub thresholds: Thresholds,
     /// A shell command run once before the build (not measured): installs
     /// what the scenario needs, e.g. nginx.
     pub setup: Option<String>,
@@ -159,6 +159,26 @@ impl Point {
     }
 }
 
+/// A scenario file's path and text, for errors that name the line.
+struct Fields<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Fields<'_> {
+    fn field(&self, span: std::ops::Range<usize>, field: &str, message: String) -> ScenarioError {
+        ScenarioError::Field {
+            path: self.path.to_owned(),
+            line: self.text[..span.start.min(self.text.len())]
+                .matches('\n')
+                .count()
+                + 1,
+            field: field.to_owned(),
+            message,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -176,7 +196,8 @@ struct File {
     repetitions: Spanned<u32>,
     #[serde(default = "default_warmup")]
     warmup: u32,
-    timeout: Option<Spanned<String>>,
+    /// "60s", "2m", or a number of seconds.
+    timeout: Option<Spanned<toml::Value>>,
     #[serde(default = "yes")]
     default: bool,
     #[serde(default)]
@@ -246,20 +267,49 @@ impl Scenario {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
-        let line_of = |span: std::ops::Range<usize>| {
-            text[..span.start.min(text.len())].matches('\n').count() + 1
-        };
-        let field =
-            |span: std::ops::Range<usize>, field: &str, message: String| ScenarioError::Field {
+        let f = Fields { path, text };
+        let kind = Self::kind(&file, &f)?;
+        if *file.repetitions.get_ref() == 0 {
+            return Err(f.field(
+                file.repetitions.span(),
+                "repetitions",
+                "must be at least 1".into(),
+            ));
+        }
+        let timeout = Self::timeout(&file, &f)?;
+        let points = Self::points(&file, &f)?;
+        let instructions = Self::instructions(&file, &f, &kind)?;
+        let servers = Self::servers(&file, &f, &kind)?;
+        // Every point must resolve (a typo in a template is found now, not
+        // an hour into a run).
+        for p in &points {
+            servers.resolve(p).map_err(|e| ScenarioError::Invalid {
                 path: path.to_owned(),
-                line: line_of(span),
-                field: field.to_owned(),
-                message,
-            };
+                message: format!("point {}: {e}", p.key()),
+            })?;
+        }
+        Ok(Scenario {
+            setup: file.setup,
+            servers,
+            instructions,
+            name: file.name.into_inner(),
+            description: file.description,
+            path: path.to_owned(),
+            kind,
+            repetitions: file.repetitions.into_inner(),
+            warmup: file.warmup,
+            timeout,
+            default: file.default,
+            points,
+            thresholds: Thresholds(file.thresholds),
+        })
+    }
+
+    fn kind(file: &File, f: &Fields) -> Result<Kind, ScenarioError> {
         let kind = match file.kind.get_ref().as_str() {
             "sync" => {
                 let w = file.workload.as_ref().ok_or_else(|| {
-                    field(
+                    f.field(
                         file.kind.span(),
                         "workload",
                         "a sync scenario needs `workload` (e.g. \"docs\")".into(),
@@ -267,7 +317,7 @@ impl Scenario {
                 })?;
                 for (name, v) in [("build", &file.build), ("run", &file.run)] {
                     if let Some(v) = v {
-                        return Err(field(
+                        return Err(f.field(
                             v.span(),
                             name,
                             "only command scenarios take this field".into(),
@@ -280,17 +330,17 @@ impl Scenario {
             }
             "command" => {
                 let run = file.run.as_ref().ok_or_else(|| {
-                    field(
+                    f.field(
                         file.kind.span(),
                         "run",
                         "a command scenario needs `run`, the command to measure".into(),
                     )
                 })?;
                 if run.get_ref().trim().is_empty() {
-                    return Err(field(run.span(), "run", "is empty".into()));
+                    return Err(f.field(run.span(), "run", "is empty".into()));
                 }
                 if let Some(w) = &file.workload {
-                    return Err(field(
+                    return Err(f.field(
                         w.span(),
                         "workload",
                         "only sync scenarios take this field".into(),
@@ -308,7 +358,7 @@ impl Scenario {
                     ("run", &file.run),
                 ] {
                     if let Some(v) = v {
-                        return Err(field(
+                        return Err(f.field(
                             v.span(),
                             name,
                             "criterion scenarios take `bench` and `filter` instead".into(),
@@ -316,7 +366,7 @@ impl Scenario {
                     }
                 }
                 if let Some((name, v)) = file.params.iter().next() {
-                    return Err(field(
+                    return Err(f.field(
                         v.span(),
                         &format!("params.{name}"),
                         "criterion scenarios have no parameters: each benchmark is a point".into(),
@@ -332,7 +382,7 @@ impl Scenario {
                 }
             }
             other => {
-                return Err(field(
+                return Err(f.field(
                     file.kind.span(),
                     "kind",
                     format!("{other:?} is not a kind: use \"sync\", \"command\" or \"criterion\""),
@@ -342,7 +392,7 @@ impl Scenario {
         if !matches!(kind, Kind::Criterion { .. }) {
             for (name, v) in [("bench", &file.bench), ("filter", &file.filter)] {
                 if let Some(v) = v {
-                    return Err(field(
+                    return Err(f.field(
                         v.span(),
                         name,
                         "only criterion scenarios take this field".into(),
@@ -350,17 +400,28 @@ impl Scenario {
                 }
             }
         }
-        if *file.repetitions.get_ref() == 0 {
-            return Err(field(
-                file.repetitions.span(),
-                "repetitions",
-                "must be at least 1".into(),
-            ));
-        }
+        Ok(kind)
+    }
+
+    fn timeout(file: &File, f: &Fields) -> Result<Duration, ScenarioError> {
         let timeout = match &file.timeout {
             None => Duration::from_secs(600),
-            Some(t) => parse_duration(t.get_ref()).map_err(|e| field(t.span(), "timeout", e))?,
+            Some(t) => match t.get_ref() {
+                toml::Value::String(text) => parse_duration(text),
+                toml::Value::Integer(n) if *n > 0 => Ok(Duration::from_secs(*n as u64)),
+                toml::Value::Float(f) if *f > 0.0 && f.is_finite() => {
+                    Ok(Duration::from_secs_f64(*f))
+                }
+                v => Err(format!(
+                    "{v} is not a duration: give seconds (60) or a string such as \"60s\" or \"2m\""
+                )),
+            }
+            .map_err(|e| f.field(t.span(), "timeout", e))?,
         };
+        Ok(timeout)
+    }
+
+    fn points(file: &File, f: &Fields) -> Result<Vec<Point>, ScenarioError> {
         let mut axes: Vec<(String, Vec<String>)> = Vec::new();
         for (name, value) in &file.params {
             let values = match value.get_ref() {
@@ -369,7 +430,7 @@ impl Scenario {
             }
             .filter(|v| !v.is_empty())
             .ok_or_else(|| {
-                field(
+                f.field(
                     value.span(),
                     &format!("params.{name}"),
                     "must be a value or a non-empty array of strings, numbers or booleans".into(),
@@ -393,7 +454,7 @@ impl Scenario {
         }
         if let Some(list) = &file.points {
             if !axes.is_empty() {
-                return Err(field(
+                return Err(f.field(
                     list.span(),
                     "points",
                     "use either `params` (a matrix) or `points` (a list), not both".into(),
@@ -408,7 +469,7 @@ impl Scenario {
                         .collect::<Option<BTreeMap<_, _>>>()
                         .map(Point)
                         .ok_or_else(|| {
-                            field(
+                            f.field(
                                 list.span(),
                                 "points",
                                 "values must be strings, numbers or booleans".into(),
@@ -417,9 +478,13 @@ impl Scenario {
                 })
                 .collect::<Result<_, _>>()?;
         }
+        Ok(points)
+    }
+
+    fn instructions(file: &File, f: &Fields, kind: &Kind) -> Result<bool, ScenarioError> {
         let instructions = match &file.instructions {
             Some(i) if *i.get_ref() && !matches!(kind, Kind::Command { .. }) => {
-                return Err(field(
+                return Err(f.field(
                     i.span(),
                     "instructions",
                     "only command scenarios count instructions so far".into(),
@@ -428,6 +493,10 @@ impl Scenario {
             Some(i) => *i.get_ref(),
             None => false,
         };
+        Ok(instructions)
+    }
+
+    fn servers(file: &File, f: &Fields, kind: &Kind) -> Result<Servers, ScenarioError> {
         let mut servers = Servers::default();
         for (name, span, value, slot) in [
             (
@@ -451,38 +520,80 @@ impl Scenario {
         ] {
             let Some(span) = span else { continue };
             if !matches!(kind, Kind::Sync { .. }) {
-                return Err(field(
-                    span,
-                    name,
-                    "only sync scenarios take this field".into(),
-                ));
+                return Err(f.field(span, name, "only sync scenarios take this field".into()));
             }
-            *slot = value
-                .ok_or_else(|| field(span.clone(), name, "must be a string or a number".into()))?;
-        }
-        // Every point must resolve (a typo in a template is found now, not
-        // an hour into a run).
-        for p in &points {
-            servers.resolve(p).map_err(|e| ScenarioError::Invalid {
-                path: path.to_owned(),
-                message: format!("point {}: {e}", p.key()),
+            *slot = value.ok_or_else(|| {
+                f.field(span.clone(), name, "must be a string or a number".into())
             })?;
         }
-        Ok(Scenario {
-            setup: file.setup,
-            servers,
-            instructions,
-            name: file.name.into_inner(),
-            description: file.description,
-            path: path.to_owned(),
-            kind,
-            repetitions: file.repetitions.into_inner(),
-            warmup: file.warmup,
-            timeout,
-            default: file.default,
-            points,
-            thresholds: file.thresholds,
-        })
+        Ok(servers)
+    }
+}
+
+/// The threshold where a scenario file sets none: the smallest relative
+/// change (5%) that counts.
+pub const DEFAULT_THRESHOLD: f64 = 0.05;
+
+/// Smallest relative changes that count (0.05 = 5%), per metric name or
+/// last part of it (`wall`, `peak_rss`, `upload.wall`…).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Thresholds(pub BTreeMap<String, f64>);
+
+impl Thresholds {
+    /// The setting for the full metric name, else for its last part.
+    pub fn get(&self, metric: &str) -> Option<f64> {
+        self.0
+            .get(metric)
+            .or_else(|| metric.rsplit('.').next().and_then(|m| self.0.get(m)))
+            .copied()
+    }
+}
+
+/// The thresholds of every scenario of a directory by name, and the
+/// smallest change that counts where a file sets none.
+#[derive(Debug, Clone, Default)]
+pub struct ThresholdBook {
+    by_scenario: BTreeMap<String, Thresholds>,
+    default: f64,
+}
+
+impl ThresholdBook {
+    /// Reads every scenario file of `dir`; a file that does not load
+    /// contributes nothing (the results stored for it still compare).
+    pub fn load(dir: &Path, default: f64) -> ThresholdBook {
+        let mut by_scenario = BTreeMap::new();
+        for path in std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+        {
+            if path.extension().is_some_and(|e| e == "toml")
+                && let Ok(s) = Scenario::load(&path)
+            {
+                by_scenario.insert(s.name, s.thresholds);
+            }
+        }
+        ThresholdBook {
+            by_scenario,
+            default,
+        }
+    }
+
+    /// One scenario's thresholds, with `default` for the rest.
+    pub fn of(scenario: &Scenario, default: f64) -> ThresholdBook {
+        ThresholdBook {
+            by_scenario: BTreeMap::from([(scenario.name.clone(), scenario.thresholds.clone())]),
+            default,
+        }
+    }
+
+    /// The smallest relative change that counts for a scenario's metric.
+    pub fn min_effect(&self, scenario: &str, metric: &str) -> f64 {
+        self.by_scenario
+            .get(scenario)
+            .and_then(|t| t.get(metric))
+            .unwrap_or(self.default)
     }
 }
 

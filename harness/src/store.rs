@@ -1,11 +1,23 @@
-//! The results database (`.syncbench/results.sqlite` by default).
+//! The results database (`.syncbench/results.sqlite` by default): every
+//! SQL statement of the harness is in this module, behind named queries.
+//!
+//! "The run of a commit" is defined once, here (`THE_RUN`): of the runs
+//! of one scenario point on one machine at one commit, an `ok` run wins
+//! over failures, a run of the commit as committed wins over one of a
+//! dirty working tree, and a newer run wins over an older one.
+//! `regressions`, `compare`, `check`, `bisect`, the baseline of `run` and
+//! the dashboard all read runs through it.
 
 use crate::env::{Commit, Machine};
-use crate::metric::{Direction, Series, Unit};
+use crate::model::{Direction, Phase, PointKey, RunStatus, Series, Unit};
 use crate::probe::Sample;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+
+/// The order that picks the run of a commit among the runs of one point
+/// at one commit: the first row wins. `?1` is bound to `ok`.
+const THE_RUN: &str = "(r.status = ?1) DESC, r.dirty ASC, r.id DESC";
 
 /// `PRAGMA application_id` of our databases ("SBNC").
 const APPLICATION_ID: i64 = 0x5342_4e43;
@@ -85,19 +97,19 @@ pub enum StoreError {
     NotSqlite(PathBuf),
     #[error("{0} is a SQLite database of another program (left untouched); give another --db")]
     Foreign(PathBuf),
-    #[error("{path} cannot be used as a results database (left untouched): {source}")]
+    #[error("{path} cannot be used as a results database (left untouched)")]
     Unreadable {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
     },
-    #[error("creating {path}: {source}")]
+    #[error("creating {path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("results database: {0}")]
+    #[error("results database")]
     Sqlite(#[from] rusqlite::Error),
 }
 
@@ -109,7 +121,7 @@ pub struct RunRecord {
     pub scenario: String,
     pub point: String,
     pub params_json: String,
-    pub status: String,
+    pub status: RunStatus,
     pub error: Option<String>,
     pub repetitions: u32,
     pub harness_version: String,
@@ -119,7 +131,7 @@ pub struct RunRecord {
     pub finished_unix: f64,
     pub metrics: Vec<Series>,
     pub samples: Vec<(u32, Sample)>,
-    pub phases: Vec<(u32, String, f64, f64)>,
+    pub phases: Vec<Phase>,
 }
 
 /// A stored run, as `show` lists it.
@@ -131,7 +143,7 @@ pub struct RunRow {
     pub dirty: bool,
     pub scenario: String,
     pub point: String,
-    pub status: String,
+    pub status: RunStatus,
     pub error: Option<String>,
     pub started_unix: f64,
 }
@@ -204,29 +216,37 @@ impl Store {
         Ok(ids)
     }
 
-    /// The newest successful run of the series at the newest of `commits`
-    /// (newest first) that has one, other than `exclude`.
-    pub fn baseline(
+    /// The run (see `THE_RUN`) of the point at the newest of `commits`
+    /// (newest first) that has an `ok` one, not counting run `exclude`;
+    /// with its commit.
+    pub fn run_of(
         &self,
-        machine: &Machine,
-        scenario: &str,
-        point: &str,
+        key: &PointKey,
         commits: &[String],
-        exclude: i64,
+        exclude: Option<i64>,
     ) -> Result<Option<(i64, String)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT r.id FROM runs r JOIN machines m ON m.id = r.machine_id
-             WHERE m.fingerprint = ?1 AND r.scenario = ?2 AND r.point = ?3 AND r.commit_sha = ?4
-               AND r.status = 'ok' AND r.dirty = 0 AND r.id != ?5
-             ORDER BY r.id DESC LIMIT 1",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT r.id, r.status FROM runs r JOIN machines m ON m.id = r.machine_id
+             WHERE m.fingerprint = ?2 AND r.scenario = ?3 AND r.point = ?4 AND r.commit_sha = ?5
+               AND r.id != ?6
+             ORDER BY {THE_RUN} LIMIT 1"
+        ))?;
         for sha in commits {
-            if let Some(id) = stmt
+            let found: Option<(i64, String)> = stmt
                 .query_row(
-                    params![machine.fingerprint(), scenario, point, sha, exclude],
-                    |r| r.get(0),
+                    params![
+                        RunStatus::Ok.as_str(),
+                        key.machine,
+                        key.scenario,
+                        key.point,
+                        sha,
+                        exclude.unwrap_or(-1)
+                    ],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
-                .optional()?
+                .optional()?;
+            if let Some((id, status)) = found
+                && RunStatus::parse(&status) == RunStatus::Ok
             {
                 return Ok(Some((id, sha.clone())));
             }
@@ -241,25 +261,13 @@ impl Store {
              WHERE v.run_id = ?1 ORDER BY m.name, v.repetition",
         )?;
         let mut out: BTreeMap<String, Series> = BTreeMap::new();
-        let rows = stmt.query_map([run_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, f64>(3)?,
-            ))
-        })?;
-        for row in rows {
-            let (name, unit, direction, value) = row?;
-            out.entry(name.clone())
-                .or_insert_with(|| Series {
-                    name,
-                    unit: Unit::parse(&unit).unwrap_or(Unit::Count),
-                    direction: Direction::parse(&direction).unwrap_or(Direction::LowerIsBetter),
-                    values: vec![],
-                })
-                .values
-                .push(value);
+        let mut rows = stmt.query([run_id])?;
+        while let Some(r) = rows.next()? {
+            let name: String = r.get(0)?;
+            if !out.contains_key(&name) {
+                out.insert(name.clone(), metric_of(r)?);
+            }
+            out.get_mut(&name).expect("inserted").values.push(r.get(3)?);
         }
         Ok(out.into_values().collect())
     }
@@ -279,17 +287,25 @@ impl Store {
                 dirty: r.get(3)?,
                 scenario: r.get(4)?,
                 point: r.get(5)?,
-                status: r.get(6)?,
+                status: RunStatus::parse(&r.get::<_, String>(6)?),
                 error: r.get(7)?,
                 started_unix: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
 
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
+/// A new series (no values yet) from a row whose columns 0–2 are the
+/// metric's name, unit and direction. An unknown unit or direction (a
+/// newer harness's) reads as a count, lower is better.
+fn metric_of(r: &rusqlite::Row) -> rusqlite::Result<Series> {
+    Ok(Series {
+        name: r.get(0)?,
+        unit: Unit::parse(&r.get::<_, String>(1)?).unwrap_or(Unit::Count),
+        direction: Direction::parse(&r.get::<_, String>(2)?).unwrap_or(Direction::LowerIsBetter),
+        values: Vec::new(),
+    })
 }
 
 fn insert_run(tx: &rusqlite::Transaction, run: &RunRecord) -> Result<i64, StoreError> {
@@ -312,7 +328,7 @@ fn insert_run(tx: &rusqlite::Transaction, run: &RunRecord) -> Result<i64, StoreE
                 run.scenario,
                 run.point,
                 run.params_json,
-                run.status,
+                run.status.as_str(),
                 run.error,
                 run.repetitions,
                 run.harness_version,
@@ -356,8 +372,8 @@ fn insert_run(tx: &rusqlite::Transaction, run: &RunRecord) -> Result<i64, StoreE
         let mut ins = tx.prepare_cached(
                 "INSERT INTO phases (run_id, repetition, name, start_ms, end_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-        for (rep, name, start, end) in &run.phases {
-            ins.execute(params![run_id, rep, name, start, end])?;
+        for p in &run.phases {
+            ins.execute(params![run_id, p.repetition, p.name, p.start_ms, p.end_ms])?;
         }
     }
     Ok(run_id)
@@ -391,65 +407,211 @@ fn check_existing(path: &Path) -> Result<(), StoreError> {
     if app != APPLICATION_ID && tables > 0 {
         return Err(StoreError::Foreign(path.to_owned()));
     }
-    let check: String = conn
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+    // The tables that index everything else, not the whole file: a
+    // quick_check of every page cost 0.4 s per command at 90 MB (the
+    // samples and measurements of a long history), on every command.
+    // Damage in the bulk tables surfaces as an error where it is read.
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('machines', 'commits', 'runs', 'metrics')")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(unreadable)?;
-    if check != "ok" {
-        return Err(unreadable(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-            Some(format!("integrity check: {check}")),
-        )));
+    for table in tables {
+        let check: String = conn
+            .query_row(&format!("PRAGMA quick_check(\"{table}\")"), [], |r| {
+                r.get(0)
+            })
+            .map_err(unreadable)?;
+        if check != "ok" {
+            return Err(unreadable(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(format!("integrity check of {table}: {check}")),
+            )));
+        }
     }
     Ok(())
 }
 
-/// A successful run, located in its series and history.
+/// The run of a commit (see `THE_RUN`), located in its series and history.
 #[derive(Debug, Clone)]
-pub struct OkRun {
+pub struct CommitRun {
     pub id: i64,
-    pub machine: String,
-    pub scenario: String,
-    pub point: String,
+    pub key: PointKey,
+    /// The point's parameters, as JSON.
     pub params: String,
     pub sha: String,
     pub time_unix: i64,
     pub parents: Vec<String>,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    /// Measured on a working tree with uncommitted changes.
+    pub dirty: bool,
+}
+
+/// A commit as recorded.
+#[derive(Debug, Clone)]
+pub struct CommitRow {
+    pub sha: String,
+    pub parents: Vec<String>,
+    pub author: String,
+    pub time_unix: i64,
+    pub subject: String,
+}
+
+/// A machine as recorded.
+#[derive(Debug, Clone)]
+pub struct MachineRow {
+    pub fingerprint: String,
+    pub cpu: String,
+    pub cores: i64,
+    pub memory_bytes: i64,
+    pub os: String,
+}
+
+fn parents(text: String) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
 }
 
 impl Store {
-    /// The newest successful run of every (machine, scenario, point, commit).
-    pub fn ok_runs(&self) -> Result<Vec<OkRun>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT r.id, m.fingerprint, r.scenario, r.point, r.params, c.sha, c.time_unix, c.parents
-             FROM runs r JOIN machines m ON m.id = r.machine_id JOIN commits c ON c.sha = r.commit_sha
-             WHERE r.status = 'ok' AND r.id = (
-                 SELECT max(r2.id) FROM runs r2 WHERE r2.machine_id = r.machine_id AND r2.scenario = r.scenario
-                   AND r2.point = r.point AND r2.commit_sha = r.commit_sha AND r2.status = 'ok')
-             ORDER BY r.id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(OkRun {
+    /// The run of every (machine, scenario, point, commit), oldest first.
+    pub fn commit_runs(&self) -> Result<Vec<CommitRun>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT id, fingerprint, scenario, point, params, sha, time_unix, parents, status, error, dirty
+             FROM (SELECT r.id, m.fingerprint, r.scenario, r.point, r.params, c.sha, c.time_unix,
+                          c.parents, r.status, r.error, r.dirty,
+                          row_number() OVER (PARTITION BY r.machine_id, r.scenario, r.point, r.commit_sha
+                                             ORDER BY {THE_RUN}) AS rank
+                   FROM runs r JOIN machines m ON m.id = r.machine_id
+                   JOIN commits c ON c.sha = r.commit_sha)
+             WHERE rank = 1 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([RunStatus::Ok.as_str()], |r| {
+            Ok(CommitRun {
                 id: r.get(0)?,
-                machine: r.get(1)?,
-                scenario: r.get(2)?,
-                point: r.get(3)?,
+                key: PointKey {
+                    machine: r.get(1)?,
+                    scenario: r.get(2)?,
+                    point: r.get(3)?,
+                },
                 params: r.get(4)?,
                 sha: r.get(5)?,
                 time_unix: r.get(6)?,
-                parents: r
-                    .get::<_, String>(7)?
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect(),
+                parents: parents(r.get(7)?),
+                status: RunStatus::parse(&r.get::<_, String>(8)?),
+                error: r.get(9)?,
+                dirty: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Whether this machine has a final answer (measured, or known not to
-    /// build or not to have the workload) for the point at the commit;
-    /// with no point, for any point of the scenario (criterion scenarios,
-    /// whose points are only known once they ran).
+    /// The runs of commits whose run is `ok`, oldest first.
+    pub fn ok_commit_runs(&self) -> Result<Vec<CommitRun>, StoreError> {
+        let mut runs = self.commit_runs()?;
+        runs.retain(|r| r.status == RunStatus::Ok);
+        Ok(runs)
+    }
+
+    /// Every recorded commit.
+    pub fn commits(&self) -> Result<Vec<CommitRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT sha, parents, author, time_unix, subject FROM commits")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(CommitRow {
+                sha: r.get(0)?,
+                parents: parents(r.get(1)?),
+                author: r.get(2)?,
+                time_unix: r.get(3)?,
+                subject: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every recorded machine.
+    pub fn machines(&self) -> Result<Vec<MachineRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT fingerprint, cpu, cores, memory_bytes, os FROM machines")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(MachineRow {
+                fingerprint: r.get(0)?,
+                cpu: r.get(1)?,
+                cores: r.get(2)?,
+                memory_bytes: r.get(3)?,
+                os: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The metrics of every run `wanted` accepts, in one pass over the
+    /// measurements (the dashboard reads everything at once).
+    pub fn all_series(
+        &self,
+        wanted: &dyn Fn(i64) -> bool,
+    ) -> Result<HashMap<i64, Vec<Series>>, StoreError> {
+        let mut out: HashMap<i64, Vec<Series>> = HashMap::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT mt.name, mt.unit, mt.direction, ms.value, ms.run_id FROM measurements ms
+             JOIN metrics mt ON mt.id = ms.metric_id ORDER BY ms.run_id, mt.name, ms.repetition",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let run: i64 = r.get(4)?;
+            if !wanted(run) {
+                continue;
+            }
+            let list = out.entry(run).or_default();
+            let name: String = r.get(0)?;
+            if list.last().is_none_or(|m| m.name != name) {
+                list.push(metric_of(r)?);
+            }
+            list.last_mut().expect("pushed").values.push(r.get(3)?);
+        }
+        Ok(out)
+    }
+
+    /// CPU and RSS samples of a run's first recorded repetition, by
+    /// process, in time order.
+    pub fn first_samples(&self, run_id: i64) -> Result<Vec<Sample>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT process, t_ms, cpu_pct, rss_bytes FROM samples WHERE run_id = ?1 AND repetition =
+               (SELECT min(repetition) FROM samples WHERE run_id = ?1) ORDER BY process, t_ms",
+        )?;
+        let rows = stmt.query_map([run_id], |r| {
+            Ok(Sample {
+                process: r.get(0)?,
+                t_ms: r.get(1)?,
+                cpu_pct: r.get(2)?,
+                rss_bytes: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The phases of the repetition `first_samples` returns.
+    pub fn first_phases(&self, run_id: i64) -> Result<Vec<Phase>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT repetition, name, start_ms, end_ms FROM phases WHERE run_id = ?1 AND repetition =
+               (SELECT min(repetition) FROM samples WHERE run_id = ?1) ORDER BY start_ms",
+        )?;
+        let rows = stmt.query_map([run_id], |r| {
+            Ok(Phase {
+                repetition: r.get(0)?,
+                name: r.get(1)?,
+                start_ms: r.get(2)?,
+                end_ms: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether this machine has a final answer (see
+    /// [`RunStatus::is_final`]) for the point at the commit, measured on
+    /// the commit as committed; with no point, for any point of the
+    /// scenario (criterion scenarios, whose points are only known once
+    /// they ran).
     pub fn has_final_run(
         &self,
         machine: &Machine,
@@ -457,14 +619,17 @@ impl Store {
         point: Option<&str>,
         sha: &str,
     ) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT 1 FROM runs r JOIN machines m ON m.id = r.machine_id
-                 WHERE m.fingerprint = ?1 AND r.scenario = ?2 AND (?3 IS NULL OR r.point = ?3)
-                   AND r.commit_sha = ?4 AND r.dirty = 0
-                   AND r.status IN ('ok', 'build_failed', 'unsupported')",
-            )?
-            .exists(params![machine.fingerprint(), scenario, point, sha])?)
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.status FROM runs r JOIN machines m ON m.id = r.machine_id
+             WHERE m.fingerprint = ?1 AND r.scenario = ?2 AND (?3 IS NULL OR r.point = ?3)
+               AND r.commit_sha = ?4 AND r.dirty = 0",
+        )?;
+        let mut rows = stmt.query(params![machine.fingerprint(), scenario, point, sha])?;
+        while let Some(r) = rows.next()? {
+            if RunStatus::parse(&r.get::<_, String>(0)?).is_final() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }

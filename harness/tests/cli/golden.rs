@@ -12,7 +12,7 @@
 use crate::support::*;
 use std::path::{Path, PathBuf};
 use syncbench::env::{Commit, Machine};
-use syncbench::metric::{Direction, Series, Unit};
+use syncbench::model::{Direction, Phase, RunStatus, Series, Unit};
 use syncbench::probe::Sample;
 use syncbench::store::{RunRecord, Store};
 
@@ -105,7 +105,7 @@ fn fixed_db(repo: &Path, shas: &[String], db: &Path) {
             scenario: "svc".into(),
             point: point.into(),
             params_json: params.into(),
-            status: status.into(),
+            status: RunStatus::parse(status),
             error: (status != "ok").then(|| format!("`true` exited with status 1 at {i}")),
             repetitions: if status == "ok" { 5 } else { 0 },
             harness_version: "0.1.0".into(),
@@ -133,7 +133,12 @@ fn fixed_db(repo: &Path, shas: &[String], db: &Path) {
             phases: if metrics.is_empty() {
                 vec![]
             } else {
-                vec![(0, "load".into(), 10.0, 90.0)]
+                vec![Phase {
+                    repetition: 0,
+                    name: "load".into(),
+                    start_ms: 10.0,
+                    end_ms: 90.0,
+                }]
             },
             metrics,
         };

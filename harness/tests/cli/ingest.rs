@@ -185,14 +185,12 @@ fn bmf_round_trip_and_csv() {
         db2.to_str().unwrap(),
     ]);
     let second = json(&out);
-    for (measure, m) in first["hello"].as_object().unwrap() {
-        let a = m["value"].as_f64().unwrap();
-        let b = second["hello"][measure]["value"].as_f64().unwrap();
-        assert!(
-            (a - b).abs() <= 1e-12 * a.abs().max(1.0),
-            "{measure}: {a} vs {b}"
-        );
-    }
+    // Exact: the value and both bounds of every measure.
+    assert_eq!(first, second);
+    assert!(
+        first["hello"]["wall"]["lower_value"].as_f64()
+            < first["hello"]["wall"]["upper_value"].as_f64()
+    );
 
     // An unknown unit is refused with the measure named, and stores nothing.
     std::fs::write(

@@ -7,7 +7,7 @@
 //! browser lays out the text, and a series of 1000 commits is a handful of
 //! paths, which keeps rendering 60 of them well under a second.
 
-use crate::metric::Unit;
+use crate::model::{Phase, Unit};
 use std::fmt::Write;
 
 /// Escapes text for SVG/HTML content and attribute values.
@@ -241,19 +241,20 @@ type Panel = (&'static str, Unit, fn(&Sample) -> f64);
 
 /// CPU % and RSS over time of every process of one repetition, on a
 /// shared time axis, with the driver's phases shaded and named.
-pub fn resources(processes: &[(String, Samples)], phases: &[(String, f64, f64)]) -> String {
+pub fn resources(processes: &[(String, Samples)], phases: &[Phase]) -> String {
     let (width, panel) = (960.0, 170.0);
     let height = 2.0 * panel + 30.0;
     let t_max = processes
         .iter()
         .flat_map(|(_, s)| s.iter().map(|p| p.0))
-        .chain(phases.iter().map(|p| p.2))
+        .chain(phases.iter().map(|p| p.end_ms))
         .fold(1.0, f64::max);
     let x = |t: f64| PLOT_LEFT + t / t_max * (width - PLOT_LEFT - PLOT_RIGHT);
     let mut s = format!(
         r#"<svg class="resources" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="CPU and memory over time">"#
     );
-    for (k, (name, start, end)) in phases.iter().enumerate() {
+    for (k, p) in phases.iter().enumerate() {
+        let (name, start, end) = (&p.name, &p.start_ms, &p.end_ms);
         let _ = write!(
             s,
             r#"<rect x="{:.1}" y="{PLOT_TOP}" width="{:.1}" height="{:.1}" class="phase p{}"><title>{} ({:.0} ms)</title></rect><text x="{:.1}" y="{:.1}" class="phase-label">{}</text>"#,

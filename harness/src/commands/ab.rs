@@ -1,0 +1,136 @@
+//! The A/B flags of `compare --run` and `check --run`, and how their
+//! results are printed.
+
+use super::{Context, outln};
+use std::path::PathBuf;
+use std::time::Duration;
+use syncbench::abtest::Settings;
+use syncbench::ops::ab::{self, AbResult, Plan};
+use syncbench::ops::session::{MeasureSettings, Session};
+use syncbench::scenario::parse_duration;
+
+/// Interleaved A/B measurement, for `compare --run` and `check --run`.
+#[derive(clap::Args, Clone)]
+pub struct AbArgs {
+    /// Build both commits (a worktree each) and measure them now,
+    /// alternately A B A B …, deciding from the per-pair ratios; pairs are
+    /// added while the answer is uncertain. Exit 1 on a regression.
+    #[arg(long)]
+    pub run: bool,
+    /// The metric that decides (e.g. wall, command.cpu_user, upload.wall;
+    /// command.instructions runs each repetition under valgrind).
+    #[arg(long, default_value = "wall", requires = "run")]
+    metric: String,
+    /// Smallest relative change that matters: "unchanged" once the
+    /// interval is inside ±threshold, "changed" once it is beyond half.
+    #[arg(long, default_value_t = 0.02, requires = "run")]
+    threshold: f64,
+    #[arg(long, default_value_t = 5, requires = "run")]
+    min_pairs: usize,
+    #[arg(long, default_value_t = 40, requires = "run")]
+    max_pairs: usize,
+    /// Stop adding pairs after this long per point (e.g. 5m, 90s).
+    #[arg(long, default_value = "10m", value_parser = parse_duration, requires = "run")]
+    budget: Duration,
+    /// Instead of interleaving: N repetitions of A, then N of B, judged
+    /// by Mann-Whitney (the usual way, for comparison).
+    #[arg(long, requires = "run")]
+    unpaired: Option<usize>,
+    /// Only points whose key contains this.
+    #[arg(long, requires = "run")]
+    filter: Option<String>,
+    /// Cargo profile the reference system is built with.
+    #[arg(long, default_value = "release", requires = "run")]
+    cargo_profile: String,
+    /// Cache for the two worktrees and their builds.
+    #[arg(long, requires = "run")]
+    cache_dir: Option<PathBuf>,
+    /// Print each pair as it is measured.
+    #[arg(long, short, requires = "run")]
+    pub verbose: bool,
+}
+
+impl AbArgs {
+    fn plan(&self) -> Plan {
+        Plan {
+            metric: self.metric.clone(),
+            settings: Settings {
+                min_pairs: self.min_pairs,
+                max_pairs: self.max_pairs,
+                budget: self.budget,
+                threshold: self.threshold,
+                // 5% false alarms over all the looks one point may take.
+                confidence: 1.0 - 0.05 / self.max_pairs.max(1) as f64,
+            },
+            unpaired: self.unpaired,
+            warmup: true,
+        }
+    }
+
+    /// Builds both commits, measures them A B A B …, prints the results;
+    /// exit 1 on a regression or a failure.
+    pub fn run_ab(
+        &self,
+        cx: &Context,
+        a_rev: &str,
+        b_rev: &str,
+        names: &[String],
+        json: bool,
+    ) -> anyhow::Result<u8> {
+        let (a, b) = (cx.full_sha(a_rev)?, cx.full_sha(b_rev)?);
+        let chosen = cx.choose(names)?;
+        let settings = MeasureSettings {
+            repetitions: None,
+            filter: self.filter.clone(),
+            sample_interval: Duration::from_millis(50),
+            target_dir: None,
+            cargo_profile: self.cargo_profile.clone(),
+            cache_dir: self.cache_dir.clone(),
+            pin_cpu: None,
+        };
+        let session = Session::open(&cx.db, settings, cx.interrupted()?)?;
+        let verbose = self.verbose;
+        let results = ab::run(
+            &session,
+            &cx.root,
+            (&a, &b),
+            &chosen,
+            &self.plan(),
+            &mut |s, p, i, side, v| {
+                if verbose {
+                    eprintln!("syncbench: {s} {p} #{i}: {side:?} {v}");
+                }
+            },
+        )?;
+        print(&a, &b, &results, json)?;
+        Ok(ab::status(&results))
+    }
+}
+
+fn print(a: &str, b: &str, results: &[AbResult], json: bool) -> anyhow::Result<()> {
+    if json {
+        let all = serde_json::json!({ "a": a, "b": b, "results": results });
+        return outln!("{}", serde_json::to_string_pretty(&all)?);
+    }
+    outln!("B {} against A {}", &b[..12], &a[..12])?;
+    for r in results {
+        match (&r.error, &r.estimate) {
+            (Some(e), _) => outln!("{} {}: FAILED: {e}", r.scenario, r.point)?,
+            (None, Some(e)) => outln!(
+                "{} {} {}: {:+.2}% [{:+.2}%, {:+.2}%] → {} after {} pairs in {:.1} s ({})",
+                r.scenario,
+                r.point,
+                r.metric,
+                e.change * 100.0,
+                e.low * 100.0,
+                e.high * 100.0,
+                r.verdict,
+                r.pairs,
+                r.seconds,
+                r.stop.map_or(r.mode.as_str(), |s| s.describe())
+            )?,
+            (None, None) => outln!("{} {}: no data", r.scenario, r.point)?,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! `syncbench history`: measure past commits in a reusable checkout.
+
+use super::{Bars, Context, MeasureArgs, finish};
+use anyhow::bail;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashSet;
+use syncbench::ops::session::{Baseline, Tally};
+use syncbench::scenario::{self, Point, Scenario};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Scenarios and commits, in any order.
+    args: Vec<String>,
+    /// The last N first-parent commits of HEAD.
+    #[arg(short = 'n')]
+    last: Option<usize>,
+    /// Measure again commits that have results.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+}
+
+pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
+    let (chosen, revs) = split_args(cx, &args.args)?;
+    let commits = syncbench::history::resolve(&cx.root, &revs, args.last)?;
+    if commits.is_empty() {
+        bail!("no commits to measure: give A..B, revisions or -n N");
+    }
+    let mut session = args.measure.session(cx)?;
+    let (checkout, runner) = session.checkout(&cx.root)?;
+    let mut bars = Bars::new(args.measure.json);
+    let bar = bars.multi.add(ProgressBar::new(commits.len() as u64));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>10} [{bar:30}] {pos}/{len} commits  {msg}  (eta {eta})",
+        )
+        .expect("valid template"),
+    );
+    bar.set_prefix("history");
+    let mut total = Tally::default();
+    for commit in &commits {
+        bar.set_message(format!("{} {}", &commit.sha[..10], commit.subject));
+        let mut done: HashSet<(String, String)> = HashSet::new();
+        for s in &chosen {
+            for p in &s.points {
+                if !args.force && session.is_measured(s, p, &commit.sha)? {
+                    done.insert((s.name.clone(), p.key()));
+                }
+            }
+        }
+        let skip = |s: &Scenario, p: &Point| done.contains(&(s.name.clone(), p.key()));
+        let todo: Vec<Scenario> = chosen
+            .iter()
+            .filter(|s| s.points.iter().any(|p| !skip(s, p)))
+            .cloned()
+            .collect();
+        if !todo.is_empty() {
+            checkout.switch(&commit.sha)?;
+            let baseline = Baseline {
+                name: "parent".into(),
+                commits: commit.parents.iter().take(1).cloned().collect(),
+            };
+            total.add(session.measure(&runner, commit, &todo, &baseline, &skip, &mut bars)?);
+        }
+        bar.inc(1);
+        if session.interrupted() {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    finish(&session, total, args.measure.json)
+}
+
+/// `history` arguments: scenario names or files, and revisions.
+fn split_args(cx: &Context, args: &[String]) -> anyhow::Result<(Vec<Scenario>, Vec<String>)> {
+    let (mut scenarios, mut revs) = (vec![], vec![]);
+    for a in args {
+        match scenario::find(&cx.scenarios_dir, a) {
+            Ok(s) => scenarios.push(s),
+            Err(scenario::ScenarioError::NotFound(_)) => revs.push(a.clone()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if scenarios.is_empty() {
+        scenarios = cx.choose(&[])?;
+    }
+    Ok((scenarios, revs))
+}

@@ -1,0 +1,52 @@
+//! `syncbench run`: measure the working tree, then render the dashboard.
+
+use super::{Bars, Context, MeasureArgs, finish, outln};
+use std::path::PathBuf;
+use syncbench::env;
+use syncbench::ops::session::Baseline;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Scenario names (from scenarios/) or TOML paths; none = the default suite.
+    scenarios: Vec<String>,
+    /// Compare with the last results on this branch or commit.
+    #[arg(long, default_value = "main")]
+    baseline: String,
+    /// Where to render the dashboard afterwards [default:
+    /// target/syncbench-report for the repository's database, else
+    /// DB-STEM-report next to the --db file].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+}
+
+pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
+    let chosen = cx.choose(&args.scenarios)?;
+    let mut session = args.measure.session(cx)?;
+    let commit = env::head_commit(&cx.root)?;
+    let baseline = Baseline {
+        commits: env::first_parent_history(&cx.root, &args.baseline, 1000)?,
+        name: args.baseline,
+    };
+    let runner = session.runner(cx.root.clone(), cx.root.join("target"));
+    let mut bars = Bars::new(args.measure.json);
+    let tally = session.measure(
+        &runner,
+        &commit,
+        &chosen,
+        &baseline,
+        &|_, _| false,
+        &mut bars,
+    )?;
+    let code = finish(&session, tally, args.measure.json)?;
+    // The dashboard of everything recorded so far, for the browser.
+    let out = args.out.unwrap_or_else(|| cx.default_site());
+    let index = super::report::render(cx, &out, &super::report::Settings::default())?.index;
+    if args.measure.json {
+        eprintln!("syncbench: dashboard at {}", index.display());
+    } else {
+        outln!("dashboard: {}", index.display())?;
+    }
+    Ok(code)
+}

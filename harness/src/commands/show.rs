@@ -1,0 +1,49 @@
+//! `syncbench show [COMMIT]`: the stored runs of a commit.
+
+use super::{Context, emit, outln};
+use anyhow::bail;
+use syncbench::{analysis, env, text};
+
+#[derive(clap::Args)]
+pub struct Args {
+    commit: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
+    let store = cx.store()?;
+    let sha = match args.commit {
+        Some(c) => c,
+        None => env::head_commit(&cx.root)?.sha,
+    };
+    let runs = store.runs(&sha)?;
+    if runs.is_empty() {
+        bail!("no results for commit {sha} in {}", cx.db.display());
+    }
+    if args.json {
+        let v: Vec<_> = runs
+            .iter()
+            .map(|r| Ok(serde_json::json!({"run": r, "metrics": store.series(r.id)?})))
+            .collect::<anyhow::Result<_>>()?;
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(0);
+    }
+    for r in runs {
+        let dirty = if r.dirty { " (dirty tree)" } else { "" };
+        outln!(
+            "== {} {} @ {}{dirty} [{}]  {}",
+            r.scenario,
+            r.point,
+            &r.commit[..12.min(r.commit.len())],
+            r.status,
+            r.machine
+        )?;
+        if let Some(e) = &r.error {
+            outln!("{e}")?;
+        }
+        let rows = analysis::rows(&store.series(r.id)?, &[], &|_| 0.0);
+        emit(format_args!("{}", text::table(&rows)))?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,397 @@
+//! The harness's vocabulary as types: units and directions of metrics,
+//! statuses of runs, verdicts of comparisons, series keys, phases. Their
+//! strings (database columns, JSON, CLI output) are defined here and
+//! nowhere else; everything past the edges works with the enums.
+
+use serde::{Serialize, Serializer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Seconds,
+    Bytes,
+    /// Megabytes (10^6) per second.
+    MegabytesPerSecond,
+    OpsPerSecond,
+    /// Percent of one core.
+    Percent,
+    Count,
+}
+
+const UNITS: [Unit; 6] = [
+    Unit::Seconds,
+    Unit::Bytes,
+    Unit::MegabytesPerSecond,
+    Unit::OpsPerSecond,
+    Unit::Percent,
+    Unit::Count,
+];
+
+impl Unit {
+    /// The symbol stored in the database and printed in tables (`s`, `B`…).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Seconds => "s",
+            Unit::Bytes => "B",
+            Unit::MegabytesPerSecond => "MB/s",
+            Unit::OpsPerSecond => "ops/s",
+            Unit::Percent => "%",
+            Unit::Count => "count",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Unit> {
+        UNITS.into_iter().find(|u| u.as_str() == s)
+    }
+
+    /// What the unit is, in words (axis titles).
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Seconds => "seconds",
+            Unit::Bytes => "bytes",
+            Unit::MegabytesPerSecond => "MB/s",
+            Unit::OpsPerSecond => "operations per second",
+            Unit::Percent => "percent of one core",
+            Unit::Count => "counts",
+        }
+    }
+
+    /// Serializes as the symbol (`"s"`), where a JSON output carries it so.
+    pub fn serialize_symbol<S: Serializer>(u: &Unit, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(u.as_str())
+    }
+
+    /// The value in human units: 12.3 ms, 4.56 MiB, 789 MB/s.
+    pub fn human(self, v: f64) -> String {
+        match self {
+            Unit::Seconds if v.abs() < 1e-3 => format!("{:.1} µs", v * 1e6),
+            Unit::Seconds if v.abs() < 1.0 => format!("{:.1} ms", v * 1e3),
+            Unit::Seconds => format!("{v:.2} s"),
+            Unit::Bytes if v.abs() >= (1u64 << 30) as f64 => {
+                format!("{:.2} GiB", v / (1u64 << 30) as f64)
+            }
+            Unit::Bytes if v.abs() >= (1u64 << 20) as f64 => {
+                format!("{:.1} MiB", v / (1u64 << 20) as f64)
+            }
+            Unit::Bytes if v.abs() >= 1024.0 => format!("{:.1} KiB", v / 1024.0),
+            Unit::Bytes => format!("{v:.0} B"),
+            Unit::MegabytesPerSecond => format!("{v:.1} MB/s"),
+            Unit::OpsPerSecond => format!("{v:.0} ops/s"),
+            Unit::Percent => format!("{v:.2} %"),
+            Unit::Count => format!("{v:.0}"),
+        }
+    }
+}
+
+/// Which way of a metric is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    LowerIsBetter,
+    HigherIsBetter,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::LowerIsBetter => "lower_is_better",
+            Direction::HigherIsBetter => "higher_is_better",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Direction> {
+        [Direction::LowerIsBetter, Direction::HigherIsBetter]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+
+    pub fn from_higher_is_better(higher: bool) -> Direction {
+        if higher {
+            Direction::HigherIsBetter
+        } else {
+            Direction::LowerIsBetter
+        }
+    }
+
+    /// Whether a relative change (`new / old - 1`) makes this metric worse.
+    pub fn is_worse(self, change: f64) -> bool {
+        match self {
+            Direction::LowerIsBetter => change > 0.0,
+            Direction::HigherIsBetter => change < 0.0,
+        }
+    }
+
+    /// In words, for pages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Direction::LowerIsBetter => "lower is better",
+            Direction::HigherIsBetter => "higher is better",
+        }
+    }
+
+    /// Serializes as `"lower_is_better"`, where a JSON output carries it so.
+    pub fn serialize_str<S: Serializer>(d: &Direction, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(d.as_str())
+    }
+}
+
+/// How a run ended; stored with every run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunStatus {
+    Ok,
+    Failed,
+    Timeout,
+    Interrupted,
+    BuildFailed,
+    /// The commit's driver has no such workload.
+    Unsupported,
+}
+
+const STATUSES: [RunStatus; 6] = [
+    RunStatus::Ok,
+    RunStatus::Failed,
+    RunStatus::Timeout,
+    RunStatus::Interrupted,
+    RunStatus::BuildFailed,
+    RunStatus::Unsupported,
+];
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Failed => "failed",
+            RunStatus::Timeout => "timeout",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::BuildFailed => "build_failed",
+            RunStatus::Unsupported => "unsupported",
+        }
+    }
+
+    /// A stored status; an unknown one (a newer harness's) reads as failed.
+    pub fn parse(s: &str) -> RunStatus {
+        STATUSES
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .unwrap_or(RunStatus::Failed)
+    }
+
+    pub fn is_ok(self) -> bool {
+        self == RunStatus::Ok
+    }
+
+    /// An answer that measuring again would not change: measured, or
+    /// known not to build or not to have the workload.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Ok | RunStatus::BuildFailed | RunStatus::Unsupported
+        )
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RunStatus {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// What a comparison concluded about a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Regression,
+    Improvement,
+    /// Within noise or the threshold.
+    Unchanged,
+    NoBaseline,
+    /// The harness's own metrics: shown, never gated on.
+    Informational,
+    /// An A/B run that stopped before the answer was clear.
+    Inconclusive,
+    /// An A/B run that could not measure.
+    Failed,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Regression => "regression",
+            Verdict::Improvement => "improvement",
+            Verdict::Unchanged => "unchanged",
+            Verdict::NoBaseline => "no_baseline",
+            Verdict::Informational => "informational",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::Failed => "failed",
+        }
+    }
+
+    /// A change judged real, by the metric's direction.
+    pub fn of_change(direction: Direction, change: f64) -> Verdict {
+        if direction.is_worse(change) {
+            Verdict::Regression
+        } else {
+            Verdict::Improvement
+        }
+    }
+
+    /// The mark in text tables after a run.
+    pub fn table_mark(self) -> &'static str {
+        match self {
+            Verdict::Regression => "  REGRESSION",
+            Verdict::Improvement => "  improvement",
+            Verdict::Informational => "  (harness, not gated)",
+            _ => "  (within noise)",
+        }
+    }
+
+    /// The mark in Markdown summaries.
+    pub fn markdown_mark(self) -> &'static str {
+        match self {
+            Verdict::Regression => "🔴 regression",
+            Verdict::Improvement => "🟢 improvement",
+            _ => "within noise",
+        }
+    }
+
+    /// The CSS class of a change on pages: up is worse, down better.
+    pub fn css_class(self) -> &'static str {
+        match self {
+            Verdict::Regression => "up",
+            Verdict::Improvement => "down",
+            _ => "flat",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Metrics the harness reports about itself: shown, never gated on.
+pub fn is_harness_metric(name: &str) -> bool {
+    name.starts_with("harness.")
+}
+
+/// One metric's values over the recorded repetitions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Series {
+    pub name: String,
+    pub unit: Unit,
+    pub direction: Direction,
+    pub values: Vec<f64>,
+}
+
+/// One value of one metric, as a repetition measured it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricValue {
+    pub name: String,
+    pub unit: Unit,
+    pub direction: Direction,
+    pub value: f64,
+}
+
+/// A driver phase on a repetition's clock (milliseconds since its start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    pub repetition: u32,
+    pub name: String,
+    pub start_ms: f64,
+    pub end_ms: f64,
+}
+
+/// A series: machine × scenario point × metric, over commits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    /// The machine's fingerprint.
+    pub machine: String,
+    pub scenario: String,
+    pub point: String,
+    pub metric: String,
+}
+
+/// A scenario point on a machine: the runs a series' values come from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PointKey {
+    pub machine: String,
+    pub scenario: String,
+    pub point: String,
+}
+
+impl PointKey {
+    pub fn metric(&self, metric: &str) -> SeriesKey {
+        SeriesKey {
+            machine: self.machine.clone(),
+            scenario: self.scenario.clone(),
+            point: self.point.clone(),
+            metric: metric.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(Unit::Seconds.human(0.0123), "12.3 ms");
+        assert_eq!(Unit::Seconds.human(2.5), "2.50 s");
+        assert_eq!(Unit::Bytes.human(5.5 * 1024.0 * 1024.0), "5.5 MiB");
+        assert_eq!(Unit::MegabytesPerSecond.human(42.04), "42.0 MB/s");
+    }
+
+    #[test]
+    fn strings_round_trip() {
+        for u in UNITS {
+            assert_eq!(Unit::parse(u.as_str()), Some(u));
+        }
+        for s in STATUSES {
+            assert_eq!(RunStatus::parse(s.as_str()), s);
+        }
+        for d in [Direction::LowerIsBetter, Direction::HigherIsBetter] {
+            assert_eq!(Direction::parse(d.as_str()), Some(d));
+        }
+        assert_eq!(RunStatus::parse("from a newer harness"), RunStatus::Failed);
+    }
+
+    #[test]
+    fn worse_follows_the_direction() {
+        assert!(Direction::LowerIsBetter.is_worse(0.1));
+        assert!(!Direction::LowerIsBetter.is_worse(-0.1));
+        assert!(Direction::HigherIsBetter.is_worse(-0.1));
+        assert!(!Direction::HigherIsBetter.is_worse(0.0));
+        assert_eq!(
+            Verdict::of_change(Direction::HigherIsBetter, 0.2),
+            Verdict::Improvement
+        );
+    }
+
+    #[test]
+    fn json_strings_are_those_of_the_outputs() {
+        let j = |v: &dyn erased::Ser| v.json();
+        assert_eq!(j(&Verdict::NoBaseline), "\"no_baseline\"");
+        assert_eq!(j(&RunStatus::BuildFailed), "\"build_failed\"");
+        assert_eq!(j(&Unit::MegabytesPerSecond), "\"megabytes_per_second\"");
+        assert_eq!(j(&Direction::HigherIsBetter), "\"higher_is_better\"");
+    }
+
+    mod erased {
+        pub trait Ser {
+            fn json(&self) -> String;
+        }
+        impl<T: serde::Serialize> Ser for T {
+            fn json(&self) -> String {
+                serde_json::to_string(self).unwrap()
+            }
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Operations: what the commands do, as a library. Each takes settings
+//! and returns results; none prints (the commands in `src/commands`
+//! decide what people and scripts see).
+//!
+//! - `session`: measuring points at a commit and recording them (the one
+//!   place a `RunRecord` is assembled, via `Recorder`).
+//! - `bisect`: the binary search for a culprit, over a probe closure.
+//! - `ab`: interleaved A/B runs of two commits, over a measure closure.
+//! - `export`: a commit's results as JSON, BMF or CSV.
+
+pub mod ab;
+pub mod bisect;
+pub mod export;
+pub mod session;

@@ -1,0 +1,423 @@
+//! A measuring session: the database, the machine, Ctrl-C, and the loop
+//! that measures each point of some scenarios at a commit, records its
+//! run and compares it with its baseline. Progress and results go to the
+//! caller through [`Progress`].
+
+use crate::analysis::{self, Row};
+use crate::env::{self, Commit, Machine};
+use crate::model::{PointKey, RunStatus, Series, Verdict};
+use crate::runner::{Failure, PointResult, Runner, RunnerOptions};
+use crate::scenario::{DEFAULT_THRESHOLD, Kind, Point, Scenario, ThresholdBook};
+use crate::store::{RunRecord, Store, StoreError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Seconds since the epoch, for the record.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Assembles what is recorded of a run: the machine, the harness's
+/// version, the toolchain and the command line go with every result.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    pub machine: Machine,
+    toolchain: String,
+    command_line: String,
+}
+
+impl Recorder {
+    pub fn new(machine: Machine) -> Recorder {
+        Recorder {
+            machine,
+            toolchain: env::toolchain(),
+            command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        }
+    }
+
+    /// The run of `scenario` `point` at `commit`, from what its
+    /// repetitions produced (a failed run keeps its status and message,
+    /// and no figures).
+    pub fn record(
+        &self,
+        commit: &Commit,
+        scenario: &str,
+        point: String,
+        params_json: String,
+        result: PointResult,
+        started_unix: f64,
+    ) -> RunRecord {
+        let ok = result.failure.is_none();
+        RunRecord {
+            machine: self.machine.clone(),
+            commit: commit.clone(),
+            scenario: scenario.to_owned(),
+            point,
+            params_json,
+            status: result.failure.as_ref().map_or(RunStatus::Ok, |f| f.status),
+            error: result.failure.map(|f| f.message),
+            repetitions: result.recorded_repetitions,
+            harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+            toolchain: self.toolchain.clone(),
+            command_line: self.command_line.clone(),
+            started_unix,
+            finished_unix: now(),
+            metrics: if ok { result.metrics } else { vec![] },
+            samples: if ok { result.samples } else { vec![] },
+            phases: if ok { result.phases } else { vec![] },
+        }
+    }
+
+    /// A run whose figures another tool measured (criterion, BMF): `ok`,
+    /// as many repetitions as its first metric has values.
+    pub fn record_found(
+        &self,
+        commit: &Commit,
+        scenario: &str,
+        point: String,
+        params_json: String,
+        metrics: Vec<Series>,
+        started_unix: f64,
+    ) -> RunRecord {
+        let result = PointResult {
+            recorded_repetitions: metrics.first().map_or(0, |m| m.values.len() as u32),
+            metrics,
+            ..Default::default()
+        };
+        self.record(commit, scenario, point, params_json, result, started_unix)
+    }
+}
+
+/// How to measure: shared by run, history, bisect and A/B runs.
+#[derive(Debug, Clone)]
+pub struct MeasureSettings {
+    /// Overrides every scenario's repetitions.
+    pub repetitions: Option<u32>,
+    /// Only points whose key contains this.
+    pub filter: Option<String>,
+    pub sample_interval: Duration,
+    /// Where cargo builds the reference system (default: per command).
+    pub target_dir: Option<PathBuf>,
+    pub cargo_profile: String,
+    /// Cache for checkouts and their builds (default: per repository).
+    pub cache_dir: Option<PathBuf>,
+    pub pin_cpu: Option<usize>,
+}
+
+/// Where a session reports what it does.
+pub trait Progress {
+    /// A point starts (its repetitions follow).
+    fn point_started(&mut self, scenario: &str, point: &str);
+    /// `done` of `total` repetitions (warm-up included) are behind.
+    fn repetition(&mut self, done: u32, total: u32);
+    fn point_finished(&mut self);
+    /// A run was recorded and compared with its baseline.
+    fn recorded(&mut self, report: &RunReport);
+}
+
+/// A recorded run, compared with its baseline.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub scenario: String,
+    pub point: String,
+    pub commit: String,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub repetitions: u32,
+    /// The baseline's name (a branch, `parent`, or empty for none).
+    pub baseline_name: String,
+    /// The commit of the baseline run found.
+    pub baseline: Option<String>,
+    pub rows: Vec<Row>,
+}
+
+impl RunReport {
+    pub fn regressions(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Regression)
+            .count()
+    }
+}
+
+/// Counts over a measuring session.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub commits: Vec<Commit>,
+    pub points: usize,
+    pub failed: usize,
+    pub regressions: usize,
+    pub reports: Vec<RunReport>,
+}
+
+impl Tally {
+    pub fn add(&mut self, other: Tally) {
+        self.commits.extend(other.commits);
+        self.points += other.points;
+        self.failed += other.failed;
+        self.regressions += other.regressions;
+        self.reports.extend(other.reports);
+    }
+}
+
+/// The baseline a session compares each run with.
+#[derive(Debug, Clone, Default)]
+pub struct Baseline {
+    /// For people: a branch, `parent`, or empty for none.
+    pub name: String,
+    /// Candidate commits, newest first: the first with a run wins.
+    pub commits: Vec<String>,
+}
+
+/// What `run`, `history` and `bisect` share.
+#[derive(Debug)]
+pub struct Session {
+    pub store: Store,
+    pub db: PathBuf,
+    pub recorder: Recorder,
+    pub settings: MeasureSettings,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl Session {
+    /// Opens the database first: a bad --db fails before any work.
+    pub fn open(
+        db: &Path,
+        settings: MeasureSettings,
+        interrupted: Arc<AtomicBool>,
+    ) -> Result<Session, StoreError> {
+        let store = Store::open(db)?;
+        Ok(Session {
+            store,
+            db: db.to_owned(),
+            recorder: Recorder::new(Machine::detect()),
+            settings,
+            interrupted,
+        })
+    }
+
+    pub fn machine(&self) -> &Machine {
+        &self.recorder.machine
+    }
+
+    pub fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// The cache for checkouts of `root`.
+    pub fn cache(&self, root: &Path) -> PathBuf {
+        self.settings
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| crate::history::default_cache(root))
+    }
+
+    /// A runner on `tree`, building into `target_dir` unless the
+    /// settings name one.
+    pub fn runner(&self, tree: PathBuf, target_dir: PathBuf) -> Runner {
+        Runner::new(
+            tree,
+            RunnerOptions {
+                repetitions: self.settings.repetitions,
+                sample_interval: self.settings.sample_interval,
+                target_dir: self.settings.target_dir.clone().unwrap_or(target_dir),
+                cargo_profile: self.settings.cargo_profile.clone(),
+                pin_cpu: self.settings.pin_cpu,
+            },
+            self.interrupted.clone(),
+        )
+    }
+
+    /// The reusable checkout of `root` in the cache, and a runner on it
+    /// whose builds share the cache's target dir.
+    pub fn checkout(
+        &self,
+        root: &Path,
+    ) -> Result<(crate::history::Checkout, Runner), crate::env::GitError> {
+        let cache = self.cache(root);
+        let checkout = crate::history::Checkout::open(root, &cache)?;
+        let runner = self.runner(checkout.dir.clone(), cache.join("target"));
+        Ok((checkout, runner))
+    }
+
+    /// Whether this machine has a final answer for every point of `s`
+    /// at `sha` (criterion points are only known once they ran).
+    pub fn is_measured(&self, s: &Scenario, p: &Point, sha: &str) -> Result<bool, StoreError> {
+        let key = p.key();
+        let point = (!matches!(s.kind, Kind::Criterion { .. })).then_some(key.as_str());
+        self.store
+            .has_final_run(self.machine(), &s.name, point, sha)
+    }
+
+    /// Measures the points of `scenarios` (minus `skip`) on the runner's
+    /// tree, checked out at `commit`; records and reports each.
+    pub fn measure(
+        &mut self,
+        runner: &Runner,
+        commit: &Commit,
+        scenarios: &[Scenario],
+        baseline: &Baseline,
+        skip: &dyn Fn(&Scenario, &Point) -> bool,
+        progress: &mut dyn Progress,
+    ) -> Result<Tally, StoreError> {
+        let mut tally = Tally {
+            commits: vec![commit.clone()],
+            ..Default::default()
+        };
+        for s in scenarios {
+            if matches!(s.kind, Kind::Criterion { .. }) {
+                self.measure_criterion(runner, commit, s, baseline, &mut tally, progress)?;
+            } else {
+                self.measure_points(runner, commit, s, baseline, skip, &mut tally, progress)?;
+            }
+            if self.interrupted() {
+                break;
+            }
+        }
+        Ok(tally)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn measure_points(
+        &mut self,
+        runner: &Runner,
+        commit: &Commit,
+        s: &Scenario,
+        baseline: &Baseline,
+        skip: &dyn Fn(&Scenario, &Point) -> bool,
+        tally: &mut Tally,
+        progress: &mut dyn Progress,
+    ) -> Result<(), StoreError> {
+        let filter = self.settings.filter.clone();
+        let points: Vec<&Point> = s
+            .points
+            .iter()
+            .filter(|p| filter.as_ref().is_none_or(|f| p.key().contains(f.as_str())) && !skip(s, p))
+            .collect();
+        if points.is_empty() {
+            return Ok(());
+        }
+        let built = runner.build(s);
+        for point in points {
+            let started = now();
+            progress.point_started(&s.name, &point.key());
+            let result = match &built {
+                Ok(()) => runner.run_point(s, point, &mut |i, n| progress.repetition(i, n)),
+                Err(f) => PointResult {
+                    failure: Some(f.clone()),
+                    ..Default::default()
+                },
+            };
+            progress.point_finished();
+            let record =
+                self.recorder
+                    .record(commit, &s.name, point.key(), point.json(), result, started);
+            let run_id = self.store.record(&record)?;
+            let report = self.report(&record, run_id, s, baseline)?;
+            tally.count(report, progress);
+            if self.interrupted() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// A criterion scenario: one `cargo bench`, each benchmark a point.
+    fn measure_criterion(
+        &mut self,
+        runner: &Runner,
+        commit: &Commit,
+        s: &Scenario,
+        baseline: &Baseline,
+        tally: &mut Tally,
+        progress: &mut dyn Progress,
+    ) -> Result<(), StoreError> {
+        let started = now();
+        let records: Vec<RunRecord> = match runner.criterion(s) {
+            Ok(found) => found
+                .into_iter()
+                .map(|i| {
+                    self.recorder.record_found(
+                        commit,
+                        &s.name,
+                        i.point,
+                        "{}".into(),
+                        i.metrics,
+                        started,
+                    )
+                })
+                .collect(),
+            Err(f) => vec![self.recorder.record(
+                commit,
+                &s.name,
+                String::new(),
+                "{}".into(),
+                failed(f),
+                started,
+            )],
+        };
+        let ids = self.store.record_all(&records)?;
+        for (r, id) in records.iter().zip(ids) {
+            let report = self.report(r, id, s, baseline)?;
+            tally.count(report, progress);
+        }
+        Ok(())
+    }
+
+    /// Compares a recorded run with its baseline.
+    fn report(
+        &self,
+        record: &RunRecord,
+        run_id: i64,
+        s: &Scenario,
+        baseline: &Baseline,
+    ) -> Result<RunReport, StoreError> {
+        let key = PointKey {
+            machine: self.machine().fingerprint(),
+            scenario: record.scenario.clone(),
+            point: record.point.clone(),
+        };
+        let base = self.store.run_of(&key, &baseline.commits, Some(run_id))?;
+        let base_series = match &base {
+            Some((id, _)) => self.store.series(*id)?,
+            None => vec![],
+        };
+        let book = ThresholdBook::of(s, DEFAULT_THRESHOLD);
+        Ok(RunReport {
+            scenario: record.scenario.clone(),
+            point: record.point.clone(),
+            commit: record.commit.sha.clone(),
+            status: record.status,
+            error: record.error.clone(),
+            repetitions: record.repetitions,
+            baseline_name: baseline.name.clone(),
+            baseline: base.map(|b| b.1),
+            rows: analysis::rows(&record.metrics, &base_series, &|m| {
+                book.min_effect(&s.name, m)
+            }),
+        })
+    }
+}
+
+fn failed(f: Failure) -> PointResult {
+    PointResult {
+        failure: Some(f),
+        ..Default::default()
+    }
+}
+
+impl Tally {
+    fn count(&mut self, report: RunReport, progress: &mut dyn Progress) {
+        self.points += 1;
+        self.regressions += report.regressions();
+        if report.status != RunStatus::Ok {
+            self.failed += 1;
+        }
+        progress.recorded(&report);
+        self.reports.push(report);
+    }
+}

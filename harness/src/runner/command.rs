@@ -1,0 +1,154 @@
+//! Command scenarios: any shell command, measured from outside, and its
+//! instruction count under valgrind.
+
+use super::{Failure, Rep, Runner, sampler_overhead, tail};
+use crate::model::{Direction, Unit};
+use crate::probe::{HwCounters, Sampler};
+use crate::proc;
+use crate::scenario::{Point, Scenario};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+impl Runner {
+    /// Instructions the command executes, all processes together, counted
+    /// by valgrind's cachegrind (instruction counting only): the same for
+    /// the same binary and input whatever else the machine does.
+    pub(super) fn count_instructions(
+        &self,
+        scenario: &Scenario,
+        run: &str,
+        point: &Point,
+    ) -> Result<u64, Failure> {
+        let tmp = tempfile::tempdir().map_err(|e| Failure::failed(e.to_string()))?;
+        // One log per process (%p): an exec'd child would truncate a shared one.
+        let log = tmp.path().join("valgrind.%p.log");
+        let mut cmd = Command::new("valgrind");
+        cmd.args([
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            "--cachegrind-out-file=/dev/null",
+            "--trace-children=yes",
+        ])
+        .arg(format!("--log-file={}", log.display()))
+        .args(["sh", "-c", run])
+        .current_dir(&self.tree)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        for (k, v) in &point.0 {
+            cmd.env(format!("SYNCBENCH_PARAM_{}", k.to_uppercase()), v);
+        }
+        let (mut p, _child) = proc::spawn(&mut cmd)
+            .map_err(|e| Failure::failed(format!("starting valgrind (is it installed?): {e}")))?;
+        // Valgrind runs some 50 times slower than native.
+        let limit = scenario.timeout * 50;
+        let exit = self.wait(&mut p, Instant::now() + limit, "valgrind", limit)?;
+        let mut text = String::new();
+        for entry in std::fs::read_dir(tmp.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+        }
+        let tail_of = |t: &str| t[t.len().saturating_sub(2000)..].to_owned();
+        if !exit.success() {
+            return Err(Failure::failed(format!(
+                "`{run}` under valgrind {}:\n{}",
+                exit.describe(),
+                tail_of(&text)
+            )));
+        }
+        let counts: Vec<u64> = text
+            .lines()
+            .filter_map(|l| {
+                l.split_once("I   refs:")
+                    .map(|(_, n)| n.trim().replace(',', ""))
+            })
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        if counts.is_empty() {
+            return Err(Failure::failed(format!(
+                "valgrind reported no instruction count:\n{}",
+                tail_of(&text)
+            )));
+        }
+        Ok(counts.iter().sum())
+    }
+
+    pub(super) fn command_repetition(
+        &self,
+        scenario: &Scenario,
+        run: &str,
+        point: &Point,
+    ) -> Result<Rep, Failure> {
+        let tmp = tempfile::tempdir().map_err(|e| Failure::failed(e.to_string()))?;
+        let stderr_path = tmp.path().join("stderr");
+        let stderr =
+            std::fs::File::create(&stderr_path).map_err(|e| Failure::failed(e.to_string()))?;
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", run])
+            .current_dir(&self.tree)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        for (k, v) in &point.0 {
+            cmd.env(format!("SYNCBENCH_PARAM_{}", k.to_uppercase()), v);
+        }
+        if let Some(cpu) = self.opts.pin_cpu {
+            proc::pin_to_cpu(&mut cmd, cpu);
+        }
+        let t0 = Instant::now();
+        let (mut p, _child) =
+            proc::spawn(&mut cmd).map_err(|e| Failure::failed(format!("starting `{run}`: {e}")))?;
+        tracing::info!("started command pid={}", p.pid);
+        let mut hw = self
+            .hw_available
+            .then(|| HwCounters::attach(p.pid))
+            .flatten();
+        let sampler = Sampler::start(
+            vec![("command".into(), p.pid)],
+            self.opts.sample_interval,
+            t0,
+        );
+        let waited = self.wait(
+            &mut p,
+            t0 + scenario.timeout,
+            &format!("`{run}`"),
+            scenario.timeout,
+        );
+        let counts = hw.as_mut().and_then(HwCounters::read);
+        let sampled = sampler.finish();
+        let exit = match waited {
+            Ok(e) => e,
+            Err(f) => {
+                p.stop(Duration::from_millis(500));
+                return Err(f);
+            }
+        };
+        p.stop(Duration::ZERO);
+        if !exit.success() {
+            return Err(Failure::failed(format!(
+                "`{run}` {}:\n{}",
+                exit.describe(),
+                tail(&stderr_path, 2000)
+            )));
+        }
+        let mut rep = Rep::default();
+        rep.add(
+            "wall",
+            Unit::Seconds,
+            Direction::LowerIsBetter,
+            (exit.at - t0).as_secs_f64(),
+        );
+        rep.process(
+            "command",
+            &exit,
+            counts,
+            sampled.peaks.get("command").copied(),
+        );
+        sampler_overhead(&mut rep, &sampled);
+        rep.samples = sampled.samples;
+        Ok(rep)
+    }
+}

@@ -1,0 +1,391 @@
+//! Runs a scenario's points against a tree: builds what it needs, runs the
+//! repetitions with every process in its own group, and turns what the
+//! probes saw into metrics. Nothing here writes to the results database
+//! or prints (progress goes through the caller's callback, details
+//! through `tracing`). By scenario kind: `command.rs` (any shell command,
+//! and instruction counts under valgrind), `sync.rs` (the reference
+//! system: servers, proxy, driver), `criterion.rs` (`cargo bench`).
+
+mod command;
+mod criterion;
+pub mod proxy;
+mod sync;
+
+use crate::model::{Direction, MetricValue, Phase, RunStatus, Series, Unit};
+use crate::probe::{HwCounters, Sample};
+use crate::proc::{self, Exit, Proc};
+use crate::scenario::{Kind, Point, Scenario};
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How a run failed; recorded with the run, never dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Never [`RunStatus::Ok`].
+    pub status: RunStatus,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(status: RunStatus, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(RunStatus::Failed, message)
+    }
+
+    /// A failure from an error, with its whole chain of causes.
+    pub fn from_error(status: RunStatus, e: &dyn std::error::Error) -> Self {
+        let mut message = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            message = format!("{message}: {c}");
+            cause = c.source();
+        }
+        Self::new(status, message)
+    }
+}
+
+/// What the repetitions of one point produced.
+#[derive(Debug, Default)]
+pub struct PointResult {
+    pub metrics: Vec<Series>,
+    pub samples: Vec<(u32, Sample)>,
+    pub phases: Vec<Phase>,
+    pub failure: Option<Failure>,
+    pub recorded_repetitions: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// Overrides the scenario's repetitions.
+    pub repetitions: Option<u32>,
+    pub sample_interval: Duration,
+    /// Where cargo builds the reference system (shared across commits).
+    pub target_dir: PathBuf,
+    /// Cargo profile of the reference system (`release`; tests use `dev`).
+    pub cargo_profile: String,
+    /// Run measured commands on this CPU only.
+    pub pin_cpu: Option<usize>,
+}
+
+/// One repetition's measurements; phases carry repetition 0 until the
+/// point's run numbers them.
+#[derive(Debug, Default)]
+struct Rep {
+    values: Vec<MetricValue>,
+    samples: Vec<Sample>,
+    phases: Vec<Phase>,
+}
+
+impl Rep {
+    fn add(&mut self, name: impl Into<String>, unit: Unit, direction: Direction, value: f64) {
+        self.values.push(MetricValue {
+            name: name.into(),
+            unit,
+            direction,
+            value,
+        });
+    }
+
+    /// CPU, memory and (where offered) instruction counts of one process.
+    /// Peak memory: wait4's `ru_maxrss` where it is above what the child
+    /// inherited from the harness (then it is exact, and catches peaks
+    /// between samples), else the sampler's (see `Sampled::peaks`); the
+    /// larger of the two, since the sampler sums a whole process tree.
+    fn process(&mut self, name: &str, exit: &Exit, hw: Option<(u64, u64)>, peak: Option<u64>) {
+        use Direction::LowerIsBetter as Lower;
+        // Slack for what the harness allocates between reading its own
+        // peak and the child's exec.
+        const SLACK: u64 = 1 << 20;
+        let own = exit.peak_rss_bytes > exit.inherited_rss_bytes.saturating_add(SLACK);
+        let peak = match (peak, own) {
+            (Some(p), true) => p.max(exit.peak_rss_bytes),
+            (Some(p), false) => p,
+            (None, _) => exit.peak_rss_bytes,
+        };
+        self.add(
+            format!("{name}.cpu_user"),
+            Unit::Seconds,
+            Lower,
+            exit.user_s,
+        );
+        self.add(format!("{name}.cpu_sys"), Unit::Seconds, Lower, exit.sys_s);
+        self.add(format!("{name}.peak_rss"), Unit::Bytes, Lower, peak as f64);
+        if let Some((instructions, cycles)) = hw {
+            self.add(
+                format!("{name}.instructions"),
+                Unit::Count,
+                Lower,
+                instructions as f64,
+            );
+            self.add(format!("{name}.cycles"), Unit::Count, Lower, cycles as f64);
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Runner {
+    pub tree: PathBuf,
+    pub opts: RunnerOptions,
+    pub interrupted: Arc<AtomicBool>,
+    hw_available: bool,
+}
+
+/// The metric of instruction counts under valgrind (command scenarios).
+pub const INSTRUCTIONS: &str = "command.instructions";
+
+/// The last `n` bytes of a log file, for error messages.
+pub fn tail(path: &Path, n: u64) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(n)));
+    let mut s = String::new();
+    let _ = f.read_to_string(&mut s);
+    s.trim().to_owned()
+}
+
+impl Runner {
+    pub fn new(tree: PathBuf, opts: RunnerOptions, interrupted: Arc<AtomicBool>) -> Runner {
+        Runner {
+            tree,
+            opts,
+            interrupted,
+            hw_available: HwCounters::availability().is_ok(),
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    fn bin(&self, name: &str) -> PathBuf {
+        let dir = match self.opts.cargo_profile.as_str() {
+            "dev" | "test" => "debug",
+            p => p,
+        };
+        self.opts.target_dir.join(dir).join(name)
+    }
+
+    /// Runs the build a scenario needs (not measured). For sync scenarios:
+    /// the reference system, release, from the tree under test.
+    pub fn build(&self, scenario: &Scenario) -> Result<(), Failure> {
+        if let Some(setup) = &scenario.setup {
+            tracing::info!("setup: {setup}");
+            let out = Command::new("sh")
+                .args(["-c", setup])
+                .current_dir(&self.tree)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| Failure::failed(format!("running the setup: {e}")))?;
+            if !out.status.success() {
+                return Err(Failure::failed(format!(
+                    "the scenario's setup `{setup}` failed ({}):\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+        let mut cmd = match &scenario.kind {
+            Kind::Sync { .. } => {
+                let mut c = Command::new("cargo");
+                c.args(["build", "--profile", &self.opts.cargo_profile])
+                    .args(["--bin", "sync-server", "--bin", "sync-client"]);
+                // The mail exchanger exists from the blobs change on; older
+                // commits build without it (their driver lacks the mail
+                // workload and says so).
+                if self.tree.join("crates/mx/Cargo.toml").exists() {
+                    c.args(["--bin", "sync-mx"]);
+                }
+                c.arg("--target-dir").arg(&self.opts.target_dir);
+                c
+            }
+            Kind::Command { build: Some(b), .. } => {
+                let mut c = Command::new("sh");
+                c.args(["-c", b]);
+                c
+            }
+            Kind::Command { build: None, .. } | Kind::Criterion { .. } => return Ok(()),
+        };
+        let log = tempfile::NamedTempFile::new()
+            .map_err(|e| Failure::new(RunStatus::BuildFailed, e.to_string()))?;
+        cmd.current_dir(&self.tree)
+            .stdin(Stdio::null())
+            .stdout(log_handle(&log, RunStatus::BuildFailed)?)
+            .stderr(log_handle(&log, RunStatus::BuildFailed)?);
+        tracing::info!("building: {cmd:?}");
+        let (mut p, _child) = proc::spawn(&mut cmd).map_err(|e| {
+            Failure::new(RunStatus::BuildFailed, format!("starting the build: {e}"))
+        })?;
+        // Builds get a generous hour; Ctrl-C still stops them at once.
+        let Some(exit) = p.wait_until(Instant::now() + Duration::from_secs(3600), &|| {
+            self.interrupted()
+        }) else {
+            p.stop(Duration::from_secs(2));
+            return Err(if self.interrupted() {
+                Failure::new(RunStatus::Interrupted, "interrupted during the build")
+            } else {
+                Failure::new(RunStatus::BuildFailed, "the build took over an hour")
+            });
+        };
+        if !exit.success() {
+            return Err(Failure::new(
+                RunStatus::BuildFailed,
+                format!("build {}:\n{}", exit.describe(), tail(log.path(), 2000)),
+            ));
+        }
+        Ok(())
+    }
+
+    fn repetition(&self, scenario: &Scenario, point: &Point) -> Result<Rep, Failure> {
+        match &scenario.kind {
+            Kind::Sync { workload } => self.sync_repetition(scenario, workload, point),
+            Kind::Command { run, .. } => {
+                self.command_repetition(scenario, &point.substitute(run), point)
+            }
+            Kind::Criterion { .. } => Err(Failure::failed(
+                "criterion scenarios run through Runner::criterion",
+            )),
+        }
+    }
+
+    /// One repetition of a point and its metrics, for callers that
+    /// schedule repetitions themselves (interleaved A/B runs). With
+    /// `instructions`, a command is run under valgrind instead and only
+    /// `command.instructions` comes back (exact, and about 50x slower).
+    pub fn measure_once(
+        &self,
+        scenario: &Scenario,
+        point: &Point,
+        instructions: bool,
+    ) -> Result<Vec<MetricValue>, Failure> {
+        match (&scenario.kind, instructions) {
+            (Kind::Command { run, .. }, true) => {
+                let n = self.count_instructions(scenario, &point.substitute(run), point)?;
+                Ok(vec![MetricValue {
+                    name: INSTRUCTIONS.into(),
+                    unit: Unit::Count,
+                    direction: Direction::LowerIsBetter,
+                    value: n as f64,
+                }])
+            }
+            (_, true) => Err(Failure::failed(
+                "instruction counts are measured for command scenarios only",
+            )),
+            _ => self.repetition(scenario, point).map(|r| r.values),
+        }
+    }
+
+    /// Runs the warm-up and measured repetitions of one point. Stops at the
+    /// first failure (a failed repetition makes the run's figures suspect).
+    pub fn run_point(
+        &self,
+        scenario: &Scenario,
+        point: &Point,
+        on_rep: &mut dyn FnMut(u32, u32),
+    ) -> PointResult {
+        let reps = self.opts.repetitions.unwrap_or(scenario.repetitions);
+        let total = scenario.warmup + reps;
+        let mut out = PointResult::default();
+        let mut series: BTreeMap<String, Series> = BTreeMap::new();
+        for i in 0..total {
+            on_rep(i, total);
+            let rep = match self.repetition(scenario, point) {
+                Ok(r) => r,
+                Err(f) => {
+                    out.failure = Some(f);
+                    break;
+                }
+            };
+            if i < scenario.warmup {
+                continue;
+            }
+            let n = i - scenario.warmup;
+            for m in rep.values {
+                series
+                    .entry(m.name.clone())
+                    .or_insert_with(|| Series {
+                        name: m.name,
+                        unit: m.unit,
+                        direction: m.direction,
+                        values: vec![],
+                    })
+                    .values
+                    .push(m.value);
+            }
+            out.samples.extend(rep.samples.into_iter().map(|s| (n, s)));
+            out.phases
+                .extend(rep.phases.into_iter().map(|p| Phase { repetition: n, ..p }));
+            out.recorded_repetitions += 1;
+        }
+        if let (Kind::Command { run, .. }, true, None) =
+            (&scenario.kind, scenario.instructions, &out.failure)
+        {
+            match self.count_instructions(scenario, &point.substitute(run), point) {
+                Ok(n) => {
+                    series.insert(
+                        INSTRUCTIONS.into(),
+                        Series {
+                            name: INSTRUCTIONS.into(),
+                            unit: Unit::Count,
+                            direction: Direction::LowerIsBetter,
+                            values: vec![n as f64],
+                        },
+                    );
+                }
+                Err(f) => out.failure = Some(f),
+            }
+        }
+        on_rep(total, total);
+        out.metrics = series.into_values().collect();
+        out
+    }
+
+    fn wait(
+        &self,
+        p: &mut Proc,
+        deadline: Instant,
+        what: &str,
+        timeout: Duration,
+    ) -> Result<Exit, Failure> {
+        match p.wait_until(deadline, &|| self.interrupted()) {
+            Some(e) => Ok(e),
+            None if self.interrupted() => Err(Failure::new(
+                RunStatus::Interrupted,
+                format!("interrupted while {what} ran"),
+            )),
+            None => Err(Failure::new(
+                RunStatus::Timeout,
+                format!("{what} did not finish within the timeout of {timeout:?}"),
+            )),
+        }
+    }
+}
+
+fn sampler_overhead(rep: &mut Rep, sampled: &crate::probe::Sampled) {
+    if sampled.wall_s > 0.0 {
+        rep.add(
+            "harness.sampler_cpu",
+            Unit::Percent,
+            Direction::LowerIsBetter,
+            100.0 * sampled.own_cpu_s / sampled.wall_s,
+        );
+    }
+}
+
+/// A log file's handle for a child's stdout or stderr.
+fn log_handle(log: &tempfile::NamedTempFile, status: RunStatus) -> Result<std::fs::File, Failure> {
+    log.reopen()
+        .map_err(|e| Failure::new(status, e.to_string()))
+}

@@ -1,0 +1,561 @@
+//! Sync scenarios: the reference system built from the tree under test,
+//! started fresh for every repetition (one or more `sync-server`s, nginx
+//! in front where the scenario asks), driven by `sync-client bench`
+//! through the driver contract (`protocol::driver`).
+
+use super::{Failure, Rep, Runner, sampler_overhead, tail};
+use crate::model::{Direction, Phase, RunStatus, Unit};
+use crate::probe::{HwCounters, Sampler};
+use crate::proc::{self, Exit, Proc};
+use crate::scenario::{Layout, Point, Scenario};
+use protocol::driver::{DRIVER_CONTRACT_VERSION, DriverEvent, DriverLine, EXIT_UNKNOWN_WORKLOAD};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+impl Runner {
+    /// Starts one `sync-server serve` on a port of its own and reads the
+    /// addresses it reports.
+    fn start_server(
+        &self,
+        data: &Path,
+        args: &[String],
+        service_token: &str,
+        log: &Path,
+        deadline: Instant,
+    ) -> Result<(Proc, String, Option<String>), Failure> {
+        let fail = |e: &dyn std::fmt::Display| Failure::failed(e.to_string());
+        let mut cmd = Command::new(self.bin("sync-server"));
+        // The services listener (mail delivery) is asked for through the
+        // environment, which servers older than it ignore.
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(args)
+            .env("SYNC_SERVICES_LISTEN", "127.0.0.1:0")
+            .env("SYNC_SERVICE_TOKEN", service_token)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).map_err(|e| fail(&e))?);
+        let (server, mut child) =
+            proc::spawn(&mut cmd).map_err(|e| fail(&format_args!("starting sync-server: {e}")))?;
+        tracing::info!("started server pid={}", server.pid);
+        let line = read_first_line(child.stdout.take().expect("piped"), deadline, &|| {
+            self.interrupted()
+        });
+        let (url, services) = line
+            .as_deref()
+            .and_then(|l| l.strip_prefix("listening on "))
+            // "URL" or "URL, services on URL2"
+            .map(|l| match l.split_once(", services on ") {
+                Some((url, services)) => (url.to_owned(), Some(services.to_owned())),
+                None => (l.to_owned(), None),
+            })
+            .ok_or_else(|| {
+                let why = if self.interrupted() {
+                    RunStatus::Interrupted
+                } else {
+                    RunStatus::Failed
+                };
+                Failure::new(
+                    why,
+                    format!(
+                        "sync-server did not report its address:\n{}",
+                        tail(log, 2000)
+                    ),
+                )
+            })?;
+        Ok((server, url, services))
+    }
+
+    /// nginx in front of `backends` (user API, and services API when
+    /// every backend has it); returns it and its two URLs.
+    fn start_nginx(
+        &self,
+        dir: &Path,
+        backends: &[(String, Option<String>)],
+        deadline: Instant,
+    ) -> Result<(Proc, String, Option<String>), Failure> {
+        let fail = |e: &dyn std::fmt::Display| Failure::failed(e.to_string());
+        let nginx = super::proxy::nginx_binary().map_err(|e| fail(&e))?;
+        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+        let strip = |u: &str| u.trim_start_matches("http://").to_owned();
+        let port = super::proxy::free_port().map_err(|e| fail(&e))?;
+        let mut groups = vec![(port, backends.iter().map(|(u, _)| strip(u)).collect())];
+        let services: Option<Vec<String>> = backends
+            .iter()
+            .map(|(_, s)| s.as_deref().map(strip))
+            .collect();
+        let services_port = match services {
+            Some(list) => {
+                let p = super::proxy::free_port().map_err(|e| fail(&e))?;
+                groups.push((p, list));
+                Some(p)
+            }
+            None => None,
+        };
+        // As many nginx workers as cores: it is measured, like the servers.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, super::proxy::nginx_config(dir, &groups, cores))
+            .map_err(|e| fail(&e))?;
+        let log = dir.join("stderr");
+        let mut cmd = Command::new(nginx);
+        cmd.arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).map_err(|e| fail(&e))?);
+        let (mut p, _child) =
+            proc::spawn(&mut cmd).map_err(|e| fail(&format_args!("starting nginx: {e}")))?;
+        tracing::info!("started nginx pid={} ({})", p.pid, conf.display());
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        super::proxy::wait_listening(addr, deadline, &mut || {
+            p.wait_until(Instant::now(), &|| false).is_none()
+        })
+        .map_err(|e| {
+            fail(&format_args!(
+                "{e}:\n{}\n{}",
+                tail(&log, 1000),
+                tail(&dir.join("error.log"), 1000)
+            ))
+        })?;
+        Ok((
+            p,
+            format!("http://127.0.0.1:{port}"),
+            services_port.map(|p| format!("http://127.0.0.1:{p}")),
+        ))
+    }
+
+    /// The server layout of a point: its backends on one data directory,
+    /// each on a port of its own, and nginx in front when asked for.
+    fn start_service(
+        &self,
+        layout: &Layout,
+        dir: &Path,
+        service_token: &str,
+        deadline: Instant,
+    ) -> Result<Service, Failure> {
+        let data = dir.join("server");
+        // Started one after the other: each empties tmp/ as it starts,
+        // before any upload can arrive.
+        let mut service = Service::default();
+        let mut addrs = Vec::new();
+        for i in 0..layout.backends {
+            let log = dir.join(format!("server{i}.stderr"));
+            let (p, url, services) =
+                self.start_server(&data, &layout.args, service_token, &log, deadline)?;
+            service.servers.push(p);
+            addrs.push((url, services));
+            service.logs.push(log);
+        }
+        (service.url, service.services_url) = if layout.nginx {
+            let (p, url, services) = self.start_nginx(&dir.join("nginx"), &addrs, deadline)?;
+            service.proxy = Some(p);
+            (url, services)
+        } else {
+            addrs[0].clone()
+        };
+        Ok(service)
+    }
+
+    /// `sync-server user add`: the benchmark's user id and token.
+    fn add_user(&self, data: &Path) -> Result<(String, String), Failure> {
+        let add = Command::new(self.bin("sync-server"))
+            .args(["user", "add", "bench", "--json", "--data"])
+            .arg(data)
+            .output()
+            .map_err(|e| Failure::failed(e.to_string()))?;
+        let account: serde_json::Value = serde_json::from_slice(&add.stdout).map_err(|e| {
+            Failure::failed(format!(
+                "sync-server user add: {e}: {}",
+                String::from_utf8_lossy(&add.stderr)
+            ))
+        })?;
+        let field = |k: &str| account[k].as_str().unwrap_or_default().to_owned();
+        Ok((field("user_id"), field("token")))
+    }
+
+    /// One repetition of a sync workload: a fresh server layout, the
+    /// driver against it, every process sampled, then all stopped.
+    pub(super) fn sync_repetition(
+        &self,
+        scenario: &Scenario,
+        workload: &str,
+        point: &Point,
+    ) -> Result<Rep, Failure> {
+        let fail = |e: &dyn std::fmt::Display| Failure::failed(e.to_string());
+        let layout = scenario.servers.resolve(point).map_err(|e| fail(&e))?;
+        let tmp = tempfile::tempdir().map_err(|e| fail(&e))?;
+        let t0 = Instant::now();
+        let deadline = t0 + scenario.timeout;
+        let service_token = format!("bench-{}", std::process::id());
+        let mut service = self.start_service(&layout, tmp.path(), &service_token, deadline)?;
+        let mut hw_server = self
+            .hw_available
+            .then(|| HwCounters::attach(service.servers[0].pid))
+            .flatten();
+        let (user, token) = self.add_user(&tmp.path().join("server"))?;
+
+        let driver_log = tmp.path().join("driver.stderr");
+        let mut cmd = Command::new(self.bin("sync-client"));
+        cmd.args(["bench", "--workload", workload, "--server", &service.url])
+            .args(["--user", &user, "--work-dir"])
+            .arg(tmp.path().join("driver"))
+            .env("SYNC_TOKEN", &token)
+            .env("SYNC_SERVICE_TOKEN", &service_token)
+            .env(
+                "SYNC_SERVICES_URL",
+                service.services_url.clone().unwrap_or_default(),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&driver_log).map_err(|e| fail(&e))?);
+        for (k, v) in &point.0 {
+            cmd.arg("--param").arg(format!("{k}={v}"));
+        }
+        let driver_t0 = Instant::now();
+        let (mut driver, mut driver_child) = proc::spawn(&mut cmd)
+            .map_err(|e| fail(&format_args!("starting sync-client bench: {e}")))?;
+        tracing::info!("started driver pid={}", driver.pid);
+        let mut hw_driver = self
+            .hw_available
+            .then(|| HwCounters::attach(driver.pid))
+            .flatten();
+        let sampler = Sampler::start(service.roots(driver.pid), self.opts.sample_interval, t0);
+        let events = read_events(driver_child.stdout.take().expect("piped"), t0);
+
+        let waited = self.wait(&mut driver, deadline, "the driver", scenario.timeout);
+        let driver_hw = hw_driver.as_mut().and_then(HwCounters::read);
+        let server_hw = hw_server.as_mut().and_then(HwCounters::read);
+        let stopped = service.stop();
+        let sampled = sampler.finish();
+        let driver_exit = match waited {
+            Ok(e) => e,
+            Err(f) => {
+                driver.stop(Duration::from_millis(500));
+                return Err(f);
+            }
+        };
+        let events: Vec<(f64, DriverLine)> = events.recv().unwrap_or_default();
+        check_driver(&driver_exit, &events, workload, &driver_log, &stopped)?;
+        let server_exits = stopped.survived(service.proxy.is_some())?;
+
+        let mut rep = Rep::default();
+        rep.add(
+            "wall",
+            Unit::Seconds,
+            Direction::LowerIsBetter,
+            (driver_exit.at - driver_t0).as_secs_f64(),
+        );
+        driver_metrics(&mut rep, events)?;
+        let peak = |name: &str| sampled.peaks.get(name).copied();
+        if let [only] = server_exits.as_slice() {
+            rep.process("server", only, server_hw, peak("server"));
+        } else {
+            // Each process, and their sum (the CPU and memory the service
+            // as a whole used).
+            let n = server_exits.len();
+            for (i, e) in server_exits.iter().enumerate() {
+                rep.process(&server_name(i, n), e, None, peak(&server_name(i, n)));
+            }
+            let total = Exit {
+                user_s: server_exits.iter().map(|e| e.user_s).sum(),
+                sys_s: server_exits.iter().map(|e| e.sys_s).sum(),
+                ..server_exits[0].clone()
+            };
+            let total_peak = (0..n).map(|i| peak(&server_name(i, n)).unwrap_or(0)).sum();
+            rep.process("server", &total, None, Some(total_peak));
+            rep.add(
+                "servers_lost",
+                Unit::Count,
+                Direction::LowerIsBetter,
+                stopped.lost() as f64,
+            );
+        }
+        if let Some(Some(e)) = &stopped.proxy {
+            rep.process("proxy", e, None, peak("proxy"));
+        }
+        rep.process("driver", &driver_exit, driver_hw, peak("driver"));
+        sampler_overhead(&mut rep, &sampled);
+        rep.samples = sampled.samples;
+        Ok(rep)
+    }
+}
+
+/// The processes serving one repetition.
+#[derive(Debug, Default)]
+struct Service {
+    servers: Vec<Proc>,
+    logs: Vec<PathBuf>,
+    proxy: Option<Proc>,
+    url: String,
+    services_url: Option<String>,
+}
+
+/// How the service's processes ended.
+#[derive(Debug)]
+struct Stopped {
+    /// Per server: whether it died during the run (before we stopped it),
+    /// how it exited, and the tail of its log when it died.
+    servers: Vec<(bool, Option<Exit>, String)>,
+    proxy: Option<Option<Exit>>,
+}
+
+impl Service {
+    /// The process trees the sampler follows, by name.
+    fn roots(&self, driver: i32) -> Vec<(String, i32)> {
+        let mut roots = vec![("driver".to_owned(), driver)];
+        for (i, s) in self.servers.iter().enumerate() {
+            roots.push((server_name(i, self.servers.len()), s.pid));
+        }
+        if let Some(p) = &self.proxy {
+            roots.push(("proxy".into(), p.pid));
+        }
+        roots
+    }
+
+    /// Notes which servers died during the run, then stops everything.
+    fn stop(&mut self) -> Stopped {
+        let crashed: Vec<bool> = self
+            .servers
+            .iter_mut()
+            .map(|s| s.is_reaped() || s.wait_until(Instant::now(), &|| false).is_some())
+            .collect();
+        let servers = self
+            .servers
+            .iter_mut()
+            .zip(crashed)
+            .zip(&self.logs)
+            .map(|((s, crashed), log)| {
+                let exit = s.stop(Duration::from_secs(5));
+                (
+                    crashed,
+                    exit,
+                    if crashed {
+                        tail(log, 1000)
+                    } else {
+                        String::new()
+                    },
+                )
+            })
+            .collect();
+        let proxy = self.proxy.as_mut().map(|p| p.stop(Duration::from_secs(5)));
+        Stopped { servers, proxy }
+    }
+}
+
+impl Stopped {
+    fn lost(&self) -> usize {
+        self.servers.iter().filter(|s| s.0).count()
+    }
+
+    /// What the servers that died left in their logs.
+    fn note(&self) -> String {
+        self.servers
+            .iter()
+            .filter(|s| s.0)
+            .map(|(_, e, log)| {
+                format!(
+                    "\nsync-server died during the run ({}):\n{log}",
+                    e.as_ref().map_or("not reaped".into(), Exit::describe),
+                )
+            })
+            .collect()
+    }
+
+    /// The servers' exits, unless the run failed with them. Behind a
+    /// proxy, a server that died is a fault the system is meant to
+    /// survive: the run counts if the driver succeeded (its own check
+    /// found every acknowledged write), and the loss is recorded. Without
+    /// a proxy (or with every server gone) the run failed.
+    fn survived(&self, behind_proxy: bool) -> Result<Vec<Exit>, Failure> {
+        let lost = self.lost();
+        if lost > 0 && (!behind_proxy || lost == self.servers.len()) {
+            return Err(Failure::failed(self.note().trim().to_owned()));
+        }
+        if lost > 0 {
+            tracing::warn!(
+                "{lost} of {} servers died during the run; the proxy served on:{}",
+                self.servers.len(),
+                self.note()
+            );
+        }
+        self.servers
+            .iter()
+            .map(|s| s.1.clone())
+            .collect::<Option<_>>()
+            .ok_or_else(|| Failure::failed("sync-server could not be reaped"))
+    }
+}
+
+/// Whether the driver did its job: the contract version, a known
+/// workload, a clean exit and the `done` event.
+fn check_driver(
+    exit: &Exit,
+    events: &[(f64, DriverLine)],
+    workload: &str,
+    log: &Path,
+    stopped: &Stopped,
+) -> Result<(), Failure> {
+    if let Some((_, bad)) = events.iter().find(|(_, l)| l.v != DRIVER_CONTRACT_VERSION) {
+        return Err(Failure::failed(format!(
+            "the driver speaks contract version {}, this harness {DRIVER_CONTRACT_VERSION}",
+            bad.v
+        )));
+    }
+    // A driver older than the contract has no `bench` subcommand at all.
+    let no_bench = exit.code == Some(2) && tail(log, 2000).contains("unrecognized subcommand");
+    if exit.code == Some(EXIT_UNKNOWN_WORKLOAD) || no_bench {
+        return Err(Failure::new(
+            RunStatus::Unsupported,
+            format!("the driver at this commit has no workload {workload:?}"),
+        ));
+    }
+    if !exit.success() || !events.iter().any(|(_, l)| l.event == DriverEvent::Done) {
+        return Err(Failure::failed(format!(
+            "the driver {}:\n{}{}",
+            exit.describe(),
+            tail(log, 2000),
+            stopped.note()
+        )));
+    }
+    Ok(())
+}
+
+/// The driver's events as metrics and phases: wall, throughput and rate
+/// of each phase, and the metrics it reported itself.
+fn driver_metrics(rep: &mut Rep, events: Vec<(f64, DriverLine)>) -> Result<(), Failure> {
+    use Direction::{HigherIsBetter as Higher, LowerIsBetter as Lower};
+    let mut begun: BTreeMap<String, f64> = BTreeMap::new();
+    for (t_ms, line) in events {
+        match line.event {
+            DriverEvent::PhaseBegin { phase } => {
+                begun.insert(phase, t_ms);
+            }
+            DriverEvent::PhaseEnd {
+                phase,
+                seconds,
+                ops,
+                bytes,
+            } => {
+                rep.add(format!("{phase}.wall"), Unit::Seconds, Lower, seconds);
+                if bytes > 0 && seconds > 0.0 {
+                    rep.add(
+                        format!("{phase}.throughput"),
+                        Unit::MegabytesPerSecond,
+                        Higher,
+                        bytes as f64 / 1e6 / seconds,
+                    );
+                }
+                if ops > 1 && seconds > 0.0 {
+                    rep.add(
+                        format!("{phase}.ops"),
+                        Unit::OpsPerSecond,
+                        Higher,
+                        ops as f64 / seconds,
+                    );
+                }
+                let start_ms = begun.remove(&phase).unwrap_or(t_ms - seconds * 1000.0);
+                rep.phases.push(Phase {
+                    repetition: 0,
+                    name: phase,
+                    start_ms,
+                    end_ms: t_ms,
+                });
+            }
+            DriverEvent::Metric {
+                name,
+                unit,
+                higher_is_better,
+                value,
+            } => {
+                let Some(u) = Unit::parse(&unit) else {
+                    return Err(Failure::failed(format!(
+                        "the driver reported {name} in an unknown unit {unit:?}"
+                    )));
+                };
+                if name.is_empty() || !value.is_finite() {
+                    return Err(Failure::failed(format!(
+                        "the driver reported a bad metric {name:?} = {value}"
+                    )));
+                }
+                rep.add(
+                    name,
+                    u,
+                    Direction::from_higher_is_better(higher_is_better),
+                    value,
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `server` for a single server, `server1`… for several.
+fn server_name(i: usize, n: usize) -> String {
+    if n == 1 {
+        "server".into()
+    } else {
+        format!("server{}", i + 1)
+    }
+}
+
+/// The first line a child prints, or `None` at the deadline, on
+/// interruption or at end of output.
+fn read_first_line(
+    out: impl Read + Send + 'static,
+    deadline: Instant,
+    interrupted: &dyn Fn() -> bool,
+) -> Option<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let ok = BufReader::new(out)
+            .read_line(&mut line)
+            .map(|n| n > 0)
+            .unwrap_or(false);
+        let _ = tx.send(ok.then(|| line.trim().to_owned()));
+    });
+    loop {
+        let step = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(50));
+        if step.is_zero() || interrupted() {
+            return None;
+        }
+        match rx.recv_timeout(step) {
+            Ok(line) => return line,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+}
+
+/// Reads the driver's JSON lines as they come, stamping each with the
+/// harness's clock; the whole list arrives when the driver closes stdout.
+/// Lines that are not contract events are kept out (they would be bugs in
+/// the driver, reported through its exit status).
+fn read_events(
+    out: impl Read + Send + 'static,
+    t0: Instant,
+) -> mpsc::Receiver<Vec<(f64, DriverLine)>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut events = vec![];
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(ev) = serde_json::from_str::<DriverLine>(&line) {
+                events.push((t0.elapsed().as_secs_f64() * 1000.0, ev));
+            }
+        }
+        let _ = tx.send(events);
+    });
+    rx
+}

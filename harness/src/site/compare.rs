@@ -1,0 +1,83 @@
+//! Comparison pages: the newest commits against their parents, and the
+//! pairs asked for. Each is computed from the data in memory; one page
+//! per commit of a long history would double the site for pages rarely
+//! opened.
+
+use super::data::Data;
+use super::{Options, SiteError, Writer, machine_id, short};
+use minijinja::{Environment, context};
+use std::path::PathBuf;
+
+/// Commits, newest first, that get a page comparing them with their parent.
+pub(super) const COMPARE_RECENT: usize = 30;
+
+/// Renders the comparison pages; returns the paths of those asked for.
+pub(super) fn render_all(
+    data: &Data,
+    opts: &Options,
+    env: &Environment,
+    w: &mut Writer,
+) -> Result<Vec<PathBuf>, SiteError> {
+    let order = &data.history.order;
+    let resolve = |prefix: &str| -> Result<String, SiteError> {
+        let found: Vec<&String> = order.iter().filter(|s| s.starts_with(prefix)).collect();
+        match found.as_slice() {
+            [one] => Ok((*one).clone()),
+            _ => Err(SiteError::UnknownCommit(prefix.to_owned())),
+        }
+    };
+    let mut asked = Vec::new();
+    for (a, b) in &opts.compare {
+        asked.push((resolve(a)?, resolve(b)?));
+    }
+    let mut pairs: Vec<(String, String)> = asked.clone();
+    for sha in order.iter().rev().take(COMPARE_RECENT) {
+        if let Some(p) = data
+            .commit(sha)
+            .and_then(|c| c.parents.first())
+            .filter(|p| data.history.runs.iter().any(|r| &r.sha == *p))
+        {
+            let pair = (p.clone(), sha.clone());
+            if !pairs.contains(&pair) {
+                pairs.push(pair);
+            }
+        }
+    }
+    let mut pages = Vec::new();
+    for (base, new) in &pairs {
+        let groups: Vec<_> = data
+            .history
+            .compare(base, new, &opts.thresholds)
+            .iter()
+            .map(|c| {
+                context! {
+                    scenario => &c.scenario,
+                    point => &c.point,
+                    machine_short => machine_id(&c.machine),
+                    rows => c.rows.iter().map(|r| context! {
+                        metric => &r.metric,
+                        base => r.baseline_median.map_or("–".into(), |v| r.unit.human(v)),
+                        new => r.unit.human(r.median),
+                        change => r.change_pct.map_or(String::new(), |c| format!("{c:+.1}%")),
+                        verdict => r.verdict,
+                        class => r.verdict.css_class(),
+                    }).collect::<Vec<_>>(),
+                }
+            })
+            .collect();
+        let html = env.get_template("compare.html")?.render(context! {
+            root => "../",
+            base_short => short(base),
+            new_short => short(new),
+            base_href => format!("../runs/{base}.html"),
+            base_subject => data.subject(base),
+            new_subject => data.subject(new),
+            groups => groups,
+        })?;
+        let path = w.page(&format!("compare/{base}..{new}.html"), &html)?;
+        if asked.contains(&(base.clone(), new.clone())) {
+            pages.push(path);
+        }
+    }
+    Ok(pages)
+}

@@ -1,0 +1,129 @@
+//! Everything the pages are made from, read in a few bulk queries, and
+//! the change points of every series (in parallel: the part of a render
+//! that costs).
+
+use super::{Options, SiteError, anchor};
+use crate::analysis::{ChangePoint, History, SeriesHistory};
+use crate::model::{PointKey, SeriesKey, Unit, is_harness_metric};
+use crate::store::{CommitRow, CommitRun, Store};
+use std::collections::{BTreeMap, HashMap};
+
+pub(super) struct Data {
+    pub history: History,
+    pub commits: HashMap<String, CommitRow>,
+    /// Fingerprint → a short description.
+    pub machines: BTreeMap<String, String>,
+    /// Change points of every series but the harness's own.
+    pub steps: BTreeMap<SeriesKey, Vec<ChangePoint>>,
+    /// How many of the newest commits change points are searched in.
+    pub window: usize,
+    /// The run of a point at a commit, as an index into `history.runs`.
+    run_at: HashMap<(PointKey, String), usize>,
+}
+
+pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
+    let history = History::load(store)?;
+    let commits = store
+        .commits()?
+        .into_iter()
+        .map(|c| (c.sha.clone(), c))
+        .collect();
+    let machines = store
+        .machines()?
+        .into_iter()
+        .map(|m| {
+            let label = format!(
+                "{}, {} cores, {}, {}",
+                m.cpu,
+                m.cores,
+                Unit::Bytes.human(m.memory_bytes as f64),
+                m.os
+            );
+            (m.fingerprint, label)
+        })
+        .collect();
+    let run_at = history
+        .runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.key.clone(), r.sha.clone()), i))
+        .collect();
+    let steps = change_points(&history, opts);
+    Ok(Data {
+        history,
+        commits,
+        machines,
+        steps,
+        window: opts.window,
+        run_at,
+    })
+}
+
+/// Change points of every series, the work split over the cores.
+fn change_points(history: &History, opts: &Options) -> BTreeMap<SeriesKey, Vec<ChangePoint>> {
+    let work: Vec<(&SeriesKey, &SeriesHistory)> = history
+        .series
+        .iter()
+        .filter(|(k, _)| !is_harness_metric(&k.metric))
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = work.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = work
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(k, s)| {
+                            let min = opts.min_effect.min_effect(&k.scenario, &k.metric);
+                            ((*k).clone(), s.change_points(min, opts.window))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("change point search panicked"))
+            .collect()
+    })
+}
+
+impl Data {
+    /// How many commits the history has.
+    pub fn len(&self) -> usize {
+        self.history.order.len()
+    }
+
+    pub fn commit(&self, sha: &str) -> Option<&CommitRow> {
+        self.commits.get(sha)
+    }
+
+    pub fn subject(&self, sha: &str) -> String {
+        self.commit(sha)
+            .map_or(String::new(), |c| c.subject.clone())
+    }
+
+    pub fn run_at(&self, key: &PointKey, sha: &str) -> Option<&CommitRun> {
+        self.run_at
+            .get(&(key.clone(), sha.to_owned()))
+            .map(|&i| &self.history.runs[i])
+    }
+
+    /// The link to a point's run on its commit's page.
+    pub fn run_href(&self, root: &str, sha: &str, key: &PointKey) -> String {
+        match self.run_at(key, sha) {
+            Some(r) => format!("{root}runs/{sha}.html#{}", anchor(r.id)),
+            None => format!("{root}runs/{sha}.html"),
+        }
+    }
+}
+
+/// The point a series belongs to.
+pub(super) fn point_of(k: &SeriesKey) -> PointKey {
+    PointKey {
+        machine: k.machine.clone(),
+        scenario: k.scenario.clone(),
+        point: k.point.clone(),
+    }
+}

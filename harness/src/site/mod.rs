@@ -1,0 +1,248 @@
+//! `syncbench report`: the results database as a static HTML site,
+//! readable from a local folder or any file server, offline. By page:
+//! `data.rs` loads everything in a few bulk queries and finds the change
+//! points; `series.rs` renders a trend page per series (and the index's
+//! tiles), `run.rs` a page per commit, `compare.rs` comparisons,
+//! `index.rs` the index. Templates and the stylesheet live in
+//! `reports/templates` and are compiled into the binary; charts are
+//! inline SVG (`chart.rs`).
+//!
+//! Incremental: every page is rendered, but a file is only written when
+//! its bytes changed, so a re-render after one new commit rewrites the
+//! pages that show it and leaves the rest (and their timestamps) alone.
+
+pub mod chart;
+mod compare;
+mod data;
+mod index;
+mod run;
+mod series;
+
+use crate::model::SeriesKey;
+use crate::scenario::ThresholdBook;
+use crate::store::{Store, StoreError};
+use minijinja::Environment;
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("template")]
+    Template(#[from] minijinja::Error),
+    #[error("writing {path}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no commit {0:?} in the results database")]
+    UnknownCommit(String),
+}
+
+/// What to render.
+#[derive(Debug)]
+pub struct Options {
+    pub out: PathBuf,
+    /// Change points are searched in the last this many commits of each
+    /// series (E-Divisive is quadratic in the series length).
+    pub window: usize,
+    /// Smallest change of level marked, per scenario and metric.
+    pub min_effect: ThresholdBook,
+    /// Thresholds of comparisons, per scenario and metric.
+    pub thresholds: ThresholdBook,
+    /// Extra comparison pages, as (base, new) commit prefixes.
+    pub compare: Vec<(String, String)>,
+}
+
+/// What a render did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rendered {
+    pub index: PathBuf,
+    pub pages: usize,
+    /// Files written because they were new or changed.
+    pub written: usize,
+    pub bytes: u64,
+    /// Comparison pages, for links from CI summaries.
+    pub compare_pages: Vec<PathBuf>,
+}
+
+const STYLE: &str = include_str!("../../../reports/style.css");
+
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "base.html",
+        include_str!("../../../reports/templates/base.html"),
+    ),
+    (
+        "index.html",
+        include_str!("../../../reports/templates/index.html"),
+    ),
+    (
+        "series.html",
+        include_str!("../../../reports/templates/series.html"),
+    ),
+    (
+        "run.html",
+        include_str!("../../../reports/templates/run.html"),
+    ),
+    (
+        "compare.html",
+        include_str!("../../../reports/templates/compare.html"),
+    ),
+];
+
+pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
+    let data = data::load(store, opts)?;
+    let env = environment()?;
+    let mut w = Writer {
+        out: opts.out.clone(),
+        pages: 0,
+        written: 0,
+        bytes: 0,
+    };
+    let tiles = series::render_all(&data, &env, &mut w)?;
+    run::render_all(store, &data, &env, &mut w)?;
+    let compare_pages = compare::render_all(&data, opts, &env, &mut w)?;
+    let index = index::render(&data, tiles, &env, &mut w)?;
+    w.page("style.css", STYLE)?;
+    Ok(Rendered {
+        index,
+        pages: w.pages,
+        written: w.written,
+        bytes: w.bytes,
+        compare_pages,
+    })
+}
+
+fn environment() -> Result<Environment<'static>, SiteError> {
+    let mut env = Environment::new();
+    // Escapes what HTML needs (& < > " '), not the '/' minijinja's default
+    // also escapes: links are most of the markup, and 5 bytes per slash
+    // made the site a sixth bigger.
+    env.set_formatter(|out, state, value| match value.as_str() {
+        Some(text) if !value.is_safe() => out.write_str(&chart::esc(text)).map_err(Into::into),
+        _ => minijinja::escape_formatter(out, state, value),
+    });
+    for (name, src) in TEMPLATES {
+        env.add_template(name, src)?;
+    }
+    Ok(env)
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(10)]
+}
+
+fn date(unix: i64) -> String {
+    // Days since the epoch to a civil date (Howard Hinnant's algorithm):
+    // a dependency on chrono for one format would cost more than this.
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+/// A file name part made of safe characters only.
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_matches('.')
+        .to_owned()
+}
+
+fn series_file(k: &SeriesKey) -> String {
+    let full = format!("{}\0{}\0{}\0{}", k.machine, k.scenario, k.point, k.metric);
+    let h = fnv1a(full.as_bytes());
+    // Scenario and metric name it for people; the hash (of machine,
+    // scenario, point and metric) makes it unique. The point stays out:
+    // these names appear in every link, and links are most of the bytes.
+    format!(
+        "series/{}-{}-{h:08x}.html",
+        slug(&k.scenario).chars().take(24).collect::<String>(),
+        slug(&k.metric)
+    )
+}
+
+/// FNV-1a: a stable short hash to keep file names unique; not security.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// A machine's short id for pages: its fingerprint is a long description.
+fn machine_id(fingerprint: &str) -> String {
+    format!("m{:08x}", fnv1a(fingerprint.as_bytes()))
+}
+
+/// The anchor of a run's section on its commit page (short: every dot of
+/// a trend links to one).
+fn anchor(run_id: i64) -> String {
+    format!("r{run_id}")
+}
+
+fn pct(change: f64) -> String {
+    format!("{:+.1}%", change * 100.0)
+}
+
+struct Writer {
+    out: PathBuf,
+    pages: usize,
+    written: usize,
+    bytes: u64,
+}
+
+impl Writer {
+    /// Writes `rel` unless it already holds exactly these bytes.
+    fn page(&mut self, rel: &str, html: &str) -> Result<PathBuf, SiteError> {
+        let path = self.out.join(rel);
+        self.pages += 1;
+        self.bytes += html.len() as u64;
+        let err = |source| SiteError::Write {
+            path: path.clone(),
+            source,
+        };
+        if std::fs::read(&path).is_ok_and(|old| old == html.as_bytes()) {
+            return Ok(path);
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        std::fs::write(&path, html).map_err(err)?;
+        self.written += 1;
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_slugs() {
+        assert_eq!(date(0), "1970-01-01 00:00 UTC");
+        assert_eq!(date(1_751_364_000), "2025-07-01 10:00 UTC");
+        assert_eq!(slug("size=10KiB,mode=<x>"), "size_10KiB_mode__x_");
+        assert_eq!(slug("../.."), "_");
+    }
+}

@@ -1,0 +1,213 @@
+//! A trend page per series, and the index's tile of each.
+
+use super::chart::{self, Marker, TrendPoint};
+use super::data::{Data, point_of};
+use super::{SiteError, Writer, date, machine_id, pct, series_file, short};
+use crate::analysis::{ChangePoint, SeriesHistory};
+use crate::model::{SeriesKey, Verdict, is_harness_metric};
+use minijinja::{Environment, Value, context};
+use serde::Serialize;
+
+/// An index tile: one series' latest value, change and sparkline.
+#[derive(Serialize)]
+pub(super) struct Tile {
+    href: String,
+    machine: String,
+    machine_short: String,
+    pub scenario: String,
+    point: String,
+    metric: String,
+    better: &'static str,
+    latest: String,
+    latest_sha: String,
+    change: String,
+    change_class: &'static str,
+    flag: &'static str,
+    flag_label: String,
+    sparkline: String,
+    #[serde(skip)]
+    rank: (u8, i64),
+}
+
+/// Renders every series page; returns the tiles, regressions first.
+pub(super) fn render_all(
+    data: &Data,
+    env: &Environment,
+    w: &mut Writer,
+) -> Result<Vec<Tile>, SiteError> {
+    let none = Vec::new();
+    let mut tiles = Vec::new();
+    for (k, s) in &data.history.series {
+        let steps = data.steps.get(k).unwrap_or(&none);
+        let file = series_file(k);
+        let html = env
+            .get_template("series.html")?
+            .render(page(data, k, s, steps))?;
+        w.page(&file, &html)?;
+        if let Some(t) = tile(data, k, s, steps, file) {
+            tiles.push(t);
+        }
+    }
+    tiles.sort_by(|a, b| {
+        a.rank.cmp(&b.rank).then_with(|| {
+            (&a.scenario, &a.point, &a.metric).cmp(&(&b.scenario, &b.point, &b.metric))
+        })
+    });
+    Ok(tiles)
+}
+
+/// The series page's context: the trend chart, the changes found, the
+/// recent values.
+fn page(data: &Data, k: &SeriesKey, s: &SeriesHistory, steps: &[ChangePoint]) -> Value {
+    let n = data.len();
+    let point = point_of(k);
+    let order = &data.history.order;
+    let mut markers = Vec::new();
+    let mut changes = Vec::new();
+    for st in steps {
+        let verdict = Verdict::of_change(s.direction, st.change);
+        markers.push(Marker {
+            index: st.index,
+            label: pct(st.change),
+            regression: verdict == Verdict::Regression,
+        });
+        let sha = &order[st.index];
+        changes.push(context! {
+            href => data.run_href("../", sha, &point),
+            short => short(sha),
+            subject => data.subject(sha),
+            label => pct(st.change),
+            class => verdict.css_class(),
+            before => s.unit.human(s.value(st.before_index).unwrap_or(f64::NAN)),
+            after => s.unit.human(s.value(st.index).unwrap_or(f64::NAN)),
+            confidence => format!("{:.1}%", (1.0 - st.p_value) * 100.0),
+        });
+    }
+    let points: Vec<TrendPoint> = (0..n)
+        .map(|i| {
+            let sha = &order[i];
+            let c = data.commit(sha);
+            let level = s.levels[i];
+            let failed = s.failed.contains(&i);
+            let value = match level {
+                Some(l) => s.unit.human(l.level),
+                None if failed => "failed".into(),
+                None => "no value".into(),
+            };
+            TrendPoint {
+                level: level.map(|l| l.level),
+                min: level.map_or(0.0, |l| l.min),
+                max: level.map_or(0.0, |l| l.max),
+                title: format!(
+                    "{} {}\n{}\n{}",
+                    short(sha),
+                    c.map_or("", |c| c.subject.as_str()),
+                    c.map_or(String::new(), |c| date(c.time_unix)),
+                    value
+                ),
+                href: data.run_href("../", sha, &point),
+                failed,
+            }
+        })
+        .collect();
+    let label_every = n.div_ceil(8).max(1);
+    let x_labels: Vec<(usize, String)> = (0..n)
+        .filter(|i| i % label_every == 0 || *i == n - 1)
+        .map(|i| {
+            (
+                i,
+                short(&order[i])[..7.min(short(&order[i]).len())].to_owned(),
+            )
+        })
+        .collect();
+    let recent: Vec<_> = s
+        .present()
+        .iter()
+        .rev()
+        .take(15)
+        .map(|&i| {
+            let sha = &order[i];
+            let l = s.levels[i].expect("present");
+            context! {
+                href => data.run_href("../", sha, &point),
+                short => short(sha),
+                date => data.commit(sha).map_or(String::new(), |c| date(c.time_unix)),
+                subject => data.subject(sha),
+                value => s.unit.human(l.level),
+                range => format!("{} – {}", s.unit.human(l.min), s.unit.human(l.max)),
+            }
+        })
+        .collect();
+    context! {
+        root => "../",
+        scenario => &k.scenario,
+        point => &k.point,
+        metric => &k.metric,
+        machine_short => machine_id(&k.machine),
+        machine_label => data.machines.get(&k.machine),
+        better => s.direction.describe(),
+        unit => s.unit.name(),
+        window => (n > data.window).then_some(data.window),
+        chart => chart::trend(&points, &markers, s.unit, &x_labels),
+        changes => changes,
+        recent => recent,
+    }
+}
+
+fn tile(
+    data: &Data,
+    k: &SeriesKey,
+    s: &SeriesHistory,
+    steps: &[ChangePoint],
+    href: String,
+) -> Option<Tile> {
+    let n = data.len();
+    let present = s.present();
+    let &last = present.last()?;
+    let latest = s.value(last).expect("present");
+    let prev = present.iter().rev().nth(1).and_then(|&i| s.value(i));
+    let change = prev.filter(|p| *p != 0.0).map(|p| (latest - p) / p.abs());
+    let last_step = steps.last();
+    let verdict = last_step.map(|st| Verdict::of_change(s.direction, st.change));
+    let (flag, flag_label) = match last_step {
+        Some(st) => (
+            Verdict::of_change(s.direction, st.change).as_str(),
+            pct(st.change),
+        ),
+        None => ("", String::new()),
+    };
+    let spark: Vec<Option<f64>> = s.levels[n.saturating_sub(60)..]
+        .iter()
+        .map(|p| p.map(|p| p.level))
+        .collect();
+    Some(Tile {
+        href,
+        machine: machine_id(&k.machine),
+        machine_short: machine_id(&k.machine),
+        scenario: k.scenario.clone(),
+        point: k.point.clone(),
+        metric: k.metric.clone(),
+        better: s.direction.describe(),
+        latest: s.unit.human(latest),
+        latest_sha: short(&data.history.order[last]).to_owned(),
+        change: change.map_or(String::new(), pct),
+        change_class: match change {
+            Some(c) if c.abs() < 0.005 => "flat",
+            Some(c) if s.direction.is_worse(c) => "up",
+            Some(_) => "down",
+            None => "flat",
+        },
+        flag,
+        flag_label,
+        sparkline: chart::sparkline(&spark),
+        rank: (
+            match (verdict, is_harness_metric(&k.metric)) {
+                (Some(Verdict::Regression), _) => 0,
+                (Some(_), _) => 1,
+                (None, true) => 3,
+                (None, false) => 2,
+            },
+            -(last_step.map_or(0, |st| st.index as i64)),
+        ),
+    })
+}
