@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# The test job, for any CI: formatting, lints, all tests and the demo.
-# Same as .ci/run (the project's CI contract), which holds the steps.
+# The tests (README's test command): installs the Debian packages they
+# use where missing (ci/deps.sh), then runs every test of the workspace.
+# Extra arguments go to cargo test (e.g. `bash ci/test.sh -p syncbench`).
 set -euo pipefail
-exec bash "$(dirname "$0")/../.ci/run"
+cd "$(dirname "$0")/.."
+bash ci/deps.sh
+if [ $# -eq 0 ]; then set -- --workspace; fi
+exec cargo test "$@"

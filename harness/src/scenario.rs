@@ -653,6 +653,58 @@ mod tests {
     }
 
     #[test]
+    fn timeout_is_seconds_or_a_duration() {
+        let with = |t: &str| {
+            parse(&format!(
+                "name = \"c\"\nkind = \"command\"\nrun = \"true\"\ntimeout = {t}\n"
+            ))
+        };
+        assert_eq!(with("60").unwrap().timeout, Duration::from_secs(60));
+        assert_eq!(with("1.5").unwrap().timeout, Duration::from_millis(1500));
+        assert_eq!(with("\"2m\"").unwrap().timeout, Duration::from_secs(120));
+        for bad in ["0", "-5", "true", "[1]"] {
+            let e = with(bad).unwrap_err();
+            assert!(
+                e.contains("field `timeout`") && e.contains("seconds"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    /// Every TOML example in README.md is a scenario that loads as its
+    /// comments say (one once put `instructions = true` under `[params]`,
+    /// where it became a matrix axis and counted nothing).
+    #[test]
+    fn readme_examples_load() {
+        let readme = include_str!("../../README.md");
+        let blocks: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .map(|b| &b[..b.find("```").expect("closed block")])
+            .collect();
+        assert!(blocks.len() >= 2, "{} blocks", blocks.len());
+        for block in blocks {
+            let text = if block.contains("kind =") {
+                block.to_owned()
+            } else {
+                // A fragment: the server layout of a sync scenario.
+                format!(
+                    "name = \"x\"\nkind = \"sync\"\nworkload = \"load\"\n{block}\n[params]\nruntime = \"current-thread\"\nworkers = 2\nbackends = 2\nproxy = \"nginx\"\n"
+                )
+            };
+            let s = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            for p in &s.points {
+                assert!(!p.0.contains_key("instructions"), "{text}");
+            }
+            assert_eq!(
+                s.instructions,
+                text.contains("instructions = true"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn matrix_and_defaults() {
         let s = parse(
             "name = \"doc-sync\"\nkind = \"sync\"\nworkload = \"docs\"\n[params]\ndocs = [1000, 10]\nsize = [\"10KiB\", \"1MiB\"]\n",

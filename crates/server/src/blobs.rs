@@ -1,12 +1,14 @@
 //! Blob storage of one user: files under `blobs/{user}/{namespace}/{id}`,
 //! their size, flag and dates in the user's database.
 //!
-//! A blob is either whole or absent. The upload streams into a file under
-//! `tmp/`, which is fsynced and then renamed into place inside the
-//! transaction that records it: a crash before the rename leaves only a
-//! temporary file (removed at the next start), a crash between rename and
-//! commit leaves a file no row points to (invisible, and replaced by the
-//! retried upload's rename). Deletion removes the row first, then the file.
+//! A blob is either whole or absent. Blobs up to `INLINE_MAX` (64 KiB) are
+//! stored in their row, written by the transaction that records them.
+//! Larger uploads stream into a file under `tmp/`, which is fsynced and
+//! then renamed into place inside the transaction that records it: a
+//! crash before the rename leaves only a temporary file (removed at the
+//! next start), a crash between rename and commit leaves a file no row
+//! points to (invisible, and replaced by the retried upload's rename).
+//! Deletion removes the row first, then the file.
 
 use crate::error::{ApiError, StoreError};
 use crate::userdb::UserDb;

@@ -12,7 +12,8 @@ pub struct Args {
     /// Compare with the last results on this branch or commit.
     #[arg(long, default_value = "main")]
     baseline: String,
-    /// Where to render the dashboard afterwards [default:
+    /// Where to render the dashboard afterwards, relative to the
+    /// repository [default:
     /// target/syncbench-report for the repository's database, else
     /// DB-STEM-report next to the --db file].
     #[arg(long)]
@@ -41,7 +42,10 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     )?;
     let code = finish(&session, tally, args.measure.json)?;
     // The dashboard of everything recorded so far, for the browser.
-    let out = args.out.unwrap_or_else(|| cx.default_site());
+    let out = match &args.out {
+        Some(o) => cx.root.join(o),
+        None => cx.default_site(),
+    };
     let index = super::report::render(cx, &out, &super::report::Settings::default())?.index;
     if args.measure.json {
         eprintln!("syncbench: dashboard at {}", index.display());

@@ -16,7 +16,7 @@ use syncbench::model::{Direction, Phase, RunStatus, Series, Unit};
 use syncbench::probe::Sample;
 use syncbench::store::{RunRecord, Store};
 
-const SCENARIO: &str = r#"
+pub(crate) const SCENARIO: &str = r#"
 name = "svc"
 kind = "command"
 run = "true"
@@ -29,7 +29,7 @@ wall = 0.10
 "#;
 
 /// A repository whose twelve commits have fixed dates, hence fixed shas.
-fn fixed_repo(scenario: &str) -> (tempfile::TempDir, Vec<String>) {
+pub(crate) fn fixed_repo(scenario: &str) -> (tempfile::TempDir, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let git_at = |args: &[&str], day: usize| {
@@ -61,7 +61,7 @@ fn fixed_repo(scenario: &str) -> (tempfile::TempDir, Vec<String>) {
     (dir, shas)
 }
 
-fn machine() -> Machine {
+pub(crate) fn machine() -> Machine {
     Machine {
         cpu: "Golden CPU @ 1.00GHz".into(),
         cores: 2,
@@ -72,7 +72,7 @@ fn machine() -> Machine {
     }
 }
 
-fn series(name: &str, unit: Unit, direction: Direction, values: &[f64]) -> Series {
+pub(crate) fn series(name: &str, unit: Unit, direction: Direction, values: &[f64]) -> Series {
     Series {
         name: name.into(),
         unit,
@@ -81,7 +81,7 @@ fn series(name: &str, unit: Unit, direction: Direction, values: &[f64]) -> Serie
     }
 }
 
-fn commit_of(repo: &Path, sha: &str) -> Commit {
+pub(crate) fn commit_of(repo: &Path, sha: &str) -> Commit {
     let mut out = syncbench::history::resolve(repo, &[sha.to_owned()], None)
         .unwrap()
         .remove(0);

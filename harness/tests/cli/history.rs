@@ -205,6 +205,33 @@ fn change_points_land_on_the_commits_that_changed() {
         "{}",
         text(&out)
     );
+
+    // The memory step, printed in human units (once printed raw, as
+    // `25935872.000000 -> 92069888.000000`).
+    let range = format!("{}..{}", shas[3], shas[8]);
+    let out = syncbench(&[
+        "--repo",
+        r,
+        "bisect",
+        &range,
+        "prog",
+        "command.peak_rss",
+        "--db",
+        db_s,
+        "--cache-dir",
+        cache_s,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout.contains(&format!("culprit: {}", shas[6])),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout.contains(" MiB -> ") && stdout.contains(" MiB (median"),
+        "{stdout}"
+    );
 }
 
 #[test]

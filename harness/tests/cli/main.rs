@@ -3,7 +3,8 @@
 
 mod ab;
 mod command;
-mod golden;
+mod first_use;
+pub(crate) mod golden;
 mod history;
 mod ingest;
 mod load;

@@ -301,7 +301,7 @@ fn index_series_and_run_pages_render_in_a_real_browser() {
         // CI installs them (.ci/run); there the test must run.
         assert!(
             std::env::var_os("CI").is_none(),
-            "chromium and chromium-driver are missing: .ci/run installs them"
+            "chromium and chromium-driver are missing: ci/deps.sh installs them"
         );
         eprintln!("skipped: no /usr/bin/chromedriver (apt-get install chromium chromium-driver)");
         return;

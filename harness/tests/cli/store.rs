@@ -80,3 +80,115 @@ fn a_corrupt_database_is_refused() {
     let _ = std::fs::remove_file(format!("{}-shm", path.display()));
     refused_untouched(&path, "cannot be used as a results database");
 }
+
+/// One definition of "the run of a commit" (an ok run over a failure, a
+/// clean tree over a dirty one, the newest): regressions, compare, check,
+/// bisect's probe and the dashboard agree on a history where dirty runs
+/// (3× slower) were recorded after the clean runs of the same commits.
+#[test]
+fn every_reader_takes_the_same_run_of_a_commit() {
+    use crate::golden::{SCENARIO, commit_of, fixed_repo, machine, series};
+    use syncbench::model::{Direction, PointKey, RunStatus, Unit};
+    use syncbench::store::{RunRecord, Store};
+
+    let (repo, shas) = fixed_repo(SCENARIO);
+    let r = repo.path().to_str().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    let mut store = Store::open(&db).unwrap();
+    let record = |i: usize, dirty: bool, status: RunStatus, level: f64| {
+        let mut commit = commit_of(repo.path(), &shas[i]);
+        commit.dirty = dirty;
+        RunRecord {
+            machine: machine(),
+            commit,
+            scenario: "svc".into(),
+            point: "n=10".into(),
+            params_json: r#"{"n":"10"}"#.into(),
+            status,
+            error: (!status.is_ok()).then(|| "boom".into()),
+            repetitions: 5,
+            harness_version: "0".into(),
+            toolchain: "t".into(),
+            command_line: "c".into(),
+            started_unix: 0.0,
+            finished_unix: 0.0,
+            metrics: if status.is_ok() {
+                vec![series(
+                    "wall",
+                    Unit::Seconds,
+                    Direction::LowerIsBetter,
+                    &[1.0, 1.01, 0.99, 1.0, 1.02].map(|w| w * level),
+                )]
+            } else {
+                vec![]
+            },
+            samples: vec![],
+            phases: vec![],
+        }
+    };
+    let mut clean = vec![];
+    for i in 0..12 {
+        if i != 9 {
+            clean.push(store.record(&record(i, false, RunStatus::Ok, 1.0)).unwrap());
+        }
+    }
+    for i in 6..12 {
+        let level = if i == 9 { 1.0 } else { 3.0 };
+        store
+            .record(&record(i, true, RunStatus::Ok, level))
+            .unwrap();
+    }
+    store
+        .record(&record(7, false, RunStatus::Failed, 0.0))
+        .unwrap();
+
+    // bisect's probe.
+    let key = PointKey {
+        machine: machine().fingerprint(),
+        scenario: "svc".into(),
+        point: "n=10".into(),
+    };
+    let run6 = store.run_of(&key, &[shas[6].clone()], None).unwrap();
+    assert_eq!(run6, Some((clean[6], shas[6].clone())));
+    let run7 = store.run_of(&key, &[shas[7].clone()], None).unwrap();
+    assert_eq!(run7, Some((clean[7], shas[7].clone())));
+    drop(store);
+
+    let db_s = db.to_str().unwrap();
+    let out = syncbench(&["--repo", r, "--db", db_s, "regressions", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(json(&out), serde_json::json!([]), "{}", text(&out));
+    let out = syncbench(&[
+        "--repo", r, "--db", db_s, "compare", &shas[5], &shas[8], "--json",
+    ]);
+    let rows = &json(&out)[0]["rows"];
+    assert_eq!(rows[0]["metric"], "wall");
+    assert_eq!(rows[0]["median"], rows[0]["baseline_median"], "{rows}");
+    let out = syncbench(&[
+        "--repo",
+        r,
+        "--db",
+        db_s,
+        "check",
+        "--baseline",
+        &shas[5],
+        "--commit",
+        &shas[8],
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = syncbench(&["--repo", r, "--db", db_s, "report", "--out", "site"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let page = |sha: &str| {
+        std::fs::read_to_string(repo.path().join(format!("site/runs/{sha}.html"))).unwrap()
+    };
+    assert!(!page(&shas[6]).contains("uncommitted changes"));
+    assert!(!page(&shas[7]).contains("failed"));
+    // A commit measured only with uncommitted changes: that run stands.
+    assert!(page(&shas[9]).contains("ok (uncommitted changes)"));
+    let index = std::fs::read_to_string(repo.path().join("site/index.html")).unwrap();
+    assert!(
+        !index.contains("tile regression"),
+        "a change point on the dashboard"
+    );
+}
