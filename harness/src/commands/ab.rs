@@ -9,6 +9,18 @@ use syncbench::ops::ab::{self, AbResult, Plan};
 use syncbench::ops::session::{MeasureSettings, Session};
 use syncbench::scenario::parse_duration;
 
+/// What `compare` and `check` share after their commits: the scenarios
+/// of `--run`, the A/B flags, `--json`.
+#[derive(clap::Args)]
+pub struct AbTarget {
+    /// With --run: the scenarios to measure [default: the default suite].
+    pub scenarios: Vec<String>,
+    #[command(flatten)]
+    pub ab: AbArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Interleaved A/B measurement, for `compare --run` and `check --run`.
 #[derive(clap::Args, Clone)]
 pub struct AbArgs {

@@ -19,22 +19,22 @@ pub struct Args {
     /// Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).
     #[arg(long)]
     summary: Option<PathBuf>,
-    /// With --run: the scenarios to measure [default: the default suite].
-    scenarios: Vec<String>,
     #[command(flatten)]
-    pub ab: super::ab::AbArgs,
-    #[arg(long)]
-    json: bool,
+    pub target: super::ab::AbTarget,
 }
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let new_rev = args.commit.as_deref().unwrap_or("HEAD");
-    if args.ab.run {
-        return args
-            .ab
-            .run_ab(cx, &args.baseline, new_rev, &args.scenarios, args.json);
+    if args.target.ab.run {
+        return args.target.ab.run_ab(
+            cx,
+            &args.baseline,
+            new_rev,
+            &args.target.scenarios,
+            args.target.json,
+        );
     }
-    if !args.scenarios.is_empty() {
+    if !args.target.scenarios.is_empty() {
         bail!("scenarios are chosen only with --run (check covers every stored result)");
     }
     let store = cx.store()?;
@@ -68,7 +68,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         std::fs::write(path, syncbench::text::markdown(base, &new, &compared))
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    print_compared(&compared, args.json)?;
+    print_compared(&compared, args.target.json)?;
     let regressions = compared
         .iter()
         .flat_map(|c| &c.rows)

@@ -10,21 +10,21 @@ use syncbench::scenario::{DEFAULT_THRESHOLD, ThresholdBook};
 pub struct Args {
     a: String,
     b: String,
-    /// With --run: the scenarios to measure [default: the default suite].
-    scenarios: Vec<String>,
     #[command(flatten)]
-    pub ab: super::ab::AbArgs,
-    #[arg(long)]
-    json: bool,
+    pub target: super::ab::AbTarget,
 }
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
-    if args.ab.run {
-        return args
-            .ab
-            .run_ab(cx, &args.a, &args.b, &args.scenarios, args.json);
+    if args.target.ab.run {
+        return args.target.ab.run_ab(
+            cx,
+            &args.a,
+            &args.b,
+            &args.target.scenarios,
+            args.target.json,
+        );
     }
-    if !args.scenarios.is_empty() {
+    if !args.target.scenarios.is_empty() {
         bail!("scenarios are chosen only with --run (stored results cover them all)");
     }
     let store = cx.store()?;
@@ -39,6 +39,6 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             &b[..12]
         );
     }
-    print_compared(&compared, args.json)?;
+    print_compared(&compared, args.target.json)?;
     Ok(0)
 }

@@ -7,7 +7,7 @@
 //! browser lays out the text, and a series of 1000 commits is a handful of
 //! paths, which keeps rendering 60 of them well under a second.
 
-use crate::model::{Phase, Unit};
+use crate::model::{Phase, Unit, Verdict};
 use std::fmt::Write;
 
 /// Escapes text for SVG/HTML content and attribute values.
@@ -185,9 +185,9 @@ pub fn trend(
             s,
             r#"<g class="{}"><line x1="{xx:.1}" x2="{xx:.1}" y1="{PLOT_TOP}" y2="{:.1}" class="change"/><text x="{:.1}" y="{:.1}" class="change-label">{}</text></g>"#,
             if m.regression {
-                "regression"
+                Verdict::Regression.as_str()
             } else {
-                "improvement"
+                Verdict::Improvement.as_str()
             },
             height - PLOT_BOTTOM,
             xx + 3.0,

@@ -4,7 +4,7 @@ use super::chart::{self, Marker, TrendPoint};
 use super::data::{Data, point_of};
 use super::{SiteError, Writer, date, machine_id, pct, series_file, short};
 use crate::analysis::{ChangePoint, SeriesHistory};
-use crate::model::{SeriesKey, Verdict, is_harness_metric};
+use crate::model::{RunStatus, SeriesKey, Verdict, is_harness_metric};
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
 
@@ -91,7 +91,7 @@ fn page(data: &Data, k: &SeriesKey, s: &SeriesHistory, steps: &[ChangePoint]) ->
             let failed = s.failed.contains(&i);
             let value = match level {
                 Some(l) => s.unit.human(l.level),
-                None if failed => "failed".into(),
+                None if failed => RunStatus::Failed.as_str().into(),
                 None => "no value".into(),
             };
             TrendPoint {

@@ -73,15 +73,7 @@ fn measures_a_command_in_another_repository_and_compares_with_the_baseline() {
     );
 
     // show and export read it back; BMF names benchmark and measure.
-    let out = syncbench(&[
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "export",
-        "--format",
-        "bmf",
-        "--db",
-        db_s,
-    ]);
+    let out = sb(repo.path(), db_s, &["export", "--format", "bmf"]);
     assert!(out.status.success(), "{}", text(&out));
     let bmf = json(&out);
     let m = &bmf["hello/n=2000"]["command.peak_rss"];
@@ -90,13 +82,7 @@ fn measures_a_command_in_another_repository_and_compares_with_the_baseline() {
             && m["lower_value"].as_f64() <= m["upper_value"].as_f64(),
         "{bmf}"
     );
-    let out = syncbench(&[
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "show",
-        "--db",
-        db_s,
-    ]);
+    let out = sb(repo.path(), db_s, &["show"]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("hello n=1000"),
         "{}",
@@ -117,14 +103,7 @@ timeout = "1s"
     let repo = repo_with(&[("scenarios/stuck.toml", scenario)]);
     let db = repo.path().join("r.sqlite");
     let t = Instant::now();
-    let out = syncbench(&[
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "run",
-        "stuck",
-        "--db",
-        db.to_str().unwrap(),
-    ]);
+    let out = sb(repo.path(), &db, &["run", "stuck"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(t.elapsed() < Duration::from_secs(20));
     let runs = run_status(&db);
@@ -148,14 +127,7 @@ fn a_failing_command_is_recorded_with_its_stderr() {
         "name = \"bad\"\nkind = \"command\"\nrun = \"echo oh no >&2; exit 7\"\nrepetitions = 2\n";
     let repo = repo_with(&[("scenarios/bad.toml", scenario)]);
     let db = repo.path().join("r.sqlite");
-    let out = syncbench(&[
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "run",
-        "bad",
-        "--db",
-        db.to_str().unwrap(),
-    ]);
+    let out = sb(repo.path(), &db, &["run", "bad"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let runs = run_status(&db);
     assert_eq!(runs[0].1, "failed");
@@ -172,14 +144,7 @@ fn scenario_errors_name_the_file_line_and_field() {
         "scenarios/typo.toml",
         "name = \"t\"\nkind = \"command\"\nrun = \"true\"\nwarmpu = 1\n",
     )]);
-    let out = syncbench(&[
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "run",
-        "typo",
-        "--db",
-        "/dev/null/x",
-    ]);
+    let out = sb(repo.path(), "/dev/null/x", &["run", "typo"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -208,15 +173,7 @@ timeout = "60s"
 "#;
     let repo = repo_with(&[("scenarios/alloc.toml", scenario)]);
     let db = repo.path().join("r.sqlite");
-    let out = syncbench(&[
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "run",
-        "alloc",
-        "--db",
-        db.to_str().unwrap(),
-        "--json",
-    ]);
+    let out = sb(repo.path(), &db, &["run", "alloc", "--json"]);
     assert!(out.status.success(), "{}", text(&out));
     let v = json(&out);
     let metric = |name: &str| {
@@ -262,14 +219,7 @@ fn a_failing_setup_fails_the_run_with_its_stderr_and_measures_nothing() {
     let scenario = "name = \"needs\"\nkind = \"command\"\nsetup = \"echo no nginx here >&2; exit 4\"\nrun = \"touch measured\"\nrepetitions = 1\n";
     let repo = repo_with(&[("scenarios/needs.toml", scenario)]);
     let db = repo.path().join("r.sqlite");
-    let out = syncbench(&[
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "run",
-        "needs",
-        "--db",
-        db.to_str().unwrap(),
-    ]);
+    let out = sb(repo.path(), &db, &["run", "needs"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let runs = run_status(&db);
     assert_eq!(runs[0].1, "failed");
@@ -294,14 +244,7 @@ fn server_layouts_that_cannot_run_are_refused_when_the_file_loads() {
         ),
     ] {
         let repo = repo_with(&[("scenarios/l.toml", &format!("{base}{extra}"))]);
-        let out = syncbench(&[
-            "--repo",
-            repo.path().to_str().unwrap(),
-            "run",
-            "l",
-            "--db",
-            "/dev/null/x",
-        ]);
+        let out = sb(repo.path(), "/dev/null/x", &["run", "l"]);
         assert_eq!(out.status.code(), Some(1), "{extra}: {}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -311,14 +254,7 @@ fn server_layouts_that_cannot_run_are_refused_when_the_file_loads() {
     }
     let cmd = "name = \"c\"\nkind = \"command\"\nrun = \"true\"\nproxy = \"nginx\"\n";
     let repo = repo_with(&[("scenarios/c.toml", cmd)]);
-    let out = syncbench(&[
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "run",
-        "c",
-        "--db",
-        "/dev/null/x",
-    ]);
+    let out = sb(repo.path(), "/dev/null/x", &["run", "c"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("only sync scenarios take this field"), "{err}");
 }

@@ -15,7 +15,7 @@ fn run_with_its_own_database_renders_next_to_it_not_over_the_users_dashboard() {
     let r = repo.path().to_str().unwrap();
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("mine.sqlite");
-    let out = syncbench(&["--repo", r, "run", "hello", "--db", db.to_str().unwrap()]);
+    let out = sb(r, &db, &["run", "hello"]);
     assert!(out.status.success(), "{}", text(&out));
     let site = work.path().join("mine-report/index.html");
     assert!(site.is_file(), "{}", text(&out));
@@ -23,19 +23,10 @@ fn run_with_its_own_database_renders_next_to_it_not_over_the_users_dashboard() {
     assert!(!repo.path().join("target/syncbench-report").exists());
 
     // --out still decides; report follows the same rule.
-    let out = syncbench(&[
-        "--repo",
-        r,
-        "run",
-        "hello",
-        "--db",
-        db.to_str().unwrap(),
-        "--out",
-        "elsewhere",
-    ]);
+    let out = sb(r, &db, &["run", "hello", "--out", "elsewhere"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(repo.path().join("elsewhere/index.html").is_file());
-    let out = syncbench(&["--repo", r, "report", "--db", db.to_str().unwrap()]);
+    let out = sb(r, &db, &["report"]);
     assert!(
         String::from_utf8_lossy(&out.stdout)
             .trim()
@@ -60,19 +51,19 @@ fn history(
     db: &std::path::Path,
     cache: &std::path::Path,
 ) -> std::process::Output {
-    syncbench(&[
-        "--repo",
-        repo.to_str().unwrap(),
-        "history",
-        "hello",
-        "-n",
-        "1",
-        "--force",
-        "--db",
-        db.to_str().unwrap(),
-        "--cache-dir",
-        cache.to_str().unwrap(),
-    ])
+    sb(
+        repo,
+        db,
+        &[
+            "history",
+            "hello",
+            "-n",
+            "1",
+            "--force",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+    )
 }
 
 #[test]
@@ -125,14 +116,7 @@ fn report_of_a_database_works_outside_a_repository() {
     let repo = repo_with(&[("scenarios/hello.toml", HELLO)]);
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("r.sqlite");
-    let out = syncbench(&[
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "run",
-        "hello",
-        "--db",
-        db.to_str().unwrap(),
-    ]);
+    let out = sb(repo.path(), &db, &["run", "hello"]);
     assert!(out.status.success(), "{}", text(&out));
     let outside = tempfile::tempdir().unwrap();
     let out = Command::new(SYNCBENCH)
@@ -169,15 +153,7 @@ fn export_into_a_closed_pipe_ends_quietly() {
         .collect();
     let file = work.path().join("bmf.json");
     std::fs::write(&file, serde_json::to_string(&bmf).unwrap()).unwrap();
-    let out = syncbench(&[
-        "--repo",
-        r,
-        "ingest",
-        "--db",
-        db.to_str().unwrap(),
-        "bmf",
-        file.to_str().unwrap(),
-    ]);
+    let out = sb(r, &db, &["ingest", "bmf", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let mut child = Command::new(SYNCBENCH)
         .args(["--repo", r, "export", "--db", db.to_str().unwrap()])

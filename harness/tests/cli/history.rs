@@ -68,18 +68,11 @@ fn change_points_land_on_the_commits_that_changed() {
     let cache = work.path().join("cache");
     let (db_s, cache_s) = (db.to_str().unwrap(), cache.to_str().unwrap());
 
-    let out = syncbench(&[
-        "--repo",
+    let out = sb(
         r,
-        "history",
-        "prog",
-        "-n",
-        "9",
-        "--db",
         db_s,
-        "--cache-dir",
-        cache_s,
-    ]);
+        &["history", "prog", "-n", "9", "--cache-dir", cache_s],
+    );
     assert!(
         out.status.code() == Some(0) || out.status.code() == Some(1),
         "{}",
@@ -93,25 +86,18 @@ fn change_points_land_on_the_commits_that_changed() {
     );
 
     // Measured commits are skipped the second time.
-    let out = syncbench(&[
-        "--repo",
+    let out = sb(
         r,
-        "history",
-        "prog",
-        "-n",
-        "9",
-        "--db",
         db_s,
-        "--cache-dir",
-        cache_s,
-    ]);
+        &["history", "prog", "-n", "9", "--cache-dir", cache_s],
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("0 point(s) recorded"),
         "{}",
         text(&out)
     );
 
-    let out = syncbench(&["--repo", r, "regressions", "--json", "--db", db_s]);
+    let out = sb(r, db_s, &["regressions", "--json"]);
     assert!(out.status.success(), "{}", text(&out));
     let changes = json(&out);
     let changes = changes.as_array().unwrap();
@@ -141,9 +127,7 @@ fn change_points_land_on_the_commits_that_changed() {
     }
 
     // compare and check see the step between commits 2 and 3.
-    let out = syncbench(&[
-        "--repo", r, "compare", &shas[2], &shas[3], "--json", "--db", db_s,
-    ]);
+    let out = sb(r, db_s, &["compare", &shas[2], &shas[3], "--json"]);
     let v = json(&out);
     let wall = v[0]["rows"]
         .as_array()
@@ -153,52 +137,46 @@ fn change_points_land_on_the_commits_that_changed() {
         .unwrap();
     assert_eq!(wall["verdict"], "regression", "{wall}");
     let summary = work.path().join("summary.md");
-    let out = syncbench(&[
-        "--repo",
+    let out = sb(
         r,
-        "check",
-        "--baseline",
-        &shas[2],
-        "--commit",
-        &shas[3],
-        "--db",
         db_s,
-        "--summary",
-        summary.to_str().unwrap(),
-    ]);
+        &[
+            "check",
+            "--baseline",
+            &shas[2],
+            "--commit",
+            &shas[3],
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(
         md.contains("regression(s)") && md.contains("command.instructions"),
         "{md}"
     );
-    let out = syncbench(&[
-        "--repo",
+    let out = sb(
         r,
-        "check",
-        "--baseline",
-        &shas[4],
-        "--commit",
-        &shas[5],
-        "--db",
         db_s,
-    ]);
+        &["check", "--baseline", &shas[4], "--commit", &shas[5]],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // bisect finds commit 3, measuring nothing new (all measured).
     let range = format!("{}..{}", shas[0], shas[5]);
-    let out = syncbench(&[
-        "--repo",
+    let out = sb(
         r,
-        "bisect",
-        &range,
-        "prog",
-        "command.instructions",
-        "--db",
         db_s,
-        "--cache-dir",
-        cache_s,
-    ]);
+        &[
+            "bisect",
+            &range,
+            "prog",
+            "command.instructions",
+            "--cache-dir",
+            cache_s,
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("culprit: {}", shas[3])),
@@ -209,18 +187,18 @@ fn change_points_land_on_the_commits_that_changed() {
     // The memory step, printed in human units (once printed raw, as
     // `25935872.000000 -> 92069888.000000`).
     let range = format!("{}..{}", shas[3], shas[8]);
-    let out = syncbench(&[
-        "--repo",
+    let out = sb(
         r,
-        "bisect",
-        &range,
-        "prog",
-        "command.peak_rss",
-        "--db",
         db_s,
-        "--cache-dir",
-        cache_s,
-    ]);
+        &[
+            "bisect",
+            &range,
+            "prog",
+            "command.peak_rss",
+            "--cache-dir",
+            cache_s,
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -242,20 +220,20 @@ fn bisect_measures_only_what_it_needs() {
     let db = work.path().join("r.sqlite");
     let cache = work.path().join("cache");
     let range = format!("{}..{}", shas[0], shas[8]);
-    let out = syncbench(&[
-        "--repo",
+    let out = sb(
         r,
-        "bisect",
-        &range,
-        "prog",
-        "command.instructions",
-        "--db",
-        db.to_str().unwrap(),
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "--repetitions",
-        "5",
-    ]);
+        &db,
+        &[
+            "bisect",
+            &range,
+            "prog",
+            "command.instructions",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--repetitions",
+            "5",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("culprit: {}", shas[3])),
@@ -275,20 +253,20 @@ fn a_commit_that_does_not_build_is_a_recorded_gap() {
     git(d, &["commit", "-q", "-am", "broken build"]);
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("r.sqlite");
-    let out = syncbench(&[
-        "--repo",
-        d.to_str().unwrap(),
-        "history",
-        "prog",
-        "-n",
-        "2",
-        "--db",
-        db.to_str().unwrap(),
-        "--cache-dir",
-        work.path().join("cache").to_str().unwrap(),
-        "--repetitions",
-        "1",
-    ]);
+    let out = sb(
+        d,
+        &db,
+        &[
+            "history",
+            "prog",
+            "-n",
+            "2",
+            "--cache-dir",
+            work.path().join("cache").to_str().unwrap(),
+            "--repetitions",
+            "1",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let runs = run_status(&db);
     assert_eq!(runs.len(), 2);

@@ -25,25 +25,13 @@ fn criterion_results_become_series_with_raw_samples() {
     let repo = repo_with(&[("x", "y")]);
     let r = repo.path().to_str().unwrap();
     let db = repo.path().join("r.sqlite");
-    let out = syncbench(&[
-        "--repo",
+    let out = sb(
         r,
-        "ingest",
-        "--db",
-        db.to_str().unwrap(),
-        "criterion",
-        fixtures().to_str().unwrap(),
-    ]);
+        &db,
+        &["ingest", "criterion", fixtures().to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", text(&out));
-    let out = syncbench(&[
-        "--repo",
-        r,
-        "export",
-        "--format",
-        "json",
-        "--db",
-        db.to_str().unwrap(),
-    ]);
+    let out = sb(r, &db, &["export", "--format", "json"]);
     let v = json(&out);
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
@@ -106,15 +94,11 @@ fn bad_criterion_output_is_refused_and_stores_nothing() {
     std::fs::write(&sample, &text[..text.len() / 2]).unwrap();
     let repo = repo_with(&[("x", "y")]);
     let db = repo.path().join("r.sqlite");
-    let out = syncbench(&[
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "ingest",
-        "--db",
-        db.to_str().unwrap(),
-        "criterion",
-        dir.path().to_str().unwrap(),
-    ]);
+    let out = sb(
+        repo.path(),
+        &db,
+        &["ingest", "criterion", dir.path().to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -127,15 +111,11 @@ fn bad_criterion_output_is_refused_and_stores_nothing() {
     );
 
     std::fs::write(&sample, text.replace("\"Linear\"", "\"Spiral\"")).unwrap();
-    let out = syncbench(&[
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "ingest",
-        "--db",
-        db.to_str().unwrap(),
-        "criterion",
-        dir.path().to_str().unwrap(),
-    ]);
+    let out = sb(
+        repo.path(),
+        &db,
+        &["ingest", "criterion", dir.path().to_str().unwrap()],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("unknown sampling_mode \"Spiral\"") && err.contains("criterion 0.8"),
@@ -149,41 +129,17 @@ fn bmf_round_trip_and_csv() {
     let repo = repo_with(&[("scenarios/hello.toml", scenario)]);
     let r = repo.path().to_str().unwrap();
     let db = repo.path().join("a.sqlite");
-    let out = syncbench(&["--repo", r, "run", "hello", "--db", db.to_str().unwrap()]);
+    let out = sb(r, &db, &["run", "hello"]);
     assert!(out.status.success(), "{}", text(&out));
-    let out = syncbench(&[
-        "--repo",
-        r,
-        "export",
-        "--format",
-        "bmf",
-        "--db",
-        db.to_str().unwrap(),
-    ]);
+    let out = sb(r, &db, &["export", "--format", "bmf"]);
     let first = json(&out);
     let file = repo.path().join("bmf.json");
     std::fs::write(&file, &out.stdout).unwrap();
 
     let db2 = repo.path().join("b.sqlite");
-    let out = syncbench(&[
-        "--repo",
-        r,
-        "ingest",
-        "--db",
-        db2.to_str().unwrap(),
-        "bmf",
-        file.to_str().unwrap(),
-    ]);
+    let out = sb(r, &db2, &["ingest", "bmf", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
-    let out = syncbench(&[
-        "--repo",
-        r,
-        "export",
-        "--format",
-        "bmf",
-        "--db",
-        db2.to_str().unwrap(),
-    ]);
+    let out = sb(r, &db2, &["export", "--format", "bmf"]);
     let second = json(&out);
     // Exact: the value and both bounds of every measure.
     assert_eq!(first, second);
@@ -199,15 +155,7 @@ fn bmf_round_trip_and_csv() {
     )
     .unwrap();
     let db3 = repo.path().join("c.sqlite");
-    let out = syncbench(&[
-        "--repo",
-        r,
-        "ingest",
-        "--db",
-        db3.to_str().unwrap(),
-        "bmf",
-        file.to_str().unwrap(),
-    ]);
+    let out = sb(r, &db3, &["ingest", "bmf", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no unit known for measure \"furlongs\""),
@@ -216,15 +164,7 @@ fn bmf_round_trip_and_csv() {
     );
     assert!(!db3.exists() || run_status(&db3).is_empty());
 
-    let out = syncbench(&[
-        "--repo",
-        r,
-        "export",
-        "--format",
-        "csv",
-        "--db",
-        db.to_str().unwrap(),
-    ]);
+    let out = sb(r, &db, &["export", "--format", "csv"]);
     let csv = String::from_utf8(out.stdout).unwrap();
     let mut lines = csv.lines();
     assert_eq!(
@@ -257,17 +197,17 @@ fn a_criterion_scenario_runs_cargo_bench_and_stores_each_benchmark() {
     .unwrap();
     let db = dir.path().join("r.sqlite");
     let target = test_target_dir();
-    let out = syncbench(&[
-        "--repo",
+    let out = sb(
         env!("CARGO_MANIFEST_DIR"),
-        "run",
-        path.to_str().unwrap(),
-        "--db",
-        db.to_str().unwrap(),
-        "--target-dir",
-        target.to_str().unwrap(),
-        "--json",
-    ]);
+        &db,
+        &[
+            "run",
+            path.to_str().unwrap(),
+            "--target-dir",
+            target.to_str().unwrap(),
+            "--json",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let v = json(&out);
     let results = v["results"].as_array().unwrap();

@@ -39,33 +39,20 @@ fn measured_repo() -> (tempfile::TempDir, PathBuf, Vec<String>) {
                 .to_string(),
         )
         .unwrap();
-        let out = syncbench(&[
-            "--repo",
-            r,
-            "ingest",
-            "--db",
-            db.to_str().unwrap(),
-            "bmf",
-            bmf.to_str().unwrap(),
-        ]);
+        let out = sb(r, &db, &["ingest", "bmf", bmf.to_str().unwrap()]);
         assert!(out.status.success(), "{}", text(&out));
     }
-    let out = syncbench(&["--repo", r, "run", "sleepy", "--db", db.to_str().unwrap()]);
+    let out = sb(r, &db, &["run", "sleepy"]);
     assert!(out.status.success(), "{}", text(&out));
     (repo, db, shas)
 }
 
 fn render(repo: &Path, db: &Path, out: &Path) -> Value {
-    let o = syncbench(&[
-        "--repo",
-        repo.to_str().unwrap(),
-        "report",
-        "--db",
-        db.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
+    let o = sb(
+        repo,
+        db,
+        &["report", "--out", out.to_str().unwrap(), "--json"],
+    );
     assert!(o.status.success(), "{}", text(&o));
     json(&o)
 }
@@ -141,14 +128,7 @@ fn the_site_escapes_outside_text_loads_nothing_from_outside_and_rewrites_only_ch
     std::fs::write(d.join("NOTES"), "3\n").unwrap();
     git(d, &["add", "-A"]);
     git(d, &["commit", "-q", "-m", "commit 3"]);
-    let o = syncbench(&[
-        "--repo",
-        d.to_str().unwrap(),
-        "run",
-        "sleepy",
-        "--db",
-        db.to_str().unwrap(),
-    ]);
+    let o = sb(d, &db, &["run", "sleepy"]);
     assert!(o.status.success(), "{}", text(&o));
     let before = std::fs::metadata(out.join(format!("runs/{}.html", shas[0])))
         .unwrap()

@@ -5,13 +5,7 @@ use crate::support::*;
 fn refused_untouched(path: &std::path::Path, expect: &str) {
     let before = std::fs::read(path).unwrap();
     let repo = repo_with(&[("x", "y")]);
-    let out = syncbench(&[
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "show",
-        "--db",
-        path.to_str().unwrap(),
-    ]);
+    let out = sb(repo.path(), path, &["show"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -56,14 +50,7 @@ fn a_corrupt_database_is_refused() {
         "scenarios/t.toml",
         "name = \"t\"\nkind = \"command\"\nrun = \"true\"\nrepetitions = 1\nwarmup = 0\n",
     )]);
-    let out = syncbench(&[
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "run",
-        "t",
-        "--db",
-        path.to_str().unwrap(),
-    ]);
+    let out = sb(repo.path(), &path, &["run", "t"]);
     assert!(out.status.success(), "{}", text(&out));
     // Checkpoint, then overwrite the middle of the file with junk.
     rusqlite::Connection::open(&path)
@@ -156,28 +143,20 @@ fn every_reader_takes_the_same_run_of_a_commit() {
     drop(store);
 
     let db_s = db.to_str().unwrap();
-    let out = syncbench(&["--repo", r, "--db", db_s, "regressions", "--json"]);
+    let out = sb(r, db_s, &["regressions", "--json"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(json(&out), serde_json::json!([]), "{}", text(&out));
-    let out = syncbench(&[
-        "--repo", r, "--db", db_s, "compare", &shas[5], &shas[8], "--json",
-    ]);
+    let out = sb(r, db_s, &["compare", &shas[5], &shas[8], "--json"]);
     let rows = &json(&out)[0]["rows"];
     assert_eq!(rows[0]["metric"], "wall");
     assert_eq!(rows[0]["median"], rows[0]["baseline_median"], "{rows}");
-    let out = syncbench(&[
-        "--repo",
+    let out = sb(
         r,
-        "--db",
         db_s,
-        "check",
-        "--baseline",
-        &shas[5],
-        "--commit",
-        &shas[8],
-    ]);
+        &["check", "--baseline", &shas[5], "--commit", &shas[8]],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = syncbench(&["--repo", r, "--db", db_s, "report", "--out", "site"]);
+    let out = sb(r, db_s, &["report", "--out", "site"]);
     assert!(out.status.success(), "{}", text(&out));
     let page = |sha: &str| {
         std::fs::read_to_string(repo.path().join(format!("site/runs/{sha}.html"))).unwrap()

@@ -89,3 +89,25 @@ pub fn run_status(db: &Path) -> Vec<(String, String, Option<String>)> {
         .map(Result::unwrap)
         .collect()
 }
+
+/// `syncbench --repo REPO --db DB ARGS…`
+pub fn sb(repo: impl AsRef<Path>, db: impl AsRef<Path>, args: &[&str]) -> Output {
+    Command::new(SYNCBENCH)
+        .arg("--repo")
+        .arg(repo.as_ref())
+        .arg("--db")
+        .arg(db.as_ref())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The metric names of one result of `run --json`.
+pub fn metric_names(result: &serde_json::Value) -> Vec<&str> {
+    result["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["metric"].as_str().unwrap())
+        .collect()
+}

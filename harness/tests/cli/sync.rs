@@ -17,19 +17,25 @@ fn scenario(dir: &std::path::Path, docs: u32, reps: u32) -> std::path::PathBuf {
     path
 }
 
-fn base_args<'a>(scenario: &'a str, db: &'a str, target: &'a str) -> Vec<&'a str> {
-    vec![
+/// `run SCENARIO` of this workspace's system, built in the tests' target
+/// dir (dev profile), into `db`.
+fn base_args(scenario: &std::path::Path, db: &std::path::Path) -> Vec<String> {
+    let target = test_target_dir();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    [
         "--repo",
         env!("CARGO_MANIFEST_DIR"),
         "run",
-        scenario,
+        &path(scenario),
         "--db",
-        db,
+        &path(db),
         "--cargo-profile",
         "dev",
         "--target-dir",
-        target,
+        &path(&target),
     ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 #[test]
@@ -37,24 +43,10 @@ fn document_sync_is_measured_per_process_and_phase() {
     let dir = tempfile::tempdir().unwrap();
     let s = scenario(dir.path(), 50, 2);
     let db = dir.path().join("r.sqlite");
-    let target = test_target_dir();
-    let mut args = base_args(
-        s.to_str().unwrap(),
-        db.to_str().unwrap(),
-        target.to_str().unwrap(),
-    );
-    args.push("--json");
-    let out = syncbench(&args);
-    assert!(out.status.success(), "{}", text(&out));
-    let v = json(&out);
+    let v = run_json(&s, &db);
     let r = &v["results"][0];
     assert_eq!(r["status"], "ok", "{r}");
-    let names: Vec<&str> = r["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["metric"].as_str().unwrap())
-        .collect();
+    let names = metric_names(r);
     for want in [
         "wall",
         "put.wall",
@@ -102,26 +94,12 @@ fn mail_pipeline_is_measured_for_both_designs() {
     )
     .unwrap();
     let db = dir.path().join("r.sqlite");
-    let target = test_target_dir();
-    let mut args = base_args(
-        s.to_str().unwrap(),
-        db.to_str().unwrap(),
-        target.to_str().unwrap(),
-    );
-    args.push("--json");
-    let out = syncbench(&args);
-    assert!(out.status.success(), "{}", text(&out));
-    let v = json(&out);
+    let v = run_json(&s, &db);
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
     for r in results {
         assert_eq!(r["status"], "ok", "{r}");
-        let names: Vec<&str> = r["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["metric"].as_str().unwrap())
-            .collect();
+        let names = metric_names(r);
         for want in [
             "deliver.wall",
             "process.wall",
@@ -139,7 +117,7 @@ fn mail_pipeline_is_measured_for_both_designs() {
 // The child is returned for the caller to wait on.
 #[allow(clippy::zombie_processes)]
 fn start_until_driver_runs(
-    args: &[&str],
+    args: &[String],
 ) -> (
     std::process::Child,
     i32,
@@ -179,12 +157,7 @@ fn a_server_killed_mid_run_fails_the_run_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let s = scenario(dir.path(), 20000, 1);
     let db = dir.path().join("r.sqlite");
-    let target = test_target_dir();
-    let args = base_args(
-        s.to_str().unwrap(),
-        db.to_str().unwrap(),
-        target.to_str().unwrap(),
-    );
+    let args = base_args(&s, &db);
     let (mut child, server, driver, _err) = start_until_driver_runs(&args);
     kill("-9", server);
     let status = child.wait().unwrap();
@@ -205,12 +178,7 @@ fn ctrl_c_ends_every_process_and_records_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let s = scenario(dir.path(), 20000, 3);
     let db = dir.path().join("r.sqlite");
-    let target = test_target_dir();
-    let args = base_args(
-        s.to_str().unwrap(),
-        db.to_str().unwrap(),
-        target.to_str().unwrap(),
-    );
+    let args = base_args(&s, &db);
     let (mut child, server, driver, mut err) = start_until_driver_runs(&args);
     kill("-INT", child.id());
     let status = child.wait().unwrap();
@@ -225,4 +193,16 @@ fn ctrl_c_ends_every_process_and_records_the_run() {
         gone(server) && gone(driver),
         "processes outlived the harness"
     );
+}
+
+/// `syncbench run SCENARIO --json` of this workspace's system; its JSON.
+fn run_json(scenario: &std::path::Path, db: &std::path::Path) -> serde_json::Value {
+    let mut args = base_args(scenario, db);
+    args.push("--json".into());
+    let out = std::process::Command::new(SYNCBENCH)
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    json(&out)
 }
