@@ -421,3 +421,78 @@ impl Tally {
         self.reports.push(report);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Direction, Unit};
+
+    fn machine() -> Machine {
+        Machine {
+            cpu: "cpu".into(),
+            cores: 1,
+            memory_bytes: 1 << 30,
+            os: "os".into(),
+            kernel: "k".into(),
+            hw_counters: "unavailable".into(),
+        }
+    }
+
+    fn commit() -> Commit {
+        Commit {
+            sha: "a".repeat(40),
+            parents: vec![],
+            author: "t".into(),
+            time_unix: 0,
+            subject: "s".into(),
+            dirty: true,
+            branch: None,
+        }
+    }
+
+    fn wall(values: &[f64]) -> Series {
+        Series {
+            name: "wall".into(),
+            unit: Unit::Seconds,
+            direction: Direction::LowerIsBetter,
+            values: values.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_failed_run_keeps_its_status_and_message_and_no_figures() {
+        let r = Recorder::new(machine());
+        let result = PointResult {
+            metrics: vec![wall(&[1.0])],
+            failure: Some(Failure::new(RunStatus::Timeout, "too slow")),
+            recorded_repetitions: 1,
+            ..Default::default()
+        };
+        let rec = r.record(&commit(), "s", "n=1".into(), "{}".into(), result, 5.0);
+        assert_eq!(rec.status, RunStatus::Timeout);
+        assert_eq!(rec.error.as_deref(), Some("too slow"));
+        assert!(rec.metrics.is_empty() && rec.samples.is_empty() && rec.phases.is_empty());
+        assert!(rec.commit.dirty);
+        assert_eq!(rec.harness_version, env!("CARGO_PKG_VERSION"));
+        assert!(rec.finished_unix >= rec.started_unix);
+    }
+
+    #[test]
+    fn results_of_other_tools_count_their_values_as_repetitions() {
+        let r = Recorder::new(machine());
+        let rec = r.record_found(
+            &commit(),
+            "criterion",
+            "b".into(),
+            "{}".into(),
+            vec![wall(&[1.0, 2.0, 3.0])],
+            0.0,
+        );
+        assert_eq!(
+            (rec.status, rec.repetitions, rec.error),
+            (RunStatus::Ok, 3, None)
+        );
+        let rec = r.record_found(&commit(), "criterion", "b".into(), "{}".into(), vec![], 0.0);
+        assert_eq!(rec.repetitions, 0);
+    }
+}
