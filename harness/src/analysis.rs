@@ -46,7 +46,16 @@ pub fn rows(new: &[Series], baseline: &[Series], min_effect: &dyn Fn(&str) -> f6
     new.iter()
         .map(|s| {
             let base = baseline.iter().find(|b| b.name == s.name);
-            let cmp = base.map(|b| stats::compare(&b.values, &s.values, min_effect(&s.name)));
+            let cmp = base.map(|b| {
+                let mut c = stats::compare(&b.values, &s.values, min_effect(&s.name));
+                // One value on a side is no sample to test; only exact
+                // counts (instructions under valgrind) decide from one.
+                if s.unit != Unit::Count && (s.values.len() < 2 || b.values.len() < 2) {
+                    c.p_value = 1.0;
+                    c.changed = false;
+                }
+                c
+            });
             let (min, max) = min_max(&s.values);
             Row {
                 metric: s.name.clone(),
@@ -426,5 +435,26 @@ mod tests {
         let rows = rows(&new, &base, &|_| 0.05);
         assert_eq!(rows[0].verdict, Verdict::Informational);
         assert_eq!(rows[1].verdict, Verdict::Regression);
+    }
+
+    // Regression test: `--repetitions 1` called +76% of CPU time a
+    // regression with p = 0 (one value looks "constant").
+    #[test]
+    fn one_repetition_decides_only_for_exact_counts() {
+        let time = |v: f64| Series {
+            unit: Unit::Seconds,
+            ..series("cpu_user", &[v])
+        };
+        let r = rows(&[time(1.76)], &[time(1.0)], &|_| 0.05);
+        assert_eq!(
+            (r[0].verdict, r[0].p_value),
+            (Verdict::Unchanged, Some(1.0))
+        );
+        let count = |v: f64| Series {
+            unit: Unit::Count,
+            ..series("command.instructions", &[v])
+        };
+        let r = rows(&[count(1.2e9)], &[count(1.0e9)], &|_| 0.05);
+        assert_eq!(r[0].verdict, Verdict::Regression);
     }
 }

@@ -24,6 +24,8 @@ pub enum IngestError {
         "{path}: {why} (this reader knows criterion 0.8's output; was it written by another version?)"
     )]
     Shape { path: PathBuf, why: String },
+    #[error("{path}: {why}")]
+    Bmf { path: PathBuf, why: String },
     #[error(
         "{path}: no unit known for measure {measure:?} of {bench:?}; known: latency (ns), throughput (ops/s), file-size (B), build-time (s), and syncbench's own metric names (…wall, …cpu_user, …peak_rss, …throughput, …)"
     )]
@@ -272,7 +274,7 @@ pub fn bmf(path: &Path) -> Result<Vec<Ingested>, IngestError> {
                     bench: bench.clone(),
                     measure: measure.clone(),
                 })?;
-            let values = m.values().map_err(|why| IngestError::Shape {
+            let values = m.values().map_err(|why| IngestError::Bmf {
                 path: path.to_owned(),
                 why: format!("{bench} {measure}: {why}"),
             })?;

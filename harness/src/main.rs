@@ -35,9 +35,6 @@ fn main() -> std::process::ExitCode {
     let result = Context::new(cli.db, cli.repo).and_then(|cx| commands::dispatch(&cx, cli.command));
     match result {
         Ok(code) => std::process::ExitCode::from(code),
-        // A closed stdout (`syncbench export | head`) is the reader's
-        // choice, not an error.
-        Err(e) if commands::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("syncbench: error: {e:#}");
             std::process::ExitCode::from(1)

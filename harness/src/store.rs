@@ -101,7 +101,7 @@ pub enum StoreError {
     Unreadable {
         path: PathBuf,
         #[source]
-        source: rusqlite::Error,
+        source: SqliteError,
     },
     #[error("creating {path}")]
     Io {
@@ -110,8 +110,27 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error("results database")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(#[source] SqliteError),
 }
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(SqliteError(e))
+    }
+}
+
+/// rusqlite's error without its source: its message already says what
+/// the source (SQLite's numeric code) says, and a chain would say it twice.
+#[derive(Debug)]
+pub struct SqliteError(pub rusqlite::Error);
+
+impl std::fmt::Display for SqliteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SqliteError {}
 
 /// Everything recorded for one run, written in one transaction.
 #[derive(Debug, Clone)]
@@ -167,11 +186,10 @@ impl Store {
                 source,
             })?;
         }
-        let conn =
-            sqlite_util::open(path, MIGRATIONS).map_err(|source| StoreError::Unreadable {
-                path: path.to_owned(),
-                source,
-            })?;
+        let conn = sqlite_util::open(path, MIGRATIONS).map_err(|e| StoreError::Unreadable {
+            path: path.to_owned(),
+            source: SqliteError(e),
+        })?;
         conn.pragma_update(None, "application_id", APPLICATION_ID)?;
         Ok(Store { conn })
     }
@@ -387,9 +405,9 @@ fn check_existing(path: &Path) -> Result<(), StoreError> {
     if !readable || &header != b"SQLite format 3\0" {
         return Err(StoreError::NotSqlite(path.to_owned()));
     }
-    let unreadable = |source| StoreError::Unreadable {
+    let unreadable = |e| StoreError::Unreadable {
         path: path.to_owned(),
-        source,
+        source: SqliteError(e),
     };
     // immutable=1: no locks, no -wal or -shm files, nothing written.
     let uri = format!("file:{}?immutable=1", path.display());

@@ -115,6 +115,10 @@ impl AbArgs {
             },
         )?;
         print(&a, &b, &results, json)?;
+        if session.interrupted() {
+            eprintln!("syncbench: interrupted; the verdicts above are of what was measured");
+            return Ok(130);
+        }
         Ok(ab::status(&results))
     }
 }

@@ -94,10 +94,16 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     };
     let threshold = ThresholdBook::of(&one, DEFAULT_THRESHOLD).min_effect(&one.name, &args.metric);
     let interrupted = cx.interrupted()?;
-    let outcome = bisect(commits.len(), threshold, &mut probe, &|| {
-        interrupted.load(std::sync::atomic::Ordering::SeqCst)
-    })
-    .with_context(|| format!("bisecting {} over {}", args.metric, args.range))?;
+    let is_interrupted = || interrupted.load(std::sync::atomic::Ordering::SeqCst);
+    let outcome = bisect(commits.len(), threshold, &mut probe, &is_interrupted);
+    if is_interrupted() {
+        eprintln!(
+            "syncbench: interrupted; what was measured is recorded, and the next bisect reuses it"
+        );
+        return Ok(130);
+    }
+    let outcome =
+        outcome.with_context(|| format!("bisecting {} over {}", args.metric, args.range))?;
     report(&commits, &args.metric, unit, outcome)
 }
 

@@ -2,7 +2,6 @@
 
 use super::{Context, emit};
 use clap::ValueEnum;
-use syncbench::env;
 use syncbench::ops::export::{self, Format as Out};
 
 #[derive(clap::Args)]
@@ -24,10 +23,7 @@ enum Format {
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let store = cx.store()?;
-    let sha = match args.commit {
-        Some(c) => c,
-        None => env::head_commit(&cx.root)?.sha,
-    };
+    let sha = cx.commit_arg(args.commit)?;
     let format = match args.format {
         Format::Json => Out::Json,
         Format::Bmf => Out::Bmf,

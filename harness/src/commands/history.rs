@@ -1,7 +1,7 @@
 //! `syncbench history`: measure past commits in a reusable checkout.
 
 use super::{Bars, Context, MeasureArgs, finish};
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashSet;
 use syncbench::ops::session::{Baseline, Tally};
@@ -23,7 +23,12 @@ pub struct Args {
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let (chosen, revs) = split_args(cx, &args.args)?;
-    let commits = syncbench::history::resolve(&cx.root, &revs, args.last)?;
+    let commits = syncbench::history::resolve(&cx.root, &revs, args.last).with_context(|| {
+        format!(
+            "{:?}: neither scenarios (`syncbench list`) nor commits or ranges",
+            revs.join(" ")
+        )
+    })?;
     if commits.is_empty() {
         bail!("no commits to measure: give A..B, revisions or -n N");
     }

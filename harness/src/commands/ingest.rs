@@ -38,7 +38,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             (file, found)
         }
     };
-    let mut store = cx.store()?;
+    let mut store = cx.store_or_create()?;
     let commit = env::head_commit(&cx.root)?;
     let recorder = Recorder::new(Machine::detect());
     let params = serde_json::json!({ "source": source.display().to_string() }).to_string();

@@ -13,8 +13,8 @@ use syncbench::text;
 /// How to measure: shared by run, history and bisect.
 #[derive(clap::Args, Clone)]
 pub struct MeasureArgs {
-    /// Override every scenario's repetitions.
-    #[arg(long)]
+    /// Override every scenario's repetitions (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     repetitions: Option<u32>,
     /// Only points whose key (e.g. docs=1000,size=10KiB) contains this.
     #[arg(long)]
@@ -46,6 +46,10 @@ pub struct MeasureArgs {
 }
 
 impl MeasureArgs {
+    pub fn filter(&self) -> Option<&String> {
+        self.filter.as_ref()
+    }
+
     pub fn settings(&self) -> MeasureSettings {
         MeasureSettings {
             repetitions: self.repetitions,
@@ -119,13 +123,14 @@ impl Progress for Bars {
 
     fn recorded(&mut self, r: &RunReport) {
         let sha = &r.commit[..12];
+        let what = if r.point.is_empty() {
+            r.scenario.clone()
+        } else {
+            format!("{} {}", r.scenario, r.point)
+        };
         if let Some(error) = &r.error {
-            self.multi.suspend(|| {
-                eprintln!(
-                    "syncbench: {} {} at {sha}: {}: {error}",
-                    r.scenario, r.point, r.status
-                )
-            });
+            self.multi
+                .suspend(|| eprintln!("syncbench: {what} at {sha}: {}: {error}", r.status));
         }
         if self.tables && r.status.is_ok() {
             let vs = match &r.baseline {
@@ -133,12 +138,11 @@ impl Progress for Bars {
                 None if r.baseline_name.is_empty() => String::new(),
                 None => format!("no baseline on {} yet", r.baseline_name),
             };
-            // A closed stdout shows at the next write the command makes.
+            // Progress has no way to fail; stdout's own errors show at
+            // the command's next write.
             let _ = self.multi.suspend(|| {
                 outln!(
-                    "\n{} {} @ {sha}  ({} repetitions, {vs})\n{}",
-                    r.scenario,
-                    r.point,
+                    "\n{what} @ {sha}  ({} repetitions, {vs})\n{}",
                     r.repetitions,
                     text::table(&r.rows).trim_end_matches('\n')
                 )

@@ -26,7 +26,7 @@ use syncbench::env;
 use syncbench::scenario::{self, Scenario};
 
 pub(crate) use measure::{Bars, MeasureArgs, finish};
-pub(crate) use output::{emit, init_logging, is_broken_pipe, outln, print_compared};
+pub(crate) use output::{emit, init_logging, outln, print_compared};
 
 #[derive(Subcommand)]
 pub enum Cmd {
@@ -80,6 +80,13 @@ impl Cmd {
 }
 
 pub fn dispatch(cx: &Context, cmd: Cmd) -> anyhow::Result<u8> {
+    // These read only the database (and a commit given by its sha).
+    if !matches!(
+        cmd,
+        Cmd::Report(_) | Cmd::Regressions(_) | Cmd::Show(_) | Cmd::Export(_)
+    ) {
+        cx.repo()?;
+    }
     match cmd {
         Cmd::Run(a) => run::run(cx, a),
         Cmd::History(a) => history::run(cx, a),
@@ -103,6 +110,8 @@ pub const DEFAULT_SITE: &str = "target/syncbench-report";
 /// the scenarios are.
 pub struct Context {
     pub root: PathBuf,
+    /// Why `root` is not a repository (outside one, with --db).
+    not_a_repo: Option<String>,
     pub db: PathBuf,
     /// --db named another database than the repository's default.
     pub own_db: bool,
@@ -113,17 +122,18 @@ pub struct Context {
 impl Context {
     pub fn new(db: Option<PathBuf>, repo: Option<PathBuf>) -> anyhow::Result<Context> {
         let cwd = std::env::current_dir()?;
-        let root = match (env::repo_root(repo.as_deref().unwrap_or(&cwd)), &db, &repo) {
-            (Ok(root), _, _) => root,
+        let (root, not_a_repo) = match (env::repo_root(repo.as_deref().unwrap_or(&cwd)), &db, &repo)
+        {
+            (Ok(root), _, _) => (root, None),
             // Outside a repository, commands that read only the database
-            // (report, regressions, show COMMIT, export COMMIT) still work;
-            // those that need git say so when they ask for it.
-            (Err(_), Some(_), None) => cwd,
+            // (report, regressions, show COMMIT, export COMMIT) still work.
+            (Err(e), Some(_), None) => (cwd, Some(format!("{:#}", anyhow::Error::from(e)))),
             (Err(e), _, _) => return Err(e.into()),
         };
         let default_db = root.join(".syncbench/results.sqlite");
         let own_db = db.as_ref().is_some_and(|d| !same_file(d, &default_db));
         Ok(Context {
+            not_a_repo,
             db: db.unwrap_or(default_db),
             own_db,
             scenarios_dir: root.join("scenarios"),
@@ -159,8 +169,42 @@ impl Context {
         }
     }
 
+    /// The repository, for commands that need one.
+    pub fn repo(&self) -> anyhow::Result<&Path> {
+        match &self.not_a_repo {
+            None => Ok(&self.root),
+            Some(why) => anyhow::bail!(
+                "{why}: this command needs one (with --db alone: report, regressions, show COMMIT, export COMMIT)"
+            ),
+        }
+    }
+
+    /// The results database, which must exist (commands that only read
+    /// it never create one).
     pub fn store(&self) -> anyhow::Result<syncbench::store::Store> {
+        if !self.db.exists() {
+            anyhow::bail!(
+                "no results database at {}: `syncbench run` records one (or give --db)",
+                self.db.display()
+            );
+        }
+        self.store_or_create()
+    }
+
+    /// The results database, created if missing.
+    pub fn store_or_create(&self) -> anyhow::Result<syncbench::store::Store> {
         Ok(syncbench::store::Store::open(&self.db)?)
+    }
+
+    /// A commit given by a revision (`HEAD~2`, `main`) or by a sha
+    /// prefix of a stored commit (which the repository may not have).
+    pub fn commit_arg(&self, arg: Option<String>) -> anyhow::Result<String> {
+        match arg {
+            None => Ok(env::head_commit(&self.root)?.sha),
+            // A sha (prefix) is looked up among the stored commits as given.
+            Some(sha) if sha.len() >= 4 && sha.chars().all(|c| c.is_ascii_hexdigit()) => Ok(sha),
+            Some(rev) => self.full_sha(&rev),
+        }
     }
 
     /// A revision's full sha.

@@ -2,6 +2,7 @@
 //! `syncbench: …` lines of stderr (through `tracing`), compared points.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use syncbench::analysis::Compared;
 use syncbench::text;
 
@@ -41,24 +42,28 @@ where
     }
 }
 
-/// Whether an error is stdout closed by its reader.
-pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
-}
+/// Set once stdout's reader is gone.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
-/// Writes to stdout, returning the error of a closed pipe instead of
-/// panicking as `println!` does.
+/// Writes to stdout. Once its reader has closed the pipe (`syncbench
+/// check | head -1`), output is dropped instead of panicking as
+/// `println!` does, and the command goes on to its own exit status: a
+/// regression must not pass the gate because a reader stopped reading.
 pub fn emit(text: std::fmt::Arguments) -> anyhow::Result<()> {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     let mut out = std::io::stdout().lock();
-    out.write_fmt(text)?;
-    out.flush()?;
-    Ok(())
+    match out.write_fmt(text).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        other => Ok(other?),
+    }
 }
 
-/// `println!` for commands: a closed pipe ends the command quietly.
+/// `println!` for commands (see [`emit`]).
 macro_rules! outln {
     ($($t:tt)*) => {
         $crate::commands::output::emit(format_args!("{}\n", format_args!($($t)*)))

@@ -1,9 +1,11 @@
 //! `syncbench run`: measure the working tree, then render the dashboard.
 
 use super::{Bars, Context, MeasureArgs, finish, outln};
+use anyhow::bail;
 use std::path::PathBuf;
 use syncbench::env;
 use syncbench::ops::session::Baseline;
+use syncbench::scenario::Kind;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -24,8 +26,22 @@ pub struct Args {
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let chosen = cx.choose(&args.scenarios)?;
+    if let Some(f) = &args.measure.filter()
+        && !chosen.iter().any(|s| {
+            matches!(s.kind, Kind::Criterion { .. })
+                || s.points.iter().any(|p| p.key().contains(f.as_str()))
+        })
+    {
+        bail!("no point matches --filter {f:?} (`syncbench list` shows them)");
+    }
     let mut session = args.measure.session(cx)?;
     let commit = env::head_commit(&cx.root)?;
+    if cx.full_sha(&args.baseline).is_err() {
+        eprintln!(
+            "note: --baseline {}: no such branch or commit here; nothing to compare with",
+            args.baseline
+        );
+    }
     let baseline = Baseline {
         commits: env::first_parent_history(&cx.root, &args.baseline, 1000)?,
         name: args.baseline,

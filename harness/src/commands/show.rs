@@ -2,7 +2,7 @@
 
 use super::{Context, emit, outln};
 use anyhow::bail;
-use syncbench::{analysis, env, text};
+use syncbench::{analysis, text};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -13,10 +13,7 @@ pub struct Args {
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let store = cx.store()?;
-    let sha = match args.commit {
-        Some(c) => c,
-        None => env::head_commit(&cx.root)?.sha,
-    };
+    let sha = cx.commit_arg(args.commit)?;
     let runs = store.runs(&sha)?;
     if runs.is_empty() {
         bail!("no results for commit {sha} in {}", cx.db.display());

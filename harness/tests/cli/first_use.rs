@@ -169,3 +169,55 @@ fn export_into_a_closed_pipe_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+/// The CI gate keeps its verdict whatever reads its output: a reader that
+/// stops early (`| head -1`) once turned exit 1 into 0, and a baseline
+/// that does not exist once passed as "nothing to check".
+#[test]
+fn check_fails_whatever_reads_it_and_on_an_unknown_baseline() {
+    use crate::golden::{SCENARIO, fixed_db, fixed_repo};
+    let (repo, shas) = fixed_repo(SCENARIO);
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    fixed_db(repo.path(), &shas, &db);
+    let args = |baseline: &str| {
+        let mut c = Command::new(SYNCBENCH);
+        c.arg("--repo").arg(repo.path()).arg("--db").arg(&db);
+        c.args(["check", "--baseline", baseline, "--commit", &shas[8]]);
+        c
+    };
+    let mut child = args(&shas[7])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("regression(s)"),
+        "{}",
+        text(&out)
+    );
+    let out = args("nosuch").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--baseline nosuch: no such branch or commit"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn zero_repetitions_and_a_filter_that_matches_nothing_are_refused() {
+    let repo = repo_with(&[("scenarios/hello.toml", HELLO)]);
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    let out = sb(repo.path(), &db, &["run", "hello", "--repetitions", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = sb(repo.path(), &db, &["run", "hello", "--filter", "zzz"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no point matches --filter"));
+    assert!(!db.exists(), "nothing recorded, nothing created");
+}

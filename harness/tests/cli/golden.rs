@@ -92,7 +92,7 @@ pub(crate) fn commit_of(repo: &Path, sha: &str) -> Commit {
 /// The fixed history: `svc n=10` at every commit (wall 20% slower from
 /// commit 5, ops/s 30% lower from commit 8), a second point from commit
 /// 2, a failed run at commit 11, and a run ingested from another tool.
-fn fixed_db(repo: &Path, shas: &[String], db: &Path) {
+pub(crate) fn fixed_db(repo: &Path, shas: &[String], db: &Path) {
     let mut store = Store::open(db).unwrap();
     let mut records = vec![];
     for (i, sha) in shas.iter().enumerate() {

@@ -141,7 +141,10 @@ fn bmf_round_trip_and_csv() {
     assert!(out.status.success(), "{}", text(&out));
     let out = sb(r, &db2, &["export", "--format", "bmf"]);
     let second = json(&out);
-    // Exact: the value and both bounds of every measure.
+    // Exact, to the last digit printed: the value and both bounds of
+    // every measure (a parser that rounds once lost the last bit).
+    let file_text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(file_text, String::from_utf8(out.stdout).unwrap());
     assert_eq!(first, second);
     assert!(
         first["hello"]["wall"]["lower_value"].as_f64()
@@ -163,6 +166,20 @@ fn bmf_round_trip_and_csv() {
         text(&out)
     );
     assert!(!db3.exists() || run_status(&db3).is_empty());
+
+    // Bounds around the value, or none at all; a bad one says which.
+    std::fs::write(
+        &file,
+        r#"{"b": {"wall": {"value": 5.0, "lower_value": 6.0, "upper_value": 7.0}}}"#,
+    )
+    .unwrap();
+    let out = sb(r, &db3, &["ingest", "bmf", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("b wall: lower_value 6 <= value 5") && !err.contains("criterion"),
+        "{err}"
+    );
 
     let out = sb(r, &db, &["export", "--format", "csv"]);
     let csv = String::from_utf8(out.stdout).unwrap();
