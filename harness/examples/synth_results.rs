@@ -8,7 +8,7 @@
 use syncbench::env::{Commit, Machine};
 use syncbench::model::{Direction, Phase, RunStatus, Series, Unit};
 use syncbench::probe::Sample;
-use syncbench::store::{RunRecord, Store};
+use syncbench::store::RunRecord;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (commits, series, reps) = (num(1, 1000)?, num(2, 60)?, num(3, 5)?);
     let points = 3;
     let per_point = series.div_ceil(points);
-    let mut store = Store::open(std::path::Path::new(db))?;
+    let mut store = syncbench::store::open(std::path::Path::new(db))?;
     let machine = Machine::detect();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut noise = move || {

@@ -43,7 +43,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     cx.full_sha(&args.baseline)
         .with_context(|| format!("--baseline {}: no such branch or commit", args.baseline))?;
     let line = syncbench::env::first_parent_history(&cx.root, &args.baseline, 1000)?;
-    let history = History::load_where(&store, &|sha| sha == new || line.iter().any(|l| l == sha))?;
+    let history = History::load_where(&*store, &|sha| sha == new || line.iter().any(|l| l == sha))?;
     // The newest commit on the baseline's first-parent line with results.
     let measured: std::collections::HashSet<&str> = history
         .runs

@@ -29,6 +29,6 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         Format::Bmf => Out::Bmf,
         Format::Csv => Out::Csv,
     };
-    emit(format_args!("{}", export::export(&store, &sha, format)?))?;
+    emit(format_args!("{}", export::export(&*store, &sha, format)?))?;
     Ok(0)
 }

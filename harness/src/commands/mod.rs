@@ -181,7 +181,7 @@ impl Context {
 
     /// The results database, which must exist (commands that only read
     /// it never create one).
-    pub fn store(&self) -> anyhow::Result<syncbench::store::Store> {
+    pub fn store(&self) -> anyhow::Result<Box<syncbench::store::Store>> {
         if !self.db.exists() {
             anyhow::bail!(
                 "no results database at {}: `syncbench run` records one (or give --db)",
@@ -192,8 +192,8 @@ impl Context {
     }
 
     /// The results database, created if missing.
-    pub fn store_or_create(&self) -> anyhow::Result<syncbench::store::Store> {
-        Ok(syncbench::store::Store::open(&self.db)?)
+    pub fn store_or_create(&self) -> anyhow::Result<Box<syncbench::store::Store>> {
+        Ok(syncbench::store::open(&self.db)?)
     }
 
     /// A commit given by a revision (`HEAD~2`, `main`) or by a sha

@@ -17,7 +17,7 @@ pub struct Args {
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let store = cx.store()?;
     let book = ThresholdBook::load(&cx.scenarios_dir, args.min_change);
-    let changes = History::load(&store)?.changes(&book);
+    let changes = History::load(&*store)?.changes(&book);
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&changes)?)?;
     } else if changes.is_empty() {

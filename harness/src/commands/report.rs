@@ -102,5 +102,5 @@ pub fn render(cx: &Context, out: &Path, settings: &Settings) -> anyhow::Result<R
         thresholds: ThresholdBook::load(&cx.scenarios_dir, DEFAULT_THRESHOLD),
         compare: settings.compare.clone(),
     };
-    site::render(&store, &opts).context("rendering the dashboard")
+    site::render(&*store, &opts).context("rendering the dashboard")
 }

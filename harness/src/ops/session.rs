@@ -176,7 +176,7 @@ pub struct Baseline {
 /// What `run`, `history` and `bisect` share.
 #[derive(Debug)]
 pub struct Session {
-    pub store: Store,
+    pub store: Box<Store>,
     pub db: PathBuf,
     pub recorder: Recorder,
     pub settings: MeasureSettings,
@@ -190,7 +190,7 @@ impl Session {
         settings: MeasureSettings,
         interrupted: Arc<AtomicBool>,
     ) -> Result<Session, StoreError> {
-        let store = Store::open(db)?;
+        let store = crate::store::open(db)?;
         Ok(Session {
             store,
             db: db.to_owned(),

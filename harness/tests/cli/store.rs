@@ -76,13 +76,13 @@ fn a_corrupt_database_is_refused() {
 fn every_reader_takes_the_same_run_of_a_commit() {
     use crate::golden::{SCENARIO, commit_of, fixed_repo, machine, series};
     use syncbench::model::{Direction, PointKey, RunStatus, Unit};
-    use syncbench::store::{RunRecord, Store};
+    use syncbench::store::RunRecord;
 
     let (repo, shas) = fixed_repo(SCENARIO);
     let r = repo.path().to_str().unwrap();
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("r.sqlite");
-    let mut store = Store::open(&db).unwrap();
+    let mut store = syncbench::store::open(&db).unwrap();
     let record = |i: usize, dirty: bool, status: RunStatus, level: f64| {
         let mut commit = commit_of(repo.path(), &shas[i]);
         commit.dirty = dirty;

@@ -1,22 +1,17 @@
-//! The results database (`.syncbench/results.sqlite` by default): every
-//! SQL statement of the harness is in this module, behind named queries.
-//!
-//! "The run of a commit" is defined once, here (`THE_RUN`): of the runs
-//! of one scenario point on one machine at one commit, an `ok` run wins
-//! over failures, a run of the commit as committed wins over one of a
-//! dirty working tree, and a newer run wins over an older one.
-//! `regressions`, `compare`, `check`, `bisect`, the baseline of `run` and
-//! the dashboard all read runs through it.
+//! The SQLite backend of the results store (`.syncbench/results.sqlite`
+//! by default): WAL, migrations by `user_version`, checked before use.
 
-use crate::env::{Commit, Machine};
+use super::{CommitRow, CommitRun, Connection, MachineRow, RunRecord, RunRow, StoreError};
+use crate::env::Machine;
 use crate::model::{Direction, Phase, PointKey, RunStatus, Series, Unit};
 use crate::probe::Sample;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{OpenFlags, OptionalExtension, params};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// The order that picks the run of a commit among the runs of one point
-/// at one commit: the first row wins. `?1` is bound to `ok`.
+/// The order that picks the run of a commit (see the module doc of
+/// `store`) among the runs of one point at one commit: the first row
+/// wins. `?1` is bound to `ok`.
 const THE_RUN: &str = "(r.status = ?1) DESC, r.dirty ASC, r.id DESC";
 
 /// `PRAGMA application_id` of our databases ("SBNC").
@@ -91,28 +86,6 @@ const MIGRATIONS: &[&str] = &["
     ) STRICT;
 "];
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{0} is not a SQLite database (left untouched); give another --db")]
-    NotSqlite(PathBuf),
-    #[error("{0} is a SQLite database of another program (left untouched); give another --db")]
-    Foreign(PathBuf),
-    #[error("{path} cannot be used as a results database (left untouched)")]
-    Unreadable {
-        path: PathBuf,
-        #[source]
-        source: SqliteError,
-    },
-    #[error("creating {path}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("results database")]
-    Sqlite(#[source] SqliteError),
-}
-
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Sqlite(SqliteError(e))
@@ -132,51 +105,16 @@ impl std::fmt::Display for SqliteError {
 
 impl std::error::Error for SqliteError {}
 
-/// Everything recorded for one run, written in one transaction.
-#[derive(Debug, Clone)]
-pub struct RunRecord {
-    pub machine: Machine,
-    pub commit: Commit,
-    pub scenario: String,
-    pub point: String,
-    pub params_json: String,
-    pub status: RunStatus,
-    pub error: Option<String>,
-    pub repetitions: u32,
-    pub harness_version: String,
-    pub toolchain: String,
-    pub command_line: String,
-    pub started_unix: f64,
-    pub finished_unix: f64,
-    pub metrics: Vec<Series>,
-    pub samples: Vec<(u32, Sample)>,
-    pub phases: Vec<Phase>,
-}
-
-/// A stored run, as `show` lists it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunRow {
-    pub id: i64,
-    pub machine: String,
-    pub commit: String,
-    pub dirty: bool,
-    pub scenario: String,
-    pub point: String,
-    pub status: RunStatus,
-    pub error: Option<String>,
-    pub started_unix: f64,
-}
-
 #[derive(Debug)]
-pub struct Store {
-    conn: Connection,
+pub struct SqliteStore {
+    conn: rusqlite::Connection,
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) the results database. An existing file
     /// is checked read-only first: anything that is not ours is refused
     /// before a single byte of it is written.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let exists = path.metadata().map(|m| m.len() > 0).unwrap_or(false);
         if exists {
             check_existing(path)?;
@@ -191,10 +129,10 @@ impl Store {
             source: SqliteError(e),
         })?;
         conn.pragma_update(None, "application_id", APPLICATION_ID)?;
-        Ok(Store { conn })
+        Ok(SqliteStore { conn })
     }
 
-    fn machine_id(tx: &Connection, m: &Machine) -> Result<i64, StoreError> {
+    fn machine_id(tx: &rusqlite::Connection, m: &Machine) -> Result<i64, StoreError> {
         tx.execute(
             "INSERT INTO machines (fingerprint, cpu, cores, memory_bytes, os, kernel, hw_counters)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (fingerprint) DO NOTHING",
@@ -214,9 +152,11 @@ impl Store {
             |r| r.get(0),
         )?)
     }
+}
 
+impl Connection for SqliteStore {
     /// Records a run whole: one transaction, so a crash leaves all or nothing.
-    pub fn record(&mut self, run: &RunRecord) -> Result<i64, StoreError> {
+    fn record(&mut self, run: &RunRecord) -> Result<i64, StoreError> {
         let tx = self.conn.transaction()?;
         let id = insert_run(&tx, run)?;
         tx.commit()?;
@@ -224,7 +164,7 @@ impl Store {
     }
 
     /// Records several runs in one transaction: all or none.
-    pub fn record_all(&mut self, runs: &[RunRecord]) -> Result<Vec<i64>, StoreError> {
+    fn record_all(&mut self, runs: &[RunRecord]) -> Result<Vec<i64>, StoreError> {
         let tx = self.conn.transaction()?;
         let ids = runs
             .iter()
@@ -237,7 +177,7 @@ impl Store {
     /// The run (see `THE_RUN`) of the point at the newest of `commits`
     /// (newest first) that has an `ok` one, not counting run `exclude`;
     /// with its commit.
-    pub fn run_of(
+    fn run_of(
         &self,
         key: &PointKey,
         commits: &[String],
@@ -273,7 +213,7 @@ impl Store {
     }
 
     /// Every metric of a run with its per-repetition values.
-    pub fn series(&self, run_id: i64) -> Result<Vec<Series>, StoreError> {
+    fn series(&self, run_id: i64) -> Result<Vec<Series>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT m.name, m.unit, m.direction, v.value FROM measurements v JOIN metrics m ON m.id = v.metric_id
              WHERE v.run_id = ?1 ORDER BY m.name, v.repetition",
@@ -291,7 +231,7 @@ impl Store {
     }
 
     /// Runs whose commit starts with `sha_prefix` (all commits if empty), oldest first.
-    pub fn runs(&self, sha_prefix: &str) -> Result<Vec<RunRow>, StoreError> {
+    fn runs(&self, sha_prefix: &str) -> Result<Vec<RunRow>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT r.id, m.fingerprint, r.commit_sha, r.dirty, r.scenario, r.point, r.status, r.error, r.started_unix
              FROM runs r JOIN machines m ON m.id = r.machine_id
@@ -312,6 +252,160 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    /// The run of every (machine, scenario, point, commit), oldest first.
+    fn commit_runs(&self) -> Result<Vec<CommitRun>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT id, fingerprint, scenario, point, params, sha, time_unix, parents, status, error, dirty
+             FROM (SELECT r.id, m.fingerprint, r.scenario, r.point, r.params, c.sha, c.time_unix,
+                          c.parents, r.status, r.error, r.dirty,
+                          row_number() OVER (PARTITION BY r.machine_id, r.scenario, r.point, r.commit_sha
+                                             ORDER BY {THE_RUN}) AS rank
+                   FROM runs r JOIN machines m ON m.id = r.machine_id
+                   JOIN commits c ON c.sha = r.commit_sha)
+             WHERE rank = 1 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([RunStatus::Ok.as_str()], |r| {
+            Ok(CommitRun {
+                id: r.get(0)?,
+                key: PointKey {
+                    machine: r.get(1)?,
+                    scenario: r.get(2)?,
+                    point: r.get(3)?,
+                },
+                params: r.get(4)?,
+                sha: r.get(5)?,
+                time_unix: r.get(6)?,
+                parents: parents(r.get(7)?),
+                status: RunStatus::parse(&r.get::<_, String>(8)?),
+                error: r.get(9)?,
+                dirty: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every recorded commit.
+    fn commits(&self) -> Result<Vec<CommitRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT sha, parents, author, time_unix, subject FROM commits")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(CommitRow {
+                sha: r.get(0)?,
+                parents: parents(r.get(1)?),
+                author: r.get(2)?,
+                time_unix: r.get(3)?,
+                subject: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every recorded machine.
+    fn machines(&self) -> Result<Vec<MachineRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT fingerprint, cpu, cores, memory_bytes, os FROM machines")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(MachineRow {
+                fingerprint: r.get(0)?,
+                cpu: r.get(1)?,
+                cores: r.get(2)?,
+                memory_bytes: r.get(3)?,
+                os: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The metrics of every run `wanted` accepts, in one pass over the
+    /// measurements (the dashboard reads everything at once).
+    fn all_series(
+        &self,
+        wanted: &dyn Fn(i64) -> bool,
+    ) -> Result<HashMap<i64, Vec<Series>>, StoreError> {
+        let mut out: HashMap<i64, Vec<Series>> = HashMap::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT mt.name, mt.unit, mt.direction, ms.value, ms.run_id FROM measurements ms
+             JOIN metrics mt ON mt.id = ms.metric_id ORDER BY ms.run_id, mt.name, ms.repetition",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let run: i64 = r.get(4)?;
+            if !wanted(run) {
+                continue;
+            }
+            let list = out.entry(run).or_default();
+            let name: String = r.get(0)?;
+            if list.last().is_none_or(|m| m.name != name) {
+                list.push(metric_of(r)?);
+            }
+            list.last_mut().expect("pushed").values.push(r.get(3)?);
+        }
+        Ok(out)
+    }
+
+    /// CPU and RSS samples of a run's first recorded repetition, by
+    /// process, in time order.
+    fn first_samples(&self, run_id: i64) -> Result<Vec<Sample>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT process, t_ms, cpu_pct, rss_bytes FROM samples WHERE run_id = ?1 AND repetition =
+               (SELECT min(repetition) FROM samples WHERE run_id = ?1) ORDER BY process, t_ms",
+        )?;
+        let rows = stmt.query_map([run_id], |r| {
+            Ok(Sample {
+                process: r.get(0)?,
+                t_ms: r.get(1)?,
+                cpu_pct: r.get(2)?,
+                rss_bytes: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The phases of the repetition `first_samples` returns.
+    fn first_phases(&self, run_id: i64) -> Result<Vec<Phase>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT repetition, name, start_ms, end_ms FROM phases WHERE run_id = ?1 AND repetition =
+               (SELECT min(repetition) FROM samples WHERE run_id = ?1) ORDER BY start_ms",
+        )?;
+        let rows = stmt.query_map([run_id], |r| {
+            Ok(Phase {
+                repetition: r.get(0)?,
+                name: r.get(1)?,
+                start_ms: r.get(2)?,
+                end_ms: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether this machine has a final answer (see
+    /// [`RunStatus::is_final`]) for the point at the commit, measured on
+    /// the commit as committed; with no point, for any point of the
+    /// scenario (criterion scenarios, whose points are only known once
+    /// they ran).
+    fn has_final_run(
+        &self,
+        machine: &Machine,
+        scenario: &str,
+        point: Option<&str>,
+        sha: &str,
+    ) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.status FROM runs r JOIN machines m ON m.id = r.machine_id
+             WHERE m.fingerprint = ?1 AND r.scenario = ?2 AND (?3 IS NULL OR r.point = ?3)
+               AND r.commit_sha = ?4 AND r.dirty = 0",
+        )?;
+        let mut rows = stmt.query(params![machine.fingerprint(), scenario, point, sha])?;
+        while let Some(r) = rows.next()? {
+            if RunStatus::parse(&r.get::<_, String>(0)?).is_final() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// A new series (no values yet) from a row whose columns 0–2 are the
@@ -327,7 +421,7 @@ fn metric_of(r: &rusqlite::Row) -> rusqlite::Result<Series> {
 }
 
 fn insert_run(tx: &rusqlite::Transaction, run: &RunRecord) -> Result<i64, StoreError> {
-    let machine = Store::machine_id(tx, &run.machine)?;
+    let machine = SqliteStore::machine_id(tx, &run.machine)?;
     let c = &run.commit;
     tx.execute(
         "INSERT INTO commits (sha, parents, author, time_unix, subject) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -411,7 +505,7 @@ fn check_existing(path: &Path) -> Result<(), StoreError> {
     };
     // immutable=1: no locks, no -wal or -shm files, nothing written.
     let uri = format!("file:{}?immutable=1", path.display());
-    let conn = Connection::open_with_flags(
+    let conn = rusqlite::Connection::open_with_flags(
         uri,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
     )
@@ -449,205 +543,6 @@ fn check_existing(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The run of a commit (see `THE_RUN`), located in its series and history.
-#[derive(Debug, Clone)]
-pub struct CommitRun {
-    pub id: i64,
-    pub key: PointKey,
-    /// The point's parameters, as JSON.
-    pub params: String,
-    pub sha: String,
-    pub time_unix: i64,
-    pub parents: Vec<String>,
-    pub status: RunStatus,
-    pub error: Option<String>,
-    /// Measured on a working tree with uncommitted changes.
-    pub dirty: bool,
-}
-
-/// A commit as recorded.
-#[derive(Debug, Clone)]
-pub struct CommitRow {
-    pub sha: String,
-    pub parents: Vec<String>,
-    pub author: String,
-    pub time_unix: i64,
-    pub subject: String,
-}
-
-/// A machine as recorded.
-#[derive(Debug, Clone)]
-pub struct MachineRow {
-    pub fingerprint: String,
-    pub cpu: String,
-    pub cores: i64,
-    pub memory_bytes: i64,
-    pub os: String,
-}
-
 fn parents(text: String) -> Vec<String> {
     text.split_whitespace().map(str::to_owned).collect()
-}
-
-impl Store {
-    /// The run of every (machine, scenario, point, commit), oldest first.
-    pub fn commit_runs(&self) -> Result<Vec<CommitRun>, StoreError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT id, fingerprint, scenario, point, params, sha, time_unix, parents, status, error, dirty
-             FROM (SELECT r.id, m.fingerprint, r.scenario, r.point, r.params, c.sha, c.time_unix,
-                          c.parents, r.status, r.error, r.dirty,
-                          row_number() OVER (PARTITION BY r.machine_id, r.scenario, r.point, r.commit_sha
-                                             ORDER BY {THE_RUN}) AS rank
-                   FROM runs r JOIN machines m ON m.id = r.machine_id
-                   JOIN commits c ON c.sha = r.commit_sha)
-             WHERE rank = 1 ORDER BY id"
-        ))?;
-        let rows = stmt.query_map([RunStatus::Ok.as_str()], |r| {
-            Ok(CommitRun {
-                id: r.get(0)?,
-                key: PointKey {
-                    machine: r.get(1)?,
-                    scenario: r.get(2)?,
-                    point: r.get(3)?,
-                },
-                params: r.get(4)?,
-                sha: r.get(5)?,
-                time_unix: r.get(6)?,
-                parents: parents(r.get(7)?),
-                status: RunStatus::parse(&r.get::<_, String>(8)?),
-                error: r.get(9)?,
-                dirty: r.get(10)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// The runs of commits whose run is `ok`, oldest first.
-    pub fn ok_commit_runs(&self) -> Result<Vec<CommitRun>, StoreError> {
-        let mut runs = self.commit_runs()?;
-        runs.retain(|r| r.status == RunStatus::Ok);
-        Ok(runs)
-    }
-
-    /// Every recorded commit.
-    pub fn commits(&self) -> Result<Vec<CommitRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT sha, parents, author, time_unix, subject FROM commits")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(CommitRow {
-                sha: r.get(0)?,
-                parents: parents(r.get(1)?),
-                author: r.get(2)?,
-                time_unix: r.get(3)?,
-                subject: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Every recorded machine.
-    pub fn machines(&self) -> Result<Vec<MachineRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT fingerprint, cpu, cores, memory_bytes, os FROM machines")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(MachineRow {
-                fingerprint: r.get(0)?,
-                cpu: r.get(1)?,
-                cores: r.get(2)?,
-                memory_bytes: r.get(3)?,
-                os: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// The metrics of every run `wanted` accepts, in one pass over the
-    /// measurements (the dashboard reads everything at once).
-    pub fn all_series(
-        &self,
-        wanted: &dyn Fn(i64) -> bool,
-    ) -> Result<HashMap<i64, Vec<Series>>, StoreError> {
-        let mut out: HashMap<i64, Vec<Series>> = HashMap::new();
-        let mut stmt = self.conn.prepare(
-            "SELECT mt.name, mt.unit, mt.direction, ms.value, ms.run_id FROM measurements ms
-             JOIN metrics mt ON mt.id = ms.metric_id ORDER BY ms.run_id, mt.name, ms.repetition",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let run: i64 = r.get(4)?;
-            if !wanted(run) {
-                continue;
-            }
-            let list = out.entry(run).or_default();
-            let name: String = r.get(0)?;
-            if list.last().is_none_or(|m| m.name != name) {
-                list.push(metric_of(r)?);
-            }
-            list.last_mut().expect("pushed").values.push(r.get(3)?);
-        }
-        Ok(out)
-    }
-
-    /// CPU and RSS samples of a run's first recorded repetition, by
-    /// process, in time order.
-    pub fn first_samples(&self, run_id: i64) -> Result<Vec<Sample>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT process, t_ms, cpu_pct, rss_bytes FROM samples WHERE run_id = ?1 AND repetition =
-               (SELECT min(repetition) FROM samples WHERE run_id = ?1) ORDER BY process, t_ms",
-        )?;
-        let rows = stmt.query_map([run_id], |r| {
-            Ok(Sample {
-                process: r.get(0)?,
-                t_ms: r.get(1)?,
-                cpu_pct: r.get(2)?,
-                rss_bytes: r.get::<_, i64>(3)? as u64,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// The phases of the repetition `first_samples` returns.
-    pub fn first_phases(&self, run_id: i64) -> Result<Vec<Phase>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT repetition, name, start_ms, end_ms FROM phases WHERE run_id = ?1 AND repetition =
-               (SELECT min(repetition) FROM samples WHERE run_id = ?1) ORDER BY start_ms",
-        )?;
-        let rows = stmt.query_map([run_id], |r| {
-            Ok(Phase {
-                repetition: r.get(0)?,
-                name: r.get(1)?,
-                start_ms: r.get(2)?,
-                end_ms: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Whether this machine has a final answer (see
-    /// [`RunStatus::is_final`]) for the point at the commit, measured on
-    /// the commit as committed; with no point, for any point of the
-    /// scenario (criterion scenarios, whose points are only known once
-    /// they ran).
-    pub fn has_final_run(
-        &self,
-        machine: &Machine,
-        scenario: &str,
-        point: Option<&str>,
-        sha: &str,
-    ) -> Result<bool, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT r.status FROM runs r JOIN machines m ON m.id = r.machine_id
-             WHERE m.fingerprint = ?1 AND r.scenario = ?2 AND (?3 IS NULL OR r.point = ?3)
-               AND r.commit_sha = ?4 AND r.dirty = 0",
-        )?;
-        let mut rows = stmt.query(params![machine.fingerprint(), scenario, point, sha])?;
-        while let Some(r) = rows.next()? {
-            if RunStatus::parse(&r.get::<_, String>(0)?).is_final() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
 }

@@ -1,0 +1,413 @@
+//! The results store: every SQL statement of the harness lives behind
+//! the [`Connection`] trait, a small interface of named queries (as
+//! rustc-perf's database crate), so another backend can implement it.
+//! `sqlite.rs` is the embedded one (`.syncbench/results.sqlite`).
+//!
+//! "The run of a commit", defined once (`THE_RUN` in each backend): of
+//! the runs of one scenario point on one machine at one commit, an `ok`
+//! run wins over failures, a run of the commit as committed wins over
+//! one of a dirty working tree, and a newer run wins over an older one.
+//! `regressions`, `compare`, `check`, `bisect`, the baseline of `run` and
+//! the dashboard all read runs through it.
+
+mod sqlite;
+
+use crate::env::{Commit, Machine};
+use crate::model::{Phase, PointKey, RunStatus, Series};
+use crate::probe::Sample;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub use sqlite::{SqliteError, SqliteStore};
+
+/// A results store, whatever its backend.
+pub type Store = dyn Connection;
+
+/// Opens the results database at `path` (created if missing; an existing
+/// file is checked first, and anything that is not ours is refused
+/// untouched).
+pub fn open(path: &Path) -> Result<Box<Store>, StoreError> {
+    Ok(Box::new(SqliteStore::open(path)?))
+}
+
+/// The named queries of a results store.
+pub trait Connection: std::fmt::Debug {
+    /// Records a run whole: one transaction, so a crash leaves all or nothing.
+    fn record(&mut self, run: &RunRecord) -> Result<i64, StoreError>;
+
+    /// Records several runs in one transaction: all or none.
+    fn record_all(&mut self, runs: &[RunRecord]) -> Result<Vec<i64>, StoreError>;
+
+    /// The run of the point at the newest of `commits` (newest first)
+    /// that has an `ok` one, not counting run `exclude`; with its commit.
+    fn run_of(
+        &self,
+        key: &PointKey,
+        commits: &[String],
+        exclude: Option<i64>,
+    ) -> Result<Option<(i64, String)>, StoreError>;
+
+    /// Every metric of a run with its per-repetition values.
+    fn series(&self, run_id: i64) -> Result<Vec<Series>, StoreError>;
+
+    /// Runs whose commit starts with `sha_prefix` (all commits if empty),
+    /// oldest first: every run, not only the run of each commit.
+    fn runs(&self, sha_prefix: &str) -> Result<Vec<RunRow>, StoreError>;
+
+    /// The run of every (machine, scenario, point, commit), oldest first.
+    fn commit_runs(&self) -> Result<Vec<CommitRun>, StoreError>;
+
+    /// The runs of commits whose run is `ok`, oldest first.
+    fn ok_commit_runs(&self) -> Result<Vec<CommitRun>, StoreError> {
+        let mut runs = self.commit_runs()?;
+        runs.retain(|r| r.status == RunStatus::Ok);
+        Ok(runs)
+    }
+
+    /// Every recorded commit.
+    fn commits(&self) -> Result<Vec<CommitRow>, StoreError>;
+
+    /// Every recorded machine.
+    fn machines(&self) -> Result<Vec<MachineRow>, StoreError>;
+
+    /// The metrics of every run `wanted` accepts, in one pass (the
+    /// dashboard reads everything at once).
+    fn all_series(
+        &self,
+        wanted: &dyn Fn(i64) -> bool,
+    ) -> Result<HashMap<i64, Vec<Series>>, StoreError>;
+
+    /// CPU and RSS samples of a run's first recorded repetition, by
+    /// process, in time order.
+    fn first_samples(&self, run_id: i64) -> Result<Vec<Sample>, StoreError>;
+
+    /// The phases of the repetition `first_samples` returns.
+    fn first_phases(&self, run_id: i64) -> Result<Vec<Phase>, StoreError>;
+
+    /// Whether this machine has a final answer (see
+    /// [`RunStatus::is_final`]) for the point at the commit, measured on
+    /// the commit as committed; with no point, for any point of the
+    /// scenario (criterion scenarios, whose points are only known once
+    /// they ran).
+    fn has_final_run(
+        &self,
+        machine: &Machine,
+        scenario: &str,
+        point: Option<&str>,
+        sha: &str,
+    ) -> Result<bool, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} is not a SQLite database (left untouched); give another --db")]
+    NotSqlite(PathBuf),
+    #[error("{0} is a SQLite database of another program (left untouched); give another --db")]
+    Foreign(PathBuf),
+    #[error("{path} cannot be used as a results database (left untouched)")]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: sqlite::SqliteError,
+    },
+    #[error("creating {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("results database")]
+    Sqlite(#[source] sqlite::SqliteError),
+}
+
+/// Everything recorded for one run, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub machine: Machine,
+    pub commit: Commit,
+    pub scenario: String,
+    pub point: String,
+    pub params_json: String,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub repetitions: u32,
+    pub harness_version: String,
+    pub toolchain: String,
+    pub command_line: String,
+    pub started_unix: f64,
+    pub finished_unix: f64,
+    pub metrics: Vec<Series>,
+    pub samples: Vec<(u32, Sample)>,
+    pub phases: Vec<Phase>,
+}
+
+/// A stored run, as `show` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub machine: String,
+    pub commit: String,
+    pub dirty: bool,
+    pub scenario: String,
+    pub point: String,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub started_unix: f64,
+}
+
+/// The run of a commit (see the module doc), located in its series and history.
+#[derive(Debug, Clone)]
+pub struct CommitRun {
+    pub id: i64,
+    pub key: PointKey,
+    /// The point's parameters, as JSON.
+    pub params: String,
+    pub sha: String,
+    pub time_unix: i64,
+    pub parents: Vec<String>,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    /// Measured on a working tree with uncommitted changes.
+    pub dirty: bool,
+}
+
+/// A commit as recorded.
+#[derive(Debug, Clone)]
+pub struct CommitRow {
+    pub sha: String,
+    pub parents: Vec<String>,
+    pub author: String,
+    pub time_unix: i64,
+    pub subject: String,
+}
+
+/// A machine as recorded.
+#[derive(Debug, Clone)]
+pub struct MachineRow {
+    pub fingerprint: String,
+    pub cpu: String,
+    pub cores: i64,
+    pub memory_bytes: i64,
+    pub os: String,
+}
+
+/// The behaviour every backend owes: each test takes a fresh, empty
+/// store, so a second backend runs the same tests.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use super::*;
+    use crate::model::{Direction, Unit};
+
+    pub fn machine() -> Machine {
+        Machine {
+            cpu: "cpu".into(),
+            cores: 2,
+            memory_bytes: 8 << 30,
+            os: "os".into(),
+            kernel: "k".into(),
+            hw_counters: "unavailable".into(),
+        }
+    }
+
+    fn commit(n: u8, parent: Option<u8>) -> Commit {
+        let sha = |n: u8| format!("{n:02x}").repeat(20);
+        Commit {
+            sha: sha(n),
+            parents: parent.map(sha).into_iter().collect(),
+            author: "t".into(),
+            time_unix: 1_700_000_000 + i64::from(n),
+            subject: format!("commit {n}"),
+            dirty: false,
+            branch: None,
+        }
+    }
+
+    fn run(c: Commit, status: RunStatus, wall: f64) -> RunRecord {
+        let ok = status.is_ok();
+        RunRecord {
+            machine: machine(),
+            commit: c,
+            scenario: "s".into(),
+            point: "n=1".into(),
+            params_json: r#"{"n":"1"}"#.into(),
+            status,
+            error: (!ok).then(|| "boom".into()),
+            repetitions: 2,
+            harness_version: "0".into(),
+            toolchain: "t".into(),
+            command_line: "c".into(),
+            started_unix: 1.0,
+            finished_unix: 2.0,
+            metrics: if ok {
+                vec![Series {
+                    name: "wall".into(),
+                    unit: Unit::Seconds,
+                    direction: Direction::LowerIsBetter,
+                    values: vec![wall, wall * 1.01],
+                }]
+            } else {
+                vec![]
+            },
+            samples: vec![(
+                0,
+                Sample {
+                    process: "command".into(),
+                    t_ms: 0.0,
+                    cpu_pct: 50.0,
+                    rss_bytes: 4096,
+                },
+            )],
+            phases: vec![Phase {
+                repetition: 0,
+                name: "load".into(),
+                start_ms: 0.0,
+                end_ms: 5.0,
+            }],
+        }
+    }
+
+    fn key() -> PointKey {
+        PointKey {
+            machine: machine().fingerprint(),
+            scenario: "s".into(),
+            point: "n=1".into(),
+        }
+    }
+
+    /// A run written is read back whole: its values, samples, phases,
+    /// commit and machine.
+    pub fn round_trip(store: &mut Store) {
+        let id = store
+            .record(&run(commit(1, None), RunStatus::Ok, 1.0))
+            .unwrap();
+        let series = store.series(id).unwrap();
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].values, [1.0, 1.01]);
+        assert_eq!(store.all_series(&|_| true).unwrap()[&id], series);
+        assert_eq!(store.first_samples(id).unwrap()[0].rss_bytes, 4096);
+        assert_eq!(store.first_phases(id).unwrap()[0].name, "load");
+        let rows = store.runs("0101").unwrap();
+        assert_eq!((rows.len(), rows[0].status), (1, RunStatus::Ok));
+        assert_eq!(store.commits().unwrap()[0].subject, "commit 1");
+        assert_eq!(
+            store.machines().unwrap()[0].fingerprint,
+            machine().fingerprint()
+        );
+    }
+
+    /// The run of a commit: ok over failed, clean over dirty, newest.
+    pub fn the_run_of_a_commit(store: &mut Store) {
+        let c = commit(2, Some(1));
+        let mut dirty = c.clone();
+        dirty.dirty = true;
+        let clean = store.record(&run(c.clone(), RunStatus::Ok, 1.0)).unwrap();
+        store
+            .record(&run(dirty.clone(), RunStatus::Ok, 3.0))
+            .unwrap();
+        store
+            .record(&run(c.clone(), RunStatus::Failed, 0.0))
+            .unwrap();
+        let shas = [c.sha.clone()];
+        assert_eq!(
+            store.run_of(&key(), &shas, None).unwrap(),
+            Some((clean, c.sha.clone()))
+        );
+        assert_eq!(
+            store
+                .run_of(&key(), &shas, Some(clean))
+                .unwrap()
+                .map(|r| r.0),
+            Some(clean + 1)
+        );
+        let runs = store.commit_runs().unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(
+            (runs[0].id, runs[0].dirty, runs[0].parents.len()),
+            (clean, false, 1)
+        );
+        // Only a failure at a commit: it is the commit's run, not an ok one.
+        let failed = store
+            .record(&run(commit(3, Some(2)), RunStatus::Failed, 0.0))
+            .unwrap();
+        let runs = store.commit_runs().unwrap();
+        assert_eq!(
+            runs.iter().find(|r| r.id == failed).map(|r| r.status),
+            Some(RunStatus::Failed)
+        );
+        assert_eq!(store.ok_commit_runs().unwrap().len(), 1);
+        assert_eq!(
+            store.run_of(&key(), &[commit(3, None).sha], None).unwrap(),
+            None
+        );
+    }
+
+    /// Final answers: ok, build_failed and unsupported of a clean tree.
+    pub fn final_runs(store: &mut Store) {
+        let m = machine();
+        let (c4, c5) = (commit(4, None), commit(5, None));
+        store
+            .record(&run(c4.clone(), RunStatus::Timeout, 0.0))
+            .unwrap();
+        assert!(!store.has_final_run(&m, "s", Some("n=1"), &c4.sha).unwrap());
+        store
+            .record(&run(c4.clone(), RunStatus::BuildFailed, 0.0))
+            .unwrap();
+        assert!(store.has_final_run(&m, "s", Some("n=1"), &c4.sha).unwrap());
+        assert!(store.has_final_run(&m, "s", None, &c4.sha).unwrap());
+        assert!(!store.has_final_run(&m, "s", Some("n=2"), &c4.sha).unwrap());
+        let mut dirty = c5.clone();
+        dirty.dirty = true;
+        store.record(&run(dirty, RunStatus::Ok, 1.0)).unwrap();
+        assert!(!store.has_final_run(&m, "s", None, &c5.sha).unwrap());
+    }
+
+    /// Several runs in one transaction: all or none.
+    pub fn all_or_none(store: &mut Store) {
+        let ok = run(commit(6, None), RunStatus::Ok, 1.0);
+        let mut bad = ok.clone();
+        bad.metrics[0].values = vec![1.0];
+        bad.metrics.push(bad.metrics[0].clone()); // the same metric twice
+        assert!(store.record_all(&[ok.clone(), bad]).is_err());
+        assert!(store.runs("").unwrap().is_empty());
+        assert_eq!(store.record_all(&[ok.clone(), ok]).unwrap().len(), 2);
+    }
+
+    /// The conformance tests for a backend; `$open` gives `(guard, store)`.
+    macro_rules! tests_for {
+        ($open:expr) => {
+            #[test]
+            fn round_trip() {
+                let (_dir, mut store) = $open;
+                $crate::store::conformance::round_trip(&mut *store);
+            }
+            #[test]
+            fn the_run_of_a_commit() {
+                let (_dir, mut store) = $open;
+                $crate::store::conformance::the_run_of_a_commit(&mut *store);
+            }
+            #[test]
+            fn final_runs() {
+                let (_dir, mut store) = $open;
+                $crate::store::conformance::final_runs(&mut *store);
+            }
+            #[test]
+            fn all_or_none() {
+                let (_dir, mut store) = $open;
+                $crate::store::conformance::all_or_none(&mut *store);
+            }
+        };
+    }
+    pub(crate) use tests_for;
+}
+
+#[cfg(test)]
+mod sqlite_tests {
+    /// A fresh SQLite store, and its temp dir to keep while it is used.
+    fn fresh() -> (tempfile::TempDir, Box<super::Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::open(&dir.path().join("r.sqlite")).unwrap();
+        (dir, store)
+    }
+
+    super::conformance::tests_for!(fresh());
+}
