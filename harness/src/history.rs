@@ -19,6 +19,9 @@ pub fn resolve(
     let repo = Repository::discover(root)?;
     let mut out: Vec<Commit> = Vec::new();
     if let Some(n) = last {
+        if repo.head().is_err() {
+            return Err(GitError::NoCommits(root.to_owned()));
+        }
         let mut walk = repo.revwalk()?;
         walk.push_head()?;
         walk.simplify_first_parent()?;
@@ -75,6 +78,17 @@ impl Checkout {
     pub fn open_named(root: &Path, dir: &Path, name: &str) -> Result<Checkout, GitError> {
         let dir = dir.to_owned();
         let repo = Repository::discover(root)?;
+        // A folder there that is not a checkout: take it only if empty.
+        if dir.exists() && !dir.join(".git").is_file() {
+            let empty = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none());
+            if !empty || std::fs::remove_dir(&dir).is_err() {
+                return Err(git2::Error::from_str(&format!(
+                    "{} exists and is not a syncbench checkout: remove it, or give another --cache-dir",
+                    dir.display()
+                ))
+                .into());
+            }
+        }
         if dir.join(".git").is_file() {
             match Repository::open(&dir) {
                 Ok(worktree) if same_repository(&worktree, &repo) => {

@@ -8,6 +8,7 @@ use syncbench::model::{PointKey, Unit};
 use syncbench::ops::bisect::{Outcome, bisect};
 use syncbench::ops::session::Baseline;
 use syncbench::scenario::{self, DEFAULT_THRESHOLD, Scenario, ThresholdBook};
+use syncbench::stats::median;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -104,40 +105,76 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     }
     let outcome =
         outcome.with_context(|| format!("bisecting {} over {}", args.metric, args.range))?;
-    report(&commits, &args.metric, unit, outcome)
+    let found = Found {
+        commits: &commits,
+        metric: &args.metric,
+        unit,
+        json: args.measure.json,
+    };
+    found.report(outcome)
 }
 
-fn report(commits: &[Commit], metric: &str, unit: Unit, outcome: Outcome) -> anyhow::Result<u8> {
-    let (first, last) = (&commits[0].sha[..12], &commits[commits.len() - 1].sha[..12]);
-    match outcome {
-        Outcome::NoChange(gap) => {
-            outln!(
-                "{metric} does not change between {first} and {last} ({:+.1}%, p={:.3}): nothing to bisect",
-                gap.change * 100.0,
-                gap.p_value
-            )?;
-            Ok(1)
-        }
-        Outcome::Interrupted => Ok(130),
-        Outcome::Culprit {
-            culprit,
-            parent,
-            before,
-            after,
-            comparison: c,
-        } => {
-            let culprit = &commits[culprit];
-            outln!(
-                "culprit: {} {}\n{metric}: {} -> {} (median, {:+.1}%, Mann-Whitney p={:.4}) against its parent {}",
-                culprit.sha,
-                culprit.subject,
-                unit.human(syncbench::stats::median(&before)),
-                unit.human(syncbench::stats::median(&after)),
-                c.change * 100.0,
-                c.p_value,
-                &commits[parent].sha[..12]
-            )?;
-            Ok(0)
+/// What `bisect` found, for people or (--json) for scripts.
+struct Found<'a> {
+    commits: &'a [Commit],
+    metric: &'a str,
+    unit: Unit,
+    json: bool,
+}
+
+impl Found<'_> {
+    fn report(&self, outcome: Outcome) -> anyhow::Result<u8> {
+        let (commits, metric, unit) = (self.commits, self.metric, self.unit);
+        let (first, last) = (&commits[0].sha[..12], &commits[commits.len() - 1].sha[..12]);
+        match outcome {
+            Outcome::Interrupted => Ok(130),
+            Outcome::NoChange(gap) if self.json => {
+                let v = serde_json::json!({
+                    "culprit": null, "metric": metric, "good": commits[0].sha,
+                    "bad": commits[commits.len() - 1].sha,
+                    "change_pct": gap.change * 100.0, "p_value": gap.p_value,
+                });
+                outln!("{}", serde_json::to_string_pretty(&v)?)?;
+                Ok(1)
+            }
+            Outcome::NoChange(gap) => {
+                outln!(
+                    "{metric} does not change between {first} and {last} ({:+.1}%, p={:.3}): nothing to bisect",
+                    gap.change * 100.0,
+                    gap.p_value
+                )?;
+                Ok(1)
+            }
+            Outcome::Culprit {
+                culprit,
+                parent,
+                before,
+                after,
+                comparison: c,
+            } => {
+                let (culprit, parent) = (&commits[culprit], &commits[parent]);
+                let (before, after) = (median(&before), median(&after));
+                if self.json {
+                    let v = serde_json::json!({
+                        "culprit": culprit.sha, "subject": culprit.subject, "parent": parent.sha,
+                        "metric": metric, "unit": unit.as_str(), "before": before, "after": after,
+                        "change_pct": c.change * 100.0, "p_value": c.p_value,
+                    });
+                    outln!("{}", serde_json::to_string_pretty(&v)?)?;
+                } else {
+                    outln!(
+                        "culprit: {} {}\n{metric}: {} -> {} (median, {:+.1}%, Mann-Whitney p={:.4}) against its parent {}",
+                        culprit.sha,
+                        culprit.subject,
+                        unit.human(before),
+                        unit.human(after),
+                        c.change * 100.0,
+                        c.p_value,
+                        &parent.sha[..12]
+                    )?;
+                }
+                Ok(0)
+            }
         }
     }
 }

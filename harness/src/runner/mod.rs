@@ -242,7 +242,12 @@ impl Runner {
         if !exit.success() {
             return Err(Failure::new(
                 RunStatus::BuildFailed,
-                format!("build {}:\n{}", exit.describe(), tail(log.path(), 2000)),
+                match tail(log.path(), 2000) {
+                    out if out.is_empty() => {
+                        format!("build {} (it printed nothing)", exit.describe())
+                    }
+                    out => format!("build {}:\n{out}", exit.describe()),
+                },
             ));
         }
         Ok(())

@@ -210,6 +210,22 @@ fn change_points_land_on_the_commits_that_changed() {
         stdout.contains(" MiB -> ") && stdout.contains(" MiB (median"),
         "{stdout}"
     );
+    // The same for scripts.
+    let bisect = [
+        "bisect",
+        &range,
+        "prog",
+        "command.peak_rss",
+        "--cache-dir",
+        cache_s,
+        "--json",
+    ];
+    let out = sb(r, db_s, &bisect);
+    let v = json(&out);
+    assert_eq!(v["culprit"], shas[6].as_str(), "{v}");
+    assert_eq!(v["parent"], shas[5].as_str(), "{v}");
+    assert_eq!(v["unit"], "B");
+    assert!(v["after"].as_f64() > v["before"].as_f64(), "{v}");
 }
 
 #[test]
