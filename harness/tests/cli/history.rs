@@ -3,9 +3,11 @@
 
 use crate::support::*;
 
-// CPU time on this shared VM swings between two levels about 2x apart
-// from one run of the same binary to the next, so the work is judged by
-// instruction counts (valgrind) and time metrics only by huge changes.
+// Times are measured while other tests run (and CPU time on this shared
+// VM swings between two levels about 2x apart anyway): no verdict here may
+// depend on them, so their thresholds are out of reach (a `check` once saw
+// wall +393% under a parallel test run). The work is judged by
+// instruction counts (valgrind) and memory, whose steps are 20% and 60×.
 const SCENARIO: &str = r#"
 name = "prog"
 kind = "command"
@@ -16,9 +18,10 @@ warmup = 1
 timeout = "60s"
 instructions = true
 [thresholds]
-wall = 3.0
-cpu_user = 3.0
-cpu_sys = 3.0
+wall = 1000.0
+cpu_user = 1000.0
+cpu_sys = 1000.0
+peak_rss = 0.5
 "#;
 
 fn program(iterations: u64, extra_mib: u64) -> String {
