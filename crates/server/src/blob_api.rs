@@ -246,8 +246,17 @@ async fn get_blob(
 }
 
 /// Bytes `start..end` of a file, read on the blocking pool in 1 MiB chunks.
+/// Once open, a DELETE's unlink no longer matters; a file already gone
+/// (deleted between reading its row and opening it) is a 404.
 fn stream_file(path: &std::path::Path, start: u64, end: u64) -> Result<Body, ApiError> {
-    let mut file = std::fs::File::open(path)?;
+    let mut file = match std::fs::File::open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::NotFound(
+                "no such blob (deleted meanwhile)".into(),
+            ));
+        }
+        other => other?,
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
     tokio::task::spawn_blocking(move || {
         use std::io::{Read, Seek};

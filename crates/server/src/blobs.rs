@@ -61,6 +61,16 @@ pub const USAGE_MIGRATION: &str = "
     END;
 ";
 
+/// Migration 4. The name of a blob's file (`{id}@{random}`), new for
+/// every upload: a DELETE unlinks the file of the version it deleted, so
+/// an upload of the same id that commits in between keeps its own file
+/// (with one name per id, that unlink once removed an acknowledged
+/// upload's bytes). NULL with `data` NULL: a file named `{id}` (written
+/// before this migration). `@` is outside the id syntax: no clash.
+pub const FILE_MIGRATION: &str = "
+    ALTER TABLE blobs ADD COLUMN file TEXT;
+";
+
 /// Blobs up to this size are stored in their row, not in a file of their
 /// own: a file costs an inode allocation, an fsync, a rename and two
 /// directory locks (perf: 70% of the server's time under a load of 10 KiB
@@ -106,9 +116,13 @@ fn exists(ns: &Namespace, id: &BlobId) -> ApiError {
 }
 
 impl UserDb {
-    /// Where the blob's file lives (ids were validated: one path level each).
-    pub fn blob_path(&self, ns: &Namespace, id: &BlobId) -> PathBuf {
-        self.blob_dir().join(ns.as_str()).join(id.as_str())
+    /// Where a blob's file lives: `file` as recorded, or `{id}` for
+    /// blobs stored before files had names of their own (ids and file
+    /// names were validated: one path level each).
+    fn blob_path(&self, ns: &Namespace, id: &BlobId, file: Option<&str>) -> PathBuf {
+        self.blob_dir()
+            .join(ns.as_str())
+            .join(file.unwrap_or(id.as_str()))
     }
 
     fn usage(c: &rusqlite::Connection) -> rusqlite::Result<u64> {
@@ -166,14 +180,15 @@ impl UserDb {
         flag: Option<BlobFlag>,
         quota: u64,
     ) -> Result<BlobInfo, ApiError> {
-        let dest = self.blob_path(ns, id);
+        let file = format!("{id}@{}", crypto::random_hex(8).map_err(StoreError::from)?);
+        let dest = self.blob_path(ns, id, Some(&file));
         let (ns, id, tmp) = (ns.clone(), id.clone(), tmp.to_owned());
         self.write(move |c| {
             Self::check_room(c, &ns, &id, size, quota, true)?;
             let parent = dest.parent().expect("blob paths have a parent");
             std::fs::create_dir_all(parent).map_err(StoreError::from)?;
             std::fs::rename(&tmp, &dest).map_err(StoreError::from)?;
-            Self::insert(c, &ns, &id, size, flag, None)
+            Self::insert(c, &ns, &id, size, flag, (None, Some(&file)))
         })
     }
 
@@ -189,7 +204,7 @@ impl UserDb {
         let (ns, id) = (ns.clone(), id.clone());
         self.write(move |c| {
             Self::check_room(c, &ns, &id, data.len() as u64, quota, true)?;
-            Self::insert(c, &ns, &id, data.len() as u64, flag, Some(&data))
+            Self::insert(c, &ns, &id, data.len() as u64, flag, (Some(&data), None))
         })
     }
 
@@ -208,11 +223,11 @@ impl UserDb {
         id: &BlobId,
         size: u64,
         flag: Option<BlobFlag>,
-        data: Option<&[u8]>,
+        (data, file): (Option<&[u8]>, Option<&str>),
     ) -> Result<BlobInfo, ApiError> {
         let now = now_ms();
         tx.prepare_cached(&format!(
-            "INSERT INTO blobs ({COLUMNS}, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            "INSERT INTO blobs ({COLUMNS}, data, file) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
         ))?
         .execute(params![
             ns.as_str(),
@@ -221,7 +236,8 @@ impl UserDb {
             flag.map(BlobFlag::as_str),
             now,
             now,
-            data
+            data,
+            file
         ])?;
         Ok(BlobInfo {
             namespace: ns.clone(),
@@ -233,7 +249,7 @@ impl UserDb {
         })
     }
 
-    /// A blob's record and where its bytes are.
+    /// A blob's record and where its bytes are (for a file: its path).
     pub fn blob_open(
         &self,
         ns: &Namespace,
@@ -241,17 +257,21 @@ impl UserDb {
     ) -> Result<Option<(BlobInfo, Stored)>, StoreError> {
         let found = self.pool().with(|c| {
             c.prepare_cached(&format!(
-                "SELECT {COLUMNS}, data FROM blobs WHERE namespace = ?1 AND id = ?2"
+                "SELECT {COLUMNS}, data, file FROM blobs WHERE namespace = ?1 AND id = ?2"
             ))?
             .query_row(params![ns.as_str(), id.as_str()], |r| {
-                Ok((info(r)?, r.get::<_, Option<Vec<u8>>>(6)?))
+                Ok((
+                    info(r)?,
+                    r.get::<_, Option<Vec<u8>>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                ))
             })
             .optional()
         })?;
-        Ok(found.map(|(info, data)| {
+        Ok(found.map(|(info, data, file)| {
             let stored = match data {
                 Some(d) => Stored::Inline(d),
-                None => Stored::File(self.blob_path(ns, id)),
+                None => Stored::File(self.blob_path(ns, id, file.as_deref())),
             };
             (info, stored)
         }))
@@ -268,20 +288,21 @@ impl UserDb {
     }
 
     /// Deletes a blob; `false` if there was none. The row goes first, then
-    /// the file (if it had one): a crash in between leaves an orphan file,
-    /// never a row without its bytes.
+    /// the file of the version deleted (if it had one): a crash in between
+    /// leaves an orphan file, never a row without its bytes, and an upload
+    /// of the same id committed in between has a file of its own.
     pub fn blob_delete(&self, ns: &Namespace, id: &BlobId) -> Result<bool, ApiError> {
         let (n, i) = (ns.to_string(), id.to_string());
-        let deleted: Option<bool> = self.write(move |tx| {
+        let deleted: Option<(bool, Option<String>)> = self.write(move |tx| {
             Ok(tx
                 .prepare_cached(
-                    "DELETE FROM blobs WHERE namespace = ?1 AND id = ?2 RETURNING data IS NULL",
+                    "DELETE FROM blobs WHERE namespace = ?1 AND id = ?2 RETURNING data IS NULL, file",
                 )?
-                .query_row(params![n, i], |r| r.get(0))
+                .query_row(params![n, i], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?)
         })?;
-        if deleted == Some(true) {
-            match std::fs::remove_file(self.blob_path(ns, id)) {
+        if let Some((true, file)) = &deleted {
+            match std::fs::remove_file(self.blob_path(ns, id, file.as_deref())) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(StoreError::from(e).into());
                 }

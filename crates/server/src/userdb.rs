@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
 ",
     crate::blobs::MIGRATION,
     crate::blobs::USAGE_MIGRATION,
+    crate::blobs::FILE_MIGRATION,
 ];
 
 /// What the HTTP side hands the database writer while an upload streams in.

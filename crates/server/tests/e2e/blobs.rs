@@ -3,51 +3,9 @@
 //! the middle of an upload.
 
 use crate::support::*;
-use protocol::{BlobFlag, BlobInfo, BlobList, ErrorBody, ErrorCode};
+use protocol::{BlobFlag, BlobInfo, ErrorBody, ErrorCode};
 use reqwest::blocking::{Client, Response};
 use std::io::Write;
-
-struct Api {
-    http: Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    fn new(server: &TestServer, account: &Account) -> Api {
-        Api {
-            http: Client::new(),
-            base: format!("{}/v1/users/{}", server.url(), account.user),
-            token: account.token.clone(),
-        }
-    }
-    fn put(&self, path: &str, body: impl Into<reqwest::blocking::Body>) -> Response {
-        self.http
-            .put(format!("{}/{path}", self.base))
-            .bearer_auth(&self.token)
-            .body(body)
-            .send()
-            .unwrap()
-    }
-    fn get(&self, path: &str) -> reqwest::blocking::RequestBuilder {
-        self.http
-            .get(format!("{}/{path}", self.base))
-            .bearer_auth(&self.token)
-    }
-    fn flag(&self, path: &str, flag: &str, expect: Option<&str>) -> Response {
-        self.http
-            .post(format!("{}/{path}/flag", self.base))
-            .bearer_auth(&self.token)
-            .json(&serde_json::json!({"flag": flag, "expect": expect}))
-            .send()
-            .unwrap()
-    }
-    fn list(&self, query: &str) -> BlobList {
-        let r = self.get(&format!("blobs?{query}")).send().unwrap();
-        assert_eq!(r.status(), 200, "{}", r.text().unwrap());
-        r.json().unwrap()
-    }
-}
 
 fn expect_error(resp: Response, status: u16, code: ErrorCode) -> String {
     assert_eq!(resp.status().as_u16(), status);

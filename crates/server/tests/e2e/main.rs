@@ -6,6 +6,7 @@ mod support;
 mod blobs;
 mod errors;
 mod faults;
+mod hostile;
 mod load;
 mod mail;
 mod sync;

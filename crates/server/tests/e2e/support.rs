@@ -288,3 +288,62 @@ pub fn read_status(tcp: &mut std::net::TcpStream) -> std::io::Result<u16> {
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("not an HTTP status line: {line:?}")))
 }
+
+/// The blob API of one user, over reqwest.
+pub struct Api {
+    pub http: reqwest::blocking::Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl Api {
+    pub fn new(server: &TestServer, account: &Account) -> Api {
+        Api {
+            http: reqwest::blocking::Client::new(),
+            base: format!("{}/v1/users/{}", server.url(), account.user),
+            token: account.token.clone(),
+        }
+    }
+    pub fn put(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::blocking::Body>,
+    ) -> reqwest::blocking::Response {
+        self.http
+            .put(format!("{}/{path}", self.base))
+            .bearer_auth(&self.token)
+            .body(body)
+            .send()
+            .unwrap()
+    }
+    pub fn get(&self, path: &str) -> reqwest::blocking::RequestBuilder {
+        self.http
+            .get(format!("{}/{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+    pub fn flag(
+        &self,
+        path: &str,
+        flag: &str,
+        expect: Option<&str>,
+    ) -> reqwest::blocking::Response {
+        self.http
+            .post(format!("{}/{path}/flag", self.base))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({"flag": flag, "expect": expect}))
+            .send()
+            .unwrap()
+    }
+    pub fn delete(&self, path: &str) -> reqwest::blocking::Response {
+        self.http
+            .delete(format!("{}/{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap()
+    }
+    pub fn list(&self, query: &str) -> protocol::BlobList {
+        let r = self.get(&format!("blobs?{query}")).send().unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+        r.json().unwrap()
+    }
+}
