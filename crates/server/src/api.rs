@@ -98,6 +98,19 @@ pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiErro
         .map_err(|e| ApiError::BadRequest(format!("query string: {}", e.body_text())))
 }
 
+/// A generation a client sent: the log counts in SQLite's signed 64-bit
+/// integers, so anything above that is no generation this server can
+/// have: a 400 here, not a failed conversion (500) deeper down.
+fn generation(n: u64, what: &str) -> Result<u64, ApiError> {
+    if n > i64::MAX as u64 {
+        return Err(ApiError::BadRequest(format!(
+            "{what} {n} is beyond any generation (at most {})",
+            i64::MAX
+        )));
+    }
+    Ok(n)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InfoQuery {
@@ -113,10 +126,14 @@ async fn sync_info(
 ) -> Result<Json<SyncInfo>, ApiError> {
     let q = query(q)?;
     let db = authorize(&state, &headers, user).await?;
+    let seen = q
+        .generation
+        .map(|g| generation(g, "generation"))
+        .transpose()?;
     // A few indexed reads, run in place: under load, handing them to the
     // blocking pool cost more (two thread wakeups) than the queries.
     // WAL readers do not wait for writers.
-    Ok(Json(db.info(&q.replica, q.generation)?))
+    Ok(Json(db.info(&q.replica, seen)?))
 }
 
 async fn sync_send(
@@ -143,7 +160,11 @@ async fn sync_send(
             replica,
             generation,
             transaction_id,
-        }) => (replica, generation, transaction_id),
+        }) => (
+            replica,
+            self::generation(generation, "header generation")?,
+            transaction_id,
+        ),
         Some(_) => return Err(ApiError::BadRequest("frame 0 must be the header".into())),
         None => {
             return Err(ApiError::BadRequest(
@@ -300,10 +321,11 @@ async fn sync_changes(
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
     let db = authorize(&state, &headers, user).await?;
+    let since = generation(q.since, "since")?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
         let mut buf = Vec::with_capacity(DOWNLOAD_CHUNK_BYTES * 2);
-        let listed = db.changes(q.since, q.replica.as_ref(), |frame| {
+        let listed = db.changes(since, q.replica.as_ref(), |frame| {
             protocol::write_frame(&mut buf, &frame);
             buf.len() < DOWNLOAD_CHUNK_BYTES
                 || tx

@@ -7,7 +7,7 @@ use crate::blobs::{INLINE_MAX, Stored};
 use crate::error::{ApiError, StoreError};
 use crate::userdb::UserDb;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -312,20 +312,27 @@ async fn list(
     Ok(Json(db.blob_list(&q)?))
 }
 
-fn json<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(t)| t)
-        .map_err(|e| ApiError::BadRequest(format!("JSON body: {}", e.body_text())))
-}
+/// The largest flag change body read: `{"flag": …, "expect": …}` is tens
+/// of bytes.
+const FLAG_BODY_MAX: usize = 4096;
 
 async fn flag(
     State(state): State<AppState>,
     Path((user, ns, id)): Path<(String, String, String)>,
     headers: HeaderMap,
-    change: Result<Json<FlagChange>, JsonRejection>,
+    body: Body,
 ) -> Result<Json<BlobInfo>, ApiError> {
+    // The token first: a body is read only for its owner (a Json
+    // extractor would read it before the handler runs).
     let db = authorize(&state, &headers, user).await?;
     let (ns, id) = ids(ns, id)?;
-    let change = json(change)?;
+    let bytes = axum::body::to_bytes(body, FLAG_BODY_MAX)
+        .await
+        .map_err(|_| ApiError::BodyTooLarge {
+            limit: FLAG_BODY_MAX as u64,
+        })?;
+    let change: FlagChange = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("JSON body: {e}")))?;
     blocking(move || db.blob_flag(&ns, &id, &change))
         .await
         .map(Json)

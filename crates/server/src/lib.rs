@@ -167,9 +167,12 @@ async fn serve_router(
     // bytes (h1 or h2?) before any timer runs, so a silent client would
     // be waited for forever.
     let mut builder = hyper::server::conn::http1::Builder::new();
+    // half_close: a client that sends its whole request and then shuts
+    // down its write side still gets its answer (it was dropped unanswered).
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(idle_timeout);
+        .header_read_timeout(idle_timeout)
+        .half_close(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let service = hyper_util::service::TowerToHyperService::new(router);
     let mut shutdown = std::pin::pin!(shutdown);

@@ -123,3 +123,112 @@ fn get_racing_delete_is_whole_or_not_found() {
     }
     assert!(outcomes[0] + outcomes[1] == 150, "{outcomes:?}");
 }
+
+/// Sends `request` (head and body) on a new connection and returns the
+/// status; the read is bounded so a server that never answers fails the
+/// test instead of hanging it.
+fn send(server: &TestServer, request: &[u8], half_close: bool) -> u16 {
+    let mut tcp = TcpStream::connect(addr(server)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    tcp.write_all(request).unwrap();
+    if half_close {
+        tcp.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    read_status(&mut tcp).unwrap_or_else(|e| panic!("no answer: {e}"))
+}
+
+/// Regression test: generations above i64::MAX (the log's counter) were
+/// a 500 (and a cut-off 200 for `sync/changes`); 2^64 was already a 400.
+#[test]
+fn generations_out_of_range_are_bad_requests() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(data.path());
+    let a = server.add_user("big");
+    let auth = format!("Host: t\r\nAuthorization: Bearer {}", a.token);
+    let base = format!("/v1/users/{}/sync", a.user);
+    for n in [
+        "9223372036854775808",
+        "18446744073709551615",
+        "18446744073709551616",
+    ] {
+        let get = |q: String| {
+            send(
+                &server,
+                format!("GET {base}/{q} HTTP/1.1\r\n{auth}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+                false,
+            )
+        };
+        assert_eq!(
+            get(format!("info?replica=r1&generation={n}")),
+            400,
+            "info {n}"
+        );
+        assert_eq!(get(format!("changes?since={n}")), 400, "changes {n}");
+        let body = format!(
+            "{{\"t\":\"header\",\"replica\":\"r1\",\"generation\":{n},\"transaction_id\":\"t1\"}}\n{{\"t\":\"end\",\"count\":0}}\n"
+        );
+        let post = format!(
+            "POST {base}/send HTTP/1.1\r\n{auth}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        assert_eq!(send(&server, post.as_bytes(), false), 400, "send {n}");
+    }
+    // The largest generation is fine, and the server still serves.
+    let ok = format!(
+        "GET {base}/info?replica=r1&generation={} HTTP/1.1\r\n{auth}\r\nConnection: close\r\n\r\n",
+        i64::MAX
+    );
+    assert_eq!(send(&server, ok.as_bytes(), false), 200);
+}
+
+/// Regression test: a complete request followed by shutdown(SHUT_WR) got
+/// no answer and nothing was stored (3 of 3).
+#[test]
+fn a_half_closed_client_gets_its_answer() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(data.path());
+    let a = server.add_user("half");
+    let api = Api::new(&server, &a);
+    for i in 0..3 {
+        let put = format!(
+            "PUT /v1/users/{}/blobs/half/b{i} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\nContent-Length: 5\r\n\r\nAAAAA",
+            a.user, a.token
+        );
+        assert_eq!(send(&server, put.as_bytes(), true), 201, "round {i}");
+        let got = api.get(&format!("blobs/half/b{i}")).send().unwrap();
+        assert_eq!(got.bytes().unwrap().as_ref(), b"AAAAA");
+    }
+}
+
+/// Regression test: the flag handler read its body before checking the
+/// token, so a stranger could hold a connection by trickling a body that
+/// never ends. The token is checked first: a 401 without any body byte.
+#[test]
+fn no_body_is_read_before_the_token_is_checked() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(data.path());
+    let a = server.add_user("owner");
+    let head = |auth: &str| {
+        format!(
+            "POST /v1/users/{}/blobs/ns/id/flag HTTP/1.1\r\nHost: t\r\n{auth}Content-Length: 100000\r\n\r\n",
+            a.user
+        )
+    };
+    assert_eq!(send(&server, head("").as_bytes(), false), 401);
+    assert_eq!(
+        send(
+            &server,
+            head("Authorization: Bearer wrong\r\n").as_bytes(),
+            false
+        ),
+        401
+    );
+    // With the token, the body is read (and a flag change that is too big
+    // is refused by its size).
+    let token = format!("Authorization: Bearer {}\r\n", a.token);
+    let mut request = head(&token).into_bytes();
+    request.extend(std::iter::repeat_n(b' ', 100_000));
+    assert_eq!(send(&server, &request, false), 413);
+}
