@@ -324,13 +324,25 @@ fn a_tampered_content_blob_is_refused_and_not_stored() {
     s.devices[0]
         .process_incoming(Duration::from_secs(600))
         .unwrap();
-    let file = s
+    // Its file, named `{id}@{version}` by the server.
+    let dir = s
         .server
         .data
         .join("blobs")
         .join(s.account.user.as_str())
-        .join("mail")
-        .join(ids[0].as_str());
+        .join("mail");
+    let prefix = format!("{}@", ids[0].as_str());
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(&prefix)
+        })
+        .expect("the content blob's file");
     let mut bytes = std::fs::read(&file).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
