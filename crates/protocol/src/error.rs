@@ -28,6 +28,9 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// A byte range outside the blob (416).
     RangeNotSatisfiable,
+    /// A request body that stopped arriving for the server's idle
+    /// timeout (408).
+    RequestTimeout,
     /// A fault on the server's side (500).
     Internal,
 }

@@ -291,7 +291,7 @@ impl UploadBody {
                     }
                     self.splitter.push(&chunk);
                 }
-                Some(Err(e)) => return Err(ApiError::BadRequest(format!("reading the body: {e}"))),
+                Some(Err(e)) => return Err(crate::error::body_error(e)),
                 None => self.done = true,
             }
         }

@@ -103,9 +103,9 @@ async fn store(
     if let Some(n) = declared.filter(|&n| n <= INLINE_MAX && n <= limit) {
         // A small body (most mail, every 10 KiB upload): read whole, and
         // stored in its row in one trip to the blocking pool.
-        let bytes = axum::body::to_bytes(body, n as usize).await.map_err(|e| {
-            ApiError::BadRequest(format!("reading the body: {e}; nothing was stored"))
-        })?;
+        let bytes = axum::body::to_bytes(body, n as usize)
+            .await
+            .map_err(crate::error::body_error)?;
         let writer = db.clone();
         let info =
             blocking(move || writer.blob_commit_inline(&ns, &id, bytes, flag, quota)).await?;
@@ -125,9 +125,7 @@ async fn store(
     let mut stream = body.into_data_stream();
     let mut size = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::BadRequest(format!("reading the body: {e}; nothing was stored"))
-        })?;
+        let chunk = chunk.map_err(crate::error::body_error)?;
         size += chunk.len() as u64;
         if size > limit {
             return Err(ApiError::BodyTooLarge { limit });

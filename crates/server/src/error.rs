@@ -27,10 +27,21 @@ pub enum ApiError {
     Exists(String),
     #[error("{0}")]
     QuotaExceeded(String),
+    #[error("{0}; nothing was stored")]
+    BodyTimeout(String),
     #[error("the range asked for lies outside the blob of {size} bytes")]
     RangeNotSatisfiable { size: u64 },
     #[error(transparent)]
     Internal(#[from] StoreError),
+}
+
+/// A request body that could not be read: stalled (408) or broken (400).
+pub(crate) fn body_error(e: axum::Error) -> ApiError {
+    if crate::stall::is_stalled(&e) {
+        ApiError::BodyTimeout(format!("reading the body: {e}"))
+    } else {
+        ApiError::BadRequest(format!("reading the body: {e}; nothing was stored"))
+    }
 }
 
 impl From<rusqlite::Error> for ApiError {
@@ -68,6 +79,7 @@ impl ApiError {
             ApiError::UserNotFound(_) => ErrorCode::UserNotFound,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::BodyTimeout(_) => ErrorCode::RequestTimeout,
             ApiError::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
             ApiError::DocTooLarge(_) => ErrorCode::DocTooLarge,
             ApiError::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
@@ -84,6 +96,7 @@ impl ApiError {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::UserNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::BodyTooLarge | ErrorCode::DocTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorCode::Exists => StatusCode::CONFLICT,

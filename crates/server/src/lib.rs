@@ -11,6 +11,7 @@ mod blobs;
 mod db;
 mod error;
 mod group;
+mod stall;
 mod userdb;
 
 pub use accounts::{Accounts, AddUserError, NewUser};
@@ -174,6 +175,12 @@ async fn serve_router(
         .header_read_timeout(idle_timeout)
         .half_close(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Bodies that stall end their request (see stall.rs).
+    let router = router.layer(axum::middleware::map_request(
+        move |req: axum::extract::Request| async move {
+            req.map(|b| axum::body::Body::new(stall::StallBody::new(b, idle_timeout)))
+        },
+    ));
     let service = hyper_util::service::TowerToHyperService::new(router);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut last_warning = None;
@@ -201,6 +208,7 @@ async fn serve_router(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!("TCP_NODELAY: {e}");
         }
+        let tcp = stall::StallWrite::new(tcp, idle_timeout);
         let conn = builder.serve_connection(TokioIo::new(tcp), service.clone());
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

@@ -232,3 +232,84 @@ fn no_body_is_read_before_the_token_is_checked() {
     request.extend(std::iter::repeat_n(b' ', 100_000));
     assert_eq!(send(&server, &request, false), 413);
 }
+
+/// Regression test: once its head was in, a request whose body never
+/// came (shorter than its Content-Length) or came a byte at a time held
+/// its connection forever. Now less than 64 KiB per idle timeout (1 s
+/// here) ends it with 408, and nothing is stored.
+#[test]
+fn a_body_that_stalls_or_trickles_ends_its_request() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with_args(data.path(), &["--idle-timeout", "1"]);
+    let a = server.add_user("slow");
+    let head = |id: &str, len: usize| {
+        format!(
+            "PUT /v1/users/{}/blobs/slow/{id} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\nContent-Length: {len}\r\n\r\n",
+            a.user, a.token
+        )
+    };
+    // Ten bytes of a hundred, then nothing.
+    let mut short = head("short", 100).into_bytes();
+    short.extend_from_slice(b"0123456789");
+    let t0 = std::time::Instant::now();
+    assert_eq!(send(&server, &short, false), 408);
+    assert!(t0.elapsed().as_secs_f64() < 10.0, "{:?}", t0.elapsed());
+    // A byte every 100 ms: alive, but far below 64 KiB a second.
+    let mut tcp = TcpStream::connect(addr(&server)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    tcp.write_all(head("trickle", 1000).as_bytes()).unwrap();
+    let trickler = {
+        let mut tcp = tcp.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..100 {
+                if tcp.write_all(b"x").is_err() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        })
+    };
+    assert_eq!(read_status(&mut tcp).unwrap(), 408);
+    drop(tcp);
+    trickler.join().unwrap();
+    let api = Api::new(&server, &a);
+    assert_eq!(api.list("namespace=slow").blobs.len(), 0);
+    // A well-behaved upload on the same server still works.
+    assert_eq!(api.put("blobs/slow/ok", content(1)).status(), 201);
+}
+
+/// Regression test: a download its client stopped reading stayed open
+/// forever (and a stalled `sync/changes` held its read snapshot). Now
+/// the connection ends one idle timeout (1 s here) after the last byte
+/// the client took.
+#[test]
+fn a_client_that_stops_reading_is_disconnected() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with_args(data.path(), &["--idle-timeout", "1"]);
+    let a = server.add_user("stalled");
+    let api = Api::new(&server, &a);
+    let size = 48 << 20;
+    assert_eq!(api.put("blobs/big/b", vec![7u8; size]).status(), 201);
+    let mut tcp = TcpStream::connect(addr(&server)).unwrap();
+    write!(
+        tcp,
+        "GET /v1/users/{}/blobs/big/b HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\n\r\n",
+        a.user, a.token
+    )
+    .unwrap();
+    // Read nothing for three idle timeouts: waiting out the server's
+    // timer is what this test is about.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut tcp, &mut got);
+    assert!(
+        got.len() < size,
+        "the whole {size} bytes came: the stalled connection was kept"
+    );
+    // The server serves on, and the blob is whole.
+    let whole = api.get("blobs/big/b").send().unwrap().bytes().unwrap();
+    assert_eq!(whole.len(), size);
+}
