@@ -26,6 +26,13 @@ pub struct Limits {
     pub max_incoming_bytes: u64,
     /// Total size of one user's blobs.
     pub quota_bytes: u64,
+    /// Most replicas one revision may name ([`crate::rev::MAX_REPLICAS`]).
+    #[serde(default = "max_revision_replicas")]
+    pub max_revision_replicas: u32,
+}
+
+fn max_revision_replicas() -> u32 {
+    crate::rev::MAX_REPLICAS as u32
 }
 
 impl Default for Limits {
@@ -43,6 +50,7 @@ impl Default for Limits {
             max_blob_bytes: 16 * 1024 * MIB,
             max_incoming_bytes: 64 * MIB,
             quota_bytes: 64 * 1024 * MIB,
+            max_revision_replicas: max_revision_replicas(),
         }
     }
 }

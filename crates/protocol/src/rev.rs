@@ -16,7 +16,14 @@ pub enum RevError {
     Duplicate(String),
     #[error("revision replica: {0}")]
     BadReplica(#[from] IdError),
+    #[error("revision names more than {MAX_REPLICAS} replicas")]
+    TooManyReplicas,
 }
+
+/// The most replicas one revision may name (a document edited on that
+/// many devices): a bound on what parsing one revision may allocate. Also
+/// published as `Limits::max_revision_replicas`.
+pub const MAX_REPLICAS: usize = 1024;
 
 /// How two revisions of one document relate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +98,10 @@ impl std::str::FromStr for Revision {
     fn from_str(s: &str) -> Result<Self, RevError> {
         if s.is_empty() {
             return Err(RevError::Empty);
+        }
+        // Counted before anything is allocated per part.
+        if s.bytes().filter(|&b| b == b'|').count() >= MAX_REPLICAS {
+            return Err(RevError::TooManyReplicas);
         }
         let mut map = BTreeMap::new();
         for part in s.split('|') {

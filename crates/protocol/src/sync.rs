@@ -58,6 +58,7 @@ pub struct SyncInfo {
 
 /// One version of one document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DocFrame {
     pub id: DocId,
     pub rev: Revision,
@@ -71,9 +72,10 @@ impl DocFrame {
     }
 }
 
-/// Step 2, the upload body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case", deny_unknown_fields)]
+/// Step 2, the upload body. Serialized with `t` first; read by hand (see
+/// the `Deserialize` impl) so that no frame is buffered whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
 pub enum SendFrame {
     Header {
         replica: ReplicaId,
@@ -88,6 +90,70 @@ pub enum SendFrame {
     End {
         count: u64,
     },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderFields {
+    replica: ReplicaId,
+    generation: u64,
+    transaction_id: TransactionId,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndFields {
+    count: u64,
+}
+
+/// serde's internally tagged enums buffer the whole object to find the
+/// tag, into values of ~20× the JSON's size: a 32 MB frame with an
+/// unknown array field peaked at 613 MB. Here `t` must come first (as
+/// every writer puts it), the rest goes straight into the variant's
+/// fields, and an unknown field is refused at its key, before its value
+/// is read.
+impl<'de> Deserialize<'de> for SendFrame {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Frame;
+        impl<'de> serde::de::Visitor<'de> for Frame {
+            type Value = SendFrame;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sync frame: an object whose first key is \"t\"")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SendFrame, A::Error> {
+                use serde::de::Error;
+                let key: Option<std::borrow::Cow<'de, str>> = map.next_key()?;
+                if key.as_deref() != Some("t") {
+                    return Err(A::Error::custom(
+                        "the frame's type \"t\" must be its first key",
+                    ));
+                }
+                let t: std::borrow::Cow<'de, str> = map.next_value()?;
+                let rest = serde::de::value::MapAccessDeserializer::new(map);
+                Ok(match t.as_ref() {
+                    "header" => {
+                        let h = HeaderFields::deserialize(rest)?;
+                        SendFrame::Header {
+                            replica: h.replica,
+                            generation: h.generation,
+                            transaction_id: h.transaction_id,
+                        }
+                    }
+                    "doc" => SendFrame::Doc(DocFrame::deserialize(rest)?),
+                    "end" => SendFrame::End {
+                        count: EndFields::deserialize(rest)?.count,
+                    },
+                    other => {
+                        return Err(A::Error::unknown_variant(other, &["header", "doc", "end"]));
+                    }
+                })
+            }
+        }
+        d.deserialize_map(Frame)
+    }
 }
 
 /// Why the server did not take a document.

@@ -313,3 +313,104 @@ fn a_client_that_stops_reading_is_disconnected() {
     let whole = api.get("blobs/big/b").send().unwrap().bytes().unwrap();
     assert_eq!(whole.len(), size);
 }
+
+/// POSTs a sync body of `frames` (each a JSON line) and returns the status.
+fn sync_send(server: &TestServer, a: &Account, frames: &[Vec<u8>]) -> u16 {
+    let body: Vec<u8> = frames
+        .iter()
+        .flat_map(|f| [f.as_slice(), b"\n"].concat())
+        .collect();
+    let mut request = format!(
+        "POST /v1/users/{}/sync/send HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        a.user,
+        a.token,
+        body.len()
+    )
+    .into_bytes();
+    request.extend(body);
+    send(server, &request, false)
+}
+
+fn header() -> Vec<u8> {
+    br#"{"t":"header","replica":"r1","generation":0,"transaction_id":"t0"}"#.to_vec()
+}
+
+/// A doc frame with an unknown field `x` holding `mib` MiB of `0,`.
+fn padded_doc(mib: usize) -> Vec<u8> {
+    let mut f = br#"{"t":"doc","id":"amp","rev":"m:1","content":null,"x":[0"#.to_vec();
+    f.extend(std::iter::repeat_n(b",0".as_slice(), mib << 19).flatten());
+    f.extend_from_slice(b"]}");
+    f
+}
+
+/// Regression test: an unknown field in a doc frame was accepted, and
+/// parsed into ~20× its size (an 8 MB frame peaked at 183 MB, three
+/// 32 MB frames at once at 1.18 GB), and a revision of 1M replicas at
+/// 189 MB. Unknown fields and oversized revisions are refused (400) at
+/// their key, and the peak stays near the bytes received.
+#[test]
+fn frames_cannot_make_the_server_allocate_many_times_their_size() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(data.path());
+    let a = server.add_user("amp");
+    let end = br#"{"t":"end","count":1}"#.to_vec();
+    let before = server.peak_rss_bytes();
+    assert_eq!(
+        sync_send(&server, &a, &[header(), padded_doc(8), end.clone()]),
+        400
+    );
+    let one = server.peak_rss_bytes() - before;
+    assert!(one < 48 << 20, "an 8 MiB frame: +{} MiB", one >> 20);
+    // Three of 24 MiB at once.
+    let frames = std::sync::Arc::new([header(), padded_doc(24), end.clone()]);
+    let senders: Vec<_> = (0..3)
+        .map(|_| {
+            let (frames, url, a) = (frames.clone(), server.url(), a.clone());
+            std::thread::spawn(move || {
+                let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+                let body: Vec<u8> = frames.iter().flat_map(|f| [f.as_slice(), b"\n"].concat()).collect();
+                let mut tcp = TcpStream::connect(addr).unwrap();
+                write!(
+                    tcp,
+                    "POST /v1/users/{}/sync/send HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+                    a.user, a.token, body.len()
+                )
+                .unwrap();
+                let _ = tcp.write_all(&body);
+                read_status(&mut tcp).unwrap()
+            })
+        })
+        .collect();
+    for s in senders {
+        assert_eq!(s.join().unwrap(), 400);
+    }
+    let three = server.peak_rss_bytes() - before;
+    assert!(
+        three < 3 * (48 << 20),
+        "3 × 24 MiB frames: +{} MiB",
+        three >> 20
+    );
+    // A revision naming a million replicas.
+    let mut rev = String::new();
+    for i in 0..1_000_000 {
+        rev += &format!("{}r{i}:1", if i == 0 { "" } else { "|" });
+    }
+    let doc = format!(r#"{{"t":"doc","id":"many","rev":"{rev}","content":null}}"#);
+    assert_eq!(
+        sync_send(&server, &a, &[header(), doc.into_bytes(), end.clone()]),
+        400
+    );
+    let all = server.peak_rss_bytes() - before;
+    assert!(all < 3 * (48 << 20), "+{} MiB", all >> 20);
+    // The type first, as every writer puts it; then the frame is fine.
+    let late = br#"{"id":"late","rev":"m:1","content":null,"t":"doc"}"#.to_vec();
+    assert_eq!(sync_send(&server, &a, &[header(), late, end.clone()]), 400);
+    let fine = br#"{"t":"doc","id":"fine","rev":"m:1","content":null}"#.to_vec();
+    assert_eq!(sync_send(&server, &a, &[header(), fine, end]), 200);
+    eprintln!(
+        "peak RSS over the start: 8 MiB frame +{} MiB, 3 x 24 MiB at once +{} MiB, after all +{} MiB",
+        one >> 20,
+        three >> 20,
+        all >> 20
+    );
+}
