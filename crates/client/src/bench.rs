@@ -222,10 +222,15 @@ fn load(args: &Args) -> anyhow::Result<()> {
         upload_size: parse_bytes(&opt("size", "10KiB")).map_err(anyhow::Error::msg)? as usize,
         seeded: count(args, "seed").unwrap_or(100).max(1) as usize,
         list_limit: count(args, "list_limit").unwrap_or(10) as usize,
+        trickle: count(args, "trickle").unwrap_or(0) as usize,
+        stalled: count(args, "stalled").unwrap_or(0) as usize,
     };
     let target = Target::new(args.server, args.user, args.token)?;
     phase("seed", || {
         load::seed(&target, plan.seeded, plan.upload_size)?;
+        if plan.stalled > 0 {
+            load::seed_one(&target, load::STALL_BLOB, load::STALL_BLOB_BYTES)?;
+        }
         Ok((plan.seeded as u64, (plan.seeded * plan.upload_size) as u64))
     })?;
     let mut outcome = None;
@@ -265,6 +270,9 @@ fn load(args: &Args) -> anyhow::Result<()> {
         report(kind, l);
     }
     metric("load.errors", "count", false, o.errors as f64);
+    if plan.trickle + plan.stalled > 0 {
+        metric("load.misbehaving_cut", "count", false, o.cut as f64);
+    }
     metric("load.retries", "count", false, o.retries as f64);
     metric("load.generator_cpu", "%", false, 100.0 * cpu / secs);
     for e in &o.error_samples {

@@ -59,7 +59,16 @@ pub struct Plan {
     pub seeded: usize,
     /// Entries a listing asks for (`limit`).
     pub list_limit: usize,
+    /// Misbehaving connections beside the devices: uploads whose body
+    /// trickles a byte every 100 ms, and downloads of a large blob whose
+    /// answer is never read. Each starts again when the server cuts it.
+    pub trickle: usize,
+    pub stalled: usize,
 }
+
+/// The blob the stalled readers ask for (seeded when there are any).
+pub const STALL_BLOB: &str = "seed/stall";
+pub const STALL_BLOB_BYTES: usize = 16 << 20;
 
 impl Plan {
     pub fn mix(name: &str) -> anyhow::Result<[u32; 4]> {
@@ -117,6 +126,8 @@ pub struct Outcome {
     /// Blob ids and document ids the server acknowledged.
     pub uploaded: Vec<String>,
     pub docs_sent: Vec<String>,
+    /// Times the server ended a misbehaving client's connection.
+    pub cut: u64,
 }
 
 /// One simulated device's connection; reconnects when it is lost.
@@ -404,7 +415,14 @@ pub fn run(target: &Target, plan: &Plan) -> anyhow::Result<Outcome> {
         let tasks: Vec<_> = (0..plan.clients)
             .map(|i| tokio::spawn(device(target.clone(), plan.clone(), i, end)))
             .collect();
+        let misbehaving: Vec<_> = (0..plan.trickle)
+            .map(|i| tokio::spawn(trickle(target.clone(), i, end)))
+            .chain((0..plan.stalled).map(|_| tokio::spawn(stall(target.clone(), end))))
+            .collect();
         let mut total = Outcome::default();
+        for t in misbehaving {
+            total.cut += t.await.context("a misbehaving client panicked")?;
+        }
         for t in tasks {
             let o = t.await.context("a simulated device panicked")?;
             for (op, l) in o.latencies {
@@ -423,6 +441,75 @@ pub fn run(target: &Target, plan: &Plan) -> anyhow::Result<Outcome> {
         total.seconds = t0.elapsed().as_secs_f64();
         Ok(total)
     })
+}
+
+/// An upload whose body trickles in a byte every 100 ms, until `end`;
+/// returns how often the server cut it (and it started again).
+async fn trickle(target: Target, index: usize, end: Instant) -> u64 {
+    use tokio::io::AsyncWriteExt;
+    let mut cut = 0;
+    let mut round = 0;
+    while Instant::now() < end {
+        let Ok(mut tcp) = TcpStream::connect(&target.authority).await else {
+            return cut;
+        };
+        let head = format!(
+            "PUT {}/blobs/trickle/t{index}-{round} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nContent-Length: 1000000\r\n\r\n",
+            target.base,
+            target.authority,
+            target.auth.to_str().unwrap_or_default()
+        );
+        round += 1;
+        let mut ok = tcp.write_all(head.as_bytes()).await.is_ok();
+        while ok && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            ok = tcp.write_all(b"x").await.is_ok();
+        }
+        cut += u64::from(!ok);
+    }
+    cut
+}
+
+/// A download of a large blob whose answer is never read, until `end`;
+/// returns how often the server cut it.
+async fn stall(target: Target, end: Instant) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut cut = 0;
+    while Instant::now() < end {
+        let Ok(mut tcp) = TcpStream::connect(&target.authority).await else {
+            return cut;
+        };
+        let request = format!(
+            "GET {}/blobs/{STALL_BLOB} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\r\n",
+            target.base,
+            target.authority,
+            target.auth.to_str().unwrap_or_default()
+        );
+        if tcp.write_all(request.as_bytes()).await.is_err() {
+            cut += 1;
+            continue;
+        }
+        // Nothing is read until the end; a closed connection shows as
+        // the end of what the kernel buffered, read then.
+        tokio::time::sleep_until(end.into()).await;
+        let mut sink = vec![0u8; 1 << 20];
+        let drained = tokio::time::timeout(Duration::from_millis(100), async {
+            let mut total = 0usize;
+            while let Ok(n) = tcp.read(&mut sink).await {
+                if n == 0 {
+                    return true;
+                }
+                total += n;
+                if total > STALL_BLOB_BYTES {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+        cut += u64::from(drained == Ok(true));
+    }
+    cut
 }
 
 /// Uploads `n` seed blobs of `size` bytes (namespace `seed`) on `conns`
@@ -458,6 +545,23 @@ pub fn seed(target: &Target, n: usize, size: usize) -> anyhow::Result<()> {
             t.await.context("a seeding task panicked")??;
         }
         Ok(())
+    })
+}
+
+/// Uploads one blob of `size` bytes at `path` (under the user's blobs).
+pub fn seed_one(target: &Target, path: &str, size: usize) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut conn = Conn::new(target);
+        let full = format!("{}/blobs/{path}", target.base);
+        let body = Bytes::from(vec![0x5Au8; size]);
+        match conn.request("seed", Method::PUT, &full, body).await {
+            Ok((s, _)) if s.is_success() || s == StatusCode::CONFLICT => Ok(()),
+            Ok((s, b)) => bail!("seeding {path}: {s}: {}", String::from_utf8_lossy(&b)),
+            Err(Failure::Lost(m)) | Err(Failure::Status(_, m)) => bail!("seeding {path}: {m}"),
+        }
     })
 }
 
