@@ -131,7 +131,9 @@ fn send(server: &TestServer, request: &[u8], half_close: bool) -> u16 {
     let mut tcp = TcpStream::connect(addr(server)).unwrap();
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(15)))
         .unwrap();
-    tcp.write_all(request).unwrap();
+    // A server that answers before the whole request is in (a refusal)
+    // may close while we write: its answer is what counts.
+    let _ = tcp.write_all(request);
     if half_close {
         tcp.shutdown(std::net::Shutdown::Write).unwrap();
     }
@@ -362,6 +364,12 @@ fn frames_cannot_make_the_server_allocate_many_times_their_size() {
     );
     let one = server.peak_rss_bytes() - before;
     assert!(one < 48 << 20, "an 8 MiB frame: +{} MiB", one >> 20);
+    assert_eq!(
+        sync_send(&server, &a, &[header(), padded_doc(32), end.clone()]),
+        400
+    );
+    let big = server.peak_rss_bytes() - before;
+    assert!(big < 96 << 20, "a 32 MiB frame: +{} MiB", big >> 20);
     // Three of 24 MiB at once.
     let frames = std::sync::Arc::new([header(), padded_doc(24), end.clone()]);
     let senders: Vec<_> = (0..3)
@@ -418,11 +426,194 @@ fn frames_cannot_make_the_server_allocate_many_times_their_size() {
     let fine = br#"{"t":"doc","id":"fine","rev":"m:1","content":null}"#.to_vec();
     assert_eq!(sync_send(&server, &a, &[header(), fine, end]), 200);
     eprintln!(
-        "peak RSS over the start: 8 MiB frame +{} MiB, 3 x 24 MiB at once +{} MiB, after all +{} MiB; RSS now {} MiB (started at {} MiB)",
+        "peak RSS over the start: 8 MiB frame +{} MiB, 32 MiB frame +{} MiB, 3 x 24 MiB at once +{} MiB, after all +{} MiB; RSS now {} MiB (started at {} MiB)",
         one >> 20,
+        big >> 20,
         three >> 20,
         all >> 20,
         server.rss_bytes() >> 20,
         before >> 20
     );
+}
+
+/// The status of a raw request (head lines joined with CRLF, then body).
+fn raw(server: &TestServer, head: &[&str], body: &[u8]) -> u16 {
+    let mut request = head.join("\r\n").into_bytes();
+    request.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    request.extend_from_slice(body);
+    send(server, &request, false)
+}
+
+/// Strangers, other users and malformed HTTP: each gets its 4xx, and
+/// afterwards the server serves, the other user's data is as it was, and
+/// both users' databases pass `integrity_check`.
+#[test]
+fn strangers_and_malformed_requests_are_refused_and_change_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(data.path());
+    let (a, b) = (server.add_user("alice"), server.add_user("bob"));
+    let bob = Api::new(&server, &b);
+    assert_eq!(bob.put("blobs/private/p1", content(7)).status(), 201);
+    let (ua, ta, tb) = (a.user.to_string(), a.token.clone(), b.token.clone());
+    let blob_b = format!("/v1/users/{}/blobs/private/p1", b.user);
+    let auth = |t: &str| format!("Authorization: Bearer {t}");
+    let cases: Vec<(&str, Vec<String>, Vec<u8>, u16)> = vec![
+        (
+            "no token",
+            vec![format!("GET {blob_b} HTTP/1.1"), "Host: t".into()],
+            vec![],
+            401,
+        ),
+        (
+            "a wrong token",
+            vec![
+                format!("GET {blob_b} HTTP/1.1"),
+                "Host: t".into(),
+                auth("nope"),
+            ],
+            vec![],
+            401,
+        ),
+        (
+            "another user's token",
+            vec![
+                format!("GET {blob_b} HTTP/1.1"),
+                "Host: t".into(),
+                auth(&ta),
+            ],
+            vec![],
+            403,
+        ),
+        (
+            "another user's delete",
+            vec![
+                format!("DELETE {blob_b} HTTP/1.1"),
+                "Host: t".into(),
+                auth(&ta),
+            ],
+            vec![],
+            403,
+        ),
+        (
+            "an unknown user",
+            vec![
+                "GET /v1/users/nobody/blobs HTTP/1.1".into(),
+                "Host: t".into(),
+                auth(&ta),
+            ],
+            vec![],
+            404,
+        ),
+        (
+            "a parent directory as id",
+            vec![
+                format!("GET /v1/users/{ua}/blobs/private/.. HTTP/1.1"),
+                "Host: t".into(),
+                auth(&ta),
+            ],
+            vec![],
+            400,
+        ),
+        (
+            "an encoded parent directory",
+            vec![
+                format!("GET /v1/users/{ua}/blobs/%2e%2e/p1 HTTP/1.1"),
+                "Host: t".into(),
+                auth(&ta),
+            ],
+            vec![],
+            400,
+        ),
+        (
+            "a bad id character",
+            vec![
+                format!("PUT /v1/users/{ua}/blobs/ns/a%20b HTTP/1.1"),
+                "Host: t".into(),
+                auth(&ta),
+                "Content-Length: 1".into(),
+            ],
+            b"x".to_vec(),
+            400,
+        ),
+        (
+            "a query that does not parse",
+            vec![
+                format!("GET /v1/users/{ua}/sync/changes?since=-1 HTTP/1.1"),
+                "Host: t".into(),
+                auth(&ta),
+            ],
+            vec![],
+            400,
+        ),
+        (
+            "an unknown query field",
+            vec![
+                format!("GET /v1/users/{ua}/sync/info?replica=r&x=1 HTTP/1.1"),
+                "Host: t".into(),
+                auth(&ta),
+            ],
+            vec![],
+            400,
+        ),
+        (
+            "a flag body that is not JSON",
+            vec![
+                format!("POST {blob_b}/flag HTTP/1.1"),
+                "Host: t".into(),
+                auth(&tb),
+                "Content-Length: 5".into(),
+            ],
+            b"{{{{{".to_vec(),
+            400,
+        ),
+        (
+            "an unknown route",
+            vec!["GET /v2/anything HTTP/1.1".into(), "Host: t".into()],
+            vec![],
+            404,
+        ),
+        (
+            "a sync body without a header frame",
+            vec![
+                format!("POST /v1/users/{ua}/sync/send HTTP/1.1"),
+                "Host: t".into(),
+                auth(&ta),
+                "Content-Length: 22".into(),
+            ],
+            b"{\"t\":\"end\",\"count\":0}\n".to_vec(),
+            400,
+        ),
+        (
+            "a Content-Length that is not a number",
+            vec![
+                format!("PUT /v1/users/{ua}/blobs/ns/cl HTTP/1.1"),
+                "Host: t".into(),
+                auth(&ta),
+                "Content-Length: five".into(),
+            ],
+            b"abcde".to_vec(),
+            400,
+        ),
+    ];
+    for (what, head, body, want) in &cases {
+        let head: Vec<&str> = head.iter().map(String::as_str).collect();
+        assert_eq!(raw(&server, &head, body), *want, "{what}");
+    }
+    // A head beyond what a connection may buffer (hyper's ~400 KB).
+    let huge = format!("X-Pad: {}", "a".repeat(1 << 20));
+    let status = raw(&server, &["GET /health HTTP/1.1", "Host: t", &huge], b"");
+    assert!(matches!(status, 400 | 431), "a 1 MiB header: {status}");
+    // Afterwards: serving, bob's blob intact, nothing stored for alice,
+    // both databases whole.
+    assert_eq!(raw(&server, &["GET /health HTTP/1.1", "Host: t"], b""), 200);
+    let got = bob.get("blobs/private/p1").send().unwrap().bytes().unwrap();
+    assert_eq!(got.as_ref(), content(7).as_slice());
+    assert_eq!(Api::new(&server, &a).list("").blobs.len(), 0);
+    for user in [&a.user, &b.user] {
+        let db = rusqlite::Connection::open(server.user_db(user)).unwrap();
+        let check: String = db
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok", "{user}");
+    }
 }
