@@ -2,7 +2,8 @@
 # Installs the Debian packages the tests use, where missing: GNU time,
 # python3, valgrind and a C compiler (the harness's tests), Chromium and
 # ChromeDriver (the dashboard's browser test), nginx (the load-balancer
-# test). Needs root (or sudo) only when something is missing.
+# test). Needs root (or sudo) only when something is missing; without
+# either it names the packages, and the tests that need them skip.
 set -euo pipefail
 missing=()
 [ -x /usr/bin/time ] || missing+=(time)
@@ -16,11 +17,14 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 echo "== installing ${missing[*]}"
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || {
-    echo "ci/deps.sh: run as root, or install: apt-get install ${missing[*]}" >&2
-    exit 1
-  }
-  sudo=(sudo)
+  if ! command -v sudo >/dev/null || ! sudo -n true 2>/dev/null; then
+    # Without the rights to install, the tests that need these skip and
+    # say so; CI (root) must have them.
+    echo "ci/deps.sh: missing ${missing[*]}; to run every test: sudo apt-get install ${missing[*]}" >&2
+    [ -z "${CI:-}" ] || exit 1
+    exit 0
+  fi
+  sudo=(sudo -n)
 fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq

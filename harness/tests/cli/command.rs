@@ -163,6 +163,9 @@ fn scenario_errors_name_the_file_line_and_field() {
 /// the same run.
 #[test]
 fn probes_agree_with_gnu_time() {
+    if !have(&[("/usr/bin/time", "time"), ("python3", "python3")]) {
+        return;
+    }
     let scenario = r#"
 name = "alloc"
 kind = "command"

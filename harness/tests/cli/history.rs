@@ -64,6 +64,9 @@ fn throwaway_repo() -> (tempfile::TempDir, Vec<String>) {
 
 #[test]
 fn change_points_land_on_the_commits_that_changed() {
+    if !have(&[("cc", "gcc"), ("valgrind", "valgrind")]) {
+        return;
+    }
     let (repo, shas) = throwaway_repo();
     let r = repo.path().to_str().unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -233,6 +236,9 @@ fn change_points_land_on_the_commits_that_changed() {
 
 #[test]
 fn bisect_measures_only_what_it_needs() {
+    if !have(&[("cc", "gcc"), ("valgrind", "valgrind")]) {
+        return;
+    }
     let (repo, shas) = throwaway_repo();
     let r = repo.path().to_str().unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -266,6 +272,9 @@ fn bisect_measures_only_what_it_needs() {
 
 #[test]
 fn a_commit_that_does_not_build_is_a_recorded_gap() {
+    if !have(&[("cc", "gcc"), ("valgrind", "valgrind")]) {
+        return;
+    }
     let (repo, _) = throwaway_repo();
     let d = repo.path();
     std::fs::write(d.join("prog.c"), "this is not C\n").unwrap();

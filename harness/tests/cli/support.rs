@@ -111,3 +111,34 @@ pub fn metric_names(result: &serde_json::Value) -> Vec<&str> {
         .map(|m| m["metric"].as_str().unwrap())
         .collect()
 }
+
+/// Whether the programs a test needs are installed, each given as a name
+/// on PATH or an absolute path, with the Debian package that has it.
+/// Outside CI a missing one skips the test and says what installs it; in
+/// CI (`.ci/run` installs them through `ci/deps.sh`) it fails the test.
+pub fn have(tools: &[(&str, &str)]) -> bool {
+    let found = |tool: &str| {
+        if tool.starts_with('/') {
+            Path::new(tool).exists()
+        } else {
+            std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        }
+    };
+    let missing: Vec<&(&str, &str)> = tools.iter().filter(|(t, _)| !found(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let names: Vec<&str> = missing.iter().map(|m| m.0).collect();
+    let packages: Vec<&str> = missing.iter().map(|m| m.1).collect();
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{names:?} missing: ci/deps.sh installs them"
+    );
+    eprintln!(
+        "skipped: needs {} (bash ci/deps.sh, or apt-get install {})",
+        names.join(", "),
+        packages.join(" ")
+    );
+    false
+}
