@@ -15,8 +15,8 @@
 //!
 //! A request that loses its connection, or gets 502/503/504 from a proxy
 //! whose backend died, is retried on a new connection (at most 3 times);
-//! a repeated upload answered 409 was stored by the first try and counts
-//! as acknowledged. After the load, every acknowledged upload and document
+//! an upload answered 409 was stored by an earlier try (ours, or a proxy's
+//! on another backend) and counts as acknowledged. After the load, every acknowledged upload and document
 //! is looked up: one missing fails the workload.
 
 use anyhow::{Context, bail, ensure};
@@ -303,17 +303,17 @@ async fn device(target: Target, plan: Plan, index: usize, end: Instant) -> Outco
                     seq += 1;
                     let id = format!("u{index:04}x{seq:06}");
                     let path = format!("{}/blobs/load/{id}", target.base);
-                    let before = conn.retries;
                     let answer = conn
                         .request("upload", Method::PUT, &path, upload.clone())
                         .await?;
-                    // 409 after a retry: the lost try had stored it.
-                    let ok: &[StatusCode] = if conn.retries > before {
-                        &[StatusCode::OK, StatusCode::CREATED, StatusCode::CONFLICT]
-                    } else {
-                        &[StatusCode::OK, StatusCode::CREATED]
-                    };
-                    expect(answer, ok)?;
+                    // Ids are never reused, so a 409 means an earlier try of
+                    // this very upload was stored: one of ours whose answer
+                    // was lost, or one a proxy retried on another server
+                    // after the first died having committed it (which the
+                    // nginx test met 2 runs in 10 when 409 counted only
+                    // after a retry of our own).
+                    let ok = [StatusCode::OK, StatusCode::CREATED, StatusCode::CONFLICT];
+                    expect(answer, &ok)?;
                     out.uploaded.push(id);
                     Ok(())
                 }

@@ -29,6 +29,13 @@ pub struct Limits {
     /// Most replicas one revision may name ([`crate::rev::MAX_REPLICAS`]).
     #[serde(default = "max_revision_replicas")]
     pub max_revision_replicas: u32,
+    /// Longest id (document, blob, namespace, replica, transaction).
+    #[serde(default = "max_id_bytes")]
+    pub max_id_bytes: u32,
+}
+
+fn max_id_bytes() -> u32 {
+    crate::ids::MAX_ID_LEN as u32
 }
 
 fn max_revision_replicas() -> u32 {
@@ -51,6 +58,7 @@ impl Default for Limits {
             max_incoming_bytes: 64 * MIB,
             quota_bytes: 64 * 1024 * MIB,
             max_revision_replicas: max_revision_replicas(),
+            max_id_bytes: max_id_bytes(),
         }
     }
 }

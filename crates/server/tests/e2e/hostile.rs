@@ -595,6 +595,23 @@ fn strangers_and_malformed_requests_are_refused_and_change_nothing() {
             400,
         ),
     ];
+    let long_txid = format!(
+        "{{\"t\":\"header\",\"replica\":\"r1\",\"generation\":0,\"transaction_id\":\"{}\"}}\n",
+        "a".repeat(100_000)
+    )
+    .into_bytes();
+    let mut cases = cases;
+    cases.push((
+        "a transaction id of 100 KB",
+        vec![
+            format!("POST /v1/users/{ua}/sync/send HTTP/1.1"),
+            "Host: t".into(),
+            auth(&ta),
+            format!("Content-Length: {}", long_txid.len()),
+        ],
+        long_txid,
+        400,
+    ));
     for (what, head, body, want) in &cases {
         let head: Vec<&str> = head.iter().map(String::as_str).collect();
         assert_eq!(raw(&server, &head, body), *want, "{what}");
