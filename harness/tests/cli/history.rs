@@ -7,7 +7,11 @@ use crate::support::*;
 // VM swings between two levels about 2x apart anyway): no verdict here may
 // depend on them, so their thresholds are out of reach (a `check` once saw
 // wall +393% under a parallel test run). The work is judged by
-// instruction counts (valgrind) and memory, whose steps are 20% and 60×.
+// instruction counts (valgrind) and memory, whose steps are 20% and 4×.
+// The program always holds 32 MiB, more than the harness it is spawned
+// from, so its peak RSS is wait4's exact figure at every commit; below the
+// harness's size it would be the 50 ms sampler's, which a 15 ms process
+// can slip (a `check` once saw +674% between identical commits).
 const SCENARIO: &str = r#"
 name = "prog"
 kind = "command"
@@ -31,7 +35,7 @@ fn program(iterations: u64, extra_mib: u64) -> String {
 int main(void) {{
     volatile unsigned long x = 0;
     for (unsigned long i = 0; i < {iterations}UL; i++) x += i * 2654435761UL;
-    size_t extra = (size_t){extra_mib} * 1024 * 1024;
+    size_t extra = (size_t)(32 + {extra_mib}) * 1024 * 1024;
     /* volatile: the compiler may not drop the allocation it can see through. */
     volatile char *p = extra ? malloc(extra) : 0;
     for (size_t i = 0; i < extra; i += 4096) p[i] = 1;
@@ -123,7 +127,7 @@ fn change_points_land_on_the_commits_that_changed() {
     assert!(cpu["machine"].as_str().unwrap().contains("cores"));
     let rss = at(6, "command.peak_rss");
     assert_eq!(rss["direction"], "regression");
-    assert!(rss["change_pct"].as_f64().unwrap() > 500.0, "{rss}");
+    assert!(rss["change_pct"].as_f64().unwrap() > 200.0, "{rss}");
     for c in changes {
         let i = shas.iter().position(|s| *s == c["commit"]).unwrap();
         assert!(i == 3 || i == 6, "a change point at commit {i}: {c}");
