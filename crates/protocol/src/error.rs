@@ -33,6 +33,9 @@ pub enum ErrorCode {
     RequestTimeout,
     /// A fault on the server's side (500).
     Internal,
+    /// A code this build does not know (a newer server's).
+    #[serde(other)]
+    Unknown,
 }
 
 /// The JSON body of every error response.

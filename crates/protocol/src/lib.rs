@@ -19,9 +19,9 @@ pub use blob::{
 };
 pub use error::{ErrorBody, ErrorCode};
 pub use frame::{FrameError, LineSplitter, write_frame};
-pub use ids::{BlobId, DocId, IdError, Namespace, ReplicaId, UserId, validate_id};
+pub use ids::{BlobId, DocId, IdError, MAX_ID_LEN, Namespace, ReplicaId, UserId, validate_id};
 pub use limits::Limits;
-pub use rev::{Causality, RevError, Revision};
+pub use rev::{Causality, MAX_REPLICAS, RevError, Revision};
 pub use sync::{
     ChangeFrame, Content, DocFrame, RejectReason, Rejected, SendFrame, SendSummary, SyncInfo,
     TransactionId,

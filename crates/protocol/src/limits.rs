@@ -5,9 +5,12 @@ const MIB: u64 = 1024 * KIB;
 
 /// Every limit of the server, in one place: published at `GET /v1/config`
 /// so clients size their requests to fit, and enforced by the server before
-/// anything reaches the database.
+/// anything reaches the database. Fixed limits of the protocol itself
+/// (ids of at most `MAX_ID_LEN` bytes, revisions of at most
+/// `MAX_REPLICAS` replicas) are constants of this crate, not fields here:
+/// clients built before a field existed refused a config that had it.
+/// Unknown fields are ignored from now on, so a later field is safe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Limits {
     pub protocol_version: u32,
     /// Largest request body; larger ones are answered 413 unread.
@@ -26,20 +29,6 @@ pub struct Limits {
     pub max_incoming_bytes: u64,
     /// Total size of one user's blobs.
     pub quota_bytes: u64,
-    /// Most replicas one revision may name ([`crate::rev::MAX_REPLICAS`]).
-    #[serde(default = "max_revision_replicas")]
-    pub max_revision_replicas: u32,
-    /// Longest id (document, blob, namespace, replica, transaction).
-    #[serde(default = "max_id_bytes")]
-    pub max_id_bytes: u32,
-}
-
-fn max_id_bytes() -> u32 {
-    crate::ids::MAX_ID_LEN as u32
-}
-
-fn max_revision_replicas() -> u32 {
-    crate::rev::MAX_REPLICAS as u32
 }
 
 impl Default for Limits {
@@ -57,8 +46,6 @@ impl Default for Limits {
             max_blob_bytes: 16 * 1024 * MIB,
             max_incoming_bytes: 64 * MIB,
             quota_bytes: 64 * 1024 * MIB,
-            max_revision_replicas: max_revision_replicas(),
-            max_id_bytes: max_id_bytes(),
         }
     }
 }

@@ -21,8 +21,7 @@ pub enum RevError {
 }
 
 /// The most replicas one revision may name (a document edited on that
-/// many devices): a bound on what parsing one revision may allocate. Also
-/// published as `Limits::max_revision_replicas`.
+/// many devices): a bound on what parsing one revision may allocate.
 pub const MAX_REPLICAS: usize = 1024;
 
 /// How two revisions of one document relate.

@@ -136,9 +136,12 @@ impl<'de> Deserialize<'de> for SendFrame {
                 Ok(match t.as_ref() {
                     "header" => {
                         let h = HeaderFields::deserialize(rest)?;
-                        // Stored per replica: the id syntax bounds it.
-                        crate::validate_id(&h.transaction_id)
-                            .map_err(|e| A::Error::custom(format!("transaction_id: {e}")))?;
+                        // Stored per replica: the id syntax bounds it. Empty
+                        // is a device that never wrote (`sync --repair`).
+                        if !h.transaction_id.is_empty() {
+                            crate::validate_id(&h.transaction_id)
+                                .map_err(|e| A::Error::custom(format!("transaction_id: {e}")))?;
+                        }
                         SendFrame::Header {
                             replica: h.replica,
                             generation: h.generation,

@@ -118,10 +118,25 @@ proptest! {
 
 #[test]
 fn a_revision_over_the_replica_limit_is_refused_before_it_is_built() {
-    let many: Vec<String> = (0..=protocol::Limits::default().max_revision_replicas)
+    let many: Vec<String> = (0..=protocol::MAX_REPLICAS)
         .map(|i| format!("r{i}:1"))
         .collect();
     let err = many.join("|").parse::<Revision>().unwrap_err();
     assert!(err.to_string().contains("more than"), "{err}");
     assert!(many[1..].join("|").parse::<Revision>().is_ok());
+}
+
+#[test]
+fn an_error_code_of_a_newer_server_still_reads() {
+    let body: protocol::ErrorBody =
+        serde_json::from_str(r#"{"code":"something_new","message":"m"}"#).unwrap();
+    assert_eq!(body.code, protocol::ErrorCode::Unknown);
+}
+
+#[test]
+fn limits_of_a_newer_server_still_read() {
+    let mut v = serde_json::to_value(protocol::Limits::default()).unwrap();
+    v["max_something_new"] = 7.into();
+    let limits: protocol::Limits = serde_json::from_value(v).unwrap();
+    assert_eq!(limits, protocol::Limits::default());
 }

@@ -370,9 +370,7 @@ async fn put_secret(
     let only_if_absent = headers.get(header::IF_NONE_MATCH).is_some_and(|v| v == "*");
     let sealed = axum::body::to_bytes(body, MAX_SECRET_BYTES)
         .await
-        .map_err(|_| ApiError::BodyTooLarge {
-            limit: MAX_SECRET_BYTES as u64,
-        })?;
+        .map_err(|e| crate::error::small_body_error(e, MAX_SECRET_BYTES))?;
     blocking(move || {
         if db.put_secret(&sealed, only_if_absent)? {
             Ok(())

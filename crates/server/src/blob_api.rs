@@ -326,9 +326,7 @@ async fn flag(
     let (ns, id) = ids(ns, id)?;
     let bytes = axum::body::to_bytes(body, FLAG_BODY_MAX)
         .await
-        .map_err(|_| ApiError::BodyTooLarge {
-            limit: FLAG_BODY_MAX as u64,
-        })?;
+        .map_err(|e| crate::error::small_body_error(e, FLAG_BODY_MAX))?;
     let change: FlagChange = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("JSON body: {e}")))?;
     blocking(move || db.blob_flag(&ns, &id, &change))
@@ -361,9 +359,7 @@ async fn put_mail_key(
     let db = authorize(&state, &headers, user).await?;
     let bytes = axum::body::to_bytes(body, MAX_MAIL_KEY_BYTES)
         .await
-        .map_err(|_| ApiError::BodyTooLarge {
-            limit: MAX_MAIL_KEY_BYTES as u64,
-        })?;
+        .map_err(|e| crate::error::small_body_error(e, MAX_MAIL_KEY_BYTES))?;
     let key: MailKey = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("mail key: {e}")))?;
     if !key.recipient.starts_with("age1") {

@@ -4,11 +4,12 @@
 //! A blob is either whole or absent. Blobs up to `INLINE_MAX` (64 KiB) are
 //! stored in their row, written by the transaction that records them.
 //! Larger uploads stream into a file under `tmp/`, which is fsynced and
-//! then renamed into place inside the transaction that records it: a
-//! crash before the rename leaves only a temporary file (removed at the
-//! next start), a crash between rename and commit leaves a file no row
-//! points to (invisible, and replaced by the retried upload's rename).
-//! Deletion removes the row first, then the file.
+//! then renamed into place, under a name of its own (`{id}@{random}`),
+//! inside the transaction that records it: a crash before the rename
+//! leaves only a temporary file (removed at the next start); a failed
+//! commit removes the renamed file; a crash between rename and commit
+//! leaves a file no row names (invisible garbage; nothing reclaims it
+//! yet). Deletion removes the row first, then that version's file.
 
 use crate::error::{ApiError, StoreError};
 use crate::userdb::UserDb;
@@ -182,14 +183,20 @@ impl UserDb {
     ) -> Result<BlobInfo, ApiError> {
         let file = format!("{id}@{}", crypto::random_hex(8).map_err(StoreError::from)?);
         let dest = self.blob_path(ns, id, Some(&file));
-        let (ns, id, tmp) = (ns.clone(), id.clone(), tmp.to_owned());
-        self.write(move |c| {
+        let (ns, id, tmp, renamed) = (ns.clone(), id.clone(), tmp.to_owned(), dest.clone());
+        let written = self.write(move |c| {
             Self::check_room(c, &ns, &id, size, quota, true)?;
             let parent = dest.parent().expect("blob paths have a parent");
             std::fs::create_dir_all(parent).map_err(StoreError::from)?;
             std::fs::rename(&tmp, &dest).map_err(StoreError::from)?;
             Self::insert(c, &ns, &id, size, flag, (None, Some(&file)))
-        })
+        });
+        if written.is_err() {
+            // Renamed, but the transaction did not commit: no row will
+            // ever name this file (its name is new), so it goes now.
+            let _ = std::fs::remove_file(&renamed);
+        }
+        written
     }
 
     /// Records a small blob with its bytes in the row (see [`INLINE_MAX`]).

@@ -37,10 +37,22 @@ pub enum ApiError {
 
 /// A request body that could not be read: stalled (408) or broken (400).
 pub(crate) fn body_error(e: axum::Error) -> ApiError {
-    if crate::stall::is_stalled(&e) {
+    if crate::stall::caused_by::<crate::stall::BodyStalled>(&e) {
         ApiError::BodyTimeout(format!("reading the body: {e}"))
     } else {
         ApiError::BadRequest(format!("reading the body: {e}; nothing was stored"))
+    }
+}
+
+/// A small body read whole with a `limit`: over it 413, else as
+/// [`body_error`].
+pub(crate) fn small_body_error(e: axum::Error, limit: usize) -> ApiError {
+    if crate::stall::caused_by::<http_body_util::LengthLimitError>(&e) {
+        ApiError::BodyTooLarge {
+            limit: limit as u64,
+        }
+    } else {
+        body_error(e)
     }
 }
 
@@ -102,7 +114,7 @@ impl ApiError {
             ErrorCode::Exists => StatusCode::CONFLICT,
             ErrorCode::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
             ErrorCode::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

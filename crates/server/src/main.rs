@@ -119,7 +119,10 @@ enum UserCommand {
 /// issue (mimalloc, tried instead, peaked higher and kept more).
 fn with_malloc_settings() {
     const TUNABLE: &str = "glibc.malloc.mmap_threshold=4194304";
-    if std::env::args_os().nth(1).is_none_or(|a| a != "serve") {
+    // Set for the executed image: once only, even where glibc drops
+    // GLIBC_TUNABLES (setuid or file capabilities).
+    const DONE: &str = "SYNC_SERVER_MALLOC_SET";
+    if std::env::args_os().nth(1).is_none_or(|a| a != "serve") || std::env::var_os(DONE).is_some() {
         return;
     }
     let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
@@ -138,6 +141,7 @@ fn with_malloc_settings() {
     let e = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
         .env("GLIBC_TUNABLES", value)
+        .env(DONE, "1")
         .exec();
     // exec returns only when it failed: serve on with glibc's defaults.
     eprintln!("sync-server: note: could not apply the malloc settings ({e}); serving without them");

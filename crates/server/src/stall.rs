@@ -29,10 +29,14 @@ pub struct BodyStalled(pub Duration);
 pub struct StallBody<B> {
     inner: B,
     limit: Duration,
-    /// Reset each time `MIN_PROGRESS` more bytes arrived.
+    /// Reset each time `MIN_PROGRESS` more bytes arrived, and moved on
+    /// by the time the handler spent between reads (only waiting for the
+    /// client counts).
     deadline: Pin<Box<Sleep>>,
     /// Bytes since the last reset.
     progress: u64,
+    /// When a frame was last handed to the handler.
+    handed: Option<Instant>,
 }
 
 impl<B> StallBody<B> {
@@ -42,6 +46,7 @@ impl<B> StallBody<B> {
             limit,
             deadline: Box::pin(tokio::time::sleep(limit)),
             progress: 0,
+            handed: None,
         }
     }
 }
@@ -59,8 +64,15 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
+        if let Some(at) = this.handed.take() {
+            // The handler was busy (a slow write, a full queue): not the
+            // client's time.
+            let later = this.deadline.deadline() + at.elapsed();
+            this.deadline.as_mut().reset(later);
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
+                this.handed = Some(Instant::now());
                 if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
                     this.progress += data.map_or(0, |d| d.len() as u64);
                 }
@@ -90,11 +102,11 @@ where
     }
 }
 
-/// Whether a body error is [`BodyStalled`].
-pub fn is_stalled(e: &axum::Error) -> bool {
+/// Whether a body error was caused by a `T` (e.g. [`BodyStalled`]).
+pub fn caused_by<T: std::error::Error + 'static>(e: &axum::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        if c.is::<BodyStalled>() {
+        if c.is::<T>() {
             return true;
         }
         cause = c.source();

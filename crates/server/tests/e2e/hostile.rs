@@ -424,7 +424,13 @@ fn frames_cannot_make_the_server_allocate_many_times_their_size() {
     let late = br#"{"id":"late","rev":"m:1","content":null,"t":"doc"}"#.to_vec();
     assert_eq!(sync_send(&server, &a, &[header(), late, end.clone()]), 400);
     let fine = br#"{"t":"doc","id":"fine","rev":"m:1","content":null}"#.to_vec();
-    assert_eq!(sync_send(&server, &a, &[header(), fine, end]), 200);
+    assert_eq!(
+        sync_send(&server, &a, &[header(), fine.clone(), end.clone()]),
+        200
+    );
+    // A device that never wrote has no transaction id (`sync --repair`).
+    let repair = br#"{"t":"header","replica":"r2","generation":0,"transaction_id":""}"#.to_vec();
+    assert_eq!(sync_send(&server, &a, &[repair, fine, end]), 200);
     eprintln!(
         "peak RSS over the start: 8 MiB frame +{} MiB, 32 MiB frame +{} MiB, 3 x 24 MiB at once +{} MiB, after all +{} MiB; RSS now {} MiB (started at {} MiB)",
         one >> 20,
