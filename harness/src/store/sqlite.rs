@@ -154,8 +154,8 @@ impl SqliteStore {
     }
 }
 
+// What each query answers is documented on the trait.
 impl Connection for SqliteStore {
-    /// Records a run whole: one transaction, so a crash leaves all or nothing.
     fn record(&mut self, run: &RunRecord) -> Result<i64, StoreError> {
         let tx = self.conn.transaction()?;
         let id = insert_run(&tx, run)?;
@@ -163,7 +163,6 @@ impl Connection for SqliteStore {
         Ok(id)
     }
 
-    /// Records several runs in one transaction: all or none.
     fn record_all(&mut self, runs: &[RunRecord]) -> Result<Vec<i64>, StoreError> {
         let tx = self.conn.transaction()?;
         let ids = runs
@@ -174,9 +173,6 @@ impl Connection for SqliteStore {
         Ok(ids)
     }
 
-    /// The run (see `THE_RUN`) of the point at the newest of `commits`
-    /// (newest first) that has an `ok` one, not counting run `exclude`;
-    /// with its commit.
     fn run_of(
         &self,
         key: &PointKey,
@@ -212,7 +208,6 @@ impl Connection for SqliteStore {
         Ok(None)
     }
 
-    /// Every metric of a run with its per-repetition values.
     fn series(&self, run_id: i64) -> Result<Vec<Series>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT m.name, m.unit, m.direction, v.value FROM measurements v JOIN metrics m ON m.id = v.metric_id
@@ -230,7 +225,6 @@ impl Connection for SqliteStore {
         Ok(out.into_values().collect())
     }
 
-    /// Runs whose commit starts with `sha_prefix` (all commits if empty), oldest first.
     fn runs(&self, sha_prefix: &str) -> Result<Vec<RunRow>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT r.id, m.fingerprint, r.commit_sha, r.dirty, r.scenario, r.point, r.status, r.error, r.started_unix
@@ -253,7 +247,6 @@ impl Connection for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The run of every (machine, scenario, point, commit), oldest first.
     fn commit_runs(&self) -> Result<Vec<CommitRun>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT id, fingerprint, scenario, point, params, sha, time_unix, parents, status, error, dirty
@@ -285,7 +278,6 @@ impl Connection for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Every recorded commit.
     fn commits(&self) -> Result<Vec<CommitRow>, StoreError> {
         let mut stmt = self
             .conn
@@ -302,7 +294,6 @@ impl Connection for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Every recorded machine.
     fn machines(&self) -> Result<Vec<MachineRow>, StoreError> {
         let mut stmt = self
             .conn
@@ -319,8 +310,6 @@ impl Connection for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The metrics of every run `wanted` accepts, in one pass over the
-    /// measurements (the dashboard reads everything at once).
     fn all_series(
         &self,
         wanted: &dyn Fn(i64) -> bool,
@@ -346,8 +335,6 @@ impl Connection for SqliteStore {
         Ok(out)
     }
 
-    /// CPU and RSS samples of a run's first recorded repetition, by
-    /// process, in time order.
     fn first_samples(&self, run_id: i64) -> Result<Vec<Sample>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT process, t_ms, cpu_pct, rss_bytes FROM samples WHERE run_id = ?1 AND repetition =
@@ -364,7 +351,6 @@ impl Connection for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The phases of the repetition `first_samples` returns.
     fn first_phases(&self, run_id: i64) -> Result<Vec<Phase>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT repetition, name, start_ms, end_ms FROM phases WHERE run_id = ?1 AND repetition =
@@ -381,11 +367,6 @@ impl Connection for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Whether this machine has a final answer (see
-    /// [`RunStatus::is_final`]) for the point at the commit, measured on
-    /// the commit as committed; with no point, for any point of the
-    /// scenario (criterion scenarios, whose points are only known once
-    /// they ran).
     fn has_final_run(
         &self,
         machine: &Machine,

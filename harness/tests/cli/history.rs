@@ -174,19 +174,15 @@ fn change_points_land_on_the_commits_that_changed() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // bisect finds commit 3, measuring nothing new (all measured).
-    let range = format!("{}..{}", shas[0], shas[5]);
-    let out = sb(
-        r,
-        db_s,
-        &[
-            "bisect",
-            &range,
-            "prog",
-            "command.instructions",
-            "--cache-dir",
-            cache_s,
-        ],
-    );
+    let bisect = |from: usize, to: usize, metric: &str, json: bool| {
+        let range = format!("{}..{}", shas[from], shas[to]);
+        let mut args = vec!["bisect", &range, "prog", metric, "--cache-dir", cache_s];
+        if json {
+            args.push("--json");
+        }
+        sb(r, db_s, &args)
+    };
+    let out = bisect(0, 5, "command.instructions", false);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("culprit: {}", shas[3])),
@@ -196,19 +192,7 @@ fn change_points_land_on_the_commits_that_changed() {
 
     // The memory step, printed in human units (once printed raw, as
     // `25935872.000000 -> 92069888.000000`).
-    let range = format!("{}..{}", shas[3], shas[8]);
-    let out = sb(
-        r,
-        db_s,
-        &[
-            "bisect",
-            &range,
-            "prog",
-            "command.peak_rss",
-            "--cache-dir",
-            cache_s,
-        ],
-    );
+    let out = bisect(3, 8, "command.peak_rss", false);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -221,16 +205,7 @@ fn change_points_land_on_the_commits_that_changed() {
         "{stdout}"
     );
     // The same for scripts.
-    let bisect = [
-        "bisect",
-        &range,
-        "prog",
-        "command.peak_rss",
-        "--cache-dir",
-        cache_s,
-        "--json",
-    ];
-    let out = sb(r, db_s, &bisect);
+    let out = bisect(3, 8, "command.peak_rss", true);
     let v = json(&out);
     assert_eq!(v["culprit"], shas[6].as_str(), "{v}");
     assert_eq!(v["parent"], shas[5].as_str(), "{v}");
