@@ -19,6 +19,7 @@ pub mod model;
 pub mod ops;
 pub mod probe;
 pub mod proc;
+pub mod prometheus;
 pub mod runner;
 pub mod scenario;
 pub mod site;

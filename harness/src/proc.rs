@@ -26,6 +26,10 @@ pub struct Exit {
     /// harness's address space counts until exec), so `peak_rss_bytes`
     /// is the child's own only when above this.
     pub inherited_rss_bytes: u64,
+    /// The kernel's I/O accounting of the process (and the children it
+    /// reaped), read after it exited and before it was reaped: exact.
+    /// `None` where /proc/PID/io cannot be read.
+    pub io: Option<crate::probe::IoCounters>,
     pub at: Instant,
 }
 
@@ -96,6 +100,25 @@ pub fn spawn(cmd: &mut Command) -> std::io::Result<(Proc, Child)> {
 }
 
 fn wait4(pid: i32, inherited_rss_bytes: u64) -> Option<Exit> {
+    // Wait for the exit without reaping (WNOWAIT): the zombie's
+    // /proc/PID/io still holds its final counters, gone once reaped.
+    loop {
+        // SAFETY: an all-zero siginfo_t is a valid value of this C struct.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid pointer to a live local.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            break;
+        }
+    }
+    let io = crate::probe::read_io(pid);
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -119,6 +142,7 @@ fn wait4(pid: i32, inherited_rss_bytes: u64) -> Option<Exit> {
         // Linux reports ru_maxrss in KiB.
         peak_rss_bytes: usage.ru_maxrss as u64 * 1024,
         inherited_rss_bytes,
+        io,
         at: Instant::now(),
     })
 }

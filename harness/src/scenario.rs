@@ -56,8 +56,10 @@ pub struct Scenario {
     /// Part of the suite `syncbench run` runs when given no scenario.
     pub default: bool,
     pub points: Vec<Point>,
-    /// Also count instructions once per point under valgrind (cachegrind):
-    /// repeatable where CPU time is not (command scenarios).
+    /// Also count instructions: once per point under valgrind where the
+    /// kernel has no hardware counters (repeatable where CPU time is not).
+    /// Commands: all their processes together; sync scenarios: each
+    /// process, per phase too.
     pub instructions: bool,
     /// Smallest relative change (0.05 = 5%) that counts, per metric name
     /// or metric suffix (`wall`, `peak_rss`, `upload.wall`…).
@@ -79,6 +81,10 @@ pub struct Servers {
     pub backends: String,
     /// `none`, or `nginx` (round-robin over the backends).
     pub proxy: String,
+    /// The system's Prometheus endpoint, read at every phase boundary
+    /// (empty: none). `{services}` and `{server}` stand for each server's
+    /// services and user API URLs; a URL without them is read as is.
+    pub prometheus: String,
 }
 
 impl Default for Servers {
@@ -87,6 +93,7 @@ impl Default for Servers {
             args: String::new(),
             backends: "1".into(),
             proxy: "none".into(),
+            prometheus: String::new(),
         }
     }
 }
@@ -211,6 +218,7 @@ struct File {
     server_args: Option<Spanned<String>>,
     backends: Option<Spanned<toml::Value>>,
     proxy: Option<Spanned<String>>,
+    prometheus: Option<Spanned<String>>,
 }
 
 fn default_repetitions() -> Spanned<u32> {
@@ -493,11 +501,12 @@ impl Scenario {
 
     fn instructions(file: &File, f: &Fields, kind: &Kind) -> Result<bool, ScenarioError> {
         let instructions = match &file.instructions {
-            Some(i) if *i.get_ref() && !matches!(kind, Kind::Command { .. }) => {
+            Some(i) if *i.get_ref() && matches!(kind, Kind::Criterion { .. }) => {
                 return Err(f.field(
                     i.span(),
                     "instructions",
-                    "only command scenarios count instructions so far".into(),
+                    "criterion benchmarks are not counted under valgrind; use a command scenario"
+                        .into(),
                 ));
             }
             Some(i) => *i.get_ref(),
@@ -526,6 +535,12 @@ impl Scenario {
                 file.proxy.as_ref().map(|v| v.span()),
                 file.proxy.as_ref().map(|v| v.get_ref().clone()),
                 &mut servers.proxy,
+            ),
+            (
+                "prometheus",
+                file.prometheus.as_ref().map(|v| v.span()),
+                file.prometheus.as_ref().map(|v| v.get_ref().clone()),
+                &mut servers.prometheus,
             ),
         ] {
             let Some(span) = span else { continue };

@@ -6,9 +6,11 @@ use anyhow::{Context, bail, ensure};
 use client::{Device, InitOptions};
 use crypto::KdfParams;
 use protocol::DocId;
-use protocol::driver::{DriverEvent, DriverLine, EXIT_UNKNOWN_WORKLOAD, parse_bytes};
+use protocol::driver::{
+    BARRIER_ENV, DriverEvent, DriverLine, EXIT_UNKNOWN_WORKLOAD, TIME_SCALE_ENV, parse_bytes,
+};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
@@ -31,18 +33,88 @@ fn emit(event: DriverEvent) {
     let _ = out.flush();
 }
 
-/// Runs one phase and reports it; `f` returns (ops, bytes).
+/// How many times slower than native the harness runs us (valgrind):
+/// our own deadlines stretch by it (`protocol::driver`).
+fn time_scale() -> u32 {
+    std::env::var(TIME_SCALE_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|s| (1..=1000).contains(s))
+        .unwrap_or(1)
+}
+
+/// Whether the harness asked for the phase barrier (`protocol::driver`).
+fn barrier_asked() -> bool {
+    static ASKED: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| std::env::var(BARRIER_ENV).is_ok_and(|v| v == "1"));
+    *ASKED
+}
+
+/// Waits at a phase boundary until the harness has read its counters.
+fn barrier() {
+    if barrier_asked() {
+        let mut line = String::new();
+        // End of input (the harness is gone) releases the driver too.
+        let _ = std::io::stdin().lock().read_line(&mut line);
+    }
+}
+
+/// Runs one phase and reports it, with the requests it made; `f` returns
+/// (ops, bytes).
 fn phase(name: &str, f: impl FnOnce() -> anyhow::Result<(u64, u64)>) -> anyhow::Result<()> {
     emit(DriverEvent::PhaseBegin { phase: name.into() });
+    barrier();
+    let before = client::traffic::snapshot();
     let t = Instant::now();
     let (ops, bytes) = f().with_context(|| format!("phase {name}"))?;
+    let seconds = t.elapsed().as_secs_f64();
+    traffic_metrics(name, &client::traffic::snapshot().since(&before));
     emit(DriverEvent::PhaseEnd {
         phase: name.into(),
-        seconds: t.elapsed().as_secs_f64(),
+        seconds,
         ops,
         bytes,
     });
+    barrier();
     Ok(())
+}
+
+/// A phase's HTTP traffic as metrics: `PHASE.http.requests` (and by kind
+/// of request), body bytes each way, and retried requests. Exact: the
+/// same work makes the same requests on any machine.
+fn traffic_metrics(phase: &str, t: &client::traffic::Traffic) {
+    metric(
+        &format!("{phase}.http.requests"),
+        "count",
+        false,
+        t.requests() as f64,
+    );
+    for (kind, k) in &t.by_kind {
+        metric(
+            &format!("{phase}.http.requests.{kind}"),
+            "count",
+            false,
+            k.requests as f64,
+        );
+    }
+    metric(
+        &format!("{phase}.http.sent"),
+        "B",
+        false,
+        t.sent_bytes() as f64,
+    );
+    metric(
+        &format!("{phase}.http.received"),
+        "B",
+        false,
+        t.received_bytes() as f64,
+    );
+    metric(
+        &format!("{phase}.http.retries"),
+        "count",
+        false,
+        t.retries as f64,
+    );
 }
 
 /// Returns the process exit status.
@@ -56,6 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
     emit(DriverEvent::Hello {
         workload: args.workload.into(),
+        barrier: barrier_asked(),
     });
     let result = match args.workload {
         "docs" => docs(&args),
@@ -525,7 +598,7 @@ fn mail(args: &Args) -> anyhow::Result<()> {
         Ok((n, total))
     })?;
     phase("process", || {
-        let r = a.process_incoming(std::time::Duration::from_secs(600))?;
+        let r = a.process_incoming(std::time::Duration::from_secs(600) * time_scale())?;
         ensure!(
             r.processed == n && r.failed.is_empty(),
             "processed {} of {n}, failed {:?}",

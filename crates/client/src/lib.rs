@@ -12,6 +12,7 @@ mod mail;
 mod remote;
 mod store;
 mod sync;
+pub mod traffic;
 
 pub use mail::{
     IncomingReport, MAIL_NAMESPACE, MailContent, MailHeader, MailMeta, MailMode, MailSummary,

@@ -1,6 +1,6 @@
 //! The HTTP side of the client: one method per server endpoint.
 
-use crate::ClientError;
+use crate::{ClientError, traffic};
 use protocol::{
     BlobId, BlobInfo, BlobList, BlobQuery, ErrorBody, ErrorCode, FlagChange, Limits, MailKey,
     Namespace, ReplicaId, SendSummary, SyncInfo, UserId,
@@ -47,7 +47,10 @@ impl std::io::Read for BlobDownload<'_> {
         use tokio_stream::StreamExt;
         while self.chunk.is_empty() {
             match self.runtime.block_on(self.stream.next()) {
-                Some(Ok(c)) => self.chunk = c,
+                Some(Ok(c)) => {
+                    traffic::received("blob_get", c.len() as u64);
+                    self.chunk = c;
+                }
                 Some(Err(e)) => return Err(std::io::Error::other(e)),
                 None => return Ok(0),
             }
@@ -98,11 +101,13 @@ impl Remote {
     }
 
     pub fn config(&self) -> Result<Limits, ClientError> {
+        traffic::request("config", 0);
         let resp = self.http.get(format!("{}/v1/config", self.base)).send();
-        Ok(check(resp)?.json()?)
+        json("config", check("config", resp)?)
     }
 
     pub fn info(&self, replica: &ReplicaId, generation: u64) -> Result<SyncInfo, ClientError> {
+        traffic::request("info", 0);
         let resp = self
             .http
             .get(self.url("sync/info"))
@@ -112,10 +117,11 @@ impl Remote {
                 ("generation", &generation.to_string()),
             ])
             .send();
-        Ok(check(resp)?.json()?)
+        json("info", check("info", resp)?)
     }
 
     pub fn send(&self, body: Vec<u8>) -> Result<SendSummary, ClientError> {
+        traffic::request("send", body.len() as u64);
         let resp = self
             .http
             .post(self.url("sync/send"))
@@ -123,12 +129,17 @@ impl Remote {
             .header(reqwest::header::CONTENT_TYPE, protocol::NDJSON)
             .body(body)
             .send();
-        Ok(check(resp)?.json()?)
+        json("send", check("send", resp)?)
     }
 
     /// The streamed body of changes since `since`; read it with a
     /// `protocol::LineSplitter`.
-    pub fn changes(&self, since: u64, replica: &ReplicaId) -> Result<Response, ClientError> {
+    pub fn changes(
+        &self,
+        since: u64,
+        replica: &ReplicaId,
+    ) -> Result<traffic::Counted<Response>, ClientError> {
+        traffic::request("changes", 0);
         let resp = self
             .http
             .get(self.url("sync/changes"))
@@ -138,10 +149,11 @@ impl Remote {
                 ("replica", replica.as_str()),
             ])
             .send();
-        check(resp)
+        Ok(traffic::Counted::new(check("changes", resp)?, "changes"))
     }
 
     pub fn secret(&self) -> Result<Option<Vec<u8>>, ClientError> {
+        traffic::request("secret_get", 0);
         let resp = self
             .http
             .get(self.url("secret"))
@@ -156,11 +168,14 @@ impl Remote {
                 "GET secret: 404 without an error body".into(),
             ));
         }
-        Ok(Some(check(Ok(resp))?.bytes()?.to_vec()))
+        let body = check("secret_get", Ok(resp))?.bytes()?;
+        traffic::received("secret_get", body.len() as u64);
+        Ok(Some(body.to_vec()))
     }
 
     /// Stores the sealed secret unless one exists; `false` if one did.
     pub fn put_secret_if_absent(&self, sealed: Vec<u8>) -> Result<bool, ClientError> {
+        traffic::request("secret_put", sealed.len() as u64);
         let resp = self
             .http
             .put(self.url("secret"))
@@ -171,7 +186,7 @@ impl Remote {
         if resp.status() == StatusCode::PRECONDITION_FAILED {
             return Ok(false);
         }
-        check(Ok(resp))?;
+        check("secret_put", Ok(resp))?;
         Ok(true)
     }
 
@@ -208,6 +223,7 @@ impl Remote {
         len: u64,
     ) -> Result<BlobInfo, ClientError> {
         let streaming = self.streaming()?;
+        traffic::request("blob_put", len);
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(2);
         let producer = std::thread::spawn(move || {
             let mut body = body;
@@ -240,11 +256,16 @@ impl Remote {
             let resp = request.send().await?;
             let status = resp.status();
             let url = resp.url().path().to_owned();
+            let body = resp.bytes().await?;
+            traffic::received("blob_put", body.len() as u64);
             if status.is_success() {
-                Ok(resp.json::<BlobInfo>().await?)
+                Ok(serde_json::from_slice::<BlobInfo>(&body).map_err(bad_json)?)
             } else {
-                let text = resp.text().await.unwrap_or_default();
-                Err(http_error(status, url, text))
+                Err(http_error(
+                    status,
+                    url,
+                    String::from_utf8_lossy(&body).into(),
+                ))
             }
         });
         // The producer ends once its channel closes, whatever happened.
@@ -257,6 +278,7 @@ impl Remote {
     /// chunk, unlike the blocking client's response).
     pub fn get_blob(&self, ns: &Namespace, id: &BlobId) -> Result<BlobDownload<'_>, ClientError> {
         let streaming = self.streaming()?;
+        traffic::request("blob_get", 0);
         let request = streaming
             .http
             .get(self.blob_url(ns, id))
@@ -267,6 +289,7 @@ impl Remote {
             if !status.is_success() {
                 let url = resp.url().path().to_owned();
                 let text = resp.text().await.unwrap_or_default();
+                traffic::received("blob_get", text.len() as u64);
                 return Err(http_error(status, url, text));
             }
             Ok(resp.bytes_stream())
@@ -279,13 +302,14 @@ impl Remote {
     }
 
     pub fn list_blobs(&self, q: &BlobQuery) -> Result<BlobList, ClientError> {
+        traffic::request("blob_list", 0);
         let resp = self
             .http
             .get(self.url("blobs"))
             .bearer_auth(&self.token)
             .query(q)
             .send();
-        Ok(check(resp)?.json()?)
+        json("blob_list", check("blob_list", resp)?)
     }
 
     /// Sets a blob's flag; with `expect`, only if that is its flag now
@@ -296,37 +320,45 @@ impl Remote {
         id: &BlobId,
         change: &FlagChange,
     ) -> Result<BlobInfo, ClientError> {
+        let body = serde_json::to_vec(change).map_err(bad_json)?;
+        traffic::request("blob_flag", body.len() as u64);
         let resp = self
             .http
             .post(format!("{}/flag", self.blob_url(ns, id)))
             .bearer_auth(&self.token)
-            .json(change)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
             .send();
-        Ok(check(resp)?.json()?)
+        json("blob_flag", check("blob_flag", resp)?)
     }
 
     /// Deletes a blob; `false` if there was none.
     pub fn delete_blob(&self, ns: &Namespace, id: &BlobId) -> Result<bool, ClientError> {
+        traffic::request("blob_delete", 0);
         let resp = self
             .http
             .delete(self.blob_url(ns, id))
             .bearer_auth(&self.token)
             .send();
-        match check(resp) {
-            Ok(_) => Ok(true),
+        match check("blob_delete", resp) {
+            Ok(r) => {
+                drain("blob_delete", r);
+                Ok(true)
+            }
             Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(false),
             Err(e) => Err(e),
         }
     }
 
     pub fn mail_key(&self) -> Result<Option<MailKey>, ClientError> {
+        traffic::request("mailkey_get", 0);
         let resp = self
             .http
             .get(self.url("mailkey"))
             .bearer_auth(&self.token)
             .send();
-        match check(resp) {
-            Ok(r) => Ok(Some(r.json()?)),
+        match check("mailkey_get", resp) {
+            Ok(r) => Ok(Some(json("mailkey_get", r)?)),
             Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
@@ -334,14 +366,20 @@ impl Remote {
 
     /// Stores the mail key unless one exists; `false` if one did.
     pub fn put_mail_key_if_absent(&self, key: &MailKey) -> Result<bool, ClientError> {
+        let body = serde_json::to_vec(key).map_err(bad_json)?;
+        traffic::request("mailkey_put", body.len() as u64);
         let resp = self
             .http
             .put(self.url("mailkey"))
             .bearer_auth(&self.token)
-            .json(key)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
             .send();
-        match check(resp) {
-            Ok(_) => Ok(true),
+        match check("mailkey_put", resp) {
+            Ok(r) => {
+                drain("mailkey_put", r);
+                Ok(true)
+            }
             Err(e) if e.code() == Some(ErrorCode::PreconditionFailed) => Ok(false),
             Err(e) => Err(e),
         }
@@ -362,6 +400,7 @@ fn retry_policy(server: &str) -> reqwest::retry::Builder {
         .unwrap_or_default();
     reqwest::retry::for_host(host).classify_fn(|rr| {
         if rr.error().is_some_and(is_connection_lost) {
+            traffic::retried();
             rr.retryable()
         } else {
             rr.success()
@@ -399,7 +438,7 @@ pub fn is_connection_lost(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Turns a non-success answer into `ClientError::Http` with the server's
 /// error code and message.
-fn check(resp: reqwest::Result<Response>) -> Result<Response, ClientError> {
+fn check(kind: &'static str, resp: reqwest::Result<Response>) -> Result<Response, ClientError> {
     let resp = resp?;
     let status = resp.status();
     if status.is_success() {
@@ -407,7 +446,30 @@ fn check(resp: reqwest::Result<Response>) -> Result<Response, ClientError> {
     }
     let url = resp.url().path().to_owned();
     let text = resp.text().unwrap_or_default();
+    traffic::received(kind, text.len() as u64);
     Err(http_error(status, url, text))
+}
+
+/// A JSON answer's body, counted, then parsed.
+fn json<T: serde::de::DeserializeOwned>(
+    kind: &'static str,
+    resp: Response,
+) -> Result<T, ClientError> {
+    let body = resp.bytes()?;
+    traffic::received(kind, body.len() as u64);
+    serde_json::from_slice(&body).map_err(bad_json)
+}
+
+/// Reads (and counts) an answer whose body the caller does not need, so
+/// its bytes are in the traffic and its connection can be reused.
+fn drain(kind: &'static str, resp: Response) {
+    if let Ok(body) = resp.bytes() {
+        traffic::received(kind, body.len() as u64);
+    }
+}
+
+fn bad_json(e: serde_json::Error) -> ClientError {
+    ClientError::Protocol(format!("the server's answer is not the expected JSON: {e}"))
 }
 
 /// `ClientError::Http` from an error answer's status and body.

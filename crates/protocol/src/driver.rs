@@ -15,10 +15,24 @@
 //!
 //! A driver that does not know the requested workload prints an `error`
 //! event with `kind: "unknown_workload"` and exits with status 3.
+//!
+//! Phase barrier (added within version 1): a harness that wants to read
+//! the counters of every process exactly at phase boundaries sets
+//! `SYNCBENCH_BARRIER=1` and gives the driver a pipe as stdin. A driver
+//! that honours it says `"barrier":true` in its `hello`, and after each
+//! `phase_begin` and each `phase_end` waits for one line on stdin (end of
+//! input releases it too) before going on. Older drivers say nothing and
+//! never wait; their harness reads counters per process, not per phase.
 
 use serde::{Deserialize, Serialize};
 
 pub const DRIVER_CONTRACT_VERSION: u32 = 1;
+/// The environment variable that asks a driver for the phase barrier.
+pub const BARRIER_ENV: &str = "SYNCBENCH_BARRIER";
+/// How many times slower than native the harness runs the driver and the
+/// servers (e.g. 50 under valgrind; 1 otherwise): a driver stretches its
+/// own deadlines by it. Added within version 1.
+pub const TIME_SCALE_ENV: &str = "SYNCBENCH_TIME_SCALE";
 /// Exit status of a driver asked for a workload it does not have.
 pub const EXIT_UNKNOWN_WORKLOAD: i32 = 3;
 
@@ -34,6 +48,9 @@ pub struct DriverLine {
 pub enum DriverEvent {
     Hello {
         workload: String,
+        /// The driver waits at phase boundaries (see the module's docs).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        barrier: bool,
     },
     PhaseBegin {
         phase: String,
@@ -90,6 +107,22 @@ mod tests {
             r#"{"v":1,"event":"phase_end","phase":"upload","seconds":0.5,"ops":3,"bytes":30}"#
         );
         assert_eq!(serde_json::from_str::<DriverLine>(&s).unwrap(), line);
+    }
+
+    #[test]
+    fn hello_without_barrier_is_the_old_line() {
+        let old = r#"{"v":1,"event":"hello","workload":"docs"}"#;
+        let line = DriverLine::new(DriverEvent::Hello {
+            workload: "docs".into(),
+            barrier: false,
+        });
+        assert_eq!(serde_json::to_string(&line).unwrap(), old);
+        assert_eq!(serde_json::from_str::<DriverLine>(old).unwrap(), line);
+        let new = r#"{"v":1,"event":"hello","workload":"docs","barrier":true}"#;
+        assert!(matches!(
+            serde_json::from_str::<DriverLine>(new).unwrap().event,
+            DriverEvent::Hello { barrier: true, .. }
+        ));
     }
 }
 

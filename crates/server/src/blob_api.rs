@@ -5,6 +5,7 @@ use crate::AppState;
 use crate::api::{authorize, blocking, query};
 use crate::blobs::{INLINE_MAX, Stored};
 use crate::error::{ApiError, StoreError};
+use crate::metrics::METRICS;
 use crate::userdb::UserDb;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
@@ -107,8 +108,13 @@ async fn store(
             .await
             .map_err(crate::error::body_error)?;
         let writer = db.clone();
-        let info =
-            blocking(move || writer.blob_commit_inline(&ns, &id, bytes, flag, quota)).await?;
+        let info = blocking(move || {
+            let n = bytes.len() as u64;
+            let info = writer.blob_commit_inline(&ns, &id, bytes, flag, quota)?;
+            METRICS.blob_written("inline", n);
+            Ok(info)
+        })
+        .await?;
         // Small blobs fill the WAL fast: copy it back off the request path,
         // or the commit that crosses the autocheckpoint size does it while
         // every waiting writer waits too.
@@ -134,6 +140,8 @@ async fn store(
     }
     out.flush().await?;
     out.into_inner().sync_all().await?;
+    METRICS.fsync("blob");
+    METRICS.blob_written("file", size);
     blocking(move || {
         let info = db.blob_commit(&ns, &id, &tmp.0, size, flag, quota)?;
         drop(tmp);
@@ -397,6 +405,7 @@ pub fn services_router(app: AppState, service_token: &str) -> Router {
     };
     Router::new()
         .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(crate::metrics::render))
         .route("/v1/incoming/{user}/key", get(recipient))
         .route("/v1/incoming/{user}/{id}", put(deliver))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

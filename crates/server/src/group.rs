@@ -11,6 +11,7 @@
 
 use crate::db::Pool;
 use crate::error::{ApiError, StoreError};
+use crate::metrics::METRICS;
 use rusqlite::{Connection, TransactionBehavior};
 use std::any::Any;
 use std::sync::Mutex;
@@ -71,6 +72,9 @@ impl GroupCommit {
             q.jobs.push(job);
             !std::mem::replace(&mut q.leading, true)
         };
+        if !lead {
+            METRICS.group_commit_waits.inc();
+        }
         if lead {
             let _turn = Turn(&self.queue);
             loop {
@@ -92,6 +96,7 @@ impl GroupCommit {
 }
 
 fn run_batch(pool: &Pool, batch: Vec<Job>) {
+    METRICS.group_commit_batch.observe(batch.len() as f64);
     let mut replies = Vec::with_capacity(batch.len());
     let committed = pool.with(|c| -> rusqlite::Result<()> {
         let mut tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;

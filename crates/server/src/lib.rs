@@ -11,6 +11,7 @@ mod blobs;
 mod db;
 mod error;
 mod group;
+mod metrics;
 mod stall;
 mod userdb;
 
@@ -176,11 +177,13 @@ async fn serve_router(
         .half_close(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     // Bodies that stall end their request (see stall.rs).
-    let router = router.layer(axum::middleware::map_request(
-        move |req: axum::extract::Request| async move {
-            req.map(|b| axum::body::Body::new(stall::StallBody::new(b, idle_timeout)))
-        },
-    ));
+    let router = router
+        .layer(axum::middleware::from_fn(metrics::count_requests))
+        .layer(axum::middleware::map_request(
+            move |req: axum::extract::Request| async move {
+                req.map(|b| axum::body::Body::new(stall::StallBody::new(b, idle_timeout)))
+            },
+        ));
     let service = hyper_util::service::TowerToHyperService::new(router);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut last_warning = None;

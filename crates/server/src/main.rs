@@ -78,7 +78,7 @@ struct Scale {
     /// Seconds a connection may go without sending a complete request
     /// head (connected but silent, or idle between kept-alive requests)
     /// before the server closes it.
-    #[arg(long, value_name = "SECONDS", default_value_t = server::DEFAULT_IDLE_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    #[arg(long, env = "SYNC_IDLE_TIMEOUT", value_name = "SECONDS", default_value_t = server::DEFAULT_IDLE_TIMEOUT.as_secs_f64(), value_parser = seconds)]
     idle_timeout: f64,
 }
 

@@ -3,7 +3,35 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+
+/// What the connections opened here did, process-wide: exact counts a
+/// server exposes (its `/metrics`), so an extra statement or transaction
+/// per request shows at the commit that added it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// Statements started (each run of a prepared statement counts).
+    pub statements: u64,
+    /// Write transactions committed.
+    pub commits: u64,
+    /// Times a connection found the database locked by another
+    /// connection and waited.
+    pub lock_waits: u64,
+}
+
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+static COMMITS: AtomicU64 = AtomicU64::new(0);
+static LOCK_WAITS: AtomicU64 = AtomicU64::new(0);
+
+/// The process's [`Activity`] so far.
+pub fn activity() -> Activity {
+    Activity {
+        statements: STATEMENTS.load(Relaxed),
+        commits: COMMITS.load(Relaxed),
+        lock_waits: LOCK_WAITS.load(Relaxed),
+    }
+}
 
 /// Opens `path` (creating it) and brings its schema up to date.
 /// `migrations[i]` moves `user_version` from i to i+1; a database newer
@@ -26,6 +54,16 @@ pub fn open(path: &Path, migrations: &[&str]) -> rusqlite::Result<Connection> {
     // closing the last connection checkpoints too.
     conn.pragma_update(None, "wal_autocheckpoint", 16 * 1024)?;
     conn.busy_handler(Some(wait_for_lock))?;
+    conn.trace_v2(
+        rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
+        Some(|_: rusqlite::trace::TraceEvent<'_>| {
+            STATEMENTS.fetch_add(1, Relaxed);
+        }),
+    )?;
+    conn.commit_hook(Some(|| {
+        COMMITS.fetch_add(1, Relaxed);
+        false // true would turn the commit into a rollback
+    }))?;
     // The bundled SQLite is built with STAT4, which recompiles a cached
     // statement whenever a parameter compared with an indexed column is
     // rebound, in case its value changes the plan: that is nearly every
@@ -46,6 +84,9 @@ pub fn open(path: &Path, migrations: &[&str]) -> rusqlite::Result<Connection> {
 /// processes writing one database that was the tail of the upload
 /// latency.
 fn wait_for_lock(tries: i32) -> bool {
+    if tries == 0 {
+        LOCK_WAITS.fetch_add(1, Relaxed);
+    }
     match lock_wait_step(tries) {
         Some(step) => {
             std::thread::sleep(step);

@@ -99,6 +99,7 @@ impl AbArgs {
             cargo_profile: self.cargo_profile.clone(),
             cache_dir: self.cache_dir.clone(),
             pin_cpu: None,
+            instructions: false,
         };
         let session = Session::open(&cx.db, settings, cx.interrupted()?)?;
         let verbose = self.verbose;

@@ -43,6 +43,13 @@ pub struct MeasureArgs {
     /// migrating between cores).
     #[arg(long)]
     pin_cpu: Option<usize>,
+    /// Count instructions of every point, as if each scenario said
+    /// `instructions = true`: where the kernel has no hardware counters,
+    /// each point gets one more run with every process under valgrind
+    /// (about 50x slower), recording `PROCESS.instructions` and
+    /// `PHASE.PROCESS.instructions`.
+    #[arg(long)]
+    instructions: bool,
 }
 
 impl MeasureArgs {
@@ -59,6 +66,7 @@ impl MeasureArgs {
             cargo_profile: self.cargo_profile.clone(),
             cache_dir: self.cache_dir.clone(),
             pin_cpu: self.pin_cpu,
+            instructions: self.instructions,
         }
     }
 

@@ -9,7 +9,7 @@ use crate::abtest::{self, Estimate, Settings, Side, Stop};
 use crate::history::Checkout;
 use crate::model::{Direction, Verdict};
 use crate::ops::session::Session;
-use crate::runner::{INSTRUCTIONS, Runner};
+use crate::runner::{Runner, is_instruction_metric};
 use crate::scenario::{Kind, Scenario};
 use crate::stats;
 use serde::Serialize;
@@ -243,7 +243,7 @@ pub fn run(
             let mut measure = |side: Side| -> Result<(f64, Direction), String> {
                 let metrics = sides[side as usize]
                     .runner
-                    .measure_once(s, point, plan.metric == INSTRUCTIONS)
+                    .measure_once(s, point, is_instruction_metric(&plan.metric))
                     .map_err(|f| format!("{side:?}: {}", f.message))?;
                 let found = metrics
                     .iter()

@@ -106,6 +106,8 @@ pub struct MeasureSettings {
     /// Cache for checkouts and their builds (default: per repository).
     pub cache_dir: Option<PathBuf>,
     pub pin_cpu: Option<usize>,
+    /// Count instructions of every point (see `RunnerOptions`).
+    pub instructions: bool,
 }
 
 /// Where a session reports what it does.
@@ -227,6 +229,7 @@ impl Session {
                 target_dir: self.settings.target_dir.clone().unwrap_or(target_dir),
                 cargo_profile: self.settings.cargo_profile.clone(),
                 pin_cpu: self.settings.pin_cpu,
+                instructions: self.settings.instructions,
             },
             self.interrupted.clone(),
         )

@@ -6,8 +6,10 @@
 //! and instruction counts under valgrind), `sync.rs` (the reference
 //! system: servers, proxy, driver), `criterion.rs` (`cargo bench`).
 
+mod callgrind;
 mod command;
 mod criterion;
+mod phases;
 pub mod proxy;
 mod sync;
 
@@ -76,6 +78,9 @@ pub struct RunnerOptions {
     pub cargo_profile: String,
     /// Run measured commands on this CPU only.
     pub pin_cpu: Option<usize>,
+    /// Count instructions for every scenario (`--instructions`), as if
+    /// each said `instructions = true`.
+    pub instructions: bool,
 }
 
 /// One repetition's measurements; phases carry repetition 0 until the
@@ -121,15 +126,68 @@ impl Rep {
         );
         self.add(format!("{name}.cpu_sys"), Unit::Seconds, Lower, exit.sys_s);
         self.add(format!("{name}.peak_rss"), Unit::Bytes, Lower, peak as f64);
+        if let Some(io) = &exit.io {
+            for (field, v) in io.fields() {
+                self.add(
+                    format!("{name}.{field}"),
+                    phases::io_unit(field),
+                    Lower,
+                    v as f64,
+                );
+            }
+        }
         if let Some((instructions, cycles)) = hw {
             self.add(
-                format!("{name}.instructions"),
+                instruction_metric(None, name),
                 Unit::Count,
                 Lower,
                 instructions as f64,
             );
             self.add(format!("{name}.cycles"), Unit::Count, Lower, cycles as f64);
         }
+    }
+}
+
+/// The name of an instruction count: `PROCESS.instructions` for a whole
+/// process, `PHASE.PROCESS.instructions` for one phase. One place, so
+/// hardware counters and callgrind give the same names.
+pub fn instruction_metric(phase: Option<&str>, process: &str) -> String {
+    match phase {
+        Some(p) => format!("{p}.{process}.instructions"),
+        None => format!("{process}.instructions"),
+    }
+}
+
+/// Whether a metric is an instruction count (of a process or a phase).
+pub fn is_instruction_metric(name: &str) -> bool {
+    name.ends_with(".instructions")
+}
+
+/// Instruction counts of one repetition, however counted: per process
+/// (its whole tree) and per phase and process.
+#[derive(Debug, Default, PartialEq)]
+struct Counts {
+    total: BTreeMap<String, u64>,
+    phases: BTreeMap<(String, String), u64>,
+}
+
+impl Counts {
+    fn metrics(&self) -> Vec<MetricValue> {
+        let count = |name: String, v: u64| MetricValue {
+            name,
+            unit: Unit::Count,
+            direction: Direction::LowerIsBetter,
+            value: v as f64,
+        };
+        self.total
+            .iter()
+            .map(|(p, v)| count(instruction_metric(None, p), *v))
+            .chain(
+                self.phases
+                    .iter()
+                    .map(|((ph, p), v)| count(instruction_metric(Some(ph), p), *v)),
+            )
+            .collect()
     }
 }
 
@@ -255,7 +313,7 @@ impl Runner {
 
     fn repetition(&self, scenario: &Scenario, point: &Point) -> Result<Rep, Failure> {
         match &scenario.kind {
-            Kind::Sync { workload } => self.sync_repetition(scenario, workload, point),
+            Kind::Sync { workload } => self.sync_repetition(scenario, workload, point, false),
             Kind::Command { run, .. } => {
                 self.command_repetition(scenario, &point.substitute(run), point)
             }
@@ -267,16 +325,46 @@ impl Runner {
 
     /// One repetition of a point and its metrics, for callers that
     /// schedule repetitions themselves (interleaved A/B runs). With
-    /// `instructions`, a command is run under valgrind instead and only
-    /// `command.instructions` comes back (exact, and about 50x slower).
+    /// `instructions`, only instruction counts come back (exact, and about
+    /// 50x slower under valgrind).
     pub fn measure_once(
         &self,
         scenario: &Scenario,
         point: &Point,
         instructions: bool,
     ) -> Result<Vec<MetricValue>, Failure> {
-        match (&scenario.kind, instructions) {
-            (Kind::Command { run, .. }, true) => {
+        if instructions && !self.hw_available {
+            return self.instruction_run(scenario, point);
+        }
+        let values = self.repetition(scenario, point)?.values;
+        if instructions {
+            return Ok(values
+                .into_iter()
+                .filter(|m| is_instruction_metric(&m.name))
+                .collect());
+        }
+        Ok(values)
+    }
+
+    /// Whether a point gets a run under valgrind after its repetitions:
+    /// instruction counts were asked for (by the scenario or the whole
+    /// run) and the kernel has no counters to give them in every
+    /// repetition.
+    fn wants_valgrind(&self, scenario: &Scenario) -> bool {
+        (scenario.instructions || self.opts.instructions)
+            && !self.hw_available
+            && !matches!(scenario.kind, Kind::Criterion { .. })
+    }
+
+    /// Instruction counts under valgrind: a command's (all its processes
+    /// together), or every process of a sync point, per phase too.
+    fn instruction_run(
+        &self,
+        scenario: &Scenario,
+        point: &Point,
+    ) -> Result<Vec<MetricValue>, Failure> {
+        match &scenario.kind {
+            Kind::Command { run, .. } => {
                 let n = self.count_instructions(scenario, &point.substitute(run), point)?;
                 Ok(vec![MetricValue {
                     name: INSTRUCTIONS.into(),
@@ -285,15 +373,19 @@ impl Runner {
                     value: n as f64,
                 }])
             }
-            (_, true) => Err(Failure::failed(
-                "instruction counts are measured for command scenarios only",
+            Kind::Sync { workload } => self
+                .sync_repetition(scenario, workload, point, true)
+                .map(|r| r.values),
+            Kind::Criterion { .. } => Err(Failure::failed(
+                "criterion benchmarks are not counted under valgrind",
             )),
-            _ => self.repetition(scenario, point).map(|r| r.values),
         }
     }
 
-    /// Runs the warm-up and measured repetitions of one point. Stops at the
-    /// first failure (a failed repetition makes the run's figures suspect).
+    /// Runs the warm-up and measured repetitions of one point, then the
+    /// run under valgrind where instruction counts are asked for. Stops at
+    /// the first failure (a failed repetition makes the run's figures
+    /// suspect).
     pub fn run_point(
         &self,
         scenario: &Scenario,
@@ -301,10 +393,23 @@ impl Runner {
         on_rep: &mut dyn FnMut(u32, u32),
     ) -> PointResult {
         let reps = self.opts.repetitions.unwrap_or(scenario.repetitions);
-        let total = scenario.warmup + reps;
+        let valgrind = self.wants_valgrind(scenario);
+        let total = scenario.warmup + reps + u32::from(valgrind);
         let mut out = PointResult::default();
         let mut series: BTreeMap<String, Series> = BTreeMap::new();
-        for i in 0..total {
+        let add = |series: &mut BTreeMap<String, Series>, m: MetricValue| {
+            series
+                .entry(m.name.clone())
+                .or_insert_with(|| Series {
+                    name: m.name,
+                    unit: m.unit,
+                    direction: m.direction,
+                    values: vec![],
+                })
+                .values
+                .push(m.value);
+        };
+        for i in 0..scenario.warmup + reps {
             on_rep(i, total);
             let rep = match self.repetition(scenario, point) {
                 Ok(r) => r,
@@ -318,36 +423,20 @@ impl Runner {
             }
             let n = i - scenario.warmup;
             for m in rep.values {
-                series
-                    .entry(m.name.clone())
-                    .or_insert_with(|| Series {
-                        name: m.name,
-                        unit: m.unit,
-                        direction: m.direction,
-                        values: vec![],
-                    })
-                    .values
-                    .push(m.value);
+                add(&mut series, m);
             }
             out.samples.extend(rep.samples.into_iter().map(|s| (n, s)));
             out.phases
                 .extend(rep.phases.into_iter().map(|p| Phase { repetition: n, ..p }));
             out.recorded_repetitions += 1;
         }
-        if let (Kind::Command { run, .. }, true, None) =
-            (&scenario.kind, scenario.instructions, &out.failure)
-        {
-            match self.count_instructions(scenario, &point.substitute(run), point) {
-                Ok(n) => {
-                    series.insert(
-                        INSTRUCTIONS.into(),
-                        Series {
-                            name: INSTRUCTIONS.into(),
-                            unit: Unit::Count,
-                            direction: Direction::LowerIsBetter,
-                            values: vec![n as f64],
-                        },
-                    );
+        if valgrind && out.failure.is_none() {
+            on_rep(total - 1, total);
+            match self.instruction_run(scenario, point) {
+                Ok(values) => {
+                    for m in values {
+                        add(&mut series, m);
+                    }
                 }
                 Err(f) => out.failure = Some(f),
             }

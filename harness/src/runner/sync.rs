@@ -3,14 +3,19 @@
 //! in front where the scenario asks), driven by `sync-client bench`
 //! through the driver contract (`protocol::driver`).
 
+use super::callgrind::{self, Callgrind};
+use super::phases::{Boundaries, label};
 use super::{Failure, Rep, Runner, sampler_overhead, tail};
-use crate::model::{Direction, Phase, RunStatus, Unit};
-use crate::probe::{HwCounters, Sampler};
+use crate::model::{Direction, MetricValue, Phase, RunStatus, Unit};
+use crate::probe::{HwCounters, IoCounters, Sampler};
 use crate::proc::{self, Exit, Proc};
 use crate::scenario::{Layout, Point, Scenario};
-use protocol::driver::{DRIVER_CONTRACT_VERSION, DriverEvent, DriverLine, EXIT_UNKNOWN_WORKLOAD};
+use protocol::driver::{
+    BARRIER_ENV, DRIVER_CONTRACT_VERSION, DriverEvent, DriverLine, EXIT_UNKNOWN_WORKLOAD,
+    TIME_SCALE_ENV,
+};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -19,16 +24,29 @@ use std::time::{Duration, Instant};
 impl Runner {
     /// Starts one `sync-server serve` on a port of its own and reads the
     /// addresses it reports.
+    #[allow(clippy::too_many_arguments)]
     fn start_server(
         &self,
+        name: &str,
         data: &Path,
         args: &[String],
         service_token: &str,
         log: &Path,
         deadline: Instant,
+        vg: Option<&Callgrind>,
+        scale: u32,
     ) -> Result<(Proc, String, Option<String>), Failure> {
         let fail = |e: &dyn std::fmt::Display| Failure::failed(e.to_string());
-        let mut cmd = Command::new(self.bin("sync-server"));
+        let program = self.bin("sync-server");
+        let mut cmd = match vg {
+            Some(cg) => cg.command(name, &program),
+            None => Command::new(&program),
+        };
+        if scale > 1 {
+            // Kept-alive connections idle scale times longer between requests.
+            let idle = server_idle_timeout().as_secs_f64() * f64::from(scale);
+            cmd.env("SYNC_IDLE_TIMEOUT", idle.to_string());
+        }
         // The services listener (mail delivery) is asked for through the
         // environment, which servers older than it ignore.
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
@@ -140,6 +158,8 @@ impl Runner {
         dir: &Path,
         service_token: &str,
         deadline: Instant,
+        vg: Option<&Callgrind>,
+        scale: u32,
     ) -> Result<Service, Failure> {
         let data = dir.join("server");
         // Started one after the other: each empties tmp/ as it starts,
@@ -148,12 +168,21 @@ impl Runner {
         let mut addrs = Vec::new();
         for i in 0..layout.backends {
             let log = dir.join(format!("server{i}.stderr"));
-            let (p, url, services) =
-                self.start_server(&data, &layout.args, service_token, &log, deadline)?;
+            let (p, url, services) = self.start_server(
+                &server_name(i, layout.backends),
+                &data,
+                &layout.args,
+                service_token,
+                &log,
+                deadline,
+                vg,
+                scale,
+            )?;
             service.servers.push(p);
             addrs.push((url, services));
             service.logs.push(log);
         }
+        service.addrs = addrs.clone();
         (service.url, service.services_url) = if layout.nginx {
             let (p, url, services) = self.start_nginx(&dir.join("nginx"), &addrs, deadline)?;
             service.proxy = Some(p);
@@ -182,28 +211,57 @@ impl Runner {
     }
 
     /// One repetition of a sync workload: a fresh server layout, the
-    /// driver against it, every process sampled, then all stopped.
+    /// driver against it, every process sampled, then all stopped. With
+    /// `instructions`, every process runs under callgrind instead and only
+    /// instruction counts come back (per process and per phase).
     pub(super) fn sync_repetition(
         &self,
         scenario: &Scenario,
         workload: &str,
         point: &Point,
+        instructions: bool,
     ) -> Result<Rep, Failure> {
         let fail = |e: &dyn std::fmt::Display| Failure::failed(e.to_string());
         let layout = scenario.servers.resolve(point).map_err(|e| fail(&e))?;
         let tmp = tempfile::tempdir().map_err(|e| fail(&e))?;
+        let vg = if instructions {
+            callgrind::available()?;
+            let dir = tmp.path().join("callgrind");
+            std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
+            Some(Callgrind { dir })
+        } else {
+            None
+        };
+        // Under valgrind everything runs ~50x slower: so do the deadlines.
+        let scale = if vg.is_some() { callgrind::SLOWDOWN } else { 1 };
+        let timeout = scenario.timeout * scale;
         let t0 = Instant::now();
-        let deadline = t0 + scenario.timeout;
+        let deadline = t0 + timeout;
         let service_token = format!("bench-{}", std::process::id());
-        let mut service = self.start_service(&layout, tmp.path(), &service_token, deadline)?;
-        let mut hw_server = self
-            .hw_available
+        let mut service = self.start_service(
+            &layout,
+            tmp.path(),
+            &service_token,
+            deadline,
+            vg.as_ref(),
+            scale,
+        )?;
+        let endpoints = service.endpoints(&scenario.servers.prometheus);
+        let hw = self.hw_available && vg.is_none();
+        let mut hw_counters: Vec<(String, HwCounters)> = hw
             .then(|| HwCounters::attach(service.servers[0].pid))
-            .flatten();
+            .flatten()
+            .map(|c| ("server".to_owned(), c))
+            .into_iter()
+            .collect();
         let (user, token) = self.add_user(&tmp.path().join("server"))?;
 
         let driver_log = tmp.path().join("driver.stderr");
-        let mut cmd = Command::new(self.bin("sync-client"));
+        let program = self.bin("sync-client");
+        let mut cmd = match &vg {
+            Some(cg) => cg.command("driver", &program),
+            None => Command::new(&program),
+        };
         cmd.args(["bench", "--workload", workload, "--server", &service.url])
             .args(["--user", &user, "--work-dir"])
             .arg(tmp.path().join("driver"))
@@ -213,7 +271,9 @@ impl Runner {
                 "SYNC_SERVICES_URL",
                 service.services_url.clone().unwrap_or_default(),
             )
-            .stdin(Stdio::null())
+            .env(BARRIER_ENV, "1")
+            .env(TIME_SCALE_ENV, scale.to_string())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&driver_log).map_err(|e| fail(&e))?);
         for (k, v) in &point.0 {
@@ -223,30 +283,82 @@ impl Runner {
         let (mut driver, mut driver_child) = proc::spawn(&mut cmd)
             .map_err(|e| fail(&format_args!("starting sync-client bench: {e}")))?;
         tracing::info!("started driver pid={}", driver.pid);
-        let mut hw_driver = self
-            .hw_available
-            .then(|| HwCounters::attach(driver.pid))
-            .flatten();
-        let sampler = Sampler::start(service.roots(driver.pid), self.opts.sample_interval, t0);
-        let events = read_events(driver_child.stdout.take().expect("piped"), t0);
+        if let Some(c) = hw.then(|| HwCounters::attach(driver.pid)).flatten() {
+            hw_counters.push(("driver".into(), c));
+        }
+        let sampler = vg
+            .is_none()
+            .then(|| Sampler::start(service.roots(driver.pid), self.opts.sample_interval, t0));
+        let mut processes: Vec<(String, i32)> = service
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (server_name(i, service.servers.len()), p.pid))
+            .collect();
+        processes.push(("driver".into(), driver.pid));
+        let boundaries = match &vg {
+            Some(cg) => Boundaries {
+                callgrind: Some((cg.clone(), processes.clone())),
+                scrape_timeout: Duration::from_secs(60),
+                ..Boundaries::default()
+            },
+            None => Boundaries {
+                processes: processes.clone(),
+                endpoints,
+                scrape_timeout: Duration::from_secs(5),
+                hw: hw_counters,
+                callgrind: None,
+            },
+        };
+        let events = read_events(
+            driver_child.stdout.take().expect("piped"),
+            driver_child.stdin.take(),
+            boundaries,
+            t0,
+        );
 
-        let waited = self.wait(&mut driver, deadline, "the driver", scenario.timeout);
-        let driver_hw = hw_driver.as_mut().and_then(HwCounters::read);
-        let server_hw = hw_server.as_mut().and_then(HwCounters::read);
-        let stopped = service.stop();
-        let sampled = sampler.finish();
+        let waited = self.wait(&mut driver, deadline, "the driver", timeout);
+        // Under callgrind a server writes its counts as it exits: give it time.
+        let stopped = service.stop(Duration::from_secs(5) * scale.min(12));
+        let sampled = sampler.map(Sampler::finish).unwrap_or_default();
+        let vg_note = || vg.as_ref().map(Callgrind::log_tails).unwrap_or_default();
         let driver_exit = match waited {
             Ok(e) => e,
-            Err(f) => {
+            Err(mut f) => {
                 driver.stop(Duration::from_millis(500));
+                f.message += &vg_note();
                 return Err(f);
             }
         };
-        let events: Vec<(f64, DriverLine)> = events.recv().unwrap_or_default();
-        check_driver(&driver_exit, &events, workload, &driver_log, &stopped)?;
+        let Events {
+            lines: events,
+            phase_metrics,
+            notes,
+            hw_totals,
+        } = events.recv().unwrap_or_default();
+        check_driver(&driver_exit, &events, workload, &driver_log, &stopped).map_err(|mut f| {
+            f.message += &vg_note();
+            f
+        })?;
+        for note in notes {
+            tracing::warn!("{note}");
+        }
         let server_exits = stopped.survived(service.proxy.is_some())?;
 
         let mut rep = Rep::default();
+        if let Some(cg) = &vg {
+            let parts = cg.parts();
+            for (name, pid) in &processes {
+                if !parts.iter().any(|p| p.pid == *pid && p.label.is_none()) {
+                    return Err(Failure::failed(format!(
+                        "{name} (pid {pid}) wrote no instruction counts at exit under valgrind:{}",
+                        vg_note()
+                    )));
+                }
+            }
+            rep.values = callgrind::counts(&parts, &processes).metrics();
+            return Ok(rep);
+        }
         rep.add(
             "wall",
             Unit::Seconds,
@@ -254,9 +366,15 @@ impl Runner {
             (driver_exit.at - driver_t0).as_secs_f64(),
         );
         driver_metrics(&mut rep, events)?;
+        rep.values.extend(phase_metrics);
         let peak = |name: &str| sampled.peaks.get(name).copied();
         if let [only] = server_exits.as_slice() {
-            rep.process("server", only, server_hw, peak("server"));
+            rep.process(
+                "server",
+                only,
+                hw_totals.get("server").copied(),
+                peak("server"),
+            );
         } else {
             // Each process, and their sum (the CPU and memory the service
             // as a whole used).
@@ -267,6 +385,9 @@ impl Runner {
             let total = Exit {
                 user_s: server_exits.iter().map(|e| e.user_s).sum(),
                 sys_s: server_exits.iter().map(|e| e.sys_s).sum(),
+                io: server_exits
+                    .iter()
+                    .try_fold(IoCounters::default(), |sum, e| e.io.map(|io| sum.plus(&io))),
                 ..server_exits[0].clone()
             };
             let total_peak = (0..n).map(|i| peak(&server_name(i, n)).unwrap_or(0)).sum();
@@ -281,7 +402,12 @@ impl Runner {
         if let Some(Some(e)) = &stopped.proxy {
             rep.process("proxy", e, None, peak("proxy"));
         }
-        rep.process("driver", &driver_exit, driver_hw, peak("driver"));
+        rep.process(
+            "driver",
+            &driver_exit,
+            hw_totals.get("driver").copied(),
+            peak("driver"),
+        );
         sampler_overhead(&mut rep, &sampled);
         rep.samples = sampled.samples;
         Ok(rep)
@@ -292,6 +418,8 @@ impl Runner {
 #[derive(Debug, Default)]
 struct Service {
     servers: Vec<Proc>,
+    /// Each server's user API and services URLs.
+    addrs: Vec<(String, Option<String>)>,
     logs: Vec<PathBuf>,
     proxy: Option<Proc>,
     url: String,
@@ -320,8 +448,27 @@ impl Service {
         roots
     }
 
+    /// The Prometheus endpoints of `template` (empty: none): one per
+    /// server, `{services}` and `{server}` standing for its two URLs.
+    fn endpoints(&self, template: &str) -> Vec<String> {
+        if template.is_empty() {
+            return vec![];
+        }
+        if !template.contains('{') {
+            return vec![template.to_owned()];
+        }
+        self.addrs
+            .iter()
+            .map(|(url, services)| {
+                template
+                    .replace("{server}", url)
+                    .replace("{services}", services.as_deref().unwrap_or(url))
+            })
+            .collect()
+    }
+
     /// Notes which servers died during the run, then stops everything.
-    fn stop(&mut self) -> Stopped {
+    fn stop(&mut self, grace: Duration) -> Stopped {
         let crashed: Vec<bool> = self
             .servers
             .iter_mut()
@@ -333,7 +480,7 @@ impl Service {
             .zip(crashed)
             .zip(&self.logs)
             .map(|((s, crashed), log)| {
-                let exit = s.stop(Duration::from_secs(5));
+                let exit = s.stop(grace);
                 (
                     crashed,
                     exit,
@@ -345,7 +492,7 @@ impl Service {
                 )
             })
             .collect();
-        let proxy = self.proxy.as_mut().map(|p| p.stop(Duration::from_secs(5)));
+        let proxy = self.proxy.as_mut().map(|p| p.stop(grace));
         Stopped { servers, proxy }
     }
 }
@@ -538,24 +685,77 @@ fn read_first_line(
     }
 }
 
+/// What the driver said, and what the harness read at its phase
+/// boundaries.
+#[derive(Debug, Default)]
+struct Events {
+    /// Each line, stamped with the harness's clock (ms since the start).
+    lines: Vec<(f64, DriverLine)>,
+    phase_metrics: Vec<MetricValue>,
+    /// Hardware counts (instructions, cycles) by process, at the end.
+    hw_totals: BTreeMap<String, (u64, u64)>,
+    /// What could not be measured at a boundary.
+    notes: Vec<String>,
+}
+
 /// Reads the driver's JSON lines as they come, stamping each with the
 /// harness's clock; the whole list arrives when the driver closes stdout.
-/// Lines that are not contract events are kept out (they would be bugs in
-/// the driver, reported through its exit status).
+/// When the driver honours the barrier, each boundary's counters are read
+/// while it waits, then it is released with a line on its stdin. Lines
+/// that are not contract events are kept out (they would be bugs in the
+/// driver, reported through its exit status).
 fn read_events(
     out: impl Read + Send + 'static,
+    stdin: Option<std::process::ChildStdin>,
+    mut boundaries: Boundaries,
     t0: Instant,
-) -> mpsc::Receiver<Vec<(f64, DriverLine)>> {
+) -> mpsc::Receiver<Events> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut events = vec![];
+        let mut events = Events::default();
+        let mut stdin = stdin;
+        let mut barrier = false;
+        let mut begun = BTreeMap::new();
+        let release = |stdin: &mut Option<std::process::ChildStdin>| {
+            // A driver that has gone away needs no release.
+            if let Some(w) = stdin.as_mut()
+                && (w.write_all(b"go\n").is_err() || w.flush().is_err())
+            {
+                *stdin = None;
+            }
+        };
         for line in BufReader::new(out).lines() {
             let Ok(line) = line else { break };
-            if let Ok(ev) = serde_json::from_str::<DriverLine>(&line) {
-                events.push((t0.elapsed().as_secs_f64() * 1000.0, ev));
+            let Ok(ev) = serde_json::from_str::<DriverLine>(&line) else {
+                continue;
+            };
+            let t_ms = t0.elapsed().as_secs_f64() * 1000.0;
+            match &ev.event {
+                DriverEvent::Hello { barrier: b, .. } => barrier = *b,
+                DriverEvent::PhaseBegin { phase } if barrier => {
+                    begun.insert(phase.clone(), boundaries.snapshot(&label(false, phase)));
+                    release(&mut stdin);
+                }
+                DriverEvent::PhaseEnd { phase, .. } if barrier => {
+                    let end = boundaries.snapshot(&label(true, phase));
+                    if let Some(begin) = begun.remove(phase) {
+                        let (values, notes) = boundaries.phase_metrics(phase, &begin, &end);
+                        events.phase_metrics.extend(values);
+                        events.notes.extend(notes);
+                    }
+                    release(&mut stdin);
+                }
+                _ => {}
             }
+            events.lines.push((t_ms, ev));
         }
+        events.hw_totals = boundaries.hw_totals();
         let _ = tx.send(events);
     });
     rx
+}
+
+/// The reference server's idle timeout when not told otherwise.
+fn server_idle_timeout() -> Duration {
+    Duration::from_secs(20)
 }

@@ -1,0 +1,171 @@
+//! What the harness reads at each phase boundary while the driver waits
+//! there (the barrier of `protocol::driver`): the I/O counters of every
+//! long-lived process and the system's own Prometheus counters. A phase's
+//! metrics are the differences between its two boundaries, so they are
+//! as exact as the counters: the same work gives the same figures on any
+//! machine.
+
+use super::Counts;
+use super::callgrind::{self, Callgrind};
+use crate::model::{Direction, MetricValue, Unit};
+use crate::probe::{HwCounters, IoCounters, read_io};
+use crate::prometheus::{self, Counters};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The processes and endpoints read at each boundary.
+#[derive(Debug, Default)]
+pub(super) struct Boundaries {
+    /// Long-lived processes by metric name (`server`, `driver`…).
+    pub processes: Vec<(String, i32)>,
+    /// Prometheus endpoints, one per server: their counters are summed.
+    pub endpoints: Vec<String>,
+    pub scrape_timeout: Duration,
+    /// Hardware instruction counters by process, where the kernel has them.
+    pub hw: Vec<(String, HwCounters)>,
+    /// Under callgrind: the processes asked to dump at each boundary.
+    pub callgrind: Option<(Callgrind, Vec<(String, i32)>)>,
+}
+
+/// The counters at one boundary.
+#[derive(Debug, Default)]
+pub(super) struct Snapshot {
+    io: BTreeMap<String, IoCounters>,
+    counters: Option<Result<Counters, String>>,
+    instructions: BTreeMap<String, u64>,
+}
+
+impl Boundaries {
+    /// At a boundary: `label` is `begin:PHASE` or `end:PHASE`. Under
+    /// callgrind the dump is the reading (its file is read at the end).
+    pub fn snapshot(&mut self, label: &str) -> Snapshot {
+        if let Some((cg, pids)) = &self.callgrind {
+            let all: Vec<i32> = pids.iter().map(|(_, p)| *p).collect();
+            let missed = cg.dump(&all, label, self.scrape_timeout);
+            if !missed.is_empty() {
+                tracing::warn!(
+                    "vgdb could not reach pids {missed:?} at {label}; their counts for it merge into the next phase"
+                );
+            }
+            return Snapshot::default();
+        }
+        let instructions = self
+            .hw
+            .iter_mut()
+            .filter_map(|(name, c)| Some((name.clone(), c.read()?.0)))
+            .collect();
+        let io = self
+            .processes
+            .iter()
+            .filter_map(|(name, pid)| Some((name.clone(), read_io(*pid)?)))
+            .collect();
+        let counters = (!self.endpoints.is_empty()).then(|| {
+            let mut sum = Counters::new();
+            for url in &self.endpoints {
+                for (k, v) in
+                    prometheus::scrape(url, self.scrape_timeout).map_err(|e| e.to_string())?
+                {
+                    *sum.entry(k).or_default() += v;
+                }
+            }
+            Ok(sum)
+        });
+        Snapshot {
+            io,
+            counters,
+            instructions,
+        }
+    }
+
+    /// Final hardware counts (instructions, cycles) by process.
+    pub fn hw_totals(&mut self) -> BTreeMap<String, (u64, u64)> {
+        self.hw
+            .iter_mut()
+            .filter_map(|(name, c)| Some((name.clone(), c.read()?)))
+            .collect()
+    }
+
+    /// The metrics of `phase` from its two boundaries, and what could not
+    /// be measured (reported by the run, never recorded as a value).
+    pub fn phase_metrics(
+        &self,
+        phase: &str,
+        begin: &Snapshot,
+        end: &Snapshot,
+    ) -> (Vec<MetricValue>, Vec<String>) {
+        let mut out = vec![];
+        let mut notes = vec![];
+        let mut counts = Counts::default();
+        for (name, e) in &end.instructions {
+            if let Some(d) = begin.instructions.get(name).and_then(|b| e.checked_sub(*b)) {
+                counts.phases.insert((phase.to_owned(), name.clone()), d);
+            }
+        }
+        out.extend(counts.metrics());
+        let mut add = |name: String, unit, value: f64| {
+            out.push(MetricValue {
+                name,
+                unit,
+                direction: Direction::LowerIsBetter,
+                value,
+            })
+        };
+        for (name, _) in &self.processes {
+            match (begin.io.get(name), end.io.get(name)) {
+                (Some(b), Some(e)) => match e.since(b) {
+                    Some(d) => {
+                        for (field, v) in d.fields() {
+                            add(format!("{phase}.{name}.{field}"), io_unit(field), v as f64);
+                        }
+                    }
+                    None => notes.push(format!(
+                        "phase {phase}: the I/O counters of {name} went backwards; not recorded"
+                    )),
+                },
+                _ => notes.push(format!(
+                    "phase {phase}: /proc could not tell the I/O of {name}; not recorded"
+                )),
+            }
+        }
+        match (&begin.counters, &end.counters) {
+            (Some(Ok(b)), Some(Ok(e))) => {
+                let (d, backwards) = prometheus::difference(b, e);
+                // A counter that did not move is left out: label sets
+                // appear as they are first used, so which zeros a scrape
+                // shows depends on what earlier phases did.
+                for (name, v) in d.into_iter().filter(|(_, v)| *v != 0.0) {
+                    add(format!("{phase}.server.counter.{name}"), Unit::Count, v);
+                }
+                if !backwards.is_empty() {
+                    notes.push(format!(
+                        "phase {phase}: server counters went backwards or vanished (a restarted server?), not recorded: {}",
+                        backwards.join(", ")
+                    ));
+                }
+            }
+            (Some(Err(e)), _) | (_, Some(Err(e))) => notes.push(format!(
+                "phase {phase}: no server counters for this phase: {e}"
+            )),
+            _ => {}
+        }
+        (out, notes)
+    }
+}
+
+/// The label of the dump at `phase`'s begin or end.
+pub(super) fn label(end: bool, phase: &str) -> String {
+    if end {
+        callgrind::end_label(phase)
+    } else {
+        format!("begin:{phase}")
+    }
+}
+
+/// The unit of an `io.*` field: bytes, or a count of system calls.
+pub(super) fn io_unit(field: &str) -> Unit {
+    if field.ends_with("syscr") || field.ends_with("syscw") {
+        Unit::Count
+    } else {
+        Unit::Bytes
+    }
+}
