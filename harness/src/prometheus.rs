@@ -201,8 +201,8 @@ legacy_total 2
                 ("batch_sum".into(), 40.5),
                 ("fsyncs".into(), 5.0),
                 ("legacy".into(), 2.0),
-                ("requests.200.sync_info".into(), 12.0),
-                ("requests.404.blobs".into(), 3.0),
+                ("requests.blobs.404".into(), 3.0),
+                ("requests.sync_info.200".into(), 12.0),
             ]
         );
     }

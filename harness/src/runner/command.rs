@@ -19,6 +19,7 @@ impl Runner {
         run: &str,
         point: &Point,
     ) -> Result<u64, Failure> {
+        super::callgrind::available()?;
         let tmp = tempfile::tempdir().map_err(|e| Failure::failed(e.to_string()))?;
         // One log per process (%p): an exec'd child would truncate a shared one.
         let log = tmp.path().join("valgrind.%p.log");

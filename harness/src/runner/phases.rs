@@ -25,6 +25,8 @@ pub(super) struct Boundaries {
     pub hw: Vec<(String, HwCounters)>,
     /// Under callgrind: the processes asked to dump at each boundary.
     pub callgrind: Option<(Callgrind, Vec<(String, i32)>)>,
+    /// Why the endpoints stopped being read, once they failed.
+    pub scrape_failed: Option<String>,
 }
 
 /// The counters at one boundary.
@@ -59,22 +61,32 @@ impl Boundaries {
             .iter()
             .filter_map(|(name, pid)| Some((name.clone(), read_io(*pid)?)))
             .collect();
-        let counters = (!self.endpoints.is_empty()).then(|| {
-            let mut sum = Counters::new();
-            for url in &self.endpoints {
-                for (k, v) in
-                    prometheus::scrape(url, self.scrape_timeout).map_err(|e| e.to_string())?
-                {
-                    *sum.entry(k).or_default() += v;
-                }
-            }
-            Ok(sum)
-        });
+        let counters = (!self.endpoints.is_empty()).then(|| self.scrape());
         Snapshot {
             io,
             counters,
             instructions,
         }
+    }
+
+    /// Every endpoint's counters, summed. An endpoint that failed once is
+    /// not asked again in this repetition: a slow one would cost its
+    /// timeout at every boundary.
+    fn scrape(&mut self) -> Result<Counters, String> {
+        if let Some(e) = &self.scrape_failed {
+            return Err(format!("not asked again after: {e}"));
+        }
+        let mut sum = Counters::new();
+        for url in &self.endpoints {
+            let scraped = prometheus::scrape(url, self.scrape_timeout).map_err(|e| {
+                self.scrape_failed = Some(e.to_string());
+                e.to_string()
+            })?;
+            for (k, v) in scraped {
+                *sum.entry(k).or_default() += v;
+            }
+        }
+        Ok(sum)
     }
 
     /// Final hardware counts (instructions, cycles) by process.
@@ -167,5 +179,77 @@ pub(super) fn io_unit(field: &str) -> Unit {
         Unit::Count
     } else {
         Unit::Bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::callgrind::Part;
+
+    /// Hardware counters (read at the boundaries) and callgrind (dumps at
+    /// the boundaries) must give the same metric names, so a history
+    /// measured on both kinds of machine is one set of series.
+    #[test]
+    fn hardware_counters_and_callgrind_give_the_same_names() {
+        let b = Boundaries::default();
+        let snap = |n: u64| Snapshot {
+            instructions: BTreeMap::from([("server".into(), n), ("driver".into(), 2 * n)]),
+            ..Snapshot::default()
+        };
+        let (hw, _) = b.phase_metrics("upload", &snap(10), &snap(50));
+        let mut hw: Vec<String> = hw.into_iter().map(|m| m.name).collect();
+        let mut rep = super::super::Rep::default();
+        let exit = crate::proc::Exit {
+            code: Some(0),
+            signal: None,
+            user_s: 0.0,
+            sys_s: 0.0,
+            peak_rss_bytes: 0,
+            inherited_rss_bytes: 0,
+            io: None,
+            at: std::time::Instant::now(),
+        };
+        rep.process("server", &exit, Some((7, 9)), None);
+        rep.process("driver", &exit, Some((7, 9)), None);
+        hw.extend(
+            rep.values
+                .into_iter()
+                .map(|m| m.name)
+                .filter(|n| crate::runner::is_instruction_metric(n)),
+        );
+        let part = |name: &str, pid, label: Option<&str>| Part {
+            name: name.into(),
+            pid,
+            part: 1,
+            program: "x".into(),
+            label: label.map(str::to_owned),
+            instructions: 5,
+        };
+        let parts = [
+            part("server", 1, Some("begin:upload")),
+            part("server", 1, Some("end:upload")),
+            part("server", 1, None),
+            part("driver", 2, Some("end:upload")),
+            part("driver", 2, None),
+        ];
+        let roots = [("server".into(), 1), ("driver".into(), 2)];
+        let mut cg: Vec<String> = callgrind::counts(&parts, &roots)
+            .metrics()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        hw.sort();
+        cg.sort();
+        assert_eq!(hw, cg);
+        assert_eq!(
+            cg,
+            [
+                "driver.instructions",
+                "server.instructions",
+                "upload.driver.instructions",
+                "upload.server.instructions"
+            ]
+        );
     }
 }

@@ -307,7 +307,7 @@ impl Runner {
                 endpoints,
                 scrape_timeout: Duration::from_secs(5),
                 hw: hw_counters,
-                callgrind: None,
+                ..Boundaries::default()
             },
         };
         let events = read_events(
@@ -758,4 +758,95 @@ fn read_events(
 /// The reference server's idle timeout when not told otherwise.
 fn server_idle_timeout() -> Duration {
     Duration::from_secs(20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shell standing in for a driver: `script` prints contract lines.
+    fn fake_driver(script: &str) -> (Proc, std::process::Child) {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        proc::spawn(&mut cmd).unwrap()
+    }
+
+    fn boundaries(pid: i32) -> Boundaries {
+        Boundaries {
+            processes: vec![("driver".into(), pid)],
+            ..Boundaries::default()
+        }
+    }
+
+    #[test]
+    fn the_barrier_holds_the_driver_until_its_counters_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // 100 000 bytes written inside the phase by a child the driver
+        // reaps: the phase's I/O counts them; nothing outside it does.
+        let script = format!(
+            r#"echo '{{"v":1,"event":"hello","workload":"docs","barrier":true}}'
+head -c 5000 /dev/zero > {out}.before
+echo '{{"v":1,"event":"phase_begin","phase":"p"}}'; read go
+head -c 100000 /dev/zero > {out}
+echo '{{"v":1,"event":"phase_end","phase":"p","seconds":0.1,"ops":1,"bytes":0}}'; read go
+head -c 7000 /dev/zero > {out}.after
+echo '{{"v":1,"event":"done"}}'"#,
+            out = dir.path().join("f").display()
+        );
+        let (mut p, mut child) = fake_driver(&script);
+        let events = read_events(
+            child.stdout.take().unwrap(),
+            child.stdin.take(),
+            boundaries(p.pid),
+            Instant::now(),
+        )
+        .recv()
+        .unwrap();
+        assert!(
+            p.wait_until(Instant::now() + Duration::from_secs(10), &|| false)
+                .unwrap()
+                .success()
+        );
+        assert_eq!(events.lines.len(), 4);
+        let wchar = events
+            .phase_metrics
+            .iter()
+            .find(|m| m.name == "p.driver.io.wchar")
+            .expect("the phase's I/O");
+        // The shell's own echo lines are a few hundred bytes at most.
+        assert!(
+            (100_000.0..100_500.0).contains(&wchar.value),
+            "{}",
+            wchar.value
+        );
+        assert!(events.notes.is_empty(), "{:?}", events.notes);
+    }
+
+    #[test]
+    fn a_driver_without_the_barrier_is_never_waited_for() {
+        // An older driver: no `barrier` in its hello, never reads stdin.
+        let script = r#"echo '{"v":1,"event":"hello","workload":"docs"}'
+echo '{"v":1,"event":"phase_begin","phase":"p"}'
+echo '{"v":1,"event":"phase_end","phase":"p","seconds":0.1,"ops":1,"bytes":0}'
+echo '{"v":1,"event":"done"}'"#;
+        let (mut p, mut child) = fake_driver(script);
+        let events = read_events(
+            child.stdout.take().unwrap(),
+            child.stdin.take(),
+            boundaries(p.pid),
+            Instant::now(),
+        )
+        .recv()
+        .unwrap();
+        assert!(
+            p.wait_until(Instant::now() + Duration::from_secs(10), &|| false)
+                .unwrap()
+                .success()
+        );
+        assert_eq!(events.lines.len(), 4);
+        assert!(events.phase_metrics.is_empty());
+    }
 }

@@ -3,6 +3,7 @@
 
 mod ab;
 mod command;
+mod exact;
 mod first_use;
 pub(crate) mod golden;
 mod history;

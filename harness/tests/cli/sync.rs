@@ -19,7 +19,7 @@ fn scenario(dir: &std::path::Path, docs: u32, reps: u32) -> std::path::PathBuf {
 
 /// `run SCENARIO` of this workspace's system, built in the tests' target
 /// dir (dev profile), into `db`.
-fn base_args(scenario: &std::path::Path, db: &std::path::Path) -> Vec<String> {
+pub(crate) fn base_args(scenario: &std::path::Path, db: &std::path::Path) -> Vec<String> {
     let target = test_target_dir();
     let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
     [
@@ -196,7 +196,7 @@ fn ctrl_c_ends_every_process_and_records_the_run() {
 }
 
 /// `syncbench run SCENARIO --json` of this workspace's system; its JSON.
-fn run_json(scenario: &std::path::Path, db: &std::path::Path) -> serde_json::Value {
+pub(crate) fn run_json(scenario: &std::path::Path, db: &std::path::Path) -> serde_json::Value {
     let mut args = base_args(scenario, db);
     args.push("--json".into());
     let out = std::process::Command::new(SYNCBENCH)
