@@ -22,7 +22,7 @@ fn docs_scenario(dir: &Path, docs: u32, reps: u32, extra: &str) -> PathBuf {
     path
 }
 
-fn values<'a>(result: &'a serde_json::Value, name: &str) -> Vec<f64> {
+fn values(result: &serde_json::Value, name: &str) -> Vec<f64> {
     result["metrics"]
         .as_array()
         .unwrap()
