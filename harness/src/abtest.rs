@@ -34,6 +34,10 @@ pub struct Settings {
     /// pair is many tests: callers divide their error rate by the number
     /// of looks (Bonferroni), e.g. 1 − 0.05/40.
     pub confidence: f64,
+    /// For counts whose run-to-run spread is known to be tiny (instruction
+    /// counts): the relative resolution of one measurement. See
+    /// [`estimate_counts`].
+    pub resolution: Option<f64>,
 }
 
 /// The relative change B vs A (0.03 = B 3% higher) and its interval.
@@ -121,9 +125,38 @@ pub fn estimate(a: &[f64], b: &[f64], confidence: f64) -> Estimate {
     }
 }
 
+/// The estimate for a near-exact count measured with relative
+/// `resolution`: once at least two pairs agree, every log ratio within
+/// ±`resolution` of their median, the error is the measurement's
+/// resolution, not sampling noise, and the interval is the median ±
+/// `resolution`. Pairs that disagree (a run that did extra background
+/// work) fall back to the sign test's interval, so an outlier costs pairs,
+/// never a wrong verdict.
+pub fn estimate_counts(a: &[f64], b: &[f64], confidence: f64, resolution: f64) -> Estimate {
+    let logs: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| **x > 0.0 && **y > 0.0)
+        .map(|(x, y)| (y / x).ln())
+        .collect();
+    let median = crate::stats::median(&logs);
+    if logs.len() >= 2 && logs.iter().all(|l| (l - median).abs() <= resolution) {
+        let change = median.exp() - 1.0;
+        return Estimate {
+            change,
+            low: change - resolution,
+            high: change + resolution,
+        };
+    }
+    estimate(a, b, confidence)
+}
+
 /// Whether to stop after `pairs` pairs, and why.
 pub fn decide(est: &Estimate, pairs: usize, elapsed: Duration, s: &Settings) -> Option<Stop> {
-    if pairs >= s.min_pairs {
+    // A count's interval is only finite once its pairs agree (at least
+    // two): it may decide before the usual minimum.
+    let enough = pairs >= s.min_pairs || (s.resolution.is_some() && pairs >= 2);
+    if enough {
         if est.low > s.threshold / 2.0 || est.high < -s.threshold / 2.0 {
             return Some(Stop::Changed);
         }
@@ -158,7 +191,38 @@ mod tests {
             budget: Duration::from_secs(60),
             threshold: 0.02,
             confidence: 0.95,
+            resolution: None,
         }
+    }
+
+    #[test]
+    fn agreeing_counts_decide_in_two_pairs_and_an_outlier_costs_pairs() {
+        let s = Settings {
+            threshold: 0.005,
+            resolution: Some(0.003),
+            ..settings()
+        };
+        let a = [548.1e6, 548.3e6, 549.0e6];
+        let plus1: Vec<f64> = a.iter().map(|x| x * 1.01).collect();
+        let e = estimate_counts(&a[..2], &plus1[..2], 0.95, 0.003);
+        assert!((e.change - 0.01).abs() < 1e-9, "{e:?}");
+        let stop = decide(&e, 2, Duration::ZERO, &s).unwrap();
+        assert_eq!(verdict(stop, &e, true), Verdict::Regression);
+        // The same commit twice: unchanged in two pairs.
+        let same = [548.2e6, 548.9e6];
+        let e = estimate_counts(&a[..2], &same, 0.95, 0.003);
+        assert_eq!(
+            decide(&e, 2, Duration::ZERO, &s),
+            Some(Stop::WithinThreshold)
+        );
+        // A run with 2% of background work: no agreement, no verdict yet.
+        let outlier = [548.1e6 * 1.023, 548.3e6];
+        let e = estimate_counts(&a[..2], &outlier, 0.95, 0.003);
+        assert!(e.low.is_infinite(), "{e:?}");
+        assert_eq!(decide(&e, 2, Duration::ZERO, &s), None);
+        // One pair never decides.
+        let e = estimate_counts(&a[..1], &plus1[..1], 0.95, 0.003);
+        assert_eq!(decide(&e, 1, Duration::ZERO, &s), None);
     }
 
     #[test]

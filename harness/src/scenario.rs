@@ -559,6 +559,20 @@ impl Scenario {
 /// change (5%) that counts.
 pub const DEFAULT_THRESHOLD: f64 = 0.05;
 
+/// The threshold of metrics that count work rather than time: instruction
+/// counts and the driver's and server's request counters repeat within a
+/// few tenths of a percent (README: "Metrics, and how far to trust
+/// each"), so 1% is a real change. I/O counters keep the general default:
+/// a server's per-phase I/O moves with its background checkpoints.
+pub fn exact_threshold(metric: &str) -> Option<f64> {
+    let exact = metric.ends_with(".instructions")
+        || metric.contains("http.requests")
+        || metric.ends_with(".http.sent")
+        || metric.ends_with(".http.received")
+        || metric.contains("server.counter.");
+    exact.then_some(0.01)
+}
+
 /// Smallest relative changes that count (0.05 = 5%), per metric name or
 /// last part of it (`wall`, `peak_rss`, `upload.wall`…).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -613,11 +627,14 @@ impl ThresholdBook {
         }
     }
 
-    /// The smallest relative change that counts for a scenario's metric.
+    /// The smallest relative change that counts for a scenario's metric:
+    /// the scenario's setting, else the default of the metric's kind
+    /// (exact counts need no 5% margin), else the book's default.
     pub fn min_effect(&self, scenario: &str, metric: &str) -> f64 {
         self.by_scenario
             .get(scenario)
             .and_then(|t| t.get(metric))
+            .or_else(|| exact_threshold(metric))
             .unwrap_or(self.default)
     }
 }
@@ -675,6 +692,25 @@ mod tests {
 
     fn parse(text: &str) -> Result<Scenario, String> {
         Scenario::parse(Path::new("scenarios/x.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn exact_counts_get_a_small_threshold_unless_the_scenario_says() {
+        let mut t = Thresholds::default();
+        t.0.insert("upload.server.instructions".into(), 0.03);
+        let book = ThresholdBook {
+            by_scenario: BTreeMap::from([("s".into(), t)]),
+            default: 0.05,
+        };
+        assert_eq!(book.min_effect("s", "upload.server.instructions"), 0.03);
+        assert_eq!(book.min_effect("s", "download.server.instructions"), 0.01);
+        assert_eq!(book.min_effect("other", "upload.http.requests.send"), 0.01);
+        assert_eq!(
+            book.min_effect("s", "upload.server.counter.sqlite_commits"),
+            0.01
+        );
+        assert_eq!(book.min_effect("s", "upload.server.io.wchar"), 0.05);
+        assert_eq!(book.min_effect("s", "wall"), 0.05);
     }
 
     #[test]

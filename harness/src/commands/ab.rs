@@ -7,6 +7,7 @@ use std::time::Duration;
 use syncbench::abtest::Settings;
 use syncbench::ops::ab::{self, AbResult, Plan};
 use syncbench::ops::session::{MeasureSettings, Session};
+use syncbench::runner::{INSTRUCTION_RESOLUTION, is_instruction_metric};
 use syncbench::scenario::parse_duration;
 
 /// What `compare` and `check` share after their commits: the scenarios
@@ -34,9 +35,10 @@ pub struct AbArgs {
     #[arg(long, default_value = "wall", requires = "run")]
     metric: String,
     /// Smallest relative change that matters: "unchanged" once the
-    /// interval is inside ±threshold, "changed" once it is beyond half.
-    #[arg(long, default_value_t = 0.02, requires = "run")]
-    threshold: f64,
+    /// interval is inside ±threshold, "changed" once it is beyond half
+    /// [default: 0.02; 0.005 for instruction counts].
+    #[arg(long, requires = "run")]
+    threshold: Option<f64>,
     #[arg(long, default_value_t = 5, requires = "run")]
     min_pairs: usize,
     #[arg(long, default_value_t = 40, requires = "run")]
@@ -64,13 +66,17 @@ pub struct AbArgs {
 
 impl AbArgs {
     fn plan(&self) -> Plan {
+        let counts = is_instruction_metric(&self.metric);
         Plan {
             metric: self.metric.clone(),
             settings: Settings {
                 min_pairs: self.min_pairs,
                 max_pairs: self.max_pairs,
                 budget: self.budget,
-                threshold: self.threshold,
+                threshold: self.threshold.unwrap_or(if counts { 0.005 } else { 0.02 }),
+                // Instruction counts repeat within a few tenths of a
+                // percent (README: metrics and their spread).
+                resolution: counts.then_some(INSTRUCTION_RESOLUTION),
                 // 5% false alarms over all the looks one point may take.
                 confidence: 1.0 - 0.05 / self.max_pairs.max(1) as f64,
             },

@@ -12,6 +12,7 @@ mod ingest;
 mod list;
 mod measure;
 pub mod output;
+mod profile;
 mod regressions;
 mod report;
 mod run;
@@ -55,6 +56,11 @@ pub enum Cmd {
     /// Find the commit that moved METRIC between GOOD and BAD, measuring
     /// only the commits the binary search needs.
     Bisect(bisect::Args),
+    /// Where one point's instructions went between two commits: runs it
+    /// under callgrind at both and shows the functions whose counts changed
+    /// most (inclusive and exclusive). Stored, and linked from the
+    /// dashboard's compare page.
+    Profile(profile::Args),
     /// Store results other tools produced, for the current commit.
     Ingest(ingest::Args),
     /// List scenarios and their points.
@@ -74,6 +80,7 @@ impl Cmd {
             Cmd::Bisect(a) => a.measure.verbose,
             Cmd::Compare(a) => a.target.ab.verbose,
             Cmd::Check(a) => a.target.ab.verbose,
+            Cmd::Profile(a) => a.verbose,
             _ => false,
         }
     }
@@ -95,6 +102,7 @@ pub fn dispatch(cx: &Context, cmd: Cmd) -> anyhow::Result<u8> {
         Cmd::Compare(a) => compare::run(cx, a),
         Cmd::Check(a) => check::run(cx, a),
         Cmd::Bisect(a) => bisect::run(cx, a),
+        Cmd::Profile(a) => profile::run(cx, a),
         Cmd::Ingest(a) => ingest::run(cx, a),
         Cmd::List(a) => list::run(cx, a),
         Cmd::Show(a) => show::run(cx, a),

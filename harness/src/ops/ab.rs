@@ -138,7 +138,12 @@ pub fn measure_point(
         values[side as usize].push(v);
         on_value(i, side, v);
         if plan.unpaired.is_none() && side == Side::B {
-            let e = abtest::estimate(&values[0], &values[1], plan.settings.confidence);
+            let e = match plan.settings.resolution {
+                Some(r) => {
+                    abtest::estimate_counts(&values[0], &values[1], plan.settings.confidence, r)
+                }
+                None => abtest::estimate(&values[0], &values[1], plan.settings.confidence),
+            };
             estimate = Some(e);
             if let Some(why) = abtest::decide(&e, values[1].len(), elapsed(), &plan.settings) {
                 stop = Some(why);
@@ -178,23 +183,22 @@ pub fn measure_point(
 }
 
 /// One side: its checkout (kept for the runner's tree) and runner.
-struct AbSide {
-    label: &'static str,
-    sha: String,
+#[allow(missing_debug_implementations)] // the checkout holds a git repository
+pub struct AbSide {
+    pub label: &'static str,
+    pub sha: String,
     _checkout: Checkout,
-    runner: Runner,
+    pub runner: Runner,
 }
 
-/// Builds both commits and measures every point of `scenarios` A/B.
-/// `on_value(scenario, point, i, side, value)` sees every value.
-pub fn run(
+/// Both commits checked out in worktrees of their own, each with its own
+/// target dir (two builds of the same binaries must not overwrite each
+/// other); `A` first.
+pub fn sides(
     session: &Session,
     root: &Path,
     (a_sha, b_sha): (&str, &str),
-    scenarios: &[Scenario],
-    plan: &Plan,
-    on_value: &mut dyn FnMut(&str, &str, usize, Side, f64),
-) -> anyhow::Result<Vec<AbResult>> {
+) -> anyhow::Result<[AbSide; 2]> {
     let cache = session.cache(root);
     let side = |label: &'static str, name: &str, sha: &str| -> anyhow::Result<AbSide> {
         let checkout = Checkout::open_named(
@@ -211,7 +215,20 @@ pub fn run(
             runner,
         })
     };
-    let sides = [side("A", "a", a_sha)?, side("B", "b", b_sha)?];
+    Ok([side("A", "a", a_sha)?, side("B", "b", b_sha)?])
+}
+
+/// Builds both commits and measures every point of `scenarios` A/B.
+/// `on_value(scenario, point, i, side, value)` sees every value.
+pub fn run(
+    session: &Session,
+    root: &Path,
+    shas: (&str, &str),
+    scenarios: &[Scenario],
+    plan: &Plan,
+    on_value: &mut dyn FnMut(&str, &str, usize, Side, f64),
+) -> anyhow::Result<Vec<AbResult>> {
+    let sides = sides(session, root, shas)?;
     let mut out = Vec::new();
     for s in scenarios {
         if matches!(s.kind, Kind::Criterion { .. }) {
@@ -309,6 +326,7 @@ mod tests {
                 budget: Duration::from_secs(600),
                 threshold: 0.02,
                 confidence: 1.0 - 0.05 / 200.0,
+                resolution: None,
             },
             unpaired,
             warmup: true,

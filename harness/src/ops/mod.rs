@@ -7,8 +7,10 @@
 //! - `bisect`: the binary search for a culprit, over a probe closure.
 //! - `ab`: interleaved A/B runs of two commits, over a measure closure.
 //! - `export`: a commit's results as JSON, BMF or CSV.
+//! - `profile`: where one point's instructions went at two commits.
 
 pub mod ab;
 pub mod bisect;
 pub mod export;
+pub mod profile;
 pub mod session;

@@ -10,6 +10,8 @@
 //! happens to return (README: "How noisy each metric is").
 
 use super::Failure;
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -22,6 +24,8 @@ pub const SLOWDOWN: u32 = 50;
 #[derive(Debug, Clone)]
 pub(super) struct Callgrind {
     pub dir: PathBuf,
+    /// Removes `dir` when the last clone is dropped (when it is ours).
+    _owned: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 /// Says why valgrind cannot be used here, naming the package to install.
@@ -45,6 +49,16 @@ pub fn available() -> Result<(), Failure> {
 }
 
 impl Callgrind {
+    /// A fresh temporary directory, after checking valgrind is there.
+    pub fn in_temp_dir() -> Result<Callgrind, Failure> {
+        available()?;
+        let tmp = tempfile::tempdir().map_err(|e| Failure::failed(e.to_string()))?;
+        Ok(Callgrind {
+            dir: tmp.path().to_owned(),
+            _owned: Some(std::sync::Arc::new(tmp)),
+        })
+    }
+
     /// `program` under callgrind, its files named after `name` (the
     /// process's metric name). Children it starts are followed.
     pub fn command(&self, name: &str, program: &Path) -> Command {
@@ -95,7 +109,7 @@ impl Callgrind {
     }
 
     /// Every part written so far.
-    pub fn parts(&self) -> Vec<Part> {
+    pub(super) fn parts(&self) -> Vec<Part> {
         let mut out: Vec<Part> = std::fs::read_dir(&self.dir)
             .into_iter()
             .flatten()
@@ -127,7 +141,8 @@ impl Callgrind {
 
 /// One callgrind output file: a dump, or the counts at exit.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Part {
+pub struct Part {
+    pub path: PathBuf,
     /// The metric name of the process tree it belongs to (`server`…).
     pub name: String,
     pub pid: i32,
@@ -149,6 +164,7 @@ impl Part {
         let field = |k: &str| head.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
         let trigger = field("desc: Trigger:")?;
         Some(Part {
+            path: path.to_owned(),
             name: name.to_owned(),
             pid: pid.parse().ok()?,
             part: field("part:").and_then(|p| p.parse().ok()).unwrap_or(0),
@@ -173,6 +189,90 @@ fn read_head(path: &Path) -> Option<String> {
     let n = std::fs::File::open(path).ok()?.read(&mut buf).ok()?;
     buf.truncate(n);
     Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// One function's instructions: its own, and with what it called.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cost {
+    #[serde(rename = "self")]
+    pub exclusive: u64,
+    pub inclusive: u64,
+}
+
+/// Instructions by function, summed over files: what `syncbench profile`
+/// compares.
+pub type Functions = BTreeMap<String, Cost>;
+
+/// Adds the per-function costs of one callgrind output file to `into`.
+///
+/// The callgrind format (valgrind's docs, "Callgrind Format
+/// Specification"): `fn=` starts a function's block, a cost line is
+/// positions then events, and a cost line right after `calls=` is the
+/// inclusive cost of that call. Names may be compressed as `(id) name`
+/// on first use and `(id)` after. Exclusive: a function's own cost lines;
+/// inclusive: those plus its calls to other functions (direct recursion
+/// is not added twice; mutual recursion may be). Written here because no
+/// maintained crate reads this format; `callgrind_annotate` prints text
+/// grouped by file, not per function.
+pub fn add_functions(path: &Path, into: &mut Functions) -> std::io::Result<()> {
+    let file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut names: HashMap<String, String> = HashMap::new();
+    // `(id) name` defines, `(id)` refers; plain names stand for themselves.
+    let mut name_of = |v: &str| -> String {
+        let v = v.trim();
+        match v.strip_prefix('(').and_then(|r| r.split_once(')')) {
+            Some((id, rest)) if !rest.trim().is_empty() => {
+                names.insert(id.to_owned(), rest.trim().to_owned());
+                rest.trim().to_owned()
+            }
+            Some((id, _)) => names.get(id).cloned().unwrap_or_else(|| v.to_owned()),
+            None => v.to_owned(),
+        }
+    };
+    let mut positions = 1;
+    let (mut func, mut callee) = (String::new(), String::new());
+    let mut in_call = false;
+    let mut own: HashMap<String, u64> = HashMap::new();
+    let mut calls: HashMap<String, u64> = HashMap::new();
+    for line in file.lines() {
+        let line = line?;
+        let Some(first) = line.chars().next() else {
+            continue;
+        };
+        if first.is_ascii_digit() || matches!(first, '+' | '-' | '*') {
+            let cost: u64 = line
+                .split_whitespace()
+                .nth(positions)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            if std::mem::take(&mut in_call) {
+                if callee != func {
+                    *calls.entry(func.clone()).or_default() += cost;
+                }
+            } else {
+                *own.entry(func.clone()).or_default() += cost;
+            }
+            continue;
+        }
+        if let Some(p) = line.strip_prefix("positions:") {
+            positions = p.split_whitespace().count().max(1);
+        } else if let Some(v) = line.strip_prefix("fn=") {
+            func = name_of(v);
+        } else if let Some(v) = line.strip_prefix("cfn=") {
+            callee = name_of(v);
+        } else if line.starts_with("calls=") {
+            in_call = true;
+        }
+    }
+    for (f, c) in own {
+        let e = into.entry(f).or_default();
+        e.exclusive += c;
+        e.inclusive += c;
+    }
+    for (f, c) in calls {
+        into.entry(f).or_default().inclusive += c;
+    }
+    Ok(())
 }
 
 /// The label of the dump that ends `phase`.
@@ -203,6 +303,38 @@ pub(super) fn counts(parts: &[Part], roots: &[(String, i32)]) -> super::Counts {
 mod tests {
     use super::*;
 
+    #[test]
+    fn functions_exclusive_and_inclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("server.1.out");
+        // main calls work twice (30 + 40 inclusive) and itself once;
+        // work's own cost is 60 in all, 10 of it after a name reference.
+        std::fs::write(
+            &f,
+            "# callgrind format\nversion: 1\npositions: line\nevents: Ir\nsummary: 75\n\nfl=(1) a.rs\nfn=(1) main\n1 5\ncfn=(2) work\ncalls=2 10\n3 70\ncfn=(1)\ncalls=1 1\n4 99\n\nfn=(2)\n10 50\n+1 10\n",
+        )
+        .unwrap();
+        let mut got = Functions::new();
+        add_functions(&f, &mut got).unwrap();
+        assert_eq!(
+            got["main"],
+            Cost {
+                exclusive: 5,
+                inclusive: 75
+            }
+        );
+        assert_eq!(
+            got["work"],
+            Cost {
+                exclusive: 60,
+                inclusive: 60
+            }
+        );
+        // Two files add up.
+        add_functions(&f, &mut got).unwrap();
+        assert_eq!(got["work"].exclusive, 120);
+    }
+
     fn write(dir: &Path, file: &str, part: u32, trigger: &str, summary: u64) {
         std::fs::write(
             dir.join(file),
@@ -226,6 +358,7 @@ mod tests {
         std::fs::write(dir.path().join("server.10.log"), "==10== log").unwrap();
         let cg = Callgrind {
             dir: dir.path().to_owned(),
+            _owned: None,
         };
         let parts = cg.parts();
         assert_eq!(parts.len(), 6);

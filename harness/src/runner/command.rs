@@ -1,6 +1,7 @@
 //! Command scenarios: any shell command, measured from outside, and its
 //! instruction count under valgrind.
 
+use super::callgrind::{Callgrind, SLOWDOWN};
 use super::{Failure, Rep, Runner, sampler_overhead, tail};
 use crate::model::{Direction, Unit};
 use crate::probe::{HwCounters, Sampler};
@@ -41,8 +42,7 @@ impl Runner {
         }
         let (mut p, _child) = proc::spawn(&mut cmd)
             .map_err(|e| Failure::failed(format!("starting valgrind (is it installed?): {e}")))?;
-        // Valgrind runs some 50 times slower than native.
-        let limit = scenario.timeout * 50;
+        let limit = scenario.timeout * SLOWDOWN;
         let exit = self.wait(&mut p, Instant::now() + limit, "valgrind", limit)?;
         let mut text = String::new();
         for entry in std::fs::read_dir(tmp.path())
@@ -75,6 +75,38 @@ impl Runner {
             )));
         }
         Ok(counts.iter().sum())
+    }
+
+    /// The command once under callgrind, its files in `cg`'s directory
+    /// (for `syncbench profile`).
+    pub(super) fn command_under_callgrind(
+        &self,
+        scenario: &Scenario,
+        run: &str,
+        point: &Point,
+        cg: &Callgrind,
+    ) -> Result<(), Failure> {
+        let mut cmd = cg.command("command", std::path::Path::new("sh"));
+        cmd.args(["-c", run])
+            .current_dir(&self.tree)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in &point.0 {
+            cmd.env(format!("SYNCBENCH_PARAM_{}", k.to_uppercase()), v);
+        }
+        let (mut p, _child) = proc::spawn(&mut cmd)
+            .map_err(|e| Failure::failed(format!("starting valgrind: {e}")))?;
+        let limit = scenario.timeout * SLOWDOWN;
+        let exit = self.wait(&mut p, Instant::now() + limit, "valgrind", limit)?;
+        if !exit.success() {
+            return Err(Failure::failed(format!(
+                "`{run}` under valgrind {}:{}",
+                exit.describe(),
+                cg.log_tails()
+            )));
+        }
+        Ok(())
     }
 
     pub(super) fn command_repetition(

@@ -219,6 +219,7 @@ mod tests {
                 .filter(|n| crate::runner::is_instruction_metric(n)),
         );
         let part = |name: &str, pid, label: Option<&str>| Part {
+            path: "x".into(),
             name: name.into(),
             pid,
             part: 1,

@@ -211,41 +211,28 @@ impl Runner {
     }
 
     /// One repetition of a sync workload: a fresh server layout, the
-    /// driver against it, every process sampled, then all stopped. With
-    /// `instructions`, every process runs under callgrind instead and only
-    /// instruction counts come back (per process and per phase).
+    /// driver against it, every process sampled, then all stopped. Under
+    /// callgrind (`vg`), every process runs under valgrind instead, writing
+    /// into its directory, and only instruction counts come back (per
+    /// process and per phase).
     pub(super) fn sync_repetition(
         &self,
         scenario: &Scenario,
         workload: &str,
         point: &Point,
-        instructions: bool,
+        vg: Option<&Callgrind>,
     ) -> Result<Rep, Failure> {
         let fail = |e: &dyn std::fmt::Display| Failure::failed(e.to_string());
         let layout = scenario.servers.resolve(point).map_err(|e| fail(&e))?;
         let tmp = tempfile::tempdir().map_err(|e| fail(&e))?;
-        let vg = if instructions {
-            callgrind::available()?;
-            let dir = tmp.path().join("callgrind");
-            std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
-            Some(Callgrind { dir })
-        } else {
-            None
-        };
         // Under valgrind everything runs ~50x slower: so do the deadlines.
         let scale = if vg.is_some() { callgrind::SLOWDOWN } else { 1 };
         let timeout = scenario.timeout * scale;
         let t0 = Instant::now();
         let deadline = t0 + timeout;
         let service_token = format!("bench-{}", std::process::id());
-        let mut service = self.start_service(
-            &layout,
-            tmp.path(),
-            &service_token,
-            deadline,
-            vg.as_ref(),
-            scale,
-        )?;
+        let mut service =
+            self.start_service(&layout, tmp.path(), &service_token, deadline, vg, scale)?;
         let endpoints = service.endpoints(&scenario.servers.prometheus);
         let hw = self.hw_available && vg.is_none();
         let mut hw_counters: Vec<(String, HwCounters)> = hw
@@ -258,7 +245,7 @@ impl Runner {
 
         let driver_log = tmp.path().join("driver.stderr");
         let program = self.bin("sync-client");
-        let mut cmd = match &vg {
+        let mut cmd = match vg {
             Some(cg) => cg.command("driver", &program),
             None => Command::new(&program),
         };
@@ -296,7 +283,7 @@ impl Runner {
             .map(|(i, p)| (server_name(i, service.servers.len()), p.pid))
             .collect();
         processes.push(("driver".into(), driver.pid));
-        let boundaries = match &vg {
+        let boundaries = match vg {
             Some(cg) => Boundaries {
                 callgrind: Some((cg.clone(), processes.clone())),
                 scrape_timeout: Duration::from_secs(60),
@@ -321,7 +308,7 @@ impl Runner {
         // Under callgrind a server writes its counts as it exits: give it time.
         let stopped = service.stop(Duration::from_secs(5) * scale.min(12));
         let sampled = sampler.map(Sampler::finish).unwrap_or_default();
-        let vg_note = || vg.as_ref().map(Callgrind::log_tails).unwrap_or_default();
+        let vg_note = || vg.map(Callgrind::log_tails).unwrap_or_default();
         let driver_exit = match waited {
             Ok(e) => e,
             Err(mut f) => {
@@ -346,7 +333,7 @@ impl Runner {
         let server_exits = stopped.survived(service.proxy.is_some())?;
 
         let mut rep = Rep::default();
-        if let Some(cg) = &vg {
+        if let Some(cg) = vg {
             let parts = cg.parts();
             for (name, pid) in &processes {
                 if !parts.iter().any(|p| p.pid == *pid && p.label.is_none()) {

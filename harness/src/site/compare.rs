@@ -4,7 +4,7 @@
 //! opened.
 
 use super::data::Data;
-use super::{Options, SiteError, Writer, machine_id, short};
+use super::{Options, SiteError, Writer, machine_id, profile_file, short};
 use minijinja::{Environment, context};
 use std::path::PathBuf;
 
@@ -53,6 +53,9 @@ pub(super) fn render_all(
                 context! {
                     scenario => &c.scenario,
                     point => &c.point,
+                    profile_href => data
+                        .profile(&c.scenario, &c.point, base, new)
+                        .map(|_| format!("../{}", profile_file(&c.scenario, &c.point, base, new))),
                     machine_short => machine_id(&c.machine),
                     rows => c.rows.iter().map(|r| context! {
                         metric => &r.metric,

@@ -5,6 +5,7 @@
 use super::{Options, SiteError, anchor};
 use crate::analysis::{ChangePoint, History, SeriesHistory};
 use crate::model::{PointKey, SeriesKey, Unit, is_harness_metric};
+use crate::ops::profile::ProfileDiff;
 use crate::store::{CommitRow, CommitRun, Store};
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,6 +20,10 @@ pub(super) struct Data {
     pub window: usize,
     /// The run of a point at a commit, as an index into `history.runs`.
     run_at: HashMap<(PointKey, String), usize>,
+    /// Stored `syncbench profile` comparisons, by (scenario, point, base,
+    /// new): instruction counts hardly depend on the machine, so any
+    /// machine's explains a change.
+    pub profiles: BTreeMap<(String, String, String, String), ProfileDiff>,
 }
 
 pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
@@ -49,6 +54,20 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
         .map(|(i, r)| ((r.key.clone(), r.sha.clone()), i))
         .collect();
     let steps = change_points(&history, opts);
+    let mut profiles = BTreeMap::new();
+    for p in store.profiles()? {
+        match serde_json::from_str::<ProfileDiff>(&p.diff) {
+            Ok(d) => {
+                profiles.insert((p.scenario, p.point, p.base_sha, p.new_sha), d);
+            }
+            // A newer harness's format: its page is for that harness.
+            Err(e) => tracing::warn!(
+                "a stored profile of {} {} is unreadable: {e}",
+                p.scenario,
+                p.point
+            ),
+        }
+    }
     Ok(Data {
         history,
         commits,
@@ -56,6 +75,7 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
         steps,
         window: opts.window,
         run_at,
+        profiles,
     })
 }
 
@@ -108,6 +128,22 @@ impl Data {
         self.run_at
             .get(&(key.clone(), sha.to_owned()))
             .map(|&i| &self.history.runs[i])
+    }
+
+    /// The stored profile of a point between two commits, if any.
+    pub fn profile(
+        &self,
+        scenario: &str,
+        point: &str,
+        base: &str,
+        new: &str,
+    ) -> Option<&ProfileDiff> {
+        self.profiles.get(&(
+            scenario.to_owned(),
+            point.to_owned(),
+            base.to_owned(),
+            new.to_owned(),
+        ))
     }
 
     /// The link to a point's run on its commit's page.

@@ -3,7 +3,8 @@
 //! `data.rs` loads everything in a few bulk queries and finds the change
 //! points; `series.rs` renders a trend page per series (and the index's
 //! tiles), `run.rs` a page per commit, `compare.rs` comparisons,
-//! `index.rs` the index. Templates and the stylesheet live in
+//! `index.rs` the index, `profile.rs` the function-level instruction
+//! comparisons `syncbench profile` stored. Templates and the stylesheet live in
 //! `reports/templates` and are compiled into the binary; charts are
 //! inline SVG (`chart.rs`).
 //!
@@ -15,6 +16,7 @@ pub mod chart;
 mod compare;
 mod data;
 mod index;
+mod profile;
 mod run;
 mod series;
 
@@ -90,6 +92,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "compare.html",
         include_str!("../../../reports/templates/compare.html"),
     ),
+    (
+        "profile.html",
+        include_str!("../../../reports/templates/profile.html"),
+    ),
 ];
 
 pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
@@ -104,6 +110,7 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
     let tiles = series::render_all(&data, &env, &mut w)?;
     run::render_all(store, &data, &env, &mut w)?;
     let compare_pages = compare::render_all(&data, opts, &env, &mut w)?;
+    profile::render_all(&data, &env, &mut w)?;
     let index = index::render(&data, tiles, &env, &mut w)?;
     w.page("style.css", STYLE)?;
     Ok(Rendered {
@@ -180,6 +187,17 @@ fn series_file(k: &SeriesKey) -> String {
         "series/{}-{}-{h:08x}.html",
         slug(&k.scenario).chars().take(24).collect::<String>(),
         slug(&k.metric)
+    )
+}
+
+/// The page of a stored profile, relative to the site's root.
+fn profile_file(scenario: &str, point: &str, base: &str, new: &str) -> String {
+    let h = fnv1a(format!("{scenario}\0{point}").as_bytes());
+    format!(
+        "profile/{}..{}-{}-{h:08x}.html",
+        short(base),
+        short(new),
+        slug(scenario).chars().take(24).collect::<String>()
     )
 }
 

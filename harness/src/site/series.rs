@@ -2,7 +2,7 @@
 
 use super::chart::{self, Marker, TrendPoint};
 use super::data::{Data, point_of};
-use super::{SiteError, Writer, date, machine_id, pct, series_file, short};
+use super::{SiteError, Writer, date, machine_id, pct, profile_file, series_file, short};
 use crate::analysis::{ChangePoint, SeriesHistory};
 use crate::model::{RunStatus, SeriesKey, Verdict, is_harness_metric};
 use minijinja::{Environment, Value, context};
@@ -72,7 +72,34 @@ fn page(data: &Data, k: &SeriesKey, s: &SeriesHistory, steps: &[ChangePoint]) ->
             regression: verdict == Verdict::Regression,
         });
         let sha = &order[st.index];
+        let before = &order[st.before_index];
+        // For instruction counts: where they went, or how to find out.
+        let (profile_href, profile_hint) = if crate::runner::is_instruction_metric(&k.metric) {
+            match data.profile(&k.scenario, &k.point, before, sha) {
+                Some(_) => (
+                    Some(format!(
+                        "../{}",
+                        profile_file(&k.scenario, &k.point, before, sha)
+                    )),
+                    None,
+                ),
+                None => (
+                    None,
+                    Some(format!(
+                        "syncbench profile {} {} {} --point {}",
+                        short(before),
+                        short(sha),
+                        k.scenario,
+                        k.point
+                    )),
+                ),
+            }
+        } else {
+            (None, None)
+        };
         changes.push(context! {
+            profile_href => profile_href,
+            profile_hint => profile_hint,
             href => data.run_href("../", sha, &point),
             short => short(sha),
             subject => data.subject(sha),

@@ -96,6 +96,27 @@ pub trait Connection: std::fmt::Debug {
         point: Option<&str>,
         sha: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Stores a profile comparison, replacing an earlier one of the same
+    /// machine, point and commits.
+    fn record_profile(&mut self, profile: &ProfileRecord) -> Result<(), StoreError>;
+
+    /// Every stored profile comparison.
+    fn profiles(&self) -> Result<Vec<ProfileRecord>, StoreError>;
+}
+
+/// A stored `syncbench profile`: one point at two commits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileRecord {
+    /// The machine's fingerprint.
+    pub machine: String,
+    pub scenario: String,
+    pub point: String,
+    pub base_sha: String,
+    pub new_sha: String,
+    pub created_unix: f64,
+    /// `ops::profile::ProfileDiff` as JSON.
+    pub diff: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -372,6 +393,33 @@ pub(crate) mod conformance {
         assert_eq!(store.record_all(&[ok.clone(), ok]).unwrap().len(), 2);
     }
 
+    /// A profile of the same machine, point and commits replaces the
+    /// earlier one; others are kept.
+    pub fn profiles(store: &mut Store) {
+        let p = ProfileRecord {
+            machine: "m".into(),
+            scenario: "s".into(),
+            point: "n=1".into(),
+            base_sha: "a".repeat(40),
+            new_sha: "b".repeat(40),
+            created_unix: 1.0,
+            diff: "{}".into(),
+        };
+        store.record_profile(&p).unwrap();
+        let newer = ProfileRecord {
+            created_unix: 2.0,
+            diff: "{\"x\":1}".into(),
+            ..p.clone()
+        };
+        store.record_profile(&newer).unwrap();
+        let other = ProfileRecord {
+            point: "n=2".into(),
+            ..p
+        };
+        store.record_profile(&other).unwrap();
+        assert_eq!(store.profiles().unwrap(), vec![newer, other]);
+    }
+
     /// The conformance tests for a backend; `$open` gives `(guard, store)`.
     macro_rules! tests_for {
         ($open:expr) => {
@@ -394,6 +442,11 @@ pub(crate) mod conformance {
             fn all_or_none() {
                 let (_dir, mut store) = $open;
                 $crate::store::conformance::all_or_none(&mut *store);
+            }
+            #[test]
+            fn profiles() {
+                let (_dir, mut store) = $open;
+                $crate::store::conformance::profiles(&mut *store);
             }
         };
     }

@@ -1,7 +1,9 @@
 //! The SQLite backend of the results store (`.syncbench/results.sqlite`
 //! by default): WAL, migrations by `user_version`, checked before use.
 
-use super::{CommitRow, CommitRun, Connection, MachineRow, RunRecord, RunRow, StoreError};
+use super::{
+    CommitRow, CommitRun, Connection, MachineRow, ProfileRecord, RunRecord, RunRow, StoreError,
+};
 use crate::env::Machine;
 use crate::model::{Direction, Phase, PointKey, RunStatus, Series, Unit};
 use crate::probe::Sample;
@@ -17,7 +19,8 @@ const THE_RUN: &str = "(r.status = ?1) DESC, r.dirty ASC, r.id DESC";
 /// `PRAGMA application_id` of our databases ("SBNC").
 const APPLICATION_ID: i64 = 0x5342_4e43;
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE machines (
         id INTEGER PRIMARY KEY,
         fingerprint TEXT NOT NULL UNIQUE,
@@ -84,7 +87,23 @@ const MIGRATIONS: &[&str] = &["
         start_ms REAL NOT NULL,
         end_ms REAL NOT NULL
     ) STRICT;
-"];
+",
+    "
+    -- Where the instructions of one point went, compared between two
+    -- commits (`syncbench profile`): ops::profile::ProfileDiff as JSON.
+    CREATE TABLE profiles (
+        id INTEGER PRIMARY KEY,
+        machine TEXT NOT NULL,
+        scenario TEXT NOT NULL,
+        point TEXT NOT NULL,
+        base_sha TEXT NOT NULL,
+        new_sha TEXT NOT NULL,
+        created_unix REAL NOT NULL,
+        diff TEXT NOT NULL,
+        UNIQUE (machine, scenario, point, base_sha, new_sha)
+    ) STRICT;
+",
+];
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -362,6 +381,44 @@ impl Connection for SqliteStore {
                 name: r.get(1)?,
                 start_ms: r.get(2)?,
                 end_ms: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn record_profile(&mut self, p: &ProfileRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO profiles (machine, scenario, point, base_sha, new_sha, created_unix, diff)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (machine, scenario, point, base_sha, new_sha)
+             DO UPDATE SET created_unix = excluded.created_unix, diff = excluded.diff",
+            params![
+                p.machine,
+                p.scenario,
+                p.point,
+                p.base_sha,
+                p.new_sha,
+                p.created_unix,
+                p.diff
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn profiles(&self) -> Result<Vec<ProfileRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT machine, scenario, point, base_sha, new_sha, created_unix, diff
+             FROM profiles ORDER BY scenario, point, created_unix",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ProfileRecord {
+                machine: r.get(0)?,
+                scenario: r.get(1)?,
+                point: r.get(2)?,
+                base_sha: r.get(3)?,
+                new_sha: r.get(4)?,
+                created_unix: r.get(5)?,
+                diff: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
