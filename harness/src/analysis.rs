@@ -47,7 +47,11 @@ pub fn rows(new: &[Series], baseline: &[Series], min_effect: &dyn Fn(&str) -> f6
         .map(|s| {
             let base = baseline.iter().find(|b| b.name == s.name);
             let cmp = base.map(|b| {
-                let mut c = stats::compare(&b.values, &s.values, min_effect(&s.name));
+                // The relative threshold, or the metric's absolute floor
+                // relative to the baseline, whichever is larger.
+                let floor = crate::model::absolute_floor(&s.name) / stats::median(&b.values).abs();
+                let min = min_effect(&s.name).max(if floor.is_finite() { floor } else { 0.0 });
+                let mut c = stats::compare(&b.values, &s.values, min);
                 // One value on a side is no sample to test; only exact
                 // counts (instructions under valgrind) decide from one.
                 if s.unit != Unit::Count && (s.values.len() < 2 || b.values.len() < 2) {
@@ -72,7 +76,7 @@ pub fn rows(new: &[Series], baseline: &[Series], min_effect: &dyn Fn(&str) -> f6
                 p_value: cmp.as_ref().map(|c| c.p_value),
                 verdict: match &cmp {
                     // The harness's own cost is shown, never gated on.
-                    Some(_) if crate::model::is_harness_metric(&s.name) => Verdict::Informational,
+                    Some(_) if crate::model::is_informational(&s.name) => Verdict::Informational,
                     None => Verdict::NoBaseline,
                     Some(c) if !c.changed => Verdict::Unchanged,
                     Some(c) => Verdict::of_change(s.direction, c.change),
@@ -188,14 +192,14 @@ impl SeriesHistory {
 
     /// Change points among the last `window` values (E-Divisive is
     /// quadratic in the series' length), of at least `min_effect`.
-    pub fn change_points(&self, min_effect: f64, window: usize) -> Vec<ChangePoint> {
+    pub fn change_points(&self, min_effect: f64, floor: f64, window: usize) -> Vec<ChangePoint> {
         let present = self.present();
         let present = &present[present.len().saturating_sub(window)..];
         let values: Vec<f64> = present
             .iter()
             .map(|&i| self.value(i).expect("present"))
             .collect();
-        changepoint::steps(&values, min_effect)
+        changepoint::steps(&values, min_effect, floor)
             .into_iter()
             .map(|st| ChangePoint {
                 index: present[st.index],
@@ -312,10 +316,11 @@ impl History {
         let runs: HashMap<i64, &CommitRun> = self.runs.iter().map(|r| (r.id, r)).collect();
         let mut out = Vec::new();
         for (k, s) in &self.series {
-            if crate::model::is_harness_metric(&k.metric) {
+            if crate::model::is_informational(&k.metric) {
                 continue;
             }
-            for cp in s.change_points(book.min_effect(&k.scenario, &k.metric), usize::MAX) {
+            let min = book.min_effect(&k.scenario, &k.metric);
+            for cp in s.change_points(min, crate::model::absolute_floor(&k.metric), usize::MAX) {
                 let at = s.levels[cp.index].expect("present");
                 let run = runs[&at.run_id];
                 out.push(Change {

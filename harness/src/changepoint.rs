@@ -140,8 +140,9 @@ pub struct Step {
 }
 
 /// Change points of a per-commit series that pass the test and change the
-/// level by at least `min_effect` (relative), oldest first.
-pub fn steps(series: &[f64], min_effect: f64) -> Vec<Step> {
+/// level by at least `min_effect` (relative) and `floor` (absolute),
+/// oldest first.
+pub fn steps(series: &[f64], min_effect: f64, floor: f64) -> Vec<Step> {
     let mut cps = e_divisive(series, 0.05, 199, 0x5eed);
     cps.sort_by_key(|c| c.index);
     let bounds: Vec<usize> = std::iter::once(0)
@@ -158,7 +159,7 @@ pub fn steps(series: &[f64], min_effect: f64) -> Vec<Step> {
             } else {
                 (after - before) / before.abs()
             };
-            (change.abs() >= min_effect).then_some(Step {
+            (change.abs() >= min_effect && (after - before).abs() >= floor).then_some(Step {
                 index: cp.index,
                 change,
                 p_value: cp.p_value,
@@ -200,13 +201,17 @@ mod tests {
         for (i, v) in s.iter_mut().enumerate() {
             *v *= 1.0 + 0.003 * ((i * 7 % 5) as f64 - 2.0);
         }
-        let found = steps(&s, 0.05);
+        let found = steps(&s, 0.05, 0.0);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].index, 10);
         assert!((found[0].change - 0.20).abs() < 0.01, "{found:?}");
         assert!(
-            steps(&s, 0.25).is_empty(),
+            steps(&s, 0.25, 0.0).is_empty(),
             "a 20% step is below a 25% threshold"
+        );
+        assert!(
+            steps(&s, 0.05, 25.0).is_empty(),
+            "a step of 20 is below a floor of 25"
         );
     }
 

@@ -281,6 +281,45 @@ pub fn is_harness_metric(name: &str) -> bool {
     name.starts_with("harness.")
 }
 
+/// Metrics shown but never gated (no verdict, no change points): the
+/// harness's own cost, and a server's I/O where it moves with timing
+/// rather than with the code — its reads (which pooled SQLite
+/// connection's page cache served a query decides what is read again)
+/// and, per phase, its writes (the server checkpoints its WAL when it
+/// can, so whichever phase comes next may pay for the last one's). The
+/// whole run's writes are stable and gated.
+pub fn is_informational(name: &str) -> bool {
+    if is_harness_metric(name) {
+        return true;
+    }
+    let parts: Vec<&str> = name.split('.').collect();
+    // [PHASE.]server[N].io.FIELD
+    let Some(i) = parts.iter().position(|p| p.starts_with("server")) else {
+        return false;
+    };
+    if parts.get(i + 1) != Some(&"io") {
+        return false;
+    }
+    let read_side = matches!(parts.get(i + 2), Some(&("rchar" | "syscr" | "read_bytes")));
+    i > 0 || read_side
+}
+
+/// The smallest absolute change of a metric that can count, whatever
+/// its relative size: below it, fixed costs that move between phases or
+/// runs (a pooled connection opened, ~0.5M instructions; a system call
+/// more or less) would alarm on small counts.
+pub fn absolute_floor(name: &str) -> f64 {
+    if name.ends_with(".instructions") {
+        1e6
+    } else if name.ends_with(".syscr") || name.ends_with(".syscw") {
+        32.0
+    } else if name.contains(".io.") {
+        64.0 * 1024.0
+    } else {
+        0.0
+    }
+}
+
 /// One metric's values over the recorded repetitions.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Series {
@@ -339,6 +378,33 @@ impl PointKey {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn which_metrics_are_gated() {
+        for shown in [
+            "harness.sampler_cpu",
+            "upload.server.io.wchar",
+            "download.server2.io.syscw",
+            "server.io.rchar",
+            "server.io.syscr",
+        ] {
+            assert!(is_informational(shown), "{shown}");
+        }
+        for gated in [
+            "server.io.wchar",
+            "server.io.syscw",
+            "upload.driver.io.wchar",
+            "upload.server.instructions",
+            "upload.server.counter.sqlite_commits",
+            "wall",
+        ] {
+            assert!(!is_informational(gated), "{gated}");
+        }
+        assert_eq!(absolute_floor("conflict.server.instructions"), 1e6);
+        assert_eq!(absolute_floor("noop_sync.driver.io.syscw"), 32.0);
+        assert_eq!(absolute_floor("wall"), 0.0);
+    }
+
     use super::*;
 
     #[test]

@@ -9,6 +9,14 @@ use std::sync::Mutex;
 /// Idle connections kept per database file; more are opened on demand.
 const MAX_IDLE: usize = 8;
 
+/// A connection whose statements and commits the server's `/metrics`
+/// counts.
+fn open_counted(path: &std::path::Path, migrations: &[&str]) -> rusqlite::Result<Connection> {
+    let mut conn = open(path, migrations)?;
+    sqlite_util::count_activity(&mut conn)?;
+    Ok(conn)
+}
+
 /// A few open connections to one database file, reused across requests.
 #[derive(Debug)]
 pub struct Pool {
@@ -20,7 +28,7 @@ pub struct Pool {
 impl Pool {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: PathBuf, migrations: &'static [&'static str]) -> rusqlite::Result<Self> {
-        let first = open(&path, migrations)?;
+        let first = open_counted(&path, migrations)?;
         Ok(Self {
             path,
             migrations,
@@ -36,7 +44,7 @@ impl Pool {
         let taken = self.idle.lock().expect("pool lock").pop();
         let mut conn = match taken {
             Some(c) => c,
-            None => open(&self.path, self.migrations)?,
+            None => open_counted(&self.path, self.migrations)?,
         };
         let out = f(&mut conn);
         let mut idle = self.idle.lock().expect("pool lock");

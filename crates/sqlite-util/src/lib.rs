@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// What the connections opened here did, process-wide: exact counts a
+/// What the connections opened here did, process-wide (statements and
+/// commits of those given to [`count_activity`]): exact counts a
 /// server exposes (its `/metrics`), so an extra statement or transaction
 /// per request shows at the commit that added it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,6 +24,22 @@ pub struct Activity {
 static STATEMENTS: AtomicU64 = AtomicU64::new(0);
 static COMMITS: AtomicU64 = AtomicU64::new(0);
 static LOCK_WAITS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts `conn`'s statements and commits in the process's [`Activity`]
+/// (lock waits are counted on every connection). Opt-in: each statement
+/// then costs a callback that also converts its SQL text.
+pub fn count_activity(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.trace_v2(
+        rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
+        Some(|_: rusqlite::trace::TraceEvent<'_>| {
+            STATEMENTS.fetch_add(1, Relaxed);
+        }),
+    )?;
+    conn.commit_hook(Some(|| {
+        COMMITS.fetch_add(1, Relaxed);
+        false // true would turn the commit into a rollback
+    }))
+}
 
 /// The process's [`Activity`] so far.
 pub fn activity() -> Activity {
@@ -54,16 +71,7 @@ pub fn open(path: &Path, migrations: &[&str]) -> rusqlite::Result<Connection> {
     // closing the last connection checkpoints too.
     conn.pragma_update(None, "wal_autocheckpoint", 16 * 1024)?;
     conn.busy_handler(Some(wait_for_lock))?;
-    conn.trace_v2(
-        rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
-        Some(|_: rusqlite::trace::TraceEvent<'_>| {
-            STATEMENTS.fetch_add(1, Relaxed);
-        }),
-    )?;
-    conn.commit_hook(Some(|| {
-        COMMITS.fetch_add(1, Relaxed);
-        false // true would turn the commit into a rollback
-    }))?;
+
     // The bundled SQLite is built with STAT4, which recompiles a cached
     // statement whenever a parameter compared with an indexed column is
     // rebound, in case its value changes the plan: that is nearly every

@@ -27,6 +27,41 @@ pub(super) struct Boundaries {
     pub callgrind: Option<(Callgrind, Vec<(String, i32)>)>,
     /// Why the endpoints stopped being read, once they failed.
     pub scrape_failed: Option<String>,
+    /// Servers waited for until idle before each reading, at most this
+    /// long (see [`settle`]).
+    pub settle: Vec<i32>,
+    pub settle_limit: Duration,
+}
+
+/// Waits until `pids` are idle: their CPU time and read/write calls
+/// unchanged over 20 ms, or `limit`. Work a phase set off in the
+/// background (the server checkpoints its WAL after an upload) then
+/// belongs to that phase, not to whichever the next reading lands in:
+/// without this a phase's server I/O was bimodal, ±5–100%.
+fn settle(pids: &[i32], limit: Duration) -> bool {
+    let activity = || -> Vec<Option<(f64, u64)>> {
+        pids.iter()
+            .map(|&p| {
+                let cpu = crate::probe::cpu_seconds(p)?;
+                let io = read_io(p)?;
+                Some((cpu, io.syscr + io.syscw))
+            })
+            .collect()
+    };
+    let t0 = std::time::Instant::now();
+    let mut last = activity();
+    let mut quiet_since = std::time::Instant::now();
+    while t0.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(5));
+        let now = activity();
+        if now != last {
+            last = now;
+            quiet_since = std::time::Instant::now();
+        } else if quiet_since.elapsed() >= Duration::from_millis(20) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The counters at one boundary.
@@ -41,6 +76,12 @@ impl Boundaries {
     /// At a boundary: `label` is `begin:PHASE` or `end:PHASE`. Under
     /// callgrind the dump is the reading (its file is read at the end).
     pub fn snapshot(&mut self, label: &str) -> Snapshot {
+        if !self.settle.is_empty() && !settle(&self.settle, self.settle_limit) {
+            tracing::info!(
+                "{label}: the servers were still busy after {:?}",
+                self.settle_limit
+            );
+        }
         if let Some((cg, pids)) = &self.callgrind {
             let all: Vec<i32> = pids.iter().map(|(_, p)| *p).collect();
             let missed = cg.dump(&all, label, self.scrape_timeout);

@@ -4,7 +4,7 @@
 
 use super::{Options, SiteError, anchor};
 use crate::analysis::{ChangePoint, History, SeriesHistory};
-use crate::model::{PointKey, SeriesKey, Unit, is_harness_metric};
+use crate::model::{PointKey, SeriesKey, Unit, absolute_floor, is_informational};
 use crate::ops::profile::ProfileDiff;
 use crate::store::{CommitRow, CommitRun, Store};
 use std::collections::{BTreeMap, HashMap};
@@ -84,7 +84,7 @@ fn change_points(history: &History, opts: &Options) -> BTreeMap<SeriesKey, Vec<C
     let work: Vec<(&SeriesKey, &SeriesHistory)> = history
         .series
         .iter()
-        .filter(|(k, _)| !is_harness_metric(&k.metric))
+        .filter(|(k, _)| !is_informational(&k.metric))
         .collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = work.len().div_ceil(threads).max(1);
@@ -96,7 +96,8 @@ fn change_points(history: &History, opts: &Options) -> BTreeMap<SeriesKey, Vec<C
                     part.iter()
                         .map(|(k, s)| {
                             let min = opts.min_effect.min_effect(&k.scenario, &k.metric);
-                            ((*k).clone(), s.change_points(min, opts.window))
+                            let floor = absolute_floor(&k.metric);
+                            ((*k).clone(), s.change_points(min, floor, opts.window))
                         })
                         .collect::<Vec<_>>()
                 })

@@ -4,7 +4,7 @@ use super::chart::{self, Marker, TrendPoint};
 use super::data::{Data, point_of};
 use super::{SiteError, Writer, date, machine_id, pct, profile_file, series_file, short};
 use crate::analysis::{ChangePoint, SeriesHistory};
-use crate::model::{RunStatus, SeriesKey, Verdict, is_harness_metric};
+use crate::model::{RunStatus, SeriesKey, Verdict, is_informational};
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
 
@@ -228,7 +228,7 @@ fn tile(
         flag_label,
         sparkline: chart::sparkline(&spark),
         rank: (
-            match (verdict, is_harness_metric(&k.metric)) {
+            match (verdict, is_informational(&k.metric)) {
                 (Some(Verdict::Regression), _) => 0,
                 (Some(_), _) => 1,
                 (None, true) => 3,

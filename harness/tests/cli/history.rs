@@ -281,3 +281,85 @@ fn a_commit_that_does_not_build_is_a_recorded_gap() {
     assert_eq!(runs[1].1, "build_failed");
     assert!(runs[1].2.as_ref().unwrap().contains("error"), "{runs:?}");
 }
+
+#[test]
+fn profile_names_the_function_that_grew_and_the_dashboard_links_it() {
+    if !have(&[("cc", "gcc"), ("valgrind", "valgrind")]) {
+        return;
+    }
+    let (repo, shas) = throwaway_repo();
+    let r = repo.path().to_str().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    let cache = work.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    // The loop in main grows 20% at commit 3.
+    let out = sb(
+        r,
+        &db,
+        &[
+            "profile",
+            &shas[2],
+            &shas[3],
+            "prog",
+            "--json",
+            "--cache-dir",
+            cache,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json(&out);
+    let total = &v["totals"][0];
+    assert_eq!(total["process"], "command");
+    let (base, new) = (
+        total["base"].as_f64().unwrap(),
+        total["new"].as_f64().unwrap(),
+    );
+    // 3M more iterations of a loop of a few instructions each.
+    assert!(new - base > 5e6 && new < base * 1.5, "{base} → {new}");
+    let main = v["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["function"] == "main")
+        .unwrap_or_else(|| panic!("no main in {v}"));
+    assert!(
+        main["new"]["self"].as_f64().unwrap() > main["base"]["self"].as_f64().unwrap(),
+        "{main}"
+    );
+    // The text form leads with the largest change.
+    let out = sb(
+        r,
+        &db,
+        &["profile", &shas[2], &shas[3], "prog", "--cache-dir", cache],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("largest changes, exclusive"), "{printed}");
+    assert!(printed.contains("main"), "{printed}");
+    // Measured at both commits, the compare page links the profile.
+    let out = sb(
+        r,
+        &db,
+        &["history", "prog", &shas[2], &shas[3], "--cache-dir", cache],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let site = work.path().join("site");
+    let out = sb(r, &db, &["report", "--out", site.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let compare = std::fs::read_to_string(
+        site.join("compare")
+            .join(format!("{}..{}.html", shas[2], shas[3])),
+    )
+    .unwrap();
+    let link = compare
+        .split("href=\"../profile/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no profile link in the compare page"));
+    let page = std::fs::read_to_string(site.join("profile").join(link)).unwrap();
+    assert!(
+        page.contains("main") && page.contains("Largest changes"),
+        "{page}"
+    );
+}
