@@ -246,7 +246,7 @@ impl Verdict {
         match self {
             Verdict::Regression => "  REGRESSION",
             Verdict::Improvement => "  improvement",
-            Verdict::Informational => "  (harness, not gated)",
+            Verdict::Informational => "  (shown, not gated)",
             _ => "  (within noise)",
         }
     }

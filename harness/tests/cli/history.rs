@@ -343,7 +343,8 @@ fn profile_names_the_function_that_grew_and_the_dashboard_links_it() {
         &db,
         &["history", "prog", &shas[2], &shas[3], "--cache-dir", cache],
     );
-    assert!(out.status.success(), "{}", text(&out));
+    // Exit 1: the 20% step is a regression.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let site = work.path().join("site");
     let out = sb(r, &db, &["report", "--out", site.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
