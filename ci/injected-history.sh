@@ -59,9 +59,9 @@ untouched "a third comment"
 python3 - <<'PY'
 p = "crates/client/src/lib.rs"
 s = open(p).read()
-old = "        let cipher = self.cipher.as_ref().ok_or(ClientError::Locked)?;\n        let tx = self.conn.transaction()?;\n"
+old = "            store::write_local(&tx, cipher, id, Some(plaintext))?;\n"
 assert old in s
-s = s.replace(old, old + "        if let Some(p) = plaintext {\n            std::hint::black_box(p.iter().step_by(8).fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(*b)));\n        }\n", 1)
+s = s.replace(old, "            std::hint::black_box(plaintext.iter().step_by(8).fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(*b)));\n" + old, 1)
 open(p, "w").write(s)
 PY
 commit "injected: the client hashes every document it stores (~3% more driver instructions)"

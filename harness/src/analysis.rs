@@ -192,14 +192,26 @@ impl SeriesHistory {
 
     /// Change points among the last `window` values (E-Divisive is
     /// quadratic in the series' length), of at least `min_effect`.
-    pub fn change_points(&self, min_effect: f64, floor: f64, window: usize) -> Vec<ChangePoint> {
+    /// `exact`: the series counts work (see `changepoint::count_steps`).
+    pub fn change_points(
+        &self,
+        min_effect: f64,
+        floor: f64,
+        exact: bool,
+        window: usize,
+    ) -> Vec<ChangePoint> {
         let present = self.present();
         let present = &present[present.len().saturating_sub(window)..];
         let values: Vec<f64> = present
             .iter()
             .map(|&i| self.value(i).expect("present"))
             .collect();
-        changepoint::steps(&values, min_effect, floor)
+        let steps = if exact {
+            changepoint::count_steps(&values, min_effect, floor)
+        } else {
+            changepoint::steps(&values, min_effect, floor)
+        };
+        steps
             .into_iter()
             .map(|st| ChangePoint {
                 index: present[st.index],
@@ -320,7 +332,9 @@ impl History {
                 continue;
             }
             let min = book.min_effect(&k.scenario, &k.metric);
-            for cp in s.change_points(min, crate::model::absolute_floor(&k.metric), usize::MAX) {
+            let floor = crate::model::absolute_floor(&k.metric);
+            let exact = crate::scenario::exact_threshold(&k.metric).is_some();
+            for cp in s.change_points(min, floor, exact, usize::MAX) {
                 let at = s.levels[cp.index].expect("present");
                 let run = runs[&at.run_id];
                 out.push(Change {

@@ -168,9 +168,65 @@ pub fn steps(series: &[f64], min_effect: f64, floor: f64) -> Vec<Step> {
         .collect()
 }
 
+/// Steps of a series of near-exact counts (instruction counts, request
+/// counters: the same work gives the same figure within a few tenths of
+/// a percent). E-Divisive's permutation test needs several commits on
+/// each side of a step to call it significant (with two before it, a
+/// clean step of any size had p ≈ 0.07), while here one commit at a new
+/// level is already evidence. A step at `i`: the median of up to three
+/// values from `i` on differs from the median of up to three before it
+/// (not reaching back past the previous step) by at least `min_effect`
+/// and `floor`, and so does the value at `i` itself. One outlying commit
+/// moves neither median and is not a step.
+pub fn count_steps(series: &[f64], min_effect: f64, floor: f64) -> Vec<Step> {
+    let median = crate::stats::median;
+    let differs = |before: f64, after: f64| {
+        let change = if before == 0.0 {
+            if after == 0.0 { 0.0 } else { f64::INFINITY }
+        } else {
+            (after - before) / before.abs()
+        };
+        (change.abs() >= min_effect && (after - before).abs() >= floor).then_some(change)
+    };
+    let mut out = Vec::new();
+    let mut last = 0;
+    for i in 1..series.len() {
+        let before = median(&series[last.max(i.saturating_sub(3))..i]);
+        let after = median(&series[i..(i + 3).min(series.len())]);
+        if let (Some(change), Some(_)) = (differs(before, after), differs(before, series[i])) {
+            out.push(Step {
+                index: i,
+                change,
+                p_value: 0.0,
+            });
+            last = i;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_steps_find_each_step_at_its_commit_and_ignore_an_outlier() {
+        // Two commits, a 2.7% step, one more, a 6% step, five more; an
+        // outlier of +2% at index 7 (a run with background work).
+        let s = [
+            549.0, 549.3, 564.0, 562.7, 596.6, 596.7, 597.6, 609.0, 595.3, 596.0,
+        ];
+        let found: Vec<usize> = count_steps(&s, 0.01, 1.0).iter().map(|c| c.index).collect();
+        assert_eq!(found, [2, 4]);
+        // A step on the newest commit is reported at once.
+        let found = count_steps(&[100.0, 100.1, 99.9, 104.0], 0.01, 0.0);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].index, 3);
+        // Below the threshold or the floor: nothing.
+        assert!(count_steps(&[100.0, 100.0, 100.5, 100.5], 0.01, 0.0).is_empty());
+        assert!(count_steps(&[100.0, 100.0, 110.0, 110.0], 0.05, 20.0).is_empty());
+        assert!(count_steps(&[], 0.01, 0.0).is_empty());
+    }
 
     #[derive(serde::Deserialize)]
     struct Case {

@@ -210,7 +210,14 @@ fn bmf_unit(measure: &str) -> Option<(Unit, Direction, f64)> {
         ("throughput", _) => (Unit::OpsPerSecond, H, 1.0),
         ("file-size", _) => (Unit::Bytes, L, 1.0),
         ("build-time", _) => (Unit::Seconds, L, 1.0),
-        (_, "wall" | "cpu_user" | "cpu_sys" | "time") => (Unit::Seconds, L, 1.0),
+        (m, _) if m.contains(".server.counter.") || m.contains(".http.requests.") => {
+            (Unit::Count, L, 1.0)
+        }
+        (_, "wall" | "cpu_user" | "cpu_sys" | "time" | "callgrind_wall") => (Unit::Seconds, L, 1.0),
+        (_, "rchar" | "wchar" | "read_bytes" | "write_bytes" | "sent" | "received") => {
+            (Unit::Bytes, L, 1.0)
+        }
+        (_, "syscr" | "syscw" | "requests" | "retries") => (Unit::Count, L, 1.0),
         (_, "peak_rss") => (Unit::Bytes, L, 1.0),
         (_, "throughput") => (Unit::MegabytesPerSecond, H, 1.0),
         (_, "ops") => (Unit::OpsPerSecond, H, 1.0),
@@ -292,4 +299,27 @@ pub fn bmf(path: &Path) -> Result<Vec<Ingested>, IngestError> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `export --format bmf` of any run ingests back with its units.
+    #[test]
+    fn every_kind_of_syncbench_metric_has_a_bmf_unit() {
+        for (name, unit) in [
+            ("upload.server.instructions", Unit::Count),
+            ("server.io.wchar", Unit::Bytes),
+            ("download.driver.io.syscw", Unit::Count),
+            ("upload.http.requests", Unit::Count),
+            ("upload.http.requests.send", Unit::Count),
+            ("upload.http.sent", Unit::Bytes),
+            ("upload.http.retries", Unit::Count),
+            ("upload.server.counter.blob_bytes_written.file", Unit::Count),
+            ("harness.callgrind_wall", Unit::Seconds),
+        ] {
+            assert_eq!(bmf_unit(name).map(|u| u.0), Some(unit), "{name}");
+        }
+    }
 }

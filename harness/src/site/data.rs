@@ -6,6 +6,7 @@ use super::{Options, SiteError, anchor};
 use crate::analysis::{ChangePoint, History, SeriesHistory};
 use crate::model::{PointKey, SeriesKey, Unit, absolute_floor, is_informational};
 use crate::ops::profile::ProfileDiff;
+use crate::scenario::exact_threshold;
 use crate::store::{CommitRow, CommitRun, Store};
 use std::collections::{BTreeMap, HashMap};
 
@@ -97,7 +98,11 @@ fn change_points(history: &History, opts: &Options) -> BTreeMap<SeriesKey, Vec<C
                         .map(|(k, s)| {
                             let min = opts.min_effect.min_effect(&k.scenario, &k.metric);
                             let floor = absolute_floor(&k.metric);
-                            ((*k).clone(), s.change_points(min, floor, opts.window))
+                            let exact = exact_threshold(&k.metric).is_some();
+                            (
+                                (*k).clone(),
+                                s.change_points(min, floor, exact, opts.window),
+                            )
                         })
                         .collect::<Vec<_>>()
                 })
