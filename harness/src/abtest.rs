@@ -126,12 +126,13 @@ pub fn estimate(a: &[f64], b: &[f64], confidence: f64) -> Estimate {
 }
 
 /// The estimate for a near-exact count measured with relative
-/// `resolution`: once at least two pairs agree, every log ratio within
-/// ±`resolution` of their median, the error is the measurement's
-/// resolution, not sampling noise, and the interval is the median ±
-/// `resolution`. Pairs that disagree (a run that did extra background
-/// work) fall back to the sign test's interval, so an outlier costs pairs,
-/// never a wrong verdict.
+/// `resolution`: once at least three pairs agree, every log ratio within
+/// ±`resolution` of their median, the error is the measurement's, not
+/// sampling noise, and the interval is the median ± `resolution`, narrowed
+/// as agreeing pairs accumulate (±`resolution`·√(3/n)), so a small true
+/// change ends in a verdict rather than at the pair limit. Pairs that
+/// disagree (a run that did extra background work) fall back to the sign
+/// test's interval: an outlier costs pairs, never a wrong verdict.
 pub fn estimate_counts(a: &[f64], b: &[f64], confidence: f64, resolution: f64) -> Estimate {
     let logs: Vec<f64> = a
         .iter()
@@ -140,22 +141,27 @@ pub fn estimate_counts(a: &[f64], b: &[f64], confidence: f64, resolution: f64) -
         .map(|(x, y)| (y / x).ln())
         .collect();
     let median = crate::stats::median(&logs);
-    if logs.len() >= 2 && logs.iter().all(|l| (l - median).abs() <= resolution) {
+    let n = logs.len();
+    if n >= COUNT_PAIRS && logs.iter().all(|l| (l - median).abs() <= resolution) {
         let change = median.exp() - 1.0;
+        let half = resolution * (COUNT_PAIRS as f64 / n as f64).sqrt();
         return Estimate {
             change,
-            low: change - resolution,
-            high: change + resolution,
+            low: change - half,
+            high: change + half,
         };
     }
     estimate(a, b, confidence)
 }
 
+/// Agreeing pairs a count's verdict needs (two can agree by chance).
+pub const COUNT_PAIRS: usize = 3;
+
 /// Whether to stop after `pairs` pairs, and why.
 pub fn decide(est: &Estimate, pairs: usize, elapsed: Duration, s: &Settings) -> Option<Stop> {
     // A count's interval is only finite once its pairs agree (at least
-    // two): it may decide before the usual minimum.
-    let enough = pairs >= s.min_pairs || (s.resolution.is_some() && pairs >= 2);
+    // three): it may decide before the usual minimum.
+    let enough = pairs >= s.min_pairs || (s.resolution.is_some() && pairs >= COUNT_PAIRS);
     if enough {
         if est.low > s.threshold / 2.0 || est.high < -s.threshold / 2.0 {
             return Some(Stop::Changed);
@@ -196,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn agreeing_counts_decide_in_two_pairs_and_an_outlier_costs_pairs() {
+    fn agreeing_counts_decide_in_three_pairs_and_an_outlier_costs_pairs() {
         let s = Settings {
             threshold: 0.005,
             resolution: Some(0.003),
@@ -204,25 +210,36 @@ mod tests {
         };
         let a = [548.1e6, 548.3e6, 549.0e6];
         let plus1: Vec<f64> = a.iter().map(|x| x * 1.01).collect();
-        let e = estimate_counts(&a[..2], &plus1[..2], 0.95, 0.003);
+        let e = estimate_counts(&a, &plus1, 0.95, 0.003);
         assert!((e.change - 0.01).abs() < 1e-9, "{e:?}");
-        let stop = decide(&e, 2, Duration::ZERO, &s).unwrap();
+        let stop = decide(&e, 3, Duration::ZERO, &s).unwrap();
         assert_eq!(verdict(stop, &e, true), Verdict::Regression);
-        // The same commit twice: unchanged in two pairs.
-        let same = [548.2e6, 548.9e6];
-        let e = estimate_counts(&a[..2], &same, 0.95, 0.003);
+        // The same commit twice: unchanged in three pairs.
+        let same = [548.2e6, 548.9e6, 548.6e6];
+        let e = estimate_counts(&a, &same, 0.95, 0.003);
         assert_eq!(
-            decide(&e, 2, Duration::ZERO, &s),
+            decide(&e, 3, Duration::ZERO, &s),
             Some(Stop::WithinThreshold)
         );
         // A run with 2% of background work: no agreement, no verdict yet.
-        let outlier = [548.1e6 * 1.023, 548.3e6];
-        let e = estimate_counts(&a[..2], &outlier, 0.95, 0.003);
+        let outlier = [548.1e6 * 1.023, 548.3e6, 549.0e6];
+        let e = estimate_counts(&a, &outlier, 0.95, 0.003);
         assert!(e.low.is_infinite(), "{e:?}");
+        assert_eq!(decide(&e, 3, Duration::ZERO, &s), None);
+        // Two pairs never decide.
+        let e = estimate_counts(&a[..2], &plus1[..2], 0.95, 0.003);
         assert_eq!(decide(&e, 2, Duration::ZERO, &s), None);
-        // One pair never decides.
-        let e = estimate_counts(&a[..1], &plus1[..1], 0.95, 0.003);
-        assert_eq!(decide(&e, 1, Duration::ZERO, &s), None);
+        // A small change is decided once enough agreeing pairs narrow it.
+        let a12 = [548.0e6; 12];
+        let small: Vec<f64> = a12.iter().map(|x| x * 1.0045).collect();
+        let e = estimate_counts(&a12[..3], &small[..3], 0.95, 0.003);
+        assert_eq!(decide(&e, 3, Duration::ZERO, &s), None, "{e:?}");
+        let e = estimate_counts(&a12, &small, 0.95, 0.003);
+        assert_eq!(
+            decide(&e, 12, Duration::ZERO, &s),
+            Some(Stop::Changed),
+            "{e:?}"
+        );
     }
 
     #[test]

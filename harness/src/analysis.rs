@@ -47,11 +47,13 @@ pub fn rows(new: &[Series], baseline: &[Series], min_effect: &dyn Fn(&str) -> f6
         .map(|s| {
             let base = baseline.iter().find(|b| b.name == s.name);
             let cmp = base.map(|b| {
-                // The relative threshold, or the metric's absolute floor
-                // relative to the baseline, whichever is larger.
-                let floor = crate::model::absolute_floor(&s.name) / stats::median(&b.values).abs();
-                let min = min_effect(&s.name).max(if floor.is_finite() { floor } else { 0.0 });
-                let mut c = stats::compare(&b.values, &s.values, min);
+                let mut c = stats::compare(&b.values, &s.values, min_effect(&s.name));
+                // A change below the metric's absolute floor is none,
+                // however large relative to a small (or zero) baseline.
+                let moved = (stats::median(&s.values) - stats::median(&b.values)).abs();
+                if moved < crate::model::absolute_floor(&s.name) {
+                    c.changed = false;
+                }
                 // One value on a side is no sample to test; only exact
                 // counts (instructions under valgrind) decide from one.
                 if s.unit != Unit::Count && (s.values.len() < 2 || b.values.len() < 2) {
@@ -333,7 +335,7 @@ impl History {
             }
             let min = book.min_effect(&k.scenario, &k.metric);
             let floor = crate::model::absolute_floor(&k.metric);
-            let exact = crate::scenario::exact_threshold(&k.metric).is_some();
+            let exact = book.is_exact(&k.scenario, &k.metric);
             for cp in s.change_points(min, floor, exact, usize::MAX) {
                 let at = s.levels[cp.index].expect("present");
                 let run = runs[&at.run_id];

@@ -181,11 +181,8 @@ pub fn steps(series: &[f64], min_effect: f64, floor: f64) -> Vec<Step> {
 pub fn count_steps(series: &[f64], min_effect: f64, floor: f64) -> Vec<Step> {
     let median = crate::stats::median;
     let differs = |before: f64, after: f64| {
-        let change = if before == 0.0 {
-            if after == 0.0 { 0.0 } else { f64::INFINITY }
-        } else {
-            (after - before) / before.abs()
-        };
+        // From nothing: relative to one unit, so the change stays a number.
+        let change = (after - before) / before.abs().max(1.0);
         (change.abs() >= min_effect && (after - before).abs() >= floor).then_some(change)
     };
     let mut out = Vec::new();

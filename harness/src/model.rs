@@ -289,11 +289,13 @@ pub fn is_harness_metric(name: &str) -> bool {
 /// decides what is read again. A server's writes per phase: it
 /// checkpoints its WAL when it can, so whichever phase comes next may pay
 /// for the last one's (the whole run's writes are stable and gated).
-/// Group commit and lock waits: they measure contention itself.
+/// Group commit and lock waits: they measure contention itself. Reads
+/// from storage: whatever the page cache no longer holds.
 pub fn is_informational(name: &str) -> bool {
     if is_harness_metric(name)
         || name.ends_with(".io.syscr")
         || name.ends_with(".io.syscw")
+        || name.ends_with(".io.read_bytes")
         || name.contains(".server.counter.group_commit_")
         || name.contains(".server.counter.sqlite_lock_waits")
     {

@@ -102,7 +102,7 @@ pub fn spawn(cmd: &mut Command) -> std::io::Result<(Proc, Child)> {
 fn wait4(pid: i32, inherited_rss_bytes: u64) -> Option<Exit> {
     // Wait for the exit without reaping (WNOWAIT): the zombie's
     // /proc/PID/io still holds its final counters, gone once reaped.
-    loop {
+    let exited = loop {
         // SAFETY: an all-zero siginfo_t is a valid value of this C struct.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: a valid pointer to a live local.
@@ -114,11 +114,15 @@ fn wait4(pid: i32, inherited_rss_bytes: u64) -> Option<Exit> {
                 libc::WEXITED | libc::WNOWAIT,
             )
         };
-        if r == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            break;
+        if r == 0 {
+            break true;
         }
-    }
-    let io = crate::probe::read_io(pid);
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            break false;
+        }
+    };
+    // Only from a process that has exited: mid-run figures are not final.
+    let io = exited.then(|| crate::probe::read_io(pid)).flatten();
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

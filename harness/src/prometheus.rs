@@ -51,16 +51,9 @@ pub fn parse(text: &str) -> Result<Counters, ScrapeError> {
             }
             continue;
         }
-        let (name, labels, rest) = match line.find('{') {
-            Some(open) => {
-                let close = line.rfind('}').filter(|c| *c > open).ok_or(bad(i, line))?;
-                (&line[..open], &line[open + 1..close], &line[close + 1..])
-            }
-            None => {
-                let (n, r) = line.split_once(char::is_whitespace).ok_or(bad(i, line))?;
-                (n, "", r)
-            }
-        };
+        let (name, labels, rest) = split_sample(line).ok_or(bad(i, line))?;
+        // An OpenMetrics exemplar (`# {trace_id="…"} 0.5`) follows the value.
+        let rest = rest.split('#').next().unwrap_or_default();
         let valid_name = !name.is_empty()
             && name
                 .chars()
@@ -105,6 +98,30 @@ pub fn parse(text: &str) -> Result<Counters, ScrapeError> {
         }
     }
     Ok(out)
+}
+
+/// `name{labels} rest` or `name rest`: the label set ends at the first
+/// `}` outside a quoted value.
+fn split_sample(line: &str) -> Option<(&str, &str, &str)> {
+    let end = line.find(|c: char| c == '{' || c.is_whitespace())?;
+    let name = &line[..end];
+    if !line[end..].starts_with('{') {
+        return Some((name, "", &line[end..]));
+    }
+    let (mut quoted, mut escaped) = (false, false);
+    for (j, c) in line[end + 1..].char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '}' if !quoted => {
+                let close = end + 1 + j;
+                return Some((name, &line[end + 1..close], &line[close + 1..]));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `a="x",b="y"` sorted by label name; `None` if malformed.
@@ -221,6 +238,18 @@ legacy_total 2
             );
         }
         assert!(parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn exemplars_and_braces_in_label_values() {
+        let c = parse(
+            "# TYPE x counter\nx_total{a=\"b}c\"} 1 # {trace_id=\"t\"} 0.5\nx_total 2 # {t=\"u\"} 9\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.into_iter().collect::<Vec<_>>(),
+            vec![("x".into(), 2.0), ("x.b_c".into(), 1.0)]
+        );
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub struct Scenario {
     pub setup: Option<String>,
     /// How the server side is laid out (sync scenarios).
     pub servers: Servers,
+    /// The workload runs for a fixed time (`load`), so how much work it
+    /// does follows throughput: its counts are not exact.
+    pub fixed_time: bool,
 }
 
 /// The processes serving a sync scenario. Each field is a template:
@@ -219,6 +222,8 @@ struct File {
     backends: Option<Spanned<toml::Value>>,
     proxy: Option<Spanned<String>>,
     prometheus: Option<Spanned<String>>,
+    #[serde(default)]
+    fixed_time: bool,
 }
 
 fn default_repetitions() -> Spanned<u32> {
@@ -318,6 +323,7 @@ impl Scenario {
             default: file.default,
             points,
             thresholds: Thresholds(file.thresholds),
+            fixed_time: file.fixed_time,
         })
     }
 
@@ -598,6 +604,8 @@ impl Thresholds {
 #[derive(Debug, Clone, Default)]
 pub struct ThresholdBook {
     by_scenario: BTreeMap<String, Thresholds>,
+    /// Scenarios whose workload runs for a fixed time.
+    fixed_time: std::collections::BTreeSet<String>,
     default: f64,
 }
 
@@ -606,6 +614,7 @@ impl ThresholdBook {
     /// contributes nothing (the results stored for it still compare).
     pub fn load(dir: &Path, default: f64) -> ThresholdBook {
         let mut by_scenario = BTreeMap::new();
+        let mut fixed_time = std::collections::BTreeSet::new();
         for path in std::fs::read_dir(dir)
             .into_iter()
             .flatten()
@@ -615,11 +624,15 @@ impl ThresholdBook {
             if path.extension().is_some_and(|e| e == "toml")
                 && let Ok(s) = Scenario::load(&path)
             {
+                if s.fixed_time {
+                    fixed_time.insert(s.name.clone());
+                }
                 by_scenario.insert(s.name, s.thresholds);
             }
         }
         ThresholdBook {
             by_scenario,
+            fixed_time,
             default,
         }
     }
@@ -628,6 +641,11 @@ impl ThresholdBook {
     pub fn of(scenario: &Scenario, default: f64) -> ThresholdBook {
         ThresholdBook {
             by_scenario: BTreeMap::from([(scenario.name.clone(), scenario.thresholds.clone())]),
+            fixed_time: scenario
+                .fixed_time
+                .then(|| scenario.name.clone())
+                .into_iter()
+                .collect(),
             default,
         }
     }
@@ -639,8 +657,18 @@ impl ThresholdBook {
         self.by_scenario
             .get(scenario)
             .and_then(|t| t.get(metric))
-            .or_else(|| exact_threshold(metric))
+            .or_else(|| {
+                self.is_exact(scenario, metric)
+                    .then(|| exact_threshold(metric))
+                    .flatten()
+            })
             .unwrap_or(self.default)
+    }
+
+    /// Whether a scenario's metric counts work exactly: an exact kind
+    /// (`exact_threshold`) in a workload that does a fixed amount of work.
+    pub fn is_exact(&self, scenario: &str, metric: &str) -> bool {
+        exact_threshold(metric).is_some() && !self.fixed_time.contains(scenario)
     }
 }
 
@@ -705,6 +733,7 @@ mod tests {
         t.0.insert("upload.server.instructions".into(), 0.03);
         let book = ThresholdBook {
             by_scenario: BTreeMap::from([("s".into(), t)]),
+            fixed_time: ["load".to_owned()].into(),
             default: 0.05,
         };
         assert_eq!(book.min_effect("s", "upload.server.instructions"), 0.03);
@@ -720,6 +749,10 @@ mod tests {
         );
         assert_eq!(book.min_effect("s", "upload.server.io.wchar"), 0.05);
         assert_eq!(book.min_effect("s", "wall"), 0.05);
+        // A workload that runs for a fixed time does as much as it can.
+        assert_eq!(book.min_effect("load", "load.server.instructions"), 0.05);
+        assert!(!book.is_exact("load", "load.http.requests"));
+        assert!(book.is_exact("s", "upload.http.requests"));
     }
 
     #[test]

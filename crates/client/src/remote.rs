@@ -160,7 +160,9 @@ impl Remote {
             .bearer_auth(&self.token)
             .send()?;
         if resp.status() == StatusCode::NOT_FOUND {
-            let body: Option<ErrorBody> = resp.json().ok();
+            let text = resp.bytes().unwrap_or_default();
+            traffic::received("secret_get", text.len() as u64);
+            let body: Option<ErrorBody> = serde_json::from_slice(&text).ok();
             if body.is_some_and(|b| b.code == protocol::ErrorCode::NotFound) {
                 return Ok(None);
             }
@@ -184,9 +186,10 @@ impl Remote {
             .body(sealed)
             .send()?;
         if resp.status() == StatusCode::PRECONDITION_FAILED {
+            drain("secret_put", resp);
             return Ok(false);
         }
-        check("secret_put", Ok(resp))?;
+        drain("secret_put", check("secret_put", Ok(resp))?);
         Ok(true)
     }
 

@@ -141,9 +141,9 @@ async fn store(
     out.flush().await?;
     out.into_inner().sync_all().await?;
     METRICS.fsync("blob");
-    METRICS.blob_written("file", size);
     blocking(move || {
         let info = db.blob_commit(&ns, &id, &tmp.0, size, flag, quota)?;
+        METRICS.blob_written("file", size);
         drop(tmp);
         Ok(info)
     })

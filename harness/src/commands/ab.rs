@@ -67,6 +67,9 @@ pub struct AbArgs {
 impl AbArgs {
     fn plan(&self) -> Plan {
         let counts = is_instruction_metric(&self.metric);
+        // Whole processes only: a phase's count moves with fixed costs
+        // that shift between phases (README: metrics and their spread).
+        let whole = counts && self.metric.split('.').count() == 2;
         Plan {
             metric: self.metric.clone(),
             settings: Settings {
@@ -76,7 +79,7 @@ impl AbArgs {
                 threshold: self.threshold.unwrap_or(if counts { 0.005 } else { 0.02 }),
                 // Instruction counts repeat within a few tenths of a
                 // percent (README: metrics and their spread).
-                resolution: counts.then_some(INSTRUCTION_RESOLUTION),
+                resolution: whole.then_some(INSTRUCTION_RESOLUTION),
                 // 5% false alarms over all the looks one point may take.
                 confidence: 1.0 - 0.05 / self.max_pairs.max(1) as f64,
             },

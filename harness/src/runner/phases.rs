@@ -183,10 +183,11 @@ impl Boundaries {
         match (&begin.counters, &end.counters) {
             (Some(Ok(b)), Some(Ok(e))) => {
                 let (d, backwards) = prometheus::difference(b, e);
-                // A counter that did not move is left out: label sets
-                // appear as they are first used, so which zeros a scrape
-                // shows depends on what earlier phases did.
-                for (name, v) in d.into_iter().filter(|(_, v)| *v != 0.0) {
+                // A counter that did not move is a zero, so each series
+                // has a value in every repetition; label sets appear as
+                // they are first used, so a phase's set is what the
+                // workload did up to its end.
+                for (name, v) in d {
                     add(format!("{phase}.server.counter.{name}"), Unit::Count, v);
                 }
                 if !backwards.is_empty() {

@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 impl Runner {
@@ -235,11 +236,14 @@ impl Runner {
             self.start_service(&layout, tmp.path(), &service_token, deadline, vg, scale)?;
         let endpoints = service.endpoints(&scenario.servers.prometheus);
         let hw = self.hw_available && vg.is_none();
-        let mut hw_counters: Vec<(String, HwCounters)> = hw
-            .then(|| HwCounters::attach(service.servers[0].pid))
-            .flatten()
-            .map(|c| ("server".to_owned(), c))
-            .into_iter()
+        // Each server under its own name, as callgrind counts them.
+        let n = service.servers.len();
+        let mut hw_counters: Vec<(String, HwCounters)> = service
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|_| hw)
+            .filter_map(|(i, s)| Some((server_name(i, n), HwCounters::attach(s.pid)?)))
             .collect();
         let (user, token) = self.add_user(&tmp.path().join("server"))?;
 
@@ -302,14 +306,38 @@ impl Runner {
                 ..Boundaries::default()
             },
         };
+        let held_ms = Arc::new(AtomicU64::new(0));
         let events = read_events(
             driver_child.stdout.take().expect("piped"),
             driver_child.stdin.take(),
             boundaries,
+            held_ms.clone(),
             t0,
         );
 
-        let waited = self.wait(&mut driver, deadline, "the driver", timeout);
+        let mut waited = self.wait(&mut driver, deadline, "the driver", timeout);
+        // The time the harness held the driver at the barrier (settling,
+        // scraping, dumping) is not the driver's: its deadline moves by it.
+        let mut extended = Duration::ZERO;
+        while let Err(f) = &waited
+            && f.status == RunStatus::Timeout
+        {
+            let held = Duration::from_millis(held_ms.load(Ordering::SeqCst));
+            if held <= extended {
+                break;
+            }
+            let more = held - extended;
+            extended = held;
+            waited = self.wait(&mut driver, Instant::now() + more, "the driver", timeout);
+        }
+        // The events (and the hardware counts read at their end) before the
+        // servers are stopped: their shut-down is not the workload's.
+        let events = match &waited {
+            Ok(_) => events
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_default(),
+            Err(_) => Events::default(),
+        };
         // Under callgrind a server writes its counts as it exits: give it time.
         let stopped = service.stop(Duration::from_secs(5) * scale.min(12));
         let sampled = sampler.map(Sampler::finish).unwrap_or_default();
@@ -328,7 +356,7 @@ impl Runner {
             notes,
             hw_totals,
             held,
-        } = events.recv().unwrap_or_default();
+        } = events;
         check_driver(&driver_exit, &events, workload, &driver_log, &stopped).map_err(|mut f| {
             f.message += &vg_note();
             f
@@ -385,7 +413,8 @@ impl Runner {
             // as a whole used).
             let n = server_exits.len();
             for (i, e) in server_exits.iter().enumerate() {
-                rep.process(&server_name(i, n), e, None, peak(&server_name(i, n)));
+                let name = server_name(i, n);
+                rep.process(&name, e, hw_totals.get(&name).copied(), peak(&name));
             }
             let total = Exit {
                 user_s: server_exits.iter().map(|e| e.user_s).sum(),
@@ -715,6 +744,7 @@ fn read_events(
     out: impl Read + Send + 'static,
     stdin: Option<std::process::ChildStdin>,
     mut boundaries: Boundaries,
+    held_ms: Arc<AtomicU64>,
     t0: Instant,
 ) -> mpsc::Receiver<Events> {
     let (tx, rx) = mpsc::channel();
@@ -738,12 +768,21 @@ fn read_events(
             };
             let t_ms = t0.elapsed().as_secs_f64() * 1000.0;
             match &ev.event {
-                DriverEvent::Hello { barrier: b, .. } => barrier = *b,
+                DriverEvent::Hello { barrier: b, .. } => {
+                    barrier = *b;
+                    if !barrier {
+                        // End of input: a driver that waits after all
+                        // (its hello was unreadable here) is released.
+                        stdin = None;
+                    }
+                }
+                DriverEvent::PhaseBegin { .. } if !barrier => stdin = None,
                 DriverEvent::PhaseBegin { phase } if barrier => {
                     let held = Instant::now();
                     begun.insert(phase.clone(), boundaries.snapshot(&label(false, phase)));
                     release(&mut stdin);
                     events.held += held.elapsed();
+                    held_ms.store(events.held.as_millis() as u64, Ordering::SeqCst);
                 }
                 DriverEvent::PhaseEnd { phase, .. } if barrier => {
                     let held = Instant::now();
@@ -755,6 +794,7 @@ fn read_events(
                     }
                     release(&mut stdin);
                     events.held += held.elapsed();
+                    held_ms.store(events.held.as_millis() as u64, Ordering::SeqCst);
                 }
                 _ => {}
             }
@@ -812,6 +852,7 @@ echo '{{"v":1,"event":"done"}}'"#,
             child.stdout.take().unwrap(),
             child.stdin.take(),
             boundaries(p.pid),
+            Arc::default(),
             Instant::now(),
         )
         .recv()
@@ -848,6 +889,7 @@ echo '{"v":1,"event":"done"}'"#;
             child.stdout.take().unwrap(),
             child.stdin.take(),
             boundaries(p.pid),
+            Arc::default(),
             Instant::now(),
         )
         .recv()

@@ -43,6 +43,14 @@ pub(super) fn render_all(
             }
         }
     }
+    // The commits of each stored profile, where both were measured: the
+    // profile's page links their comparison.
+    for (_, _, base, new) in data.profiles.keys() {
+        let pair = (base.clone(), new.clone());
+        if data.measured(base) && data.measured(new) && !pairs.contains(&pair) {
+            pairs.push(pair);
+        }
+    }
     let mut pages = Vec::new();
     for (base, new) in &pairs {
         let groups: Vec<_> = data

@@ -6,7 +6,6 @@ use super::{Options, SiteError, anchor};
 use crate::analysis::{ChangePoint, History, SeriesHistory};
 use crate::model::{PointKey, SeriesKey, Unit, absolute_floor, is_informational};
 use crate::ops::profile::ProfileDiff;
-use crate::scenario::exact_threshold;
 use crate::store::{CommitRow, CommitRun, Store};
 use std::collections::{BTreeMap, HashMap};
 
@@ -98,7 +97,7 @@ fn change_points(history: &History, opts: &Options) -> BTreeMap<SeriesKey, Vec<C
                         .map(|(k, s)| {
                             let min = opts.min_effect.min_effect(&k.scenario, &k.metric);
                             let floor = absolute_floor(&k.metric);
-                            let exact = exact_threshold(&k.metric).is_some();
+                            let exact = opts.min_effect.is_exact(&k.scenario, &k.metric);
                             (
                                 (*k).clone(),
                                 s.change_points(min, floor, exact, opts.window),
@@ -134,6 +133,11 @@ impl Data {
         self.run_at
             .get(&(key.clone(), sha.to_owned()))
             .map(|&i| &self.history.runs[i])
+    }
+
+    /// Whether the commit has runs (and so a page and comparisons).
+    pub fn measured(&self, sha: &str) -> bool {
+        self.history.runs.iter().any(|r| r.sha == sha)
     }
 
     /// The stored profile of a point between two commits, if any.

@@ -61,7 +61,8 @@ pub(super) fn render_all(data: &Data, env: &Environment, w: &mut Writer) -> Resu
             new_short => short(new),
             base_subject => data.subject(base),
             new_subject => data.subject(new),
-            compare_href => format!("../compare/{base}..{new}.html"),
+            compare_href => (data.measured(base) && data.measured(new))
+                .then(|| format!("../compare/{base}..{new}.html")),
             totals => totals,
             inclusive => table(FunctionChange::inclusive_change, |f| f.base.inclusive, |f| f.new.inclusive),
             exclusive => table(FunctionChange::exclusive_change, |f| f.base.exclusive, |f| f.new.exclusive),

@@ -86,7 +86,7 @@ fn page(data: &Data, k: &SeriesKey, s: &SeriesHistory, steps: &[ChangePoint]) ->
                 None => (
                     None,
                     Some(format!(
-                        "syncbench profile {} {} {} --point {}",
+                        "syncbench profile {} {} {} --point '{}'",
                         short(before),
                         short(sha),
                         k.scenario,
