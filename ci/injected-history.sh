@@ -9,13 +9,15 @@
 # instructions in the client (a hash over every document it stores) —
 # then measures every commit with 5 repetitions and instruction counts,
 # and prints each change point next to the commit it was found at.
+# Exit 1 when an injected change is missed or an exact count moves on an
+# untouched commit; change points of time or memory on untouched commits
+# (a busier machine moves those too) are counted and printed.
 #
 #   bash ci/injected-history.sh [SCENARIO] [POINT] [REPETITIONS]
 #
 # Defaults: doc-sync, docs=100,size=100KiB, 5; INJECTED_CACHE=DIR reuses
-# the builds of an earlier run. Takes about 15 minutes
-# here (8 commits to build and measure). Exits 1 when a change is missed,
-# found at the wrong commit, or found on an untouched commit.
+# the builds of an earlier run. Takes about 15 minutes here (8 commits to
+# build and measure), 6 with the builds reused.
 set -euo pipefail
 SCENARIO=${1:-doc-sync}
 POINT=${2:-docs=100,size=100KiB}
@@ -82,17 +84,26 @@ by = {}
 for c in changes:
     by.setdefault(c["commit"], []).append(c)
 bad = 0
+noisy = 0
 expect = {"server hashes": ["server.instructions"], "16 MiB": ["server.peak_rss"],
           "client hashes": ["driver.instructions"]}
 for sha, subject in commits:
     found = sorted(by.get(sha, []), key=lambda c: -abs(c["change_pct"]))
     names = [c["metric"] for c in found]
     want = next((v for k, v in expect.items() if k in subject), [])
-    ok = all(w in names for w in want) and (want or not found)
+    # Wrong: an expected change missing, or an exact count moving where
+    # nothing was injected. Time and memory moving there is counted apart:
+    # a busier machine moves them too (they need confirming).
+    stray_exact = [c for c in found if c["exact"]] if not want else []
+    stray_time = [c for c in found if not c["exact"]] if not want else []
+    ok = all(w in names for w in want) and not stray_exact
     bad += not ok
-    print(f"{'ok  ' if ok else 'FAIL'} {sha[:10]} {subject}")
+    noisy += len(stray_time)
+    print(f"{'ok  ' if ok else 'FAIL'} {sha[:10]} {subject[:90]}")
     for c in found:
-        print(f"         {c['metric']:45s} {c['change_pct']:+7.2f}%  {c['direction']}")
-print(f"{len(changes)} change points, {bad} commit(s) wrong")
+        kind = "exact" if c["exact"] else "time/memory"
+        print(f"         {c['metric']:45s} {c['change_pct']:+8.2f}%  {c['direction']:11s} {kind}")
+print(f"{len(changes)} change points; {bad} commit(s) wrong; "
+      f"{noisy} change point(s) of time or memory on untouched commits")
 sys.exit(1 if bad else 0)
 PY

@@ -353,6 +353,7 @@ impl History {
                     after: at.level,
                     confidence: 1.0 - cp.p_value,
                     machine: k.machine.clone(),
+                    exact,
                 });
             }
         }
@@ -414,9 +415,13 @@ pub struct Change {
     pub change_pct: f64,
     pub before: f64,
     pub after: f64,
-    /// 1 - the permutation test's p-value.
+    /// 1 - the permutation test's p-value (1 for exact counts).
     pub confidence: f64,
     pub machine: String,
+    /// The metric counts work (instructions, requests…): the step is the
+    /// code's on any machine. Otherwise (time, memory) it may be the
+    /// machine's: a busier neighbour moves time series too.
+    pub exact: bool,
 }
 
 /// One point compared between two commits.

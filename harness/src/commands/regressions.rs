@@ -10,6 +10,10 @@ pub struct Args {
     /// scenario file sets no threshold for the metric.
     #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
     min_change: f64,
+    /// Only changes of exact counts (instruction counts, requests, the
+    /// server's counters): steps of the code, whatever the machine did.
+    #[arg(long)]
+    exact: bool,
     #[arg(long)]
     json: bool,
 }
@@ -17,7 +21,10 @@ pub struct Args {
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let store = cx.store()?;
     let book = ThresholdBook::load(&cx.scenarios_dir, args.min_change);
-    let changes = History::load(&*store)?.changes(&book);
+    let mut changes = History::load(&*store)?.changes(&book);
+    if args.exact {
+        changes.retain(|c| c.exact);
+    }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&changes)?)?;
     } else if changes.is_empty() {
@@ -25,7 +32,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     } else {
         for c in &changes {
             outln!(
-                "{} {:<11} {:+6.1}%  {} {} {}: {} -> {}  (confidence {:.0}%)",
+                "{} {:<11} {:+6.1}%  {} {} {}: {} -> {}  ({})",
                 &c.commit[..12],
                 c.verdict.as_str(),
                 c.change_pct,
@@ -34,7 +41,11 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
                 c.metric,
                 c.unit.human(c.before),
                 c.unit.human(c.after),
-                c.confidence * 100.0
+                if c.exact {
+                    "exact count".to_owned()
+                } else {
+                    format!("confidence {:.0}%", c.confidence * 100.0)
+                }
             )?;
         }
     }
