@@ -52,7 +52,7 @@ impl Runner {
         // environment, which servers older than it ignore.
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
-            .args(args)
+            .args(stretch_idle_timeout(args, scale))
             .env("SYNC_SERVICES_LISTEN", "127.0.0.1:0")
             .env("SYNC_SERVICE_TOKEN", service_token)
             .env("RUST_LOG", "warn")
@@ -806,6 +806,29 @@ fn read_events(
     rx
 }
 
+/// The scenario's server arguments with an explicit `--idle-timeout`
+/// stretched `scale` times (under valgrind): a flag wins over the
+/// environment's `SYNC_IDLE_TIMEOUT`.
+fn stretch_idle_timeout(args: &[String], scale: u32) -> Vec<String> {
+    let stretch = |v: &str| {
+        v.parse::<f64>()
+            .map_or(v.to_owned(), |s| (s * f64::from(scale)).to_string())
+    };
+    let mut out = Vec::with_capacity(args.len());
+    let mut next_is_value = false;
+    for a in args {
+        if std::mem::take(&mut next_is_value) {
+            out.push(stretch(a));
+        } else if let Some(v) = a.strip_prefix("--idle-timeout=") {
+            out.push(format!("--idle-timeout={}", stretch(v)));
+        } else {
+            next_is_value = a == "--idle-timeout";
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
 /// The reference server's idle timeout when not told otherwise.
 fn server_idle_timeout() -> Duration {
     Duration::from_secs(20)
@@ -875,6 +898,30 @@ echo '{{"v":1,"event":"done"}}'"#,
             wchar.value
         );
         assert!(events.notes.is_empty(), "{:?}", events.notes);
+    }
+
+    #[test]
+    fn an_explicit_idle_timeout_stretches_under_valgrind() {
+        let args: Vec<String> = [
+            "--workers",
+            "2",
+            "--idle-timeout",
+            "2",
+            "--idle-timeout=0.5",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(
+            stretch_idle_timeout(&args, 50),
+            [
+                "--workers",
+                "2",
+                "--idle-timeout",
+                "100",
+                "--idle-timeout=25"
+            ]
+        );
+        assert_eq!(stretch_idle_timeout(&args, 1), args);
     }
 
     #[test]
