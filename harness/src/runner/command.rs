@@ -32,18 +32,8 @@ impl Runner {
             "--trace-children=yes",
         ])
         .arg(format!("--log-file={}", log.display()))
-        .args(["sh", "-c", run])
-        .current_dir(&self.tree)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        for (k, v) in &point.0 {
-            cmd.env(format!("SYNCBENCH_PARAM_{}", k.to_uppercase()), v);
-        }
-        let (mut p, _child) = proc::spawn(&mut cmd)
-            .map_err(|e| Failure::failed(format!("starting valgrind (is it installed?): {e}")))?;
-        let limit = scenario.timeout * SLOWDOWN;
-        let exit = self.wait(&mut p, Instant::now() + limit, "valgrind", limit)?;
+        .arg("sh");
+        let exit = self.shell_under_valgrind(cmd, scenario, run, point)?;
         let mut text = String::new();
         for entry in std::fs::read_dir(tmp.path())
             .into_iter()
@@ -86,19 +76,8 @@ impl Runner {
         point: &Point,
         cg: &Callgrind,
     ) -> Result<(), Failure> {
-        let mut cmd = cg.command("command", std::path::Path::new("sh"));
-        cmd.args(["-c", run])
-            .current_dir(&self.tree)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in &point.0 {
-            cmd.env(format!("SYNCBENCH_PARAM_{}", k.to_uppercase()), v);
-        }
-        let (mut p, _child) = proc::spawn(&mut cmd)
-            .map_err(|e| Failure::failed(format!("starting valgrind: {e}")))?;
-        let limit = scenario.timeout * SLOWDOWN;
-        let exit = self.wait(&mut p, Instant::now() + limit, "valgrind", limit)?;
+        let cmd = cg.command("command", std::path::Path::new("sh"));
+        let exit = self.shell_under_valgrind(cmd, scenario, run, point)?;
         if !exit.success() {
             return Err(Failure::failed(format!(
                 "`{run}` under valgrind {}:{}",
@@ -107,6 +86,28 @@ impl Runner {
             )));
         }
         Ok(())
+    }
+
+    /// Runs `valgrind … sh` (as `cmd` has it) with `-c run` in the tree,
+    /// the point's parameters in its environment, and the scenario's
+    /// timeout stretched for valgrind.
+    fn shell_under_valgrind(
+        &self,
+        mut cmd: Command,
+        scenario: &Scenario,
+        run: &str,
+        point: &Point,
+    ) -> Result<proc::Exit, Failure> {
+        cmd.args(["-c", run])
+            .current_dir(&self.tree)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        with_params(&mut cmd, point);
+        let (mut p, _child) = proc::spawn(&mut cmd)
+            .map_err(|e| Failure::failed(format!("starting valgrind: {e}")))?;
+        let limit = scenario.timeout * SLOWDOWN;
+        self.wait(&mut p, Instant::now() + limit, "valgrind", limit)
     }
 
     pub(super) fn command_repetition(
@@ -125,9 +126,7 @@ impl Runner {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
-        for (k, v) in &point.0 {
-            cmd.env(format!("SYNCBENCH_PARAM_{}", k.to_uppercase()), v);
-        }
+        with_params(&mut cmd, point);
         if let Some(cpu) = self.opts.pin_cpu {
             proc::pin_to_cpu(&mut cmd, cpu);
         }
@@ -183,5 +182,12 @@ impl Runner {
         sampler_overhead(&mut rep, &sampled);
         rep.samples = sampled.samples;
         Ok(rep)
+    }
+}
+
+/// The point's parameters as `SYNCBENCH_PARAM_NAME` in the environment.
+fn with_params(cmd: &mut Command, point: &Point) {
+    for (k, v) in &point.0 {
+        cmd.env(format!("SYNCBENCH_PARAM_{}", k.to_uppercase()), v);
     }
 }

@@ -838,14 +838,28 @@ fn server_idle_timeout() -> Duration {
 mod tests {
     use super::*;
 
-    /// A shell standing in for a driver: `script` prints contract lines.
-    fn fake_driver(script: &str) -> (Proc, std::process::Child) {
+    /// A shell standing in for a driver (`script` prints contract lines),
+    /// its I/O read at the boundaries; what the harness gathered once it
+    /// exited successfully.
+    fn drive(script: &str) -> Events {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", script])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        proc::spawn(&mut cmd).unwrap()
+        let (mut p, mut child) = proc::spawn(&mut cmd).unwrap();
+        let events = read_events(
+            child.stdout.take().unwrap(),
+            child.stdin.take(),
+            boundaries(p.pid),
+            Arc::default(),
+            Instant::now(),
+        )
+        .recv()
+        .unwrap();
+        let exit = p.wait_until(Instant::now() + Duration::from_secs(10), &|| false);
+        assert!(exit.unwrap().success());
+        events
     }
 
     fn boundaries(pid: i32) -> Boundaries {
@@ -870,21 +884,7 @@ head -c 7000 /dev/zero > {out}.after
 echo '{{"v":1,"event":"done"}}'"#,
             out = dir.path().join("f").display()
         );
-        let (mut p, mut child) = fake_driver(&script);
-        let events = read_events(
-            child.stdout.take().unwrap(),
-            child.stdin.take(),
-            boundaries(p.pid),
-            Arc::default(),
-            Instant::now(),
-        )
-        .recv()
-        .unwrap();
-        assert!(
-            p.wait_until(Instant::now() + Duration::from_secs(10), &|| false)
-                .unwrap()
-                .success()
-        );
+        let events = drive(&script);
         assert_eq!(events.lines.len(), 4);
         let wchar = events
             .phase_metrics
@@ -931,21 +931,7 @@ echo '{{"v":1,"event":"done"}}'"#,
 echo '{"v":1,"event":"phase_begin","phase":"p"}'
 echo '{"v":1,"event":"phase_end","phase":"p","seconds":0.1,"ops":1,"bytes":0}'
 echo '{"v":1,"event":"done"}'"#;
-        let (mut p, mut child) = fake_driver(script);
-        let events = read_events(
-            child.stdout.take().unwrap(),
-            child.stdin.take(),
-            boundaries(p.pid),
-            Arc::default(),
-            Instant::now(),
-        )
-        .recv()
-        .unwrap();
-        assert!(
-            p.wait_until(Instant::now() + Duration::from_secs(10), &|| false)
-                .unwrap()
-                .success()
-        );
+        let events = drive(script);
         assert_eq!(events.lines.len(), 4);
         assert!(events.phase_metrics.is_empty());
     }

@@ -6,20 +6,6 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn metric(result: &serde_json::Value, name: &str) -> Vec<f64> {
-    result["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["metric"] == name)
-        .unwrap_or_else(|| panic!("no metric {name} in {result}"))["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect()
-}
-
 #[test]
 fn load_through_nginx_survives_a_killed_server_and_loses_no_acknowledged_write() {
     if syncbench::runner::proxy::nginx_binary().is_err()
@@ -107,15 +93,15 @@ mix = "mixed"
     // Clients saw no error (lost requests were retried through the proxy),
     // and the driver's own check found every acknowledged upload and
     // document on the server (else the run would have failed).
-    assert_eq!(metric(r, "load.errors"), [0.0]);
-    assert_eq!(metric(r, "servers_lost"), [1.0]);
-    assert!(metric(r, "load.requests")[0] > 0.0);
+    assert_eq!(metric_values(r, "load.errors"), [0.0]);
+    assert_eq!(metric_values(r, "servers_lost"), [1.0]);
+    assert!(metric_values(r, "load.requests")[0] > 0.0);
     for name in [
         "server1.cpu_user",
         "server3.peak_rss",
         "proxy.cpu_user",
         "proxy.peak_rss",
     ] {
-        assert!(!metric(r, name).is_empty());
+        assert!(!metric_values(r, name).is_empty());
     }
 }

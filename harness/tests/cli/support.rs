@@ -142,3 +142,18 @@ pub fn have(tools: &[(&str, &str)]) -> bool {
     );
     false
 }
+
+/// The values of metric `name` in one result of `run --json`.
+pub fn metric_values(result: &serde_json::Value, name: &str) -> Vec<f64> {
+    result["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == name)
+        .unwrap_or_else(|| panic!("no metric {name} in {:?}", metric_names(result)))["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
