@@ -58,6 +58,10 @@ pub fn resolve(
 pub struct Checkout {
     pub dir: PathBuf,
     worktree: Repository,
+    /// Held while the checkout lives: two syncbench processes sharing a
+    /// cache (two `confirm` runs, `history` beside `compare --run`) take
+    /// turns instead of switching one worktree under each other.
+    _lock: std::fs::File,
 }
 
 impl std::fmt::Debug for Checkout {
@@ -78,6 +82,7 @@ impl Checkout {
     pub fn open_named(root: &Path, dir: &Path, name: &str) -> Result<Checkout, GitError> {
         let dir = dir.to_owned();
         let repo = Repository::discover(root)?;
+        let _lock = lock(&dir)?;
         // A folder there that is not a checkout: take it only if empty.
         if dir.exists() && !dir.join(".git").is_file() {
             let empty = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none());
@@ -92,7 +97,11 @@ impl Checkout {
         if dir.join(".git").is_file() {
             match Repository::open(&dir) {
                 Ok(worktree) if same_repository(&worktree, &repo) => {
-                    return Ok(Checkout { worktree, dir });
+                    return Ok(Checkout {
+                        worktree,
+                        dir,
+                        _lock,
+                    });
                 }
                 // Its repository is gone (deleted, cloned again at the
                 // same path) or is another one (a cache dir reused): the
@@ -123,6 +132,7 @@ impl Checkout {
         Ok(Checkout {
             worktree: Repository::open(&dir)?,
             dir,
+            _lock,
         })
     }
 
@@ -138,6 +148,35 @@ impl Checkout {
         ))?;
         Ok(())
     }
+}
+
+/// Waits for, and takes, the exclusive lock of the checkout at `dir`
+/// (`dir.lock` beside it; the kernel releases it when the process ends,
+/// however it ends).
+fn lock(dir: &Path) -> Result<std::fs::File, GitError> {
+    let fail = |what: &str, e: std::io::Error| {
+        git2::Error::from_str(&format!("{what} the lock of {}: {e}", dir.display()))
+    };
+    let parent = dir.parent().unwrap_or(dir);
+    std::fs::create_dir_all(parent).map_err(|e| fail("creating the folder of", e))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.with_extension("lock"))
+        .map_err(|e| fail("opening", e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            tracing::warn!(
+                "{} is in use by another syncbench; waiting for it",
+                dir.display()
+            );
+            file.lock().map_err(|e| fail("taking", e))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(fail("taking", e).into()),
+    }
+    Ok(file)
 }
 
 /// Whether a worktree belongs to `repo` (shares its git directory).

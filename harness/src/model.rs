@@ -232,6 +232,20 @@ impl Verdict {
         }
     }
 
+    pub fn parse(s: &str) -> Option<Verdict> {
+        [
+            Verdict::Regression,
+            Verdict::Improvement,
+            Verdict::Unchanged,
+            Verdict::NoBaseline,
+            Verdict::Informational,
+            Verdict::Inconclusive,
+            Verdict::Failed,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+
     /// A change judged real, by the metric's direction.
     pub fn of_change(direction: Direction, change: f64) -> Verdict {
         if direction.is_worse(change) {
@@ -345,6 +359,90 @@ pub struct MetricValue {
     pub unit: Unit,
     pub direction: Direction,
     pub value: f64,
+}
+
+/// Where the confirmation of a change point stands (`syncbench confirm`:
+/// the commits either side of it measured again, interleaved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirmation {
+    /// Not measured again (yet).
+    Unconfirmed,
+    /// Claimed by a `confirm` that is measuring it now.
+    Pending,
+    /// The interleaved run found the change, the same way.
+    Confirmed,
+    /// The interleaved run found no change at the threshold (or one the
+    /// other way).
+    Refuted,
+    /// No answer: the budget ran out, or a commit no longer builds.
+    Inconclusive,
+}
+
+impl Confirmation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confirmation::Unconfirmed => "unconfirmed",
+            Confirmation::Pending => "pending",
+            Confirmation::Confirmed => "confirmed",
+            Confirmation::Refuted => "refuted",
+            Confirmation::Inconclusive => "inconclusive",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Confirmation> {
+        [
+            Confirmation::Unconfirmed,
+            Confirmation::Pending,
+            Confirmation::Confirmed,
+            Confirmation::Refuted,
+            Confirmation::Inconclusive,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+
+    /// Whether a `confirm` has its answer (another run leaves it alone).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Confirmation::Confirmed | Confirmation::Refuted | Confirmation::Inconclusive
+        )
+    }
+}
+
+/// What a person decided about an alarm (`syncbench triage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Triage {
+    /// Real and accepted (the price of a feature): CI does not fail on it
+    /// again.
+    Acknowledged,
+    /// Not real: a false alarm. Counts against the alarms' precision.
+    Invalid,
+    /// Real, and fixed by a later commit.
+    Fixed,
+}
+
+impl Triage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Triage::Acknowledged => "acknowledged",
+            Triage::Invalid => "invalid",
+            Triage::Fixed => "fixed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Triage> {
+        [Triage::Acknowledged, Triage::Invalid, Triage::Fixed]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+
+    /// Whether the alarm should stop failing `check`.
+    pub fn silences(self) -> bool {
+        matches!(self, Triage::Acknowledged | Triage::Invalid)
+    }
 }
 
 /// A driver phase on a repetition's clock (milliseconds since its start).

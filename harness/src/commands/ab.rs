@@ -4,7 +4,7 @@
 use super::{Context, outln};
 use std::path::PathBuf;
 use std::time::Duration;
-use syncbench::abtest::Settings;
+use syncbench::abtest::{ALPHA, Settings, Target};
 use syncbench::ops::ab::{self, AbResult, Plan};
 use syncbench::ops::session::{MeasureSettings, Session};
 use syncbench::runner::{INSTRUCTION_RESOLUTION, is_instruction_metric};
@@ -41,9 +41,12 @@ pub struct AbArgs {
     threshold: Option<f64>,
     #[arg(long, default_value_t = 5, requires = "run")]
     min_pairs: usize,
-    #[arg(long, default_value_t = 40, requires = "run")]
-    max_pairs: usize,
-    /// Stop adding pairs after this long per point (e.g. 5m, 90s).
+    /// An optional cap on pairs per point; the budget is the bound that
+    /// matters (the interval is valid at every look, however many).
+    #[arg(long, requires = "run")]
+    max_pairs: Option<usize>,
+    /// Stop adding pairs after this long per point (e.g. 5m, 90s); a point
+    /// ends sooner as soon as its answer is clear.
     #[arg(long, default_value = "10m", value_parser = parse_duration, requires = "run")]
     budget: Duration,
     /// Instead of interleaving: N repetitions of A, then N of B, judged
@@ -71,17 +74,18 @@ impl AbArgs {
         // that shift between phases (README: metrics and their spread).
         let whole = counts && self.metric.split('.').count() == 2;
         Plan {
-            metric: self.metric.clone(),
-            settings: Settings {
-                min_pairs: self.min_pairs,
-                max_pairs: self.max_pairs,
-                budget: self.budget,
+            targets: vec![Target {
+                metric: self.metric.clone(),
                 threshold: self.threshold.unwrap_or(if counts { 0.005 } else { 0.02 }),
                 // Instruction counts repeat within a few tenths of a
                 // percent (README: metrics and their spread).
                 resolution: whole.then_some(INSTRUCTION_RESOLUTION),
-                // 5% false alarms over all the looks one point may take.
-                confidence: 1.0 - 0.05 / self.max_pairs.max(1) as f64,
+            }],
+            settings: Settings {
+                min_pairs: self.min_pairs,
+                max_pairs: self.max_pairs,
+                budget: self.budget,
+                alpha: ALPHA,
             },
             unpaired: self.unpaired,
             warmup: true,
@@ -97,6 +101,7 @@ impl AbArgs {
         b_rev: &str,
         names: &[String],
         json: bool,
+        purpose: &str,
     ) -> anyhow::Result<u8> {
         let (a, b) = (cx.full_sha(a_rev)?, cx.full_sha(b_rev)?);
         let chosen = cx.choose(names)?;
@@ -110,7 +115,7 @@ impl AbArgs {
             pin_cpu: None,
             instructions: false,
         };
-        let session = Session::open(&cx.db, settings, cx.interrupted()?)?;
+        let mut session = Session::open(&cx.db, settings, cx.interrupted()?)?;
         let verbose = self.verbose;
         let results = ab::run(
             &session,
@@ -124,6 +129,7 @@ impl AbArgs {
                 }
             },
         )?;
+        ab::record(&mut session, &a, &b, &results, purpose)?;
         print(&a, &b, &results, json)?;
         if session.interrupted() {
             eprintln!("syncbench: interrupted; the verdicts above are of what was measured");

@@ -32,6 +32,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             new_rev,
             &args.target.scenarios,
             args.target.json,
+            "check",
         );
     }
     if !args.target.scenarios.is_empty() {

@@ -22,6 +22,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             &args.b,
             &args.target.scenarios,
             args.target.json,
+            "compare",
         );
     }
     if !args.target.scenarios.is_empty() {

@@ -5,12 +5,13 @@
 //! its decisions are tested without processes; the statistics are in
 //! `abtest`.
 
-use crate::abtest::{self, Estimate, Settings, Side, Stop};
+use crate::abtest::{self, Estimate, Settings, Side, Stop, Target};
 use crate::history::Checkout;
-use crate::model::{Direction, Verdict};
+use crate::model::{Direction, MetricValue, Verdict};
 use crate::ops::session::Session;
+use crate::store::{AbRecord, StoreError};
 use crate::runner::{Runner, is_instruction_metric};
-use crate::scenario::{Kind, Scenario};
+use crate::scenario::{Kind, Point, Scenario};
 use crate::stats;
 use serde::Serialize;
 use std::path::Path;
@@ -29,7 +30,10 @@ pub enum Mode {
 /// What to measure and when to stop.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub metric: String,
+    /// The metrics that decide (one for `compare --run`; every metric
+    /// with a change point at the commit for `confirm`). The error rate is
+    /// shared among them.
+    pub targets: Vec<Target>,
     pub settings: Settings,
     /// `Some(n)`: the unpaired way, n repetitions of each side.
     pub unpaired: Option<usize>,
@@ -44,6 +48,12 @@ impl Mode {
             Mode::Unpaired => "unpaired",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        [Mode::Interleaved, Mode::Unpaired]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
 }
 
 impl Plan {
@@ -54,9 +64,15 @@ impl Plan {
             Mode::Interleaved
         }
     }
+
+    /// Whether any target is an instruction count (the runs go under
+    /// valgrind where the kernel has no counters).
+    fn counts_instructions(&self) -> bool {
+        self.targets.iter().any(|t| is_instruction_metric(&t.metric))
+    }
 }
 
-/// One point measured A/B.
+/// One metric of one point measured A/B.
 #[derive(Debug, Clone, Serialize)]
 pub struct AbResult {
     pub scenario: String,
@@ -66,120 +82,180 @@ pub struct AbResult {
     /// regression, improvement, unchanged, inconclusive, or failed.
     pub verdict: Verdict,
     pub estimate: Option<Estimate>,
+    /// The threshold the verdict was decided at (relative).
+    pub threshold: f64,
     pub pairs: usize,
     pub stop: Option<Stop>,
     pub seconds: f64,
+    /// Values in measuring order: `a[i]` and `b[i]` are pair i.
     pub a: Vec<f64>,
     pub b: Vec<f64>,
     pub error: Option<String>,
 }
 
 impl AbResult {
-    fn failed(scenario: &str, point: &str, plan: &Plan, error: String) -> AbResult {
-        AbResult {
-            scenario: scenario.to_owned(),
-            point: point.to_owned(),
-            metric: plan.metric.clone(),
-            mode: plan.mode(),
-            verdict: Verdict::Failed,
-            estimate: None,
-            pairs: 0,
-            stop: None,
-            seconds: 0.0,
-            a: Vec::new(),
-            b: Vec::new(),
-            error: Some(error),
-        }
+    fn failed(scenario: &str, point: &str, plan: &Plan, error: String) -> Vec<AbResult> {
+        plan.targets
+            .iter()
+            .map(|t| AbResult {
+                scenario: scenario.to_owned(),
+                point: point.to_owned(),
+                metric: t.metric.clone(),
+                mode: plan.mode(),
+                verdict: Verdict::Failed,
+                estimate: None,
+                threshold: t.threshold,
+                pairs: 0,
+                stop: None,
+                seconds: 0.0,
+                a: Vec::new(),
+                b: Vec::new(),
+                error: Some(error.clone()),
+            })
+            .collect()
     }
 }
 
-/// What the measuring loop saw of one point.
+/// What the measuring loop saw of one metric of a point.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measured {
+    pub metric: String,
     pub verdict: Verdict,
     pub estimate: Option<Estimate>,
     pub stop: Option<Stop>,
+    /// Seconds into the point when this metric was decided.
+    pub seconds: f64,
     pub a: Vec<f64>,
     pub b: Vec<f64>,
 }
 
-/// Measures one point by `plan`: `measure(side)` gives one value of the
-/// metric and its direction; `elapsed()` the time spent on the point;
-/// `on_value(i, side, value)` sees every value as it comes.
+
+/// Measures one point by `plan`: `measure(side)` gives one repetition's
+/// metrics; `elapsed()` the time spent on the point; `on_value(i, side,
+/// value)` sees the first target's values as they come. Each target
+/// stops on its own (its values end at its verdict); the point ends once
+/// all have, or at a limit.
 pub fn measure_point(
     plan: &Plan,
-    measure: &mut dyn FnMut(Side) -> Result<(f64, Direction), String>,
+    measure: &mut dyn FnMut(Side) -> Result<Vec<MetricValue>, String>,
     elapsed: &dyn Fn() -> Duration,
     interrupted: &dyn Fn() -> bool,
     on_value: &mut dyn FnMut(usize, Side, f64),
-) -> Result<Measured, String> {
-    let mut direction = Direction::LowerIsBetter;
+) -> Result<Vec<Measured>, String> {
+    let k = plan.targets.len();
+    // The error rate is shared among the targets (Bonferroni over a few
+    // metrics; over the looks there is nothing to share, see `abtest`).
+    let alpha = plan.settings.alpha / k.max(1) as f64;
+    let mut direction = vec![Direction::LowerIsBetter; k];
+    let mut values = vec![[Vec::new(), Vec::new()]; k];
+    let mut stops: Vec<Option<(Stop, f64)>> = vec![None; k];
+    let mut estimates: Vec<Option<Estimate>> = vec![None; k];
     // Warm-up: one of each, not counted (caches, page cache, CPU
     // frequency), in the same alternation.
     if plan.warmup {
         measure(Side::A)?;
         measure(Side::B)?;
     }
-    let sequence: Vec<Side> = match plan.unpaired {
-        Some(n) => std::iter::repeat_n(Side::A, n)
-            .chain(std::iter::repeat_n(Side::B, n))
-            .collect(),
-        None => abtest::order(plan.settings.max_pairs).collect(),
+    let sequence: Box<dyn Iterator<Item = Side>> = match plan.unpaired {
+        Some(n) => Box::new(std::iter::repeat_n(Side::A, n).chain(std::iter::repeat_n(Side::B, n))),
+        None => Box::new(abtest::order()),
     };
-    let mut values: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-    let (mut stop, mut estimate) = (None, None);
-    for (i, &side) in sequence.iter().enumerate() {
+    let mut pairs = 0;
+    for (i, side) in sequence.enumerate() {
         if interrupted() {
-            stop = Some(Stop::Interrupted);
+            let now = elapsed().as_secs_f64();
+            stops
+                .iter_mut()
+                .filter(|s| s.is_none())
+                .for_each(|s| *s = Some((Stop::Interrupted, now)));
             break;
         }
-        let (v, d) = measure(side)?;
-        direction = d;
-        values[side as usize].push(v);
-        on_value(i, side, v);
-        if plan.unpaired.is_none() && side == Side::B {
-            let e = match plan.settings.resolution {
-                Some(r) => {
-                    abtest::estimate_counts(&values[0], &values[1], plan.settings.confidence, r)
-                }
-                None => abtest::estimate(&values[0], &values[1], plan.settings.confidence),
-            };
-            estimate = Some(e);
-            if let Some(why) = abtest::decide(&e, values[1].len(), elapsed(), &plan.settings) {
-                stop = Some(why);
-                break;
+        let got = measure(side)?;
+        for (t, target) in plan.targets.iter().enumerate() {
+            if stops[t].is_some() {
+                continue;
             }
+            let m = got.iter().find(|m| m.name == target.metric).ok_or_else(|| {
+                let names: Vec<&str> = got.iter().map(|m| m.name.as_str()).collect();
+                format!("no metric {:?}; this scenario has {names:?}", target.metric)
+            })?;
+            direction[t] = m.direction;
+            values[t][side as usize].push(m.value);
+            if t == 0 {
+                on_value(i, side, m.value);
+            }
+        }
+        if plan.unpaired.is_some() || side == Side::A {
+            continue;
+        }
+        pairs += 1;
+        let now = elapsed();
+        for (t, target) in plan.targets.iter().enumerate() {
+            if stops[t].is_some() {
+                continue;
+            }
+            let e = abtest::estimate_target(&values[t][0], &values[t][1], alpha, target);
+            estimates[t] = Some(e);
+            if let Some(why) = abtest::decide(&e, pairs, &plan.settings, target) {
+                stops[t] = Some((why, now.as_secs_f64()));
+            }
+        }
+        if stops.iter().all(Option::is_some) {
+            break;
+        }
+        if let Some(why) = abtest::limit(pairs, now, &plan.settings) {
+            stops
+                .iter_mut()
+                .filter(|s| s.is_none())
+                .for_each(|s| *s = Some((why, now.as_secs_f64())));
+            break;
         }
     }
-    let [a, b] = values;
-    let lower_is_better = direction == Direction::LowerIsBetter;
-    let verdict = match (plan.unpaired, stop) {
-        (_, Some(Stop::Interrupted)) => Verdict::Inconclusive,
-        (Some(_), _) => {
-            let c = stats::compare(&a, &b, plan.settings.threshold);
-            estimate = Some(Estimate {
-                change: c.change,
-                low: f64::NAN,
-                high: f64::NAN,
-            });
-            if c.changed {
-                Verdict::of_change(direction, c.change)
-            } else {
-                Verdict::Unchanged
+    let end = elapsed().as_secs_f64();
+    let out = plan
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(t, target)| {
+            let [a, b] = std::mem::take(&mut values[t]);
+            let lower_is_better = direction[t] == Direction::LowerIsBetter;
+            let (stop, seconds) = match stops[t] {
+                Some((s, at)) => (Some(s), at),
+                None => (None, end),
+            };
+            let mut estimate = estimates[t];
+            let verdict = match (plan.unpaired, stop) {
+                (_, Some(Stop::Interrupted)) => Verdict::Inconclusive,
+                (Some(_), _) => {
+                    let c = stats::compare(&a, &b, target.threshold);
+                    estimate = Some(Estimate {
+                        change: c.change,
+                        low: f64::NAN,
+                        high: f64::NAN,
+                    });
+                    if c.changed {
+                        Verdict::of_change(direction[t], c.change)
+                    } else {
+                        Verdict::Unchanged
+                    }
+                }
+                (None, Some(why)) => {
+                    abtest::verdict(why, estimate.as_ref().expect("estimated"), lower_is_better)
+                }
+                (None, None) => Verdict::Inconclusive,
+            };
+            Measured {
+                metric: target.metric.clone(),
+                verdict,
+                estimate,
+                stop,
+                seconds,
+                a,
+                b,
             }
-        }
-        (None, Some(why)) => {
-            abtest::verdict(why, estimate.as_ref().expect("estimated"), lower_is_better)
-        }
-        (None, None) => Verdict::Inconclusive,
-    };
-    Ok(Measured {
-        verdict,
-        estimate,
-        stop,
-        a,
-        b,
-    })
+        })
+        .collect();
+    Ok(out)
 }
 
 /// One side: its checkout (kept for the runner's tree) and runner.
@@ -218,6 +294,75 @@ pub fn sides(
     Ok([side("A", "a", a_sha)?, side("B", "b", b_sha)?])
 }
 
+/// Builds `scenario` on both sides; the first failure, described.
+pub fn build(sides: &[AbSide; 2], scenario: &Scenario) -> Result<(), String> {
+    match sides.iter().find_map(|side| {
+        side.runner
+            .build(scenario)
+            .err()
+            .map(|f| (side, f.message))
+    }) {
+        None => Ok(()),
+        Some((side, message)) => Err(format!(
+            "{} ({}) failed to build: {message}",
+            side.label,
+            &side.sha[..12]
+        )),
+    }
+}
+
+/// Measures one point of a built scenario A/B by `plan`.
+pub fn measure(
+    session: &Session,
+    sides: &[AbSide; 2],
+    s: &Scenario,
+    point: &Point,
+    plan: &Plan,
+    on_value: &mut dyn FnMut(usize, Side, f64),
+) -> Vec<AbResult> {
+    let key = point.key();
+    let t0 = std::time::Instant::now();
+    let instructions = plan.counts_instructions();
+    let mut measure = |side: Side| -> Result<Vec<MetricValue>, String> {
+        sides[side as usize]
+            .runner
+            .measure_once(s, point, instructions)
+            .map_err(|f| format!("{side:?}: {}", f.message))
+    };
+    let plan = Plan {
+        warmup: plan.warmup && s.warmup > 0,
+        ..plan.clone()
+    };
+    match measure_point(
+        &plan,
+        &mut measure,
+        &|| t0.elapsed(),
+        &|| session.interrupted(),
+        on_value,
+    ) {
+        Ok(all) => all
+            .into_iter()
+            .zip(&plan.targets)
+            .map(|(m, target)| AbResult {
+                scenario: s.name.clone(),
+                point: key.clone(),
+                metric: m.metric,
+                mode: plan.mode(),
+                verdict: m.verdict,
+                estimate: m.estimate,
+                threshold: target.threshold,
+                pairs: m.a.len().min(m.b.len()),
+                stop: m.stop,
+                seconds: m.seconds,
+                a: m.a,
+                b: m.b,
+                error: None,
+            })
+            .collect(),
+        Err(e) => AbResult::failed(&s.name, &key, &plan, e),
+    }
+}
+
 /// Builds both commits and measures every point of `scenarios` A/B.
 /// `on_value(scenario, point, i, side, value)` sees every value.
 pub fn run(
@@ -235,18 +380,9 @@ pub fn run(
             tracing::warn!("{}: criterion scenarios are not run A/B; skipped", s.name);
             continue;
         }
-        if let Some(e) = sides.iter().find_map(|side| {
-            side.runner.build(s).err().map(|f| {
-                format!(
-                    "{} ({}) failed to build: {}",
-                    side.label,
-                    &side.sha[..12],
-                    f.message
-                )
-            })
-        }) {
+        if let Err(e) = build(&sides, s) {
             tracing::warn!("{}: {e}", s.name);
-            out.push(AbResult::failed(&s.name, "", plan, e));
+            out.extend(AbResult::failed(&s.name, "", plan, e));
             continue;
         }
         let filter = session.settings.filter.as_deref();
@@ -256,52 +392,58 @@ pub fn run(
             .filter(|p| filter.is_none_or(|f| p.key().contains(f)))
         {
             let key = point.key();
-            let t0 = std::time::Instant::now();
-            let mut measure = |side: Side| -> Result<(f64, Direction), String> {
-                let metrics = sides[side as usize]
-                    .runner
-                    .measure_once(s, point, is_instruction_metric(&plan.metric))
-                    .map_err(|f| format!("{side:?}: {}", f.message))?;
-                let found = metrics
-                    .iter()
-                    .find(|m| m.name == plan.metric)
-                    .ok_or_else(|| {
-                        let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
-                        format!("no metric {:?}; this scenario has {names:?}", plan.metric)
-                    })?;
-                Ok((found.value, found.direction))
-            };
-            let plan = Plan {
-                warmup: plan.warmup && s.warmup > 0,
-                ..plan.clone()
-            };
-            let measured = measure_point(
-                &plan,
-                &mut measure,
-                &|| t0.elapsed(),
-                &|| session.interrupted(),
-                &mut |i, side, v| on_value(&s.name, &key, i, side, v),
-            );
-            out.push(match measured {
-                Ok(m) => AbResult {
-                    scenario: s.name.clone(),
-                    point: key,
-                    metric: plan.metric.clone(),
-                    mode: plan.mode(),
-                    verdict: m.verdict,
-                    estimate: m.estimate,
-                    pairs: m.a.len().min(m.b.len()),
-                    stop: m.stop,
-                    seconds: t0.elapsed().as_secs_f64(),
-                    a: m.a,
-                    b: m.b,
-                    error: None,
-                },
-                Err(e) => AbResult::failed(&s.name, &key, &plan, e),
-            });
+            out.extend(measure(session, &sides, s, point, plan, &mut |i, side, v| {
+                on_value(&s.name, &key, i, side, v)
+            }));
         }
     }
     Ok(out)
+}
+
+/// Stores A/B results (not those that failed before measuring).
+pub fn record(
+    session: &mut Session,
+    a_sha: &str,
+    b_sha: &str,
+    results: &[AbResult],
+    purpose: &str,
+) -> Result<Vec<i64>, StoreError> {
+    let machine = session.machine().fingerprint();
+    let mut ids = Vec::new();
+    for r in results.iter().filter(|r| !r.point.is_empty()) {
+        ids.push(session.store.record_ab(&r.record(&machine, a_sha, b_sha, purpose))?);
+    }
+    Ok(ids)
+}
+
+impl AbResult {
+    /// As stored.
+    pub fn record(&self, machine: &str, a_sha: &str, b_sha: &str, purpose: &str) -> AbRecord {
+        let finite = |x: f64| x.is_finite().then_some(x);
+        AbRecord {
+            id: 0,
+            machine: machine.to_owned(),
+            scenario: self.scenario.clone(),
+            point: self.point.clone(),
+            metric: self.metric.clone(),
+            a_sha: a_sha.to_owned(),
+            b_sha: b_sha.to_owned(),
+            mode: self.mode.as_str().to_owned(),
+            verdict: self.verdict,
+            change: self.estimate.map(|e| e.change),
+            low: self.estimate.and_then(|e| finite(e.low)),
+            high: self.estimate.and_then(|e| finite(e.high)),
+            threshold: self.threshold,
+            pairs: self.pairs as i64,
+            stop: self.stop.map(|s| s.as_str().to_owned()),
+            seconds: self.seconds,
+            a: self.a.clone(),
+            b: self.b.clone(),
+            error: self.error.clone(),
+            purpose: purpose.to_owned(),
+            created_unix: crate::ops::session::now(),
+        }
+    }
 }
 
 /// Exit status of an A/B run: 1 on a regression or a failure.
@@ -316,44 +458,65 @@ pub fn status(results: &[AbResult]) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Unit;
+
+    fn target(metric: &str) -> Target {
+        Target {
+            metric: metric.into(),
+            threshold: 0.02,
+            resolution: None,
+        }
+    }
 
     fn plan(unpaired: Option<usize>) -> Plan {
         Plan {
-            metric: "wall".into(),
+            targets: vec![target("wall")],
             settings: Settings {
                 min_pairs: 5,
-                max_pairs: 200,
+                max_pairs: None,
                 budget: Duration::from_secs(600),
-                threshold: 0.02,
-                confidence: 1.0 - 0.05 / 200.0,
-                resolution: None,
+                alpha: 0.05,
             },
             unpaired,
             warmup: true,
         }
     }
 
-    /// A deterministic "machine": B is `ratio` × A, times wobble by a
-    /// seeded ±`noise`, and every side's n-th value is recorded.
-    fn machine(ratio: f64, noise: f64) -> impl FnMut(Side) -> Result<(f64, Direction), String> {
+    fn value(name: &str, value: f64) -> MetricValue {
+        MetricValue {
+            name: name.into(),
+            unit: Unit::Seconds,
+            direction: Direction::LowerIsBetter,
+            value,
+        }
+    }
+
+    /// A deterministic "machine": B's wall is `ratio` × A's, its cpu
+    /// `cpu_ratio` × A's, both wobble by a seeded ±`noise`.
+    fn machine(
+        ratio: f64,
+        cpu_ratio: f64,
+        noise: f64,
+    ) -> impl FnMut(Side) -> Result<Vec<MetricValue>, String> {
         let mut state = 0x2545_f491_4f6c_dd1du64;
-        move |side| {
+        let mut u = move || {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            let u = (state >> 11) as f64 / (1u64 << 53) as f64;
-            let base = 1.0 + noise * (2.0 * u - 1.0);
-            Ok((
-                if side == Side::B { base * ratio } else { base },
-                Direction::LowerIsBetter,
-            ))
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        move |side| {
+            let b = side == Side::B;
+            let wall = (1.0 + noise * (2.0 * u() - 1.0)) * if b { ratio } else { 1.0 };
+            let cpu = (1.0 + noise * (2.0 * u() - 1.0)) * if b { cpu_ratio } else { 1.0 };
+            Ok(vec![value("wall", wall), value("cpu_user", cpu)])
         }
     }
 
     fn go(
         plan: &Plan,
-        m: &mut dyn FnMut(Side) -> Result<(f64, Direction), String>,
-    ) -> (Measured, Vec<Side>) {
+        m: &mut dyn FnMut(Side) -> Result<Vec<MetricValue>, String>,
+    ) -> (Vec<Measured>, Vec<Side>) {
         let mut order = vec![];
         let r = measure_point(plan, m, &|| Duration::ZERO, &|| false, &mut |_, s, _| {
             order.push(s)
@@ -364,29 +527,63 @@ mod tests {
 
     #[test]
     fn a_slowdown_is_a_regression_and_sides_alternate() {
-        let (m, order) = go(&plan(None), &mut machine(1.10, 0.01));
-        assert_eq!(m.verdict, Verdict::Regression, "{m:?}");
-        assert_eq!(m.stop, Some(Stop::Changed));
+        let (m, order) = go(&plan(None), &mut machine(1.10, 1.0, 0.01));
+        assert_eq!(m[0].verdict, Verdict::Regression, "{m:?}");
+        assert_eq!(m[0].stop, Some(Stop::Changed));
         assert!(order.windows(2).all(|w| w[0] != w[1]), "{order:?}");
-        assert_eq!(m.a.len(), m.b.len());
+        assert_eq!(m[0].a.len(), m[0].b.len());
     }
 
     #[test]
     fn identical_sides_are_unchanged_and_a_speedup_an_improvement() {
-        let (m, _) = go(&plan(None), &mut machine(1.0, 0.005));
-        assert_eq!(m.verdict, Verdict::Unchanged, "{m:?}");
-        let (m, _) = go(&plan(None), &mut machine(0.85, 0.01));
-        assert_eq!(m.verdict, Verdict::Improvement, "{m:?}");
+        let (m, _) = go(&plan(None), &mut machine(1.0, 1.0, 0.005));
+        assert_eq!(m[0].verdict, Verdict::Unchanged, "{m:?}");
+        let (m, _) = go(&plan(None), &mut machine(0.85, 1.0, 0.01));
+        assert_eq!(m[0].verdict, Verdict::Improvement, "{m:?}");
+    }
+
+    #[test]
+    fn a_small_step_in_wide_noise_is_found_beyond_the_old_cap() {
+        // 3% in ±10% noise: more pairs than the old cap of 40 allowed.
+        let mut p = plan(None);
+        p.targets[0].threshold = 0.02;
+        let (m, _) = go(&p, &mut machine(1.03, 1.0, 0.10));
+        assert_eq!(m[0].verdict, Verdict::Regression, "{m:?}");
+        assert!(m[0].a.len() > 40, "{} pairs", m[0].a.len());
+    }
+
+    #[test]
+    fn each_metric_stops_on_its_own_and_the_point_when_all_have() {
+        let mut p = plan(None);
+        p.targets.push(target("cpu_user"));
+        // The wall time moves 20% (decided early), the CPU time 3% in
+        // wider noise (decided later).
+        let (m, _) = go(&p, &mut machine(1.20, 1.03, 0.04));
+        assert_eq!(m[0].verdict, Verdict::Regression, "{m:?}");
+        assert_eq!(m[1].verdict, Verdict::Regression, "{m:?}");
+        assert!(m[0].a.len() < m[1].a.len(), "{m:?}");
+        // A metric the scenario does not have fails the point, naming
+        // those it has.
+        p.targets.push(target("nope"));
+        let e = measure_point(
+            &p,
+            &mut machine(1.0, 1.0, 0.0),
+            &|| Duration::ZERO,
+            &|| false,
+            &mut |_, _, _| {},
+        )
+        .unwrap_err();
+        assert!(e.contains("\"nope\"") && e.contains("cpu_user"), "{e}");
     }
 
     #[test]
     fn noise_beyond_the_threshold_runs_to_the_cap_and_is_inconclusive() {
         let mut p = plan(None);
-        p.settings.max_pairs = 12;
-        let (m, _) = go(&p, &mut machine(1.0, 0.5));
-        assert_eq!(m.verdict, Verdict::Inconclusive, "{m:?}");
-        assert_eq!(m.stop, Some(Stop::MaxPairs));
-        assert_eq!(m.a.len(), 12);
+        p.settings.max_pairs = Some(12);
+        let (m, _) = go(&p, &mut machine(1.0, 1.0, 0.5));
+        assert_eq!(m[0].verdict, Verdict::Inconclusive, "{m:?}");
+        assert_eq!(m[0].stop, Some(Stop::MaxPairs));
+        assert_eq!(m[0].a.len(), 12);
     }
 
     #[test]
@@ -394,22 +591,22 @@ mod tests {
         let p = plan(None);
         let r = measure_point(
             &p,
-            &mut machine(1.0, 0.5),
+            &mut machine(1.0, 1.0, 0.5),
             &|| Duration::from_secs(601),
             &|| false,
             &mut |_, _, _| {},
         )
         .unwrap();
-        assert_eq!(r.stop, Some(Stop::Budget));
-        assert_eq!(r.verdict, Verdict::Inconclusive);
+        assert_eq!(r[0].stop, Some(Stop::Budget));
+        assert_eq!(r[0].verdict, Verdict::Inconclusive);
     }
 
     #[test]
     fn unpaired_runs_all_of_a_then_all_of_b() {
-        let (m, order) = go(&plan(Some(6)), &mut machine(1.3, 0.01));
+        let (m, order) = go(&plan(Some(6)), &mut machine(1.3, 1.0, 0.01));
         assert_eq!(order, [[Side::A; 6], [Side::B; 6]].concat());
-        assert_eq!(m.verdict, Verdict::Regression);
-        assert!(m.estimate.unwrap().low.is_nan());
+        assert_eq!(m[0].verdict, Verdict::Regression);
+        assert!(m[0].estimate.unwrap().low.is_nan());
     }
 
     #[test]
@@ -422,7 +619,7 @@ mod tests {
                 if n > 5 && side == Side::B {
                     Err("B: boom".into())
                 } else {
-                    Ok((1.0, Direction::LowerIsBetter))
+                    Ok(vec![value("wall", 1.0)])
                 }
             },
             &|| Duration::ZERO,
@@ -432,14 +629,14 @@ mod tests {
         assert_eq!(r, Err("B: boom".to_owned()));
         let r = measure_point(
             &plan(None),
-            &mut machine(2.0, 0.0),
+            &mut machine(2.0, 1.0, 0.0),
             &|| Duration::ZERO,
             &|| true,
             &mut |_, _, _| {},
         )
         .unwrap();
         assert_eq!(
-            (r.verdict, r.stop),
+            (r[0].verdict, r[0].stop),
             (Verdict::Inconclusive, Some(Stop::Interrupted))
         );
     }

@@ -13,7 +13,7 @@
 mod sqlite;
 
 use crate::env::{Commit, Machine};
-use crate::model::{Phase, PointKey, RunStatus, Series};
+use crate::model::{Confirmation, Phase, PointKey, RunStatus, Series, Triage, Verdict};
 use crate::probe::Sample;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -103,6 +103,112 @@ pub trait Connection: std::fmt::Debug {
 
     /// Every stored profile comparison.
     fn profiles(&self) -> Result<Vec<ProfileRecord>, StoreError>;
+
+    /// Stores the A/B run of one metric of one point; its id.
+    fn record_ab(&mut self, ab: &AbRecord) -> Result<i64, StoreError>;
+
+    /// Every stored A/B run, oldest first.
+    fn ab_runs(&self) -> Result<Vec<AbRecord>, StoreError>;
+
+    /// Takes a change point to confirm, atomically: true when there was
+    /// no row for it, or its row is `pending` and `stale` says its owner
+    /// is gone, or `again` and its row is final. Two `confirm` runs on one
+    /// database never both get true for one change point.
+    fn claim_confirmation(
+        &mut self,
+        key: &ConfirmationKey,
+        owner: &str,
+        again: bool,
+        stale: &dyn Fn(&ConfirmationRow) -> bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Records the answer for a claimed change point.
+    fn finish_confirmation(&mut self, row: &ConfirmationRow) -> Result<(), StoreError>;
+
+    /// Every confirmation row.
+    fn confirmations(&self) -> Result<Vec<ConfirmationRow>, StoreError>;
+
+    /// Stores a triage decision (the newest for an alarm is in force; the
+    /// older ones are kept as its history).
+    fn record_triage(&mut self, t: &TriageRecord) -> Result<i64, StoreError>;
+
+    /// Every triage decision, oldest first.
+    fn triages(&self) -> Result<Vec<TriageRecord>, StoreError>;
+}
+
+/// One metric of one point measured A/B, stored with both sides' values
+/// in measuring order (`a[i]`, `b[i]` is pair i).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AbRecord {
+    /// 0 before it is stored.
+    pub id: i64,
+    pub machine: String,
+    pub scenario: String,
+    pub point: String,
+    pub metric: String,
+    pub a_sha: String,
+    pub b_sha: String,
+    /// interleaved or unpaired.
+    pub mode: String,
+    pub verdict: Verdict,
+    /// B against A (0.03 = 3% higher) and its interval; the interval is
+    /// `None` for the unpaired way (a test, not an interval).
+    pub change: Option<f64>,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+    pub threshold: f64,
+    pub pairs: i64,
+    /// Why it stopped (`abtest::Stop`), if it ran.
+    pub stop: Option<String>,
+    pub seconds: f64,
+    pub a: Vec<f64>,
+    pub b: Vec<f64>,
+    pub error: Option<String>,
+    /// What asked for it: compare, check or confirm.
+    pub purpose: String,
+    pub created_unix: f64,
+}
+
+/// One change point of one series: the commit of the new level and the
+/// one before it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct ConfirmationKey {
+    pub machine: String,
+    pub scenario: String,
+    pub point: String,
+    pub metric: String,
+    pub before_sha: String,
+    pub sha: String,
+}
+
+/// Where the confirmation of a change point stands.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConfirmationRow {
+    pub key: ConfirmationKey,
+    pub state: Confirmation,
+    /// What decided it, in words (the interval, or why there is none).
+    pub reason: String,
+    /// The A/B run that decided it.
+    pub ab_id: Option<i64>,
+    /// `host:pid` of the `confirm` that claimed it.
+    pub owner: String,
+    pub updated_unix: f64,
+}
+
+/// A person's decision about an alarm: the metric at the commit, in one
+/// scenario or (`None`) every scenario.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TriageRecord {
+    pub id: i64,
+    pub commit: String,
+    pub metric: String,
+    pub scenario: Option<String>,
+    pub state: Triage,
+    /// The commit that acknowledged or fixed it.
+    pub by: Option<String>,
+    pub who: String,
+    pub note: Option<String>,
+    pub created_unix: f64,
 }
 
 /// A stored `syncbench profile`: one point at two commits.
@@ -420,6 +526,124 @@ pub(crate) mod conformance {
         assert_eq!(store.profiles().unwrap(), vec![newer, other]);
     }
 
+    fn ab(purpose: &str) -> AbRecord {
+        AbRecord {
+            id: 0,
+            machine: "m".into(),
+            scenario: "s".into(),
+            point: "n=1".into(),
+            metric: "wall".into(),
+            a_sha: "a".repeat(40),
+            b_sha: "b".repeat(40),
+            mode: "interleaved".into(),
+            verdict: Verdict::Regression,
+            change: Some(0.031),
+            low: Some(0.012),
+            high: Some(0.05),
+            threshold: 0.02,
+            pairs: 3,
+            stop: Some("changed".into()),
+            seconds: 1.5,
+            a: vec![1.0, 1.1, 0.9],
+            b: vec![1.03, 1.13, 0.93],
+            error: None,
+            purpose: purpose.into(),
+            created_unix: 5.0,
+        }
+    }
+
+    /// A/B runs come back whole, pair structure and all; an unpaired run
+    /// has no interval.
+    pub fn ab_runs(store: &mut Store) {
+        let first = ab("compare");
+        let id = store.record_ab(&first).unwrap();
+        let unpaired = AbRecord {
+            mode: "unpaired".into(),
+            low: None,
+            high: None,
+            stop: None,
+            ..ab("check")
+        };
+        let id2 = store.record_ab(&unpaired).unwrap();
+        assert_ne!(id, id2);
+        let all = store.ab_runs().unwrap();
+        assert_eq!(all, vec![AbRecord { id, ..first }, AbRecord { id: id2, ..unpaired }]);
+    }
+
+    fn confirmation_key(metric: &str) -> ConfirmationKey {
+        ConfirmationKey {
+            machine: "m".into(),
+            scenario: "s".into(),
+            point: "n=1".into(),
+            metric: metric.into(),
+            before_sha: "a".repeat(40),
+            sha: "b".repeat(40),
+        }
+    }
+
+    /// A change point is claimed once; a stale claim (its owner gone) and,
+    /// with `again`, a final answer can be claimed anew.
+    pub fn confirmations(store: &mut Store) {
+        let key = confirmation_key("wall");
+        let never = |_: &ConfirmationRow| false;
+        assert!(store.claim_confirmation(&key, "h:1", false, &never).unwrap());
+        assert!(!store.claim_confirmation(&key, "h:2", false, &never).unwrap());
+        let rows = store.confirmations().unwrap();
+        assert_eq!((rows.len(), rows[0].state), (1, Confirmation::Pending));
+        // Its owner died: the claim is stale.
+        let gone = |r: &ConfirmationRow| r.owner == "h:1";
+        assert!(store.claim_confirmation(&key, "h:2", false, &gone).unwrap());
+        assert_eq!(store.confirmations().unwrap()[0].owner, "h:2");
+        let ab_id = store.record_ab(&ab("confirm")).unwrap();
+        let done = ConfirmationRow {
+            key: key.clone(),
+            state: Confirmation::Confirmed,
+            reason: "+3.1% [+1.2%, +5.0%]".into(),
+            ab_id: Some(ab_id),
+            owner: "h:2".into(),
+            updated_unix: 9.0,
+        };
+        store.finish_confirmation(&done).unwrap();
+        assert_eq!(store.confirmations().unwrap(), vec![done.clone()]);
+        // A final answer is left alone, even by a claim that finds it
+        // "stale", unless asked again.
+        let always = |_: &ConfirmationRow| true;
+        assert!(!store.claim_confirmation(&key, "h:3", false, &always).unwrap());
+        assert!(store.claim_confirmation(&key, "h:3", true, &never).unwrap());
+        let other = confirmation_key("cpu_user");
+        assert!(store.claim_confirmation(&other, "h:3", false, &never).unwrap());
+        assert_eq!(store.confirmations().unwrap().len(), 2);
+    }
+
+    /// Triage decisions are kept, oldest first.
+    pub fn triages(store: &mut Store) {
+        let t = TriageRecord {
+            id: 0,
+            commit: "a".repeat(40),
+            metric: "wall".into(),
+            scenario: None,
+            state: Triage::Invalid,
+            by: None,
+            who: "me".into(),
+            note: Some("a noisy neighbour".into()),
+            created_unix: 1.0,
+        };
+        let id = store.record_triage(&t).unwrap();
+        let later = TriageRecord {
+            state: Triage::Fixed,
+            scenario: Some("s".into()),
+            by: Some("c".repeat(40)),
+            note: None,
+            created_unix: 2.0,
+            ..t.clone()
+        };
+        let id2 = store.record_triage(&later).unwrap();
+        assert_eq!(
+            store.triages().unwrap(),
+            vec![TriageRecord { id, ..t }, TriageRecord { id: id2, ..later }]
+        );
+    }
+
     /// The conformance tests for a backend; `$open` gives `(guard, store)`.
     macro_rules! tests_for {
         ($open:expr) => {
@@ -447,6 +671,21 @@ pub(crate) mod conformance {
             fn profiles() {
                 let (_dir, mut store) = $open;
                 $crate::store::conformance::profiles(&mut *store);
+            }
+            #[test]
+            fn ab_runs() {
+                let (_dir, mut store) = $open;
+                $crate::store::conformance::ab_runs(&mut *store);
+            }
+            #[test]
+            fn confirmations() {
+                let (_dir, mut store) = $open;
+                $crate::store::conformance::confirmations(&mut *store);
+            }
+            #[test]
+            fn triages() {
+                let (_dir, mut store) = $open;
+                $crate::store::conformance::triages(&mut *store);
             }
         };
     }

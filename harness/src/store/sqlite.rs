@@ -2,10 +2,11 @@
 //! by default): WAL, migrations by `user_version`, checked before use.
 
 use super::{
-    CommitRow, CommitRun, Connection, MachineRow, ProfileRecord, RunRecord, RunRow, StoreError,
+    AbRecord, CommitRow, CommitRun, ConfirmationKey, ConfirmationRow, Connection, MachineRow,
+    ProfileRecord, RunRecord, RunRow, StoreError, TriageRecord,
 };
 use crate::env::Machine;
-use crate::model::{Direction, Phase, PointKey, RunStatus, Series, Unit};
+use crate::model::{Confirmation, Direction, Phase, PointKey, RunStatus, Series, Triage, Unit, Verdict};
 use crate::probe::Sample;
 use rusqlite::{OpenFlags, OptionalExtension, params};
 use std::collections::{BTreeMap, HashMap};
@@ -101,6 +102,65 @@ const MIGRATIONS: &[&str] = &[
         created_unix REAL NOT NULL,
         diff TEXT NOT NULL,
         UNIQUE (machine, scenario, point, base_sha, new_sha)
+    ) STRICT;
+",
+    "
+    -- One metric of one point measured A/B (compare --run, check,
+    -- confirm): both sides' values as JSON arrays in measuring order,
+    -- a[i] and b[i] being pair i. low/high are NULL for the unpaired way.
+    CREATE TABLE ab_runs (
+        id INTEGER PRIMARY KEY,
+        machine TEXT NOT NULL,
+        scenario TEXT NOT NULL,
+        point TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        a_sha TEXT NOT NULL,
+        b_sha TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        change REAL,
+        low REAL,
+        high REAL,
+        threshold REAL NOT NULL,
+        pairs INTEGER NOT NULL,
+        stop TEXT,
+        seconds REAL NOT NULL,
+        a_values TEXT NOT NULL,
+        b_values TEXT NOT NULL,
+        error TEXT,
+        purpose TEXT NOT NULL,
+        created_unix REAL NOT NULL
+    ) STRICT;
+    CREATE INDEX ab_runs_by_commits ON ab_runs (b_sha, a_sha);
+    -- Change points of noisy metrics measured again (syncbench confirm);
+    -- a row is claimed (pending) before measuring, so two runs at once
+    -- never both take it.
+    CREATE TABLE confirmations (
+        machine TEXT NOT NULL,
+        scenario TEXT NOT NULL,
+        point TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        before_sha TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        ab_id INTEGER REFERENCES ab_runs (id),
+        owner TEXT NOT NULL,
+        updated_unix REAL NOT NULL,
+        PRIMARY KEY (machine, scenario, point, metric, sha, before_sha)
+    ) STRICT;
+    -- People's decisions about alarms (syncbench triage); the newest per
+    -- alarm is in force.
+    CREATE TABLE triage (
+        id INTEGER PRIMARY KEY,
+        commit_sha TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        scenario TEXT,
+        state TEXT NOT NULL,
+        by_sha TEXT,
+        who TEXT NOT NULL,
+        note TEXT,
+        created_unix REAL NOT NULL
     ) STRICT;
 ",
 ];
@@ -424,6 +484,199 @@ impl Connection for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn record_ab(&mut self, ab: &AbRecord) -> Result<i64, StoreError> {
+        let json = |v: &[f64]| serde_json::to_string(v).expect("numbers serialize");
+        self.conn.execute(
+            "INSERT INTO ab_runs (machine, scenario, point, metric, a_sha, b_sha, mode, verdict,
+                 change, low, high, threshold, pairs, stop, seconds, a_values, b_values, error,
+                 purpose, created_unix)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                 ?17, ?18, ?19, ?20)",
+            params![
+                ab.machine,
+                ab.scenario,
+                ab.point,
+                ab.metric,
+                ab.a_sha,
+                ab.b_sha,
+                ab.mode,
+                ab.verdict.as_str(),
+                ab.change,
+                ab.low,
+                ab.high,
+                ab.threshold,
+                ab.pairs,
+                ab.stop,
+                ab.seconds,
+                json(&ab.a),
+                json(&ab.b),
+                ab.error,
+                ab.purpose,
+                ab.created_unix
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn ab_runs(&self) -> Result<Vec<AbRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, machine, scenario, point, metric, a_sha, b_sha, mode, verdict, change,
+                    low, high, threshold, pairs, stop, seconds, a_values, b_values, error,
+                    purpose, created_unix
+             FROM ab_runs ORDER BY id",
+        )?;
+        let values = |text: String| serde_json::from_str::<Vec<f64>>(&text).unwrap_or_default();
+        let rows = stmt.query_map([], |r| {
+            Ok(AbRecord {
+                id: r.get(0)?,
+                machine: r.get(1)?,
+                scenario: r.get(2)?,
+                point: r.get(3)?,
+                metric: r.get(4)?,
+                a_sha: r.get(5)?,
+                b_sha: r.get(6)?,
+                mode: r.get(7)?,
+                verdict: Verdict::parse(&r.get::<_, String>(8)?).unwrap_or(Verdict::Failed),
+                change: r.get(9)?,
+                low: r.get(10)?,
+                high: r.get(11)?,
+                threshold: r.get(12)?,
+                pairs: r.get(13)?,
+                stop: r.get(14)?,
+                seconds: r.get(15)?,
+                a: values(r.get(16)?),
+                b: values(r.get(17)?),
+                error: r.get(18)?,
+                purpose: r.get(19)?,
+                created_unix: r.get(20)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn claim_confirmation(
+        &mut self,
+        key: &ConfirmationKey,
+        owner: &str,
+        again: bool,
+        stale: &dyn Fn(&ConfirmationRow) -> bool,
+    ) -> Result<bool, StoreError> {
+        // IMMEDIATE: the write lock is taken before the row is read, so
+        // two claims cannot both see it missing.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let existing = tx
+            .query_row(
+                &format!("{CONFIRMATION_SELECT} {CONFIRMATION_KEY}"),
+                confirmation_params(key),
+                confirmation_of,
+            )
+            .optional()?;
+        let take = match &existing {
+            None => true,
+            Some(row) if row.state.is_final() => again,
+            Some(row) => stale(row),
+        };
+        if take {
+            tx.execute(
+                "INSERT INTO confirmations (machine, scenario, point, metric, before_sha, sha,
+                     state, reason, ab_id, owner, updated_unix)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '', NULL, ?8, ?9)
+                 ON CONFLICT (machine, scenario, point, metric, sha, before_sha) DO UPDATE SET
+                     state = excluded.state, reason = '', ab_id = NULL,
+                     owner = excluded.owner, updated_unix = excluded.updated_unix",
+                params![
+                    key.machine,
+                    key.scenario,
+                    key.point,
+                    key.metric,
+                    key.before_sha,
+                    key.sha,
+                    Confirmation::Pending.as_str(),
+                    owner,
+                    crate::ops::session::now()
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(take)
+    }
+
+    fn finish_confirmation(&mut self, row: &ConfirmationRow) -> Result<(), StoreError> {
+        let k = &row.key;
+        self.conn.execute(
+            "UPDATE confirmations SET state = ?7, reason = ?8, ab_id = ?9, owner = ?10,
+                 updated_unix = ?11
+             WHERE machine = ?1 AND scenario = ?2 AND point = ?3 AND metric = ?4
+               AND before_sha = ?5 AND sha = ?6",
+            params![
+                k.machine,
+                k.scenario,
+                k.point,
+                k.metric,
+                k.before_sha,
+                k.sha,
+                row.state.as_str(),
+                row.reason,
+                row.ab_id,
+                row.owner,
+                row.updated_unix
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn confirmations(&self) -> Result<Vec<ConfirmationRow>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "{CONFIRMATION_SELECT} ORDER BY updated_unix, metric"
+        ))?;
+        let rows = stmt.query_map([], confirmation_of)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn record_triage(&mut self, t: &TriageRecord) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO triage (commit_sha, metric, scenario, state, by_sha, who, note,
+                 created_unix)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                t.commit,
+                t.metric,
+                t.scenario,
+                t.state.as_str(),
+                t.by,
+                t.who,
+                t.note,
+                t.created_unix
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn triages(&self) -> Result<Vec<TriageRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, commit_sha, metric, scenario, state, by_sha, who, note, created_unix
+             FROM triage ORDER BY created_unix, id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TriageRecord {
+                id: r.get(0)?,
+                commit: r.get(1)?,
+                metric: r.get(2)?,
+                scenario: r.get(3)?,
+                // Written only by this harness: an unknown state is a
+                // newer harness's, read as the mildest.
+                state: Triage::parse(&r.get::<_, String>(4)?).unwrap_or(Triage::Acknowledged),
+                by: r.get(5)?,
+                who: r.get(6)?,
+                note: r.get(7)?,
+                created_unix: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn has_final_run(
         &self,
         machine: &Machine,
@@ -444,6 +697,40 @@ impl Connection for SqliteStore {
         }
         Ok(false)
     }
+}
+
+const CONFIRMATION_SELECT: &str = "SELECT machine, scenario, point, metric, before_sha, sha,
+    state, reason, ab_id, owner, updated_unix FROM confirmations";
+const CONFIRMATION_KEY: &str = "WHERE machine = ?1 AND scenario = ?2 AND point = ?3
+    AND metric = ?4 AND before_sha = ?5 AND sha = ?6";
+
+fn confirmation_params(k: &ConfirmationKey) -> [&str; 6] {
+    [
+        &k.machine,
+        &k.scenario,
+        &k.point,
+        &k.metric,
+        &k.before_sha,
+        &k.sha,
+    ]
+}
+
+fn confirmation_of(r: &rusqlite::Row) -> rusqlite::Result<ConfirmationRow> {
+    Ok(ConfirmationRow {
+        key: ConfirmationKey {
+            machine: r.get(0)?,
+            scenario: r.get(1)?,
+            point: r.get(2)?,
+            metric: r.get(3)?,
+            before_sha: r.get(4)?,
+            sha: r.get(5)?,
+        },
+        state: Confirmation::parse(&r.get::<_, String>(6)?).unwrap_or(Confirmation::Unconfirmed),
+        reason: r.get(7)?,
+        ab_id: r.get(8)?,
+        owner: r.get(9)?,
+        updated_unix: r.get(10)?,
+    })
 }
 
 /// A new series (no values yet) from a row whose columns 0–2 are the
