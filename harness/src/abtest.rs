@@ -414,8 +414,12 @@ mod tests {
 
     #[test]
     fn noise_keeps_going_until_a_limit_and_says_inconclusive() {
-        let a: Vec<f64> = (0..20).map(|i| if i % 2 == 0 { 1.0 } else { 1.3 }).collect();
-        let b: Vec<f64> = (0..20).map(|i| if i % 3 == 0 { 1.3 } else { 1.0 }).collect();
+        let a: Vec<f64> = (0..20)
+            .map(|i| if i % 2 == 0 { 1.0 } else { 1.3 })
+            .collect();
+        let b: Vec<f64> = (0..20)
+            .map(|i| if i % 3 == 0 { 1.3 } else { 1.0 })
+            .collect();
         let e = estimate(&a, &b, 0.05);
         let (s, t) = (settings(), target(0.02, None));
         assert_eq!(decide(&e, 3, &s, &t), None, "below the minimum");

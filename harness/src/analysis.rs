@@ -155,8 +155,61 @@ pub struct Level {
     pub level: f64,
     pub min: f64,
     pub max: f64,
+    /// The repetitions' spread: MAD / median (0 with one repetition).
+    pub spread: f64,
     pub run_id: i64,
 }
+
+/// Where a series' threshold comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdSource {
+    /// The scenario file sets it: it wins over everything.
+    Scenario,
+    /// An exact count: 1% (`scenario::exact_threshold`).
+    Exact,
+    /// From the series' own history ([`SeriesHistory::noise`]).
+    Learned,
+    /// Too little history to learn from: the default (`--min-change`).
+    Default,
+}
+
+impl ThresholdSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThresholdSource::Scenario => "scenario",
+            ThresholdSource::Exact => "exact",
+            ThresholdSource::Learned => "learned",
+            ThresholdSource::Default => "default",
+        }
+    }
+}
+
+/// The smallest relative change of a series that counts, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Threshold {
+    pub value: f64,
+    pub source: ThresholdSource,
+}
+
+/// A series' own noise, relative to its level.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Noise {
+    /// Commit to commit, where nothing changed: Q3 + 3 × IQR of the
+    /// relative differences between consecutive commits' levels
+    /// (rustc-perf's rule; a few real steps among them are outliers of
+    /// that distribution and move neither quartile much).
+    pub commit: f64,
+    /// Run to run: 3 × the median of the commits' MAD / median.
+    pub run: f64,
+}
+
+/// Differences between consecutive commits needed to learn a threshold.
+pub const LEARN_MIN_DIFFS: usize = 8;
+
+/// The smallest threshold learned: below it a change is the machine's
+/// resolution, whatever the series says.
+pub const LEARNED_FLOOR: f64 = 0.01;
 
 /// One series over the history's commits.
 #[derive(Debug, Clone)]
@@ -192,6 +245,33 @@ impl SeriesHistory {
         self.levels[i].map(|l| l.level)
     }
 
+    /// The series' own noise, once it has at least
+    /// [`LEARN_MIN_DIFFS`] consecutive commits with values.
+    pub fn noise(&self) -> Option<Noise> {
+        let levels: Vec<Level> = self.levels.iter().flatten().copied().collect();
+        let mut diffs: Vec<f64> = levels
+            .windows(2)
+            .filter(|w| w[0].level != 0.0)
+            .map(|w| ((w[1].level - w[0].level) / w[0].level).abs())
+            .collect();
+        if diffs.len() < LEARN_MIN_DIFFS {
+            return None;
+        }
+        diffs.sort_by(f64::total_cmp);
+        let (q1, q3) = (quantile(&diffs, 0.25), quantile(&diffs, 0.75));
+        let spreads: Vec<f64> = levels.iter().map(|l| l.spread).collect();
+        Some(Noise {
+            commit: q3 + 3.0 * (q3 - q1),
+            run: 3.0 * stats::median(&spreads),
+        })
+    }
+
+    /// The threshold in force for this series of `scenario`'s `metric`
+    /// (see [`threshold`]).
+    pub fn threshold(&self, book: &ThresholdBook, scenario: &str, metric: &str) -> Threshold {
+        threshold(book, scenario, metric, self.noise())
+    }
+
     /// Change points among the last `window` values (E-Divisive is
     /// quadratic in the series' length), of at least `min_effect`.
     /// `exact`: the series counts work (see `changepoint::count_steps`).
@@ -223,6 +303,46 @@ impl SeriesHistory {
             })
             .collect()
     }
+}
+
+/// The threshold in force for `scenario`'s `metric` given the series'
+/// noise: the scenario file's, else 1% for an exact count, else learned
+/// (never below [`LEARNED_FLOOR`]), else the book's default.
+pub fn threshold(
+    book: &ThresholdBook,
+    scenario: &str,
+    metric: &str,
+    noise: Option<Noise>,
+) -> Threshold {
+    if let Some(value) = book.explicit(scenario, metric) {
+        return Threshold {
+            value,
+            source: ThresholdSource::Scenario,
+        };
+    }
+    if book.is_exact(scenario, metric) {
+        return Threshold {
+            value: book.min_effect(scenario, metric),
+            source: ThresholdSource::Exact,
+        };
+    }
+    match noise {
+        Some(n) => Threshold {
+            value: n.commit.max(n.run).max(LEARNED_FLOOR),
+            source: ThresholdSource::Learned,
+        },
+        None => Threshold {
+            value: book.default_threshold(),
+            source: ThresholdSource::Default,
+        },
+    }
+}
+
+/// The `q` quantile of sorted values, interpolated between neighbours.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 /// Every stored run of commits, in history order, with the metrics of
@@ -301,10 +421,16 @@ impl History {
                         failed: HashSet::new(),
                     });
                 let (min, max) = min_max(&m.values);
+                let median = stats::median(&m.values);
                 s.levels[i] = Some(Level {
                     level: level(m),
                     min,
                     max,
+                    spread: if median == 0.0 {
+                        0.0
+                    } else {
+                        stats::mad(&m.values) / median.abs()
+                    },
                     run_id: run.id,
                 });
             }
@@ -325,7 +451,9 @@ impl History {
         self.runs.iter().find(|r| r.id == id)
     }
 
-    /// Change points of every series but the harness's own, newest first.
+    /// Change points of every series but the harness's own, ranked
+    /// (`alarms::rank`), each with the threshold in force for its series.
+    /// Their confirmation and triage are filled in by `alarms::annotate`.
     pub fn changes(&self, book: &ThresholdBook) -> Vec<Change> {
         let runs: HashMap<i64, &CommitRun> = self.runs.iter().map(|r| (r.id, r)).collect();
         let mut out = Vec::new();
@@ -333,14 +461,16 @@ impl History {
             if crate::model::is_informational(&k.metric) {
                 continue;
             }
-            let min = book.min_effect(&k.scenario, &k.metric);
+            let threshold = s.threshold(book, &k.scenario, &k.metric);
             let floor = crate::model::absolute_floor(&k.metric);
             let exact = book.is_exact(&k.scenario, &k.metric);
-            for cp in s.change_points(min, floor, exact, usize::MAX) {
+            for cp in s.change_points(threshold.value, floor, exact, usize::MAX) {
                 let at = s.levels[cp.index].expect("present");
+                let before = s.levels[cp.before_index].expect("present");
                 let run = runs[&at.run_id];
                 out.push(Change {
                     commit: run.sha.clone(),
+                    before_commit: runs[&before.run_id].sha.clone(),
                     subject_time_unix: run.time_unix,
                     scenario: k.scenario.clone(),
                     point: k.point.clone(),
@@ -349,20 +479,28 @@ impl History {
                     unit: s.unit,
                     verdict: Verdict::of_change(s.direction, cp.change),
                     change_pct: cp.change * 100.0,
-                    before: s.value(cp.before_index).expect("present"),
+                    before: before.level,
                     after: at.level,
                     confidence: 1.0 - cp.p_value,
                     machine: k.machine.clone(),
                     exact,
+                    threshold,
+                    significance: cp.change.abs() / threshold.value,
+                    confirmation: crate::model::Confirmation::Unconfirmed,
+                    confirmation_reason: None,
+                    triage: None,
                 });
             }
         }
-        out.sort_by(|a, b| {
-            b.subject_time_unix
-                .cmp(&a.subject_time_unix)
-                .then(a.metric.cmp(&b.metric))
-        });
+        crate::alarms::rank(&mut out);
         out
+    }
+
+    /// The threshold in force for a series (the book's default for one
+    /// not in this history).
+    pub fn threshold(&self, key: &SeriesKey, book: &ThresholdBook) -> Threshold {
+        let noise = self.series.get(key).and_then(SeriesHistory::noise);
+        threshold(book, &key.scenario, &key.metric, noise)
     }
 
     /// Every point measured (ok) at both `base` and `new` (full shas),
@@ -389,7 +527,7 @@ impl History {
                 scenario: r.key.scenario.clone(),
                 point: r.key.point.clone(),
                 rows: rows(series(r.id), series(b.id), &|m| {
-                    book.min_effect(&r.key.scenario, m)
+                    self.threshold(&r.key.metric(m), book).value
                 }),
             });
         }
@@ -422,6 +560,17 @@ pub struct Change {
     /// code's on any machine. Otherwise (time, memory) it may be the
     /// machine's: a busier neighbour moves time series too.
     pub exact: bool,
+    /// The commit before it in the series (the last of the old level).
+    pub before_commit: String,
+    /// The threshold in force for the series.
+    pub threshold: Threshold,
+    /// The change relative to the threshold (1 = just at it): the rank.
+    pub significance: f64,
+    /// Whether measuring the two commits again, interleaved, found it.
+    pub confirmation: crate::model::Confirmation,
+    pub confirmation_reason: Option<String>,
+    /// The newest triage decision about it.
+    pub triage: Option<crate::store::TriageRecord>,
 }
 
 /// One point compared between two commits.

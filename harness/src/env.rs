@@ -138,6 +138,19 @@ pub fn first_parent_history(dir: &Path, rev: &str, limit: usize) -> Result<Vec<S
     Ok(out)
 }
 
+/// The newest common ancestor of two commits (full shas), if they have one.
+pub fn merge_base(dir: &Path, a: &str, b: &str) -> Result<Option<String>, GitError> {
+    let repo = git2::Repository::discover(dir).map_err(|source| GitError::NotARepo {
+        path: dir.to_owned(),
+        source,
+    })?;
+    match repo.merge_base(git2::Oid::from_str(a)?, git2::Oid::from_str(b)?) {
+        Ok(oid) => Ok(Some(oid.to_string())),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `rustc --version`, for the record.
 pub fn toolchain() -> String {
     std::process::Command::new("rustc")
@@ -146,4 +159,11 @@ pub fn toolchain() -> String {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// This host's name (the kernel's), for naming the owner of a claim.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
 }

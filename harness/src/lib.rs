@@ -10,6 +10,7 @@
 //! prints.
 
 pub mod abtest;
+pub mod alarms;
 pub mod analysis;
 pub mod changepoint;
 pub mod env;

@@ -650,6 +650,17 @@ impl ThresholdBook {
         }
     }
 
+    /// The scenario file's own threshold for the metric, if it sets one.
+    pub fn explicit(&self, scenario: &str, metric: &str) -> Option<f64> {
+        self.by_scenario.get(scenario).and_then(|t| t.get(metric))
+    }
+
+    /// The threshold where neither the scenario nor the series' history
+    /// says more.
+    pub fn default_threshold(&self) -> f64 {
+        self.default
+    }
+
     /// The smallest relative change that counts for a scenario's metric:
     /// the scenario's setting, else the default of the metric's kind
     /// (exact counts need no 5% margin), else the book's default.

@@ -61,13 +61,73 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
-/// The Markdown summary `check` writes for a CI job or a pull request.
-pub fn markdown(base: &str, new: &str, compared: &[Compared]) -> String {
-    let regressions = compared
-        .iter()
-        .flat_map(|c| &c.rows)
-        .filter(|r| r.verdict == Verdict::Regression)
-        .count();
+/// A regression or improvement `check` found, with where it stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flag {
+    pub scenario: String,
+    pub point: String,
+    pub metric: String,
+    pub verdict: Verdict,
+    pub change_pct: f64,
+    /// The change over its series' threshold: the rank.
+    pub significance: f64,
+    pub threshold: f64,
+    pub state: FlagState,
+}
+
+/// Whether a flag stands: measured again, triaged, or final as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlagState {
+    /// An exact count: no confirming needed.
+    Exact,
+    /// A noisy metric not measured again (`--no-confirm`).
+    Unconfirmed,
+    /// Measured again, interleaved: found (the interval).
+    Confirmed(String),
+    /// Measured again: no change at the threshold.
+    Refuted(String),
+    /// Measured again: no answer within the budget.
+    Inconclusive(String),
+    /// Could not be measured again (a build failed, the scenario is gone).
+    NotConfirmable(String),
+    /// Acknowledged or marked invalid by a person.
+    Triaged(crate::model::Triage),
+}
+
+impl FlagState {
+    pub fn describe(&self) -> String {
+        match self {
+            FlagState::Exact => "exact count".into(),
+            FlagState::Unconfirmed => "not confirmed (--no-confirm)".into(),
+            FlagState::Confirmed(i) => format!("confirmed: {i}"),
+            FlagState::Refuted(i) => format!("refuted: {i}"),
+            FlagState::Inconclusive(i) => format!("inconclusive, not failing: {i}"),
+            FlagState::NotConfirmable(e) => format!("could not confirm: {e}"),
+            FlagState::Triaged(t) => format!("{}, not failing", t.as_str()),
+        }
+    }
+}
+
+impl Flag {
+    /// Whether it fails the gate: a regression that is exact, confirmed,
+    /// not measured again, or could not be.
+    pub fn fails(&self) -> bool {
+        self.verdict == Verdict::Regression
+            && matches!(
+                self.state,
+                FlagState::Exact
+                    | FlagState::Unconfirmed
+                    | FlagState::Confirmed(_)
+                    | FlagState::NotConfirmable(_)
+            )
+    }
+}
+
+/// The Markdown summary `check` writes for a CI job or a pull request:
+/// the flagged changes ranked (regressions first, by their size against
+/// their series' threshold) with where each stands, then every series.
+pub fn markdown(base: &str, new: &str, compared: &[Compared], flags: &[Flag]) -> String {
+    let failing = flags.iter().filter(|f| f.fails()).count();
     let mut md = format!(
         "## syncbench: `{}` vs `{}`\n\n",
         &new[..new.len().min(12)],
@@ -77,14 +137,39 @@ pub fn markdown(base: &str, new: &str, compared: &[Compared]) -> String {
         md.push_str("No series was measured at both commits.\n");
         return md;
     }
-    md.push_str(&if regressions == 0 {
+    md.push_str(&if failing == 0 {
         format!("No regression in {} series.\n\n", compared.len())
     } else {
         format!(
-            "**{regressions} regression(s)** in {} series.\n\n",
+            "**{failing} regression(s)** in {} series.\n\n",
             compared.len()
         )
     });
+    if !flags.is_empty() {
+        md.push_str("| | scenario | point | metric | change | × threshold | state |\n|---|---|---|---|---|---|---|\n");
+        for f in flags {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {:+.1}% | {:.1} (±{:.1}%) | {} |",
+                if f.fails() {
+                    "🔴"
+                } else if f.verdict == Verdict::Regression {
+                    "⚪"
+                } else {
+                    "🟢"
+                },
+                escape_md(&f.scenario),
+                escape_md(&f.point),
+                escape_md(&f.metric),
+                f.change_pct,
+                f.significance,
+                f.threshold * 100.0,
+                escape_md(&f.state.describe()),
+            );
+        }
+        md.push('\n');
+    }
+    md.push_str("<details><summary>Every series</summary>\n\n");
     md.push_str("| scenario | point | metric | baseline | this | change | p | verdict |\n|---|---|---|---|---|---|---|---|\n");
     for c in compared {
         for r in c.rows.iter().filter(|r| !is_harness_metric(&r.metric)) {
@@ -102,6 +187,7 @@ pub fn markdown(base: &str, new: &str, compared: &[Compared]) -> String {
             );
         }
     }
+    md.push_str("\n</details>\n");
     md
 }
 

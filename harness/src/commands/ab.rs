@@ -68,6 +68,10 @@ pub struct AbArgs {
 }
 
 impl AbArgs {
+    pub fn cargo_profile(&self) -> &str {
+        &self.cargo_profile
+    }
+
     fn plan(&self) -> Plan {
         let counts = is_instruction_metric(&self.metric);
         // Whole processes only: a phase's count moves with fixed costs

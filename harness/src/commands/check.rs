@@ -1,13 +1,23 @@
 //! `syncbench check`: the CI gate. A commit's stored results against the
-//! newest results on the baseline's first-parent history (or, with
-//! `--run`, both measured now A B A B …); exit 1 on a regression.
+//! baseline — the merge base with the baseline branch for a branch or
+//! pull request, the newest earlier measured commit on its own line for a
+//! commit of the branch itself — (or, with `--run`, both measured now
+//! A B A B …); a regression of a noisy metric is measured again,
+//! interleaved, before it fails the gate; exit 1 on a regression.
 
 use super::{Context, print_compared};
 use anyhow::{Context as _, bail};
+use std::collections::HashSet;
 use std::path::PathBuf;
-use syncbench::analysis::History;
+use std::time::Duration;
+use syncbench::abtest::{ALPHA, Settings, Target};
+use syncbench::alarms;
+use syncbench::analysis::{Compared, History};
 use syncbench::model::{RunStatus, Verdict};
-use syncbench::scenario::{DEFAULT_THRESHOLD, ThresholdBook};
+use syncbench::ops::ab::{self, Plan};
+use syncbench::ops::session::{MeasureSettings, Session};
+use syncbench::scenario::{DEFAULT_THRESHOLD, ThresholdBook, parse_duration};
+use syncbench::text::{Flag, FlagState};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,6 +29,17 @@ pub struct Args {
     /// Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).
     #[arg(long)]
     summary: Option<PathBuf>,
+    /// Fail on a stored regression of a noisy metric (time, CPU, memory)
+    /// without measuring both commits again first.
+    #[arg(long)]
+    no_confirm: bool,
+    /// Time to confirm each point with a noisy regression (both commits
+    /// measured alternately until the answer is clear).
+    #[arg(long, default_value = "3m", value_parser = parse_duration)]
+    confirm_budget: Duration,
+    /// Cache for the worktrees and builds of the confirmation.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
     #[command(flatten)]
     pub target: super::ab::AbTarget,
 }
@@ -41,47 +62,281 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let store = cx.store()?;
     let new = cx.full_sha(new_rev)?;
     // A CI gate whose baseline is a typo must fail, not pass quietly.
-    cx.full_sha(&args.baseline)
+    let tip = cx
+        .full_sha(&args.baseline)
         .with_context(|| format!("--baseline {}: no such branch or commit", args.baseline))?;
-    let line = syncbench::env::first_parent_history(&cx.root, &args.baseline, 1000)?;
-    let history = History::load_where(&*store, &|sha| sha == new || line.iter().any(|l| l == sha))?;
-    // The newest commit on the baseline's first-parent line with results.
-    let measured: std::collections::HashSet<&str> = history
+    let history = History::load(&*store)?;
+    let measured: HashSet<&str> = history
         .runs
         .iter()
         .filter(|r| r.status == RunStatus::Ok)
         .map(|r| r.sha.as_str())
         .collect();
-    let Some(base) = line
-        .iter()
-        .find(|sha| **sha != new && measured.contains(sha.as_str()))
-    else {
-        let msg = format!(
-            "no results on {}'s history to compare with; nothing to check",
-            args.baseline
-        );
-        if let Some(path) = &args.summary {
-            std::fs::write(path, format!("## syncbench\n\n{msg}\n"))?;
+    let merge_base = syncbench::env::merge_base(&cx.root, &new, &tip)?;
+    let base = match merge_base {
+        // A branch or pull request: what it would change is measured
+        // against where it left the baseline, not the baseline's tip
+        // (which may have moved on, faster or slower).
+        Some(mb) if mb != new => {
+            if !measured.contains(mb.as_str()) {
+                bail!(
+                    "the baseline, the merge base {} of {new_rev} and {}, has no stored results \
+                     in {}: measure it (`syncbench history {}`) or restore the results database",
+                    &mb[..12],
+                    args.baseline,
+                    cx.db.display(),
+                    &mb[..12]
+                );
+            }
+            mb
         }
-        eprintln!("syncbench: {msg}");
-        return Ok(0);
+        // A commit of the baseline's own line (a push to main): the
+        // newest measured commit before it.
+        Some(_) => {
+            let line = syncbench::env::first_parent_history(&cx.root, &new, 1000)?;
+            match line
+                .into_iter()
+                .find(|sha| *sha != new && measured.contains(sha.as_str()))
+            {
+                Some(b) => b,
+                None => return nothing_to_check(&args, "no earlier results on its line"),
+            }
+        }
+        None => bail!(
+            "{new_rev} and {} have no common history; give --baseline a branch it grew from",
+            args.baseline
+        ),
     };
     let book = ThresholdBook::load(&cx.scenarios_dir, DEFAULT_THRESHOLD);
-    let compared = history.compare(base, &new, &book);
-    if let Some(path) = &args.summary {
-        std::fs::write(path, syncbench::text::markdown(base, &new, &compared))
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
+    let compared = history.compare(&base, &new, &book);
     print_compared(&compared, args.target.json)?;
-    let regressions = compared
-        .iter()
-        .flat_map(|c| &c.rows)
-        .filter(|r| r.verdict == Verdict::Regression)
-        .count();
+    let triages = store.triages()?;
+    drop(store);
+    let silenced = silenced_between(cx, &base, &new)?;
+    let mut flags = flags(&history, &compared, &book, &triages, &silenced);
+    if !args.no_confirm {
+        confirm(cx, &args, &base, &new, &mut flags)?;
+    }
+    if let Some(path) = &args.summary {
+        std::fs::write(
+            path,
+            syncbench::text::markdown(&base, &new, &compared, &flags),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+    }
+    for f in flags.iter().filter(|f| f.verdict == Verdict::Regression) {
+        eprintln!(
+            "syncbench: {} {} {}: {:+.1}% ({:.1}x its threshold): {}",
+            f.scenario,
+            f.point,
+            f.metric,
+            f.change_pct,
+            f.significance,
+            f.state.describe()
+        );
+    }
+    let failing = flags.iter().filter(|f| f.fails()).count();
     eprintln!(
-        "syncbench: {regressions} regression(s) against {} @ {}",
+        "syncbench: {failing} regression(s) against {} @ {}",
         args.baseline,
         &base[..12]
     );
-    Ok(u8::from(regressions > 0))
+    Ok(u8::from(failing > 0))
+}
+
+fn nothing_to_check(args: &Args, why: &str) -> anyhow::Result<u8> {
+    let msg = format!("{why} to compare with; nothing to check");
+    if let Some(path) = &args.summary {
+        std::fs::write(path, format!("## syncbench\n\n{msg}\n"))?;
+    }
+    eprintln!("syncbench: {msg}");
+    Ok(0)
+}
+
+/// The commits after `base` up to `new` (on `new`'s first-parent line): a
+/// triage decision at any of them applies.
+fn silenced_between(cx: &Context, base: &str, new: &str) -> anyhow::Result<Vec<String>> {
+    let line = syncbench::env::first_parent_history(&cx.root, new, 1000)?;
+    Ok(line.into_iter().take_while(|s| s != base).collect())
+}
+
+/// The regressions and improvements of a comparison, ranked, each with
+/// its state: exact counts are final; noisy metrics wait for
+/// confirmation; an alarm acknowledged or marked invalid between the
+/// commits does not fail again.
+fn flags(
+    history: &History,
+    compared: &[Compared],
+    book: &ThresholdBook,
+    triages: &[syncbench::store::TriageRecord],
+    commits: &[String],
+) -> Vec<Flag> {
+    let mut out = Vec::new();
+    for c in compared {
+        for r in &c.rows {
+            if !matches!(r.verdict, Verdict::Regression | Verdict::Improvement) {
+                continue;
+            }
+            let key = syncbench::model::SeriesKey {
+                machine: c.machine.clone(),
+                scenario: c.scenario.clone(),
+                point: c.point.clone(),
+                metric: r.metric.clone(),
+            };
+            let threshold = history.threshold(&key, book);
+            let triage = commits
+                .iter()
+                .find_map(|sha| alarms::triage_of(triages, sha, &c.scenario, &r.metric))
+                .cloned();
+            let exact = book.is_exact(&c.scenario, &r.metric);
+            let state = match &triage {
+                Some(t) if t.state.silences() => FlagState::Triaged(t.state),
+                _ if exact => FlagState::Exact,
+                _ => FlagState::Unconfirmed,
+            };
+            out.push(Flag {
+                scenario: c.scenario.clone(),
+                point: c.point.clone(),
+                metric: r.metric.clone(),
+                verdict: r.verdict,
+                change_pct: r.change_pct.unwrap_or(0.0),
+                significance: r.change_pct.unwrap_or(0.0).abs() / 100.0 / threshold.value,
+                threshold: threshold.value,
+                state,
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.verdict != Verdict::Regression)
+            .cmp(&(b.verdict != Verdict::Regression))
+            .then(b.significance.total_cmp(&a.significance))
+    });
+    out
+}
+
+/// Measures both commits again, interleaved, for every point with an
+/// unconfirmed regression, and records each answer in its flag.
+fn confirm(
+    cx: &Context,
+    args: &Args,
+    base: &str,
+    new: &str,
+    flags: &mut [Flag],
+) -> anyhow::Result<()> {
+    let mut points: Vec<(String, String)> = flags
+        .iter()
+        .filter(|f| f.verdict == Verdict::Regression && f.state == FlagState::Unconfirmed)
+        .map(|f| (f.scenario.clone(), f.point.clone()))
+        .collect();
+    points.dedup();
+    if points.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "syncbench: measuring {} point(s) again at both commits to confirm their regressions",
+        points.len()
+    );
+    let settings = MeasureSettings {
+        repetitions: None,
+        filter: None,
+        sample_interval: Duration::from_millis(50),
+        target_dir: None,
+        cargo_profile: args.target.ab.cargo_profile().to_owned(),
+        cache_dir: args.cache_dir.clone(),
+        pin_cpu: None,
+        instructions: false,
+    };
+    let mut session = Session::open(&cx.db, settings, cx.interrupted()?)?;
+    let sides = ab::sides(&session, &cx.root, (base, new))?;
+    for (scenario, point) in points {
+        let mut set = |state: FlagState| {
+            for f in flags.iter_mut().filter(|f| {
+                f.scenario == scenario && f.point == point && f.state == FlagState::Unconfirmed
+            }) {
+                f.state = state.clone();
+            }
+        };
+        let s = match syncbench::scenario::find(&cx.scenarios_dir, &scenario) {
+            Ok(s) => s,
+            Err(e) => {
+                set(FlagState::NotConfirmable(format!("{e}")));
+                continue;
+            }
+        };
+        let Some(p) = s.points.iter().find(|p| p.key() == point) else {
+            set(FlagState::NotConfirmable(format!(
+                "{scenario} has no point {point} now"
+            )));
+            continue;
+        };
+        if let Err(e) = ab::build(&sides, &s) {
+            set(FlagState::NotConfirmable(e));
+            continue;
+        }
+        let targets: Vec<Target> = flags
+            .iter()
+            .filter(|f| {
+                f.scenario == scenario
+                    && f.point == point
+                    && f.state == FlagState::Unconfirmed
+                    && f.verdict == Verdict::Regression
+            })
+            .map(|f| Target {
+                metric: f.metric.clone(),
+                threshold: f.threshold,
+                resolution: None,
+            })
+            .collect();
+        let plan = Plan {
+            targets,
+            settings: Settings {
+                min_pairs: 5,
+                max_pairs: None,
+                budget: args.confirm_budget,
+                alpha: ALPHA,
+            },
+            unpaired: None,
+            warmup: true,
+        };
+        let results = ab::measure(&session, &sides, &s, p, &plan, &mut |_, _, _| {});
+        ab::record(&mut session, base, new, &results, "check")?;
+        for r in results {
+            let state = match (r.verdict, &r.error) {
+                (Verdict::Failed, Some(e)) => FlagState::NotConfirmable(e.clone()),
+                (Verdict::Regression, _) => FlagState::Confirmed(interval(&r)),
+                (Verdict::Improvement | Verdict::Unchanged, _) => FlagState::Refuted(interval(&r)),
+                _ => FlagState::Inconclusive(interval(&r)),
+            };
+            if let Some(f) = flags
+                .iter_mut()
+                .find(|f| f.scenario == scenario && f.point == point && f.metric == r.metric)
+            {
+                f.state = state;
+            }
+        }
+        if session.interrupted() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn interval(r: &ab::AbResult) -> String {
+    r.estimate.map_or_else(
+        || {
+            r.stop
+                .map_or("no answer".to_owned(), |s| s.describe().to_owned())
+        },
+        |e| {
+            format!(
+                "{:+.2}% [{:+.2}%, {:+.2}%] in {} pairs{}",
+                e.change * 100.0,
+                e.low * 100.0,
+                e.high * 100.0,
+                r.pairs,
+                r.stop
+                    .map_or(String::new(), |s| format!(", {}", s.describe()))
+            )
+        },
+    )
 }

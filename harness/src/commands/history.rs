@@ -17,6 +17,12 @@ pub struct Args {
     /// Measure again commits that have results.
     #[arg(long)]
     force: bool,
+    /// Then confirm the change points of noisy metrics that have no
+    /// answer yet (see `syncbench confirm`).
+    #[arg(long)]
+    confirm: bool,
+    #[command(flatten)]
+    confirm_args: super::confirm::ConfirmArgs,
     #[command(flatten)]
     pub measure: MeasureArgs,
 }
@@ -74,7 +80,24 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         }
     }
     bar.finish_and_clear();
-    finish(&session, total, args.measure.json)
+    drop(checkout);
+    let status = finish(&session, total, args.measure.json)?;
+    if !args.confirm || session.interrupted() {
+        return Ok(status);
+    }
+    let confirmed = super::confirm::confirm_and_print(
+        cx,
+        &mut session,
+        &chosen,
+        &|_| true,
+        &args.confirm_args,
+        if args.measure.json {
+            super::confirm::Output::Quiet
+        } else {
+            super::confirm::Output::Text
+        },
+    )?;
+    Ok(status.max(confirmed))
 }
 
 /// `history` arguments: scenario names or files, and revisions.

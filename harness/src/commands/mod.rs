@@ -6,6 +6,7 @@ mod ab;
 mod bisect;
 mod check;
 mod compare;
+mod confirm;
 mod export;
 mod history;
 mod ingest;
@@ -17,6 +18,7 @@ mod regressions;
 mod report;
 mod run;
 mod show;
+mod triage;
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -39,8 +41,19 @@ pub enum Cmd {
     /// Arguments are scenario names/paths and commits: `A..B` (first-parent
     /// commits after A up to B) or single revisions; or use -n N.
     History(history::Args),
-    /// Change points over the stored history, newest first.
+    /// Change points over the stored history: regressions ranked by their
+    /// size against their series' threshold, then improvements; by default
+    /// only alarms (exact counts, and noisy metrics confirmed by `confirm`).
     Regressions(regressions::Args),
+    /// Measure change points of noisy metrics (time, CPU, memory) again:
+    /// the commit before and the commit after, built side by side and run
+    /// alternately until the answer is clear. Records each as confirmed,
+    /// refuted or inconclusive. Exit 1 when a regression was confirmed.
+    Confirm(confirm::Args),
+    /// Record what a person decided about an alarm: acknowledged (CI does
+    /// not fail on it again), invalid (a false alarm) or fixed; --list
+    /// shows the decisions and the alarms' precision.
+    Triage(triage::Args),
     /// Render the results as a static HTML site: an index of every series,
     /// a trend page per series with its change points, a page per commit
     /// with the resource curves of its runs, and comparisons. Works from a
@@ -90,7 +103,7 @@ pub fn dispatch(cx: &Context, cmd: Cmd) -> anyhow::Result<u8> {
     // These read only the database (and a commit given by its sha).
     if !matches!(
         cmd,
-        Cmd::Report(_) | Cmd::Regressions(_) | Cmd::Show(_) | Cmd::Export(_)
+        Cmd::Report(_) | Cmd::Regressions(_) | Cmd::Show(_) | Cmd::Export(_) | Cmd::Triage(_)
     ) {
         cx.repo()?;
     }
@@ -98,6 +111,8 @@ pub fn dispatch(cx: &Context, cmd: Cmd) -> anyhow::Result<u8> {
         Cmd::Run(a) => run::run(cx, a),
         Cmd::History(a) => history::run(cx, a),
         Cmd::Regressions(a) => regressions::run(cx, a),
+        Cmd::Confirm(a) => confirm::run(cx, a),
+        Cmd::Triage(a) => triage::run(cx, a),
         Cmd::Report(a) => report::run(cx, a),
         Cmd::Compare(a) => compare::run(cx, a),
         Cmd::Check(a) => check::run(cx, a),

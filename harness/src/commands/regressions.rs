@@ -1,19 +1,27 @@
-//! `syncbench regressions`: change points over the stored history.
+//! `syncbench regressions`: change points over the stored history,
+//! ranked, with their confirmation and triage.
 
 use super::{Context, outln};
-use syncbench::analysis::History;
+use syncbench::alarms;
+use syncbench::analysis::{Change, History};
 use syncbench::scenario::{DEFAULT_THRESHOLD, ThresholdBook};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Smallest relative change of level to report (0.05 = 5%), where the
-    /// scenario file sets no threshold for the metric.
+    /// Smallest relative change of level to report (0.05 = 5%) for a
+    /// series with too little history to learn its own threshold, where
+    /// the scenario file sets none.
     #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
     min_change: f64,
     /// Only changes of exact counts (instruction counts, requests, the
     /// server's counters): steps of the code, whatever the machine did.
     #[arg(long)]
     exact: bool,
+    /// Every change point, confirmed or not (by default: changes of exact
+    /// counts, and changes of noisy metrics that `syncbench confirm`
+    /// confirmed).
+    #[arg(long)]
+    all: bool,
     #[arg(long)]
     json: bool,
 }
@@ -22,32 +30,61 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let store = cx.store()?;
     let book = ThresholdBook::load(&cx.scenarios_dir, args.min_change);
     let mut changes = History::load(&*store)?.changes(&book);
+    let triages = store.triages()?;
+    alarms::annotate(&mut changes, &store.confirmations()?, &triages);
+    let hidden = if args.all {
+        0
+    } else {
+        let before = changes.len();
+        changes.retain(alarms::is_alarm);
+        before - changes.len()
+    };
     if args.exact {
         changes.retain(|c| c.exact);
     }
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&changes)?)?;
-    } else if changes.is_empty() {
-        outln!("no change points in {}", cx.db.display())?;
-    } else {
-        for c in &changes {
-            outln!(
-                "{} {:<11} {:+6.1}%  {} {} {}: {} -> {}  ({})",
-                &c.commit[..12],
-                c.verdict.as_str(),
-                c.change_pct,
-                c.scenario,
-                c.point,
-                c.metric,
-                c.unit.human(c.before),
-                c.unit.human(c.after),
-                if c.exact {
-                    "exact count".to_owned()
-                } else {
-                    format!("confidence {:.0}%", c.confidence * 100.0)
-                }
-            )?;
-        }
+        return outln!("{}", serde_json::to_string_pretty(&changes)?).map(|()| 0);
     }
+    if changes.is_empty() {
+        outln!("no change points in {}", cx.db.display())?;
+    }
+    for c in &changes {
+        outln!("{}", line(c))?;
+    }
+    if hidden > 0 {
+        outln!(
+            "{hidden} change point(s) of noisy metrics not confirmed (hidden): `syncbench confirm` measures them again, --all lists them"
+        )?;
+    }
+    outln!(
+        "{}",
+        super::triage::precision_line(alarms::precision(&triages))
+    )?;
     Ok(0)
+}
+
+/// One change, as the terminal shows it.
+pub fn line(c: &Change) -> String {
+    let state = if c.exact {
+        "exact count".to_owned()
+    } else {
+        c.confirmation.as_str().to_owned()
+    };
+    let triage = c.triage.as_ref().map_or(String::new(), |t| {
+        format!(", {} by {}", t.state.as_str(), t.who)
+    });
+    format!(
+        "{} {:<11} {:+6.1}% {:>5.1}x  {} {} {}: {} -> {}  ({state}, threshold {:.1}% {}{triage})",
+        &c.commit[..12],
+        c.verdict.as_str(),
+        c.change_pct,
+        c.significance,
+        c.scenario,
+        c.point,
+        c.metric,
+        c.unit.human(c.before),
+        c.unit.human(c.after),
+        c.threshold.value * 100.0,
+        c.threshold.source.as_str(),
+    )
 }

@@ -9,10 +9,10 @@ use crate::abtest::{self, Estimate, Settings, Side, Stop, Target};
 use crate::history::Checkout;
 use crate::model::{Direction, MetricValue, Verdict};
 use crate::ops::session::Session;
-use crate::store::{AbRecord, StoreError};
 use crate::runner::{Runner, is_instruction_metric};
 use crate::scenario::{Kind, Point, Scenario};
 use crate::stats;
+use crate::store::{AbRecord, StoreError};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
@@ -68,7 +68,9 @@ impl Plan {
     /// Whether any target is an instruction count (the runs go under
     /// valgrind where the kernel has no counters).
     fn counts_instructions(&self) -> bool {
-        self.targets.iter().any(|t| is_instruction_metric(&t.metric))
+        self.targets
+            .iter()
+            .any(|t| is_instruction_metric(&t.metric))
     }
 }
 
@@ -129,7 +131,6 @@ pub struct Measured {
     pub b: Vec<f64>,
 }
 
-
 /// Measures one point by `plan`: `measure(side)` gives one repetition's
 /// metrics; `elapsed()` the time spent on the point; `on_value(i, side,
 /// value)` sees the first target's values as they come. Each target
@@ -175,10 +176,13 @@ pub fn measure_point(
             if stops[t].is_some() {
                 continue;
             }
-            let m = got.iter().find(|m| m.name == target.metric).ok_or_else(|| {
-                let names: Vec<&str> = got.iter().map(|m| m.name.as_str()).collect();
-                format!("no metric {:?}; this scenario has {names:?}", target.metric)
-            })?;
+            let m = got
+                .iter()
+                .find(|m| m.name == target.metric)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = got.iter().map(|m| m.name.as_str()).collect();
+                    format!("no metric {:?}; this scenario has {names:?}", target.metric)
+                })?;
             direction[t] = m.direction;
             values[t][side as usize].push(m.value);
             if t == 0 {
@@ -283,7 +287,7 @@ pub fn sides(
             &format!("syncbench-ab-{name}"),
         )?;
         checkout.switch(sha)?;
-        let runner = session.runner(checkout.dir.clone(), cache.join(format!("target-{name}")));
+        let runner = session.runner_at(checkout.dir.clone(), cache.join(format!("target-{name}")));
         Ok(AbSide {
             label,
             sha: sha.to_owned(),
@@ -296,12 +300,10 @@ pub fn sides(
 
 /// Builds `scenario` on both sides; the first failure, described.
 pub fn build(sides: &[AbSide; 2], scenario: &Scenario) -> Result<(), String> {
-    match sides.iter().find_map(|side| {
-        side.runner
-            .build(scenario)
-            .err()
-            .map(|f| (side, f.message))
-    }) {
+    match sides
+        .iter()
+        .find_map(|side| side.runner.build(scenario).err().map(|f| (side, f.message)))
+    {
         None => Ok(()),
         Some((side, message)) => Err(format!(
             "{} ({}) failed to build: {message}",
@@ -392,9 +394,14 @@ pub fn run(
             .filter(|p| filter.is_none_or(|f| p.key().contains(f)))
         {
             let key = point.key();
-            out.extend(measure(session, &sides, s, point, plan, &mut |i, side, v| {
-                on_value(&s.name, &key, i, side, v)
-            }));
+            out.extend(measure(
+                session,
+                &sides,
+                s,
+                point,
+                plan,
+                &mut |i, side, v| on_value(&s.name, &key, i, side, v),
+            ));
         }
     }
     Ok(out)
@@ -411,7 +418,11 @@ pub fn record(
     let machine = session.machine().fingerprint();
     let mut ids = Vec::new();
     for r in results.iter().filter(|r| !r.point.is_empty()) {
-        ids.push(session.store.record_ab(&r.record(&machine, a_sha, b_sha, purpose))?);
+        ids.push(
+            session
+                .store
+                .record_ab(&r.record(&machine, a_sha, b_sha, purpose))?,
+        );
     }
     Ok(ids)
 }

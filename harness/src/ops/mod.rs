@@ -6,11 +6,13 @@
 //!   place a `RunRecord` is assembled, via `Recorder`).
 //! - `bisect`: the binary search for a culprit, over a probe closure.
 //! - `ab`: interleaved A/B runs of two commits, over a measure closure.
+//! - `confirm`: change points of noisy metrics measured again, A/B.
 //! - `export`: a commit's results as JSON, BMF or CSV.
 //! - `profile`: where one point's instructions went at two commits.
 
 pub mod ab;
 pub mod bisect;
+pub mod confirm;
 pub mod export;
 pub mod profile;
 pub mod session;

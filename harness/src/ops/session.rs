@@ -221,12 +221,19 @@ impl Session {
     /// A runner on `tree`, building into `target_dir` unless the
     /// settings name one.
     pub fn runner(&self, tree: PathBuf, target_dir: PathBuf) -> Runner {
+        let target_dir = self.settings.target_dir.clone().unwrap_or(target_dir);
+        self.runner_at(tree, target_dir)
+    }
+
+    /// A runner on `tree` building into `target_dir`, whatever the
+    /// settings say (the two sides of an A/B run must not share one).
+    pub fn runner_at(&self, tree: PathBuf, target_dir: PathBuf) -> Runner {
         Runner::new(
             tree,
             RunnerOptions {
                 repetitions: self.settings.repetitions,
                 sample_interval: self.settings.sample_interval,
-                target_dir: self.settings.target_dir.clone().unwrap_or(target_dir),
+                target_dir,
                 cargo_profile: self.settings.cargo_profile.clone(),
                 pin_cpu: self.settings.pin_cpu,
                 instructions: self.settings.instructions,

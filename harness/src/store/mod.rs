@@ -567,7 +567,16 @@ pub(crate) mod conformance {
         let id2 = store.record_ab(&unpaired).unwrap();
         assert_ne!(id, id2);
         let all = store.ab_runs().unwrap();
-        assert_eq!(all, vec![AbRecord { id, ..first }, AbRecord { id: id2, ..unpaired }]);
+        assert_eq!(
+            all,
+            vec![
+                AbRecord { id, ..first },
+                AbRecord {
+                    id: id2,
+                    ..unpaired
+                }
+            ]
+        );
     }
 
     fn confirmation_key(metric: &str) -> ConfirmationKey {
@@ -586,8 +595,16 @@ pub(crate) mod conformance {
     pub fn confirmations(store: &mut Store) {
         let key = confirmation_key("wall");
         let never = |_: &ConfirmationRow| false;
-        assert!(store.claim_confirmation(&key, "h:1", false, &never).unwrap());
-        assert!(!store.claim_confirmation(&key, "h:2", false, &never).unwrap());
+        assert!(
+            store
+                .claim_confirmation(&key, "h:1", false, &never)
+                .unwrap()
+        );
+        assert!(
+            !store
+                .claim_confirmation(&key, "h:2", false, &never)
+                .unwrap()
+        );
         let rows = store.confirmations().unwrap();
         assert_eq!((rows.len(), rows[0].state), (1, Confirmation::Pending));
         // Its owner died: the claim is stale.
@@ -608,10 +625,18 @@ pub(crate) mod conformance {
         // A final answer is left alone, even by a claim that finds it
         // "stale", unless asked again.
         let always = |_: &ConfirmationRow| true;
-        assert!(!store.claim_confirmation(&key, "h:3", false, &always).unwrap());
+        assert!(
+            !store
+                .claim_confirmation(&key, "h:3", false, &always)
+                .unwrap()
+        );
         assert!(store.claim_confirmation(&key, "h:3", true, &never).unwrap());
         let other = confirmation_key("cpu_user");
-        assert!(store.claim_confirmation(&other, "h:3", false, &never).unwrap());
+        assert!(
+            store
+                .claim_confirmation(&other, "h:3", false, &never)
+                .unwrap()
+        );
         assert_eq!(store.confirmations().unwrap().len(), 2);
     }
 

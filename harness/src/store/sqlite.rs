@@ -6,7 +6,9 @@ use super::{
     ProfileRecord, RunRecord, RunRow, StoreError, TriageRecord,
 };
 use crate::env::Machine;
-use crate::model::{Confirmation, Direction, Phase, PointKey, RunStatus, Series, Triage, Unit, Verdict};
+use crate::model::{
+    Confirmation, Direction, Phase, PointKey, RunStatus, Series, Triage, Unit, Verdict,
+};
 use crate::probe::Sample;
 use rusqlite::{OpenFlags, OptionalExtension, params};
 use std::collections::{BTreeMap, HashMap};

@@ -1,0 +1,200 @@
+//! `syncbench confirm`: each change point of a noisy metric (time, CPU,
+//! memory) measured again before it alarms — the commit before it and the
+//! first commit after it, built side by side and run interleaved (the A/B
+//! loop of `ops::ab`) until the answer is clear or the budget is used —
+//! and recorded `confirmed`, `refuted` or `inconclusive`. Mozilla
+//! retriggers a job and Chromium bisects with Pinpoint for the same
+//! reason: a time series on a shared machine moves with its neighbours.
+//!
+//! Each change point is claimed in the store before it is measured, so
+//! two `confirm` runs on one database never measure one twice (and they
+//! take turns on the cache's worktrees, which are locked).
+
+use crate::abtest::{ALPHA, Settings, Target};
+use crate::alarms;
+use crate::analysis::{Change, History};
+use crate::model::Confirmation;
+use crate::ops::ab::{self, Plan};
+use crate::ops::session::Session;
+use crate::scenario::{Scenario, ThresholdBook};
+use crate::store::{ConfirmationRow, StoreError};
+use std::path::Path;
+use std::time::Duration;
+
+/// Which change points, and how long each may take.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Per change point (the commits' pair, all its metrics together).
+    pub budget: Duration,
+    /// Measure again those with an answer.
+    pub again: bool,
+}
+
+/// A confirmation's answer, for the caller to print.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    #[serde(flatten)]
+    pub row: ConfirmationRow,
+    pub verdict: crate::model::Verdict,
+    pub change_pct: f64,
+}
+
+/// `host:pid` of this process, the owner of its claims.
+pub fn owner() -> String {
+    format!("{}:{}", crate::env::hostname(), std::process::id())
+}
+
+/// Whether a claim can be taken: left unconfirmed (an interrupted run),
+/// or its owner is gone — a process of this host that no longer runs, or
+/// a claim a day old (another host's, or a reused pid).
+fn stale(row: &ConfirmationRow) -> bool {
+    if row.state == Confirmation::Unconfirmed {
+        return true;
+    }
+    let now = crate::ops::session::now();
+    if now - row.updated_unix > 24.0 * 3600.0 {
+        return true;
+    }
+    match row.owner.rsplit_once(':') {
+        Some((host, pid)) if host == crate::env::hostname() => {
+            !Path::new("/proc").join(pid).exists()
+        }
+        _ => false,
+    }
+}
+
+/// Confirms the change points of `scenarios` whose commit `wanted`
+/// accepts; `done` sees each answer as it is recorded.
+pub fn confirm(
+    session: &mut Session,
+    root: &Path,
+    book: &ThresholdBook,
+    scenarios: &[Scenario],
+    wanted: &dyn Fn(&str) -> bool,
+    opts: &Options,
+    done: &mut dyn FnMut(&Outcome),
+) -> anyhow::Result<Vec<Outcome>> {
+    let mut changes = History::load(&*session.store)?.changes(book);
+    let (confirmations, triages) = (session.store.confirmations()?, session.store.triages()?);
+    alarms::annotate(&mut changes, &confirmations, &triages);
+    let machine = session.machine().fingerprint();
+    let owner = owner();
+    let mut out = Vec::new();
+    for group in alarms::to_confirm(&changes, &machine, opts.again) {
+        if session.interrupted() {
+            break;
+        }
+        let first = group[0];
+        let Some(s) = scenarios.iter().find(|s| s.name == first.scenario) else {
+            continue;
+        };
+        if !wanted(&first.commit) {
+            continue;
+        }
+        let mut claimed: Vec<&Change> = Vec::new();
+        for c in group {
+            if session
+                .store
+                .claim_confirmation(&alarms::key_of(c), &owner, opts.again, &stale)?
+            {
+                claimed.push(c);
+            }
+        }
+        if claimed.is_empty() {
+            continue;
+        }
+        for (c, state, reason, ab_id) in confirm_group(session, root, s, &claimed, opts)? {
+            let row = alarms::row(c, state, reason, ab_id, &owner);
+            session.store.finish_confirmation(&row)?;
+            let outcome = Outcome {
+                row,
+                verdict: c.verdict,
+                change_pct: c.change_pct,
+            };
+            done(&outcome);
+            out.push(outcome);
+        }
+    }
+    Ok(out)
+}
+
+type Answer<'a> = (&'a Change, Confirmation, String, Option<i64>);
+
+/// Measures one group (one point, the same two commits) and judges each
+/// of its changes. An interrupted run leaves them unconfirmed (claimable
+/// again), not inconclusive.
+fn confirm_group<'a>(
+    session: &mut Session,
+    root: &Path,
+    s: &Scenario,
+    group: &[&'a Change],
+    opts: &Options,
+) -> Result<Vec<Answer<'a>>, StoreError> {
+    let first = group[0];
+    let all = |state: Confirmation, reason: String| -> Vec<Answer<'a>> {
+        group
+            .iter()
+            .map(|c| (*c, state, reason.clone(), None))
+            .collect()
+    };
+    let Some(point) = s.points.iter().find(|p| p.key() == first.point) else {
+        return Ok(all(
+            Confirmation::Inconclusive,
+            format!(
+                "the scenario {} no longer has the point {}",
+                s.name, first.point
+            ),
+        ));
+    };
+    let sides = match ab::sides(session, root, (&first.before_commit, &first.commit)) {
+        Ok(sides) => sides,
+        Err(e) => {
+            return Ok(all(
+                Confirmation::Inconclusive,
+                format!("cannot check the commits out: {e:#}"),
+            ));
+        }
+    };
+    if let Err(e) = ab::build(&sides, s) {
+        return Ok(all(Confirmation::Inconclusive, e));
+    }
+    let plan = Plan {
+        targets: group
+            .iter()
+            .map(|c| Target {
+                metric: c.metric.clone(),
+                threshold: c.threshold.value,
+                resolution: None,
+            })
+            .collect(),
+        settings: Settings {
+            min_pairs: 5,
+            max_pairs: None,
+            budget: opts.budget,
+            alpha: ALPHA,
+        },
+        unpaired: None,
+        warmup: true,
+    };
+    let results = ab::measure(session, &sides, s, point, &plan, &mut |_, _, _| {});
+    drop(sides);
+    let ids = ab::record(
+        session,
+        &first.before_commit,
+        &first.commit,
+        &results,
+        "confirm",
+    )?;
+    Ok(group
+        .iter()
+        .zip(results.iter().zip(ids))
+        .map(|(c, (r, id))| {
+            let (state, reason) = if r.stop == Some(crate::abtest::Stop::Interrupted) {
+                (Confirmation::Unconfirmed, "interrupted".to_owned())
+            } else {
+                alarms::judge(c, r)
+            };
+            (*c, state, reason, Some(id))
+        })
+        .collect())
+}
