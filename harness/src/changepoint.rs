@@ -139,12 +139,85 @@ pub struct Step {
     pub p_value: f64,
 }
 
-/// Change points of a per-commit series that pass the test and change the
-/// level by at least `min_effect` (relative) and `floor` (absolute),
-/// oldest first.
+/// Change points of `series`, oldest first: E-Divisive's split (the energy
+/// statistic's best split of each segment, as in [`e_divisive`]), each
+/// split kept only if the two parts it makes differ by Mann-Whitney at
+/// `alpha`, then pruned: a change point whose neighbouring segments do not
+/// differ is merged away, weakest first. This is Hunter's answer (DataStax,
+/// ICPE 2023, in Apache Otava) to the permutation test's weakness on
+/// series with several levels: shuffling a series of levels 260, 280, 233
+/// and 278 ms (a slowdown, a speed-up, more memory held) made splits as
+/// strong as its best one in 9% of shuffles, so the permutation test
+/// found no change point at all. Rank-based, so one outlying commit does
+/// not make a segment differ.
+pub fn split_and_test(series: &[f64], alpha: f64) -> Vec<ChangePoint> {
+    let n = series.len();
+    let d: Vec<Vec<f64>> = series
+        .iter()
+        .map(|a| series.iter().map(|b| (a - b).abs()).collect())
+        .collect();
+    let p_between = |a: usize, at: usize, b: usize| {
+        crate::stats::mann_whitney_p(&series[a..at], &series[at..b])
+    };
+    let mut cps: Vec<usize> = Vec::new();
+    loop {
+        let bounds: Vec<usize> = std::iter::once(0)
+            .chain(cps.iter().copied())
+            .chain(std::iter::once(n))
+            .collect();
+        let best = bounds
+            .windows(2)
+            .filter(|w| w[1] - w[0] >= 2)
+            .filter_map(|w| {
+                let (a, b) = (w[0], w[1]);
+                let idx: Vec<usize> = (a..b).collect();
+                let stats = t_stats(&idx, &d);
+                let (tau, stat) = argmax(&stats[1..]);
+                let at = a + tau + 1;
+                (stat > 0.0 && p_between(a, at, b) <= alpha).then_some((at, stat))
+            })
+            .max_by(|x, y| x.1.total_cmp(&y.1));
+        match best {
+            Some((at, _)) => {
+                cps.push(at);
+                cps.sort_unstable();
+            }
+            None => break,
+        }
+    }
+    // Prune: each change point against its neighbours as they now are.
+    loop {
+        let bounds: Vec<usize> = std::iter::once(0)
+            .chain(cps.iter().copied())
+            .chain(std::iter::once(n))
+            .collect();
+        let weakest = (0..cps.len())
+            .map(|k| (k, p_between(bounds[k], bounds[k + 1], bounds[k + 2])))
+            .max_by(|x, y| x.1.total_cmp(&y.1));
+        match weakest {
+            Some((k, p)) if p > alpha => {
+                cps.remove(k);
+            }
+            _ => break,
+        }
+    }
+    let bounds: Vec<usize> = std::iter::once(0)
+        .chain(cps.iter().copied())
+        .chain(std::iter::once(n))
+        .collect();
+    (0..cps.len())
+        .map(|k| ChangePoint {
+            index: cps[k],
+            p_value: p_between(bounds[k], bounds[k + 1], bounds[k + 2]),
+        })
+        .collect()
+}
+
+/// Change points of a per-commit series ([`split_and_test`] at 5%) that
+/// change the level by at least `min_effect` (relative) and `floor`
+/// (absolute), oldest first.
 pub fn steps(series: &[f64], min_effect: f64, floor: f64) -> Vec<Step> {
-    let mut cps = e_divisive(series, 0.05, 199, 0x5eed);
-    cps.sort_by_key(|c| c.index);
+    let cps = split_and_test(series, 0.05);
     let bounds: Vec<usize> = std::iter::once(0)
         .chain(cps.iter().map(|c| c.index))
         .chain(std::iter::once(series.len()))
@@ -273,5 +346,43 @@ mod tests {
         assert!(e_divisive(&[], 0.05, 99, 1).is_empty());
         assert!(e_divisive(&[1.0], 0.05, 99, 1).is_empty());
         assert!(e_divisive(&[5.0; 20], 0.05, 99, 1).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    #[test]
+    fn several_levels_are_found_where_the_permutation_test_found_none() {
+        // Measured wall times (ms) of a throwaway history: 10% more work
+        // at 7, the machine a little slower from 16, 20% less work at 20,
+        // 96 MiB more memory touched at 26.
+        let v = [
+            260., 269., 255., 260., 256., 263., 257., 278., 281., 284., 282., 278., 278., 278.,
+            277., 278., 288., 286., 291., 291., 230., 233., 235., 236., 231., 233., 278., 279.,
+            275., 275., 282., 283., 280., 273.,
+        ];
+        assert!(e_divisive(&v, 0.05, 199, 0x5eed).is_empty());
+        let found: Vec<usize> = steps(&v, 0.05, 0.0).iter().map(|s| s.index).collect();
+        assert_eq!(found, [7, 20, 26]);
+    }
+
+    #[test]
+    fn noise_alone_has_no_steps() {
+        let mut state = 0x1234_5678u64;
+        let v: Vec<f64> = (0..60)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                100.0 + (state % 1000) as f64 / 250.0
+            })
+            .collect();
+        assert!(
+            steps(&v, 0.01, 0.0).is_empty(),
+            "{:?}",
+            steps(&v, 0.01, 0.0)
+        );
     }
 }

@@ -407,7 +407,7 @@ pub fn run(
     Ok(out)
 }
 
-/// Stores A/B results (not those that failed before measuring).
+/// Stores A/B results, failures too (a build that failed is evidence).
 pub fn record(
     session: &mut Session,
     a_sha: &str,
@@ -417,7 +417,7 @@ pub fn record(
 ) -> Result<Vec<i64>, StoreError> {
     let machine = session.machine().fingerprint();
     let mut ids = Vec::new();
-    for r in results.iter().filter(|r| !r.point.is_empty()) {
+    for r in results {
         ids.push(
             session
                 .store
