@@ -197,8 +197,8 @@ pub struct Threshold {
 pub struct Noise {
     /// Commit to commit, where nothing changed: Q3 + 1.5 × IQR (Tukey's
     /// fence) of the relative differences between consecutive commits'
-    /// levels; a few real steps among them are outliers of that
-    /// distribution and move neither quartile much. rustc-perf fences at
+    /// levels, leaving out those across the series' change points (of any
+    /// size: real steps, and the machine's level shifts). rustc-perf fences at
     /// 3 × IQR for instruction counts; for times on a shared machine that
     /// hid a +10% step (learned 7.9% where the step measured 8%), and a
     /// noisy metric's change point alarms only once confirmed anyway.
@@ -252,10 +252,16 @@ impl SeriesHistory {
     /// [`LEARN_MIN_DIFFS`] consecutive commits with values.
     pub fn noise(&self) -> Option<Noise> {
         let levels: Vec<Level> = self.levels.iter().flatten().copied().collect();
-        let mut diffs: Vec<f64> = levels
-            .windows(2)
-            .filter(|w| w[0].level != 0.0)
-            .map(|w| ((w[1].level - w[0].level) / w[0].level).abs())
+        // "When nothing changed": differences across the series' own
+        // change points (at any size) are left out.
+        let values: Vec<f64> = levels.iter().map(|l| l.level).collect();
+        let steps: std::collections::BTreeSet<usize> = changepoint::split_and_test(&values, 0.05)
+            .into_iter()
+            .map(|c| c.index)
+            .collect();
+        let mut diffs: Vec<f64> = (1..levels.len())
+            .filter(|i| !steps.contains(i) && levels[i - 1].level != 0.0)
+            .map(|i| ((levels[i].level - levels[i - 1].level) / levels[i - 1].level).abs())
             .collect();
         if diffs.len() < LEARN_MIN_DIFFS {
             return None;
@@ -338,6 +344,22 @@ pub fn threshold(
             value: book.default_threshold(),
             source: ThresholdSource::Default,
         },
+    }
+}
+
+/// The smallest change a change-point search reports for a series with
+/// this threshold: the threshold for exact counts (their steps alarm as
+/// found); half of it for noisy metrics, whose change points alarm only
+/// once an interleaved run confirms them — by its own rule, a change
+/// beyond half the threshold. A history's levels are measured minutes
+/// apart and move with the machine (a +10% step of work measured +6.7%
+/// in one history, +9.8% interleaved), so the search must not be the
+/// stricter of the two.
+pub fn search_effect(threshold: &Threshold, exact: bool) -> f64 {
+    if exact {
+        threshold.value
+    } else {
+        threshold.value / 2.0
     }
 }
 
@@ -467,7 +489,8 @@ impl History {
             let threshold = s.threshold(book, &k.scenario, &k.metric);
             let floor = crate::model::absolute_floor(&k.metric);
             let exact = book.is_exact(&k.scenario, &k.metric);
-            for cp in s.change_points(threshold.value, floor, exact, usize::MAX) {
+            let effect = search_effect(&threshold, exact);
+            for cp in s.change_points(effect, floor, exact, usize::MAX) {
                 let at = s.levels[cp.index].expect("present");
                 let before = s.levels[cp.before_index].expect("present");
                 let run = runs[&at.run_id];
@@ -634,5 +657,82 @@ mod tests {
         };
         let r = rows(&[count(1.2e9)], &[count(1.0e9)], &|_| 0.05);
         assert_eq!(r[0].verdict, Verdict::Regression);
+    }
+
+    fn history(values: &[f64], spread: f64) -> SeriesHistory {
+        SeriesHistory {
+            unit: Unit::Seconds,
+            direction: Direction::LowerIsBetter,
+            levels: values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    Some(Level {
+                        level: v,
+                        min: v,
+                        max: v,
+                        spread,
+                        run_id: i as i64,
+                    })
+                })
+                .collect(),
+            failed: HashSet::new(),
+        }
+    }
+
+    /// Seeded wobble of ±`amplitude` (relative) around 100.
+    fn wobbly(n: usize, amplitude: f64) -> Vec<f64> {
+        let mut state = 0x5151_7a7au64;
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+                100.0 * (1.0 + amplitude * (2.0 * u - 1.0))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn thresholds_are_learned_from_each_series_own_noise() {
+        let book = ThresholdBook::load(std::path::Path::new("/nonexistent"), 0.05);
+        // A quiet series catches 1%; a noisy one needs more than its noise.
+        let quiet = history(&wobbly(30, 0.002), 0.001);
+        let t = quiet.threshold(&book, "s", "wall");
+        assert_eq!(t.source, ThresholdSource::Learned);
+        assert_eq!(t.value, LEARNED_FLOOR);
+        let noisy = history(&wobbly(30, 0.05), 0.01);
+        let t = noisy.threshold(&book, "s", "wall");
+        assert!(t.value > 0.05 && t.value < 0.2, "{t:?}");
+        // Steps of the series do not make it look noisier.
+        let mut stepped = wobbly(30, 0.002);
+        stepped[10..].iter_mut().for_each(|v| *v *= 1.3);
+        stepped[20..].iter_mut().for_each(|v| *v *= 0.7);
+        assert_eq!(
+            history(&stepped, 0.001).threshold(&book, "s", "wall").value,
+            LEARNED_FLOOR
+        );
+        // Run-to-run spread counts too: 3 x the median MAD/median.
+        let t = history(&wobbly(30, 0.002), 0.02).threshold(&book, "s", "wall");
+        assert!((t.value - 0.06).abs() < 1e-9, "{t:?}");
+        // Too little history: the default; an exact count: 1%.
+        let t = history(&wobbly(5, 0.05), 0.01).threshold(&book, "s", "wall");
+        assert_eq!((t.source, t.value), (ThresholdSource::Default, 0.05));
+        let t = noisy.threshold(&book, "s", "command.instructions");
+        assert_eq!((t.source, t.value), (ThresholdSource::Exact, 0.01));
+    }
+
+    #[test]
+    fn a_scenario_threshold_wins_over_the_learned_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("s.toml"),
+            "name = \"s\"\nkind = \"command\"\nrun = \"true\"\n[thresholds]\nwall = 0.25\n",
+        )
+        .unwrap();
+        let book = ThresholdBook::load(dir.path(), 0.05);
+        let t = history(&wobbly(30, 0.002), 0.001).threshold(&book, "s", "wall");
+        assert_eq!((t.source, t.value), (ThresholdSource::Scenario, 0.25));
     }
 }

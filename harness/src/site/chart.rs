@@ -76,6 +76,35 @@ pub fn sparkline(values: &[Option<f64>]) -> String {
     )
 }
 
+/// Each A/B pair's change (B / A − 1) in measuring order, as dots around
+/// a zero line: drift, outliers and a change that grew over the run show.
+pub fn pairs(a: &[f64], b: &[f64]) -> String {
+    let (w, h) = (160.0, 36.0);
+    let changes: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter(|(x, _)| **x > 0.0)
+        .map(|(x, y)| y / x - 1.0)
+        .collect();
+    let (lo, hi) = bounds(changes.iter().copied().chain([0.0]));
+    let (lo, hi) = (lo.min(-(hi.abs()) * 0.05), hi);
+    let y = |v: f64| h - 2.0 - (v - lo) / (hi - lo) * (h - 4.0);
+    let n = changes.len().max(2) as f64 - 1.0;
+    let mut dots = String::new();
+    for (i, c) in changes.iter().enumerate() {
+        let _ = write!(
+            dots,
+            r#"<circle cx="{:.1}" cy="{:.1}" r="1.6"/>"#,
+            2.0 + i as f64 / n * (w - 4.0),
+            y(*c)
+        );
+    }
+    format!(
+        r#"<svg class="spark" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="each pair's change"><line x1="0" x2="{w}" y1="{z:.1}" y2="{z:.1}" stroke="currentColor" stroke-opacity="0.4"/><g fill="currentColor">{dots}</g></svg>"#,
+        z = y(0.0)
+    )
+}
+
 /// One commit on a trend chart.
 #[derive(Debug, Clone)]
 pub struct TrendPoint {

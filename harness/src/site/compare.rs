@@ -4,7 +4,7 @@
 //! opened.
 
 use super::data::Data;
-use super::{Options, SiteError, Writer, machine_id, profile_file, short};
+use super::{Options, SiteError, Writer, chart, machine_id, profile_file, short};
 use minijinja::{Environment, context};
 use std::path::PathBuf;
 
@@ -43,6 +43,13 @@ pub(super) fn render_all(
             }
         }
     }
+    // The commits of each stored A/B run, where both were measured.
+    for r in &data.ab_runs {
+        let pair = (r.a_sha.clone(), r.b_sha.clone());
+        if data.measured(&r.a_sha) && data.measured(&r.b_sha) && !pairs.contains(&pair) {
+            pairs.push(pair);
+        }
+    }
     // The commits of each stored profile, where both were measured: the
     // profile's page links their comparison.
     for (_, _, base, new) in data.profiles.keys() {
@@ -76,8 +83,35 @@ pub(super) fn render_all(
                 }
             })
             .collect();
+        let ab: Vec<_> = data
+            .ab_runs
+            .iter()
+            .rev()
+            .filter(|r| &r.a_sha == base && &r.b_sha == new)
+            .map(|r| {
+                let pct = |x: Option<f64>| x.map_or("unbounded".to_owned(), |x| format!("{:+.2}%", x * 100.0));
+                context! {
+                    scenario => &r.scenario,
+                    point => &r.point,
+                    metric => &r.metric,
+                    machine_short => machine_id(&r.machine),
+                    purpose => &r.purpose,
+                    mode => &r.mode,
+                    verdict => r.verdict.as_str(),
+                    class => r.verdict.css_class(),
+                    change => r.change.map_or(String::new(), |c| format!("{:+.2}%", c * 100.0)),
+                    interval => if r.mode == "unpaired" { "Mann-Whitney".to_owned() } else { format!("[{}, {}]", pct(r.low), pct(r.high)) },
+                    threshold => format!("±{:.1}%", r.threshold * 100.0),
+                    pairs => r.pairs,
+                    seconds => format!("{:.1} s", r.seconds),
+                    stop => r.stop.as_deref().and_then(crate::abtest::Stop::parse).map_or(r.error.clone().unwrap_or_default(), |s| s.describe().to_owned()),
+                    chart => chart::pairs(&r.a, &r.b),
+                }
+            })
+            .collect();
         let html = env.get_template("compare.html")?.render(context! {
             root => "../",
+            ab => ab,
             base_short => short(base),
             new_short => short(new),
             base_href => format!("../runs/{base}.html"),

@@ -3,9 +3,11 @@
 //! that costs).
 
 use super::{Options, SiteError, anchor};
-use crate::analysis::{ChangePoint, History, SeriesHistory};
+use crate::analysis::{ChangePoint, History, SeriesHistory, Threshold};
+use crate::model::Confirmation;
 use crate::model::{PointKey, SeriesKey, Unit, absolute_floor, is_informational};
 use crate::ops::profile::ProfileDiff;
+use crate::store::{AbRecord, ConfirmationKey, ConfirmationRow, TriageRecord};
 use crate::store::{CommitRow, CommitRun, Store};
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,6 +18,15 @@ pub(super) struct Data {
     pub machines: BTreeMap<String, String>,
     /// Change points of every series but the harness's own.
     pub steps: BTreeMap<SeriesKey, Vec<ChangePoint>>,
+    /// The threshold in force for each of those series, and whether it
+    /// counts work exactly (its steps need no confirming).
+    pub thresholds: BTreeMap<SeriesKey, (Threshold, bool)>,
+    /// Which change points `confirm` measured again.
+    confirmations: HashMap<ConfirmationKey, ConfirmationRow>,
+    /// People's decisions about alarms, oldest first.
+    pub triages: Vec<TriageRecord>,
+    /// Stored A/B runs, oldest first.
+    pub ab_runs: Vec<AbRecord>,
     /// How many of the newest commits change points are searched in.
     pub window: usize,
     /// The run of a point at a commit, as an index into `history.runs`.
@@ -53,7 +64,12 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
         .enumerate()
         .map(|(i, r)| ((r.key.clone(), r.sha.clone()), i))
         .collect();
-    let steps = change_points(&history, opts);
+    let (steps, thresholds) = change_points(&history, opts);
+    let confirmations = store
+        .confirmations()?
+        .into_iter()
+        .map(|r| (r.key.clone(), r))
+        .collect();
     let mut profiles = BTreeMap::new();
     for p in store.profiles()? {
         match serde_json::from_str::<ProfileDiff>(&p.diff) {
@@ -73,14 +89,24 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
         commits,
         machines,
         steps,
+        thresholds,
+        confirmations,
+        triages: store.triages()?,
+        ab_runs: store.ab_runs()?,
         window: opts.window,
         run_at,
         profiles,
     })
 }
 
-/// Change points of every series, the work split over the cores.
-fn change_points(history: &History, opts: &Options) -> BTreeMap<SeriesKey, Vec<ChangePoint>> {
+type Found = (
+    BTreeMap<SeriesKey, Vec<ChangePoint>>,
+    BTreeMap<SeriesKey, (Threshold, bool)>,
+);
+
+/// Change points of every series, at the threshold in force for each, the
+/// work split over the cores.
+fn change_points(history: &History, opts: &Options) -> Found {
     let work: Vec<(&SeriesKey, &SeriesHistory)> = history
         .series
         .iter()
@@ -95,22 +121,26 @@ fn change_points(history: &History, opts: &Options) -> BTreeMap<SeriesKey, Vec<C
                 scope.spawn(move || {
                     part.iter()
                         .map(|(k, s)| {
-                            let min = opts.min_effect.min_effect(&k.scenario, &k.metric);
+                            let threshold = s.threshold(&opts.min_effect, &k.scenario, &k.metric);
                             let floor = absolute_floor(&k.metric);
                             let exact = opts.min_effect.is_exact(&k.scenario, &k.metric);
-                            (
-                                (*k).clone(),
-                                s.change_points(min, floor, exact, opts.window),
-                            )
+                            let effect = crate::analysis::search_effect(&threshold, exact);
+                            let steps = s.change_points(effect, floor, exact, opts.window);
+                            ((*k).clone(), steps, (threshold, exact))
                         })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        handles
+        let mut found: Found = Default::default();
+        for (k, steps, threshold) in handles
             .into_iter()
             .flat_map(|h| h.join().expect("change point search panicked"))
-            .collect()
+        {
+            found.1.insert(k.clone(), threshold);
+            found.0.insert(k, steps);
+        }
+        found
     })
 }
 
@@ -154,6 +184,32 @@ impl Data {
             base.to_owned(),
             new.to_owned(),
         ))
+    }
+
+    /// Where a change point of a series stands: exact counts need no
+    /// confirming (`None`), others are as `confirm` left them.
+    pub fn confirmation(
+        &self,
+        k: &SeriesKey,
+        cp: &ChangePoint,
+        exact: bool,
+    ) -> Option<Confirmation> {
+        if exact {
+            return None;
+        }
+        let key = ConfirmationKey {
+            machine: k.machine.clone(),
+            scenario: k.scenario.clone(),
+            point: k.point.clone(),
+            metric: k.metric.clone(),
+            before_sha: self.history.order[cp.before_index].clone(),
+            sha: self.history.order[cp.index].clone(),
+        };
+        Some(
+            self.confirmations
+                .get(&key)
+                .map_or(Confirmation::Unconfirmed, |r| r.state),
+        )
     }
 
     /// The link to a point's run on its commit's page.

@@ -107,11 +107,11 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
         written: 0,
         bytes: 0,
     };
-    let tiles = series::render_all(&data, &env, &mut w)?;
+    let (tiles, alarms) = series::render_all(&data, &env, &mut w)?;
     run::render_all(store, &data, &env, &mut w)?;
     let compare_pages = compare::render_all(&data, opts, &env, &mut w)?;
     profile::render_all(&data, &env, &mut w)?;
-    let index = index::render(&data, tiles, &env, &mut w)?;
+    let index = index::render(&data, tiles, alarms, &env, &mut w)?;
     w.page("style.css", STYLE)?;
     Ok(Rendered {
         index,

@@ -4,7 +4,7 @@ use super::chart::{self, Marker, TrendPoint};
 use super::data::{Data, point_of};
 use super::{SiteError, Writer, date, machine_id, pct, profile_file, series_file, short};
 use crate::analysis::{ChangePoint, SeriesHistory};
-use crate::model::{RunStatus, SeriesKey, Verdict, is_informational};
+use crate::model::{Confirmation, RunStatus, SeriesKey, Verdict, is_informational};
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
 
@@ -29,31 +29,99 @@ pub(super) struct Tile {
     rank: (u8, i64),
 }
 
-/// Renders every series page; returns the tiles, regressions first.
+/// A change point on the index's list: ranked by its size against its
+/// series' threshold, with where its confirmation and triage stand.
+#[derive(Serialize)]
+pub(super) struct Alarm {
+    href: String,
+    run_href: String,
+    scenario: String,
+    point: String,
+    metric: String,
+    machine_short: String,
+    short: String,
+    subject: String,
+    label: String,
+    class: &'static str,
+    significance: String,
+    threshold: String,
+    state: &'static str,
+    triage: Option<String>,
+    /// Exact, or confirmed: an alarm. Otherwise listed apart.
+    pub alarm: bool,
+    #[serde(skip)]
+    rank: (bool, f64),
+}
+
+/// Renders every series page; returns the tiles, regressions first, and
+/// every change point, ranked.
 pub(super) fn render_all(
     data: &Data,
     env: &Environment,
     w: &mut Writer,
-) -> Result<Vec<Tile>, SiteError> {
+) -> Result<(Vec<Tile>, Vec<Alarm>), SiteError> {
     let none = Vec::new();
     let mut tiles = Vec::new();
+    let mut alarms = Vec::new();
     for (k, s) in &data.history.series {
         let steps = data.steps.get(k).unwrap_or(&none);
         let file = series_file(k);
         let html = env
             .get_template("series.html")?
             .render(page(data, k, s, steps))?;
+        alarms.extend(steps.iter().map(|st| alarm(data, k, s, st, &file)));
         w.page(&file, &html)?;
         if let Some(t) = tile(data, k, s, steps, file) {
             tiles.push(t);
         }
     }
+    alarms.sort_by(|a, b| a.rank.0.cmp(&b.rank.0).then(b.rank.1.total_cmp(&a.rank.1)));
     tiles.sort_by(|a, b| {
         a.rank.cmp(&b.rank).then_with(|| {
             (&a.scenario, &a.point, &a.metric).cmp(&(&b.scenario, &b.point, &b.metric))
         })
     });
-    Ok(tiles)
+    Ok((tiles, alarms))
+}
+
+/// How a change point stands, in words: exact, or its confirmation; and
+/// the newest triage decision about it.
+fn state(data: &Data, k: &SeriesKey, st: &ChangePoint) -> (&'static str, bool, Option<String>) {
+    let exact = data.thresholds.get(k).is_some_and(|t| t.1);
+    let (label, alarm) = match data.confirmation(k, st, exact) {
+        None => ("exact count", true),
+        Some(c) => (c.as_str(), c == Confirmation::Confirmed),
+    };
+    let sha = &data.history.order[st.index];
+    let triage = crate::alarms::triage_of(&data.triages, sha, &k.scenario, &k.metric)
+        .map(|t| format!("{} by {}", t.state.as_str(), t.who));
+    (label, alarm, triage)
+}
+
+fn alarm(data: &Data, k: &SeriesKey, s: &SeriesHistory, st: &ChangePoint, file: &str) -> Alarm {
+    let verdict = Verdict::of_change(s.direction, st.change);
+    let threshold = data.thresholds.get(k).map_or(f64::NAN, |t| t.0.value);
+    let significance = st.change.abs() / threshold;
+    let (state, alarm, triage) = state(data, k, st);
+    let sha = &data.history.order[st.index];
+    Alarm {
+        href: file.to_owned(),
+        run_href: data.run_href("", sha, &point_of(k)),
+        scenario: k.scenario.clone(),
+        point: k.point.clone(),
+        metric: k.metric.clone(),
+        machine_short: machine_id(&k.machine),
+        short: short(sha).to_owned(),
+        subject: data.subject(sha),
+        label: pct(st.change),
+        class: verdict.css_class(),
+        significance: format!("{significance:.1}×"),
+        threshold: format!("±{:.1}%", threshold * 100.0),
+        state,
+        triage,
+        alarm,
+        rank: (verdict != Verdict::Regression, significance),
+    }
 }
 
 /// The series page's context: the trend chart, the changes found, the
@@ -108,6 +176,9 @@ fn page(data: &Data, k: &SeriesKey, s: &SeriesHistory, steps: &[ChangePoint]) ->
             before => s.unit.human(s.value(st.before_index).unwrap_or(f64::NAN)),
             after => s.unit.human(s.value(st.index).unwrap_or(f64::NAN)),
             confidence => format!("{:.1}%", (1.0 - st.p_value) * 100.0),
+            significance => data.thresholds.get(k).map_or(String::new(), |t| format!("{:.1}×", st.change.abs() / t.0.value)),
+            state => state(data, k, st).0,
+            triage => state(data, k, st).2,
         });
     }
     let points: Vec<TrendPoint> = (0..n)
@@ -174,6 +245,10 @@ fn page(data: &Data, k: &SeriesKey, s: &SeriesHistory, steps: &[ChangePoint]) ->
         machine_label => data.machines.get(&k.machine),
         better => s.direction.describe(),
         unit => s.unit.name(),
+        threshold => data.thresholds.get(k).map(|(t, _)| context! {
+            value => format!("{:.1}%", t.value * 100.0),
+            source => t.source.as_str(),
+        }),
         window => (n > data.window).then_some(data.window),
         chart => chart::trend(&points, &markers, s.unit, &x_labels),
         changes => changes,

@@ -1,0 +1,226 @@
+//! Alarms: change points of noisy metrics confirmed by measuring their two
+//! commits again interleaved (`confirm`, `history --confirm`), listed by
+//! `regressions`, triaged, and gating `check`. The workload sleeps, so its
+//! wall time doubles at the step whatever else the machine runs.
+
+use crate::support::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Twelve commits of a command that sleeps 50 ms, then 100 ms from commit
+/// index 8 on (README edits between). `build` is the scenario's build
+/// command. Returns the repository and the shas, oldest first.
+fn napping_history(build: &str) -> (tempfile::TempDir, Vec<String>) {
+    let scenario = format!(
+        "name = \"nap\"\nkind = \"command\"\nbuild = \"{build}\"\nrun = \"sleep $(cat delay)\"\nrepetitions = 3\nwarmup = 0\ntimeout = \"30s\"\n"
+    );
+    let repo = repo_with(&[("scenarios/nap.toml", &scenario), ("delay", "0.05\n")]);
+    let d = repo.path();
+    let mut shas = vec![git(d, &["rev-parse", "HEAD"])];
+    for i in 1..12 {
+        if i == 8 {
+            std::fs::write(d.join("delay"), "0.10\n").unwrap();
+        } else {
+            std::fs::write(d.join("README"), format!("note {i}\n")).unwrap();
+            git(d, &["add", "-A"]);
+        }
+        git(d, &["commit", "-q", "-am", &format!("commit {i}")]);
+        shas.push(git(d, &["rev-parse", "HEAD"]));
+    }
+    (repo, shas)
+}
+
+fn alarms_at<'a>(v: &'a serde_json::Value, sha: &str) -> Vec<&'a serde_json::Value> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["commit"] == sha)
+        .collect()
+}
+
+#[test]
+fn a_confirmed_step_alarms_can_be_triaged_and_then_no_longer_fails_check() {
+    let (repo, shas) = napping_history("true");
+    let r = repo.path();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    let cache = work.path().join("cache");
+    let cache_s = cache.to_str().unwrap();
+    let out = sb(
+        r,
+        &db,
+        &["history", "-n", "12", "nap", "--confirm", "--cache-dir", cache_s],
+    );
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        text(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{} confirmed", &shas[8][..12])),
+        "{}",
+        text(&out)
+    );
+
+    // regressions lists the confirmed step with its threshold and rank.
+    let v = json(&sb(r, &db, &["regressions", "--json"]));
+    let at8 = alarms_at(&v, &shas[8]);
+    let wall = at8
+        .iter()
+        .find(|c| c["metric"] == "wall")
+        .unwrap_or_else(|| panic!("no wall alarm at the step: {v:#}"));
+    assert_eq!(wall["direction"], "regression", "{wall}");
+    assert_eq!(wall["confirmation"], "confirmed", "{wall}");
+    assert!(wall["significance"].as_f64().unwrap() >= 1.0, "{wall}");
+    assert!(wall["threshold"]["value"].as_f64().unwrap() > 0.0, "{wall}");
+    // By default only alarms: every change listed is exact or confirmed.
+    for c in v.as_array().unwrap() {
+        assert!(
+            c["exact"] == true || c["confirmation"] == "confirmed",
+            "{c}"
+        );
+    }
+    let all = json(&sb(r, &db, &["regressions", "--all", "--json"]));
+    assert!(all.as_array().unwrap().len() >= v.as_array().unwrap().len());
+
+    // check: the step, confirmed again interleaved, fails the gate...
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--baseline",
+            &shas[7],
+            "--commit",
+            &shas[8],
+            "--cache-dir",
+            cache_s,
+        ];
+        args.extend_from_slice(extra);
+        sb(r, &db, &args)
+    };
+    let out = check(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("confirmed"), "{}", text(&out));
+
+    // ...triage: a commit or metric that does not exist is a clear error,
+    // and nothing is stored.
+    let out = sb(r, &db, &["triage", &shas[8], "no.such.metric", "invalid"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("no metric \"no.such.metric\""), "{}", text(&out));
+    let out = sb(r, &db, &["triage", "deadbeef", "wall", "invalid"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("deadbeef"), "{}", text(&out));
+    let out = sb(r, &db, &["triage", &shas[8], "wall", "fixed"]);
+    assert!(text(&out).contains("--by"), "{}", text(&out));
+    let listed = json(&sb(r, &db, &["triage", "--list", "--json"]));
+    assert_eq!(listed["triage"], serde_json::json!([]), "{listed}");
+    assert!(listed["precision"].is_null(), "{listed}");
+
+    // Acknowledged: shown, and check passes.
+    let out = sb(
+        r,
+        &db,
+        &[
+            "triage",
+            &shas[8][..10],
+            "wall",
+            "acknowledged",
+            "--note",
+            "the nap is the feature",
+            "--who",
+            "reviewer",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json(&sb(r, &db, &["regressions", "--json"]));
+    let wall = alarms_at(&v, &shas[8])
+        .into_iter()
+        .find(|c| c["metric"] == "wall")
+        .unwrap();
+    assert_eq!(wall["triage"]["state"], "acknowledged", "{wall}");
+    assert_eq!(wall["triage"]["who"], "reviewer", "{wall}");
+    let out = check(&["--no-confirm"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let listed = json(&sb(r, &db, &["triage", "--list", "--json"]));
+    assert_eq!(listed["precision"]["triaged"], 1, "{listed}");
+    assert_eq!(listed["precision"]["invalid"], 0, "{listed}");
+}
+
+#[test]
+fn confirm_runs_at_once_measure_each_change_point_once_and_a_broken_build_is_inconclusive() {
+    let work = tempfile::tempdir().unwrap();
+    let broken = work.path().join("broken");
+    let (repo, shas) = napping_history(&format!("test ! -e {}", broken.display()));
+    let r = repo.path();
+    let db = work.path().join("r.sqlite");
+    let cache = work.path().join("cache");
+    let cache_s = cache.to_str().unwrap();
+    let out = sb(r, &db, &["history", "-n", "12", "nap", "--cache-dir", cache_s]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
+    let to_confirm = json(&sb(r, &db, &["regressions", "--all", "--json"]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["exact"] == false)
+        .count();
+    assert!(to_confirm >= 1, "no change point to confirm");
+
+    // Two confirm runs at once on one database and one cache.
+    let spawn = || {
+        Command::new(SYNCBENCH)
+            .arg("--repo")
+            .arg(r)
+            .arg("--db")
+            .arg(&db)
+            .args(["confirm", "nap", "--json", "--cache-dir", cache_s])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (spawn(), spawn());
+    let outs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
+    let mut answered = 0;
+    for out in &outs {
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(out));
+        answered += json(out).as_array().unwrap().len();
+    }
+    assert_eq!(answered, to_confirm, "each change point answered once");
+    let (rows, measured) = counts(&db);
+    assert_eq!(rows, to_confirm);
+    assert_eq!(measured, to_confirm, "each change point measured once");
+
+    // The commits no longer build: inconclusive with the reason, never refuted.
+    std::fs::write(&broken, "").unwrap();
+    let out = sb(
+        r,
+        &db,
+        &["confirm", "nap", "--again", "--json", "--cache-dir", cache_s],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = json(&out);
+    assert_eq!(v.as_array().unwrap().len(), to_confirm, "{v:#}");
+    for o in v.as_array().unwrap() {
+        assert_eq!(o["state"], "inconclusive", "{o}");
+        assert!(
+            o["reason"].as_str().unwrap().contains("failed to build"),
+            "{o}"
+        );
+    }
+    let at8 = alarms_at(
+        &json(&sb(r, &db, &["regressions", "--all", "--json"])),
+        &shas[8],
+    )
+    .len();
+    assert!(at8 >= 1, "the step is still listed with --all");
+}
+
+/// (confirmation rows, A/B runs made by confirm).
+fn counts(db: &Path) -> (usize, usize) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let one = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as usize;
+    (
+        one("SELECT count(*) FROM confirmations WHERE state != 'pending'"),
+        one("SELECT count(*) FROM ab_runs WHERE purpose = 'confirm'"),
+    )
+}
