@@ -330,10 +330,14 @@ pub fn is_informational(name: &str) -> bool {
 /// The smallest absolute change of a metric that can count, whatever
 /// its relative size: below it, fixed costs that move between phases or
 /// runs (a pooled connection opened, ~0.5M instructions; a system call
-/// more or less) would alarm on small counts.
+/// more or less; the kernel's CPU accounting of a short process, 0 or
+/// 0.3 ms of system time from run to run) would alarm on small counts.
 pub fn absolute_floor(name: &str) -> f64 {
+    let last = name.rsplit('.').next().unwrap_or(name);
     if name.ends_with(".instructions") {
         1e6
+    } else if last == "cpu_user" || last == "cpu_sys" {
+        1e-3
     } else if name.ends_with(".syscr") || name.ends_with(".syscw") {
         32.0
     } else if name.contains(".io.") {
@@ -514,6 +518,9 @@ mod tests {
         assert_eq!(absolute_floor("conflict.server.instructions"), 1e6);
         assert_eq!(absolute_floor("noop_sync.driver.io.syscw"), 32.0);
         assert_eq!(absolute_floor("wall"), 0.0);
+        assert_eq!(absolute_floor("command.cpu_sys"), 1e-3);
+        assert_eq!(absolute_floor("upload.server.cpu_user"), 1e-3);
+        assert_eq!(absolute_floor("upload.server.cpu_user_pct"), 0.0);
     }
 
     use super::*;

@@ -60,12 +60,12 @@ impl Device {
             }
         }
         // Has the server seen a future of ours that we no longer have?
-        if let (Some(g), Some(t)) = (info.known_generation, &info.known_transaction_id) {
-            if store::txid_at(&self.conn, g)?.as_ref() != Some(t) {
-                state.replica = store::rotate_replica(&self.conn)?;
-                state.reported_generation = 0;
-                report.replica_rotated = true;
-            }
+        if let (Some(g), Some(t)) = (info.known_generation, &info.known_transaction_id)
+            && store::txid_at(&self.conn, g)?.as_ref() != Some(t)
+        {
+            state.replica = store::rotate_replica(&self.conn)?;
+            state.reported_generation = 0;
+            report.replica_rotated = true;
         }
 
         // 2. Upload local changes, one bounded request at a time.

@@ -56,11 +56,13 @@ pub struct AbArgs {
     /// Only points whose key contains this.
     #[arg(long, requires = "run")]
     filter: Option<String>,
-    /// Cargo profile the reference system is built with.
-    #[arg(long, default_value = "release", requires = "run")]
+    /// Cargo profile the reference system is built with (with --run, and
+    /// for check's confirmation).
+    #[arg(long, default_value = "release")]
     cargo_profile: String,
-    /// Cache for the two worktrees and their builds.
-    #[arg(long, requires = "run")]
+    /// Cache for the two worktrees and their builds (with --run, and for
+    /// check's confirmation of a noisy regression).
+    #[arg(long)]
     cache_dir: Option<PathBuf>,
     /// Print each pair as it is measured.
     #[arg(long, short, requires = "run")]
@@ -70,6 +72,10 @@ pub struct AbArgs {
 impl AbArgs {
     pub fn cargo_profile(&self) -> &str {
         &self.cargo_profile
+    }
+
+    pub fn cache_dir(&self) -> Option<&PathBuf> {
+        self.cache_dir.as_ref()
     }
 
     fn plan(&self) -> Plan {

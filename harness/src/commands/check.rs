@@ -37,9 +37,6 @@ pub struct Args {
     /// measured alternately until the answer is clear).
     #[arg(long, default_value = "3m", value_parser = parse_duration)]
     confirm_budget: Duration,
-    /// Cache for the worktrees and builds of the confirmation.
-    #[arg(long)]
-    cache_dir: Option<PathBuf>,
     #[command(flatten)]
     pub target: super::ab::AbTarget,
 }
@@ -242,7 +239,7 @@ fn confirm(
         sample_interval: Duration::from_millis(50),
         target_dir: None,
         cargo_profile: args.target.ab.cargo_profile().to_owned(),
-        cache_dir: args.cache_dir.clone(),
+        cache_dir: args.target.ab.cache_dir().cloned(),
         pin_cpu: None,
         instructions: false,
     };

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 /// command. Returns the repository and the shas, oldest first.
 fn napping_history(build: &str) -> (tempfile::TempDir, Vec<String>) {
     let scenario = format!(
-        "name = \"nap\"\nkind = \"command\"\nbuild = \"{build}\"\nrun = \"sleep $(cat delay)\"\nrepetitions = 3\nwarmup = 0\ntimeout = \"30s\"\n"
+        "name = \"nap\"\nkind = \"command\"\nbuild = \"{build}\"\nrun = \"sleep $(cat delay)\"\nrepetitions = 5\nwarmup = 0\ntimeout = \"30s\"\n"
     );
     let repo = repo_with(&[("scenarios/nap.toml", &scenario), ("delay", "0.05\n")]);
     let d = repo.path();
@@ -49,13 +49,19 @@ fn a_confirmed_step_alarms_can_be_triaged_and_then_no_longer_fails_check() {
     let out = sb(
         r,
         &db,
-        &["history", "-n", "12", "nap", "--confirm", "--cache-dir", cache_s],
+        &[
+            "history",
+            "-n",
+            "12",
+            "nap",
+            "--confirm",
+            "--confirm-budget",
+            "40s",
+            "--cache-dir",
+            cache_s,
+        ],
     );
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        text(&out)
-    );
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!("{} confirmed", &shas[8][..12])),
@@ -94,6 +100,8 @@ fn a_confirmed_step_alarms_can_be_triaged_and_then_no_longer_fails_check() {
             &shas[8],
             "--cache-dir",
             cache_s,
+            "--confirm-budget",
+            "40s",
         ];
         args.extend_from_slice(extra);
         sb(r, &db, &args)
@@ -106,7 +114,11 @@ fn a_confirmed_step_alarms_can_be_triaged_and_then_no_longer_fails_check() {
     // and nothing is stored.
     let out = sb(r, &db, &["triage", &shas[8], "no.such.metric", "invalid"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("no metric \"no.such.metric\""), "{}", text(&out));
+    assert!(
+        text(&out).contains("no metric \"no.such.metric\""),
+        "{}",
+        text(&out)
+    );
     let out = sb(r, &db, &["triage", "deadbeef", "wall", "invalid"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("deadbeef"), "{}", text(&out));
@@ -155,7 +167,11 @@ fn confirm_runs_at_once_measure_each_change_point_once_and_a_broken_build_is_inc
     let db = work.path().join("r.sqlite");
     let cache = work.path().join("cache");
     let cache_s = cache.to_str().unwrap();
-    let out = sb(r, &db, &["history", "-n", "12", "nap", "--cache-dir", cache_s]);
+    let out = sb(
+        r,
+        &db,
+        &["history", "-n", "12", "nap", "--cache-dir", cache_s],
+    );
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
     let to_confirm = json(&sb(r, &db, &["regressions", "--all", "--json"]))
         .as_array()
@@ -172,14 +188,25 @@ fn confirm_runs_at_once_measure_each_change_point_once_and_a_broken_build_is_inc
             .arg(r)
             .arg("--db")
             .arg(&db)
-            .args(["confirm", "nap", "--json", "--cache-dir", cache_s])
+            .args([
+                "confirm",
+                "nap",
+                "--json",
+                "--confirm-budget",
+                "40s",
+                "--cache-dir",
+                cache_s,
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
     };
     let (first, second) = (spawn(), spawn());
-    let outs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
+    let outs = [
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    ];
     let mut answered = 0;
     for out in &outs {
         assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(out));
@@ -195,7 +222,14 @@ fn confirm_runs_at_once_measure_each_change_point_once_and_a_broken_build_is_inc
     let out = sb(
         r,
         &db,
-        &["confirm", "nap", "--again", "--json", "--cache-dir", cache_s],
+        &[
+            "confirm",
+            "nap",
+            "--again",
+            "--json",
+            "--cache-dir",
+            cache_s,
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v = json(&out);

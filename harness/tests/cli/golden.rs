@@ -256,7 +256,10 @@ fn json_outputs_of_a_fixed_database_are_unchanged() {
         let v = with(args);
         stdout_ok(&v.iter().map(String::as_str).collect::<Vec<_>>())
     };
-    check_golden("regressions.json", &run(&["regressions", "--json"]));
+    check_golden(
+        "regressions.json",
+        &run(&["regressions", "--all", "--json"]),
+    );
     check_golden(
         "compare.json",
         &run(&["compare", &shas[2], &shas[9], "--json"]),
@@ -281,6 +284,7 @@ fn json_outputs_of_a_fixed_database_are_unchanged() {
         &shas[7],
         "--commit",
         &shas[8],
+        "--no-confirm",
         "--json",
         "--summary",
         summary.to_str().unwrap(),

@@ -2,6 +2,7 @@
 //! repositories in temp dirs, real SQLite files.
 
 mod ab;
+mod alarms;
 mod command;
 mod exact;
 mod first_use;
