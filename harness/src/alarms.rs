@@ -7,7 +7,7 @@
 use crate::analysis::Change;
 use crate::model::{Confirmation, Triage, Verdict};
 use crate::ops::ab::AbResult;
-use crate::store::{ConfirmationKey, ConfirmationRow, TriageRecord};
+use crate::store::{AbRecord, ConfirmationKey, ConfirmationRow, TriageRecord};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -168,6 +168,29 @@ pub fn judge(change: &Change, ab: &AbResult) -> (Confirmation, String) {
             ),
         ),
     }
+}
+
+/// A stored interleaved run of exactly this change point's two commits,
+/// metric and point on its machine that answers it at the change's
+/// threshold (`compare --run` or `check` measured them already): a verdict
+/// of change at a threshold at least as large (its interval lies beyond
+/// half of it, so beyond half of this one), or of no change at one at most
+/// as large. The newest such run.
+pub fn evidence<'a>(change: &Change, runs: &'a [AbRecord]) -> Option<&'a AbRecord> {
+    runs.iter().rev().find(|r| {
+        r.machine == change.machine
+            && r.scenario == change.scenario
+            && r.point == change.point
+            && r.metric == change.metric
+            && r.a_sha == change.before_commit
+            && r.b_sha == change.commit
+            && r.mode == crate::ops::ab::Mode::Interleaved.as_str()
+            && match r.verdict {
+                Verdict::Regression | Verdict::Improvement => r.threshold >= change.threshold.value,
+                Verdict::Unchanged => r.threshold <= change.threshold.value,
+                _ => false,
+            }
+    })
 }
 
 /// A confirmation's row for a change, as `judge` decided.
@@ -340,5 +363,51 @@ mod tests {
         let metrics: Vec<&str> = groups[0].iter().map(|c| c.metric.as_str()).collect();
         assert_eq!(metrics, ["wall", "cpu_user"]);
         assert_eq!(to_confirm(&v, "m", true)[0].len(), 3);
+    }
+
+    fn stored(verdict: Verdict, threshold: f64, b_sha: &str) -> AbRecord {
+        AbRecord {
+            id: 7,
+            machine: "m".into(),
+            scenario: "s".into(),
+            point: "n=1".into(),
+            metric: "wall".into(),
+            a_sha: "a".repeat(40),
+            b_sha: b_sha.into(),
+            mode: "interleaved".into(),
+            verdict,
+            change: Some(0.1),
+            low: Some(0.08),
+            high: Some(0.12),
+            threshold,
+            pairs: 20,
+            stop: Some("changed".into()),
+            seconds: 4.0,
+            a: vec![],
+            b: vec![],
+            error: None,
+            purpose: "check".into(),
+            created_unix: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_stored_interleaved_run_of_the_same_commits_is_evidence_at_a_compatible_threshold() {
+        let c = change("wall", Verdict::Regression, 2.0, false); // threshold 5%
+        let b = "b".repeat(40);
+        let found = |r: AbRecord| evidence(&c, std::slice::from_ref(&r)).is_some();
+        assert!(found(stored(Verdict::Regression, 0.05, &b)));
+        // Changed at a smaller threshold is not changed at this one.
+        assert!(!found(stored(Verdict::Regression, 0.02, &b)));
+        // Unchanged within a smaller threshold is unchanged within this one.
+        assert!(found(stored(Verdict::Unchanged, 0.02, &b)));
+        assert!(!found(stored(Verdict::Unchanged, 0.10, &b)));
+        assert!(!found(stored(Verdict::Inconclusive, 0.05, &b)));
+        assert!(!found(stored(Verdict::Regression, 0.05, &"c".repeat(40))));
+        let (state, _) = judge(
+            &c,
+            &AbResult::from_record(&stored(Verdict::Regression, 0.05, &b)),
+        );
+        assert_eq!(state, Confirmation::Confirmed);
     }
 }

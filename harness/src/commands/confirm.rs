@@ -37,7 +37,8 @@ pub struct ConfirmArgs {
     /// alternately until the answer is clear); it ends sooner when it is.
     #[arg(long = "confirm-budget", default_value = "5m", value_parser = parse_duration)]
     pub budget: Duration,
-    /// Measure again change points that already have an answer.
+    /// Measure again change points that already have an answer (and do
+    /// not take stored A/B runs of their commits as the answer).
     #[arg(long)]
     pub again: bool,
 }

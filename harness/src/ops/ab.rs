@@ -457,6 +457,32 @@ impl AbResult {
     }
 }
 
+impl AbResult {
+    /// A stored A/B run read back (its interval unbounded where none was
+    /// stored).
+    pub fn from_record(r: &AbRecord) -> AbResult {
+        AbResult {
+            scenario: r.scenario.clone(),
+            point: r.point.clone(),
+            metric: r.metric.clone(),
+            mode: Mode::parse(&r.mode).unwrap_or(Mode::Interleaved),
+            verdict: r.verdict,
+            estimate: r.change.map(|change| Estimate {
+                change,
+                low: r.low.unwrap_or(f64::NEG_INFINITY),
+                high: r.high.unwrap_or(f64::INFINITY),
+            }),
+            threshold: r.threshold,
+            pairs: r.pairs as usize,
+            stop: r.stop.as_deref().and_then(Stop::parse),
+            seconds: r.seconds,
+            a: r.a.clone(),
+            b: r.b.clone(),
+            error: r.error.clone(),
+        }
+    }
+}
+
 /// Exit status of an A/B run: 1 on a regression or a failure.
 pub fn status(results: &[AbResult]) -> u8 {
     u8::from(

@@ -26,7 +26,7 @@ use std::time::Duration;
 pub struct Options {
     /// Per change point (the commits' pair, all its metrics together).
     pub budget: Duration,
-    /// Measure again those with an answer.
+    /// Measure again those with an answer, stored A/B runs or not.
     pub again: bool,
 }
 
@@ -103,7 +103,27 @@ pub fn confirm(
         if claimed.is_empty() {
             continue;
         }
-        for (c, state, reason, ab_id) in confirm_group(session, root, s, &claimed, opts)? {
+        // An interleaved run of these commits already stored answers
+        // without measuring again (unless asked to measure again).
+        let runs = if opts.again {
+            Vec::new()
+        } else {
+            session.store.ab_runs()?
+        };
+        let mut answers: Vec<Answer> = Vec::new();
+        claimed.retain(|c| match alarms::evidence(c, &runs) {
+            Some(r) => {
+                let (state, reason) = alarms::judge(c, &ab::AbResult::from_record(r));
+                let reason = format!("{reason} (stored {} run #{})", r.purpose, r.id);
+                answers.push((c, state, reason, Some(r.id)));
+                false
+            }
+            None => true,
+        });
+        if !claimed.is_empty() {
+            answers.extend(confirm_group(session, root, s, &claimed, opts)?);
+        }
+        for (c, state, reason, ab_id) in answers {
             let row = alarms::row(c, state, reason, ab_id, &owner);
             session.store.finish_confirmation(&row)?;
             let outcome = Outcome {

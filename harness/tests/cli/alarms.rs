@@ -156,6 +156,36 @@ fn a_confirmed_step_alarms_can_be_triaged_and_then_no_longer_fails_check() {
     let listed = json(&sb(r, &db, &["triage", "--list", "--json"]));
     assert_eq!(listed["precision"]["triaged"], 1, "{listed}");
     assert_eq!(listed["precision"]["invalid"], 0, "{listed}");
+
+    // The dashboard: the alarm ranked on the index with its state and
+    // triage, the threshold on the series page, the interleaved runs with
+    // their pairs on the compare page.
+    let site = work.path().join("site");
+    let out = sb(r, &db, &["report", "--out", site.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let index = std::fs::read_to_string(site.join("index.html")).unwrap();
+    let alarms =
+        &index[index.find("<h2>Alarms</h2>").unwrap()..index.find("<h2>Series</h2>").unwrap()];
+    assert!(alarms.contains(&shas[8][..10]), "{alarms}");
+    assert!(
+        alarms.contains("confirmed, acknowledged by reviewer"),
+        "{alarms}"
+    );
+    assert!(index.contains("Precision of the alarms: 100%"), "{index}");
+    let compare =
+        std::fs::read_to_string(site.join(format!("compare/{}..{}.html", shas[7], shas[8])))
+            .unwrap();
+    assert!(compare.contains("Measured again, interleaved"), "{compare}");
+    assert!(
+        compare.contains("confirm") && compare.contains("the interval excludes no change"),
+        "{compare}"
+    );
+    let series = std::fs::read_dir(site.join("series"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|page| page.contains("nap") && page.contains("· wall</h1>"))
+        .expect("the wall series page");
+    assert!(series.contains("Threshold in force"), "{series}");
 }
 
 #[test]
@@ -180,6 +210,25 @@ fn confirm_runs_at_once_measure_each_change_point_once_and_a_broken_build_is_inc
         .filter(|c| c["exact"] == false)
         .count();
     assert!(to_confirm >= 1, "no change point to confirm");
+
+    // check measures the step again, interleaved, and stores that run:
+    // confirm takes it as the answer instead of measuring a third time.
+    let out = sb(
+        r,
+        &db,
+        &[
+            "check",
+            "--baseline",
+            &shas[7],
+            "--commit",
+            &shas[8],
+            "--cache-dir",
+            cache_s,
+            "--confirm-budget",
+            "40s",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 
     // Two confirm runs at once on one database and one cache.
     let spawn = || {
@@ -207,15 +256,30 @@ fn confirm_runs_at_once_measure_each_change_point_once_and_a_broken_build_is_inc
         first.wait_with_output().unwrap(),
         second.wait_with_output().unwrap(),
     ];
-    let mut answered = 0;
+    let mut answers = Vec::new();
     for out in &outs {
         assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(out));
-        answered += json(out).as_array().unwrap().len();
+        answers.extend(json(out).as_array().unwrap().clone());
     }
-    assert_eq!(answered, to_confirm, "each change point answered once");
+    assert_eq!(answers.len(), to_confirm, "each change point answered once");
+    let from_check = answers
+        .iter()
+        .filter(|o| o["reason"].as_str().unwrap().contains("stored check run"))
+        .count();
+    assert!(
+        answers.iter().any(|o| o["key"]["sha"] == shas[8]
+            && o["key"]["metric"] == "wall"
+            && o["state"] == "confirmed"
+            && o["reason"].as_str().unwrap().contains("stored check run")),
+        "the step's answer is check's run: {answers:#?}"
+    );
     let (rows, measured) = counts(&db);
     assert_eq!(rows, to_confirm);
-    assert_eq!(measured, to_confirm, "each change point measured once");
+    assert_eq!(
+        measured,
+        to_confirm - from_check,
+        "each change point measured once, none already answered"
+    );
 
     // The commits no longer build: inconclusive with the reason, never refuted.
     std::fs::write(&broken, "").unwrap();
