@@ -207,7 +207,8 @@ pub struct Noise {
     pub run: f64,
 }
 
-/// Differences between consecutive commits needed to learn a threshold.
+/// Differences between consecutive commits (not across the series' change
+/// points) needed to learn a threshold.
 pub const LEARN_MIN_DIFFS: usize = 8;
 
 /// The smallest threshold learned: below it a change is the machine's
@@ -248,8 +249,9 @@ impl SeriesHistory {
         self.levels[i].map(|l| l.level)
     }
 
-    /// The series' own noise, once it has at least
-    /// [`LEARN_MIN_DIFFS`] consecutive commits with values.
+    /// The series' own noise, once it has at least [`LEARN_MIN_DIFFS`]
+    /// differences between consecutive commits that do not cross one of
+    /// its change points.
     pub fn noise(&self) -> Option<Noise> {
         let levels: Vec<Level> = self.levels.iter().flatten().copied().collect();
         // "When nothing changed": differences across the series' own

@@ -139,8 +139,9 @@ impl AbArgs {
                 }
             },
         )?;
-        ab::record(&mut session, &a, &b, &results, purpose)?;
+        // Printed first: a store that fails must not lose what was measured.
         print(&a, &b, &results, json)?;
+        ab::record(&mut session, &a, &b, &results, purpose)?;
         if session.interrupted() {
             eprintln!("syncbench: interrupted; the verdicts above are of what was measured");
             return Ok(130);

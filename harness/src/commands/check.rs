@@ -111,9 +111,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     drop(store);
     let silenced = silenced_between(cx, &base, &new)?;
     let mut flags = flags(&history, &compared, &book, &triages, &silenced);
-    if !args.no_confirm {
-        confirm(cx, &args, &base, &new, &mut flags)?;
-    }
+    let interrupted = !args.no_confirm && confirm(cx, &args, &base, &new, &mut flags)?;
     if let Some(path) = &args.summary {
         std::fs::write(
             path,
@@ -138,6 +136,10 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         args.baseline,
         &base[..12]
     );
+    if interrupted {
+        eprintln!("syncbench: interrupted; the regressions not measured again are not confirmed");
+        return Ok(130);
+    }
     Ok(u8::from(failing > 0))
 }
 
@@ -150,11 +152,16 @@ fn nothing_to_check(args: &Args, why: &str) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// The commits after `base` up to `new` (on `new`'s first-parent line): a
-/// triage decision at any of them applies.
+/// The commits after `base` up to `new` (`base..new` on `new`'s
+/// first-parent line, never commits `base` already has): a triage
+/// decision at any of them applies.
 fn silenced_between(cx: &Context, base: &str, new: &str) -> anyhow::Result<Vec<String>> {
-    let line = syncbench::env::first_parent_history(&cx.root, new, 1000)?;
-    Ok(line.into_iter().take_while(|s| s != base).collect())
+    Ok(
+        syncbench::history::resolve(&cx.root, &[format!("{base}..{new}")], None)?
+            .into_iter()
+            .map(|c| c.sha)
+            .collect(),
+    )
 }
 
 /// The regressions and improvements of a comparison, ranked, each with
@@ -212,22 +219,28 @@ fn flags(
 }
 
 /// Measures both commits again, interleaved, for every point with an
-/// unconfirmed regression, and records each answer in its flag.
+/// unconfirmed regression, and records each answer in its flag; whether
+/// Ctrl-C cut it short.
 fn confirm(
     cx: &Context,
     args: &Args,
     base: &str,
     new: &str,
     flags: &mut [Flag],
-) -> anyhow::Result<()> {
-    let mut points: Vec<(String, String)> = flags
+) -> anyhow::Result<bool> {
+    // Each point once, in rank order.
+    let mut points: Vec<(String, String)> = Vec::new();
+    for f in flags
         .iter()
         .filter(|f| f.verdict == Verdict::Regression && f.state == FlagState::Unconfirmed)
-        .map(|f| (f.scenario.clone(), f.point.clone()))
-        .collect();
-    points.dedup();
+    {
+        let p = (f.scenario.clone(), f.point.clone());
+        if !points.contains(&p) {
+            points.push(p);
+        }
+    }
     if points.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     eprintln!(
         "syncbench: measuring {} point(s) again at both commits to confirm their regressions",
@@ -315,7 +328,7 @@ fn confirm(
             break;
         }
     }
-    Ok(())
+    Ok(session.interrupted())
 }
 
 fn interval(r: &ab::AbResult) -> String {

@@ -33,8 +33,9 @@ pub struct Args {
 /// How confirmation runs (also `history --confirm`).
 #[derive(clap::Args, Clone)]
 pub struct ConfirmArgs {
-    /// Time per change point (its commit and the one before, measured
-    /// alternately until the answer is clear); it ends sooner when it is.
+    /// Time per change point — its commit and the one before, measured
+    /// alternately until the answer is clear; the metrics that stepped at
+    /// the same commit of a point share it. It ends sooner when it is.
     #[arg(long = "confirm-budget", default_value = "5m", value_parser = parse_duration)]
     pub budget: Duration,
     /// Measure again change points that already have an answer (and do

@@ -45,7 +45,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     if args.json {
         return outln!("{}", serde_json::to_string_pretty(&changes)?).map(|()| 0);
     }
-    if changes.is_empty() {
+    if changes.is_empty() && hidden == 0 {
         outln!("no change points in {}", cx.db.display())?;
     }
     for c in &changes {
@@ -53,7 +53,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     }
     if hidden > 0 {
         outln!(
-            "{hidden} change point(s) of noisy metrics not confirmed (hidden): `syncbench confirm` measures them again, --all lists them"
+            "{hidden} change point(s) of noisy metrics hidden (unconfirmed, refuted or inconclusive): `syncbench confirm` measures the unconfirmed again, --all lists them all"
         )?;
     }
     outln!(

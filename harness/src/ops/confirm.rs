@@ -141,8 +141,9 @@ pub fn confirm(
 type Answer<'a> = (&'a Change, Confirmation, String, Option<i64>);
 
 /// Measures one group (one point, the same two commits) and judges each
-/// of its changes. An interrupted run leaves them unconfirmed (claimable
-/// again), not inconclusive.
+/// of its changes. An interrupted run (between repetitions, or a build or
+/// repetition cut short) leaves them unconfirmed (claimable again), not
+/// inconclusive.
 fn confirm_group<'a>(
     session: &mut Session,
     root: &Path,
@@ -176,6 +177,10 @@ fn confirm_group<'a>(
         }
     };
     if let Err(e) = ab::build(&sides, s) {
+        // A build cut short by Ctrl-C says nothing about the commit.
+        if session.interrupted() {
+            return Ok(all(Confirmation::Unconfirmed, "interrupted".to_owned()));
+        }
         return Ok(all(Confirmation::Inconclusive, e));
     }
     let plan = Plan {
@@ -209,7 +214,10 @@ fn confirm_group<'a>(
         .iter()
         .zip(results.iter().zip(ids))
         .map(|(c, (r, id))| {
-            let (state, reason) = if r.stop == Some(crate::abtest::Stop::Interrupted) {
+            // Ctrl-C during a repetition fails it; that is no answer either.
+            let cut = r.stop == Some(crate::abtest::Stop::Interrupted)
+                || (r.verdict == crate::model::Verdict::Failed && session.interrupted());
+            let (state, reason) = if cut {
                 (Confirmation::Unconfirmed, "interrupted".to_owned())
             } else {
                 alarms::judge(c, r)

@@ -122,7 +122,8 @@ pub trait Connection: std::fmt::Debug {
         stale: &dyn Fn(&ConfirmationRow) -> bool,
     ) -> Result<bool, StoreError>;
 
-    /// Records the answer for a claimed change point.
+    /// Records the answer for a change point this owner claimed (a claim
+    /// another run took over in the meantime is left to that run).
     fn finish_confirmation(&mut self, row: &ConfirmationRow) -> Result<(), StoreError>;
 
     /// Every confirmation row.
@@ -620,6 +621,18 @@ pub(crate) mod conformance {
             owner: "h:2".into(),
             updated_unix: 9.0,
         };
+        // An answer from a run whose claim was taken over is not recorded.
+        store
+            .finish_confirmation(&ConfirmationRow {
+                owner: "h:1".into(),
+                state: Confirmation::Refuted,
+                ..done.clone()
+            })
+            .unwrap();
+        assert_eq!(
+            store.confirmations().unwrap()[0].state,
+            Confirmation::Pending
+        );
         store.finish_confirmation(&done).unwrap();
         assert_eq!(store.confirmations().unwrap(), vec![done.clone()]);
         // A final answer is left alone, even by a claim that finds it

@@ -611,7 +611,7 @@ impl Connection for SqliteStore {
             "UPDATE confirmations SET state = ?7, reason = ?8, ab_id = ?9, owner = ?10,
                  updated_unix = ?11
              WHERE machine = ?1 AND scenario = ?2 AND point = ?3 AND metric = ?4
-               AND before_sha = ?5 AND sha = ?6",
+               AND before_sha = ?5 AND sha = ?6 AND owner = ?10",
             params![
                 k.machine,
                 k.scenario,
@@ -667,9 +667,10 @@ impl Connection for SqliteStore {
                 commit: r.get(1)?,
                 metric: r.get(2)?,
                 scenario: r.get(3)?,
-                // Written only by this harness: an unknown state is a
-                // newer harness's, read as the mildest.
-                state: Triage::parse(&r.get::<_, String>(4)?).unwrap_or(Triage::Acknowledged),
+                // An unknown state is a newer harness's: read as `fixed`,
+                // which silences nothing, so an older gate never passes
+                // because of it.
+                state: Triage::parse(&r.get::<_, String>(4)?).unwrap_or(Triage::Fixed),
                 by: r.get(5)?,
                 who: r.get(6)?,
                 note: r.get(7)?,
@@ -727,7 +728,8 @@ fn confirmation_of(r: &rusqlite::Row) -> rusqlite::Result<ConfirmationRow> {
             before_sha: r.get(4)?,
             sha: r.get(5)?,
         },
-        state: Confirmation::parse(&r.get::<_, String>(6)?).unwrap_or(Confirmation::Unconfirmed),
+        // A newer harness's state: final (left alone), not an alarm.
+        state: Confirmation::parse(&r.get::<_, String>(6)?).unwrap_or(Confirmation::Inconclusive),
         reason: r.get(7)?,
         ab_id: r.get(8)?,
         owner: r.get(9)?,

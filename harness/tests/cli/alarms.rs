@@ -322,3 +322,67 @@ fn counts(db: &Path) -> (usize, usize) {
         one("SELECT count(*) FROM ab_runs WHERE purpose = 'confirm'"),
     )
 }
+
+/// A branch is checked against its merge base with the baseline, and a
+/// merge base without results fails loudly instead of passing.
+#[test]
+fn check_compares_a_branch_with_its_merge_base_and_refuses_one_without_results() {
+    let scenario =
+        "name = \"quick\"\nkind = \"command\"\nrun = \"true\"\nrepetitions = 2\nwarmup = 0\n";
+    let repo = repo_with(&[("scenarios/quick.toml", scenario)]);
+    let r = repo.path();
+    let base = git(r, &["rev-parse", "HEAD"]);
+    git(r, &["checkout", "-q", "-b", "feature"]);
+    std::fs::write(r.join("README"), "feature\n").unwrap();
+    git(r, &["add", "-A"]);
+    git(r, &["commit", "-q", "-m", "feature"]);
+    // main moves on too: its tip is not the pull request's baseline.
+    git(r, &["checkout", "-q", "main"]);
+    std::fs::write(r.join("NEWS"), "main moved\n").unwrap();
+    git(r, &["add", "-A"]);
+    git(r, &["commit", "-q", "-m", "main moved"]);
+    let tip = git(r, &["rev-parse", "HEAD"]);
+    git(r, &["checkout", "-q", "feature"]);
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    let out = sb(
+        r,
+        &db,
+        &[
+            "history",
+            "quick",
+            &tip,
+            "HEAD",
+            "--cache-dir",
+            work.path().join("c").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = sb(r, &db, &["check", "--baseline", "main"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = text(&out);
+    assert!(
+        err.contains("merge base") && err.contains(&base[..12]),
+        "{err}"
+    );
+    assert!(err.contains("syncbench history"), "{err}");
+    let out = sb(
+        r,
+        &db,
+        &[
+            "history",
+            "quick",
+            &base,
+            "--cache-dir",
+            work.path().join("c").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = sb(r, &db, &["check", "--baseline", "main", "--no-confirm"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("@ {}", &base[..12])),
+        "{}",
+        text(&out)
+    );
+}
