@@ -203,3 +203,50 @@ pub fn default_cache(root: &Path) -> PathBuf {
         .map_or("repo".into(), |n| n.to_string_lossy().into_owned());
     base.join("syncbench").join(format!("{name}-{hash:016x}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@e"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Files that differ only in content (same size) between commits made
+    /// in the same second: each switch must write the commit's content.
+    #[test]
+    fn switching_rewrites_files_of_the_same_size_within_one_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        std::fs::create_dir(&root).unwrap();
+        git(&root, &["init", "-q", "-b", "main"]);
+        let mut shas = Vec::new();
+        for (i, v) in ["0.05", "0.05", "0.10", "0.10", "0.05"].iter().enumerate() {
+            std::fs::write(root.join("delay"), format!("{v}\n")).unwrap();
+            std::fs::write(root.join("n"), format!("{i}\n")).unwrap();
+            git(&root, &["add", "-A"]);
+            git(&root, &["commit", "-q", "-m", &format!("c{i}")]);
+            shas.push((git(&root, &["rev-parse", "HEAD"]), *v));
+        }
+        let cache = dir.path().join("cache");
+        for round in 0..20 {
+            let c = Checkout::open_named(&root, &cache.join("ab-a"), "t-ab-a").unwrap();
+            for (sha, v) in shas.iter().rev().chain(shas.iter()) {
+                c.switch(sha).unwrap();
+                let got = std::fs::read_to_string(c.dir.join("delay")).unwrap();
+                assert_eq!(got.trim(), *v, "round {round}, {sha}");
+            }
+        }
+    }
+}
