@@ -116,14 +116,8 @@ impl AbArgs {
         let (a, b) = (cx.full_sha(a_rev)?, cx.full_sha(b_rev)?);
         let chosen = cx.choose(names)?;
         let settings = MeasureSettings {
-            repetitions: None,
             filter: self.filter.clone(),
-            sample_interval: Duration::from_millis(50),
-            target_dir: None,
-            cargo_profile: self.cargo_profile.clone(),
-            cache_dir: self.cache_dir.clone(),
-            pin_cpu: None,
-            instructions: false,
+            ..MeasureSettings::side_by_side(&self.cargo_profile, self.cache_dir.clone())
         };
         let mut session = Session::open(&cx.db, settings, cx.interrupted()?)?;
         let verbose = self.verbose;

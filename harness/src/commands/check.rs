@@ -246,16 +246,10 @@ fn confirm(
         "syncbench: measuring {} point(s) again at both commits to confirm their regressions",
         points.len()
     );
-    let settings = MeasureSettings {
-        repetitions: None,
-        filter: None,
-        sample_interval: Duration::from_millis(50),
-        target_dir: None,
-        cargo_profile: args.target.ab.cargo_profile().to_owned(),
-        cache_dir: args.target.ab.cache_dir().cloned(),
-        pin_cpu: None,
-        instructions: false,
-    };
+    let settings = MeasureSettings::side_by_side(
+        args.target.ab.cargo_profile(),
+        args.target.ab.cache_dir().cloned(),
+    );
     let mut session = Session::open(&cx.db, settings, cx.interrupted()?)?;
     let sides = ab::sides(&session, &cx.root, (base, new))?;
     for (scenario, point) in points {

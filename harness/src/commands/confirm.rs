@@ -69,16 +69,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
                 .collect(),
         ),
     };
-    let settings = MeasureSettings {
-        repetitions: None,
-        filter: None,
-        sample_interval: Duration::from_millis(50),
-        target_dir: None,
-        cargo_profile: args.cargo_profile.clone(),
-        cache_dir: args.cache_dir.clone(),
-        pin_cpu: None,
-        instructions: false,
-    };
+    let settings = MeasureSettings::side_by_side(&args.cargo_profile, args.cache_dir.clone());
     let mut session = Session::open(&cx.db, settings, cx.interrupted()?)?;
     let wanted = |sha: &str| since.as_ref().is_none_or(|s| s.contains(sha));
     let output = if args.json {

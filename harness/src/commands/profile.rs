@@ -4,7 +4,6 @@
 use super::{Context, outln};
 use anyhow::{Context as _, bail};
 use std::path::PathBuf;
-use std::time::Duration;
 use syncbench::model::Unit;
 use syncbench::ops::profile::{self, FunctionChange, ProfileDiff};
 use syncbench::ops::session::{MeasureSettings, Session};
@@ -67,16 +66,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
                 )
             })?,
     };
-    let settings = MeasureSettings {
-        repetitions: None,
-        filter: None,
-        sample_interval: Duration::from_millis(50),
-        target_dir: None,
-        cargo_profile: args.cargo_profile.clone(),
-        cache_dir: args.cache_dir.clone(),
-        pin_cpu: None,
-        instructions: false,
-    };
+    let settings = MeasureSettings::side_by_side(&args.cargo_profile, args.cache_dir.clone());
     let mut session = Session::open(&cx.db, settings, cx.interrupted()?)?;
     eprintln!(
         "syncbench: {} {} under callgrind at {} and {} (about 50x slower than native)",

@@ -110,6 +110,24 @@ pub struct MeasureSettings {
     pub instructions: bool,
 }
 
+impl MeasureSettings {
+    /// The settings of a job that builds two commits side by side and
+    /// schedules repetitions itself (A/B, confirm, profile): the
+    /// defaults, but for the cargo profile and the cache.
+    pub fn side_by_side(cargo_profile: &str, cache_dir: Option<PathBuf>) -> MeasureSettings {
+        MeasureSettings {
+            repetitions: None,
+            filter: None,
+            sample_interval: Duration::from_millis(50),
+            target_dir: None,
+            cargo_profile: cargo_profile.to_owned(),
+            cache_dir,
+            pin_cpu: None,
+            instructions: false,
+        }
+    }
+}
+
 /// Where a session reports what it does.
 pub trait Progress {
     /// A point starts (its repetitions follow).
