@@ -12,6 +12,9 @@ pub struct Machine {
     pub kernel: String,
     /// `available`, or why hardware counters are not.
     pub hw_counters: String,
+    /// The name people gave the machine (`--machine-tag`); not part of
+    /// its fingerprint.
+    pub tag: Option<String>,
 }
 
 impl Machine {
@@ -34,6 +37,7 @@ impl Machine {
                 Ok(()) => "available".into(),
                 Err(e) => format!("unavailable: {e}"),
             },
+            tag: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! syncbench, the harness: runs scenarios against the reference sync
 //! system built from a tree (or any shell command in any repository),
-//! measures every process, and records the results in SQLite.
+//! measures every process, and records the results in SQLite or PostgreSQL.
 //!
 //! Layers, from the edges in: `model` (the vocabulary as types),
 //! `scenario` and `env` (what to measure, where), `runner` (measuring),
@@ -18,6 +18,8 @@ pub mod history;
 pub mod ingest;
 pub mod model;
 pub mod ops;
+#[doc(hidden)]
+pub mod pgtest;
 pub mod probe;
 pub mod proc;
 pub mod prometheus;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 ///
 /// Runs scenarios (scenarios/*.toml) against the working tree, measures
 /// wall time, CPU and memory of every process, stores the raw figures in
-/// SQLite (.syncbench/results.sqlite) and compares them with the baseline
+/// SQLite (.syncbench/results.sqlite) or PostgreSQL, and compares them with the baseline
 /// branch.
 ///
 /// Exit status: 0 all runs ok and no regression; 1 a run failed or an
@@ -19,9 +19,12 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
-    /// Results database [default: .syncbench/results.sqlite at the repository root].
-    #[arg(long, global = true)]
-    db: Option<PathBuf>,
+    /// Results database: a SQLite file, or a PostgreSQL server as
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (shared by many
+    /// runners; holds the job queue) [default: .syncbench/results.sqlite
+    /// at the repository root].
+    #[arg(long, global = true, env = "SYNCBENCH_DB", hide_env_values = true)]
+    db: Option<String>,
     /// The repository (and tree) to measure [default: the one around the current directory].
     #[arg(long, global = true)]
     repo: Option<PathBuf>,

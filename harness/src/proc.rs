@@ -228,6 +228,12 @@ pub fn thread_cpu_seconds() -> f64 {
 
 /// Whether a process with this pid is running (a zombie waiting to be
 /// reaped by its new parent counts as ended).
+/// Sends `signal` to one process.
+pub fn signal(pid: i32, signal: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid, signal) };
+}
+
 pub fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use syncbench::abtest::{ALPHA, Settings, Target};
 use syncbench::ops::ab::{self, AbResult, Plan};
-use syncbench::ops::session::{MeasureSettings, Session};
+use syncbench::ops::session::MeasureSettings;
 use syncbench::runner::{INSTRUCTION_RESOLUTION, is_instruction_metric};
 use syncbench::scenario::parse_duration;
 
@@ -119,7 +119,7 @@ impl AbArgs {
             filter: self.filter.clone(),
             ..MeasureSettings::side_by_side(&self.cargo_profile, self.cache_dir.clone())
         };
-        let mut session = Session::open(&cx.db, settings, cx.interrupted()?)?;
+        let mut session = cx.session(settings)?;
         let verbose = self.verbose;
         let results = ab::run(
             &session,

@@ -15,7 +15,7 @@ use syncbench::alarms;
 use syncbench::analysis::{Compared, History};
 use syncbench::model::{RunStatus, Verdict};
 use syncbench::ops::ab::{self, Plan};
-use syncbench::ops::session::{MeasureSettings, Session};
+use syncbench::ops::session::MeasureSettings;
 use syncbench::scenario::{DEFAULT_THRESHOLD, ThresholdBook, parse_duration};
 use syncbench::text::{Flag, FlagState};
 
@@ -81,7 +81,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
                      in {}: measure it (`syncbench history {}`) or restore the results database",
                     &mb[..12],
                     args.baseline,
-                    cx.db.display(),
+                    cx.db,
                     &mb[..12]
                 );
             }
@@ -250,7 +250,7 @@ fn confirm(
         args.target.ab.cargo_profile(),
         args.target.ab.cache_dir().cloned(),
     );
-    let mut session = Session::open(&cx.db, settings, cx.interrupted()?)?;
+    let mut session = cx.session(settings)?;
     let sides = ab::sides(&session, &cx.root, (base, new))?;
     for (scenario, point) in points {
         let mut set = |state: FlagState| {

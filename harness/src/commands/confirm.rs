@@ -70,7 +70,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         ),
     };
     let settings = MeasureSettings::side_by_side(&args.cargo_profile, args.cache_dir.clone());
-    let mut session = Session::open(&cx.db, settings, cx.interrupted()?)?;
+    let mut session = cx.session(settings)?;
     let wanted = |sha: &str| since.as_ref().is_none_or(|s| s.contains(sha));
     let output = if args.json {
         Output::Json

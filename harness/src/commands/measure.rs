@@ -50,6 +50,11 @@ pub struct MeasureArgs {
     /// `PHASE.PROCESS.instructions`.
     #[arg(long)]
     instructions: bool,
+    /// A name for this machine, stored with its results and shown by
+    /// `syncbench machines`, the dashboard and `check --machine` (results
+    /// stay keyed by the machine's fingerprint: two machines are two series).
+    #[arg(long, env = "SYNCBENCH_MACHINE_TAG")]
+    pub machine_tag: Option<String>,
 }
 
 impl MeasureArgs {
@@ -67,12 +72,13 @@ impl MeasureArgs {
             cache_dir: self.cache_dir.clone(),
             pin_cpu: self.pin_cpu,
             instructions: self.instructions,
+            machine_tag: self.machine_tag.clone(),
         }
     }
 
     /// Opens the session these flags describe.
     pub fn session(&self, cx: &Context) -> anyhow::Result<Session> {
-        let session = Session::open(&cx.db, self.settings(), cx.interrupted()?)?;
+        let session = cx.session(self.settings())?;
         let hw = &session.machine().hw_counters;
         if hw != "available" {
             eprintln!(
@@ -185,7 +191,7 @@ pub fn finish(session: &Session, tally: Tally, json: bool) -> anyhow::Result<u8>
     eprintln!(
         "syncbench: {} point(s) recorded in {} ({} failed, {} regression(s))",
         tally.points,
-        session.db.display(),
+        session.db,
         tally.failed,
         tally.regressions
     );

@@ -26,7 +26,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use syncbench::env;
+use syncbench::ops::session::{MeasureSettings, Session};
 use syncbench::scenario::{self, Scenario};
+use syncbench::store::Location;
 
 pub(crate) use measure::{Bars, MeasureArgs, finish};
 pub(crate) use output::{emit, init_logging, outln, print_compared};
@@ -135,7 +137,7 @@ pub struct Context {
     pub root: PathBuf,
     /// Why `root` is not a repository (outside one, with --db).
     not_a_repo: Option<String>,
-    pub db: PathBuf,
+    pub db: Location,
     /// --db named another database than the repository's default.
     pub own_db: bool,
     pub scenarios_dir: PathBuf,
@@ -143,7 +145,8 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(db: Option<PathBuf>, repo: Option<PathBuf>) -> anyhow::Result<Context> {
+    pub fn new(db: Option<String>, repo: Option<PathBuf>) -> anyhow::Result<Context> {
+        let db = db.filter(|d| !d.is_empty()).map(|d| Location::parse(&d));
         let cwd = std::env::current_dir()?;
         let (root, not_a_repo) = match (env::repo_root(repo.as_deref().unwrap_or(&cwd)), &db, &repo)
         {
@@ -154,10 +157,14 @@ impl Context {
             (Err(e), _, _) => return Err(e.into()),
         };
         let default_db = root.join(".syncbench/results.sqlite");
-        let own_db = db.as_ref().is_some_and(|d| !same_file(d, &default_db));
+        let own_db = match &db {
+            Some(Location::Sqlite(d)) => !same_file(d, &default_db),
+            Some(Location::Postgres(_)) => true,
+            None => false,
+        };
         Ok(Context {
             not_a_repo,
-            db: db.unwrap_or(default_db),
+            db: db.unwrap_or(Location::Sqlite(default_db)),
             own_db,
             scenarios_dir: root.join("scenarios"),
             root,
@@ -181,14 +188,14 @@ impl Context {
     /// database, else next to the database given (tests and other
     /// histories never overwrite the user's dashboard).
     pub fn default_site(&self) -> PathBuf {
-        if self.own_db {
-            let stem = self
-                .db
-                .file_stem()
-                .map_or("results".into(), |s| s.to_string_lossy().into_owned());
-            self.db.with_file_name(format!("{stem}-report"))
-        } else {
-            self.root.join(DEFAULT_SITE)
+        match &self.db {
+            Location::Sqlite(db) if self.own_db => {
+                let stem = db
+                    .file_stem()
+                    .map_or("results".into(), |s| s.to_string_lossy().into_owned());
+                db.with_file_name(format!("{stem}-report"))
+            }
+            _ => self.root.join(DEFAULT_SITE),
         }
     }
 
@@ -205,10 +212,12 @@ impl Context {
     /// The results database, which must exist (commands that only read
     /// it never create one).
     pub fn store(&self) -> anyhow::Result<Box<syncbench::store::Store>> {
-        if !self.db.exists() {
+        if let Location::Sqlite(db) = &self.db
+            && !db.exists()
+        {
             anyhow::bail!(
                 "no results database at {}: `syncbench run` records one (or give --db)",
-                self.db.display()
+                db.display()
             );
         }
         self.store_or_create()
@@ -217,6 +226,22 @@ impl Context {
     /// The results database, created if missing.
     pub fn store_or_create(&self) -> anyhow::Result<Box<syncbench::store::Store>> {
         Ok(syncbench::store::open(&self.db)?)
+    }
+
+    /// A measuring session on the results database. With a database
+    /// server, runs it could not take before (kept locally) are stored
+    /// first, and said so.
+    pub fn session(&self, settings: MeasureSettings) -> anyhow::Result<Session> {
+        let spool = self.root.join(".syncbench/unsent.sqlite");
+        let mut session = Session::open(&self.db, settings, self.interrupted()?, Some(spool))?;
+        let restored = session.restore_spool()?;
+        if restored > 0 {
+            eprintln!(
+                "syncbench: stored {restored} run(s) kept locally when {} was unreachable",
+                self.db
+            );
+        }
+        Ok(session)
     }
 
     /// A commit given by a revision (`HEAD~2`, `main`) or by a sha

@@ -6,7 +6,7 @@ use anyhow::{Context as _, bail};
 use std::path::PathBuf;
 use syncbench::model::Unit;
 use syncbench::ops::profile::{self, FunctionChange, ProfileDiff};
-use syncbench::ops::session::{MeasureSettings, Session};
+use syncbench::ops::session::MeasureSettings;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -67,7 +67,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             })?,
     };
     let settings = MeasureSettings::side_by_side(&args.cargo_profile, args.cache_dir.clone());
-    let mut session = Session::open(&cx.db, settings, cx.interrupted()?)?;
+    let mut session = cx.session(settings)?;
     eprintln!(
         "syncbench: {} {} under callgrind at {} and {} (about 50x slower than native)",
         scenario.name,

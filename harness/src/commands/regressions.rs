@@ -46,7 +46,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         return outln!("{}", serde_json::to_string_pretty(&changes)?).map(|()| 0);
     }
     if changes.is_empty() && hidden == 0 {
-        outln!("no change points in {}", cx.db.display())?;
+        outln!("no change points in {}", cx.db)?;
     }
     for c in &changes {
         outln!("{}", line(c))?;

@@ -16,7 +16,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let sha = cx.commit_arg(args.commit)?;
     let runs = store.runs(&sha)?;
     if runs.is_empty() {
-        bail!("no results for commit {sha} in {}", cx.db.display());
+        bail!("no results for commit {sha} in {}", cx.db);
     }
     if args.json {
         let v: Vec<_> = runs

@@ -8,7 +8,7 @@ use crate::env::{self, Commit, Machine};
 use crate::model::{PointKey, RunStatus, Series, Verdict};
 use crate::runner::{Failure, PointResult, Runner, RunnerOptions};
 use crate::scenario::{DEFAULT_THRESHOLD, Kind, Point, Scenario, ThresholdBook};
-use crate::store::{RunRecord, Store, StoreError};
+use crate::store::{Connection as _, Location, RunRecord, Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,6 +108,8 @@ pub struct MeasureSettings {
     pub pin_cpu: Option<usize>,
     /// Count instructions of every point (see `RunnerOptions`).
     pub instructions: bool,
+    /// The machine's name for people, stored with its results.
+    pub machine_tag: Option<String>,
 }
 
 impl MeasureSettings {
@@ -124,6 +126,7 @@ impl MeasureSettings {
             cache_dir,
             pin_cpu: None,
             instructions: false,
+            machine_tag: None,
         }
     }
 }
@@ -197,27 +200,81 @@ pub struct Baseline {
 #[derive(Debug)]
 pub struct Session {
     pub store: Box<Store>,
-    pub db: PathBuf,
+    pub db: Location,
     pub recorder: Recorder,
     pub settings: MeasureSettings,
+    /// Where runs go that a database server could not take (lost
+    /// mid-run): a local SQLite file, stored by the next session.
+    pub spool: Option<PathBuf>,
+    /// With `Some`, runs are kept here instead of stored (a queue
+    /// worker stores them with the job that completes).
+    pub held: Option<Vec<RunRecord>>,
     interrupted: Arc<AtomicBool>,
 }
 
 impl Session {
-    /// Opens the database first: a bad --db fails before any work.
+    /// Opens the database first: a bad --db fails before any work. With
+    /// a database server, runs it fails to take are written to `spool`
+    /// (see [`Session::keep`]).
     pub fn open(
-        db: &Path,
+        db: &Location,
         settings: MeasureSettings,
         interrupted: Arc<AtomicBool>,
+        spool: Option<PathBuf>,
     ) -> Result<Session, StoreError> {
-        let store = crate::store::open(db)?;
+        let mut machine = Machine::detect();
+        machine.tag = settings.machine_tag.clone();
         Ok(Session {
-            store,
-            db: db.to_owned(),
-            recorder: Recorder::new(Machine::detect()),
+            store: crate::store::open(db)?,
+            db: db.clone(),
+            recorder: Recorder::new(machine),
             settings,
+            spool: spool.filter(|_| db.is_postgres()),
+            held: None,
             interrupted,
         })
+    }
+
+    /// Stores the runs `spool` kept from an earlier session; how many
+    /// were new. The file is removed once they are stored.
+    pub fn restore_spool(&mut self) -> Result<usize, StoreError> {
+        let Some(spool) = self.spool.clone().filter(|p| p.exists()) else {
+            return Ok(0);
+        };
+        let runs = crate::store::SqliteStore::open(&spool)?.export_runs()?;
+        let added = self.store.merge_runs(&runs)?;
+        std::fs::remove_file(&spool).map_err(|source| StoreError::Io {
+            path: spool.clone(),
+            source,
+        })?;
+        Ok(added)
+    }
+
+    /// Stores runs (or holds them, see `held`); their ids (0 when held).
+    /// When the database server fails, they are written to the spool
+    /// first, and the error says where they are.
+    pub fn keep(&mut self, runs: &[RunRecord]) -> Result<Vec<i64>, StoreError> {
+        if let Some(held) = &mut self.held {
+            held.extend_from_slice(runs);
+            return Ok(vec![0; runs.len()]);
+        }
+        let source = match self.store.record_all(runs) {
+            Ok(ids) => return Ok(ids),
+            Err(e) => e,
+        };
+        let Some(spool) = self.spool.clone().filter(|_| source.is_connection()) else {
+            return Err(source);
+        };
+        match crate::store::SqliteStore::open(&spool).and_then(|mut s| s.merge_runs(runs)) {
+            Ok(_) => Err(StoreError::Kept {
+                db: self.db.to_string(),
+                count: runs.len(),
+                spool,
+                source: Box::new(source),
+            }),
+            // Nowhere to keep them: the first error is the one to see.
+            Err(_) => Err(source),
+        }
     }
 
     pub fn machine(&self) -> &Machine {
@@ -344,7 +401,7 @@ impl Session {
             let record =
                 self.recorder
                     .record(commit, &s.name, point.key(), point.json(), result, started);
-            let run_id = self.store.record(&record)?;
+            let run_id = self.keep(std::slice::from_ref(&record))?[0];
             let report = self.report(&record, run_id, s, baseline)?;
             tally.count(report, progress);
             if self.interrupted() {
@@ -388,7 +445,7 @@ impl Session {
                 started,
             )],
         };
-        let ids = self.store.record_all(&records)?;
+        let ids = self.keep(&records)?;
         for (r, id) in records.iter().zip(ids) {
             let report = self.report(r, id, s, baseline)?;
             tally.count(report, progress);
@@ -463,6 +520,7 @@ mod tests {
             os: "os".into(),
             kernel: "k".into(),
             hw_counters: "unavailable".into(),
+            tag: None,
         }
     }
 

@@ -1,7 +1,11 @@
 //! The results store: every SQL statement of the harness lives behind
 //! the [`Connection`] trait, a small interface of named queries (as
-//! rustc-perf's database crate), so another backend can implement it.
-//! `sqlite.rs` is the embedded one (`.syncbench/results.sqlite`).
+//! rustc-perf's database crate). `sqlite.rs` is the embedded backend
+//! (`.syncbench/results.sqlite`), `postgres.rs` the shared one
+//! (`--db postgres://…`) that many runners write to, and that also holds
+//! the job queue (`queue.rs`). Both keep the same schema, migrated in
+//! order, and answer every query in the same order, so whatever reads a
+//! store (the dashboard above all) gives the same output from either.
 //!
 //! "The run of a commit", defined once (`THE_RUN` in each backend): of
 //! the runs of one scenario point on one machine at one commit, an `ok`
@@ -10,24 +14,63 @@
 //! `regressions`, `compare`, `check`, `bisect`, the baseline of `run` and
 //! the dashboard all read runs through it.
 
+mod postgres;
+pub mod queue;
 mod sqlite;
 
 use crate::env::{Commit, Machine};
 use crate::model::{Confirmation, Phase, PointKey, RunStatus, Series, Triage, Verdict};
 use crate::probe::Sample;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+pub use postgres::{PgError, PgStore};
 pub use sqlite::{SqliteError, SqliteStore};
 
 /// A results store, whatever its backend.
 pub type Store = dyn Connection;
 
-/// Opens the results database at `path` (created if missing; an existing
-/// file is checked first, and anything that is not ours is refused
-/// untouched).
-pub fn open(path: &Path) -> Result<Box<Store>, StoreError> {
-    Ok(Box::new(SqliteStore::open(path)?))
+/// Where a results store is: a SQLite file or a PostgreSQL server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    /// A `postgres://` or `postgresql://` URL, or key=value settings.
+    Postgres(String),
+}
+
+impl Location {
+    /// `postgres://…` and `postgresql://…` are servers; anything else a file.
+    pub fn parse(text: &str) -> Location {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Location::Postgres(text.to_owned())
+        } else {
+            Location::Sqlite(PathBuf::from(text))
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Location::Postgres(_))
+    }
+}
+
+/// For messages: a server's URL without its password.
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(p) => write!(f, "{}", p.display()),
+            Location::Postgres(url) => f.write_str(&postgres::redact(url)),
+        }
+    }
+}
+
+/// Opens the results store (created if missing; an existing SQLite file
+/// or PostgreSQL database is checked first, and anything that is not ours
+/// is refused untouched; the schema is migrated to this build's).
+pub fn open(location: &Location) -> Result<Box<Store>, StoreError> {
+    Ok(match location {
+        Location::Sqlite(path) => Box::new(SqliteStore::open(path)?),
+        Location::Postgres(url) => Box::new(PgStore::open(url)?),
+    })
 }
 
 /// The named queries of a results store.
@@ -135,6 +178,16 @@ pub trait Connection: std::fmt::Debug {
 
     /// Every triage decision, oldest first.
     fn triages(&self) -> Result<Vec<TriageRecord>, StoreError>;
+
+    /// Records the runs the store does not have yet (one transaction);
+    /// how many were new. A run is the same run when its machine, commit,
+    /// tree state, point and start and finish times are: merging a file
+    /// twice adds nothing.
+    fn merge_runs(&mut self, runs: &[RunRecord]) -> Result<usize, StoreError>;
+
+    /// Every run whole (machine, commit, values, samples, phases), oldest
+    /// first: what `merge` copies into another store.
+    fn export_runs(&self) -> Result<Vec<RunRecord>, StoreError>;
 }
 
 /// One metric of one point measured A/B, stored with both sides' values
@@ -246,6 +299,51 @@ pub enum StoreError {
     },
     #[error("results database")]
     Sqlite(#[source] sqlite::SqliteError),
+    #[error("{location}: its schema (version {found}) is newer than this build knows ({known}); use a newer syncbench")]
+    NewerSchema {
+        location: String,
+        found: i64,
+        known: usize,
+    },
+    #[error("cannot reach PostgreSQL at {url}: is the server running, and is this its address?")]
+    PgUnreachable {
+        url: String,
+        #[source]
+        source: postgres::PgError,
+    },
+    #[error("PostgreSQL at {url} refused the login: check the user and password in --db (or SYNCBENCH_DB)")]
+    PgLogin {
+        url: String,
+        #[source]
+        source: postgres::PgError,
+    },
+    #[error("the PostgreSQL database at {0} holds another program's tables (left untouched); give an empty database, or one syncbench created")]
+    PgForeign(String),
+    #[error("results database (PostgreSQL)")]
+    Postgres(#[source] postgres::PgError),
+    #[error(
+        "storing in {db} failed; the {count} run(s) just measured are kept in {spool} and stored by the next `syncbench run`, `history` or `worker` with this --db (or now: `syncbench merge {spool} --db …`)",
+        spool = spool.display()
+    )]
+    Kept {
+        db: String,
+        count: usize,
+        spool: PathBuf,
+        #[source]
+        source: Box<StoreError>,
+    },
+}
+
+impl StoreError {
+    /// The server went away (or was never there): what was measured
+    /// should be kept elsewhere and stored later.
+    pub fn is_connection(&self) -> bool {
+        match self {
+            StoreError::PgUnreachable { .. } => true,
+            StoreError::Postgres(e) => e.is_connection(),
+            _ => false,
+        }
+    }
 }
 
 /// Everything recorded for one run, written in one transaction.
@@ -310,13 +408,18 @@ pub struct CommitRow {
 }
 
 /// A machine as recorded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct MachineRow {
     pub fingerprint: String,
+    /// The name people gave it (`--machine-tag`).
+    pub tag: Option<String>,
     pub cpu: String,
     pub cores: i64,
     pub memory_bytes: i64,
     pub os: String,
+    /// Its runs, and the newest one's start.
+    pub runs: i64,
+    pub last_run_unix: Option<f64>,
 }
 
 /// The behaviour every backend owes: each test takes a fresh, empty
@@ -334,6 +437,7 @@ pub(crate) mod conformance {
             os: "os".into(),
             kernel: "k".into(),
             hw_counters: "unavailable".into(),
+            tag: None,
         }
     }
 
@@ -682,47 +786,64 @@ pub(crate) mod conformance {
         );
     }
 
-    /// The conformance tests for a backend; `$open` gives `(guard, store)`.
+    /// The conformance tests for a backend; `$open` gives `(guard,
+    /// store)`, or `None` where the backend cannot run (the test skips).
     macro_rules! tests_for {
         ($open:expr) => {
             #[test]
             fn round_trip() {
-                let (_dir, mut store) = $open;
+                let Some((_guard, mut store)) = $open else {
+                    return;
+                };
                 $crate::store::conformance::round_trip(&mut *store);
             }
             #[test]
             fn the_run_of_a_commit() {
-                let (_dir, mut store) = $open;
+                let Some((_guard, mut store)) = $open else {
+                    return;
+                };
                 $crate::store::conformance::the_run_of_a_commit(&mut *store);
             }
             #[test]
             fn final_runs() {
-                let (_dir, mut store) = $open;
+                let Some((_guard, mut store)) = $open else {
+                    return;
+                };
                 $crate::store::conformance::final_runs(&mut *store);
             }
             #[test]
             fn all_or_none() {
-                let (_dir, mut store) = $open;
+                let Some((_guard, mut store)) = $open else {
+                    return;
+                };
                 $crate::store::conformance::all_or_none(&mut *store);
             }
             #[test]
             fn profiles() {
-                let (_dir, mut store) = $open;
+                let Some((_guard, mut store)) = $open else {
+                    return;
+                };
                 $crate::store::conformance::profiles(&mut *store);
             }
             #[test]
             fn ab_runs() {
-                let (_dir, mut store) = $open;
+                let Some((_guard, mut store)) = $open else {
+                    return;
+                };
                 $crate::store::conformance::ab_runs(&mut *store);
             }
             #[test]
             fn confirmations() {
-                let (_dir, mut store) = $open;
+                let Some((_guard, mut store)) = $open else {
+                    return;
+                };
                 $crate::store::conformance::confirmations(&mut *store);
             }
             #[test]
             fn triages() {
-                let (_dir, mut store) = $open;
+                let Some((_guard, mut store)) = $open else {
+                    return;
+                };
                 $crate::store::conformance::triages(&mut *store);
             }
         };
@@ -733,10 +854,24 @@ pub(crate) mod conformance {
 #[cfg(test)]
 mod sqlite_tests {
     /// A fresh SQLite store, and its temp dir to keep while it is used.
-    fn fresh() -> (tempfile::TempDir, Box<super::Store>) {
+    fn fresh() -> Option<(tempfile::TempDir, Box<super::Store>)> {
         let dir = tempfile::tempdir().unwrap();
-        let store = super::open(&dir.path().join("r.sqlite")).unwrap();
-        (dir, store)
+        let store = super::open(&super::Location::Sqlite(dir.path().join("r.sqlite"))).unwrap();
+        Some((dir, store))
+    }
+
+    super::conformance::tests_for!(fresh());
+}
+
+/// The same tests against a real PostgreSQL server of their own.
+#[cfg(test)]
+mod postgres_tests {
+    use super::Location;
+
+    fn fresh() -> Option<(crate::pgtest::PgServer, Box<super::Store>)> {
+        let server = crate::pgtest::start_or_skip()?;
+        let store = super::open(&Location::Postgres(server.url_of("postgres"))).unwrap();
+        Some((server, store))
     }
 
     super::conformance::tests_for!(fresh());

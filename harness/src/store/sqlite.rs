@@ -5,7 +5,7 @@ use super::{
     AbRecord, CommitRow, CommitRun, ConfirmationKey, ConfirmationRow, Connection, MachineRow,
     ProfileRecord, RunRecord, RunRow, StoreError, TriageRecord,
 };
-use crate::env::Machine;
+use crate::env::{Commit, Machine};
 use crate::model::{
     Confirmation, Direction, Phase, PointKey, RunStatus, Series, Triage, Unit, Verdict,
 };
@@ -165,6 +165,12 @@ const MIGRATIONS: &[&str] = &[
         created_unix REAL NOT NULL
     ) STRICT;
 ",
+    "
+    -- The name people gave a machine (--machine-tag); the newest wins.
+    ALTER TABLE machines ADD COLUMN tag TEXT;
+    -- merge finds a run it already has by machine, commit and times.
+    CREATE INDEX runs_by_commit ON runs (commit_sha, started_unix);
+",
 ];
 
 impl From<rusqlite::Error> for StoreError {
@@ -215,8 +221,9 @@ impl SqliteStore {
 
     fn machine_id(tx: &rusqlite::Connection, m: &Machine) -> Result<i64, StoreError> {
         tx.execute(
-            "INSERT INTO machines (fingerprint, cpu, cores, memory_bytes, os, kernel, hw_counters)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (fingerprint) DO NOTHING",
+            "INSERT INTO machines (fingerprint, cpu, cores, memory_bytes, os, kernel, hw_counters, tag)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (fingerprint) DO UPDATE SET tag = coalesce(excluded.tag, tag)",
             params![
                 m.fingerprint(),
                 m.cpu,
@@ -224,7 +231,8 @@ impl SqliteStore {
                 m.memory_bytes as i64,
                 m.os,
                 m.kernel,
-                m.hw_counters
+                m.hw_counters,
+                m.tag
             ],
         )?;
         Ok(tx.query_row(
@@ -362,7 +370,7 @@ impl Connection for SqliteStore {
     fn commits(&self) -> Result<Vec<CommitRow>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT sha, parents, author, time_unix, subject FROM commits")?;
+            .prepare("SELECT sha, parents, author, time_unix, subject FROM commits ORDER BY sha")?;
         let rows = stmt.query_map([], |r| {
             Ok(CommitRow {
                 sha: r.get(0)?,
@@ -376,16 +384,17 @@ impl Connection for SqliteStore {
     }
 
     fn machines(&self) -> Result<Vec<MachineRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT fingerprint, cpu, cores, memory_bytes, os FROM machines")?;
+        let mut stmt = self.conn.prepare(MACHINES)?;
         let rows = stmt.query_map([], |r| {
             Ok(MachineRow {
                 fingerprint: r.get(0)?,
-                cpu: r.get(1)?,
-                cores: r.get(2)?,
-                memory_bytes: r.get(3)?,
-                os: r.get(4)?,
+                tag: r.get(1)?,
+                cpu: r.get(2)?,
+                cores: r.get(3)?,
+                memory_bytes: r.get(4)?,
+                os: r.get(5)?,
+                runs: r.get(6)?,
+                last_run_unix: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -631,7 +640,7 @@ impl Connection for SqliteStore {
 
     fn confirmations(&self) -> Result<Vec<ConfirmationRow>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(
-            "{CONFIRMATION_SELECT} ORDER BY updated_unix, metric"
+            "{CONFIRMATION_SELECT} ORDER BY updated_unix, machine, scenario, point, metric, sha, before_sha"
         ))?;
         let rows = stmt.query_map([], confirmation_of)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -680,6 +689,114 @@ impl Connection for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn merge_runs(&mut self, runs: &[RunRecord]) -> Result<usize, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut added = 0;
+        for run in runs {
+            let known = tx
+                .prepare_cached(SAME_RUN)?
+                .exists(params![
+                    run.commit.sha,
+                    run.started_unix,
+                    run.finished_unix,
+                    run.machine.fingerprint(),
+                    run.commit.dirty,
+                    run.scenario,
+                    run.point
+                ])?;
+            if !known {
+                insert_run(&tx, run)?;
+                added += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    fn export_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let mut metrics = self.all_series(&|_| true)?;
+        let mut samples: HashMap<i64, Vec<(u32, Sample)>> = HashMap::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT run_id, repetition, process, t_ms, cpu_pct, rss_bytes FROM samples
+             ORDER BY run_id, rowid",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            samples.entry(r.get(0)?).or_default().push((
+                r.get(1)?,
+                Sample {
+                    process: r.get(2)?,
+                    t_ms: r.get(3)?,
+                    cpu_pct: r.get(4)?,
+                    rss_bytes: r.get::<_, i64>(5)? as u64,
+                },
+            ));
+        }
+        let mut phases: HashMap<i64, Vec<Phase>> = HashMap::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT run_id, repetition, name, start_ms, end_ms FROM phases ORDER BY run_id, rowid",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            phases.entry(r.get(0)?).or_default().push(Phase {
+                repetition: r.get(1)?,
+                name: r.get(2)?,
+                start_ms: r.get(3)?,
+                end_ms: r.get(4)?,
+            });
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT r.id, m.cpu, m.cores, m.memory_bytes, m.os, m.kernel, m.hw_counters, m.tag,
+                    c.sha, c.parents, c.author, c.time_unix, c.subject, r.dirty, r.branch,
+                    r.scenario, r.point, r.params, r.status, r.error, r.repetitions,
+                    r.harness_version, r.toolchain, r.command_line, r.started_unix, r.finished_unix
+             FROM runs r JOIN machines m ON m.id = r.machine_id JOIN commits c ON c.sha = r.commit_sha
+             ORDER BY r.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            out.push(RunRecord {
+                machine: Machine {
+                    cpu: r.get(1)?,
+                    cores: r.get(2)?,
+                    memory_bytes: r.get::<_, i64>(3)? as u64,
+                    os: r.get(4)?,
+                    kernel: r.get(5)?,
+                    hw_counters: r.get(6)?,
+                    tag: r.get(7)?,
+                },
+                commit: Commit {
+                    sha: r.get(8)?,
+                    parents: parents(r.get(9)?),
+                    author: r.get(10)?,
+                    time_unix: r.get(11)?,
+                    subject: r.get(12)?,
+                    dirty: r.get(13)?,
+                    branch: r.get(14)?,
+                },
+                scenario: r.get(15)?,
+                point: r.get(16)?,
+                params_json: r.get(17)?,
+                status: RunStatus::parse(&r.get::<_, String>(18)?),
+                error: r.get(19)?,
+                repetitions: r.get(20)?,
+                harness_version: r.get(21)?,
+                toolchain: r.get(22)?,
+                command_line: r.get(23)?,
+                started_unix: r.get(24)?,
+                finished_unix: r.get(25)?,
+                metrics: metrics.remove(&id).unwrap_or_default(),
+                samples: samples.remove(&id).unwrap_or_default(),
+                phases: phases.remove(&id).unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+
     fn has_final_run(
         &self,
         machine: &Machine,
@@ -701,6 +818,18 @@ impl Connection for SqliteStore {
         Ok(false)
     }
 }
+
+/// Every machine with its runs (both backends).
+pub(super) const MACHINES: &str = "SELECT m.fingerprint, m.tag, m.cpu, m.cores, m.memory_bytes, m.os,
+        count(r.id), max(r.started_unix)
+    FROM machines m LEFT JOIN runs r ON r.machine_id = m.id
+    GROUP BY m.id, m.fingerprint, m.tag, m.cpu, m.cores, m.memory_bytes, m.os
+    ORDER BY m.fingerprint";
+
+/// A run the store already has (see `merge_runs`).
+pub(super) const SAME_RUN: &str = "SELECT 1 FROM runs r JOIN machines m ON m.id = r.machine_id
+    WHERE r.commit_sha = $1 AND r.started_unix = $2 AND r.finished_unix = $3
+      AND m.fingerprint = $4 AND r.dirty = $5 AND r.scenario = $6 AND r.point = $7";
 
 const CONFIRMATION_SELECT: &str = "SELECT machine, scenario, point, metric, before_sha, sha,
     state, reason, ab_id, owner, updated_unix FROM confirmations";

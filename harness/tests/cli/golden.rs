@@ -69,6 +69,7 @@ pub(crate) fn machine() -> Machine {
         os: "Linux (Golden 1)".into(),
         kernel: "6.1.0".into(),
         hw_counters: "unavailable: golden".into(),
+        tag: None,
     }
 }
 
