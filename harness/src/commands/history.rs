@@ -28,7 +28,7 @@ pub struct Args {
 }
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
-    let (chosen, revs) = split_args(cx, &args.args)?;
+    let (chosen, revs) = split_args(cx, &args.args, true)?;
     let commits = syncbench::history::resolve(&cx.root, &revs, args.last).with_context(|| {
         format!(
             "{:?}: neither scenarios (`syncbench list`) nor commits or ranges",
@@ -100,8 +100,13 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     Ok(status.max(confirmed))
 }
 
-/// `history` arguments: scenario names or files, and revisions.
-fn split_args(cx: &Context, args: &[String]) -> anyhow::Result<(Vec<Scenario>, Vec<String>)> {
+/// `history` arguments: scenario names or files, and revisions; with no
+/// scenario named, the default suite when `default_suite`, else none.
+pub(super) fn split_args(
+    cx: &Context,
+    args: &[String],
+    default_suite: bool,
+) -> anyhow::Result<(Vec<Scenario>, Vec<String>)> {
     let (mut scenarios, mut revs) = (vec![], vec![]);
     for a in args {
         match scenario::find(&cx.scenarios_dir, a) {
@@ -110,7 +115,7 @@ fn split_args(cx: &Context, args: &[String]) -> anyhow::Result<(Vec<Scenario>, V
             Err(e) => return Err(e.into()),
         }
     }
-    if scenarios.is_empty() {
+    if scenarios.is_empty() && default_suite {
         scenarios = cx.choose(&[])?;
     }
     Ok((scenarios, revs))

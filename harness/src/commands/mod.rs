@@ -7,18 +7,24 @@ mod bisect;
 mod check;
 mod compare;
 mod confirm;
+mod enqueue;
 mod export;
 mod history;
 mod ingest;
 mod list;
+mod machines;
 mod measure;
+mod merge;
+mod migrate;
 pub mod output;
 mod profile;
+mod queue;
 mod regressions;
 mod report;
 mod run;
 mod show;
 mod triage;
+mod worker;
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -84,6 +90,26 @@ pub enum Cmd {
     Show(show::Args),
     /// Export all results of a commit (default: HEAD).
     Export(export::Args),
+    /// Copy the runs of syncbench SQLite files (a CI matrix's artifacts,
+    /// another machine's results) into the results database. Merging the
+    /// same file twice adds nothing; the files are never written.
+    Merge(merge::Args),
+    /// The machines with results: their tags (--machine-tag), fingerprints
+    /// and runs. A commit measured on two machines is two series.
+    Machines(machines::Args),
+    /// Create the results database, or bring its schema to this build's.
+    Migrate(migrate::Args),
+    /// Add jobs to the queue of a PostgreSQL results database: one per
+    /// commit, for `syncbench worker`s to measure.
+    Enqueue(enqueue::Args),
+    /// Take jobs from the queue of a PostgreSQL results database and
+    /// measure them as `history` does, one at a time, until stopped;
+    /// results are stored with the job that completes. Run one per
+    /// benchmark machine (e.g. as a systemd service: ci/syncbench-worker.service).
+    Worker(worker::Args),
+    /// The job queue: pending, running (by whom, since when) and failed
+    /// jobs, and the workers seen recently.
+    Queue(queue::Args),
 }
 
 impl Cmd {
@@ -92,6 +118,7 @@ impl Cmd {
         match self {
             Cmd::Run(a) => a.measure.verbose,
             Cmd::History(a) => a.measure.verbose,
+            Cmd::Worker(a) => a.measure.verbose,
             Cmd::Bisect(a) => a.measure.verbose,
             Cmd::Compare(a) => a.target.ab.verbose,
             Cmd::Check(a) => a.target.ab.verbose,
@@ -105,7 +132,15 @@ pub fn dispatch(cx: &Context, cmd: Cmd) -> anyhow::Result<u8> {
     // These read only the database (and a commit given by its sha).
     if !matches!(
         cmd,
-        Cmd::Report(_) | Cmd::Regressions(_) | Cmd::Show(_) | Cmd::Export(_) | Cmd::Triage(_)
+        Cmd::Report(_)
+            | Cmd::Regressions(_)
+            | Cmd::Show(_)
+            | Cmd::Export(_)
+            | Cmd::Triage(_)
+            | Cmd::Merge(_)
+            | Cmd::Machines(_)
+            | Cmd::Migrate(_)
+            | Cmd::Queue(_)
     ) {
         cx.repo()?;
     }
@@ -124,6 +159,12 @@ pub fn dispatch(cx: &Context, cmd: Cmd) -> anyhow::Result<u8> {
         Cmd::List(a) => list::run(cx, a),
         Cmd::Show(a) => show::run(cx, a),
         Cmd::Export(a) => export::run(cx, a),
+        Cmd::Merge(a) => merge::run(cx, a),
+        Cmd::Machines(a) => machines::run(cx, a),
+        Cmd::Migrate(a) => migrate::run(cx, a),
+        Cmd::Enqueue(a) => enqueue::run(cx, a),
+        Cmd::Worker(a) => worker::run(cx, a),
+        Cmd::Queue(a) => queue::run(cx, a),
     }
 }
 

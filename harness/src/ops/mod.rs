@@ -9,10 +9,14 @@
 //! - `confirm`: change points of noisy metrics measured again, A/B.
 //! - `export`: a commit's results as JSON, BMF or CSV.
 //! - `profile`: where one point's instructions went at two commits.
+//! - `merge`: runs of other results files copied into a store.
+//! - `worker`: a benchmark machine taking jobs from the queue.
 
 pub mod ab;
 pub mod bisect;
 pub mod confirm;
 pub mod export;
+pub mod merge;
 pub mod profile;
 pub mod session;
+pub mod worker;

@@ -141,7 +141,7 @@ fn short(sha: &str) -> &str {
     &sha[..sha.len().min(10)]
 }
 
-fn date(unix: i64) -> String {
+pub fn date(unix: i64) -> String {
     // Days since the epoch to a civil date (Howard Hinnant's algorithm):
     // a dependency on chrono for one format would cost more than this.
     let days = unix.div_euclid(86_400);

@@ -12,7 +12,7 @@ use crate::model::{
 use crate::probe::Sample;
 use rusqlite::{OpenFlags, OptionalExtension, params};
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The order that picks the run of a commit (see the module doc of
 /// `store`) among the runs of one point at one commit: the first row
@@ -947,6 +947,42 @@ fn insert_run(tx: &rusqlite::Transaction, run: &RunRecord) -> Result<i64, StoreE
         }
     }
     Ok(run_id)
+}
+
+impl SqliteStore {
+    /// A copy of the database at `path` to read from, never writing to
+    /// `path` (a CI artifact, another runner's file): checked to be ours
+    /// and not newer than this build, copied into `dir` and migrated
+    /// there to this build's schema.
+    pub fn open_copy(path: &Path, dir: &Path) -> Result<SqliteStore, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        check_existing(path)?;
+        // The file and its write-ahead log (committed runs a process that
+        // was killed never checkpointed), copied as they are.
+        let copy = dir.join("copy.sqlite");
+        for suffix in ["", "-wal"] {
+            let from = PathBuf::from(format!("{}{suffix}", path.display()));
+            let to = PathBuf::from(format!("{}{suffix}", copy.display()));
+            if suffix.is_empty() || from.exists() {
+                std::fs::copy(&from, &to).map_err(|source| StoreError::Io { path: from, source })?;
+            }
+        }
+        let version: i64 = rusqlite::Connection::open(&copy)?
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StoreError::NewerSchema {
+                location: path.display().to_string(),
+                found: version,
+                known: MIGRATIONS.len(),
+            });
+        }
+        SqliteStore::open(&copy)
+    }
 }
 
 fn check_existing(path: &Path) -> Result<(), StoreError> {

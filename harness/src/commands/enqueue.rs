@@ -1,0 +1,59 @@
+//! `syncbench enqueue`: jobs for the workers (`syncbench worker`) in the
+//! PostgreSQL database's queue, one per commit.
+
+use super::{Context, outln};
+use anyhow::{Context as _, bail};
+use syncbench::store::queue::Queue;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Commits (`A..B`: first-parent commits after A up to B; or single
+    /// revisions) and scenarios, in any order [scenarios default: each
+    /// worker's default suite].
+    args: Vec<String>,
+    /// The last N first-parent commits of HEAD.
+    #[arg(short = 'n')]
+    last: Option<usize>,
+    /// Only workers with this machine tag take the jobs [default: any worker].
+    #[arg(long)]
+    machine: Option<String>,
+    /// Measure again points that have results.
+    #[arg(long)]
+    force: bool,
+    /// Print the new jobs' ids as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
+    let (scenarios, revs) = super::history::split_args(cx, &args.args, false)?;
+    let commits = syncbench::history::resolve(&cx.root, &revs, args.last).with_context(|| {
+        format!(
+            "{:?}: neither scenarios (`syncbench list`) nor commits or ranges",
+            revs.join(" ")
+        )
+    })?;
+    if commits.is_empty() {
+        bail!("no commits to enqueue: give A..B, revisions or -n N");
+    }
+    let mut queue = Queue::open(&cx.db)?;
+    let shas: Vec<String> = commits.iter().map(|c| c.sha.clone()).collect();
+    let names: Vec<String> = scenarios.iter().map(|s| s.name.clone()).collect();
+    let ids = queue.enqueue(&shas, &names, args.machine.as_deref(), args.force)?;
+    if args.json {
+        outln!("{}", serde_json::to_string(&ids)?)?;
+    } else {
+        let whom = args
+            .machine
+            .as_deref()
+            .map_or("any worker".to_owned(), |t| format!("workers tagged {t}"));
+        outln!(
+            "enqueued {} job(s) (#{}–#{}) for {whom} in {}",
+            ids.len(),
+            ids.first().copied().unwrap_or_default(),
+            ids.last().copied().unwrap_or_default(),
+            cx.db
+        )?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,187 @@
+//! `syncbench queue`: the job queue's state: pending, running (by whom,
+//! since when), failed jobs with their logs, and the workers seen.
+
+use super::{Context, outln};
+use syncbench::store::queue::{JobRow, Queue, WorkerRow};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Also list the jobs done.
+    #[arg(long)]
+    all: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+/// A worker heard from within this long counts as present.
+const RECENT_S: f64 = 600.0;
+
+pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
+    let mut queue = Queue::open(&cx.db)?;
+    let jobs = queue.jobs(&[])?;
+    let workers = queue.workers()?;
+    let count = |state: &str| jobs.iter().filter(|j| j.state == state).count();
+    if args.json {
+        let shown: Vec<&JobRow> = jobs
+            .iter()
+            .filter(|j| args.all || j.state != "done")
+            .collect();
+        let waiting: Vec<_> = jobs
+            .iter()
+            .filter(|j| j.state == "pending" && !served(j, &workers))
+            .map(|j| j.id)
+            .collect();
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "counts": {
+                    "pending": count("pending"), "running": count("running"),
+                    "done": count("done"), "failed": count("failed"),
+                    "build_failed": count("build_failed"),
+                },
+                "jobs": shown,
+                "no_worker_for": waiting,
+                "workers": workers,
+            }))?
+        )?;
+        return Ok(0);
+    }
+    outln!(
+        "{} pending, {} running, {} done, {} failed, {} build_failed",
+        count("pending"),
+        count("running"),
+        count("done"),
+        count("failed"),
+        count("build_failed")
+    )?;
+    let running: Vec<&JobRow> = jobs.iter().filter(|j| j.state == "running").collect();
+    if !running.is_empty() {
+        outln!("\nrunning:")?;
+        for j in running {
+            outln!(
+                "  #{:<5} {}  by {} for {} (heartbeat {} ago, attempt {})",
+                j.id,
+                short(&j.sha),
+                j.worker.as_deref().unwrap_or("?"),
+                ago(j.started_unix.map(|s| now() - s)),
+                ago(j.heartbeat_age),
+                j.attempt
+            )?;
+        }
+    }
+    let pending: Vec<&JobRow> = jobs.iter().filter(|j| j.state == "pending").collect();
+    if !pending.is_empty() {
+        outln!("\npending:")?;
+        for j in pending.iter().take(20) {
+            let note = match (&j.machine_tag, served(j, &workers)) {
+                (Some(tag), false) => format!(
+                    "  waiting: no worker tagged {tag} seen in the last {} min",
+                    RECENT_S as i64 / 60
+                ),
+                (None, false) => format!(
+                    "  waiting: no worker seen in the last {} min",
+                    RECENT_S as i64 / 60
+                ),
+                _ => String::new(),
+            };
+            let retry = j
+                .last_error
+                .as_deref()
+                .map_or(String::new(), |e| format!("  (failed once: {e})"));
+            outln!(
+                "  #{:<5} {}  {}{}{note}{retry}",
+                j.id,
+                short(&j.sha),
+                scenarios(j),
+                j.machine_tag
+                    .as_deref()
+                    .map_or(String::new(), |t| format!("  [{t}]"))
+            )?;
+        }
+        if pending.len() > 20 {
+            outln!("  … and {} more", pending.len() - 20)?;
+        }
+    }
+    for state in ["failed", "build_failed"] {
+        let failed: Vec<&JobRow> = jobs.iter().filter(|j| j.state == state).collect();
+        if failed.is_empty() {
+            continue;
+        }
+        outln!("\n{state}:")?;
+        for j in failed {
+            outln!(
+                "  #{:<5} {}  {}: {}",
+                j.id,
+                short(&j.sha),
+                scenarios(j),
+                j.last_error.as_deref().unwrap_or("")
+            )?;
+            for line in j.log.as_deref().unwrap_or("").lines().take(10) {
+                outln!("           {line}")?;
+            }
+        }
+    }
+    if args.all {
+        let done: Vec<&JobRow> = jobs.iter().filter(|j| j.state == "done").collect();
+        if !done.is_empty() {
+            outln!("\ndone:")?;
+            for j in done {
+                outln!(
+                    "  #{:<5} {}  {} run(s) by {}",
+                    j.id,
+                    short(&j.sha),
+                    j.runs.unwrap_or(0),
+                    j.worker.as_deref().unwrap_or("?")
+                )?;
+            }
+        }
+    }
+    let recent: Vec<&WorkerRow> = workers.iter().filter(|w| w.seen_age < RECENT_S).collect();
+    outln!("\nworkers seen in the last {} min:", RECENT_S as i64 / 60)?;
+    if recent.is_empty() {
+        outln!("  none")?;
+    }
+    for w in recent {
+        outln!(
+            "  {:<24} {:<12} seen {} ago{}",
+            w.name,
+            w.machine_tag.as_deref().unwrap_or("-"),
+            ago(Some(w.seen_age)),
+            w.job_id.map_or(String::new(), |j| format!(", on job #{j}"))
+        )?;
+    }
+    Ok(0)
+}
+
+/// Whether a worker that may take the job was seen recently.
+fn served(job: &JobRow, workers: &[WorkerRow]) -> bool {
+    workers.iter().any(|w| {
+        w.seen_age < RECENT_S
+            && (job.machine_tag.is_none() || job.machine_tag == w.machine_tag)
+    })
+}
+
+fn scenarios(j: &JobRow) -> String {
+    if j.scenarios.is_empty() {
+        "default suite".into()
+    } else {
+        j.scenarios.join(" ")
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+fn now() -> f64 {
+    syncbench::ops::session::now()
+}
+
+fn ago(seconds: Option<f64>) -> String {
+    match seconds {
+        None => "-".into(),
+        Some(s) if s < 120.0 => format!("{s:.1} s"),
+        Some(s) if s < 7200.0 => format!("{:.0} min", s / 60.0),
+        Some(s) => format!("{:.1} h", s / 3600.0),
+    }
+}

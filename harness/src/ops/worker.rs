@@ -1,0 +1,265 @@
+//! A benchmark machine's worker: takes one job at a time from the queue
+//! (`store::queue`), measures its commit exactly as `history` does (the
+//! same reusable checkout and build cache, the parent as baseline, points
+//! with a final answer skipped unless the job forces them), heartbeats
+//! from a thread while it measures, and stores the runs in the
+//! transaction that completes the job.
+//!
+//! A job's runs are held in memory until then: a worker killed mid-job
+//! stores nothing, and the job is measured again after its lease, so a
+//! result is never stored twice. (For the same reason a worker keeps no
+//! local spool of runs the server could not take: the job is handed out
+//! again instead.)
+
+use crate::env::{Commit, GitError};
+use crate::model::RunStatus;
+use crate::ops::session::{Baseline, Progress, Session};
+use crate::scenario::{Point, Scenario};
+use crate::store::queue::{Job, Outcome, Queue, QueueError, Retry};
+use crate::store::{RunRecord, StoreError};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// How the queue knows this worker (default: host:pid).
+    pub name: String,
+    /// Takes jobs for this tag, and jobs for any machine.
+    pub machine_tag: Option<String>,
+    /// A claim not renewed for this long is handed to another worker.
+    pub lease: Duration,
+    /// Stop once nothing is left this worker could take.
+    pub until_empty: bool,
+}
+
+/// What happened, for the caller to show.
+#[derive(Debug)]
+pub enum Event<'a> {
+    Waiting,
+    Started(&'a Job, &'a Commit),
+    Done(&'a Job, usize),
+    BuildFailed(&'a Job),
+    /// Failed, and put back for another try.
+    Retry(&'a Job, &'a str),
+    /// Failed the same way twice: not tried again.
+    Failed(&'a Job, &'a str),
+    /// Its claim ran out while measuring; another worker has it.
+    LostClaim(&'a Job),
+    /// Put back untouched (the worker was asked to stop).
+    Released(&'a Job),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Renews a claim every `every` from its own connection until stopped;
+/// says whether the claim was lost meanwhile.
+struct Heartbeat {
+    stop: mpsc::Sender<()>,
+    handle: JoinHandle<bool>,
+}
+
+impl Heartbeat {
+    fn start(mut queue: Queue, job: Job, worker: String, every: Duration) -> Heartbeat {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let handle = std::thread::spawn(move || {
+            loop {
+                match stopped.recv_timeout(every) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => match queue.heartbeat(&job, &worker) {
+                        Ok(true) => {}
+                        Ok(false) => return true,
+                        // A blip: the lease outlasts a few missed beats.
+                        Err(_) => {}
+                    },
+                    _ => return false,
+                }
+            }
+        });
+        Heartbeat { stop, handle }
+    }
+
+    fn stop(self) -> bool {
+        let _ = self.stop.send(());
+        self.handle.join().unwrap_or(false)
+    }
+}
+
+/// Takes and measures jobs until interrupted (or, with `until_empty`,
+/// until none is left); how many it completed.
+pub fn work(
+    session: &mut Session,
+    queue: &mut Queue,
+    root: &Path,
+    settings: &WorkerSettings,
+    choose: &dyn Fn(&[String]) -> Result<Vec<Scenario>, String>,
+    progress: &mut dyn Progress,
+    events: &mut dyn FnMut(Event),
+) -> Result<usize, WorkerError> {
+    let name = settings.name.as_str();
+    let tag = settings.machine_tag.as_deref();
+    let fingerprint = session.machine().fingerprint();
+    let mut completed = 0;
+    while !session.interrupted() {
+        queue.seen(name, tag, &fingerprint, None)?;
+        let Some(job) = queue.claim(name, tag, settings.lease)? else {
+            if settings.until_empty && queue.open_jobs(tag)? == 0 {
+                break;
+            }
+            events(Event::Waiting);
+            queue.wait(settings.lease.min(Duration::from_secs(30)))?;
+            continue;
+        };
+        let beat = Heartbeat::start(
+            queue.another()?,
+            job.clone(),
+            name.to_owned(),
+            settings.lease / 4,
+        );
+        let measured = measure(session, root, &job, choose, progress, events);
+        let lost = beat.stop();
+        let result = match measured {
+            _ if session.interrupted() => queue.release(&job, name).map(|()| {
+                events(Event::Released(&job));
+            }),
+            _ if lost => Err(QueueError::LostClaim(job.id)),
+            Err(error) => queue.fail(&job, name, &error, &[], &error).map(|retry| {
+                report_failure(&job, retry, &error, events);
+            }),
+            Ok(runs) => settle(queue, &job, name, &runs, events).map(|done| {
+                completed += usize::from(done);
+            }),
+        };
+        match result {
+            Err(QueueError::LostClaim(_)) => events(Event::LostClaim(&job)),
+            other => other?,
+        }
+    }
+    Ok(completed)
+}
+
+fn report_failure(job: &Job, retry: Retry, error: &str, events: &mut dyn FnMut(Event)) {
+    events(match retry {
+        Retry::Again => Event::Retry(job, error),
+        Retry::Failed => Event::Failed(job, error),
+    });
+}
+
+/// Completes the job with its runs, or records the failed attempt;
+/// whether the job is done.
+fn settle(
+    queue: &mut Queue,
+    job: &Job,
+    worker: &str,
+    runs: &[RunRecord],
+    events: &mut dyn FnMut(Event),
+) -> Result<bool, QueueError> {
+    let log: String = runs
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}: {}{}\n",
+                r.scenario,
+                r.point,
+                r.status,
+                r.error.as_ref().map_or(String::new(), |e| format!(": {e}"))
+            )
+        })
+        .collect();
+    if runs.iter().any(|r| r.status == RunStatus::BuildFailed) {
+        queue.finish(job, worker, Outcome::BuildFailed, runs, &log)?;
+        events(Event::BuildFailed(job));
+        return Ok(false);
+    }
+    // The first failure names the attempt's failure: the same one twice
+    // fails the job.
+    if let Some(bad) = runs.iter().find(|r| !r.status.is_final()) {
+        let first_line = bad.error.as_deref().unwrap_or("").lines().next().unwrap_or("");
+        let error = format!("{} {}: {}: {first_line}", bad.scenario, bad.point, bad.status);
+        let retry = queue.fail(job, worker, &error, runs, &log)?;
+        report_failure(job, retry, &error, events);
+        return Ok(false);
+    }
+    queue.finish(job, worker, Outcome::Done, runs, &log)?;
+    events(Event::Done(job, runs.len()));
+    Ok(true)
+}
+
+/// Measures a job's commit as `history` does; its runs, or why it could
+/// not (the commit is unknown here, a scenario is missing, the checkout
+/// failed).
+fn measure(
+    session: &mut Session,
+    root: &Path,
+    job: &Job,
+    choose: &dyn Fn(&[String]) -> Result<Vec<Scenario>, String>,
+    progress: &mut dyn Progress,
+    events: &mut dyn FnMut(Event),
+) -> Result<Vec<RunRecord>, String> {
+    let commit = crate::history::resolve(root, std::slice::from_ref(&job.sha), None)
+        .ok()
+        .and_then(|c| c.into_iter().next())
+        .ok_or_else(|| {
+            format!(
+                "commit {} is not in {}: fetch it there (git fetch) and the next attempt finds it",
+                job.sha,
+                root.display()
+            )
+        })?;
+    let scenarios = choose(&job.scenarios)?;
+    events(Event::Started(job, &commit));
+    let (checkout, runner) = session
+        .checkout(root)
+        .map_err(|e: GitError| chain(&e))?;
+    let mut done: HashSet<(String, String)> = HashSet::new();
+    for s in &scenarios {
+        for p in &s.points {
+            let measured = session
+                .is_measured(s, p, &commit.sha)
+                .map_err(|e| e.to_string())?;
+            if !job.force && measured {
+                done.insert((s.name.clone(), p.key()));
+            }
+        }
+    }
+    let skip = |s: &Scenario, p: &Point| done.contains(&(s.name.clone(), p.key()));
+    let todo: Vec<Scenario> = scenarios
+        .iter()
+        .filter(|s| s.points.iter().any(|p| !skip(s, p)))
+        .cloned()
+        .collect();
+    if todo.is_empty() {
+        return Ok(vec![]);
+    }
+    checkout
+        .switch(&commit.sha)
+        .map_err(|e| chain(&e))?;
+    let baseline = Baseline {
+        name: "parent".into(),
+        commits: commit.parents.iter().take(1).cloned().collect(),
+    };
+    session.held = Some(Vec::new());
+    let measured = session.measure(&runner, &commit, &todo, &baseline, &skip, progress);
+    let runs = session.held.take().unwrap_or_default();
+    measured.map_err(|e| e.to_string())?;
+    Ok(runs)
+}
+
+/// An error with its causes, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
