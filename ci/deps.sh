@@ -2,7 +2,8 @@
 # Installs the Debian packages the tests use, where missing: GNU time,
 # python3, valgrind and a C compiler (the harness's tests), Chromium and
 # ChromeDriver (the dashboard's browser test), nginx (the load-balancer
-# test). Needs root (or sudo) only when something is missing; without
+# test), PostgreSQL (the PostgreSQL store's and the job queue's tests,
+# which start servers of their own in temp dirs). Needs root (or sudo) only when something is missing; without
 # either it names the packages, and the tests that need them skip.
 set -euo pipefail
 missing=()
@@ -13,6 +14,7 @@ command -v cc >/dev/null || missing+=(gcc)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "== installing ${missing[*]}"
 sudo=()

@@ -4,6 +4,7 @@
 //! newest commits, and a step in a few series so change points exist.
 //!
 //! cargo run --release -p syncbench --example synth_results -- DB [COMMITS SERIES REPS]
+//! (DB: a SQLite file or a postgres:// URL)
 
 use syncbench::env::{Commit, Machine};
 use syncbench::model::{Direction, Phase, RunStatus, Series, Unit};
@@ -19,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (commits, series, reps) = (num(1, 1000)?, num(2, 60)?, num(3, 5)?);
     let points = 3;
     let per_point = series.div_ceil(points);
-    let mut store = syncbench::store::open(std::path::Path::new(db))?;
+    let mut store = syncbench::store::open(&syncbench::store::Location::parse(db))?;
     let machine = Machine::detect();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut noise = move || {

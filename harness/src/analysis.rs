@@ -393,8 +393,16 @@ impl History {
 
     /// The runs of the commits `wanted` accepts.
     pub fn load_where(store: &Store, wanted: &dyn Fn(&str) -> bool) -> Result<History, StoreError> {
+        Self::load_runs(store, &|r| wanted(&r.sha))
+    }
+
+    /// The runs `wanted` accepts (e.g. one machine's).
+    pub fn load_runs(
+        store: &Store,
+        wanted: &dyn Fn(&CommitRun) -> bool,
+    ) -> Result<History, StoreError> {
         let mut runs = store.commit_runs()?;
-        runs.retain(|r| wanted(&r.sha));
+        runs.retain(|r| wanted(r));
         let ok: HashSet<i64> = runs
             .iter()
             .filter(|r| r.status == RunStatus::Ok)

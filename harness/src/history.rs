@@ -78,9 +78,12 @@ impl Checkout {
     }
 
     /// Opens, or creates, a worktree named `name` in `dir` (A/B runs keep
-    /// one per side).
+    /// one per side). The name git registers carries a hash of `dir`:
+    /// checkouts of one repository in several caches (workers side by
+    /// side, each with its --cache-dir) never take each other's place.
     pub fn open_named(root: &Path, dir: &Path, name: &str) -> Result<Checkout, GitError> {
         let dir = dir.to_owned();
+        let name = &format!("{name}-{:08x}", fnv(&dir) as u32);
         let repo = Repository::discover(root)?;
         let _lock = lock(&dir)?;
         // A folder there that is not a checkout: take it only if empty.
@@ -186,18 +189,21 @@ fn same_repository(worktree: &Repository, repo: &Repository) -> bool {
 }
 
 /// Default cache: `$XDG_CACHE_HOME` (or `~/.cache`)`/syncbench/<repo>-<hash>`.
+/// FNV-1a of a path: a stable, short, collision-unlikely suffix.
+fn fnv(path: &Path) -> u64 {
+    path.to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        })
+}
+
 pub fn default_cache(root: &Path) -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    // FNV-1a of the path: a stable, short, collision-unlikely suffix.
-    let hash = root
-        .to_string_lossy()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-        });
+    let hash = fnv(root);
     let name = root
         .file_name()
         .map_or("repo".into(), |n| n.to_string_lossy().into_owned());
@@ -248,5 +254,30 @@ mod tests {
                 assert_eq!(got.trim(), *v, "round {round}, {sha}");
             }
         }
+    }
+
+    #[test]
+    fn checkouts_of_one_repository_in_two_caches_keep_their_own_worktrees() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        std::fs::create_dir(&root).unwrap();
+        git(&root, &["init", "-q", "-b", "main"]);
+        let mut shas = Vec::new();
+        for i in 0..2 {
+            std::fs::write(root.join("n"), format!("{i}\n")).unwrap();
+            git(&root, &["add", "-A"]);
+            git(&root, &["commit", "-q", "-m", &format!("c{i}")]);
+            shas.push(git(&root, &["rev-parse", "HEAD"]));
+        }
+        let a = Checkout::open(&root, &dir.path().join("cache-a")).unwrap();
+        a.switch(&shas[0]).unwrap();
+        let b = Checkout::open(&root, &dir.path().join("cache-b")).unwrap();
+        b.switch(&shas[1]).unwrap();
+        drop((a, b));
+        // Opening one again finds it where it was; the other is intact.
+        let a = Checkout::open(&root, &dir.path().join("cache-a")).unwrap();
+        assert_eq!(std::fs::read_to_string(a.dir.join("n")).unwrap(), "0\n");
+        let b = Checkout::open(&root, &dir.path().join("cache-b")).unwrap();
+        assert_eq!(std::fs::read_to_string(b.dir.join("n")).unwrap(), "1\n");
     }
 }

@@ -44,7 +44,8 @@ pub fn bin_dir() -> Option<PathBuf> {
     found.sort();
     found.pop().map(|f| f.1).or_else(|| {
         let path = std::env::var_os("PATH")?;
-        std::env::split_paths(&path).find(|d| d.join("initdb").is_file() && d.join("postgres").is_file())
+        std::env::split_paths(&path)
+            .find(|d| d.join("initdb").is_file() && d.join("postgres").is_file())
     })
 }
 
@@ -64,7 +65,9 @@ fn server_user() -> Result<Option<(u32, u32)>, String> {
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.len() > 3 && f[0] == "postgres")
         .and_then(|f| Some(Some((f[2].parse().ok()?, f[3].parse().ok()?))))
-        .ok_or_else(|| "running as root, and there is no `postgres` user to run the server as".into())
+        .ok_or_else(|| {
+            "running as root, and there is no `postgres` user to run the server as".into()
+        })
 }
 
 /// A fresh server, or `None` after saying why the test is skipped; in
@@ -111,7 +114,15 @@ impl PgServer {
             .command("initdb")
             .arg("-D")
             .arg(server.data())
-            .args(["-U", USER, "-A", "scram-sha-256", "--locale=C", "-E", "UTF8"])
+            .args([
+                "-U",
+                USER,
+                "-A",
+                "scram-sha-256",
+                "--locale=C",
+                "-E",
+                "UTF8",
+            ])
             .arg("--no-sync")
             .arg(format!("--pwfile={}", pwfile.display()))
             .output()
@@ -133,6 +144,11 @@ impl PgServer {
         }
         c.current_dir(self.dir.path());
         c
+    }
+
+    /// The server's data directory (its `postmaster.pid` names the server's pid).
+    pub fn data_dir(&self) -> PathBuf {
+        self.data()
     }
 
     fn data(&self) -> PathBuf {

@@ -37,6 +37,11 @@ pub struct Args {
     /// measured alternately until the answer is clear).
     #[arg(long, default_value = "3m", value_parser = parse_duration)]
     confirm_budget: Duration,
+    /// Only this machine's results: its tag (`syncbench machines`) or a
+    /// prefix of its fingerprint [default: every machine's]. Regressions
+    /// of another machine than this one are not measured again here.
+    #[arg(long)]
+    machine: Option<String>,
     #[command(flatten)]
     pub target: super::ab::AbTarget,
 }
@@ -62,7 +67,13 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let tip = cx
         .full_sha(&args.baseline)
         .with_context(|| format!("--baseline {}: no such branch or commit", args.baseline))?;
-    let history = History::load(&*store)?;
+    let only = match &args.machine {
+        Some(m) => Some(super::machines::resolve(&store.machines()?, m)?),
+        None => None,
+    };
+    let history = History::load_runs(&*store, &|r| {
+        only.as_ref().is_none_or(|m| r.key.machine == m.fingerprint)
+    })?;
     let measured: HashSet<&str> = history
         .runs
         .iter()
@@ -111,7 +122,16 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     drop(store);
     let silenced = silenced_between(cx, &base, &new)?;
     let mut flags = flags(&history, &compared, &book, &triages, &silenced);
-    let interrupted = !args.no_confirm && confirm(cx, &args, &base, &new, &mut flags)?;
+    // A regression is confirmed by measuring here: only for this machine's.
+    let here = only
+        .as_ref()
+        .is_none_or(|m| m.fingerprint == syncbench::env::Machine::detect().fingerprint());
+    if !here && !args.no_confirm {
+        eprintln!(
+            "syncbench: --machine names another machine: its regressions are not measured again here"
+        );
+    }
+    let interrupted = !args.no_confirm && here && confirm(cx, &args, &base, &new, &mut flags)?;
     if let Some(path) = &args.summary {
         std::fs::write(
             path,

@@ -19,12 +19,21 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let this = syncbench::env::Machine::detect().fingerprint();
-    outln!("{:<16} {:>6}  {:<20}  fingerprint", "tag", "runs", "last run")?;
+    outln!(
+        "{:<16} {:>6}  {:<20}  fingerprint",
+        "tag",
+        "runs",
+        "last run"
+    )?;
     for m in machines {
         let last = m
             .last_run_unix
             .map_or("-".into(), |t| syncbench::site::date(t as i64));
-        let here = if m.fingerprint == this { "  (this machine)" } else { "" };
+        let here = if m.fingerprint == this {
+            "  (this machine)"
+        } else {
+            ""
+        };
         outln!(
             "{:<16} {:>6}  {:<20}  {}{here}",
             m.tag.as_deref().unwrap_or("-"),
@@ -34,4 +43,38 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         )?;
     }
     Ok(0)
+}
+
+/// The machine a `--machine` argument names: a tag, or a prefix of a
+/// fingerprint; an error lists the machines when none or several match.
+pub fn resolve(
+    machines: &[syncbench::store::MachineRow],
+    wanted: &str,
+) -> anyhow::Result<syncbench::store::MachineRow> {
+    let by_tag: Vec<_> = machines
+        .iter()
+        .filter(|m| m.tag.as_deref() == Some(wanted))
+        .collect();
+    let found: Vec<_> = if by_tag.is_empty() {
+        machines
+            .iter()
+            .filter(|m| m.fingerprint.starts_with(wanted))
+            .collect()
+    } else {
+        by_tag
+    };
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        _ => {
+            let list: Vec<String> = machines
+                .iter()
+                .map(|m| format!("  {} {}", m.tag.as_deref().unwrap_or("-"), m.fingerprint))
+                .collect();
+            anyhow::bail!(
+                "--machine {wanted:?} names {} machines; give a tag or a longer fingerprint prefix of one of:\n{}",
+                if found.is_empty() { "no" } else { "several" },
+                list.join("\n")
+            )
+        }
+    }
 }

@@ -190,10 +190,7 @@ pub fn finish(session: &Session, tally: Tally, json: bool) -> anyhow::Result<u8>
     }
     eprintln!(
         "syncbench: {} point(s) recorded in {} ({} failed, {} regression(s))",
-        tally.points,
-        session.db,
-        tally.failed,
-        tally.regressions
+        tally.points, session.db, tally.failed, tally.regressions
     );
     if session.interrupted() {
         eprintln!(

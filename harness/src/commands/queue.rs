@@ -156,8 +156,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
 /// Whether a worker that may take the job was seen recently.
 fn served(job: &JobRow, workers: &[WorkerRow]) -> bool {
     workers.iter().any(|w| {
-        w.seen_age < RECENT_S
-            && (job.machine_tag.is_none() || job.machine_tag == w.machine_tag)
+        w.seen_age < RECENT_S && (job.machine_tag.is_none() || job.machine_tag == w.machine_tag)
     })
 }
 

@@ -23,6 +23,9 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// The scenarios a job names (none: the default suite), or why not.
+pub type Choose<'a> = dyn Fn(&[String]) -> Result<Vec<Scenario>, String> + 'a;
+
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     /// How the queue knows this worker (default: host:pid).
@@ -99,7 +102,7 @@ pub fn work(
     queue: &mut Queue,
     root: &Path,
     settings: &WorkerSettings,
-    choose: &dyn Fn(&[String]) -> Result<Vec<Scenario>, String>,
+    choose: &Choose<'_>,
     progress: &mut dyn Progress,
     events: &mut dyn FnMut(Event),
 ) -> Result<usize, WorkerError> {
@@ -114,7 +117,8 @@ pub fn work(
                 break;
             }
             events(Event::Waiting);
-            queue.wait(settings.lease.min(Duration::from_secs(30)))?;
+            let interrupted = || session.interrupted();
+            queue.wait(settings.lease.min(Duration::from_secs(30)), &interrupted)?;
             continue;
         };
         let beat = Heartbeat::start(
@@ -181,8 +185,17 @@ fn settle(
     // The first failure names the attempt's failure: the same one twice
     // fails the job.
     if let Some(bad) = runs.iter().find(|r| !r.status.is_final()) {
-        let first_line = bad.error.as_deref().unwrap_or("").lines().next().unwrap_or("");
-        let error = format!("{} {}: {}: {first_line}", bad.scenario, bad.point, bad.status);
+        let first_line = bad
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("");
+        let error = format!(
+            "{} {}: {}: {first_line}",
+            bad.scenario, bad.point, bad.status
+        );
         let retry = queue.fail(job, worker, &error, runs, &log)?;
         report_failure(job, retry, &error, events);
         return Ok(false);
@@ -199,7 +212,7 @@ fn measure(
     session: &mut Session,
     root: &Path,
     job: &Job,
-    choose: &dyn Fn(&[String]) -> Result<Vec<Scenario>, String>,
+    choose: &Choose<'_>,
     progress: &mut dyn Progress,
     events: &mut dyn FnMut(Event),
 ) -> Result<Vec<RunRecord>, String> {
@@ -215,9 +228,7 @@ fn measure(
         })?;
     let scenarios = choose(&job.scenarios)?;
     events(Event::Started(job, &commit));
-    let (checkout, runner) = session
-        .checkout(root)
-        .map_err(|e: GitError| chain(&e))?;
+    let (checkout, runner) = session.checkout(root).map_err(|e: GitError| chain(&e))?;
     let mut done: HashSet<(String, String)> = HashSet::new();
     for s in &scenarios {
         for p in &s.points {
@@ -238,9 +249,7 @@ fn measure(
     if todo.is_empty() {
         return Ok(vec![]);
     }
-    checkout
-        .switch(&commit.sha)
-        .map_err(|e| chain(&e))?;
+    checkout.switch(&commit.sha).map_err(|e| chain(&e))?;
     let baseline = Baseline {
         name: "parent".into(),
         commits: commit.parents.iter().take(1).cloned().collect(),

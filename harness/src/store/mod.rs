@@ -299,7 +299,9 @@ pub enum StoreError {
     },
     #[error("results database")]
     Sqlite(#[source] sqlite::SqliteError),
-    #[error("{location}: its schema (version {found}) is newer than this build knows ({known}); use a newer syncbench")]
+    #[error(
+        "{location}: its schema (version {found}) is newer than this build knows ({known}); use a newer syncbench"
+    )]
     NewerSchema {
         location: String,
         found: i64,
@@ -311,13 +313,17 @@ pub enum StoreError {
         #[source]
         source: postgres::PgError,
     },
-    #[error("PostgreSQL at {url} refused the login: check the user and password in --db (or SYNCBENCH_DB)")]
+    #[error(
+        "PostgreSQL at {url} refused the login: check the user and password in --db (or SYNCBENCH_DB)"
+    )]
     PgLogin {
         url: String,
         #[source]
         source: postgres::PgError,
     },
-    #[error("the PostgreSQL database at {0} holds another program's tables (left untouched); give an empty database, or one syncbench created")]
+    #[error(
+        "the PostgreSQL database at {0} holds another program's tables (left untouched); give an empty database, or one syncbench created"
+    )]
     PgForeign(String),
     #[error("results database (PostgreSQL)")]
     Postgres(#[source] postgres::PgError),

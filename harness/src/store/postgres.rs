@@ -250,7 +250,9 @@ pub fn redact(url: &str) -> String {
     }
     if let Some(i) = out.find("password=") {
         let start = i + "password=".len();
-        let end = out[start..].find(['&', ' ']).map_or(out.len(), |j| start + j);
+        let end = out[start..]
+            .find(['&', ' '])
+            .map_or(out.len(), |j| start + j);
         out.replace_range(start..end, "***");
     }
     out
@@ -391,7 +393,13 @@ pub(super) fn insert_run(tx: &mut impl GenericClient, run: &RunRecord) -> Result
     tx.execute(
         "INSERT INTO commits (sha, parents, author, time_unix, subject) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (sha) DO NOTHING",
-        &[&c.sha, &c.parents.join(" "), &c.author, &c.time_unix, &c.subject],
+        &[
+            &c.sha,
+            &c.parents.join(" "),
+            &c.author,
+            &c.time_unix,
+            &c.subject,
+        ],
     )?;
     let run_id: i64 = tx
         .query_one(
@@ -453,7 +461,11 @@ pub(super) fn insert_run(tx: &mut impl GenericClient, run: &RunRecord) -> Result
     }
     if !run.samples.is_empty() {
         let rep: Vec<i64> = run.samples.iter().map(|(r, _)| i64::from(*r)).collect();
-        let process: Vec<&str> = run.samples.iter().map(|(_, s)| s.process.as_str()).collect();
+        let process: Vec<&str> = run
+            .samples
+            .iter()
+            .map(|(_, s)| s.process.as_str())
+            .collect();
         let t: Vec<f64> = run.samples.iter().map(|(_, s)| s.t_ms).collect();
         let cpu: Vec<f64> = run.samples.iter().map(|(_, s)| s.cpu_pct).collect();
         let rss: Vec<i64> = run
@@ -721,10 +733,7 @@ impl Connection for PgStore {
             if list.last().is_none_or(|m| m.name != name) {
                 list.push(metric_of(&r)?);
             }
-            list.last_mut()
-                .expect("pushed")
-                .values
-                .push(r.try_get(3)?);
+            list.last_mut().expect("pushed").values.push(r.try_get(3)?);
         }
         Ok(out)
     }
@@ -1005,10 +1014,7 @@ impl Connection for PgStore {
             ),
             &[],
         )?;
-        Ok(rows
-            .iter()
-            .map(confirmation_of)
-            .collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(confirmation_of).collect::<Result<_, _>>()?)
     }
 
     fn record_triage(&mut self, t: &TriageRecord) -> Result<i64, StoreError> {

@@ -394,17 +394,23 @@ impl Queue {
     }
 
     /// Sleeps until a job may be there: a notification, or `timeout`
-    /// (when leases of silent workers may have run out).
-    pub fn wait(&mut self, timeout: Duration) -> Result<(), QueueError> {
+    /// (when leases of silent workers may have run out), or `stop` says
+    /// so (checked every second, without a word to the server).
+    pub fn wait(&mut self, timeout: Duration, stop: &dyn Fn() -> bool) -> Result<(), QueueError> {
         if !self.listening {
             self.client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
             self.listening = true;
         }
+        let start = std::time::Instant::now();
         let mut notes = self.client.notifications();
-        let mut iter = notes.timeout_iter(timeout);
-        postgres::fallible_iterator::FallibleIterator::next(&mut iter)?;
+        while !stop() && start.elapsed() < timeout {
+            let slice = (timeout - start.elapsed()).min(Duration::from_secs(1));
+            let mut iter = notes.timeout_iter(slice);
+            if postgres::fallible_iterator::FallibleIterator::next(&mut iter)?.is_some() {
+                break;
+            }
+        }
         // Several notifications at once wake the worker once.
-        drop(iter);
         let mut pending = notes.iter();
         while postgres::fallible_iterator::FallibleIterator::next(&mut pending)?.is_some() {}
         Ok(())

@@ -695,17 +695,15 @@ impl Connection for SqliteStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut added = 0;
         for run in runs {
-            let known = tx
-                .prepare_cached(SAME_RUN)?
-                .exists(params![
-                    run.commit.sha,
-                    run.started_unix,
-                    run.finished_unix,
-                    run.machine.fingerprint(),
-                    run.commit.dirty,
-                    run.scenario,
-                    run.point
-                ])?;
+            let known = tx.prepare_cached(SAME_RUN)?.exists(params![
+                run.commit.sha,
+                run.started_unix,
+                run.finished_unix,
+                run.machine.fingerprint(),
+                run.commit.dirty,
+                run.scenario,
+                run.point
+            ])?;
             if !known {
                 insert_run(&tx, run)?;
                 added += 1;
@@ -820,7 +818,8 @@ impl Connection for SqliteStore {
 }
 
 /// Every machine with its runs (both backends).
-pub(super) const MACHINES: &str = "SELECT m.fingerprint, m.tag, m.cpu, m.cores, m.memory_bytes, m.os,
+pub(super) const MACHINES: &str =
+    "SELECT m.fingerprint, m.tag, m.cpu, m.cores, m.memory_bytes, m.os,
         count(r.id), max(r.started_unix)
     FROM machines m LEFT JOIN runs r ON r.machine_id = m.id
     GROUP BY m.id, m.fingerprint, m.tag, m.cpu, m.cores, m.memory_bytes, m.os
@@ -969,11 +968,13 @@ impl SqliteStore {
             let from = PathBuf::from(format!("{}{suffix}", path.display()));
             let to = PathBuf::from(format!("{}{suffix}", copy.display()));
             if suffix.is_empty() || from.exists() {
-                std::fs::copy(&from, &to).map_err(|source| StoreError::Io { path: from, source })?;
+                std::fs::copy(&from, &to)
+                    .map_err(|source| StoreError::Io { path: from, source })?;
             }
         }
-        let version: i64 = rusqlite::Connection::open(&copy)?
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version: i64 =
+            rusqlite::Connection::open(&copy)?
+                .pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > MIGRATIONS.len() as i64 {
             return Err(StoreError::NewerSchema {
                 location: path.display().to_string(),

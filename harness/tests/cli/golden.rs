@@ -94,7 +94,8 @@ pub(crate) fn commit_of(repo: &Path, sha: &str) -> Commit {
 /// commit 5, ops/s 30% lower from commit 8), a second point from commit
 /// 2, a failed run at commit 11, and a run ingested from another tool.
 pub(crate) fn fixed_db(repo: &Path, shas: &[String], db: &Path) {
-    let mut store = syncbench::store::open(db).unwrap();
+    let mut store =
+        syncbench::store::open(&syncbench::store::Location::Sqlite(db.to_owned())).unwrap();
     let mut records = vec![];
     for (i, sha) in shas.iter().enumerate() {
         let slow = if i >= 5 { 1.2 } else { 1.0 };

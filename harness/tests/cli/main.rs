@@ -10,6 +10,8 @@ pub(crate) mod golden;
 mod history;
 mod ingest;
 mod load;
+mod postgres;
+mod queue;
 mod report;
 mod store;
 mod support;

@@ -82,7 +82,8 @@ fn every_reader_takes_the_same_run_of_a_commit() {
     let r = repo.path().to_str().unwrap();
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("r.sqlite");
-    let mut store = syncbench::store::open(&db).unwrap();
+    let mut store =
+        syncbench::store::open(&syncbench::store::Location::Sqlite(db.clone())).unwrap();
     let record = |i: usize, dirty: bool, status: RunStatus, level: f64| {
         let mut commit = commit_of(repo.path(), &shas[i]);
         commit.dirty = dirty;

@@ -26,8 +26,14 @@ pub fn kill(signal: &str, pid: impl std::fmt::Display) {
     assert!(ok.success(), "kill {signal} {pid}: {ok}");
 }
 
+/// `syncbench ARGS…` (never with the user's SYNCBENCH_DB or machine tag).
 pub fn syncbench(args: &[&str]) -> Output {
-    Command::new(SYNCBENCH).args(args).output().unwrap()
+    Command::new(SYNCBENCH)
+        .args(args)
+        .env_remove("SYNCBENCH_DB")
+        .env_remove("SYNCBENCH_MACHINE_TAG")
+        .output()
+        .unwrap()
 }
 
 pub fn text(out: &Output) -> String {
@@ -98,6 +104,8 @@ pub fn sb(repo: impl AsRef<Path>, db: impl AsRef<Path>, args: &[&str]) -> Output
         .arg("--db")
         .arg(db.as_ref())
         .args(args)
+        .env_remove("SYNCBENCH_DB")
+        .env_remove("SYNCBENCH_MACHINE_TAG")
         .output()
         .unwrap()
 }
