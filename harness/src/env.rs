@@ -13,7 +13,9 @@ pub struct Machine {
     /// `available`, or why hardware counters are not.
     pub hw_counters: String,
     /// The name people gave the machine (`--machine-tag`); not part of
-    /// its fingerprint.
+    /// its fingerprint. Absent from JSON when there is none (outputs
+    /// scripts read stay as they were).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
 }
 
