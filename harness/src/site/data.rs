@@ -48,8 +48,10 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
         .machines()?
         .into_iter()
         .map(|m| {
+            // A machine's tag, where it has one, is how people know it.
             let label = format!(
-                "{}, {} cores, {}, {}",
+                "{}{}, {} cores, {}, {}",
+                m.tag.map_or(String::new(), |t| format!("{t}: ")),
                 m.cpu,
                 m.cores,
                 Unit::Bytes.human(m.memory_bytes as f64),
