@@ -174,7 +174,13 @@ fn queue(jobs: usize, workers: usize) -> Res<()> {
     for _ in 0..3 {
         victim.next("job #", Duration::from_secs(120))?;
     }
-    let line = victim.next("job #", Duration::from_secs(120))?;
+    // "job #N (attempt K): …" is said as a job starts ("job #N done" after).
+    let line = loop {
+        let line = victim.next("job #", Duration::from_secs(120))?;
+        if line.contains("(attempt") {
+            break line;
+        }
+    };
     let killed: i64 = line["job #".len()..]
         .split(' ')
         .next()

@@ -106,11 +106,13 @@ fn workers_drain_the_queue_exactly_once_while_one_is_killed_mid_job() {
         )
     };
     let mut workers: Vec<Worker> = (0..3).map(worker).collect();
-    // Killed right after it says it started a job: mid-job.
+    // Killed right after it says it started a job ("job #N (attempt
+    // K): …"; "job #N done" comes after): mid-job.
     let victim = workers.remove(0);
     let started = victim
         .next("job #", Duration::from_secs(60))
         .expect("the worker took no job");
+    assert!(started.contains("(attempt"), "{started}");
     let killed_job: i64 = started["job #".len()..]
         .split(' ')
         .next()
