@@ -216,16 +216,29 @@ fn measure(
     progress: &mut dyn Progress,
     events: &mut dyn FnMut(Event),
 ) -> Result<Vec<RunRecord>, String> {
-    let commit = crate::history::resolve(root, std::slice::from_ref(&job.sha), None)
-        .ok()
-        .and_then(|c| c.into_iter().next())
-        .ok_or_else(|| {
-            format!(
-                "commit {} is not in {}: fetch it there (git fetch) and the next attempt finds it",
-                job.sha,
-                root.display()
-            )
-        })?;
+    let find = || {
+        crate::history::resolve(root, std::slice::from_ref(&job.sha), None)
+            .ok()
+            .and_then(|c| c.into_iter().next())
+    };
+    let commit = match find() {
+        Some(c) => c,
+        None => {
+            // Enqueued from another clone: fetch from the origin once (the
+            // git CLI, for the credentials the machine has set up for it).
+            let _ = std::process::Command::new("git")
+                .args(["fetch", "--quiet", "origin"])
+                .current_dir(root)
+                .status();
+            find().ok_or_else(|| {
+                format!(
+                    "commit {} is not in {} (nor in its origin): push it, or fetch it there",
+                    job.sha,
+                    root.display()
+                )
+            })?
+        }
+    };
     let scenarios = choose(&job.scenarios)?;
     events(Event::Started(job, &commit));
     let (checkout, runner) = session.checkout(root).map_err(|e: GitError| chain(&e))?;
