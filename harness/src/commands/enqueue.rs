@@ -2,18 +2,12 @@
 //! PostgreSQL database's queue, one per commit.
 
 use super::{Context, outln};
-use anyhow::{Context as _, bail};
 use syncbench::store::queue::Queue;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Commits (`A..B`: first-parent commits after A up to B; or single
-    /// revisions) and scenarios, in any order [scenarios default: each
-    /// worker's default suite].
-    args: Vec<String>,
-    /// The last N first-parent commits of HEAD.
-    #[arg(short = 'n')]
-    last: Option<usize>,
+    #[command(flatten)]
+    commits: super::history::CommitsArgs,
     /// Only workers with this machine tag take the jobs [default: any worker].
     #[arg(long)]
     machine: Option<String>,
@@ -26,16 +20,7 @@ pub struct Args {
 }
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
-    let (scenarios, revs) = super::history::split_args(cx, &args.args, false)?;
-    let commits = syncbench::history::resolve(&cx.root, &revs, args.last).with_context(|| {
-        format!(
-            "{:?}: neither scenarios (`syncbench list`) nor commits or ranges",
-            revs.join(" ")
-        )
-    })?;
-    if commits.is_empty() {
-        bail!("no commits to enqueue: give A..B, revisions or -n N");
-    }
+    let (scenarios, commits) = args.commits.resolve(cx, false)?;
     let mut queue = Queue::open(&cx.db)?;
     let shas: Vec<String> = commits.iter().map(|c| c.sha.clone()).collect();
     let names: Vec<String> = scenarios.iter().map(|s| s.name.clone()).collect();

@@ -3,17 +3,47 @@
 use super::{Bars, Context, MeasureArgs, finish};
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::collections::HashSet;
 use syncbench::ops::session::{Baseline, Tally};
 use syncbench::scenario::{self, Point, Scenario};
 
+/// Commits (`A..B`: first-parent commits after A up to B; single
+/// revisions; or -n N) and scenarios, as `history` and `enqueue` take them.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct CommitsArgs {
     /// Scenarios and commits, in any order.
-    args: Vec<String>,
+    pub args: Vec<String>,
     /// The last N first-parent commits of HEAD.
     #[arg(short = 'n')]
-    last: Option<usize>,
+    pub last: Option<usize>,
+}
+
+impl CommitsArgs {
+    /// The scenarios named (none named: the default suite when
+    /// `default_suite`, else none) and the commits, oldest first.
+    pub fn resolve(
+        &self,
+        cx: &Context,
+        default_suite: bool,
+    ) -> anyhow::Result<(Vec<Scenario>, Vec<syncbench::env::Commit>)> {
+        let (scenarios, revs) = split_args(cx, &self.args, default_suite)?;
+        let commits =
+            syncbench::history::resolve(&cx.root, &revs, self.last).with_context(|| {
+                format!(
+                    "{:?}: neither scenarios (`syncbench list`) nor commits or ranges",
+                    revs.join(" ")
+                )
+            })?;
+        if commits.is_empty() {
+            bail!("no commits: give A..B, revisions or -n N");
+        }
+        Ok((scenarios, commits))
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    commits: CommitsArgs,
     /// Measure again commits that have results.
     #[arg(long)]
     force: bool,
@@ -28,16 +58,7 @@ pub struct Args {
 }
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
-    let (chosen, revs) = split_args(cx, &args.args, true)?;
-    let commits = syncbench::history::resolve(&cx.root, &revs, args.last).with_context(|| {
-        format!(
-            "{:?}: neither scenarios (`syncbench list`) nor commits or ranges",
-            revs.join(" ")
-        )
-    })?;
-    if commits.is_empty() {
-        bail!("no commits to measure: give A..B, revisions or -n N");
-    }
+    let (chosen, commits) = args.commits.resolve(cx, true)?;
     let mut session = args.measure.session(cx)?;
     let (checkout, runner) = session.checkout(&cx.root)?;
     let mut bars = Bars::new(args.measure.json);
@@ -52,27 +73,22 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let mut total = Tally::default();
     for commit in &commits {
         bar.set_message(format!("{} {}", &commit.sha[..10], commit.subject));
-        let mut done: HashSet<(String, String)> = HashSet::new();
-        for s in &chosen {
-            for p in &s.points {
-                if !args.force && session.is_measured(s, p, &commit.sha)? {
-                    done.insert((s.name.clone(), p.key()));
-                }
-            }
-        }
-        let skip = |s: &Scenario, p: &Point| done.contains(&(s.name.clone(), p.key()));
-        let todo: Vec<Scenario> = chosen
-            .iter()
-            .filter(|s| s.points.iter().any(|p| !skip(s, p)))
-            .cloned()
-            .collect();
-        if !todo.is_empty() {
+        let todo = session.unmeasured(&chosen, &commit.sha, args.force)?;
+        let skip = |s: &Scenario, p: &Point| todo.skip(s, p);
+        if !todo.scenarios.is_empty() {
             checkout.switch(&commit.sha)?;
             let baseline = Baseline {
                 name: "parent".into(),
                 commits: commit.parents.iter().take(1).cloned().collect(),
             };
-            total.add(session.measure(&runner, commit, &todo, &baseline, &skip, &mut bars)?);
+            total.add(session.measure(
+                &runner,
+                commit,
+                &todo.scenarios,
+                &baseline,
+                &skip,
+                &mut bars,
+            )?);
         }
         bar.inc(1);
         if session.interrupted() {
@@ -102,7 +118,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
 
 /// `history` arguments: scenario names or files, and revisions; with no
 /// scenario named, the default suite when `default_suite`, else none.
-pub(super) fn split_args(
+fn split_args(
     cx: &Context,
     args: &[String],
     default_suite: bool,

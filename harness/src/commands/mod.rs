@@ -100,7 +100,8 @@ pub enum Cmd {
     /// Create the results database, or bring its schema to this build's.
     Migrate(migrate::Args),
     /// Add jobs to the queue of a PostgreSQL results database: one per
-    /// commit, for `syncbench worker`s to measure.
+    /// commit, for `syncbench worker`s to measure (with no scenario
+    /// named, each worker measures its default suite).
     Enqueue(enqueue::Args),
     /// Take jobs from the queue of a PostgreSQL results database and
     /// measure them as `history` does, one at a time, until stopped;

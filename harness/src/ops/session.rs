@@ -9,6 +9,7 @@ use crate::model::{PointKey, RunStatus, Series, Verdict};
 use crate::runner::{Failure, PointResult, Runner, RunnerOptions};
 use crate::scenario::{DEFAULT_THRESHOLD, Kind, Point, Scenario, ThresholdBook};
 use crate::store::{Connection as _, Location, RunRecord, Store, StoreError};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -196,6 +197,21 @@ pub struct Baseline {
     pub commits: Vec<String>,
 }
 
+/// The scenarios with points left to measure at a commit, and the
+/// points (scenario, key) that have their answer already.
+#[derive(Debug, Default)]
+pub struct Todo {
+    pub scenarios: Vec<Scenario>,
+    pub done: HashSet<(String, String)>,
+}
+
+impl Todo {
+    /// Whether this point is measured already.
+    pub fn skip(&self, s: &Scenario, p: &Point) -> bool {
+        self.done.contains(&(s.name.clone(), p.key()))
+    }
+}
+
 /// What `run`, `history` and `bisect` share.
 #[derive(Debug)]
 pub struct Session {
@@ -336,6 +352,35 @@ impl Session {
         let point = (!matches!(s.kind, Kind::Criterion { .. })).then_some(key.as_str());
         self.store
             .has_final_run(self.machine(), &s.name, point, sha)
+    }
+
+    /// What is left to measure of `scenarios` at `sha`: the points
+    /// without a final answer on this machine (every point with
+    /// `force`), and the scenarios that have any.
+    pub fn unmeasured(
+        &self,
+        scenarios: &[Scenario],
+        sha: &str,
+        force: bool,
+    ) -> Result<Todo, StoreError> {
+        let mut done = HashSet::new();
+        for s in scenarios {
+            for p in &s.points {
+                if !force && self.is_measured(s, p, sha)? {
+                    done.insert((s.name.clone(), p.key()));
+                }
+            }
+        }
+        let todo = Todo {
+            scenarios: vec![],
+            done,
+        };
+        let scenarios = scenarios
+            .iter()
+            .filter(|s| s.points.iter().any(|p| !todo.skip(s, p)))
+            .cloned()
+            .collect();
+        Ok(Todo { scenarios, ..todo })
     }
 
     /// Measures the points of `scenarios` (minus `skip`) on the runner's

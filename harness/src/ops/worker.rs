@@ -17,7 +17,6 @@ use crate::ops::session::{Baseline, Progress, Session};
 use crate::scenario::{Point, Scenario};
 use crate::store::queue::{Job, Outcome, Queue, QueueError, Retry};
 use crate::store::{RunRecord, StoreError};
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -242,24 +241,10 @@ fn measure(
     let scenarios = choose(&job.scenarios)?;
     events(Event::Started(job, &commit));
     let (checkout, runner) = session.checkout(root).map_err(|e: GitError| chain(&e))?;
-    let mut done: HashSet<(String, String)> = HashSet::new();
-    for s in &scenarios {
-        for p in &s.points {
-            let measured = session
-                .is_measured(s, p, &commit.sha)
-                .map_err(|e| e.to_string())?;
-            if !job.force && measured {
-                done.insert((s.name.clone(), p.key()));
-            }
-        }
-    }
-    let skip = |s: &Scenario, p: &Point| done.contains(&(s.name.clone(), p.key()));
-    let todo: Vec<Scenario> = scenarios
-        .iter()
-        .filter(|s| s.points.iter().any(|p| !skip(s, p)))
-        .cloned()
-        .collect();
-    if todo.is_empty() {
+    let todo = session
+        .unmeasured(&scenarios, &commit.sha, job.force)
+        .map_err(|e| e.to_string())?;
+    if todo.scenarios.is_empty() {
         return Ok(vec![]);
     }
     checkout.switch(&commit.sha).map_err(|e| chain(&e))?;
@@ -268,7 +253,15 @@ fn measure(
         commits: commit.parents.iter().take(1).cloned().collect(),
     };
     session.held = Some(Vec::new());
-    let measured = session.measure(&runner, &commit, &todo, &baseline, &skip, progress);
+    let skip = |s: &Scenario, p: &Point| todo.skip(s, p);
+    let measured = session.measure(
+        &runner,
+        &commit,
+        &todo.scenarios,
+        &baseline,
+        &skip,
+        progress,
+    );
     let runs = session.held.take().unwrap_or_default();
     measured.map_err(|e| e.to_string())?;
     Ok(runs)
