@@ -58,14 +58,20 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     if !running.is_empty() {
         outln!("\nrunning:")?;
         for j in running {
+            let expired = matches!((j.heartbeat_age, j.lease_seconds), (Some(age), Some(lease)) if age > lease);
             outln!(
-                "  #{:<5} {}  by {} for {} (heartbeat {} ago, attempt {})",
+                "  #{:<5} {}  by {} for {} (heartbeat {} ago, attempt {}){}",
                 j.id,
                 short(&j.sha),
                 j.worker.as_deref().unwrap_or("?"),
                 ago(j.started_unix.map(|s| now() - s)),
                 ago(j.heartbeat_age),
-                j.attempt
+                j.attempt,
+                if expired {
+                    ": its lease ran out, the next worker to look takes it over"
+                } else {
+                    ""
+                }
             )?;
         }
     }

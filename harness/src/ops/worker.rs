@@ -56,6 +56,14 @@ pub enum Event<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
+    #[error(
+        "lost the database while finishing job #{job}: nothing of it was stored, and it is measured again (by any worker) once its lease runs out"
+    )]
+    LostDatabase {
+        job: i64,
+        #[source]
+        source: QueueError,
+    },
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
@@ -142,6 +150,12 @@ pub fn work(
         };
         match result {
             Err(QueueError::LostClaim(_)) => events(Event::LostClaim(&job)),
+            Err(e) if e.is_connection() => {
+                return Err(WorkerError::LostDatabase {
+                    job: job.id,
+                    source: e,
+                });
+            }
             other => other?,
         }
     }

@@ -94,6 +94,8 @@ pub struct JobRow {
     pub lost: i64,
     pub runs: Option<i64>,
     pub log: Option<String>,
+    /// The running claim's lease.
+    pub lease_seconds: Option<f64>,
 }
 
 /// A worker as `queue` lists it.
@@ -162,7 +164,7 @@ const JOB_COLUMNS: &str = "id, sha, scenarios, machine_tag, state, attempt, work
     extract(epoch FROM enqueued_at)::float8, extract(epoch FROM started_at)::float8,
     extract(epoch FROM finished_at)::float8,
     extract(epoch FROM clock_timestamp() - heartbeat)::float8,
-    last_error, failures, lost, runs, log";
+    last_error, failures, lost, runs, log, lease_seconds";
 
 fn names(text: &str) -> Vec<String> {
     text.split_whitespace().map(str::to_owned).collect()
@@ -457,6 +459,7 @@ impl Queue {
                     lost: r.try_get(13)?,
                     runs: r.try_get(14)?,
                     log: r.try_get(15)?,
+                    lease_seconds: r.try_get(16)?,
                 })
             })
             .collect::<Result<_, postgres::Error>>()
