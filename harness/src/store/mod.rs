@@ -792,6 +792,33 @@ pub(crate) mod conformance {
         );
     }
 
+    /// Merging adds only the runs the store lacks, and exported runs come
+    /// back whole; a machine's newest tag is kept, and a run without one
+    /// leaves it.
+    pub fn merging(store: &mut Store) {
+        let a = run(commit(7, None), RunStatus::Ok, 1.0);
+        let b = run(commit(8, Some(7)), RunStatus::Failed, 0.0);
+        assert_eq!(store.merge_runs(&[a.clone(), b.clone()]).unwrap(), 2);
+        assert_eq!(store.merge_runs(&[b.clone(), a.clone()]).unwrap(), 0);
+        let mut tagged = a.clone();
+        tagged.machine.tag = Some("x86-quiet".into());
+        tagged.started_unix = 3.0;
+        assert_eq!(store.merge_runs(&[tagged]).unwrap(), 1);
+        assert_eq!(store.merge_runs(&[a.clone()]).unwrap(), 0);
+        assert_eq!(
+            store.machines().unwrap()[0].tag.as_deref(),
+            Some("x86-quiet")
+        );
+        assert_eq!(store.machines().unwrap()[0].runs, 3);
+        let exported = store.export_runs().unwrap();
+        assert_eq!(exported.len(), 3);
+        for (got, want) in exported.iter().zip([&a, &b]) {
+            let mut got = got.clone();
+            got.machine.tag = None;
+            assert_eq!(format!("{got:?}"), format!("{want:?}"));
+        }
+    }
+
     /// The conformance tests for a backend; `$open` gives `(guard,
     /// store)`, or `None` where the backend cannot run (the test skips).
     macro_rules! tests_for {
@@ -844,6 +871,13 @@ pub(crate) mod conformance {
                     return;
                 };
                 $crate::store::conformance::confirmations(&mut *store);
+            }
+            #[test]
+            fn merging() {
+                let Some((_guard, mut store)) = $open else {
+                    return;
+                };
+                $crate::store::conformance::merging(&mut *store);
             }
             #[test]
             fn triages() {

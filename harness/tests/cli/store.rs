@@ -71,19 +71,29 @@ fn a_corrupt_database_is_refused() {
 /// One definition of "the run of a commit" (an ok run over a failure, a
 /// clean tree over a dirty one, the newest): regressions, compare, check,
 /// bisect's probe and the dashboard agree on a history where dirty runs
-/// (3× slower) were recorded after the clean runs of the same commits.
+/// (3× slower) were recorded after the clean runs of the same commits;
+/// in either store.
 #[test]
 fn every_reader_takes_the_same_run_of_a_commit() {
+    let work = tempfile::tempdir().unwrap();
+    same_run_of_a_commit(work.path().join("r.sqlite").to_str().unwrap());
+}
+
+#[test]
+fn every_reader_takes_the_same_run_of_a_commit_from_postgres() {
+    if let Some(pg) = syncbench::pgtest::start_or_skip() {
+        same_run_of_a_commit(&pg.url_of("postgres"));
+    }
+}
+
+fn same_run_of_a_commit(db_s: &str) {
     use crate::golden::{SCENARIO, commit_of, fixed_repo, machine, series};
     use syncbench::model::{Direction, PointKey, RunStatus, Unit};
     use syncbench::store::RunRecord;
 
     let (repo, shas) = fixed_repo(SCENARIO);
     let r = repo.path().to_str().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let db = work.path().join("r.sqlite");
-    let mut store =
-        syncbench::store::open(&syncbench::store::Location::Sqlite(db.clone())).unwrap();
+    let mut store = syncbench::store::open(&syncbench::store::Location::parse(db_s)).unwrap();
     let record = |i: usize, dirty: bool, status: RunStatus, level: f64| {
         let mut commit = commit_of(repo.path(), &shas[i]);
         commit.dirty = dirty;
@@ -143,7 +153,6 @@ fn every_reader_takes_the_same_run_of_a_commit() {
     assert_eq!(run7, Some((clean[7], shas[7].clone())));
     drop(store);
 
-    let db_s = db.to_str().unwrap();
     let out = sb(r, db_s, &["regressions", "--json"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(json(&out), serde_json::json!([]), "{}", text(&out));
