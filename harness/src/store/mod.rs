@@ -804,7 +804,7 @@ pub(crate) mod conformance {
         tagged.machine.tag = Some("x86-quiet".into());
         tagged.started_unix = 3.0;
         assert_eq!(store.merge_runs(&[tagged]).unwrap(), 1);
-        assert_eq!(store.merge_runs(&[a.clone()]).unwrap(), 0);
+        assert_eq!(store.merge_runs(std::slice::from_ref(&a)).unwrap(), 0);
         assert_eq!(
             store.machines().unwrap()[0].tag.as_deref(),
             Some("x86-quiet")
