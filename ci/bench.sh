@@ -12,14 +12,18 @@
 # shared runner hits both alike, and pairs are added only while the
 # answer is uncertain.
 #
-# Env: SYNCBENCH_DB (default .syncbench/results.sqlite),
+# Env: SYNCBENCH_DB (default .syncbench/results.sqlite; a postgres:// URL
+#        for a shared database, passed in the environment so `ps` never
+#        shows its password),
+#      SYNCBENCH_MACHINE_TAG (optional: this runner's tag; the gate then
+#        judges the results of the machines with this tag only),
 #      SYNCBENCH_SUMMARY (default $GITHUB_STEP_SUMMARY, else syncbench-summary.md).
 # Exit status: 1 when `syncbench check` finds a regression or a run failed.
 # Restore the database first (ci/db.sh restore) so there is history to compare with.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 baseline=${1:-main}
-db=${SYNCBENCH_DB:-.syncbench/results.sqlite}
+export SYNCBENCH_DB=${SYNCBENCH_DB:-.syncbench/results.sqlite}
 summary=${SYNCBENCH_SUMMARY:-${GITHUB_STEP_SUMMARY:-syncbench-summary.md}}
 
 cargo build --release -p syncbench
@@ -30,7 +34,7 @@ git rev-parse --verify --quiet "$baseline" >/dev/null || git fetch --quiet origi
 status=0
 if [ "${SYNCBENCH_MODE:-history}" = ab ]; then
   out=$(mktemp)
-  "$sb" check --run --baseline "$baseline" --db "$db" --budget 90s | tee "$out" || status=$?
+  "$sb" check --run --baseline "$baseline" --budget 90s | tee "$out" || status=$?
   {
     echo "### syncbench: $(git rev-parse --short HEAD) against $baseline, measured alternately"
     echo '```'
@@ -39,25 +43,27 @@ if [ "${SYNCBENCH_MODE:-history}" = ab ]; then
   } >>"$summary"
   exit "$status"
 fi
-"$sb" run --db "$db" --baseline "$baseline" || status=$?
+"$sb" run --baseline "$baseline" || status=$?
 # A branch or pull request is checked against its merge base with the
 # baseline: measure it if the restored database lacks it (a no-op when it
 # has it), so the gate never compares with nothing.
 mb=$(git merge-base HEAD "$baseline" 2>/dev/null || true)
 if [ -n "$mb" ] && [ "$mb" != "$(git rev-parse HEAD)" ]; then
-  "$sb" history "$mb" --db "$db" || status=$?
+  "$sb" history "$mb" || status=$?
 fi
 # check writes the summary and fails on a regression against the baseline
 # (a noisy metric's regression is measured again, interleaved, first).
-"$sb" check --db "$db" --baseline "$baseline" --summary "$summary" || status=$?
+machine=()
+[ -z "${SYNCBENCH_MACHINE_TAG:-}" ] || machine=(--machine "$SYNCBENCH_MACHINE_TAG")
+"$sb" check --baseline "$baseline" --summary "$summary" "${machine[@]}" || status=$?
 # The dashboard (uploaded as the `dashboard` artifact), with the page
 # comparing the commit the baseline points at with this one, when both
 # were measured; linked from the summary.
 site=target/syncbench-report
-if page=$("$sb" report --db "$db" --out "$site" --compare "$baseline..HEAD" 2>/dev/null | head -1); then
+if page=$("$sb" report --out "$site" --compare "$baseline..HEAD" 2>/dev/null | head -1); then
   printf '\nDashboard: `%s` (artifact `dashboard`), comparison: `%s`\n' "$site/index.html" "${page#"$PWD"/}" >>"$summary"
 else
-  "$sb" report --db "$db" --out "$site" >/dev/null
+  "$sb" report --out "$site" >/dev/null
   printf '\nDashboard: `%s` (artifact `dashboard`)\n' "$site/index.html" >>"$summary"
 fi
 exit "$status"

@@ -173,3 +173,11 @@ pub fn hostname() -> String {
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "localhost".to_owned())
 }
+
+/// FNV-1a: a stable, short, collision-unlikely name part (cache dirs,
+/// worktree names, spool files); not for anything secret.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}

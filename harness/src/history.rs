@@ -191,11 +191,7 @@ fn same_repository(worktree: &Repository, repo: &Repository) -> bool {
 /// Default cache: `$XDG_CACHE_HOME` (or `~/.cache`)`/syncbench/<repo>-<hash>`.
 /// FNV-1a of a path: a stable, short, collision-unlikely suffix.
 fn fnv(path: &Path) -> u64 {
-    path.to_string_lossy()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-        })
+    crate::env::fnv1a(path.to_string_lossy().as_bytes())
 }
 
 pub fn default_cache(root: &Path) -> PathBuf {

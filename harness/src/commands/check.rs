@@ -37,9 +37,10 @@ pub struct Args {
     /// measured alternately until the answer is clear).
     #[arg(long, default_value = "3m", value_parser = parse_duration)]
     confirm_budget: Duration,
-    /// Only this machine's results: its tag (`syncbench machines`) or a
-    /// prefix of its fingerprint [default: every machine's]. Regressions
-    /// of another machine than this one are not measured again here.
+    /// Only these machines' results: a tag (`syncbench machines`; every
+    /// machine with it, each its own series) or a prefix of one
+    /// fingerprint [default: every machine's]. Regressions of other
+    /// machines than this one are not measured again here.
     #[arg(long)]
     machine: Option<String>,
     #[command(flatten)]
@@ -72,7 +73,8 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         None => None,
     };
     let history = History::load_runs(&*store, &|r| {
-        only.as_ref().is_none_or(|m| r.key.machine == m.fingerprint)
+        only.as_ref()
+            .is_none_or(|ms| ms.iter().any(|m| r.key.machine == m.fingerprint))
     })?;
     let measured: HashSet<&str> = history
         .runs
@@ -123,12 +125,13 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let silenced = silenced_between(cx, &base, &new)?;
     let mut flags = flags(&history, &compared, &book, &triages, &silenced);
     // A regression is confirmed by measuring here: only for this machine's.
+    let this = syncbench::env::Machine::detect().fingerprint();
     let here = only
         .as_ref()
-        .is_none_or(|m| m.fingerprint == syncbench::env::Machine::detect().fingerprint());
+        .is_none_or(|ms| ms.iter().any(|m| m.fingerprint == this));
     if !here && !args.no_confirm {
         eprintln!(
-            "syncbench: --machine names another machine: its regressions are not measured again here"
+            "syncbench: --machine names other machines: their regressions are not measured again here"
         );
     }
     let interrupted = !args.no_confirm && here && confirm(cx, &args, &base, &new, &mut flags)?;

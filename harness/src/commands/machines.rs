@@ -45,36 +45,41 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// The machine a `--machine` argument names: a tag, or a prefix of a
-/// fingerprint; an error lists the machines when none or several match.
+/// The machines a `--machine` argument names: every machine with that
+/// tag (a pool of machines may share one; each stays its own series), or
+/// the one whose fingerprint starts with it; an error lists the machines
+/// when none match, or a prefix matches several.
 pub fn resolve(
     machines: &[syncbench::store::MachineRow],
     wanted: &str,
-) -> anyhow::Result<syncbench::store::MachineRow> {
+) -> anyhow::Result<Vec<syncbench::store::MachineRow>> {
     let by_tag: Vec<_> = machines
         .iter()
         .filter(|m| m.tag.as_deref() == Some(wanted))
+        .cloned()
         .collect();
-    let found: Vec<_> = if by_tag.is_empty() {
-        machines
-            .iter()
-            .filter(|m| m.fingerprint.starts_with(wanted))
-            .collect()
-    } else {
-        by_tag
-    };
-    match found.as_slice() {
-        [one] => Ok((*one).clone()),
-        _ => {
-            let list: Vec<String> = machines
-                .iter()
-                .map(|m| format!("  {} {}", m.tag.as_deref().unwrap_or("-"), m.fingerprint))
-                .collect();
-            anyhow::bail!(
-                "--machine {wanted:?} names {} machines; give a tag or a longer fingerprint prefix of one of:\n{}",
-                if found.is_empty() { "no" } else { "several" },
-                list.join("\n")
-            )
-        }
+    if !by_tag.is_empty() {
+        return Ok(by_tag);
     }
+    let found: Vec<_> = machines
+        .iter()
+        .filter(|m| m.fingerprint.starts_with(wanted))
+        .cloned()
+        .collect();
+    if found.len() == 1 {
+        return Ok(found);
+    }
+    let list: Vec<String> = machines
+        .iter()
+        .map(|m| format!("  {} {}", m.tag.as_deref().unwrap_or("-"), m.fingerprint))
+        .collect();
+    anyhow::bail!(
+        "--machine {wanted:?} is no machine's tag and {} fingerprint prefix; give one of:\n{}",
+        if found.is_empty() {
+            "no"
+        } else {
+            "more than one"
+        },
+        list.join("\n")
+    )
 }

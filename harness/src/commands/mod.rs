@@ -274,7 +274,7 @@ impl Context {
     /// server, runs it could not take before (kept locally) are stored
     /// first, and said so.
     pub fn session(&self, settings: MeasureSettings) -> anyhow::Result<Session> {
-        let spool = self.root.join(".syncbench/unsent.sqlite");
+        let spool = self.db.spool_in(&self.root.join(".syncbench"));
         let mut session = Session::open(&self.db, settings, self.interrupted()?, Some(spool))?;
         let restored = session.restore_spool()?;
         if restored > 0 {

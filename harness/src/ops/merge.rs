@@ -71,7 +71,13 @@ pub fn merge_file(target: &mut Store, file: &Path) -> Result<Merged, StoreError>
     }
     let have = target.profiles()?;
     for p in source.profiles()? {
-        if !have.contains(&p) {
+        // The newer comparison of the same point and commits stays.
+        let newer_or_same = have.iter().any(|h| {
+            (&h.machine, &h.scenario, &h.point, &h.base_sha, &h.new_sha)
+                == (&p.machine, &p.scenario, &p.point, &p.base_sha, &p.new_sha)
+                && h.created_unix >= p.created_unix
+        });
+        if !newer_or_same {
             target.record_profile(&p)?;
             merged.profiles_added += 1;
         }

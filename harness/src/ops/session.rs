@@ -212,6 +212,29 @@ impl Todo {
     }
 }
 
+/// Renames a SQLite database with its `-wal` and `-shm` files; false
+/// when there was none.
+fn move_db(from: &Path, to: &Path) -> std::io::Result<bool> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        other => other?,
+    }
+    for suffix in ["-wal", "-shm"] {
+        let side = |p: &Path| PathBuf::from(format!("{}{suffix}", p.display()));
+        match std::fs::rename(side(from), side(to)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(true)
+}
+
+fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
 /// What `run`, `history` and `bisect` share.
 #[derive(Debug)]
 pub struct Session {
@@ -254,16 +277,27 @@ impl Session {
     /// Stores the runs `spool` kept from an earlier session; how many
     /// were new. The file is removed once they are stored.
     pub fn restore_spool(&mut self) -> Result<usize, StoreError> {
-        let Some(spool) = self.spool.clone().filter(|p| p.exists()) else {
+        let Some(spool) = self.spool.clone() else {
             return Ok(0);
         };
-        let runs = crate::store::SqliteStore::open(&spool)?.export_runs()?;
-        let added = self.store.merge_runs(&runs)?;
-        std::fs::remove_file(&spool).map_err(|source| StoreError::Io {
+        // Moved aside first (with its log), so runs another process keeps
+        // meanwhile go to a new spool instead of being deleted with this one.
+        let taken = spool.with_extension(format!("restoring-{}.sqlite", std::process::id()));
+        let moved = move_db(&spool, &taken).map_err(|source| StoreError::Io {
             path: spool.clone(),
             source,
         })?;
-        Ok(added)
+        if !moved {
+            return Ok(0);
+        }
+        let runs = crate::store::SqliteStore::open(&taken)?.export_runs()?;
+        let stored = self.store.merge_runs(&runs);
+        if stored.is_err() {
+            // Back where the next session finds them (merging is idempotent).
+            crate::store::SqliteStore::open(&spool)?.merge_runs(&runs)?;
+        }
+        remove_db(&taken);
+        stored
     }
 
     /// Stores runs (or holds them, see `held`); their ids (0 when held).

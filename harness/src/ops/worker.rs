@@ -117,6 +117,7 @@ pub fn work(
     let tag = settings.machine_tag.as_deref();
     let fingerprint = session.machine().fingerprint();
     let mut completed = 0;
+    queue.listen()?;
     while !session.interrupted() {
         queue.seen(name, tag, &fingerprint, None)?;
         let Some(job) = queue.claim(name, tag, settings.lease)? else {
@@ -136,19 +137,33 @@ pub fn work(
         );
         let measured = measure(session, root, &job, choose, progress, events);
         let lost = beat.stop();
-        let result = match measured {
-            _ if session.interrupted() => queue.release(&job, name).map(|()| {
-                events(Event::Released(&job));
-            }),
-            _ if lost => Err(QueueError::LostClaim(job.id)),
-            Err(error) => queue.fail(&job, name, &error, &[], &error).map(|retry| {
-                report_failure(&job, retry, &error, events);
-            }),
-            Ok(runs) => settle(queue, &job, name, &runs, events).map(|done| {
-                completed += usize::from(done);
-            }),
-        };
+        // Each answer is tried twice: the connection sat idle while the
+        // job was measured (a firewall may have cut it), and the claim
+        // outlives a reconnection.
+        let mut result = Err(QueueError::LostClaim(job.id));
+        for attempt in 0..2 {
+            if attempt > 0
+                && let Err(e) = queue.reconnect()
+            {
+                result = Err(e);
+                break;
+            }
+            result = answer(
+                queue,
+                &job,
+                name,
+                &measured,
+                session.interrupted(),
+                lost,
+                events,
+            );
+            match &result {
+                Err(e) if e.is_connection() => continue,
+                _ => break,
+            }
+        }
         match result {
+            Ok(done) => completed += usize::from(done),
             Err(QueueError::LostClaim(_)) => events(Event::LostClaim(&job)),
             Err(e) if e.is_connection() => {
                 return Err(WorkerError::LostDatabase {
@@ -156,10 +171,40 @@ pub fn work(
                     source: e,
                 });
             }
-            other => other?,
+            // The database refused the answer (a value it cannot store, a
+            // deadlock): the attempt failed, and says why; the worker goes on.
+            Err(e) => {
+                let error = format!("storing the results: {}", chain(&e));
+                let retry = queue.fail(&job, name, &error, &[], &error)?;
+                report_failure(&job, retry, &error, events);
+            }
         }
     }
     Ok(completed)
+}
+
+/// Tells the queue how a job's attempt ended; whether the job is done.
+fn answer(
+    queue: &mut Queue,
+    job: &Job,
+    worker: &str,
+    measured: &Result<Vec<RunRecord>, String>,
+    interrupted: bool,
+    lost: bool,
+    events: &mut dyn FnMut(Event),
+) -> Result<bool, QueueError> {
+    match measured {
+        _ if interrupted => queue.release(job, worker).map(|()| {
+            events(Event::Released(job));
+            false
+        }),
+        _ if lost => Err(QueueError::LostClaim(job.id)),
+        Err(error) => queue.fail(job, worker, error, &[], error).map(|retry| {
+            report_failure(job, retry, error, events);
+            false
+        }),
+        Ok(runs) => settle(queue, job, worker, runs, events),
+    }
 }
 
 fn report_failure(job: &Job, retry: Retry, error: &str, events: &mut dyn FnMut(Event)) {

@@ -12,7 +12,9 @@
 //! run wins over failures, a run of the commit as committed wins over
 //! one of a dirty working tree, and a newer run wins over an older one.
 //! `regressions`, `compare`, `check`, `bisect`, the baseline of `run` and
-//! the dashboard all read runs through it.
+//! the dashboard all read runs through it. "Newer" is the later start
+//! (then the later id): a run merged from another file is as new as when
+//! it was measured, not when it was copied.
 
 mod postgres;
 pub mod queue;
@@ -22,7 +24,7 @@ use crate::env::{Commit, Machine};
 use crate::model::{Confirmation, Phase, PointKey, RunStatus, Series, Triage, Verdict};
 use crate::probe::Sample;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use postgres::{PgError, PgStore};
 pub use sqlite::{SqliteError, SqliteStore};
@@ -31,7 +33,7 @@ pub use sqlite::{SqliteError, SqliteStore};
 pub type Store = dyn Connection;
 
 /// Where a results store is: a SQLite file or a PostgreSQL server.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Location {
     Sqlite(PathBuf),
     /// A `postgres://` or `postgresql://` URL, or key=value settings.
@@ -50,6 +52,20 @@ impl Location {
 
     pub fn is_postgres(&self) -> bool {
         matches!(self, Location::Postgres(_))
+    }
+
+    /// Where runs this database could not take are kept, in `dir`: one
+    /// file per database (named by a hash of its URL without password).
+    pub fn spool_in(&self, dir: &Path) -> PathBuf {
+        let hash = crate::env::fnv1a(self.to_string().as_bytes());
+        dir.join(format!("unsent-{:08x}.sqlite", hash as u32))
+    }
+}
+
+/// Never shows a server's password, in `{:?}` either.
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Location({self})")
     }
 }
 

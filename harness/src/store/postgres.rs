@@ -25,7 +25,7 @@ use std::time::Duration;
 
 /// The order that picks the run of a commit (see `store`'s module doc);
 /// `$1` is bound to `ok`.
-const THE_RUN: &str = "(r.status = $1) DESC, r.dirty ASC, r.id DESC";
+const THE_RUN: &str = "(r.status = $1) DESC, r.dirty ASC, r.started_unix DESC, r.id DESC";
 
 /// Taken (for the transaction) by whoever migrates or merges, so two at
 /// once take turns: "SBNC", as SQLite's application_id.
@@ -237,14 +237,13 @@ impl From<postgres::Error> for StoreError {
 pub fn redact(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(scheme_end) = out.find("://") {
-        let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| rest_start + i);
-        if let Some(at) = out[rest_start..authority_end].rfind('@') {
-            let user = &out[rest_start..rest_start + at];
+        let start = scheme_end + 3;
+        // The driver's rule: the credentials run to the first `@` (a
+        // password may hold `/` or `?`).
+        if let Some(at) = out[start..].find('@') {
+            let user = &out[start..start + at];
             if let Some(colon) = user.find(':') {
-                out.replace_range(rest_start + colon + 1..rest_start + at, "***");
+                out.replace_range(start + colon + 1..start + at, "***");
             }
         }
     }
@@ -256,6 +255,16 @@ pub fn redact(url: &str) -> String {
         out.replace_range(start..end, "***");
     }
     out
+}
+
+/// Text as PostgreSQL can store it: it refuses NUL characters (a child's
+/// stderr tail may hold some), which become U+FFFD.
+fn text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}").into()
+    } else {
+        s.into()
+    }
 }
 
 /// A connection to the server at `url`, its failures told apart: a
@@ -365,12 +374,15 @@ impl PgStore {
     }
 }
 
-fn machine_id(tx: &mut impl GenericClient, m: &Machine) -> Result<i64, StoreError> {
-    let row = tx.query_one(
+/// The machine's id, recorded if new. With `retag`, a tag replaces the
+/// one stored (a live run names the machine as it is now); without, a tag
+/// is only added where there is none (a merged file's may be old). The
+/// row is written only when something changes, so concurrent writers do
+/// not queue on it.
+fn machine_id(tx: &mut impl GenericClient, m: &Machine, retag: bool) -> Result<i64, StoreError> {
+    tx.execute(
         "INSERT INTO machines (fingerprint, cpu, cores, memory_bytes, os, kernel, hw_counters, tag)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (fingerprint) DO UPDATE SET tag = coalesce(excluded.tag, machines.tag)
-         RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (fingerprint) DO NOTHING",
         &[
             &m.fingerprint(),
             &m.cpu,
@@ -382,13 +394,29 @@ fn machine_id(tx: &mut impl GenericClient, m: &Machine) -> Result<i64, StoreErro
             &m.tag,
         ],
     )?;
-    Ok(row.try_get(0)?)
+    if m.tag.is_some() {
+        tx.execute(
+            "UPDATE machines SET tag = $2 WHERE fingerprint = $1
+               AND tag IS DISTINCT FROM $2 AND ($3 OR tag IS NULL)",
+            &[&m.fingerprint(), &m.tag, &retag],
+        )?;
+    }
+    Ok(tx
+        .query_one(
+            "SELECT id FROM machines WHERE fingerprint = $1",
+            &[&m.fingerprint()],
+        )?
+        .try_get(0)?)
 }
 
 /// Inserts one run whole; its id. Shared with the job queue, which
 /// stores a job's runs in the transaction that completes it.
-pub(super) fn insert_run(tx: &mut impl GenericClient, run: &RunRecord) -> Result<i64, StoreError> {
-    let machine = machine_id(tx, &run.machine)?;
+pub(super) fn insert_run(
+    tx: &mut impl GenericClient,
+    run: &RunRecord,
+    retag: bool,
+) -> Result<i64, StoreError> {
+    let machine = machine_id(tx, &run.machine, retag)?;
     let c = &run.commit;
     tx.execute(
         "INSERT INTO commits (sha, parents, author, time_unix, subject) VALUES ($1, $2, $3, $4, $5)
@@ -415,20 +443,20 @@ pub(super) fn insert_run(tx: &mut impl GenericClient, run: &RunRecord) -> Result
                 &c.branch,
                 &run.scenario,
                 &run.point,
-                &run.params_json,
+                &text(&run.params_json),
                 &run.status.as_str(),
-                &run.error,
+                &run.error.as_deref().map(text),
                 &i64::from(run.repetitions),
                 &run.harness_version,
                 &run.toolchain,
-                &run.command_line,
+                &text(&run.command_line),
                 &run.started_unix,
                 &run.finished_unix,
             ],
         )?
         .try_get(0)?;
     if !run.metrics.is_empty() {
-        let names: Vec<&str> = run.metrics.iter().map(|m| m.name.as_str()).collect();
+        let names: Vec<std::borrow::Cow<str>> = run.metrics.iter().map(|m| text(&m.name)).collect();
         let units: Vec<&str> = run.metrics.iter().map(|m| m.unit.as_str()).collect();
         let directions: Vec<&str> = run.metrics.iter().map(|m| m.direction.as_str()).collect();
         tx.execute(
@@ -448,7 +476,7 @@ pub(super) fn insert_run(tx: &mut impl GenericClient, run: &RunRecord) -> Result
         let (mut metric, mut repetition, mut value) = (vec![], vec![], vec![]);
         for m in &run.metrics {
             for (i, v) in m.values.iter().enumerate() {
-                metric.push(ids[&m.name]);
+                metric.push(ids[text(&m.name).as_ref()]);
                 repetition.push(i as i64);
                 value.push(*v);
             }
@@ -483,7 +511,7 @@ pub(super) fn insert_run(tx: &mut impl GenericClient, run: &RunRecord) -> Result
     }
     if !run.phases.is_empty() {
         let rep: Vec<i64> = run.phases.iter().map(|p| i64::from(p.repetition)).collect();
-        let name: Vec<&str> = run.phases.iter().map(|p| p.name.as_str()).collect();
+        let name: Vec<std::borrow::Cow<str>> = run.phases.iter().map(|p| text(&p.name)).collect();
         let start: Vec<f64> = run.phases.iter().map(|p| p.start_ms).collect();
         let end: Vec<f64> = run.phases.iter().map(|p| p.end_ms).collect();
         tx.execute(
@@ -543,7 +571,7 @@ impl Connection for PgStore {
     fn record(&mut self, run: &RunRecord) -> Result<i64, StoreError> {
         let mut client = self.client.borrow_mut();
         let mut tx = client.transaction()?;
-        let id = insert_run(&mut tx, run)?;
+        let id = insert_run(&mut tx, run, true)?;
         tx.commit()?;
         Ok(id)
     }
@@ -553,7 +581,7 @@ impl Connection for PgStore {
         let mut tx = client.transaction()?;
         let ids = runs
             .iter()
-            .map(|r| insert_run(&mut tx, r))
+            .map(|r| insert_run(&mut tx, r, true))
             .collect::<Result<_, _>>()?;
         tx.commit()?;
         Ok(ids)
@@ -1083,7 +1111,7 @@ impl Connection for PgStore {
                 )?
                 .is_some();
             if !known {
-                insert_run(&mut tx, run)?;
+                insert_run(&mut tx, run, false)?;
                 added += 1;
             }
         }
@@ -1170,5 +1198,41 @@ impl Connection for PgStore {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        for (url, shown) in [
+            (
+                "postgres://bench:s3cret@db.example.org:5432/sb",
+                "postgres://bench:***@db.example.org:5432/sb",
+            ),
+            // A password with / ? or : (base64 passwords have /): the
+            // driver takes everything up to the first @.
+            (
+                "postgres://bench:Ab/x9?z:q@db/sb",
+                "postgres://bench:***@db/sb",
+            ),
+            (
+                "postgresql://db/sb?user=bench&password=hunter2&sslmode=disable",
+                "postgresql://db/sb?user=bench&password=***&sslmode=disable",
+            ),
+            ("postgres://bench@db/sb", "postgres://bench@db/sb"),
+        ] {
+            assert_eq!(redact(url), shown);
+            let location = crate::store::Location::parse(url);
+            assert!(!format!("{location} {location:?}").contains("s3cret"));
+        }
+    }
+
+    #[test]
+    fn text_without_nul() {
+        assert_eq!(text("a\0b"), "a\u{FFFD}b");
+        assert!(matches!(text("plain"), std::borrow::Cow::Borrowed(_)));
     }
 }

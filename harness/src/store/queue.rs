@@ -61,6 +61,34 @@ const CHANNEL: &str = "syncbench_jobs";
 /// again (it may be what kills its workers).
 pub const MAX_LOST: i64 = 3;
 
+/// A job that failed this many times is failed, even when its errors
+/// differ (a port or a pid in the message).
+pub const MAX_FAILURES: i64 = 3;
+
+/// What makes two failures "the same way": the message with its numbers
+/// (ports, pids, durations) left out.
+pub fn failure_signature(error: &str) -> String {
+    let mut out = String::with_capacity(error.len());
+    let mut in_number = false;
+    for c in error.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Text as PostgreSQL stores it (no NUL characters: see `postgres::text`).
+fn clean(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
 /// A job as a worker claimed it.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -264,12 +292,12 @@ impl Queue {
                      worker = $1, attempt = attempt + 1, lease_seconds = $3,
                      heartbeat = clock_timestamp(), started_at = clock_timestamp()
                  WHERE id = (SELECT id FROM jobs
-                             WHERE (state = 'pending' OR ({expired}))
+                             WHERE (state = 'pending' OR ({expired} AND lost + 1 < $4))
                                AND (machine_tag IS NULL OR machine_tag = $2)
                              ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
                  RETURNING id, sha, scenarios, force, attempt"
             ),
-            &[&worker, &machine_tag, &lease.as_secs_f64()],
+            &[&worker, &machine_tag, &lease.as_secs_f64(), &MAX_LOST],
         )?;
         Ok(match row {
             None => None,
@@ -326,7 +354,7 @@ impl Queue {
         let mut tx = self.client.transaction()?;
         Self::hold(&mut tx, job, worker)?;
         for run in runs {
-            insert_run(&mut tx, run)?;
+            insert_run(&mut tx, run, true)?;
         }
         let state = match outcome {
             Outcome::Done => "done",
@@ -335,15 +363,16 @@ impl Queue {
         tx.execute(
             "UPDATE jobs SET state = $2, finished_at = clock_timestamp(), runs = $3, log = $4
              WHERE id = $1",
-            &[&job.id, &state, &(runs.len() as i64), &log],
+            &[&job.id, &state, &(runs.len() as i64), &clean(log)],
         )?;
         tx.commit()?;
         Ok(())
     }
 
     /// A failed attempt: the job goes back to the queue, unless it failed
-    /// the same way before; then it is `failed`, with `runs` (the failed
-    /// runs, so the history shows them) and `log` stored.
+    /// the same way before (see [`failure_signature`]) or [`MAX_FAILURES`]
+    /// times; then it is `failed`, with `runs` (the failed runs, so the
+    /// history shows them) and `log` stored.
     pub fn fail(
         &mut self,
         job: &Job,
@@ -354,12 +383,16 @@ impl Queue {
     ) -> Result<Retry, QueueError> {
         let mut tx = self.client.transaction()?;
         Self::hold(&mut tx, job, worker)?;
-        let last: Option<String> = tx
-            .query_one("SELECT last_error FROM jobs WHERE id = $1", &[&job.id])?
-            .try_get(0)?;
-        let retry = if last.as_deref() == Some(error) {
+        let (error, log) = (clean(error), clean(log));
+        let row = tx.query_one(
+            "SELECT last_error, failures FROM jobs WHERE id = $1",
+            &[&job.id],
+        )?;
+        let (last, failures): (Option<String>, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let same = last.as_deref().map(failure_signature) == Some(failure_signature(&error));
+        let retry = if same || failures + 1 >= MAX_FAILURES {
             for run in runs {
-                insert_run(&mut tx, run)?;
+                insert_run(&mut tx, run, true)?;
             }
             tx.execute(
                 "UPDATE jobs SET state = 'failed', finished_at = clock_timestamp(),
@@ -395,14 +428,33 @@ impl Queue {
         Ok(())
     }
 
-    /// Sleeps until a job may be there: a notification, or `timeout`
-    /// (when leases of silent workers may have run out), or `stop` says
-    /// so (checked every second, without a word to the server).
-    pub fn wait(&mut self, timeout: Duration, stop: &dyn Fn() -> bool) -> Result<(), QueueError> {
+    /// Subscribes to new jobs' notifications (before the first claim,
+    /// so a job enqueued between a claim finding nothing and the wait is
+    /// not missed).
+    pub fn listen(&mut self) -> Result<(), QueueError> {
         if !self.listening {
             self.client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
             self.listening = true;
         }
+        Ok(())
+    }
+
+    /// A fresh connection in place of this one (after it was lost),
+    /// listening again if it was.
+    pub fn reconnect(&mut self) -> Result<(), QueueError> {
+        let listening = self.listening;
+        *self = self.another()?;
+        if listening {
+            self.listen()?;
+        }
+        Ok(())
+    }
+
+    /// Sleeps until a job may be there: a notification, or `timeout`
+    /// (when leases of silent workers may have run out), or `stop` says
+    /// so (checked every second, without a word to the server).
+    pub fn wait(&mut self, timeout: Duration, stop: &dyn Fn() -> bool) -> Result<(), QueueError> {
+        self.listen()?;
         let start = std::time::Instant::now();
         let mut notes = self.client.notifications();
         while !stop() && start.elapsed() < timeout {
@@ -493,5 +545,95 @@ impl QueueError {
     /// The server went away.
     pub fn is_connection(&self) -> bool {
         matches!(self, QueueError::Store(e) if e.is_connection())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue() -> Option<(crate::pgtest::PgServer, Queue)> {
+        let server = crate::pgtest::start_or_skip()?;
+        let q = Queue::open(&Location::Postgres(server.url_of("postgres"))).unwrap();
+        Some((server, q))
+    }
+
+    /// A claim whose lease ran out goes to the next worker; the first
+    /// can then neither heartbeat nor complete it. A lease of zero has
+    /// always run out, so nothing here waits on a clock.
+    #[test]
+    fn an_expired_claim_is_taken_over_and_its_first_worker_stores_nothing() {
+        let Some((_server, mut q)) = queue() else {
+            return;
+        };
+        q.enqueue(&["a".repeat(40)], &[], None, false).unwrap();
+        let first = q.claim("w1", None, Duration::ZERO).unwrap().unwrap();
+        let second = q
+            .claim("w2", None, Duration::from_secs(60))
+            .unwrap()
+            .unwrap();
+        assert_eq!((first.id, first.attempt, second.attempt), (second.id, 1, 2));
+        assert!(
+            q.claim("w3", None, Duration::from_secs(60))
+                .unwrap()
+                .is_none()
+        );
+        assert!(!q.heartbeat(&first, "w1").unwrap());
+        assert!(matches!(
+            q.finish(&first, "w1", Outcome::Done, &[], ""),
+            Err(QueueError::LostClaim(_))
+        ));
+        assert!(q.heartbeat(&second, "w2").unwrap());
+        q.finish(&second, "w2", Outcome::Done, &[], "").unwrap();
+        let jobs = q.jobs(&[]).unwrap();
+        assert_eq!((jobs[0].state.as_str(), jobs[0].lost), ("done", 1));
+    }
+
+    /// Failures: the same one twice fails the job; different ones, the
+    /// third; leases lost MAX_LOST times fail it too.
+    #[test]
+    fn jobs_are_not_retried_forever() {
+        let Some((_server, mut q)) = queue() else {
+            return;
+        };
+        let sha = ["b".repeat(40)];
+        q.enqueue(&sha, &[], None, false).unwrap();
+        let mut retries = vec![];
+        for error in ["out of memory", "disk full", "segfault"] {
+            let job = q
+                .claim("w", None, Duration::from_secs(60))
+                .unwrap()
+                .unwrap();
+            retries.push(q.fail(&job, "w", error, &[], error).unwrap());
+        }
+        assert_eq!(retries, [Retry::Again, Retry::Again, Retry::Failed]);
+        q.enqueue(&sha, &[], None, false).unwrap();
+        // Claimed, and each time its worker goes silent (a lease of zero):
+        // the third lost lease fails it.
+        for _ in 0..MAX_LOST {
+            assert!(q.claim("w", None, Duration::ZERO).unwrap().is_some());
+        }
+        assert!(q.claim("w", None, Duration::ZERO).unwrap().is_none());
+        let jobs = q.jobs(&[]).unwrap();
+        assert_eq!(jobs[1].state, "failed", "{:?}", jobs[1]);
+        assert!(
+            jobs[1]
+                .log
+                .as_deref()
+                .unwrap_or("")
+                .contains("stopped heartbeating")
+        );
+    }
+
+    #[test]
+    fn failures_differing_only_in_numbers_are_the_same() {
+        assert_eq!(
+            failure_signature("nginx did not listen on 127.0.0.1:41023 in 10 s"),
+            failure_signature("nginx did not listen on 127.0.0.1:39877 in 10 s")
+        );
+        assert_ne!(
+            failure_signature("out of memory"),
+            failure_signature("disk full")
+        );
     }
 }

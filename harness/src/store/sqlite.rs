@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// The order that picks the run of a commit (see the module doc of
 /// `store`) among the runs of one point at one commit: the first row
 /// wins. `?1` is bound to `ok`.
-const THE_RUN: &str = "(r.status = ?1) DESC, r.dirty ASC, r.id DESC";
+const THE_RUN: &str = "(r.status = ?1) DESC, r.dirty ASC, r.started_unix DESC, r.id DESC";
 
 /// `PRAGMA application_id` of our databases ("SBNC").
 const APPLICATION_ID: i64 = 0x5342_4e43;
@@ -219,11 +219,13 @@ impl SqliteStore {
         Ok(SqliteStore { conn })
     }
 
-    fn machine_id(tx: &rusqlite::Connection, m: &Machine) -> Result<i64, StoreError> {
+    /// The machine's id, recorded if new; `retag` as in the PostgreSQL
+    /// backend (a live run's tag replaces the stored one, a merged one
+    /// only fills a gap).
+    fn machine_id(tx: &rusqlite::Connection, m: &Machine, retag: bool) -> Result<i64, StoreError> {
         tx.execute(
             "INSERT INTO machines (fingerprint, cpu, cores, memory_bytes, os, kernel, hw_counters, tag)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (fingerprint) DO UPDATE SET tag = coalesce(excluded.tag, tag)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (fingerprint) DO NOTHING",
             params![
                 m.fingerprint(),
                 m.cpu,
@@ -235,6 +237,13 @@ impl SqliteStore {
                 m.tag
             ],
         )?;
+        if m.tag.is_some() {
+            tx.execute(
+                "UPDATE machines SET tag = ?2 WHERE fingerprint = ?1
+                   AND tag IS NOT ?2 AND (?3 OR tag IS NULL)",
+                params![m.fingerprint(), m.tag, retag],
+            )?;
+        }
         Ok(tx.query_row(
             "SELECT id FROM machines WHERE fingerprint = ?1",
             [m.fingerprint()],
@@ -247,7 +256,7 @@ impl SqliteStore {
 impl Connection for SqliteStore {
     fn record(&mut self, run: &RunRecord) -> Result<i64, StoreError> {
         let tx = self.conn.transaction()?;
-        let id = insert_run(&tx, run)?;
+        let id = insert_run(&tx, run, true)?;
         tx.commit()?;
         Ok(id)
     }
@@ -256,7 +265,7 @@ impl Connection for SqliteStore {
         let tx = self.conn.transaction()?;
         let ids = runs
             .iter()
-            .map(|r| insert_run(&tx, r))
+            .map(|r| insert_run(&tx, r, true))
             .collect::<Result<_, _>>()?;
         tx.commit()?;
         Ok(ids)
@@ -318,7 +327,7 @@ impl Connection for SqliteStore {
         let mut stmt = self.conn.prepare(
             "SELECT r.id, m.fingerprint, r.commit_sha, r.dirty, r.scenario, r.point, r.status, r.error, r.started_unix
              FROM runs r JOIN machines m ON m.id = r.machine_id
-             WHERE r.commit_sha LIKE ?1 || '%' ORDER BY r.id",
+             WHERE substr(r.commit_sha, 1, length(?1)) = ?1 ORDER BY r.id",
         )?;
         let rows = stmt.query_map([sha_prefix], |r| {
             Ok(RunRow {
@@ -444,7 +453,8 @@ impl Connection for SqliteStore {
     fn first_phases(&self, run_id: i64) -> Result<Vec<Phase>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT repetition, name, start_ms, end_ms FROM phases WHERE run_id = ?1 AND repetition =
-               (SELECT min(repetition) FROM samples WHERE run_id = ?1) ORDER BY start_ms",
+               (SELECT min(repetition) FROM samples WHERE run_id = ?1)
+             ORDER BY start_ms, end_ms, name",
         )?;
         let rows = stmt.query_map([run_id], |r| {
             Ok(Phase {
@@ -705,7 +715,7 @@ impl Connection for SqliteStore {
                 run.point
             ])?;
             if !known {
-                insert_run(&tx, run)?;
+                insert_run(&tx, run, false)?;
                 added += 1;
             }
         }
@@ -877,8 +887,8 @@ fn metric_of(r: &rusqlite::Row) -> rusqlite::Result<Series> {
     })
 }
 
-fn insert_run(tx: &rusqlite::Transaction, run: &RunRecord) -> Result<i64, StoreError> {
-    let machine = SqliteStore::machine_id(tx, &run.machine)?;
+fn insert_run(tx: &rusqlite::Transaction, run: &RunRecord, retag: bool) -> Result<i64, StoreError> {
+    let machine = SqliteStore::machine_id(tx, &run.machine, retag)?;
     let c = &run.commit;
     tx.execute(
         "INSERT INTO commits (sha, parents, author, time_unix, subject) VALUES (?1, ?2, ?3, ?4, ?5)

@@ -52,6 +52,19 @@ fn unreachable_server_wrong_password_and_foreign_database_are_clear_errors() {
     // Nothing was measured: the database is checked before any work.
     assert!(!err.contains("point(s) recorded"), "{err}");
 
+    // A NUL in a failed run's stderr (PostgreSQL refuses NUL in text):
+    // the run is stored, the character replaced.
+    let nul = "name = \"nul\"\nkind = \"command\"\nrun = \"printf 'bad\\\\0byte' >&2; exit 1\"\nrepetitions = 1\nwarmup = 0\n";
+    let repo2 = repo_with(&[("scenarios/nul.toml", nul)]);
+    let url = pg.url_of("postgres");
+    let out = sb(repo2.path(), &url, &["run", "nul"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let error: String = client(&url)
+        .query_one("SELECT error FROM runs", &[])
+        .unwrap()
+        .get(0);
+    assert!(error.contains("bad\u{FFFD}byte"), "{error:?}");
+
     let shop = pg.database("shop");
     client(&shop)
         .batch_execute("CREATE TABLE accounts (id INT PRIMARY KEY, balance REAL); INSERT INTO accounts VALUES (1, 9.5);")
@@ -135,9 +148,10 @@ fn a_run_whose_server_stops_mid_run_is_kept_and_stored_by_the_next_run() {
     let out = sb(repo.path(), &url, &["run", "stop"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = stderr(&out);
-    let spool = repo.path().join(".syncbench/unsent.sqlite");
+    let spool = syncbench::store::Location::parse(&url).spool_in(&repo.path().join(".syncbench"));
     assert!(
-        err.contains("run(s) just measured are kept in") && err.contains("unsent.sqlite"),
+        err.contains("run(s) just measured are kept in")
+            && err.contains(&spool.display().to_string()),
         "{err}"
     );
     assert!(spool.exists());
@@ -406,7 +420,7 @@ fn machines_are_listed_by_tag_and_check_judges_one() {
     let none = check("sparc");
     assert_eq!(none.status.code(), Some(1));
     assert!(
-        stderr(&none).contains("names no machines") && stderr(&none).contains("arm"),
+        stderr(&none).contains("is no machine's tag") && stderr(&none).contains("arm"),
         "{}",
         text(&none)
     );
