@@ -87,8 +87,10 @@ fn workers_drain_the_queue_exactly_once_while_one_is_killed_mid_job() {
         return;
     };
     let url = pg.url_of("postgres");
-    let n = 16;
-    let (repo, shas) = repo_of(n, &[("scenarios/t.toml", SHORT)]);
+    let n = 12;
+    // A second per job: the kill below lands mid-job even on a loaded machine.
+    let second = SHORT.replace("sleep 0.2", "sleep 1");
+    let (repo, shas) = repo_of(n, &[("scenarios/t.toml", second.as_str())]);
     let out = sb(
         repo.path(),
         &url,
