@@ -11,11 +11,11 @@
 use crate::{ClientError, Device, store};
 use age::secrecy::ExposeSecret;
 use protocol::{
-    BlobFlag, BlobId, BlobInfo, BlobQuery, Content, DocId, ErrorCode, FlagChange, INCOMING,
+    BlobFlag, BlobId, BlobInfo, BlobQuery, Content, DocId, ErrorCode, FlagItem, INCOMING, Limits,
     MailKey, Namespace,
 };
 use serde::{Deserialize, Serialize};
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 use std::time::Duration;
 
 /// Namespace of processed messages' content blobs.
@@ -109,12 +109,6 @@ pub struct IncomingReport {
     pub bytes: u64,
 }
 
-enum Outcome {
-    Done(u64),
-    Failed(String),
-    Skipped,
-}
-
 fn ns(s: &str) -> Namespace {
     Namespace::new(s).expect("constant namespaces are valid")
 }
@@ -194,17 +188,27 @@ impl Device {
         store::set_mail_mode(&self.conn, mode.as_str())
     }
 
-    /// Processes incoming mail, oldest first: reserves each message
-    /// (`PROCESSING`), decrypts and parses it, writes its metadata document
-    /// (and content blob), syncs, then marks it `PROCESSED` and deletes the
-    /// incoming copy. A message that does not decrypt or parse is marked
-    /// `FAILED` and kept. One left `PROCESSING` for longer than `lease` (a
+    /// Processes incoming mail, oldest first, in batches of up to the
+    /// server's `max_batch_items`: reserves the batch (`PROCESSING`, each
+    /// only if still as listed, so two devices never take the same
+    /// message), fetches the small ones in one request (large ones
+    /// streamed one by one), decrypts and parses them on every core,
+    /// stores the content blobs in one request (large ones streamed) and
+    /// the metadata documents in one local transaction, syncs, then marks
+    /// the batch `PROCESSED` and deletes the incoming copies, a request
+    /// each. A message that does not decrypt or parse is marked `FAILED`
+    /// and kept, alone. One left `PROCESSING` for longer than `lease` (a
     /// device that crashed mid-way) is taken again; every step can be
     /// repeated safely.
     pub fn process_incoming(&mut self, lease: Duration) -> Result<IncomingReport, ClientError> {
         let identity = self.mail_identity()?;
         let mode = self.mail_mode()?;
-        let max = self.limits()?.max_incoming_bytes;
+        let limits = self.limits()?;
+        if limits.max_batch_items == 0 {
+            return Err(ClientError::Protocol(
+                "the server takes no batches of blobs (max_batch_items is 0): it is older than this client".into(),
+            ));
+        }
         let mut report = IncomingReport::default();
         let incoming = ns(INCOMING);
         loop {
@@ -228,128 +232,214 @@ impl Device {
             if todo.is_empty() {
                 break;
             }
-            let mut done = Vec::new();
-            for blob in todo {
-                match self.process_one(&blob, &identity, mode, max)? {
-                    Outcome::Done(size) => {
-                        report.processed += 1;
-                        report.bytes += size;
-                        done.push(blob.id);
-                    }
-                    Outcome::Failed(why) => {
-                        self.remote.flag_blob(
-                            &incoming,
-                            &blob.id,
-                            &FlagChange {
-                                flag: BlobFlag::Failed,
-                                expect: Some(BlobFlag::Processing),
-                            },
-                        )?;
-                        report.failed.push((blob.id.to_string(), why));
-                    }
-                    Outcome::Skipped => report.skipped += 1,
-                }
-            }
-            // The documents reach the server before the incoming copies go.
-            self.sync()?;
-            for id in done {
-                self.remote.flag_blob(
-                    &incoming,
-                    &id,
-                    &FlagChange {
-                        flag: BlobFlag::Processed,
-                        expect: None,
-                    },
-                )?;
-                self.remote.delete_blob(&incoming, &id)?;
+            for chunk in todo.chunks(limits.max_batch_items as usize) {
+                self.process_batch(chunk, &identity, mode, &limits, &mut report)?;
             }
         }
         Ok(report)
     }
 
-    fn process_one(
+    /// One batch of incoming messages, from reservation to deletion.
+    fn process_batch(
         &mut self,
-        blob: &BlobInfo,
+        batch: &[BlobInfo],
         identity: &age::x25519::Identity,
         mode: MailMode,
-        max: u64,
-    ) -> Result<Outcome, ClientError> {
+        limits: &Limits,
+        report: &mut IncomingReport,
+    ) -> Result<(), ClientError> {
         let incoming = ns(INCOMING);
-        let reserved = self.remote.flag_blob(
+        let reservations = self.remote.flag_blobs(
             &incoming,
-            &blob.id,
-            &FlagChange {
-                flag: BlobFlag::Processing,
-                expect: blob.flag,
-            },
-        );
-        match reserved {
-            Err(e)
-                if matches!(
-                    e.code(),
-                    Some(ErrorCode::PreconditionFailed | ErrorCode::NotFound)
-                ) =>
-            {
-                return Ok(Outcome::Skipped);
+            batch
+                .iter()
+                .map(|b| FlagItem {
+                    id: b.id.clone(),
+                    flag: BlobFlag::Processing,
+                    expect: b.flag,
+                })
+                .collect(),
+        )?;
+        // Taken by another device meanwhile (or gone): not ours.
+        let reserved: Vec<BlobInfo> = reservations.into_iter().filter_map(|r| r.info).collect();
+        report.skipped += (batch.len() - reserved.len()) as u64;
+        let ciphertexts = self.fetch_incoming(&reserved, limits)?;
+        // Decrypting and parsing is the CPU's part: on every core.
+        let max = limits.max_incoming_bytes;
+        let prepared = parallel_map(ciphertexts, |(info, ct)| {
+            let outcome = ct.map(|ct| prepare(&info.id, &ct, identity, max));
+            (info, outcome)
+        });
+        let mut done: Vec<(BlobId, Vec<u8>, MailMeta)> = Vec::new();
+        let mut failed = Vec::new();
+        for (info, outcome) in prepared {
+            match outcome {
+                // Deleted between the reservation and the fetch.
+                None => report.skipped += 1,
+                Some(Ok((raw, header))) => {
+                    let content = match mode {
+                        MailMode::Legacy => MailContent::Inline {
+                            data: Content(raw.clone()),
+                        },
+                        MailMode::Blobs => MailContent::Blob {
+                            namespace: ns(MAIL_NAMESPACE),
+                            id: info.id.clone(),
+                        },
+                    };
+                    done.push((info.id, raw, MailMeta { header, content }));
+                }
+                Some(Err(why)) => failed.push((info.id, why)),
             }
-            r => r?,
-        };
-        // The ciphertext first, whole (memory up to 1 MiB, then a temp
-        // file): a transport error is a reason to retry later, while what
-        // fails after this point is the message's own fault.
-        let mut spool = tempfile::SpooledTempFile::new(1 << 20);
-        std::io::copy(&mut self.remote.get_blob(&incoming, &blob.id)?, &mut spool)?;
-        spool.rewind()?;
-        let raw = match decrypt(spool, identity, max) {
-            Ok(raw) => raw,
-            Err(why) => return Ok(Outcome::Failed(why)),
-        };
-        // mail-parser parses from a slice, so the message is in memory
-        // here; its size is bounded by the server's max_incoming_bytes.
-        let Some(msg) = mail_parser::MessageParser::default().parse(&raw[..]) else {
-            return Ok(Outcome::Failed("not an RFC 5322 message".into()));
-        };
-        if msg.headers().is_empty() {
-            return Ok(Outcome::Failed(
-                "no headers: not an RFC 5322 message".into(),
-            ));
         }
-        let content = match mode {
-            MailMode::Legacy => MailContent::Inline {
-                data: Content(raw.clone()),
-            },
-            MailMode::Blobs => {
-                let mail = ns(MAIL_NAMESPACE);
-                let len = raw.len() as u64;
-                match self.upload_blob(&mail, &blob.id, std::io::Cursor::new(raw.clone()), len) {
-                    // Uploaded by an earlier attempt that crashed later on.
-                    Err(e) if e.code() == Some(ErrorCode::Exists) => {}
-                    r => {
-                        r?;
+        if mode == MailMode::Blobs {
+            let contents: Vec<(&BlobId, &[u8])> =
+                done.iter().map(|(id, raw, _)| (id, &raw[..])).collect();
+            self.store_contents(&contents, limits)?;
+        }
+        let docs: Vec<(DocId, Vec<u8>)> = done
+            .iter()
+            .map(|(id, _, meta)| {
+                (
+                    doc_id(id),
+                    serde_json::to_vec(meta).expect("metadata serializes"),
+                )
+            })
+            .collect();
+        self.put_many(docs.iter().map(|(id, json)| (id, &json[..])))?;
+        if !failed.is_empty() {
+            self.remote.flag_blobs(
+                &incoming,
+                failed
+                    .iter()
+                    .map(|(id, _)| FlagItem {
+                        id: id.clone(),
+                        flag: BlobFlag::Failed,
+                        expect: Some(BlobFlag::Processing),
+                    })
+                    .collect(),
+            )?;
+        }
+        for (id, why) in failed {
+            report.failed.push((id.to_string(), why));
+        }
+        // The documents reach the server before the incoming copies go.
+        self.sync()?;
+        if done.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<BlobId> = done.iter().map(|(id, ..)| id.clone()).collect();
+        self.remote.flag_blobs(
+            &incoming,
+            ids.iter()
+                .map(|id| FlagItem {
+                    id: id.clone(),
+                    flag: BlobFlag::Processed,
+                    expect: None,
+                })
+                .collect(),
+        )?;
+        self.remote.delete_blobs(&incoming, ids)?;
+        for (_, _, meta) in &done {
+            report.processed += 1;
+            report.bytes += meta.header.size;
+        }
+        Ok(())
+    }
+
+    /// The ciphertext of each reserved message (`None`: gone meanwhile):
+    /// the small ones in batched requests, a large one streamed alone
+    /// (memory up to 1 MiB, then a temp file). A transport error is an
+    /// error here (retry later); what fails after this is the message's
+    /// own fault.
+    #[allow(clippy::type_complexity)]
+    fn fetch_incoming(
+        &self,
+        reserved: &[BlobInfo],
+        limits: &Limits,
+    ) -> Result<Vec<(BlobInfo, Option<Vec<u8>>)>, ClientError> {
+        let incoming = ns(INCOMING);
+        let small = |b: &BlobInfo| b.size <= limits.batch_blob_bytes;
+        let mut got: std::collections::HashMap<BlobId, Vec<u8>> = Default::default();
+        for group in groups(reserved.iter().filter(|b| small(b)), limits, |b| b.size) {
+            let ids = group.iter().map(|b| b.id.clone()).collect();
+            for (frame, bytes) in self.remote.fetch_blobs(&incoming, ids)? {
+                if frame.error.is_none() {
+                    got.insert(frame.id, bytes);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(reserved.len());
+        for b in reserved {
+            let ct = if small(b) {
+                got.remove(&b.id)
+            } else {
+                match self.remote.get_blob(&incoming, &b.id) {
+                    Ok(mut stream) => {
+                        let mut ct = Vec::with_capacity(b.size as usize);
+                        stream.read_to_end(&mut ct)?;
+                        Some(ct)
+                    }
+                    Err(e) if e.code() == Some(ErrorCode::NotFound) => None,
+                    Err(e) => return Err(e),
+                }
+            };
+            out.push((b.clone(), ct));
+        }
+        Ok(out)
+    }
+
+    /// Encrypts and stores the messages' content blobs: the small ones in
+    /// batched requests, a large one streamed alone. One an earlier
+    /// attempt stored already (it crashed later on) is fine.
+    fn store_contents(
+        &self,
+        contents: &[(&BlobId, &[u8])],
+        limits: &Limits,
+    ) -> Result<(), ClientError> {
+        let mail = ns(MAIL_NAMESPACE);
+        let cipher = self.cipher()?;
+        let sealed_len = |raw: &[u8]| crypto::stream::ciphertext_len(raw.len() as u64);
+        let small: Vec<(BlobId, Vec<u8>)> = contents
+            .iter()
+            .filter(|(_, raw)| sealed_len(raw) <= limits.batch_blob_bytes)
+            .map(|(id, raw)| {
+                let mut sealed = Vec::with_capacity(sealed_len(raw) as usize);
+                cipher
+                    .encrypt_blob(mail.as_str(), id.as_str(), *raw)?
+                    .read_to_end(&mut sealed)?;
+                Ok(((*id).clone(), sealed))
+            })
+            .collect::<Result<_, ClientError>>()?;
+        for group in groups(small.iter(), limits, |(_, b)| b.len() as u64) {
+            let blobs: Vec<(BlobId, Vec<u8>)> = group.into_iter().cloned().collect();
+            for r in self.remote.store_blobs(&mail, &blobs)? {
+                match r.error {
+                    None => {}
+                    Some(e) if e.code == ErrorCode::Exists => {}
+                    Some(e) => {
+                        return Err(ClientError::Http {
+                            status: 0,
+                            code: Some(e.code),
+                            message: format!("storing content blob {}: {}", r.id, e.message),
+                            url: format!("batch/{MAIL_NAMESPACE}/store"),
+                        });
                     }
                 }
-                MailContent::Blob {
-                    namespace: mail,
-                    id: blob.id.clone(),
+            }
+        }
+        for (id, raw) in contents
+            .iter()
+            .filter(|(_, raw)| sealed_len(raw) > limits.batch_blob_bytes)
+        {
+            let len = raw.len() as u64;
+            match self.upload_blob(&mail, id, std::io::Cursor::new(raw.to_vec()), len) {
+                Err(e) if e.code() == Some(ErrorCode::Exists) => {}
+                r => {
+                    r?;
                 }
             }
-        };
-        let meta = MailMeta {
-            header: MailHeader {
-                id: blob.id.clone(),
-                from: addresses(msg.from()).join(", "),
-                to: addresses(msg.to()),
-                subject: msg.subject().unwrap_or_default().to_owned(),
-                date: msg.date().map(|d| d.to_rfc3339()),
-                size: raw.len() as u64,
-                attachments: msg.attachment_count() as u32,
-                flags: Vec::new(),
-            },
-            content,
-        };
-        let json = serde_json::to_vec(&meta).expect("metadata serializes");
-        self.put(&doc_id(&blob.id), &json)?;
-        Ok(Outcome::Done(meta.header.size))
+        }
+        Ok(())
     }
 
     fn mail_meta(&self, id: &DocId) -> Result<Option<MailMeta>, ClientError> {
@@ -395,6 +485,88 @@ impl Device {
             MailContent::Blob { namespace, id } => self.read_blob(&namespace, &id, out),
         }
     }
+}
+
+/// Splits `items` into groups a batch request takes: at most
+/// `max_batch_items` each, and at most `max_batch_bytes` of `size` (a
+/// group holds at least one item).
+fn groups<'a, T>(
+    items: impl Iterator<Item = &'a T>,
+    limits: &Limits,
+    size: impl Fn(&T) -> u64,
+) -> Vec<Vec<&'a T>> {
+    let mut out: Vec<Vec<&T>> = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let n = size(item) + 256; // the frame header, generously
+        let full = out.last().is_none_or(|g| {
+            g.len() >= limits.max_batch_items as usize || bytes + n > limits.max_batch_bytes
+        });
+        if full {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += n;
+        out.last_mut().expect("pushed").push(item);
+    }
+    out
+}
+
+/// `f` over `items` on every core, in order (scoped threads over
+/// contiguous chunks: no pool to keep, nothing shared but `f`).
+fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || items.len() < 2 {
+        return items.into_iter().map(f).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<T>> = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        chunks.push(items.by_ref().take(per).collect());
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| s.spawn(move || chunk.into_iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a mail worker thread panicked"))
+            .collect()
+    })
+}
+
+/// A message decrypted and parsed: its raw bytes and what the inbox
+/// shows of it; or why it is not a message.
+fn prepare(
+    id: &BlobId,
+    ciphertext: &[u8],
+    identity: &age::x25519::Identity,
+    max: u64,
+) -> Result<(Vec<u8>, MailHeader), String> {
+    let raw = decrypt(ciphertext, identity, max)?;
+    // mail-parser parses from a slice, so the message is in memory here;
+    // its size is bounded by the server's max_incoming_bytes.
+    let msg = mail_parser::MessageParser::default()
+        .parse(&raw[..])
+        .ok_or("not an RFC 5322 message")?;
+    if msg.headers().is_empty() {
+        return Err("no headers: not an RFC 5322 message".into());
+    }
+    let header = MailHeader {
+        id: id.clone(),
+        from: addresses(msg.from()).join(", "),
+        to: addresses(msg.to()),
+        subject: msg.subject().unwrap_or_default().to_owned(),
+        date: msg.date().map(|d| d.to_rfc3339()),
+        size: raw.len() as u64,
+        attachments: msg.attachment_count() as u32,
+        flags: Vec::new(),
+    };
+    drop(msg);
+    Ok((raw, header))
 }
 
 /// Decrypts an age file with the user's identity; at most `max` bytes.

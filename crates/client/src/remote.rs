@@ -2,8 +2,9 @@
 
 use crate::{ClientError, traffic};
 use protocol::{
-    BlobId, BlobInfo, BlobList, BlobQuery, ErrorBody, ErrorCode, FlagChange, Limits, MailKey,
-    Namespace, ReplicaId, SendSummary, SyncInfo, UserId,
+    BatchResults, BlobFrame, BlobId, BlobInfo, BlobList, BlobQuery, ErrorBody, ErrorCode,
+    FlagBatch, FlagChange, FlagItem, IdBatch, ItemResult, Limits, MailKey, Namespace, ReplicaId,
+    SendSummary, SyncInfo, UserId,
 };
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
@@ -351,6 +352,113 @@ impl Remote {
             Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    fn batch_url(&self, ns: &Namespace, op: &str) -> String {
+        self.url(&format!("batch/{ns}/{op}"))
+    }
+
+    /// A batch request with a JSON body; the per-item results, in order.
+    fn batch_json(
+        &self,
+        kind: &'static str,
+        url: String,
+        body: Vec<u8>,
+    ) -> Result<Vec<ItemResult>, ClientError> {
+        traffic::request(kind, body.len() as u64);
+        let resp = self
+            .http
+            .post(url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send();
+        let answer: BatchResults = json(kind, check(kind, resp)?)?;
+        Ok(answer.results)
+    }
+
+    /// Several flag changes in one request (at most
+    /// `Limits::max_batch_items`), each conditional and answered on its own.
+    pub fn flag_blobs(
+        &self,
+        ns: &Namespace,
+        changes: Vec<FlagItem>,
+    ) -> Result<Vec<ItemResult>, ClientError> {
+        let body = serde_json::to_vec(&FlagBatch { changes }).map_err(bad_json)?;
+        self.batch_json("blob_flags", self.batch_url(ns, "flags"), body)
+    }
+
+    /// Several blobs deleted in one request; a missing one has a
+    /// `NotFound` error.
+    pub fn delete_blobs(
+        &self,
+        ns: &Namespace,
+        ids: Vec<BlobId>,
+    ) -> Result<Vec<ItemResult>, ClientError> {
+        let body = serde_json::to_vec(&IdBatch { ids }).map_err(bad_json)?;
+        self.batch_json("blob_deletes", self.batch_url(ns, "delete"), body)
+    }
+
+    /// Several (small) blobs in one answer, whole: each its frame and
+    /// bytes (a missing one: its frame's error and no bytes).
+    pub fn fetch_blobs(
+        &self,
+        ns: &Namespace,
+        ids: Vec<BlobId>,
+    ) -> Result<Vec<(BlobFrame, Vec<u8>)>, ClientError> {
+        let body = serde_json::to_vec(&IdBatch { ids }).map_err(bad_json)?;
+        traffic::request("blob_fetch", body.len() as u64);
+        let resp = self
+            .http
+            .post(self.batch_url(ns, "fetch"))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send();
+        let bytes = check("blob_fetch", resp)?.bytes()?;
+        traffic::received("blob_fetch", bytes.len() as u64);
+        let frames = BlobFrame::split(&bytes).map_err(|e| {
+            ClientError::Protocol(format!("the server's batch of blobs is broken: {e}"))
+        })?;
+        Ok(frames
+            .into_iter()
+            .map(|(f, r)| (f, bytes[r].to_vec()))
+            .collect())
+    }
+
+    /// Several small blobs (each at most `Limits::batch_blob_bytes`, in
+    /// all at most `max_batch_bytes`) stored in one request, each stored
+    /// or refused on its own.
+    pub fn store_blobs(
+        &self,
+        ns: &Namespace,
+        blobs: &[(BlobId, Vec<u8>)],
+    ) -> Result<Vec<ItemResult>, ClientError> {
+        let mut body = Vec::with_capacity(blobs.iter().map(|b| b.1.len() + 64).sum());
+        for (id, data) in blobs {
+            body.extend(
+                BlobFrame {
+                    id: id.clone(),
+                    size: data.len() as u64,
+                    error: None,
+                }
+                .line(),
+            );
+            body.extend_from_slice(data);
+        }
+        traffic::request("blob_store", body.len() as u64);
+        let resp = self
+            .http
+            .post(self.batch_url(ns, "store"))
+            .bearer_auth(&self.token)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-syncbench-blobs",
+            )
+            .body(body)
+            .send();
+        let answer: BatchResults = json("blob_store", check("blob_store", resp)?)?;
+        Ok(answer.results)
     }
 
     pub fn mail_key(&self) -> Result<Option<MailKey>, ClientError> {

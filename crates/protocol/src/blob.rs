@@ -116,6 +116,104 @@ pub struct FlagChange {
     pub expect: Option<BlobFlag>,
 }
 
+/// One change of a batch (`POST …/blobs/{namespace}/flags`): as
+/// [`FlagChange`], for the blob `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagItem {
+    pub id: BlobId,
+    pub flag: BlobFlag,
+    #[serde(default)]
+    pub expect: Option<BlobFlag>,
+}
+
+/// Body of `POST …/blobs/{namespace}/flags`: up to
+/// `Limits::max_batch_items` changes, each conditional on its own and
+/// answered on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagBatch {
+    pub changes: Vec<FlagItem>,
+}
+
+/// Body of `POST …/blobs/{namespace}/fetch` and `…/delete`: up to
+/// `Limits::max_batch_items` blob ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdBatch {
+    pub ids: Vec<BlobId>,
+}
+
+/// What became of one item of a batch: its blob as stored now, or the
+/// error a request for it alone would have had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemResult {
+    pub id: BlobId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<BlobInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::ErrorBody>,
+}
+
+/// Answer of a batch: one result per item, in the request's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResults {
+    pub results: Vec<ItemResult>,
+}
+
+/// In the body of `POST …/blobs/{namespace}/batch` (several small blobs
+/// stored at once) and of the answer to `…/fetch` (several blobs read at
+/// once), each blob is this header as one JSON line, then exactly `size`
+/// bytes of the blob. A blob the server could not read has `error` and
+/// no bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobFrame {
+    pub id: BlobId,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::ErrorBody>,
+}
+
+impl BlobFrame {
+    /// The header line, newline included.
+    pub fn line(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec(self).expect("frames serialize");
+        out.push(b'\n');
+        out
+    }
+
+    /// Splits a whole body of frames (see [`BlobFrame`]) into each
+    /// header and the byte range of its blob in `buf`; a header that does
+    /// not parse, or a blob cut short, is an error naming its offset.
+    pub fn split(buf: &[u8]) -> Result<Vec<(BlobFrame, std::ops::Range<usize>)>, String> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < buf.len() {
+            let end = buf[at..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|i| at + i)
+                .ok_or_else(|| format!("byte {at}: a frame header without its newline"))?;
+            let frame: BlobFrame = serde_json::from_slice(&buf[at..end])
+                .map_err(|e| format!("byte {at}: frame header: {e}"))?;
+            let start = end + 1;
+            let stop = usize::try_from(frame.size)
+                .ok()
+                .and_then(|n| start.checked_add(n))
+                .filter(|&stop| stop <= buf.len())
+                .ok_or_else(|| {
+                    format!(
+                        "byte {at}: blob {} of {} bytes is cut short",
+                        frame.id, frame.size
+                    )
+                })?;
+            out.push((frame, start..stop));
+            at = stop;
+        }
+        Ok(out)
+    }
+}
+
 /// A user's mail key as stored on the server: the public age recipient
 /// the mail exchanger encrypts to, and the matching identity encrypted by
 /// the client (only devices holding the user secret can open it).
@@ -133,4 +231,57 @@ pub struct Recipient {
     /// Largest delivery accepted (the encrypted size), so the exchanger
     /// can refuse a message before sending it, as SMTP's SIZE does.
     pub max_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(id: &str, data: &[u8]) -> Vec<u8> {
+        let mut out = BlobFrame {
+            id: BlobId::new(id).unwrap(),
+            size: data.len() as u64,
+            error: None,
+        }
+        .line();
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn frames_split_back_into_their_blobs() {
+        // Blob bytes may hold newlines and anything else.
+        let mut body = frame("a", b"x\ny\n");
+        body.extend(frame("b", b""));
+        body.extend(frame("c", &[0, 255, b'\n']));
+        let parts = BlobFrame::split(&body).unwrap();
+        let got: Vec<(&str, &[u8])> = parts
+            .iter()
+            .map(|(f, r)| (f.id.as_str(), &body[r.clone()]))
+            .collect();
+        assert_eq!(
+            got,
+            [("a", &b"x\ny\n"[..]), ("b", b""), ("c", &[0, 255, b'\n'])]
+        );
+        assert!(BlobFrame::split(b"").unwrap().is_empty());
+    }
+
+    #[test]
+    fn broken_frames_are_errors() {
+        let mut short = frame("a", b"12345");
+        short.truncate(short.len() - 1);
+        assert!(BlobFrame::split(&short).unwrap_err().contains("cut short"));
+        assert!(
+            BlobFrame::split(b"{\"id\":\"a\"")
+                .unwrap_err()
+                .contains("newline")
+        );
+        assert!(
+            BlobFrame::split(b"not json\n")
+                .unwrap_err()
+                .contains("frame header")
+        );
+        let huge = b"{\"id\":\"a\",\"size\":18446744073709551615}\n";
+        assert!(BlobFrame::split(huge).unwrap_err().contains("cut short"));
+    }
 }

@@ -14,8 +14,8 @@ mod rev;
 mod sync;
 
 pub use blob::{
-    BlobFlag, BlobInfo, BlobList, BlobQuery, FlagChange, INCOMING, MAX_LIST, MailKey, Order,
-    Recipient,
+    BatchResults, BlobFlag, BlobFrame, BlobInfo, BlobList, BlobQuery, FlagBatch, FlagChange,
+    FlagItem, INCOMING, IdBatch, ItemResult, MAX_LIST, MailKey, Order, Recipient,
 };
 pub use error::{ErrorBody, ErrorCode};
 pub use frame::{FrameError, LineSplitter, write_frame};

@@ -29,6 +29,17 @@ pub struct Limits {
     pub max_incoming_bytes: u64,
     /// Total size of one user's blobs.
     pub quota_bytes: u64,
+    /// Most items of one batch request (flags, fetch, delete, store);
+    /// absent from servers before batches (0: none accepted).
+    #[serde(default)]
+    pub max_batch_items: u32,
+    /// Largest body of a batch of blobs stored at once; each blob in it
+    /// at most `batch_blob_bytes`.
+    #[serde(default)]
+    pub max_batch_bytes: u64,
+    /// Largest blob in a batch (larger ones are stored one by one).
+    #[serde(default)]
+    pub batch_blob_bytes: u64,
 }
 
 impl Default for Limits {
@@ -46,6 +57,9 @@ impl Default for Limits {
             max_blob_bytes: 16 * 1024 * MIB,
             max_incoming_bytes: 64 * MIB,
             quota_bytes: 64 * 1024 * MIB,
+            max_batch_items: 256,
+            max_batch_bytes: 16 * MIB,
+            batch_blob_bytes: 64 * KIB,
         }
     }
 }

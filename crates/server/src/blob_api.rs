@@ -15,8 +15,8 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use protocol::{
-    BlobFlag, BlobId, BlobInfo, BlobList, BlobQuery, FlagChange, INCOMING, MailKey, Namespace,
-    Recipient, UserId,
+    BatchResults, BlobFlag, BlobFrame, BlobId, BlobInfo, BlobList, BlobQuery, FlagBatch,
+    FlagChange, INCOMING, IdBatch, ItemResult, MAX_ID_LEN, MailKey, Namespace, Recipient, UserId,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,6 +40,23 @@ pub fn routes() -> Router<AppState> {
             put(put_blob).get(get_blob).delete(delete_blob),
         )
         .route("/v1/users/{user}/blobs/{namespace}/{id}/flag", post(flag))
+        // Batches: a path of their own, so no blob id is shadowed.
+        .route(
+            "/v1/users/{user}/batch/{namespace}/flags",
+            post(batch_flags),
+        )
+        .route(
+            "/v1/users/{user}/batch/{namespace}/fetch",
+            post(batch_fetch),
+        )
+        .route(
+            "/v1/users/{user}/batch/{namespace}/delete",
+            post(batch_delete),
+        )
+        .route(
+            "/v1/users/{user}/batch/{namespace}/store",
+            post(batch_store),
+        )
         .route(
             "/v1/users/{user}/mailkey",
             get(get_mail_key).put(put_mail_key),
@@ -340,6 +357,268 @@ async fn flag(
     blocking(move || db.blob_flag(&ns, &id, &change))
         .await
         .map(Json)
+}
+
+/// The largest JSON body of a batch of ids or flag changes: an id is at
+/// most MAX_ID_LEN bytes, with room for a flag change's fields.
+fn batch_json_limit(state: &AppState) -> usize {
+    state.limits().max_batch_items as usize * (MAX_ID_LEN + 64) + 64
+}
+
+/// Refuses (413, unread) a body declared larger than `limit`.
+fn refuse_large(headers: &HeaderMap, limit: u64) -> Result<(), ApiError> {
+    match content_length(headers) {
+        Some(n) if n > limit => Err(ApiError::BodyTooLarge { limit }),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a batch of more items than the published limit (413).
+fn check_items(state: &AppState, n: usize) -> Result<(), ApiError> {
+    let limit = state.limits().max_batch_items;
+    if n > limit as usize {
+        return Err(ApiError::TooManyItems { count: n, limit });
+    }
+    Ok(())
+}
+
+/// A batch's JSON body, read once its owner is known.
+async fn batch_json<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    body: Body,
+) -> Result<T, ApiError> {
+    let limit = batch_json_limit(state);
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|e| crate::error::small_body_error(e, limit))?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("JSON body: {e}")))
+}
+
+fn namespace(ns: String) -> Result<Namespace, ApiError> {
+    Namespace::new(ns).map_err(|e| ApiError::BadRequest(format!("namespace: {e}")))
+}
+
+fn item(id: BlobId, result: Result<Option<BlobInfo>, ApiError>) -> ItemResult {
+    match result {
+        Ok(info) => ItemResult {
+            id,
+            info,
+            error: None,
+        },
+        Err(e) => ItemResult {
+            id,
+            info: None,
+            error: Some(e.body()),
+        },
+    }
+}
+
+/// Several flag changes, each conditional and answered on its own, in
+/// one transaction: how a device reserves (and later marks) a batch of
+/// incoming messages in one round trip.
+async fn batch_flags(
+    State(state): State<AppState>,
+    Path((user, ns)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BatchResults>, ApiError> {
+    refuse_large(&headers, batch_json_limit(&state) as u64)?;
+    let db = authorize(&state, &headers, user).await?;
+    let ns = namespace(ns)?;
+    let batch: FlagBatch = batch_json(&state, body).await?;
+    check_items(&state, batch.changes.len())?;
+    let ids: Vec<BlobId> = batch.changes.iter().map(|c| c.id.clone()).collect();
+    let results = blocking(move || db.blob_flag_many(&ns, batch.changes)).await?;
+    Ok(Json(BatchResults {
+        results: ids
+            .into_iter()
+            .zip(results)
+            .map(|(id, r)| item(id, r.map(Some)))
+            .collect(),
+    }))
+}
+
+/// Several blobs deleted in one transaction; a missing one is 404 on its own.
+async fn batch_delete(
+    State(state): State<AppState>,
+    Path((user, ns)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BatchResults>, ApiError> {
+    refuse_large(&headers, batch_json_limit(&state) as u64)?;
+    let db = authorize(&state, &headers, user).await?;
+    let ns = namespace(ns)?;
+    let batch: IdBatch = batch_json(&state, body).await?;
+    check_items(&state, batch.ids.len())?;
+    let ids = batch.ids.clone();
+    let ns2 = ns.clone();
+    let deleted = blocking(move || db.blob_delete_many(&ns2, batch.ids)).await?;
+    Ok(Json(BatchResults {
+        results: ids
+            .into_iter()
+            .zip(deleted)
+            .map(|(id, there)| {
+                let result = if there {
+                    Ok(None)
+                } else {
+                    Err(ApiError::NotFound(format!("no blob {ns}/{id}")))
+                };
+                item(id, result)
+            })
+            .collect(),
+    }))
+}
+
+/// Several blobs in one streamed answer: each a [`BlobFrame`] line and
+/// its bytes (a missing one: a frame with its error and no bytes). Read
+/// on the blocking pool, a chunk at a time, as `get_blob` does.
+async fn batch_fetch(
+    State(state): State<AppState>,
+    Path((user, ns)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    refuse_large(&headers, batch_json_limit(&state) as u64)?;
+    let db = authorize(&state, &headers, user).await?;
+    let ns = namespace(ns)?;
+    let batch: IdBatch = batch_json(&state, body).await?;
+    check_items(&state, batch.ids.len())?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        for id in batch.ids {
+            let frame = |size, error| BlobFrame {
+                id: id.clone(),
+                size,
+                error,
+            };
+            let found = match db.blob_open(&ns, &id) {
+                Ok(found) => found,
+                Err(e) => {
+                    let e = ApiError::from(e);
+                    let _ = tx.blocking_send(Ok(frame(0, Some(e.body())).line().into()));
+                    continue;
+                }
+            };
+            let sent = match found {
+                None => {
+                    let e = ApiError::NotFound(format!("no blob {ns}/{id}"));
+                    tx.blocking_send(Ok(frame(0, Some(e.body())).line().into()))
+                }
+                Some((info, Stored::Inline(data))) => {
+                    let mut out = frame(info.size, None).line();
+                    out.extend_from_slice(&data);
+                    tx.blocking_send(Ok(out.into()))
+                }
+                Some((info, Stored::File(path))) => {
+                    // The frame is sent only once the file is open: a blob
+                    // deleted meanwhile is a 404 frame, not a cut stream.
+                    let file = match std::fs::File::open(&path) {
+                        Ok(f) => f,
+                        Err(_) => {
+                            let e = ApiError::NotFound(format!(
+                                "no blob {ns}/{id} (deleted meanwhile)"
+                            ));
+                            let _ = tx.blocking_send(Ok(frame(0, Some(e.body())).line().into()));
+                            continue;
+                        }
+                    };
+                    if tx
+                        .blocking_send(Ok(frame(info.size, None).line().into()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                    let mut reader = file.take(info.size);
+                    let mut left = info.size;
+                    let mut result = Ok(());
+                    while left > 0 {
+                        let mut chunk = vec![0u8; READ_CHUNK.min(left as usize)];
+                        if let Err(e) = reader.read_exact(&mut chunk) {
+                            // Cut short: the client sees a broken frame.
+                            let _ = tx.blocking_send(Err(e));
+                            return;
+                        }
+                        left -= chunk.len() as u64;
+                        result = tx.blocking_send(Ok(chunk.into()));
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                    result
+                }
+            };
+            // A closed channel: the client went away.
+            if sent.is_err() {
+                return;
+            }
+        }
+    });
+    let mut response = Response::new(Body::from_stream(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-syncbench-blobs"),
+    );
+    Ok(response)
+}
+
+/// Several small blobs stored in one request and one transaction: a body
+/// of [`BlobFrame`]s and their bytes, each blob at most
+/// `batch_blob_bytes` (larger ones go one by one, streamed), each stored
+/// or refused (an existing id, the quota) on its own.
+async fn batch_store(
+    State(state): State<AppState>,
+    Path((user, ns)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<BatchResults>), ApiError> {
+    let limits = state.limits().clone();
+    refuse_large(&headers, limits.max_batch_bytes)?;
+    let db = authorize(&state, &headers, user).await?;
+    let ns = namespace(ns)?;
+    let bytes = axum::body::to_bytes(body, limits.max_batch_bytes as usize)
+        .await
+        .map_err(|e| crate::error::small_body_error(e, limits.max_batch_bytes as usize))?;
+    let frames =
+        BlobFrame::split(&bytes).map_err(|e| ApiError::BadRequest(format!("batch body: {e}")))?;
+    check_items(&state, frames.len())?;
+    let mut results: Vec<Option<ItemResult>> = vec![None; frames.len()];
+    let mut todo = Vec::new();
+    let mut slots = Vec::new();
+    for (i, (frame, range)) in frames.into_iter().enumerate() {
+        if frame.size > limits.batch_blob_bytes {
+            let e = ApiError::BodyTooLarge {
+                limit: limits.batch_blob_bytes,
+            };
+            results[i] = Some(item(frame.id, Err(e)));
+        } else {
+            slots.push((i, frame.id.clone()));
+            todo.push((frame.id, bytes.slice(range)));
+        }
+    }
+    let quota = limits.quota_bytes;
+    let stored = blocking(move || {
+        let n: u64 = todo.iter().map(|(_, b)| b.len() as u64).sum();
+        let stored = db.blob_commit_inline_many(&ns, todo, quota)?;
+        METRICS.blob_written("inline", n);
+        db.checkpoint_soon();
+        Ok(stored)
+    })
+    .await?;
+    for ((i, id), r) in slots.into_iter().zip(stored) {
+        results[i] = Some(item(id, r.map(Some)));
+    }
+    Ok((
+        StatusCode::OK,
+        Json(BatchResults {
+            results: results
+                .into_iter()
+                .map(|r| r.expect("every item answered"))
+                .collect(),
+        }),
+    ))
 }
 
 async fn get_mail_key(

@@ -14,8 +14,8 @@
 use crate::error::{ApiError, StoreError};
 use crate::userdb::UserDb;
 use protocol::{
-    BlobFlag, BlobId, BlobInfo, BlobList, BlobQuery, FlagChange, MAX_LIST, MailKey, Namespace,
-    Order,
+    BlobFlag, BlobId, BlobInfo, BlobList, BlobQuery, FlagChange, FlagItem, MAX_LIST, MailKey,
+    Namespace, Order,
 };
 use rusqlite::{OptionalExtension, Row, params};
 use std::path::{Path, PathBuf};
@@ -361,32 +361,82 @@ impl UserDb {
         change: &FlagChange,
     ) -> Result<BlobInfo, ApiError> {
         let (ns, id, change) = (ns.clone(), id.clone(), change.clone());
+        self.write(move |tx| flag_in(tx, &ns, &id, &change))
+    }
+
+    /// Several flag changes in one transaction, each checked and answered
+    /// on its own (one that fails changes nothing and stops no other).
+    pub fn blob_flag_many(
+        &self,
+        ns: &Namespace,
+        items: Vec<FlagItem>,
+    ) -> Result<Vec<Result<BlobInfo, ApiError>>, ApiError> {
+        let ns = ns.clone();
         self.write(move |tx| {
-            let current = tx
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM blobs WHERE namespace = ?1 AND id = ?2"
-                ))?
-                .query_row(params![ns.as_str(), id.as_str()], info)
-                .optional()?
-                .ok_or_else(|| ApiError::NotFound(format!("no blob {ns}/{id}")))?;
-            if let Some(expect) = change.expect
-                && current.flag != Some(expect)
-            {
-                return Err(ApiError::PreconditionFailed(format!(
-                    "blob {ns}/{id} is {}, not {expect}",
-                    current.flag.map_or("unflagged", BlobFlag::as_str)
-                )));
-            }
-            let now = now_ms();
-            tx.execute(
-                "UPDATE blobs SET flag = ?3, flagged_ms = ?4 WHERE namespace = ?1 AND id = ?2",
-                params![ns.as_str(), id.as_str(), change.flag.as_str(), now],
+            Ok(items
+                .iter()
+                .map(|i| {
+                    let change = FlagChange {
+                        flag: i.flag,
+                        expect: i.expect,
+                    };
+                    flag_in(tx, &ns, &i.id, &change)
+                })
+                .collect())
+        })
+    }
+
+    /// Several blobs deleted in one transaction (then their files); for
+    /// each, whether it was there.
+    pub fn blob_delete_many(
+        &self,
+        ns: &Namespace,
+        ids: Vec<BlobId>,
+    ) -> Result<Vec<bool>, ApiError> {
+        let n = ns.to_string();
+        let ids2 = ids.clone();
+        let deleted: Vec<Option<(bool, Option<String>)>> = self.write(move |tx| {
+            let mut stmt = tx.prepare_cached(
+                "DELETE FROM blobs WHERE namespace = ?1 AND id = ?2 RETURNING data IS NULL, file",
             )?;
-            Ok(BlobInfo {
-                flag: Some(change.flag),
-                flagged_ms: now,
-                ..current
-            })
+            Ok(ids2
+                .iter()
+                .map(|i| {
+                    stmt.query_row(params![n, i.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .collect::<rusqlite::Result<_>>()?)
+        })?;
+        for (id, d) in ids.iter().zip(&deleted) {
+            if let Some((true, file)) = d {
+                match std::fs::remove_file(self.blob_path(ns, id, file.as_deref())) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(StoreError::from(e).into());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(deleted.iter().map(Option::is_some).collect())
+    }
+
+    /// Several small blobs stored in their rows in one transaction, each
+    /// refused on its own (an existing id, the quota).
+    pub fn blob_commit_inline_many(
+        &self,
+        ns: &Namespace,
+        items: Vec<(BlobId, axum::body::Bytes)>,
+        quota: u64,
+    ) -> Result<Vec<Result<BlobInfo, ApiError>>, ApiError> {
+        let ns = ns.clone();
+        self.write(move |c| {
+            Ok(items
+                .iter()
+                .map(|(id, data)| {
+                    Self::check_room(c, &ns, id, data.len() as u64, quota, true)?;
+                    Self::insert(c, &ns, id, data.len() as u64, None, (Some(data), None))
+                })
+                .collect())
         })
     }
 
@@ -417,4 +467,38 @@ impl UserDb {
             )
         })? == 1)
     }
+}
+
+/// Sets a blob's flag in `tx` if its current flag is the one expected.
+fn flag_in(
+    tx: &rusqlite::Connection,
+    ns: &Namespace,
+    id: &BlobId,
+    change: &FlagChange,
+) -> Result<BlobInfo, ApiError> {
+    let current = tx
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM blobs WHERE namespace = ?1 AND id = ?2"
+        ))?
+        .query_row(params![ns.as_str(), id.as_str()], info)
+        .optional()?
+        .ok_or_else(|| ApiError::NotFound(format!("no blob {ns}/{id}")))?;
+    if let Some(expect) = change.expect
+        && current.flag != Some(expect)
+    {
+        return Err(ApiError::PreconditionFailed(format!(
+            "blob {ns}/{id} is {}, not {expect}",
+            current.flag.map_or("unflagged", BlobFlag::as_str)
+        )));
+    }
+    let now = now_ms();
+    tx.prepare_cached(
+        "UPDATE blobs SET flag = ?3, flagged_ms = ?4 WHERE namespace = ?1 AND id = ?2",
+    )?
+    .execute(params![ns.as_str(), id.as_str(), change.flag.as_str(), now])?;
+    Ok(BlobInfo {
+        flag: Some(change.flag),
+        flagged_ms: now,
+        ..current
+    })
 }

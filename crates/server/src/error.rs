@@ -19,6 +19,10 @@ pub enum ApiError {
     BadRequest(String),
     #[error("request body is larger than the limit of {limit} bytes (see GET /v1/config)")]
     BodyTooLarge { limit: u64 },
+    #[error(
+        "a batch of {count} items is over the limit of {limit} (max_batch_items, see GET /v1/config)"
+    )]
+    TooManyItems { count: usize, limit: u32 },
     #[error("{0}")]
     DocTooLarge(String),
     #[error("{0}")]
@@ -92,7 +96,9 @@ impl ApiError {
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::BadRequest(_) => ErrorCode::BadRequest,
             ApiError::BodyTimeout(_) => ErrorCode::RequestTimeout,
-            ApiError::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
+            ApiError::BodyTooLarge { .. } | ApiError::TooManyItems { .. } => {
+                ErrorCode::BodyTooLarge
+            }
             ApiError::DocTooLarge(_) => ErrorCode::DocTooLarge,
             ApiError::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
             ApiError::Exists(_) => ErrorCode::Exists,
@@ -119,20 +125,28 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let message = match &self {
+impl ApiError {
+    /// What the client is told: the code and message (an internal
+    /// error's details go to the log only). Whole responses and each item
+    /// of a batch answer alike.
+    pub fn body(&self) -> ErrorBody {
+        let message = match self {
             ApiError::Internal(e) => {
                 tracing::error!("internal error: {e}");
                 "internal server error; the server log has the details".to_owned()
             }
             other => other.to_string(),
         };
-        let body = ErrorBody {
+        ErrorBody {
             code: self.code(),
             message,
-        };
-        let mut response = (self.status(), Json(body)).into_response();
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), Json(self.body())).into_response();
         if let ApiError::RangeNotSatisfiable { size } = self {
             let range = format!("bytes */{size}");
             if let Ok(v) = axum::http::HeaderValue::try_from(range) {

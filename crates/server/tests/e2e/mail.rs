@@ -357,3 +357,155 @@ fn a_tampered_content_blob_is_refused_and_not_stored() {
     let left = std::fs::read_dir(local).map_or(0, |d| d.count());
     assert_eq!(left, 0, "nothing kept of the bad download");
 }
+
+#[test]
+fn batches_over_the_published_limits_are_refused_before_their_body_is_read() {
+    let s = Setup::new(1);
+    let limits = s.devices[0].remote().config().unwrap();
+    let (items, bytes) = (limits.max_batch_items, limits.max_batch_bytes);
+    assert!(items > 0 && bytes > 0, "{limits:?}");
+    let head = |op: &str, len: u64| {
+        format!(
+            "POST /v1/users/{}/batch/incoming/{op} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {len}",
+            s.account.user, s.account.token
+        )
+    };
+    // Declared over the limit: 413 with no byte of the body sent.
+    assert_eq!(
+        raw_status(s.server.addr, &head("store", bytes + 1), &[]),
+        413
+    );
+    for op in ["flags", "fetch", "delete"] {
+        assert_eq!(
+            raw_status(s.server.addr, &head(op, 10 * bytes), &[]),
+            413,
+            "{op}"
+        );
+    }
+    // More items than published (each id short, so the body fits): 413.
+    let ids: Vec<BlobId> = (0..=items)
+        .map(|i| BlobId::new(format!("m{i}")).unwrap())
+        .collect();
+    let err = s.devices[0]
+        .remote()
+        .delete_blobs(&incoming(), ids)
+        .unwrap_err();
+    assert_eq!(err.code(), Some(protocol::ErrorCode::BodyTooLarge), "{err}");
+}
+
+/// Each item of a batch is answered on its own: a wrong expectation, a
+/// missing blob, an existing id, an item over `batch_blob_bytes`.
+#[test]
+fn batch_items_succeed_and_fail_on_their_own() {
+    let s = Setup::new(1);
+    let ids = deliver(&s, &[message(1, 100, false), message(2, 100, false)]);
+    let r = s.devices[0].remote();
+    let missing = BlobId::new("missing").unwrap();
+    let flagged = r
+        .flag_blobs(
+            &incoming(),
+            vec![
+                protocol::FlagItem {
+                    id: ids[0].clone(),
+                    flag: BlobFlag::Processing,
+                    expect: Some(BlobFlag::Pending),
+                },
+                protocol::FlagItem {
+                    id: ids[1].clone(),
+                    flag: BlobFlag::Processing,
+                    expect: Some(BlobFlag::Failed),
+                },
+                protocol::FlagItem {
+                    id: missing.clone(),
+                    flag: BlobFlag::Processing,
+                    expect: None,
+                },
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        flagged[0].info.as_ref().map(|i| i.flag),
+        Some(Some(BlobFlag::Processing))
+    );
+    let code = |r: &protocol::ItemResult| r.error.as_ref().map(|e| e.code);
+    assert_eq!(
+        code(&flagged[1]),
+        Some(protocol::ErrorCode::PreconditionFailed)
+    );
+    assert_eq!(code(&flagged[2]), Some(protocol::ErrorCode::NotFound));
+    let fetched = r
+        .fetch_blobs(
+            &incoming(),
+            vec![ids[1].clone(), missing.clone(), ids[0].clone()],
+        )
+        .unwrap();
+    let mut one = Vec::new();
+    std::io::Read::read_to_end(&mut r.get_blob(&incoming(), &ids[0]).unwrap(), &mut one).unwrap();
+    assert_eq!(fetched[2].1, one, "batch and single fetch differ");
+    assert_eq!(
+        fetched[1].0.error.as_ref().map(|e| e.code),
+        Some(protocol::ErrorCode::NotFound)
+    );
+    let limits = r.config().unwrap();
+    let ns = Namespace::new("batch-test").unwrap();
+    let a = BlobId::new("a").unwrap();
+    let big = BlobId::new("big").unwrap();
+    let stored = r
+        .store_blobs(
+            &ns,
+            &[
+                (a.clone(), b"first".to_vec()),
+                (big.clone(), vec![7; limits.batch_blob_bytes as usize + 1]),
+            ],
+        )
+        .unwrap();
+    assert_eq!(stored[0].info.as_ref().map(|i| i.size), Some(5));
+    assert_eq!(code(&stored[1]), Some(protocol::ErrorCode::BodyTooLarge));
+    let again = r
+        .store_blobs(&ns, &[(a.clone(), b"other".to_vec())])
+        .unwrap();
+    assert_eq!(code(&again[0]), Some(protocol::ErrorCode::Exists));
+    let deleted = r.delete_blobs(&ns, vec![a.clone(), big.clone()]).unwrap();
+    assert_eq!(
+        (code(&deleted[0]), code(&deleted[1])),
+        (None, Some(protocol::ErrorCode::NotFound))
+    );
+}
+
+/// Older clients process mail one message at a time: reserve, fetch,
+/// store the content, mark, delete. Those endpoints still work.
+#[test]
+fn the_per_message_endpoints_still_work_for_older_clients() {
+    let s = Setup::new(1);
+    let ids = deliver(&s, &[message(1, 100, false)]);
+    let r = s.devices[0].remote();
+    let reserved = r
+        .flag_blob(
+            &incoming(),
+            &ids[0],
+            &FlagChange {
+                flag: BlobFlag::Processing,
+                expect: Some(BlobFlag::Pending),
+            },
+        )
+        .unwrap();
+    assert_eq!(reserved.flag, Some(BlobFlag::Processing));
+    let mut ct = Vec::new();
+    std::io::Read::read_to_end(&mut r.get_blob(&incoming(), &ids[0]).unwrap(), &mut ct).unwrap();
+    assert_eq!(ct.len() as u64, reserved.size);
+    let mail = Namespace::new("mail").unwrap();
+    s.devices[0]
+        .upload_blob(&mail, &ids[0], std::io::Cursor::new(b"raw".to_vec()), 3)
+        .unwrap();
+    r.flag_blob(
+        &incoming(),
+        &ids[0],
+        &FlagChange {
+            flag: BlobFlag::Processed,
+            expect: None,
+        },
+    )
+    .unwrap();
+    assert!(r.delete_blob(&incoming(), &ids[0]).unwrap());
+    assert_eq!(pending(&s.devices[0]), 0);
+}
