@@ -22,8 +22,8 @@ use std::time::Duration;
 pub const MAIL_NAMESPACE: &str = "mail";
 /// Prefix of the ids of mail metadata documents.
 pub const MAIL_DOC_PREFIX: &str = "mail.";
-/// Messages processed between two syncs.
-const BATCH: u32 = 200;
+/// Messages listed (and processed between two syncs) at a time.
+const BATCH: u32 = 1000;
 /// "Document" id and revision the sealed age identity is encrypted under.
 const IDENTITY_DOC: (&str, &str) = ("mail-identity", "1");
 

@@ -37,7 +37,8 @@ pub struct Limits {
     /// at most `batch_blob_bytes`.
     #[serde(default)]
     pub max_batch_bytes: u64,
-    /// Largest blob in a batch (larger ones are stored one by one).
+    /// Largest blob a batch fetches or stores (larger ones go one by one,
+    /// streamed).
     #[serde(default)]
     pub batch_blob_bytes: u64,
 }
@@ -59,7 +60,7 @@ impl Default for Limits {
             quota_bytes: 64 * 1024 * MIB,
             max_batch_items: 256,
             max_batch_bytes: 16 * MIB,
-            batch_blob_bytes: 64 * KIB,
+            batch_blob_bytes: 4 * MIB,
         }
     }
 }

@@ -585,29 +585,90 @@ async fn batch_store(
         BlobFrame::split(&bytes).map_err(|e| ApiError::BadRequest(format!("batch body: {e}")))?;
     check_items(&state, frames.len())?;
     let mut results: Vec<Option<ItemResult>> = vec![None; frames.len()];
-    let mut todo = Vec::new();
-    let mut slots = Vec::new();
+    let (mut inline, mut files) = (Vec::new(), Vec::new());
     for (i, (frame, range)) in frames.into_iter().enumerate() {
         if frame.size > limits.batch_blob_bytes {
             let e = ApiError::BodyTooLarge {
                 limit: limits.batch_blob_bytes,
             };
             results[i] = Some(item(frame.id, Err(e)));
+        } else if frame.size <= INLINE_MAX {
+            inline.push((i, frame.id, bytes.slice(range)));
         } else {
-            slots.push((i, frame.id.clone()));
-            todo.push((frame.id, bytes.slice(range)));
+            files.push((i, frame.id, bytes.slice(range)));
         }
     }
     let quota = limits.quota_bytes;
+    let tmp_dir = state.tmp_dir();
     let stored = blocking(move || {
-        let n: u64 = todo.iter().map(|(_, b)| b.len() as u64).sum();
-        let stored = db.blob_commit_inline_many(&ns, todo, quota)?;
+        let mut out = Vec::new();
+        // Small ones in their rows, one transaction.
+        let n: u64 = inline.iter().map(|(_, _, b)| b.len() as u64).sum();
+        let rows = inline
+            .iter()
+            .map(|(_, id, b)| (id.clone(), b.clone()))
+            .collect();
+        let committed = db.blob_commit_inline_many(&ns, rows, quota)?;
         METRICS.blob_written("inline", n);
         db.checkpoint_soon();
-        Ok(stored)
+        out.extend(
+            inline
+                .iter()
+                .map(|(i, id, _)| (*i, id.clone()))
+                .zip(committed),
+        );
+        // Larger ones as files: written, then fsynced all at once (the
+        // filesystem's journal commits concurrent fsyncs together, where
+        // one after another each waits for the disk), then committed.
+        let written: Vec<(usize, BlobId, Result<TempFile, ApiError>, u64)> = files
+            .into_iter()
+            .map(|(i, id, data)| {
+                let tmp = crypto::random_hex(16)
+                    .map_err(|e| ApiError::from(StoreError::from(e)))
+                    .and_then(|name| {
+                        let tmp = TempFile(tmp_dir.join(name));
+                        std::fs::write(&tmp.0, &data)?;
+                        Ok(tmp)
+                    });
+                (i, id, tmp, data.len() as u64)
+            })
+            .collect();
+        let synced: Vec<Result<(), ApiError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = written
+                .iter()
+                .map(|(_, _, tmp, _)| {
+                    s.spawn(move || -> Result<(), ApiError> {
+                        if let Ok(t) = tmp {
+                            std::fs::File::open(&t.0)?.sync_all()?;
+                            METRICS.fsync("blob");
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(StoreError::Task("an fsync thread panicked".into()).into())
+                    })
+                })
+                .collect()
+        });
+        for ((i, id, tmp, size), synced) in written.into_iter().zip(synced) {
+            let result = tmp.and_then(|tmp| {
+                synced?;
+                let info = db.blob_commit(&ns, &id, &tmp.0, size, None, quota)?;
+                METRICS.blob_written("file", size);
+                drop(tmp);
+                Ok(info)
+            });
+            out.push(((i, id), result));
+        }
+        Ok(out)
     })
     .await?;
-    for ((i, id), r) in slots.into_iter().zip(stored) {
+    for ((i, id), r) in stored {
         results[i] = Some(item(id, r.map(Some)));
     }
     Ok((
