@@ -509,3 +509,70 @@ fn the_per_message_endpoints_still_work_for_older_clients() {
     assert!(r.delete_blob(&incoming(), &ids[0]).unwrap());
     assert_eq!(pending(&s.devices[0]), 0);
 }
+
+/// A real device process killed with SIGKILL in the middle of a batch:
+/// after it is run again, every message is processed exactly once (one
+/// metadata document each, the right content, nothing left incoming).
+#[test]
+fn a_device_killed_mid_batch_loses_and_duplicates_nothing() {
+    let mut s = Setup::new(2);
+    let msgs: Vec<_> = (0..600).map(|i| message(i, 2000, i % 7 == 0)).collect();
+    let ids = deliver(&s, &msgs);
+    let watcher = s.devices.pop().unwrap();
+    s.devices.clear(); // device0's directory goes to the real process
+    let fetch = || {
+        std::process::Command::new(client_bin())
+            .arg("--dir")
+            .arg(s.path("device0"))
+            .args(["mail", "fetch", "--lease", "0s"])
+            .env("SYNC_PASSPHRASE", PASSPHRASE)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let reserved = || {
+        watcher
+            .remote()
+            .list_blobs(&BlobQuery {
+                namespace: Some(incoming()),
+                flag: Some(BlobFlag::Processing),
+                count_only: true,
+                ..Default::default()
+            })
+            .unwrap()
+            .count
+    };
+    let mut child = fetch();
+    // Until it holds a reserved batch (bounded: it exits when done).
+    while reserved() == 0 && child.try_wait().unwrap().is_none() {
+        std::thread::yield_now();
+    }
+    let killed_mid_batch = reserved() > 0 && child.try_wait().unwrap().is_none();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        killed_mid_batch,
+        "the device finished before it could be killed"
+    );
+    let out = fetch().wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut watcher = watcher;
+    assert_eq!(pending(&watcher), 0, "messages left incoming");
+    watcher.sync().unwrap();
+    let listed = watcher.mail_list().unwrap();
+    let mut seen: Vec<&BlobId> = listed.iter().map(|m| &m.header.id).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!((listed.len(), seen.len()), (600, 600));
+    assert!(watcher.conflicts().unwrap().is_empty());
+    for i in [0, 1, 299, 599] {
+        let mut raw = Vec::new();
+        watcher.mail_open(&ids[i], &mut raw).unwrap();
+        assert_eq!(raw, msgs[i], "message {i}");
+    }
+}

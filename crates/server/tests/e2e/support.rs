@@ -356,3 +356,25 @@ impl Api {
         r.json().unwrap()
     }
 }
+
+/// The `sync-client` binary of this workspace (built by `cargo test
+/// --workspace`; built here when a test of this package alone runs
+/// first), for tests that kill a real device process.
+pub fn client_bin() -> PathBuf {
+    let profile_dir = Path::new(SERVER)
+        .parent()
+        .expect("the binary has a directory");
+    let bin = profile_dir.join("sync-client");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let target = profile_dir.parent().expect("target dir");
+        let ok = std::process::Command::new(cargo)
+            .args(["build", "-q", "-p", "client", "--bin", "sync-client"])
+            .arg("--target-dir")
+            .arg(target)
+            .status()
+            .expect("cargo runs");
+        assert!(ok.success(), "building sync-client: {ok}");
+    }
+    bin
+}
