@@ -264,41 +264,70 @@ impl Device {
         let reserved: Vec<BlobInfo> = reservations.into_iter().filter_map(|r| r.info).collect();
         report.skipped += (batch.len() - reserved.len()) as u64;
         let ciphertexts = self.fetch_incoming(&reserved, limits)?;
-        // Decrypting and parsing is the CPU's part: on every core.
+        // Decrypting is the CPU's part: on every core.
         let max = limits.max_incoming_bytes;
-        let prepared = parallel_map(ciphertexts, |(info, ct)| {
-            let outcome = ct.map(|ct| prepare(&info.id, &ct, identity, max));
-            (info, outcome)
+        let decrypted = parallel_map(ciphertexts, |(info, ct)| {
+            let raw = ct.map(|ct| decrypt(&ct[..], identity, max));
+            (info, raw)
         });
-        let mut done: Vec<(BlobId, Vec<u8>, MailMeta)> = Vec::new();
+        // The content blobs are stored while the messages are parsed: the
+        // upload (network, the server's fsyncs) overlaps the parsing. A
+        // message that then fails to parse has its content blob removed.
+        let raws: Vec<(&BlobId, &[u8])> = decrypted
+            .iter()
+            .filter_map(|(info, raw)| match raw {
+                Some(Ok(raw)) => Some((&info.id, &raw[..])),
+                _ => None,
+            })
+            .collect();
+        let (cipher, remote) = (self.cipher()?, &self.remote);
+        let (stored, parsed) = std::thread::scope(|s| {
+            let store = s.spawn(|| match mode {
+                MailMode::Blobs => store_contents(cipher, remote, &raws, limits),
+                MailMode::Legacy => Ok(()),
+            });
+            let parsed = parallel_map(decrypted.iter().collect(), |(info, raw)| {
+                raw.as_ref().map(|raw| match raw {
+                    Ok(raw) => header(&info.id, raw),
+                    Err(why) => Err(why.clone()),
+                })
+            });
+            (store.join(), parsed)
+        });
+        stored.unwrap_or_else(|_| {
+            Err(ClientError::Protocol(
+                "the thread storing content blobs panicked".into(),
+            ))
+        })?;
+        let mut done: Vec<(BlobId, MailMeta)> = Vec::new();
         let mut failed = Vec::new();
-        for (info, outcome) in prepared {
-            match outcome {
+        for ((info, raw), header) in decrypted.into_iter().zip(parsed) {
+            match (raw, header) {
                 // Deleted between the reservation and the fetch.
-                None => report.skipped += 1,
-                Some(Ok((raw, header))) => {
+                (None, _) | (_, None) => report.skipped += 1,
+                (Some(Ok(raw)), Some(Ok(header))) => {
                     let content = match mode {
-                        MailMode::Legacy => MailContent::Inline {
-                            data: Content(raw.clone()),
-                        },
+                        MailMode::Legacy => MailContent::Inline { data: Content(raw) },
                         MailMode::Blobs => MailContent::Blob {
                             namespace: ns(MAIL_NAMESPACE),
                             id: info.id.clone(),
                         },
                     };
-                    done.push((info.id, raw, MailMeta { header, content }));
+                    done.push((info.id, MailMeta { header, content }));
                 }
-                Some(Err(why)) => failed.push((info.id, why)),
+                (Some(Ok(_)), Some(Err(why))) => {
+                    if mode == MailMode::Blobs {
+                        self.remote
+                            .delete_blobs(&ns(MAIL_NAMESPACE), vec![info.id.clone()])?;
+                    }
+                    failed.push((info.id, why));
+                }
+                (Some(Err(why)), _) => failed.push((info.id, why)),
             }
-        }
-        if mode == MailMode::Blobs {
-            let contents: Vec<(&BlobId, &[u8])> =
-                done.iter().map(|(id, raw, _)| (id, &raw[..])).collect();
-            self.store_contents(&contents, limits)?;
         }
         let docs: Vec<(DocId, Vec<u8>)> = done
             .iter()
-            .map(|(id, _, meta)| {
+            .map(|(id, meta)| {
                 (
                     doc_id(id),
                     serde_json::to_vec(meta).expect("metadata serializes"),
@@ -327,7 +356,7 @@ impl Device {
         if done.is_empty() {
             return Ok(());
         }
-        let ids: Vec<BlobId> = done.iter().map(|(id, ..)| id.clone()).collect();
+        let ids: Vec<BlobId> = done.iter().map(|(id, _)| id.clone()).collect();
         self.remote.flag_blobs(
             &incoming,
             ids.iter()
@@ -339,7 +368,7 @@ impl Device {
                 .collect(),
         )?;
         self.remote.delete_blobs(&incoming, ids)?;
-        for (_, _, meta) in &done {
+        for (_, meta) in &done {
             report.processed += 1;
             report.bytes += meta.header.size;
         }
@@ -386,60 +415,6 @@ impl Device {
             out.push((b.clone(), ct));
         }
         Ok(out)
-    }
-
-    /// Encrypts and stores the messages' content blobs: the small ones in
-    /// batched requests, a large one streamed alone. One an earlier
-    /// attempt stored already (it crashed later on) is fine.
-    fn store_contents(
-        &self,
-        contents: &[(&BlobId, &[u8])],
-        limits: &Limits,
-    ) -> Result<(), ClientError> {
-        let mail = ns(MAIL_NAMESPACE);
-        let cipher = self.cipher()?;
-        let sealed_len = |raw: &[u8]| crypto::stream::ciphertext_len(raw.len() as u64);
-        let small: Vec<(BlobId, Vec<u8>)> = contents
-            .iter()
-            .filter(|(_, raw)| sealed_len(raw) <= limits.batch_blob_bytes)
-            .map(|(id, raw)| {
-                let mut sealed = Vec::with_capacity(sealed_len(raw) as usize);
-                cipher
-                    .encrypt_blob(mail.as_str(), id.as_str(), *raw)?
-                    .read_to_end(&mut sealed)?;
-                Ok(((*id).clone(), sealed))
-            })
-            .collect::<Result<_, ClientError>>()?;
-        for group in groups(small.iter(), limits, |(_, b)| b.len() as u64) {
-            let blobs: Vec<(BlobId, Vec<u8>)> = group.into_iter().cloned().collect();
-            for r in self.remote.store_blobs(&mail, &blobs)? {
-                match r.error {
-                    None => {}
-                    Some(e) if e.code == ErrorCode::Exists => {}
-                    Some(e) => {
-                        return Err(ClientError::Http {
-                            status: 0,
-                            code: Some(e.code),
-                            message: format!("storing content blob {}: {}", r.id, e.message),
-                            url: format!("batch/{MAIL_NAMESPACE}/store"),
-                        });
-                    }
-                }
-            }
-        }
-        for (id, raw) in contents
-            .iter()
-            .filter(|(_, raw)| sealed_len(raw) > limits.batch_blob_bytes)
-        {
-            let len = raw.len() as u64;
-            match self.upload_blob(&mail, id, std::io::Cursor::new(raw.to_vec()), len) {
-                Err(e) if e.code() == Some(ErrorCode::Exists) => {}
-                r => {
-                    r?;
-                }
-            }
-        }
-        Ok(())
     }
 
     fn mail_meta(&self, id: &DocId) -> Result<Option<MailMeta>, ClientError> {
@@ -538,19 +513,70 @@ fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> V
     })
 }
 
-/// A message decrypted and parsed: its raw bytes and what the inbox
-/// shows of it; or why it is not a message.
-fn prepare(
-    id: &BlobId,
-    ciphertext: &[u8],
-    identity: &age::x25519::Identity,
-    max: u64,
-) -> Result<(Vec<u8>, MailHeader), String> {
-    let raw = decrypt(ciphertext, identity, max)?;
+/// Encrypts (on every core) and stores the messages' content blobs: the
+/// small ones in batched requests, a large one streamed alone. One an
+/// earlier attempt stored already (it crashed later on) is fine.
+fn store_contents(
+    cipher: &crypto::DocCipher,
+    remote: &crate::Remote,
+    contents: &[(&BlobId, &[u8])],
+    limits: &Limits,
+) -> Result<(), ClientError> {
+    let mail = ns(MAIL_NAMESPACE);
+    let sealed_len = |raw: &[u8]| crypto::stream::ciphertext_len(raw.len() as u64);
+    let fits = |raw: &[u8]| sealed_len(raw) <= limits.batch_blob_bytes;
+    let small: Vec<(BlobId, Vec<u8>)> = parallel_map(
+        contents.iter().filter(|(_, raw)| fits(raw)).collect(),
+        |(id, raw)| -> Result<(BlobId, Vec<u8>), ClientError> {
+            let mut sealed = Vec::with_capacity(sealed_len(raw) as usize);
+            cipher
+                .encrypt_blob(mail.as_str(), id.as_str(), *raw)?
+                .read_to_end(&mut sealed)?;
+            Ok(((*id).clone(), sealed))
+        },
+    )
+    .into_iter()
+    .collect::<Result<_, _>>()?;
+    for group in groups(small.iter(), limits, |(_, b)| b.len() as u64) {
+        let blobs: Vec<(BlobId, Vec<u8>)> = group.into_iter().cloned().collect();
+        for r in remote.store_blobs(&mail, &blobs)? {
+            match r.error {
+                None => {}
+                Some(e) if e.code == ErrorCode::Exists => {}
+                Some(e) => {
+                    return Err(ClientError::Http {
+                        status: 0,
+                        code: Some(e.code),
+                        message: format!("storing content blob {}: {}", r.id, e.message),
+                        url: format!("batch/{MAIL_NAMESPACE}/store"),
+                    });
+                }
+            }
+        }
+    }
+    for (id, raw) in contents.iter().filter(|(_, raw)| !fits(raw)) {
+        let len = raw.len() as u64;
+        let sealed = cipher.encrypt_blob(
+            mail.as_str(),
+            id.as_str(),
+            std::io::Cursor::new(raw.to_vec()),
+        )?;
+        match remote.put_blob(&mail, id, sealed, crypto::stream::ciphertext_len(len)) {
+            Err(e) if e.code() == Some(ErrorCode::Exists) => {}
+            r => {
+                r?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the inbox shows of a decrypted message, or why it is not one.
+fn header(id: &BlobId, raw: &[u8]) -> Result<MailHeader, String> {
     // mail-parser parses from a slice, so the message is in memory here;
     // its size is bounded by the server's max_incoming_bytes.
     let msg = mail_parser::MessageParser::default()
-        .parse(&raw[..])
+        .parse(raw)
         .ok_or("not an RFC 5322 message")?;
     if msg.headers().is_empty() {
         return Err("no headers: not an RFC 5322 message".into());
@@ -565,8 +591,7 @@ fn prepare(
         attachments: msg.attachment_count() as u32,
         flags: Vec::new(),
     };
-    drop(msg);
-    Ok((raw, header))
+    Ok(header)
 }
 
 /// Decrypts an age file with the user's identity; at most `max` bytes.

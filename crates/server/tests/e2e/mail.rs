@@ -576,3 +576,48 @@ fn a_device_killed_mid_batch_loses_and_duplicates_nothing() {
         assert_eq!(raw, msgs[i], "message {i}");
     }
 }
+
+/// A message that decrypts but is no RFC 5322 message: FAILED, and the
+/// content blob stored while it was being parsed is removed again.
+#[test]
+fn a_message_that_does_not_parse_leaves_no_content_blob() {
+    let mut s = Setup::new(1);
+    let good = deliver(&s, &[message(1, 100, false)]);
+    let mx = Exchanger::new(&s.server.services_url(), SERVICE_TOKEN).unwrap();
+    let to = mx.recipient(&s.account.user).unwrap();
+    let enc =
+        age::Encryptor::with_recipients(std::iter::once(&to.recipient as &dyn age::Recipient))
+            .unwrap();
+    let mut sealed = Vec::new();
+    let mut w = enc.wrap_output(&mut sealed).unwrap();
+    std::io::Write::write_all(&mut w, b"\r\n\r\njust a body, no headers").unwrap();
+    w.finish().unwrap();
+    let r = reqwest::blocking::Client::new()
+        .put(format!(
+            "{}/v1/incoming/{}/headerless",
+            s.server.services_url(),
+            s.account.user
+        ))
+        .bearer_auth(SERVICE_TOKEN)
+        .body(sealed)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let d = &mut s.devices[0];
+    let report = d.process_incoming(Duration::from_secs(600)).unwrap();
+    assert_eq!(report.processed, 1);
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].0, "headerless");
+    let contents: Vec<String> = d
+        .remote()
+        .list_blobs(&BlobQuery {
+            namespace: Some(Namespace::new("mail").unwrap()),
+            ..Default::default()
+        })
+        .unwrap()
+        .blobs
+        .into_iter()
+        .map(|b| b.id.to_string())
+        .collect();
+    assert_eq!(contents, [good[0].to_string()]);
+}
