@@ -228,12 +228,18 @@ impl Device {
                 limit: Some(BATCH),
                 ..Default::default()
             })?;
+            // Less than a page pending: nothing more to list once this is
+            // done (what arrives meanwhile waits for the next call).
+            let last_page = todo.len() < BATCH as usize && stale.count <= stale.blobs.len() as u64;
             todo.extend(stale.blobs.into_iter().filter(|b| b.flagged_ms <= cutoff));
             if todo.is_empty() {
                 break;
             }
             for chunk in todo.chunks(limits.max_batch_items as usize) {
                 self.process_batch(chunk, &identity, mode, &limits, &mut report)?;
+            }
+            if last_page {
+                break;
             }
         }
         Ok(report)
@@ -263,11 +269,14 @@ impl Device {
         // Taken by another device meanwhile (or gone): not ours.
         let reserved: Vec<BlobInfo> = reservations.into_iter().filter_map(|r| r.info).collect();
         report.skipped += (batch.len() - reserved.len()) as u64;
-        let ciphertexts = self.fetch_incoming(&reserved, limits)?;
-        // Decrypting is the CPU's part: on every core.
         let max = limits.max_incoming_bytes;
-        let decrypted = parallel_map(ciphertexts, |(info, ct)| {
-            let raw = ct.map(|ct| decrypt(&ct[..], identity, max));
+        let fetched = self.fetch_incoming(&reserved, identity, limits)?;
+        // Decrypting is the CPU's part: on every core.
+        let decrypted = parallel_map(fetched, |(info, f)| {
+            let raw = f.map(|f| match f {
+                Fetched::Sealed(ct) => decrypt(&ct[..], identity, max),
+                Fetched::Opened(raw) => raw,
+            });
             (info, raw)
         });
         // The content blobs are stored while the messages are parsed: the
@@ -375,17 +384,16 @@ impl Device {
         Ok(())
     }
 
-    /// The ciphertext of each reserved message (`None`: gone meanwhile):
-    /// the small ones in batched requests, a large one streamed alone
-    /// (memory up to 1 MiB, then a temp file). A transport error is an
-    /// error here (retry later); what fails after this is the message's
-    /// own fault.
-    #[allow(clippy::type_complexity)]
+    /// Each reserved message (`None`: gone meanwhile): the small ones'
+    /// ciphertext in batched requests; a large one alone, decrypted while
+    /// it downloads. A transport error is an error here (retry later);
+    /// what fails otherwise is the message's own fault.
     fn fetch_incoming(
         &self,
         reserved: &[BlobInfo],
+        identity: &age::x25519::Identity,
         limits: &Limits,
-    ) -> Result<Vec<(BlobInfo, Option<Vec<u8>>)>, ClientError> {
+    ) -> Result<Vec<(BlobInfo, Option<Fetched>)>, ClientError> {
         let incoming = ns(INCOMING);
         let small = |b: &BlobInfo| b.size <= limits.batch_blob_bytes;
         let mut got: std::collections::HashMap<BlobId, Vec<u8>> = Default::default();
@@ -399,20 +407,26 @@ impl Device {
         }
         let mut out = Vec::with_capacity(reserved.len());
         for b in reserved {
-            let ct = if small(b) {
-                got.remove(&b.id)
+            let fetched = if small(b) {
+                got.remove(&b.id).map(Fetched::Sealed)
             } else {
                 match self.remote.get_blob(&incoming, &b.id) {
-                    Ok(mut stream) => {
-                        let mut ct = Vec::with_capacity(b.size as usize);
-                        stream.read_to_end(&mut ct)?;
-                        Some(ct)
+                    Ok(stream) => {
+                        let mut watched = Watched {
+                            inner: stream,
+                            failed: None,
+                        };
+                        let opened = decrypt(&mut watched, identity, limits.max_incoming_bytes);
+                        if let Some(e) = watched.failed {
+                            return Err(ClientError::Io(e));
+                        }
+                        Some(Fetched::Opened(opened))
                     }
                     Err(e) if e.code() == Some(ErrorCode::NotFound) => None,
                     Err(e) => return Err(e),
                 }
             };
-            out.push((b.clone(), ct));
+            out.push((b.clone(), fetched));
         }
         Ok(out)
     }
@@ -459,6 +473,30 @@ impl Device {
             }
             MailContent::Blob { namespace, id } => self.read_blob(&namespace, &id, out),
         }
+    }
+}
+
+/// A reserved message as fetched.
+enum Fetched {
+    /// Its ciphertext, to decrypt.
+    Sealed(Vec<u8>),
+    /// Decrypted while it downloaded (or why it is not a message).
+    Opened(Result<Vec<u8>, String>),
+}
+
+/// A download read through the decryptor that remembers a failure of
+/// the download itself, so a connection lost midway is told apart from
+/// a message that does not decrypt.
+struct Watched<R> {
+    inner: R,
+    failed: Option<std::io::Error>,
+}
+
+impl<R: Read> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            self.failed = Some(std::io::Error::new(e.kind(), e.to_string()));
+        })
     }
 }
 

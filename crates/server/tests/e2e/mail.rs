@@ -621,3 +621,41 @@ fn a_message_that_does_not_parse_leaves_no_content_blob() {
         .collect();
     assert_eq!(contents, [good[0].to_string()]);
 }
+
+/// Messages over `batch_blob_bytes` are decrypted while they download:
+/// a good one is processed whole, a truncated one fails alone.
+#[test]
+fn large_messages_are_decrypted_while_they_download() {
+    let mut s = Setup::new(1);
+    let big = message(1, 5 << 20, true);
+    let good = deliver(&s, std::slice::from_ref(&big));
+    let mx = Exchanger::new(&s.server.services_url(), SERVICE_TOKEN).unwrap();
+    let to = mx.recipient(&s.account.user).unwrap();
+    let enc =
+        age::Encryptor::with_recipients(std::iter::once(&to.recipient as &dyn age::Recipient))
+            .unwrap();
+    let mut cut = Vec::new();
+    let mut w = enc.wrap_output(&mut cut).unwrap();
+    std::io::Write::write_all(&mut w, &message(2, 5 << 20, false)).unwrap();
+    w.finish().unwrap();
+    cut.truncate(cut.len() - 100);
+    let r = reqwest::blocking::Client::new()
+        .put(format!(
+            "{}/v1/incoming/{}/truncated-big",
+            s.server.services_url(),
+            s.account.user
+        ))
+        .bearer_auth(SERVICE_TOKEN)
+        .body(cut)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let d = &mut s.devices[0];
+    let report = d.process_incoming(Duration::from_secs(600)).unwrap();
+    assert_eq!(report.processed, 1, "{report:?}");
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].0, "truncated-big");
+    let mut raw = Vec::new();
+    d.mail_open(&good[0], &mut raw).unwrap();
+    assert!(raw == big, "the large message came back different");
+}
