@@ -382,16 +382,27 @@ fn check_items(state: &AppState, n: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A batch's JSON body, read once its owner is known.
-async fn batch_json<T: serde::de::DeserializeOwned>(
+/// What every batch with a JSON body checks, in order: its declared size
+/// (413 unread), the token, the namespace, the body, the item count.
+async fn open_batch<T: serde::de::DeserializeOwned>(
     state: &AppState,
+    headers: &HeaderMap,
+    user: String,
+    ns: String,
     body: Body,
-) -> Result<T, ApiError> {
+    items: impl Fn(&T) -> usize,
+) -> Result<(Arc<UserDb>, Namespace, T), ApiError> {
     let limit = batch_json_limit(state);
+    refuse_large(headers, limit as u64)?;
+    let db = authorize(state, headers, user).await?;
+    let ns = namespace(ns)?;
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|e| crate::error::small_body_error(e, limit))?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("JSON body: {e}")))
+    let batch: T = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("JSON body: {e}")))?;
+    check_items(state, items(&batch))?;
+    Ok((db, ns, batch))
 }
 
 fn namespace(ns: String) -> Result<Namespace, ApiError> {
@@ -422,11 +433,10 @@ async fn batch_flags(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<BatchResults>, ApiError> {
-    refuse_large(&headers, batch_json_limit(&state) as u64)?;
-    let db = authorize(&state, &headers, user).await?;
-    let ns = namespace(ns)?;
-    let batch: FlagBatch = batch_json(&state, body).await?;
-    check_items(&state, batch.changes.len())?;
+    let (db, ns, batch) = open_batch(&state, &headers, user, ns, body, |b: &FlagBatch| {
+        b.changes.len()
+    })
+    .await?;
     let ids: Vec<BlobId> = batch.changes.iter().map(|c| c.id.clone()).collect();
     let results = blocking(move || db.blob_flag_many(&ns, batch.changes)).await?;
     Ok(Json(BatchResults {
@@ -445,11 +455,8 @@ async fn batch_delete(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<BatchResults>, ApiError> {
-    refuse_large(&headers, batch_json_limit(&state) as u64)?;
-    let db = authorize(&state, &headers, user).await?;
-    let ns = namespace(ns)?;
-    let batch: IdBatch = batch_json(&state, body).await?;
-    check_items(&state, batch.ids.len())?;
+    let (db, ns, batch) =
+        open_batch(&state, &headers, user, ns, body, |b: &IdBatch| b.ids.len()).await?;
     let ids = batch.ids.clone();
     let ns2 = ns.clone();
     let deleted = blocking(move || db.blob_delete_many(&ns2, batch.ids)).await?;
@@ -478,11 +485,8 @@ async fn batch_fetch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    refuse_large(&headers, batch_json_limit(&state) as u64)?;
-    let db = authorize(&state, &headers, user).await?;
-    let ns = namespace(ns)?;
-    let batch: IdBatch = batch_json(&state, body).await?;
-    check_items(&state, batch.ids.len())?;
+    let (db, ns, batch) =
+        open_batch(&state, &headers, user, ns, body, |b: &IdBatch| b.ids.len()).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
         use std::io::Read;

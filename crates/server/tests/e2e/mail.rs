@@ -56,6 +56,33 @@ fn deliver(s: &Setup, msgs: &[Vec<u8>]) -> Vec<BlobId> {
         .collect()
 }
 
+/// `plaintext` encrypted to the user's key (cut short by `cut` bytes) and
+/// delivered as is through the services API under `id`, without the
+/// exchanger's checks.
+fn deliver_raw(s: &Setup, id: &str, plaintext: &[u8], cut: usize) {
+    let mx = Exchanger::new(&s.server.services_url(), SERVICE_TOKEN).unwrap();
+    let to = mx.recipient(&s.account.user).unwrap();
+    let enc =
+        age::Encryptor::with_recipients(std::iter::once(&to.recipient as &dyn age::Recipient))
+            .unwrap();
+    let mut sealed = Vec::new();
+    let mut w = enc.wrap_output(&mut sealed).unwrap();
+    std::io::Write::write_all(&mut w, plaintext).unwrap();
+    w.finish().unwrap();
+    sealed.truncate(sealed.len() - cut);
+    let r = reqwest::blocking::Client::new()
+        .put(format!(
+            "{}/v1/incoming/{}/{id}",
+            s.server.services_url(),
+            s.account.user
+        ))
+        .bearer_auth(SERVICE_TOKEN)
+        .body(sealed)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+}
+
 #[test]
 fn delivered_mail_is_processed_once_and_listed_on_another_device_from_metadata() {
     let mut s = Setup::new(2);
@@ -583,26 +610,7 @@ fn a_device_killed_mid_batch_loses_and_duplicates_nothing() {
 fn a_message_that_does_not_parse_leaves_no_content_blob() {
     let mut s = Setup::new(1);
     let good = deliver(&s, &[message(1, 100, false)]);
-    let mx = Exchanger::new(&s.server.services_url(), SERVICE_TOKEN).unwrap();
-    let to = mx.recipient(&s.account.user).unwrap();
-    let enc =
-        age::Encryptor::with_recipients(std::iter::once(&to.recipient as &dyn age::Recipient))
-            .unwrap();
-    let mut sealed = Vec::new();
-    let mut w = enc.wrap_output(&mut sealed).unwrap();
-    std::io::Write::write_all(&mut w, b"\r\n\r\njust a body, no headers").unwrap();
-    w.finish().unwrap();
-    let r = reqwest::blocking::Client::new()
-        .put(format!(
-            "{}/v1/incoming/{}/headerless",
-            s.server.services_url(),
-            s.account.user
-        ))
-        .bearer_auth(SERVICE_TOKEN)
-        .body(sealed)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    deliver_raw(&s, "headerless", b"\r\n\r\njust a body, no headers", 0);
     let d = &mut s.devices[0];
     let report = d.process_incoming(Duration::from_secs(600)).unwrap();
     assert_eq!(report.processed, 1);
@@ -629,27 +637,7 @@ fn large_messages_are_decrypted_while_they_download() {
     let mut s = Setup::new(1);
     let big = message(1, 5 << 20, true);
     let good = deliver(&s, std::slice::from_ref(&big));
-    let mx = Exchanger::new(&s.server.services_url(), SERVICE_TOKEN).unwrap();
-    let to = mx.recipient(&s.account.user).unwrap();
-    let enc =
-        age::Encryptor::with_recipients(std::iter::once(&to.recipient as &dyn age::Recipient))
-            .unwrap();
-    let mut cut = Vec::new();
-    let mut w = enc.wrap_output(&mut cut).unwrap();
-    std::io::Write::write_all(&mut w, &message(2, 5 << 20, false)).unwrap();
-    w.finish().unwrap();
-    cut.truncate(cut.len() - 100);
-    let r = reqwest::blocking::Client::new()
-        .put(format!(
-            "{}/v1/incoming/{}/truncated-big",
-            s.server.services_url(),
-            s.account.user
-        ))
-        .bearer_auth(SERVICE_TOKEN)
-        .body(cut)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    deliver_raw(&s, "truncated-big", &message(2, 5 << 20, false), 100);
     let d = &mut s.devices[0];
     let report = d.process_incoming(Duration::from_secs(600)).unwrap();
     assert_eq!(report.processed, 1, "{report:?}");
