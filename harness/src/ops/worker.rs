@@ -50,7 +50,8 @@ pub enum Event<'a> {
     Failed(&'a Job, &'a str),
     /// Its claim ran out while measuring; another worker has it.
     LostClaim(&'a Job),
-    /// Put back untouched (the worker was asked to stop).
+    /// Put back untouched (the worker was asked to stop, or the database
+    /// went away while it measured).
     Released(&'a Job),
 }
 
@@ -86,8 +87,11 @@ impl Heartbeat {
                     Err(mpsc::RecvTimeoutError::Timeout) => match queue.heartbeat(&job, &worker) {
                         Ok(true) => {}
                         Ok(false) => return true,
-                        // A blip: the lease outlasts a few missed beats.
-                        Err(_) => {}
+                        // A blip, or the server restarted: the lease outlasts
+                        // a few missed beats; a fresh connection for the next.
+                        Err(_) => {
+                            let _ = queue.reconnect();
+                        }
                     },
                     _ => return false,
                 }
@@ -118,16 +122,42 @@ pub fn work(
     let fingerprint = session.machine().fingerprint();
     let mut completed = 0;
     queue.listen()?;
+    // How long the database may be gone before the worker gives up: its
+    // own claims outlive that long.
+    let patience = settings.lease;
     while !session.interrupted() {
-        queue.seen(name, tag, &fingerprint, None)?;
-        let Some(job) = queue.claim(name, tag, settings.lease)? else {
-            if settings.until_empty && queue.open_jobs(tag)? == 0 {
-                break;
+        let claimed = queue
+            .seen(name, tag, &fingerprint, None)
+            .and_then(|()| queue.claim(name, tag, settings.lease));
+        let job = match claimed {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                let waited = if settings.until_empty {
+                    queue.open_jobs(tag).map(|n| n == 0)
+                } else {
+                    Ok(false)
+                };
+                match waited {
+                    Ok(true) => break,
+                    Ok(false) => {
+                        events(Event::Waiting);
+                        let interrupted = || session.interrupted();
+                        match queue.wait(settings.lease.min(Duration::from_secs(30)), &interrupted)
+                        {
+                            Err(e) if e.is_connection() => recover(queue, session, patience, None)?,
+                            other => other?,
+                        }
+                    }
+                    Err(e) if e.is_connection() => recover(queue, session, patience, None)?,
+                    Err(e) => return Err(e.into()),
+                }
+                continue;
             }
-            events(Event::Waiting);
-            let interrupted = || session.interrupted();
-            queue.wait(settings.lease.min(Duration::from_secs(30)), &interrupted)?;
-            continue;
+            Err(e) if e.is_connection() => {
+                recover(queue, session, patience, None)?;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
         };
         let beat = Heartbeat::start(
             queue.another()?,
@@ -137,17 +167,20 @@ pub fn work(
         );
         let measured = measure(session, root, &job, choose, progress, events);
         let lost = beat.stop();
-        // Each answer is tried twice: the connection sat idle while the
-        // job was measured (a firewall may have cut it), and the claim
-        // outlives a reconnection.
-        let mut result = Err(QueueError::LostClaim(job.id));
-        for attempt in 0..2 {
-            if attempt > 0
-                && let Err(e) = queue.reconnect()
-            {
-                result = Err(e);
-                break;
-            }
+        // The answer is tried again after the connections come back (the
+        // connection sat idle while the job was measured, or the server
+        // restarted): the claim outlives that.
+        let mut result = answer(
+            queue,
+            &job,
+            name,
+            &measured,
+            session.interrupted(),
+            lost,
+            events,
+        );
+        if matches!(&result, Err(e) if e.is_connection()) {
+            recover(queue, session, patience, Some(job.id))?;
             result = answer(
                 queue,
                 &job,
@@ -157,10 +190,6 @@ pub fn work(
                 lost,
                 events,
             );
-            match &result {
-                Err(e) if e.is_connection() => continue,
-                _ => break,
-            }
         }
         match result {
             Ok(done) => completed += usize::from(done),
@@ -183,23 +212,60 @@ pub fn work(
     Ok(completed)
 }
 
+/// Waits for the database to come back (a restart, a network blip):
+/// reconnects the queue and the session's store, backing off from 100 ms
+/// to 5 s, for at most `patience`; then it is an error (about `job`, when
+/// one was being answered).
+fn recover(
+    queue: &mut Queue,
+    session: &mut Session,
+    patience: Duration,
+    job: Option<i64>,
+) -> Result<(), WorkerError> {
+    let deadline = std::time::Instant::now() + patience;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let tried = queue
+            .reconnect()
+            .and_then(|()| session.store.reconnect().map_err(QueueError::from));
+        match tried {
+            Ok(()) => return Ok(()),
+            Err(e) if std::time::Instant::now() + pause > deadline || session.interrupted() => {
+                return Err(match job {
+                    Some(job) => WorkerError::LostDatabase { job, source: e },
+                    None => WorkerError::Queue(e),
+                });
+            }
+            Err(_) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 /// Tells the queue how a job's attempt ended; whether the job is done.
 fn answer(
     queue: &mut Queue,
     job: &Job,
     worker: &str,
-    measured: &Result<Vec<RunRecord>, String>,
+    measured: &Result<Vec<RunRecord>, Measured>,
     interrupted: bool,
     lost: bool,
     events: &mut dyn FnMut(Event),
 ) -> Result<bool, QueueError> {
     match measured {
+        // Not the job's fault: back in the queue, untouched.
         _ if interrupted => queue.release(job, worker).map(|()| {
             events(Event::Released(job));
             false
         }),
+        Err(Measured::Database) => queue.release(job, worker).map(|()| {
+            events(Event::Released(job));
+            false
+        }),
         _ if lost => Err(QueueError::LostClaim(job.id)),
-        Err(error) => queue.fail(job, worker, error, &[], error).map(|retry| {
+        Err(Measured::Job(error)) => queue.fail(job, worker, error, &[], error).map(|retry| {
             report_failure(job, retry, error, events);
             false
         }),
@@ -273,7 +339,7 @@ fn measure(
     choose: &Choose<'_>,
     progress: &mut dyn Progress,
     events: &mut dyn FnMut(Event),
-) -> Result<Vec<RunRecord>, String> {
+) -> Result<Vec<RunRecord>, Measured> {
     let find = || {
         crate::history::resolve(root, std::slice::from_ref(&job.sha), None)
             .ok()
@@ -289,24 +355,28 @@ fn measure(
                 .current_dir(root)
                 .status();
             find().ok_or_else(|| {
-                format!(
+                Measured::Job(format!(
                     "commit {} is not in {} (nor in its origin): push it, or fetch it there",
                     job.sha,
                     root.display()
-                )
+                ))
             })?
         }
     };
-    let scenarios = choose(&job.scenarios)?;
+    let scenarios = choose(&job.scenarios).map_err(Measured::Job)?;
     events(Event::Started(job, &commit));
-    let (checkout, runner) = session.checkout(root).map_err(|e: GitError| chain(&e))?;
+    let (checkout, runner) = session
+        .checkout(root)
+        .map_err(|e: GitError| Measured::Job(chain(&e)))?;
     let todo = session
         .unmeasured(&scenarios, &commit.sha, job.force)
-        .map_err(|e| e.to_string())?;
+        .map_err(Measured::from)?;
     if todo.scenarios.is_empty() {
         return Ok(vec![]);
     }
-    checkout.switch(&commit.sha).map_err(|e| chain(&e))?;
+    checkout
+        .switch(&commit.sha)
+        .map_err(|e| Measured::Job(chain(&e)))?;
     let baseline = Baseline {
         name: "parent".into(),
         commits: commit.parents.iter().take(1).cloned().collect(),
@@ -322,8 +392,27 @@ fn measure(
         progress,
     );
     let runs = session.held.take().unwrap_or_default();
-    measured.map_err(|e| e.to_string())?;
+    measured.map_err(Measured::from)?;
     Ok(runs)
+}
+
+/// Why a job's attempt did not measure: the job's own fault (counted
+/// against it), or the database gone meanwhile (the job is put back).
+#[derive(Debug)]
+enum Measured {
+    Job(String),
+    /// The store lost its server (the worker reconnects before answering).
+    Database,
+}
+
+impl From<StoreError> for Measured {
+    fn from(e: StoreError) -> Self {
+        if e.is_connection() {
+            Measured::Database
+        } else {
+            Measured::Job(chain(&e))
+        }
+    }
 }
 
 /// An error with its causes, on one line.

@@ -204,6 +204,12 @@ pub trait Connection: std::fmt::Debug {
     /// Every run whole (machine, commit, values, samples, phases), oldest
     /// first: what `merge` copies into another store.
     fn export_runs(&self) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// A fresh connection in place of a lost one (a database server that
+    /// restarted); an embedded database has nothing to do.
+    fn reconnect(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// One metric of one point measured A/B, stored with both sides' values

@@ -355,6 +355,7 @@ pub struct PgStore {
     /// The trait reads through `&self`; the driver needs `&mut` for every
     /// query. One store is used by one thread.
     client: RefCell<Client>,
+    url: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -370,6 +371,7 @@ impl PgStore {
         migrate(&mut client, &redact(url))?;
         Ok(PgStore {
             client: RefCell::new(client),
+            url: url.to_owned(),
         })
     }
 }
@@ -1117,6 +1119,11 @@ impl Connection for PgStore {
         }
         tx.commit()?;
         Ok(added)
+    }
+
+    fn reconnect(&mut self) -> Result<(), StoreError> {
+        *self.client.get_mut() = connect(&self.url)?;
+        Ok(())
     }
 
     fn export_runs(&self) -> Result<Vec<RunRecord>, StoreError> {

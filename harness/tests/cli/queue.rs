@@ -274,3 +274,43 @@ fn an_idle_worker_is_woken_by_a_new_job_and_stops_on_sigterm() {
     kill("-TERM", w.child.id());
     assert_eq!(w.wait(), 130);
 }
+
+/// The database server restarts while a worker takes a job: the worker
+/// waits for it, reconnects (its queue, heartbeat and store connections),
+/// and the job is completed and stored once, by that worker.
+#[test]
+fn a_worker_outlives_a_database_restart() {
+    let Some(mut pg) = pgtest::start_or_skip() else {
+        return;
+    };
+    let url = pg.url_of("postgres");
+    let slow = SHORT.replace("sleep 0.2", "sleep 2");
+    let (repo, shas) = repo_of(1, &[("scenarios/t.toml", slow.as_str())]);
+    let out = sb(repo.path(), &url, &["enqueue", "HEAD", "t"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let cache = tempfile::tempdir().unwrap();
+    let w = Worker::start(
+        repo.path(),
+        &url,
+        cache.path(),
+        &["--until-empty", "--lease", "60s"],
+    );
+    w.next("job #1 (attempt 1)", Duration::from_secs(60))
+        .expect("the worker took no job");
+    pg.restart().unwrap();
+    assert_eq!(pg.url_of("postgres"), url, "restarted on another port");
+    assert_eq!(w.wait(), 0);
+    let mut c = client(&url);
+    let (state, runs): (String, i64) = {
+        let r = c.query_one("SELECT state, runs FROM jobs", &[]).unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((state.as_str(), runs), ("done", 1));
+    let stored: Vec<String> = c
+        .query("SELECT commit_sha FROM runs", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(stored, [shas[0].clone()]);
+}

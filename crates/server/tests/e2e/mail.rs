@@ -258,17 +258,7 @@ fn undecryptable_or_unparsable_messages_are_flagged_failed_and_kept() {
     w.finish().unwrap();
     put("foreign", foreign);
     // Truncated age ciphertext (to the right key).
-    let mx = Exchanger::new(&s.server.services_url(), SERVICE_TOKEN).unwrap();
-    let to = mx.recipient(&s.account.user).unwrap();
-    let enc =
-        age::Encryptor::with_recipients(std::iter::once(&to.recipient as &dyn age::Recipient))
-            .unwrap();
-    let mut cut = Vec::new();
-    let mut w = enc.wrap_output(&mut cut).unwrap();
-    std::io::Write::write_all(&mut w, &vec![b'x'; 200_000]).unwrap();
-    w.finish().unwrap();
-    cut.truncate(cut.len() - 1000);
-    put("truncated", cut);
+    deliver_raw(&s, "truncated", &vec![b'x'; 200_000], 1000);
 
     let d = &mut s.devices[0];
     let r = d.process_incoming(Duration::from_secs(600)).unwrap();
