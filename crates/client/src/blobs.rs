@@ -50,7 +50,7 @@ impl Device {
             .cipher()?
             .encrypt_blob(ns.as_str(), id.as_str(), plaintext)?;
         self.remote
-            .put_blob(ns, id, encrypted, crypto::stream::ciphertext_len(len))
+            .put_blob(ns, id, encrypted, Some(crypto::stream::ciphertext_len(len)))
     }
 
     /// Makes sure the blob is in the local store, downloading it if needed;

@@ -3,8 +3,8 @@
 use crate::{ClientError, traffic};
 use protocol::{
     BatchResults, BlobFrame, BlobId, BlobInfo, BlobList, BlobQuery, ErrorBody, ErrorCode,
-    FlagBatch, FlagChange, FlagItem, IdBatch, ItemResult, Limits, MailKey, Namespace, ReplicaId,
-    SendSummary, SyncInfo, UserId,
+    FlagBatch, FlagChange, FlagItem, FramedBlobs, IdBatch, ItemResult, Limits, MailKey, Namespace,
+    ReplicaId, SendSummary, SyncInfo, UserId,
 };
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
@@ -224,10 +224,10 @@ impl Remote {
         ns: &Namespace,
         id: &BlobId,
         body: impl std::io::Read + Send + 'static,
-        len: u64,
+        len: Option<u64>,
     ) -> Result<BlobInfo, ClientError> {
         let streaming = self.streaming()?;
-        traffic::request("blob_put", len);
+        traffic::request("blob_put", len.unwrap_or(0));
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(2);
         let producer = std::thread::spawn(move || {
             let mut body = body;
@@ -236,6 +236,9 @@ impl Remote {
                 let item = match read_full(&mut body, &mut chunk) {
                     Ok(0) => return,
                     Ok(n) => {
+                        if len.is_none() {
+                            traffic::sent("blob_put", n as u64);
+                        }
                         chunk.truncate(n);
                         Ok(chunk)
                     }
@@ -247,15 +250,19 @@ impl Remote {
                 }
             }
         });
-        let request = streaming
+        let mut request = streaming
             .http
             .put(self.blob_url(ns, id))
             .bearer_auth(&self.token)
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .header(reqwest::header::CONTENT_LENGTH, len)
-            .body(reqwest::Body::wrap_stream(
-                tokio_stream::wrappers::ReceiverStream::new(rx),
-            ));
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
+        // Without a length (a body produced as it goes) the body is sent
+        // chunked, and the server enforces its limit as it reads.
+        if let Some(len) = len {
+            request = request.header(reqwest::header::CONTENT_LENGTH, len);
+        }
+        let request = request.body(reqwest::Body::wrap_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ));
         let result = streaming.runtime.block_on(async {
             let resp = request.send().await?;
             let status = resp.status();
@@ -405,7 +412,7 @@ impl Remote {
         &self,
         ns: &Namespace,
         ids: Vec<BlobId>,
-    ) -> Result<Vec<(BlobFrame, Vec<u8>)>, ClientError> {
+    ) -> Result<Vec<(BlobFrame, bytes::Bytes)>, ClientError> {
         let body = serde_json::to_vec(&IdBatch { ids }).map_err(bad_json)?;
         traffic::request("blob_fetch", body.len() as u64);
         let resp = self
@@ -420,9 +427,10 @@ impl Remote {
         let frames = BlobFrame::split(&bytes).map_err(|e| {
             ClientError::Protocol(format!("the server's batch of blobs is broken: {e}"))
         })?;
+        // Views into the one body, not copies.
         Ok(frames
             .into_iter()
-            .map(|(f, r)| (f, bytes[r].to_vec()))
+            .map(|(f, r)| (f, bytes.slice(r)))
             .collect())
     }
 
@@ -432,20 +440,9 @@ impl Remote {
     pub fn store_blobs(
         &self,
         ns: &Namespace,
-        blobs: &[(BlobId, Vec<u8>)],
+        blobs: FramedBlobs,
     ) -> Result<Vec<ItemResult>, ClientError> {
-        let mut body = Vec::with_capacity(blobs.iter().map(|b| b.1.len() + 64).sum());
-        for (id, data) in blobs {
-            body.extend(
-                BlobFrame {
-                    id: id.clone(),
-                    size: data.len() as u64,
-                    error: None,
-                }
-                .line(),
-            );
-            body.extend_from_slice(data);
-        }
+        let body = blobs.into_body();
         traffic::request("blob_store", body.len() as u64);
         let resp = self
             .http

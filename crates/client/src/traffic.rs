@@ -90,6 +90,11 @@ pub(crate) fn request(kind: &'static str, body_bytes: u64) {
     });
 }
 
+/// Body bytes of a request whose length was not known when it started.
+pub(crate) fn sent(kind: &'static str, bytes: u64) {
+    with(|t| t.by_kind.entry(kind).or_default().sent_bytes += bytes);
+}
+
 pub(crate) fn received(kind: &'static str, bytes: u64) {
     with(|t| t.by_kind.entry(kind).or_default().received_bytes += bytes);
 }

@@ -161,9 +161,9 @@ pub struct BatchResults {
     pub results: Vec<ItemResult>,
 }
 
-/// In the body of `POST …/blobs/{namespace}/batch` (several small blobs
-/// stored at once) and of the answer to `…/fetch` (several blobs read at
-/// once), each blob is this header as one JSON line, then exactly `size`
+/// In the body of `POST …/batch/{namespace}/store` (several small blobs
+/// stored at once) and of the answer to `…/batch/{namespace}/fetch`
+/// (several blobs read at once), each blob is this header as one JSON line, then exactly `size`
 /// bytes of the blob. A blob the server could not read has `error` and
 /// no bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +214,74 @@ impl BlobFrame {
     }
 }
 
+/// A body of frames (see [`BlobFrame`]) laid out before the blobs are
+/// known: each header with room for its blob, filled in place. A sender
+/// that produces the blobs (say, by encrypting) writes them straight
+/// into the body, in parallel, instead of copying them in afterwards.
+#[derive(Debug, Default)]
+pub struct FramedBlobs {
+    body: Vec<u8>,
+    slots: Vec<std::ops::Range<usize>>,
+}
+
+impl FramedBlobs {
+    /// Headers for blobs of these ids and sizes, each followed by `size`
+    /// zero bytes to fill.
+    pub fn with_sizes(items: impl IntoIterator<Item = (BlobId, u64)>) -> Self {
+        let mut out = Self::default();
+        for (id, size) in items {
+            let line = BlobFrame {
+                id,
+                size,
+                error: None,
+            }
+            .line();
+            out.body.extend_from_slice(&line);
+            let start = out.body.len();
+            out.body.resize(start + size as usize, 0);
+            out.slots.push(start..out.body.len());
+        }
+        out
+    }
+
+    /// These blobs, copied in.
+    pub fn of(blobs: &[(BlobId, &[u8])]) -> Self {
+        let mut out = Self::with_sizes(blobs.iter().map(|(id, b)| (id.clone(), b.len() as u64)));
+        for (slot, (_, b)) in out.slots_mut().into_iter().zip(blobs) {
+            slot.copy_from_slice(b);
+        }
+        out
+    }
+
+    /// Each blob's room, in order (disjoint, so each may be filled on
+    /// its own thread).
+    pub fn slots_mut(&mut self) -> Vec<&mut [u8]> {
+        let mut out = Vec::with_capacity(self.slots.len());
+        let mut rest = &mut self.body[..];
+        let mut at = 0;
+        for slot in &self.slots {
+            let (_, tail) = rest.split_at_mut(slot.start - at);
+            let (blob, tail) = tail.split_at_mut(slot.len());
+            out.push(blob);
+            rest = tail;
+            at = slot.end;
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+}
+
 /// A user's mail key as stored on the server: the public age recipient
 /// the mail exchanger encrypts to, and the matching identity encrypted by
 /// the client (only devices holding the user secret can open it).
@@ -236,6 +304,30 @@ pub struct Recipient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn framed_blobs_split_back_into_their_blobs() {
+        let (a, b, c) = (
+            BlobId::new("a").unwrap(),
+            BlobId::new("b").unwrap(),
+            BlobId::new("c").unwrap(),
+        );
+        let mut framed = FramedBlobs::with_sizes([(a.clone(), 3), (b.clone(), 0), (c.clone(), 5)]);
+        let slots = framed.slots_mut();
+        assert_eq!(slots.iter().map(|s| s.len()).collect::<Vec<_>>(), [3, 0, 5]);
+        for (slot, fill) in slots.into_iter().zip([b'x', b'y', b'z']) {
+            slot.fill(fill);
+        }
+        let body = framed.into_body();
+        let split = BlobFrame::split(&body).unwrap();
+        let got: Vec<(BlobId, &[u8])> = split.into_iter().map(|(f, r)| (f.id, &body[r])).collect();
+        assert_eq!(got, [(a.clone(), &b"xxx"[..]), (b, b""), (c, b"zzzzz")]);
+        let copied = FramedBlobs::of(&[(a.clone(), b"abc")]).into_body();
+        assert_eq!(
+            BlobFrame::split(&copied).unwrap()[0].1,
+            copied.len() - 3..copied.len()
+        );
+    }
 
     fn frame(id: &str, data: &[u8]) -> Vec<u8> {
         let mut out = BlobFrame {

@@ -15,7 +15,7 @@ mod sync;
 
 pub use blob::{
     BatchResults, BlobFlag, BlobFrame, BlobInfo, BlobList, BlobQuery, FlagBatch, FlagChange,
-    FlagItem, INCOMING, IdBatch, ItemResult, MAX_LIST, MailKey, Order, Recipient,
+    FlagItem, FramedBlobs, INCOMING, IdBatch, ItemResult, MAX_LIST, MailKey, Order, Recipient,
 };
 pub use error::{ErrorBody, ErrorCode};
 pub use frame::{FrameError, LineSplitter, write_frame};

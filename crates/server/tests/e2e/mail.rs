@@ -470,16 +470,16 @@ fn batch_items_succeed_and_fail_on_their_own() {
     let stored = r
         .store_blobs(
             &ns,
-            &[
-                (a.clone(), b"first".to_vec()),
-                (big.clone(), vec![7; limits.batch_blob_bytes as usize + 1]),
-            ],
+            protocol::FramedBlobs::of(&[
+                (a.clone(), b"first"),
+                (big.clone(), &vec![7; limits.batch_blob_bytes as usize + 1]),
+            ]),
         )
         .unwrap();
     assert_eq!(stored[0].info.as_ref().map(|i| i.size), Some(5));
     assert_eq!(code(&stored[1]), Some(protocol::ErrorCode::BodyTooLarge));
     let again = r
-        .store_blobs(&ns, &[(a.clone(), b"other".to_vec())])
+        .store_blobs(&ns, protocol::FramedBlobs::of(&[(a.clone(), b"other")]))
         .unwrap();
     assert_eq!(code(&again[0]), Some(protocol::ErrorCode::Exists));
     let deleted = r.delete_blobs(&ns, vec![a.clone(), big.clone()]).unwrap();
@@ -620,20 +620,94 @@ fn a_message_that_does_not_parse_leaves_no_content_blob() {
     assert_eq!(contents, [good[0].to_string()]);
 }
 
-/// Messages over `batch_blob_bytes` are decrypted while they download:
-/// a good one is processed whole, a truncated one fails alone.
+/// Large messages are decrypted while they download and their content
+/// blobs uploaded as they decrypt: good ones are processed whole, each
+/// bad one fails alone and leaves no content blob.
 #[test]
 fn large_messages_are_decrypted_while_they_download() {
+    // Over the client's streaming threshold (512 KiB) all, so they go
+    // through the one-pass path, several at once.
     let mut s = Setup::new(1);
-    let big = message(1, 5 << 20, true);
-    let good = deliver(&s, std::slice::from_ref(&big));
-    deliver_raw(&s, "truncated-big", &message(2, 5 << 20, false), 100);
+    let bigs = vec![
+        message(1, 600 << 10, true),
+        message(2, 1 << 20, false),
+        message(3, 5 << 20, false),
+    ];
+    let good = deliver(&s, &bigs);
+    deliver_raw(&s, "truncated-big", &message(4, 5 << 20, false), 100);
+    // Valid age to this user, but not a message: its content blob is
+    // uploaded while it decrypts, then removed when it does not parse.
+    let mut headerless = b"\r\n\r\n".to_vec();
+    headerless.resize(1 << 20, b'x');
+    deliver_raw(&s, "not-a-message", &headerless, 0);
+    let http = reqwest::blocking::Client::new();
+    let put = |id: &str, body: Vec<u8>| {
+        let r = http
+            .put(format!(
+                "{}/v1/incoming/{}/{id}",
+                s.server.services_url(),
+                s.account.user
+            ))
+            .bearer_auth(SERVICE_TOKEN)
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    };
+    put("garbage-big", vec![0x5a; 1 << 20]);
+    let other = age::x25519::Identity::generate().to_public();
+    let enc =
+        age::Encryptor::with_recipients(std::iter::once(&other as &dyn age::Recipient)).unwrap();
+    let mut foreign = Vec::new();
+    let mut w = enc.wrap_output(&mut foreign).unwrap();
+    std::io::Write::write_all(&mut w, &message(5, 1 << 20, false)).unwrap();
+    w.finish().unwrap();
+    put("foreign-big", foreign);
+
     let d = &mut s.devices[0];
     let report = d.process_incoming(Duration::from_secs(600)).unwrap();
-    assert_eq!(report.processed, 1, "{report:?}");
-    assert_eq!(report.failed.len(), 1, "{report:?}");
-    assert_eq!(report.failed[0].0, "truncated-big");
+    assert_eq!(report.processed, 3, "{report:?}");
+    let mut failed: Vec<&str> = report.failed.iter().map(|f| f.0.as_str()).collect();
+    failed.sort();
+    assert_eq!(
+        failed,
+        [
+            "foreign-big",
+            "garbage-big",
+            "not-a-message",
+            "truncated-big"
+        ]
+    );
+    // Exactly the good messages' content blobs: an aborted upload keeps
+    // nothing, an unparsable message's blob is removed.
+    let mail = Namespace::new(client::MAIL_NAMESPACE).unwrap();
+    let mut stored: Vec<BlobId> = d
+        .remote()
+        .list_blobs(&BlobQuery {
+            namespace: Some(mail),
+            ..Default::default()
+        })
+        .unwrap()
+        .blobs
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    stored.sort();
+    let mut want = good.clone();
+    want.sort();
+    assert_eq!(stored, want);
+    for (id, big) in good.iter().zip(&bigs) {
+        let mut raw = Vec::new();
+        d.mail_open(id, &mut raw).unwrap();
+        assert!(&raw == big, "large message {id} came back different");
+    }
+    // Delivered again after processing (the same id): its content blob
+    // exists, which the one-pass upload takes as stored.
+    deliver(&s, &bigs[2..]);
+    let d = &mut s.devices[0];
+    let again = d.process_incoming(Duration::from_secs(600)).unwrap();
+    assert_eq!((again.processed, again.failed.len()), (1, 0), "{again:?}");
     let mut raw = Vec::new();
-    d.mail_open(&good[0], &mut raw).unwrap();
-    assert!(raw == big, "the large message came back different");
+    d.mail_open(&good[2], &mut raw).unwrap();
+    assert!(raw == bigs[2], "the large message came back different");
 }
