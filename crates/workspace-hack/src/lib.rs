@@ -1,0 +1,1 @@
+//! Nothing but its `Cargo.toml`: see there and ARCHITECTURE.md.
