@@ -62,14 +62,23 @@ fn deliver(s: &Setup, msgs: &[Vec<u8>]) -> Vec<BlobId> {
 fn deliver_raw(s: &Setup, id: &str, plaintext: &[u8], cut: usize) {
     let mx = Exchanger::new(&s.server.services_url(), SERVICE_TOKEN).unwrap();
     let to = mx.recipient(&s.account.user).unwrap();
-    let enc =
-        age::Encryptor::with_recipients(std::iter::once(&to.recipient as &dyn age::Recipient))
-            .unwrap();
+    let mut sealed = seal(&to.recipient, plaintext);
+    sealed.truncate(sealed.len() - cut);
+    put_incoming(s, id, sealed);
+}
+
+/// `plaintext` as an age file to `to`.
+fn seal(to: &age::x25519::Recipient, plaintext: &[u8]) -> Vec<u8> {
+    let enc = age::Encryptor::with_recipients(std::iter::once(to as &dyn age::Recipient)).unwrap();
     let mut sealed = Vec::new();
     let mut w = enc.wrap_output(&mut sealed).unwrap();
     std::io::Write::write_all(&mut w, plaintext).unwrap();
     w.finish().unwrap();
-    sealed.truncate(sealed.len() - cut);
+    sealed
+}
+
+/// `body` delivered as is under `id` through the services API.
+fn put_incoming(s: &Setup, id: &str, body: Vec<u8>) {
     let r = reqwest::blocking::Client::new()
         .put(format!(
             "{}/v1/incoming/{}/{id}",
@@ -77,7 +86,7 @@ fn deliver_raw(s: &Setup, id: &str, plaintext: &[u8], cut: usize) {
             s.account.user
         ))
         .bearer_auth(SERVICE_TOKEN)
-        .body(sealed)
+        .body(body)
         .send()
         .unwrap();
     assert_eq!(r.status(), 201);
@@ -233,30 +242,10 @@ fn exchanger_errors_token_unknown_user_no_key_and_size() {
 fn undecryptable_or_unparsable_messages_are_flagged_failed_and_kept() {
     let mut s = Setup::new(1);
     let good = deliver(&s, &[message(1, 100, false)]);
-    let http = reqwest::blocking::Client::new();
-    let put = |id: &str, body: Vec<u8>| {
-        let r = http
-            .put(format!(
-                "{}/v1/incoming/{}/{id}",
-                s.server.services_url(),
-                s.account.user
-            ))
-            .bearer_auth(SERVICE_TOKEN)
-            .body(body)
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    };
-    put("garbage", b"this is not an age file".to_vec());
+    put_incoming(&s, "garbage", b"this is not an age file".to_vec());
     // A well-formed age file, to another key.
     let other = age::x25519::Identity::generate().to_public();
-    let enc =
-        age::Encryptor::with_recipients(std::iter::once(&other as &dyn age::Recipient)).unwrap();
-    let mut foreign = Vec::new();
-    let mut w = enc.wrap_output(&mut foreign).unwrap();
-    std::io::Write::write_all(&mut w, &message(2, 10, false)).unwrap();
-    w.finish().unwrap();
-    put("foreign", foreign);
+    put_incoming(&s, "foreign", seal(&other, &message(2, 10, false)));
     // Truncated age ciphertext (to the right key).
     deliver_raw(&s, "truncated", &vec![b'x'; 200_000], 1000);
 
@@ -640,29 +629,9 @@ fn large_messages_are_decrypted_while_they_download() {
     let mut headerless = b"\r\n\r\n".to_vec();
     headerless.resize(1 << 20, b'x');
     deliver_raw(&s, "not-a-message", &headerless, 0);
-    let http = reqwest::blocking::Client::new();
-    let put = |id: &str, body: Vec<u8>| {
-        let r = http
-            .put(format!(
-                "{}/v1/incoming/{}/{id}",
-                s.server.services_url(),
-                s.account.user
-            ))
-            .bearer_auth(SERVICE_TOKEN)
-            .body(body)
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    };
-    put("garbage-big", vec![0x5a; 1 << 20]);
+    put_incoming(&s, "garbage-big", vec![0x5a; 1 << 20]);
     let other = age::x25519::Identity::generate().to_public();
-    let enc =
-        age::Encryptor::with_recipients(std::iter::once(&other as &dyn age::Recipient)).unwrap();
-    let mut foreign = Vec::new();
-    let mut w = enc.wrap_output(&mut foreign).unwrap();
-    std::io::Write::write_all(&mut w, &message(5, 1 << 20, false)).unwrap();
-    w.finish().unwrap();
-    put("foreign-big", foreign);
+    put_incoming(&s, "foreign-big", seal(&other, &message(5, 1 << 20, false)));
 
     let d = &mut s.devices[0];
     let report = d.process_incoming(Duration::from_secs(600)).unwrap();
