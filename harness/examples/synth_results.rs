@@ -1,7 +1,9 @@
 //! Writes a synthetic results database for measuring `syncbench report`:
 //! COMMITS commits in a line, each with SERIES series (scenario points ×
 //! metrics) of REPS repetitions, plus CPU/RSS samples and phases for the
-//! newest commits, and a step in a few series so change points exist.
+//! newest commits, and known steps: every tenth series slows down by 15%
+//! two thirds in, and two other tenths step in the oldest third (+10% at
+//! a sixth, -10% at a quarter), where no window may hide them.
 //!
 //! cargo run --release -p syncbench --example synth_results -- DB [COMMITS SERIES REPS]
 //! (DB: a SQLite file or a postgres:// URL)
@@ -32,7 +34,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut parent: Option<String> = None;
     let mut batch = Vec::new();
     for c in 0..commits {
-        let sha = format!("{:040x}", 0xabc0_0000_0000u64 + c as u64 * 7919);
+        // Distinct in their first characters, as real shas are.
+        let mixed = (c as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let sha = format!("{mixed:016x}{c:024x}");
         let commit = Commit {
             sha: sha.clone(),
             parents: parent.iter().cloned().collect(),
@@ -45,11 +49,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for p in 0..points {
             let metrics = (0..per_point)
                 .map(|m| {
-                    // Every tenth series slows down by 15% two thirds in.
-                    let step = if m % 10 == 0 && c > commits * 2 / 3 {
-                        1.15
-                    } else {
-                        1.0
+                    let step = match m % 10 {
+                        0 if c > commits * 2 / 3 => 1.15,
+                        3 if c >= commits / 6 => 1.10,
+                        7 if c >= commits / 4 => 0.90,
+                        _ => 1.0,
                     };
                     let base = 0.05 * (1 + m) as f64 * step;
                     Series {

@@ -249,18 +249,35 @@ impl SeriesHistory {
         self.levels[i].map(|l| l.level)
     }
 
+    /// The values with a level, in history order.
+    fn present_values(&self) -> Vec<f64> {
+        self.levels.iter().flatten().map(|l| l.level).collect()
+    }
+
+    /// Change points of any size over the whole history, searched in
+    /// windows of `window` values (see `changepoint::search`); indexes
+    /// among the present values.
+    pub fn splits(
+        &self,
+        window: usize,
+        cache: Option<&changepoint::SplitCache>,
+    ) -> Vec<changepoint::ChangePoint> {
+        changepoint::search(&self.present_values(), 0.05, window, cache)
+    }
+
     /// The series' own noise, once it has at least [`LEARN_MIN_DIFFS`]
     /// differences between consecutive commits that do not cross one of
     /// its change points.
     pub fn noise(&self) -> Option<Noise> {
+        self.noise_with(&self.splits(changepoint::SEARCH_WINDOW, None))
+    }
+
+    /// [`Self::noise`], given the series' [`Self::splits`].
+    pub fn noise_with(&self, splits: &[changepoint::ChangePoint]) -> Option<Noise> {
         let levels: Vec<Level> = self.levels.iter().flatten().copied().collect();
         // "When nothing changed": differences across the series' own
         // change points (at any size) are left out.
-        let values: Vec<f64> = levels.iter().map(|l| l.level).collect();
-        let steps: std::collections::BTreeSet<usize> = changepoint::split_and_test(&values, 0.05)
-            .into_iter()
-            .map(|c| c.index)
-            .collect();
+        let steps: HashSet<usize> = splits.iter().map(|c| c.index).collect();
         let mut diffs: Vec<f64> = (1..levels.len())
             .filter(|i| !steps.contains(i) && levels[i - 1].level != 0.0)
             .map(|i| ((levels[i].level - levels[i - 1].level) / levels[i - 1].level).abs())
@@ -283,26 +300,24 @@ impl SeriesHistory {
         threshold(book, scenario, metric, self.noise())
     }
 
-    /// Change points among the last `window` values (E-Divisive is
-    /// quadratic in the series' length), of at least `min_effect`.
-    /// `exact`: the series counts work (see `changepoint::count_steps`).
+    /// Change points over the whole history of at least `min_effect`,
+    /// given the series' [`Self::splits`] in windows of `window`.
+    /// `exact`: the series counts work (see `changepoint::count_steps`;
+    /// the splits are not used).
     pub fn change_points(
         &self,
+        splits: &[changepoint::ChangePoint],
+        window: usize,
         min_effect: f64,
         floor: f64,
         exact: bool,
-        window: usize,
     ) -> Vec<ChangePoint> {
         let present = self.present();
-        let present = &present[present.len().saturating_sub(window)..];
-        let values: Vec<f64> = present
-            .iter()
-            .map(|&i| self.value(i).expect("present"))
-            .collect();
+        let values = self.present_values();
         let steps = if exact {
             changepoint::count_steps(&values, min_effect, floor)
         } else {
-            changepoint::steps(&values, min_effect, floor)
+            changepoint::steps_of(&values, splits, min_effect, floor, window)
         };
         steps
             .into_iter()
@@ -496,11 +511,13 @@ impl History {
             if crate::model::is_informational(&k.metric) {
                 continue;
             }
-            let threshold = s.threshold(book, &k.scenario, &k.metric);
+            let window = changepoint::SEARCH_WINDOW;
+            let splits = s.splits(window, None);
+            let threshold = threshold(book, &k.scenario, &k.metric, s.noise_with(&splits));
             let floor = crate::model::absolute_floor(&k.metric);
             let exact = book.is_exact(&k.scenario, &k.metric);
             let effect = search_effect(&threshold, exact);
-            for cp in s.change_points(effect, floor, exact, usize::MAX) {
+            for cp in s.change_points(&splits, window, effect, floor, exact) {
                 let at = s.levels[cp.index].expect("present");
                 let before = s.levels[cp.before_index].expect("present");
                 let run = runs[&at.run_id];
@@ -542,6 +559,17 @@ impl History {
     /// Every point measured (ok) at both `base` and `new` (full shas),
     /// compared metric by metric.
     pub fn compare(&self, base: &str, new: &str, book: &ThresholdBook) -> Vec<Compared> {
+        self.compare_by(base, new, &|k| self.threshold(k, book).value)
+    }
+
+    /// [`Self::compare`] with each series' threshold given (by a caller
+    /// that already learned them).
+    pub fn compare_by(
+        &self,
+        base: &str,
+        new: &str,
+        threshold: &dyn Fn(&SeriesKey) -> f64,
+    ) -> Vec<Compared> {
         let ok = |sha: &str, key: &PointKey| {
             self.runs
                 .iter()
@@ -562,9 +590,7 @@ impl History {
                 machine: r.key.machine.clone(),
                 scenario: r.key.scenario.clone(),
                 point: r.key.point.clone(),
-                rows: rows(series(r.id), series(b.id), &|m| {
-                    self.threshold(&r.key.metric(m), book).value
-                }),
+                rows: rows(series(r.id), series(b.id), &|m| threshold(&r.key.metric(m))),
             });
         }
         out

@@ -139,6 +139,10 @@ pub struct Step {
     pub p_value: f64,
 }
 
+/// How many values one E-Divisive split looks at. The whole history is
+/// searched in overlapping windows of this length (see [`search`]).
+pub const SEARCH_WINDOW: usize = 200;
+
 /// Change points of `series`, oldest first: E-Divisive's split (the energy
 /// statistic's best split of each segment, as in [`e_divisive`]), each
 /// split kept only if the two parts it makes differ by Mann-Whitney at
@@ -149,16 +153,100 @@ pub struct Step {
 /// and 278 ms (a slowdown, a speed-up, more memory held) made splits as
 /// strong as its best one in 9% of shuffles, so the permutation test
 /// found no change point at all. Rank-based, so one outlying commit does
-/// not make a segment differ.
+/// not make a segment differ. The whole series is searched, in windows of
+/// [`SEARCH_WINDOW`] values.
 pub fn split_and_test(series: &[f64], alpha: f64) -> Vec<ChangePoint> {
+    search(series, alpha, SEARCH_WINDOW, None)
+}
+
+/// [`split_and_test`] over a history of any length, in O(n · window)
+/// rather than O(n²) time and O(window²) memory, as Hunter and Otava
+/// search: splits are found in windows of `window` values, each starting
+/// at the last split of the one before (or half a window on), and then
+/// pruned over the whole series, each change point tested against up to
+/// `window` values on each side. A series no longer than `window` is
+/// searched exactly as one piece.
+///
+/// Incremental through `cache`: the splits of a window depend only on its
+/// values, so they are looked up by them, and a history with one commit
+/// more searches again only the window(s) that commit falls in (Nyrkiö's
+/// observation, ICPE 2025, that appending rarely moves earlier change
+/// points, here exact rather than likely: an earlier window's values did
+/// not change, so neither did its splits). The pruning is re-run whole:
+/// it costs O(change points · window · log window).
+pub fn search(
+    series: &[f64],
+    alpha: f64,
+    window: usize,
+    cache: Option<&SplitCache>,
+) -> Vec<ChangePoint> {
+    let n = series.len();
+    let window = window.max(8);
+    let mut found = Vec::new();
+    let mut start = 0;
+    loop {
+        let end = (start + window).min(n);
+        let part = &series[start..end];
+        let local = match cache {
+            Some(c) => c.splits(part, alpha, || split(part, alpha)),
+            None => split(part, alpha),
+        };
+        found.extend(local.iter().map(|&i| i + start));
+        if end == n {
+            break;
+        }
+        let last = local.last().map_or(0, |&i| i + start);
+        start = last.max(start + window / 2);
+    }
+    found.sort_unstable();
+    found.dedup();
+    prune(
+        series,
+        one_per_cluster(series, found, window),
+        alpha,
+        window,
+    )
+}
+
+/// Overlapping windows can place one step at neighbouring commits (a
+/// window that ends just after a step sees too little of it). Of splits
+/// closer than [`MIN_LEVEL`], keeps the one that best separates the
+/// values around the cluster: the share of (before, after) pairs ordered
+/// one way, farthest from a half (Mann-Whitney's U, which unlike its p
+/// does not saturate on clear steps).
+fn one_per_cluster(series: &[f64], found: Vec<usize>, reach: usize) -> Vec<usize> {
+    let n = series.len();
+    let mut out: Vec<usize> = Vec::with_capacity(found.len());
+    let mut i = 0;
+    while i < found.len() {
+        let mut j = i + 1;
+        while j < found.len() && found[j] - found[j - 1] < MIN_LEVEL {
+            j += 1;
+        }
+        let a = out.last().copied().unwrap_or(0);
+        let b = found.get(j).copied().unwrap_or(n);
+        let best = found[i..j]
+            .iter()
+            .copied()
+            .map(|at| {
+                let (l, r) = sides(series, a, at, b, reach);
+                (at, (ordered_share(l, r) - 0.5).abs())
+            })
+            .max_by(|x, y| x.1.total_cmp(&y.1))
+            .map_or(found[i], |(at, _)| at);
+        out.push(best);
+        i = j;
+    }
+    out
+}
+
+/// The splitting half of [`split_and_test`] on one window: indexes, sorted.
+fn split(series: &[f64], alpha: f64) -> Vec<usize> {
     let n = series.len();
     let d: Vec<Vec<f64>> = series
         .iter()
         .map(|a| series.iter().map(|b| (a - b).abs()).collect())
         .collect();
-    let p_between = |a: usize, at: usize, b: usize| {
-        crate::stats::mann_whitney_p(&series[a..at], &series[at..b])
-    };
     let mut cps: Vec<usize> = Vec::new();
     loop {
         let bounds: Vec<usize> = std::iter::once(0)
@@ -174,7 +262,8 @@ pub fn split_and_test(series: &[f64], alpha: f64) -> Vec<ChangePoint> {
                 let stats = t_stats(&idx, &d);
                 let (tau, stat) = argmax(&stats[1..]);
                 let at = a + tau + 1;
-                (stat > 0.0 && p_between(a, at, b) <= alpha).then_some((at, stat))
+                let p = crate::stats::mann_whitney_p(&series[a..at], &series[at..b]);
+                (stat > 0.0 && p <= alpha).then_some((at, stat))
             })
             .max_by(|x, y| x.1.total_cmp(&y.1));
         match best {
@@ -182,78 +271,313 @@ pub fn split_and_test(series: &[f64], alpha: f64) -> Vec<ChangePoint> {
                 cps.push(at);
                 cps.sort_unstable();
             }
-            None => break,
+            None => return cps,
         }
     }
-    // Prune: each change point against its neighbours as they now are.
+}
+
+/// The share of pairs (x from `l`, y from `r`) with y above x, ties
+/// counted half: Mann-Whitney's U over n1·n2, in O(n log n).
+fn ordered_share(l: &[f64], r: &[f64]) -> f64 {
+    if l.is_empty() || r.is_empty() {
+        return 0.5;
+    }
+    let mut sorted = l.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let above: f64 = r
+        .iter()
+        .map(|y| {
+            let below = sorted.partition_point(|x| x < y);
+            let not_above = sorted.partition_point(|x| x <= y);
+            below as f64 + (not_above - below) as f64 / 2.0
+        })
+        .sum();
+    above / (l.len() * r.len()) as f64
+}
+
+/// Segment ends around the `k`th of `cps`.
+fn neighbours(cps: &[usize], k: usize, n: usize) -> (usize, usize) {
+    (
+        if k == 0 { 0 } else { cps[k - 1] },
+        cps.get(k + 1).copied().unwrap_or(n),
+    )
+}
+
+/// The values either side of a change point at `at` between the change
+/// points (or ends) `a` and `b`, up to `reach` on each side.
+fn sides(series: &[f64], a: usize, at: usize, b: usize, reach: usize) -> (&[f64], &[f64]) {
+    (
+        &series[a.max(at.saturating_sub(reach))..at],
+        &series[at..b.min(at.saturating_add(reach))],
+    )
+}
+
+/// The fewest commits a level between change points holds (see
+/// [`evidence`]).
+const MIN_LEVEL: usize = 3;
+
+/// A level between change points shorter than this must be apart from
+/// its neighbours (see [`evidence`]).
+const SHORT_LEVEL: usize = 10;
+
+/// What speaks for a change point, given its neighbours.
+#[derive(Debug, Clone, Copy)]
+struct Evidence {
+    /// The values either side do not overlap at all.
+    apart: bool,
+    /// Mann-Whitney's, between the two sides.
+    p: f64,
+    /// The medians' relative and absolute difference.
+    change: f64,
+    delta: f64,
+}
+
+/// The evidence for the `k`th of `cps`: the values either side up to the
+/// neighbouring change points, and at most `reach` on each side.
+fn evidence(series: &[f64], cps: &[usize], k: usize, reach: usize) -> Evidence {
+    let n = series.len();
+    let (a, b) = neighbours(cps, k, n);
+    let at = cps[k];
+    let (l, r) = sides(series, a, at, b, reach);
+    let (before, after) = (crate::stats::median(l), crate::stats::median(r));
+    let none = Evidence {
+        apart: false,
+        p: 1.0,
+        change: 0.0,
+        delta: 0.0,
+    };
+    // A level of one or two commits between two change points is an
+    // outlier, not a level: one commit far from the rest has a
+    // Mann-Whitney p of 2/(n+1) against any number of others, so it
+    // would stand as two change points. Only the newest commits may be
+    // that few (a new step has no more yet).
+    if at - a < MIN_LEVEL || (b - at < MIN_LEVEL && b != n) {
+        return none;
+    }
+    let range = |v: &[f64]| {
+        v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |m, &x| {
+            (m.0.min(x), m.1.max(x))
+        })
+    };
+    let ((lmin, lmax), (rmin, rmax)) = (range(l), range(r));
     // Neighbours that do not overlap at all are the strongest evidence a
     // rank test has, however short: three commits after a five-fold step
     // cannot reach p ≤ 0.05 against three before it (p = 0.057), and
     // pruning it left a 1% shift nearby to carry the step's size.
-    let apart = |a: usize, at: usize, b: usize| {
-        let (l, r) = (&series[a..at], &series[at..b]);
-        let (lmin, lmax) = l.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |m, &v| {
-            (m.0.min(v), m.1.max(v))
-        });
-        let (rmin, rmax) = r.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |m, &v| {
-            (m.0.min(v), m.1.max(v))
-        });
-        lmax < rmin || rmax < lmin
-    };
+    let apart = lmax < rmin || rmax < lmin;
+    // A short level inside the history stands only if it is apart from
+    // its neighbour: over a long history some run of a few commits is
+    // always extreme enough for a rank test (on 1000 commits of noise,
+    // 59 excursions of 3 to 9 commits, each a pair of change points),
+    // while a real step undone soon after is clear of the noise.
+    let short = |len: usize, at_end: bool| !at_end && len < SHORT_LEVEL;
+    if (short(at - a, a == 0) || short(b - at, b == n)) && !apart {
+        return none;
+    }
+    Evidence {
+        apart,
+        p: crate::stats::mann_whitney_p(l, r),
+        change: if before == 0.0 {
+            0.0
+        } else {
+            (after - before) / before.abs()
+        },
+        delta: after - before,
+    }
+}
+
+/// Merges change points away, weakest first, until every one left is
+/// kept by `weakness` (`None`: kept; otherwise how weak). Removing one
+/// changes only its neighbours' evidence, so only theirs is looked at
+/// again: O(change points) evidence for the whole merge. This is how
+/// Hunter and Otava merge their splits, by p-value and then by size.
+fn merge(
+    series: &[f64],
+    mut cps: Vec<usize>,
+    reach: usize,
+    weakness: impl Fn(&Evidence) -> Option<f64>,
+) -> Vec<(usize, Evidence)> {
+    let mut ev: Vec<Evidence> = (0..cps.len())
+        .map(|k| evidence(series, &cps, k, reach))
+        .collect();
     loop {
-        let bounds: Vec<usize> = std::iter::once(0)
-            .chain(cps.iter().copied())
-            .chain(std::iter::once(n))
-            .collect();
         let weakest = (0..cps.len())
-            .filter(|&k| !apart(bounds[k], bounds[k + 1], bounds[k + 2]))
-            .map(|k| (k, p_between(bounds[k], bounds[k + 1], bounds[k + 2])))
+            .filter_map(|k| weakness(&ev[k]).map(|w| (k, w)))
             .max_by(|x, y| x.1.total_cmp(&y.1));
-        match weakest {
-            Some((k, p)) if p > alpha => {
-                cps.remove(k);
+        let Some((k, _)) = weakest else {
+            return cps.into_iter().zip(ev).collect();
+        };
+        cps.remove(k);
+        ev.remove(k);
+        for j in [k.wrapping_sub(1), k] {
+            if j < cps.len() {
+                ev[j] = evidence(series, &cps, j, reach);
             }
-            _ => break,
         }
     }
-    let bounds: Vec<usize> = std::iter::once(0)
-        .chain(cps.iter().copied())
-        .chain(std::iter::once(n))
-        .collect();
-    (0..cps.len())
-        .map(|k| ChangePoint {
-            index: cps[k],
-            p_value: p_between(bounds[k], bounds[k + 1], bounds[k + 2]),
-        })
-        .collect()
+}
+
+/// The pruning half of [`split_and_test`]: a change point whose sides
+/// do not differ at `alpha` is merged away, the weakest (largest p)
+/// first.
+fn prune(series: &[f64], cps: Vec<usize>, alpha: f64, reach: usize) -> Vec<ChangePoint> {
+    merge(series, cps, reach, |e| {
+        (!e.apart && e.p > alpha).then_some(e.p)
+    })
+    .into_iter()
+    .map(|(index, e)| ChangePoint {
+        index,
+        p_value: e.p,
+    })
+    .collect()
+}
+
+/// The splits of windows, by the windows' values, kept between renders
+/// (see [`search`]). Shared by threads; saved with only the entries used
+/// since it was loaded, so it never outgrows the history it describes.
+#[derive(Debug, Default)]
+pub struct SplitCache {
+    entries: std::sync::Mutex<std::collections::HashMap<u64, Vec<u32>>>,
+    used: std::sync::Mutex<std::collections::HashSet<u64>>,
+    searched: std::sync::atomic::AtomicUsize,
+}
+
+/// The cache file's first line: another format (or another search) is
+/// not read.
+const CACHE_FORMAT: &str = "syncbench split cache 1";
+
+impl SplitCache {
+    /// The cache saved at `path`; empty if there is none or it is not
+    /// readable (it is only ever a shortcut).
+    pub fn load(path: &std::path::Path) -> SplitCache {
+        let cache = SplitCache::default();
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return cache;
+        };
+        let mut lines = text.lines();
+        if lines.next() != Some(CACHE_FORMAT) {
+            return cache;
+        }
+        let mut entries = cache.entries.lock().expect("not poisoned");
+        for line in lines {
+            let mut fields = line.split(' ');
+            let Some(Ok(key)) = fields.next().map(|k| u64::from_str_radix(k, 16)) else {
+                continue;
+            };
+            let splits: Option<Vec<u32>> = fields.map(|f| f.parse().ok()).collect();
+            if let Some(splits) = splits {
+                entries.insert(key, splits);
+            }
+        }
+        drop(entries);
+        cache
+    }
+
+    /// Saves the entries used since loading, atomically (a render killed
+    /// midway leaves the old file).
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::fmt::Write as _;
+        let entries = self.entries.lock().expect("not poisoned");
+        let used = self.used.lock().expect("not poisoned");
+        let mut keys: Vec<&u64> = used.iter().collect();
+        keys.sort_unstable();
+        let mut text = format!("{CACHE_FORMAT}\n");
+        for k in keys {
+            let _ = write!(text, "{k:016x}");
+            for s in &entries[k] {
+                let _ = write!(text, " {s}");
+            }
+            text.push('\n');
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// How many windows were searched rather than found here.
+    pub fn searched(&self) -> usize {
+        self.searched.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn splits(
+        &self,
+        window: &[f64],
+        alpha: f64,
+        compute: impl FnOnce() -> Vec<usize>,
+    ) -> Vec<usize> {
+        // FNV-1a over the values' bits and alpha: stable across builds,
+        // unlike std's hasher, and 64 bits make a collision between the
+        // windows of one history vanishingly unlikely.
+        let key = std::iter::once(alpha)
+            .chain(window.iter().copied())
+            .flat_map(|v| v.to_bits().to_le_bytes())
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+        self.used.lock().expect("not poisoned").insert(key);
+        if let Some(found) = self.entries.lock().expect("not poisoned").get(&key) {
+            return found.iter().map(|&i| i as usize).collect();
+        }
+        self.searched
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let found = compute();
+        self.entries
+            .lock()
+            .expect("not poisoned")
+            .insert(key, found.iter().map(|&i| i as u32).collect());
+        found
+    }
 }
 
 /// Change points of a per-commit series ([`split_and_test`] at 5%) that
 /// change the level by at least `min_effect` (relative) and `floor`
 /// (absolute), oldest first.
 pub fn steps(series: &[f64], min_effect: f64, floor: f64) -> Vec<Step> {
-    let cps = split_and_test(series, 0.05);
-    let bounds: Vec<usize> = std::iter::once(0)
-        .chain(cps.iter().map(|c| c.index))
-        .chain(std::iter::once(series.len()))
-        .collect();
-    cps.iter()
-        .enumerate()
-        .filter_map(|(k, cp)| {
-            let before = crate::stats::median(&series[bounds[k]..bounds[k + 1]]);
-            let after = crate::stats::median(&series[bounds[k + 1]..bounds[k + 2]]);
-            let change = if before == 0.0 {
-                0.0
-            } else {
-                (after - before) / before.abs()
-            };
-            (change.abs() >= min_effect && (after - before).abs() >= floor).then_some(Step {
-                index: cp.index,
-                change,
-                p_value: cp.p_value,
-            })
-        })
-        .collect()
+    steps_of(
+        series,
+        &split_and_test(series, 0.05),
+        min_effect,
+        floor,
+        SEARCH_WINDOW,
+    )
+}
+
+/// The change points `cps` of `series` (from [`search`]) that change the
+/// level by at least `min_effect` and `floor`: the medians of up to
+/// `reach` values on each side, not past the neighbouring change points.
+/// Those too small are merged away smallest first, and their neighbours
+/// measured again against the longer levels that leaves: over a long
+/// history of noise, splits at 5% find levels of ten or twenty commits
+/// whose medians differ by a percent, which vanish once merged with
+/// their neighbours, while a real step stays as large.
+pub fn steps_of(
+    series: &[f64],
+    cps: &[ChangePoint],
+    min_effect: f64,
+    floor: f64,
+    reach: usize,
+) -> Vec<Step> {
+    const ALPHA: f64 = 0.05;
+    let at: Vec<usize> = cps.iter().map(|c| c.index).collect();
+    merge(series, at, reach, |e| {
+        if !e.apart && e.p > ALPHA {
+            Some(2.0 + e.p)
+        } else if e.change.abs() < min_effect || e.delta.abs() < floor {
+            Some(1.0 - (e.change.abs() / min_effect.max(f64::MIN_POSITIVE)).min(1.0))
+        } else {
+            None
+        }
+    })
+    .into_iter()
+    .map(|(index, e)| Step {
+        index,
+        change: e.change,
+        p_value: e.p,
+    })
+    .collect()
 }
 
 /// Steps of a series of near-exact counts (instruction counts, request
@@ -415,5 +739,74 @@ mod split_tests {
             "{:?}",
             steps(&v, 0.01, 0.0)
         );
+    }
+
+    /// Values around 100 with uniform noise of ±`spread`, seeded.
+    fn noisy(n: usize, spread: f64, seed: u64) -> Vec<f64> {
+        let mut rng = Rng(seed);
+        (0..n)
+            .map(|_| 100.0 + spread * ((rng.next() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0))
+            .collect()
+    }
+
+    #[test]
+    fn steps_in_the_oldest_third_of_a_long_history_are_found() {
+        for seed in 1..=5 {
+            let mut v = noisy(3000, 1.0, seed);
+            // +5% at 400, -4% at 900; nothing after.
+            v[400..].iter_mut().for_each(|x| *x *= 1.05);
+            v[900..].iter_mut().for_each(|x| *x *= 0.96);
+            let found: Vec<usize> = steps(&v, 0.01, 0.0).iter().map(|s| s.index).collect();
+            assert_eq!(found, [400, 900], "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_long_history_of_noise_has_no_steps() {
+        for seed in 1..=5 {
+            let v = noisy(3000, 1.0, seed);
+            assert_eq!(steps(&v, 0.01, 0.0), [], "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_short_excursion_stands_only_clear_of_the_noise() {
+        let mut v = noisy(600, 1.0, 7);
+        // Five commits 2% slower (clear of ±1% noise), then back.
+        v[300..305].iter_mut().for_each(|x| *x *= 1.03);
+        let found: Vec<usize> = steps(&v, 0.01, 0.0).iter().map(|s| s.index).collect();
+        assert_eq!(found, [300, 305]);
+        // Four commits within the noise: no level of their own.
+        let mut v = noisy(600, 1.0, 7);
+        v[300..304].iter_mut().for_each(|x| *x = 100.9);
+        assert_eq!(steps(&v, 0.005, 0.0), []);
+    }
+
+    #[test]
+    fn the_cache_makes_one_more_commit_cost_one_window() {
+        let mut v = noisy(2000, 1.0, 3);
+        v[500..].iter_mut().for_each(|x| *x *= 1.05);
+        let cache = SplitCache::default();
+        let cold = search(&v[..1999], 0.05, 200, Some(&cache));
+        assert_eq!(cold, search(&v[..1999], 0.05, 200, None));
+        let windows = cache.searched();
+        assert!(windows >= 10, "{windows}");
+        // One commit more: only the window it falls in is searched.
+        let again = search(&v, 0.05, 200, Some(&cache));
+        assert!(
+            cache.searched() - windows <= 2,
+            "{} more",
+            cache.searched() - windows
+        );
+        assert_eq!(again, search(&v, 0.05, 200, None));
+        // Saved and loaded, the same; a damaged file is an empty cache.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("splits");
+        cache.save(&file).unwrap();
+        let loaded = SplitCache::load(&file);
+        assert_eq!(search(&v, 0.05, 200, Some(&loaded)), again);
+        assert_eq!(loaded.searched(), 0);
+        std::fs::write(&file, "syncbench split cache 1\nzz 1 2\n").unwrap();
+        assert_eq!(search(&v, 0.05, 200, Some(&SplitCache::load(&file))), again);
     }
 }

@@ -61,24 +61,87 @@ impl Unit {
         s.serialize_str(u.as_str())
     }
 
-    /// The value in human units: 12.3 ms, 4.56 MiB, 789 MB/s.
+    /// The scale to show values of about `magnitude` at: its divisor and
+    /// symbol, from picoseconds to hours and from bytes to TiB. A scale is
+    /// taken from 0.9995 of its divisor on, so 999.96 ms shows as 1.00 s.
+    pub fn scale(self, magnitude: f64) -> (f64, &'static str) {
+        const TIME: &[(f64, &str)] = &[
+            (3600.0, "h"),
+            (60.0, "min"),
+            (1.0, "s"),
+            (1e-3, "ms"),
+            (1e-6, "µs"),
+            (1e-9, "ns"),
+            (1e-12, "ps"),
+        ];
+        const BYTES: &[(f64, &str)] = &[
+            (1_099_511_627_776.0, "TiB"),
+            (1_073_741_824.0, "GiB"),
+            (1_048_576.0, "MiB"),
+            (1024.0, "KiB"),
+            (1.0, "B"),
+        ];
+        const RATE: &[(f64, &str)] = &[(1e3, "GB/s"), (1.0, "MB/s"), (1e-3, "kB/s")];
+        // Counts and rates stay whole below ten thousand (a change of one
+        // request shows); the 1e4 entry is shown in thousands.
+        const OPS: &[(f64, &str)] = &[(1e6, "M ops/s"), (1e4, "k ops/s"), (1.0, "ops/s")];
+        const COUNT: &[(f64, &str)] = &[(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e4, "k"), (1.0, "")];
+        const PERCENT: &[(f64, &str)] = &[(1.0, "%")];
+        let scales = match self {
+            Unit::Seconds => TIME,
+            Unit::Bytes => BYTES,
+            Unit::MegabytesPerSecond => RATE,
+            Unit::OpsPerSecond => OPS,
+            Unit::Count => COUNT,
+            Unit::Percent => PERCENT,
+        };
+        let m = magnitude.abs();
+        let base = scales
+            .iter()
+            .find(|s| s.0 == 1.0)
+            .copied()
+            .unwrap_or(scales[0]);
+        if m == 0.0 || !m.is_finite() {
+            return base;
+        }
+        let (div, sym) = scales
+            .iter()
+            .copied()
+            .find(|&(div, _)| m >= if div == 1e4 { div } else { div * 0.9995 })
+            .unwrap_or(scales[scales.len() - 1]);
+        if div == 1e4 {
+            return (1e3, sym);
+        }
+        (div, sym)
+    }
+
+    /// The value in human units, three significant digits: 12.3 ms,
+    /// 4.56 MiB, 789 MB/s, 3.20 ns, 1.50 min. Whole bytes and counts stay
+    /// whole; a value that is not a number shows as "n/a".
     pub fn human(self, v: f64) -> String {
-        match self {
-            Unit::Seconds if v.abs() < 1e-3 => format!("{:.1} µs", v * 1e6),
-            Unit::Seconds if v.abs() < 1.0 => format!("{:.1} ms", v * 1e3),
-            Unit::Seconds => format!("{v:.2} s"),
-            Unit::Bytes if v.abs() >= (1u64 << 30) as f64 => {
-                format!("{:.2} GiB", v / (1u64 << 30) as f64)
-            }
-            Unit::Bytes if v.abs() >= (1u64 << 20) as f64 => {
-                format!("{:.1} MiB", v / (1u64 << 20) as f64)
-            }
-            Unit::Bytes if v.abs() >= 1024.0 => format!("{:.1} KiB", v / 1024.0),
-            Unit::Bytes => format!("{v:.0} B"),
-            Unit::MegabytesPerSecond => format!("{v:.1} MB/s"),
-            Unit::OpsPerSecond => format!("{v:.0} ops/s"),
-            Unit::Percent => format!("{v:.2} %"),
-            Unit::Count => format!("{v:.0}"),
+        if !v.is_finite() {
+            return "n/a".into();
+        }
+        let (div, sym) = self.scale(v);
+        let x = v / div;
+        let whole = matches!(self, Unit::Bytes | Unit::Count | Unit::OpsPerSecond);
+        let text = if div == 1.0 && whole || x == 0.0 {
+            format!("{x:.0}")
+        } else {
+            let a = x.abs();
+            let decimals = if a >= 99.95 {
+                0
+            } else if a >= 9.995 {
+                1
+            } else {
+                2
+            };
+            format!("{x:.decimals$}")
+        };
+        if sym.is_empty() {
+            text
+        } else {
+            format!("{text} {sym}")
         }
     }
 }
@@ -529,8 +592,28 @@ mod tests {
     fn human_units() {
         assert_eq!(Unit::Seconds.human(0.0123), "12.3 ms");
         assert_eq!(Unit::Seconds.human(2.5), "2.50 s");
-        assert_eq!(Unit::Bytes.human(5.5 * 1024.0 * 1024.0), "5.5 MiB");
+        assert_eq!(Unit::Bytes.human(5.5 * 1024.0 * 1024.0), "5.50 MiB");
         assert_eq!(Unit::MegabytesPerSecond.human(42.04), "42.0 MB/s");
+        // From picoseconds to hours, and the scale changes where rounding
+        // would reach a thousand.
+        let s = Unit::Seconds;
+        assert_eq!(s.human(3.2e-9), "3.20 ns");
+        assert_eq!(s.human(4.5e-12), "4.50 ps");
+        assert_eq!(s.human(1e-14), "0.01 ps");
+        assert_eq!(s.human(0.99996), "1.00 s");
+        assert_eq!(s.human(90.0), "1.50 min");
+        assert_eq!(s.human(7200.0), "2.00 h");
+        assert_eq!(s.human(0.0), "0 s");
+        assert_eq!(s.human(-0.0021), "-2.10 ms");
+        assert_eq!(s.human(f64::NAN), "n/a");
+        assert_eq!(s.human(f64::INFINITY), "n/a");
+        assert_eq!(Unit::Bytes.human(512.0), "512 B");
+        assert_eq!(Unit::Bytes.human(3.0 * (1u64 << 30) as f64), "3.00 GiB");
+        assert_eq!(Unit::Count.human(9999.0), "9999");
+        assert_eq!(Unit::Count.human(1_234_567_890.0), "1.23 G");
+        assert_eq!(Unit::Count.human(12_345.0), "12.3 k");
+        assert_eq!(Unit::Percent.human(129.64), "130 %");
+        assert_eq!(Unit::OpsPerSecond.human(25_000.0), "25.0 k ops/s");
     }
 
     #[test]

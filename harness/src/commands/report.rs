@@ -14,7 +14,9 @@ pub struct Args {
     /// DB-STEM-report next to the --db file].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Search change points in the last N commits of each series.
+    /// Search change points over each series' whole history in
+    /// overlapping windows of N values (each window costs N², so larger
+    /// is slower; a window shorter than a level hides nothing).
     #[arg(long, default_value_t = Settings::default().window)]
     window: usize,
     /// Smallest relative change of level to mark, where the scenario
@@ -40,7 +42,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            window: 200,
+            window: syncbench::changepoint::SEARCH_WINDOW,
             min_change: DEFAULT_THRESHOLD,
             compare: Vec::new(),
         }

@@ -26,11 +26,14 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// Value range with a little headroom; never empty.
+/// Value range with a little headroom; never empty. Values that are not
+/// finite are left out (they are drawn as gaps).
 fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
@@ -42,12 +45,69 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     )
 }
 
-/// Runs of consecutive present values as SVG path data; gaps break the line.
+/// An axis: its ends, rounded out to ticks, and the ticks with labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis {
+    pub lo: f64,
+    pub hi: f64,
+    pub ticks: Vec<(f64, String)>,
+}
+
+/// About `target` ticks over `lo..hi` at 1-2-5 steps of the unit's scale
+/// (20 ms, 40 ms; 256 MiB, 512 MiB would be 1-2-5 of bytes, so the steps
+/// are taken after scaling: 200 MiB, 400 MiB), all labelled with as many
+/// decimals as the step needs.
+pub fn axis(lo: f64, hi: f64, unit: Unit, target: usize) -> Axis {
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() && hi > lo {
+        (lo, hi)
+    } else if lo.is_finite() {
+        (
+            lo - 0.5 * lo.abs().max(1e-12),
+            lo + 0.5 * lo.abs().max(1e-12),
+        )
+    } else {
+        (0.0, 1.0)
+    };
+    let (div, sym) = unit.scale(lo.abs().max(hi.abs()));
+    let (a, b) = (lo / div, hi / div);
+    let raw = (b - a) / target.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    // The 1-2-5 step nearest the raw one (by ratio).
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * mag)
+        .min_by(|p, q| (p / raw).ln().abs().total_cmp(&(q / raw).ln().abs()))
+        .unwrap_or(mag);
+    let (first, last) = ((a / step + 1e-9).floor(), (b / step - 1e-9).ceil());
+    let decimals = (-(step.log10() + 1e-9).floor()).clamp(0.0, 12.0) as usize;
+    let ticks = (0..=(last - first) as usize)
+        .map(|k| {
+            let v = (first + k as f64) * step;
+            // -0 would print as "-0".
+            let v = if v.abs() < step * 1e-6 { 0.0 } else { v };
+            let text = format!("{v:.decimals$}");
+            let label = if sym.is_empty() {
+                text
+            } else {
+                format!("{text} {sym}")
+            };
+            (v * div, label)
+        })
+        .collect();
+    Axis {
+        lo: first * step * div,
+        hi: last * step * div,
+        ticks,
+    }
+}
+
+/// Runs of consecutive present values as SVG path data; gaps (and values
+/// that are not finite) break the line.
 fn path(points: impl Iterator<Item = Option<(f64, f64)>>) -> String {
     let mut d = String::new();
     let mut pen_down = false;
     for p in points {
-        match p {
+        match p.filter(|(x, y)| x.is_finite() && y.is_finite()) {
             Some((x, y)) => {
                 let _ = write!(d, "{}{x:.1},{y:.1}", if pen_down { "L" } else { "M" });
                 pen_down = true;
@@ -60,7 +120,7 @@ fn path(points: impl Iterator<Item = Option<(f64, f64)>>) -> String {
 
 /// A small line of the last values (gaps where a commit has none).
 pub fn sparkline(values: &[Option<f64>]) -> String {
-    let (w, h) = (160.0, 36.0);
+    let (w, h) = (120.0, 22.0);
     let (lo, hi) = bounds(values.iter().flatten().copied());
     let n = values.len().max(2) as f64 - 1.0;
     let d = path(values.iter().enumerate().map(|(i, v)| {
@@ -106,16 +166,23 @@ pub fn pairs(a: &[f64], b: &[f64]) -> String {
 }
 
 /// One commit on a trend chart.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct TrendPoint {
     pub level: Option<f64>,
     pub min: f64,
     pub max: f64,
-    /// Hover text: sha, subject, date, value.
-    pub title: String,
-    pub href: String,
     /// The commit was measured and failed (drawn as a mark, not a value).
     pub failed: bool,
+}
+
+/// A dot's link and hover text, asked for only for the dots drawn.
+pub trait DotInfo {
+    /// The commit's page.
+    fn href(&self, index: usize) -> String;
+    /// Sha, subject, date, value.
+    fn title(&self, index: usize) -> String;
+    /// A short label of the commit for the time axis: sha and date.
+    fn axis_label(&self, index: usize) -> (String, String);
 }
 
 /// A detected change: at which commit, and its label (e.g. "+12.3%").
@@ -129,87 +196,146 @@ pub struct Marker {
 const PLOT_LEFT: f64 = 80.0;
 const PLOT_RIGHT: f64 = 16.0;
 const PLOT_TOP: f64 = 24.0;
-const PLOT_BOTTOM: f64 = 40.0;
+const PLOT_BOTTOM: f64 = 44.0;
 
-/// Y axis ticks with human labels.
-fn y_axis(out: &mut String, lo: f64, hi: f64, y: &dyn Fn(f64) -> f64, width: f64, unit: Unit) {
-    for k in 0..=4 {
-        let v = lo + (hi - lo) * k as f64 / 4.0;
-        let yy = y(v);
+/// Horizontal grid lines and their labels.
+fn y_axis(out: &mut String, axis: &Axis, y: &dyn Fn(f64) -> f64, width: f64) {
+    for (v, label) in &axis.ticks {
+        let yy = y(*v);
         let _ = write!(
             out,
             r#"<line x1="{PLOT_LEFT}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" class="grid"/><text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{}</text>"#,
             width - PLOT_RIGHT,
             PLOT_LEFT - 6.0,
             yy + 4.0,
-            esc(&unit.human(v))
+            esc(label)
         );
     }
+}
+
+/// Commits drawn in one pixel column of a long trend.
+struct Column {
+    first: usize,
+    last: usize,
+    /// Lowest and highest value, and the band's ends.
+    lo: f64,
+    hi: f64,
+    min: f64,
+    max: f64,
+    /// The newest commit with a value, and the newest that failed.
+    newest: Option<usize>,
+    failed: Option<usize>,
 }
 
 /// The trend of a series over commits in history order: the per-commit
 /// value as a line with a dot per commit (each a link with a hover title),
 /// the min–max band of its repetitions, failed commits as red marks,
 /// commits without a value as gaps, change points as labelled lines.
-pub fn trend(
-    points: &[TrendPoint],
-    markers: &[Marker],
-    unit: Unit,
-    x_labels: &[(usize, String)],
-) -> String {
+/// A history longer than the plot is wide is drawn at the screen's
+/// resolution: per pixel column the envelope of its commits' values and
+/// one dot, for the newest of them, whose title names the range.
+pub fn trend(points: &[TrendPoint], markers: &[Marker], unit: Unit, info: &dyn DotInfo) -> String {
     let (width, height) = (960.0, 320.0);
+    let plot = width - PLOT_LEFT - PLOT_RIGHT;
+    let finite = |p: &TrendPoint| p.level.filter(|v| v.is_finite());
     let (lo, hi) = bounds(
         points
             .iter()
-            .filter(|p| p.level.is_some())
+            .filter(|p| finite(p).is_some())
             .flat_map(|p| [p.min, p.max]),
     );
-    let n = points.len().max(2) as f64 - 1.0;
-    let x = |i: usize| PLOT_LEFT + i as f64 / n * (width - PLOT_LEFT - PLOT_RIGHT);
-    let y = |v: f64| PLOT_TOP + (hi - v) / (hi - lo) * (height - PLOT_TOP - PLOT_BOTTOM);
+    let axis = axis(lo, hi, unit, 5);
+    let n = points.len();
+    let columns: Vec<Column> = {
+        let count = n.min(plot as usize).max(1);
+        let mut cols: Vec<Column> = Vec::with_capacity(count);
+        for (i, p) in points.iter().enumerate() {
+            let c = i * count / n.max(1);
+            if cols.len() <= c {
+                cols.push(Column {
+                    first: i,
+                    last: i,
+                    lo: f64::INFINITY,
+                    hi: f64::NEG_INFINITY,
+                    min: f64::INFINITY,
+                    max: f64::NEG_INFINITY,
+                    newest: None,
+                    failed: None,
+                });
+            }
+            let col = cols.last_mut().expect("pushed");
+            col.last = i;
+            match finite(p) {
+                Some(v) => {
+                    col.lo = col.lo.min(v);
+                    col.hi = col.hi.max(v);
+                    col.min = col.min.min(p.min);
+                    col.max = col.max.max(p.max);
+                    col.newest = Some(i);
+                }
+                None if p.failed => col.failed = Some(i),
+                None => {}
+            }
+        }
+        cols
+    };
+    let aggregated = columns.len() < n;
+    // Positions by commit index, so markers and labels line up with columns.
+    let span = n.max(2) as f64 - 1.0;
+    let x = |i: f64| PLOT_LEFT + i / span * plot;
+    let xc = |c: &Column| x((c.first + c.last) as f64 / 2.0);
+    let y = |v: f64| {
+        PLOT_TOP
+            + (axis.hi - v.clamp(axis.lo, axis.hi)) / (axis.hi - axis.lo)
+                * (height - PLOT_TOP - PLOT_BOTTOM)
+    };
     let mut s = format!(
         r#"<svg class="trend" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="trend over commits">"#
     );
-    y_axis(&mut s, lo, hi, &y, width, unit);
-    // Band: one closed shape per run of present values.
-    let mut run: Vec<(usize, &TrendPoint)> = Vec::new();
-    let flush = |run: &mut Vec<(usize, &TrendPoint)>, s: &mut String| {
+    y_axis(&mut s, &axis, &y, width);
+    // Band: one closed shape per run of columns with values.
+    let mut run: Vec<&Column> = Vec::new();
+    let flush = |run: &mut Vec<&Column>, s: &mut String| {
         if run.is_empty() {
             return;
         }
         let mut d = String::new();
-        for (k, (i, p)) in run.iter().enumerate() {
+        for (k, c) in run.iter().enumerate() {
             let _ = write!(
                 d,
                 "{}{:.1},{:.1}",
                 if k == 0 { "M" } else { "L" },
-                x(*i),
-                y(p.max)
+                xc(c),
+                y(c.max)
             );
         }
-        for (i, p) in run.iter().rev() {
-            let _ = write!(d, "L{:.1},{:.1}", x(*i), y(p.min));
+        for c in run.iter().rev() {
+            let _ = write!(d, "L{:.1},{:.1}", xc(c), y(c.min));
         }
         let _ = write!(s, r#"<path d="{d}Z" class="band"/>"#);
         run.clear();
     };
-    for (i, p) in points.iter().enumerate() {
-        if p.level.is_some() {
-            run.push((i, p));
+    for c in &columns {
+        if c.newest.is_some() {
+            run.push(c);
         } else {
             flush(&mut run, &mut s);
         }
     }
     flush(&mut run, &mut s);
-    let d = path(
-        points
-            .iter()
-            .enumerate()
-            .map(|(i, p)| p.level.map(|v| (x(i), y(v)))),
-    );
+    // The line, through each column's lowest and highest value.
+    let d = path(columns.iter().flat_map(|c| {
+        let present = c.newest.is_some();
+        let at = |v: f64| present.then(|| (xc(c), y(v)));
+        if aggregated && c.lo != c.hi {
+            vec![at(c.lo), at(c.hi)]
+        } else {
+            vec![at(c.lo)]
+        }
+    }));
     let _ = write!(s, r#"<path d="{d}" class="line"/>"#);
     for m in markers {
-        let xx = x(m.index);
+        let xx = x(m.index as f64);
         let _ = write!(
             s,
             r#"<g class="{}"><line x1="{xx:.1}" x2="{xx:.1}" y1="{PLOT_TOP}" y2="{:.1}" class="change"/><text x="{:.1}" y="{:.1}" class="change-label">{}</text></g>"#,
@@ -224,38 +350,60 @@ pub fn trend(
             esc(&m.label)
         );
     }
-    let radius = if points.len() > 300 { 1.6 } else { 3.0 };
-    for (i, p) in points.iter().enumerate() {
-        let title = esc(&p.title);
-        let href = esc(&p.href);
-        match p.level {
-            Some(v) => {
-                let _ = write!(
-                    s,
-                    r#"<a href="{href}"><circle cx="{:.1}" cy="{:.1}" r="{radius}"><title>{title}</title></circle></a>"#,
-                    x(i),
-                    y(v)
-                );
-            }
-            None if p.failed => {
-                let _ = write!(
-                    s,
-                    r#"<a href="{href}"><text x="{:.1}" y="{:.1}" class="failed" text-anchor="middle">×<title>{title}</title></text></a>"#,
-                    x(i),
-                    height - PLOT_BOTTOM - 4.0
-                );
-            }
-            None => {}
+    let radius = if columns.len() > 300 { 1.6 } else { 3.0 };
+    s.push_str(r#"<g class="dots">"#);
+    for c in &columns {
+        if let Some(i) = c.newest {
+            let title = if aggregated && c.first != c.last {
+                format!(
+                    "{} commits: {} – {} (this column)\nnewest: {}",
+                    c.last - c.first + 1,
+                    unit.human(c.lo),
+                    unit.human(c.hi),
+                    info.title(i)
+                )
+            } else {
+                info.title(i)
+            };
+            let _ = write!(
+                s,
+                r#"<a href="{}"><circle cx="{:.1}" cy="{:.1}" r="{radius}"><title>{}</title></circle></a>"#,
+                esc(&info.href(i)),
+                xc(c),
+                y(points[i].level.unwrap_or(c.hi)),
+                esc(&title)
+            );
+        } else if let Some(i) = c.failed {
+            let _ = write!(
+                s,
+                r#"<a href="{}"><text x="{:.1}" y="{:.1}" class="failed" text-anchor="middle">×<title>{}</title></text></a>"#,
+                esc(&info.href(i)),
+                xc(c),
+                height - PLOT_BOTTOM - 4.0,
+                esc(&info.title(i))
+            );
         }
     }
-    for (i, label) in x_labels {
-        let _ = write!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" class="tick" text-anchor="middle">{}</text>"#,
-            x(*i),
-            height - PLOT_BOTTOM + 18.0,
-            esc(label)
-        );
+    s.push_str("</g>");
+    // About eight commits named on the time axis, by sha and date.
+    if n > 0 {
+        let every = n.div_ceil(8).max(1);
+        for i in (0..n).filter(|i| i % every == 0 || *i == n - 1) {
+            // The last label would collide with the one before it.
+            if i == n - 1 && i % every != 0 && i % every < every / 2 {
+                continue;
+            }
+            let (sha, date) = info.axis_label(i);
+            let _ = write!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" class="tick" text-anchor="middle">{}<tspan x="{:.1}" dy="13">{}</tspan></text>"#,
+                x(i as f64),
+                height - PLOT_BOTTOM + 16.0,
+                esc(&sha),
+                x(i as f64),
+                esc(&date)
+            );
+        }
     }
     s.push_str("</svg>");
     s
@@ -268,42 +416,79 @@ pub type Sample = (f64, f64, f64);
 /// A panel of the resources chart: its label, unit and what it plots.
 type Panel = (&'static str, Unit, fn(&Sample) -> f64);
 
+/// Rows of phase labels, so none overlaps another: each label goes on the
+/// first row where it fits after the one before it, and a label that fits
+/// on none is left to its shaded area's hover title. Label widths are
+/// estimated (the browser lays out the text): 6.2 px per character at
+/// 11 px, a little more than the average of system-ui.
+fn label_rows(starts: &[(f64, usize)], rows: usize) -> Vec<Option<usize>> {
+    let mut ends = vec![f64::NEG_INFINITY; rows];
+    starts
+        .iter()
+        .map(|&(x, chars)| {
+            let w = chars as f64 * 6.2 + 6.0;
+            let row = ends.iter().position(|&e| e <= x)?;
+            ends[row] = x + w;
+            Some(row)
+        })
+        .collect()
+}
+
 /// CPU % and RSS over time of every process of one repetition, on a
 /// shared time axis, with the driver's phases shaded and named.
 pub fn resources(processes: &[(String, Samples)], phases: &[Phase]) -> String {
+    const ROW: f64 = 13.0;
     let (width, panel) = (960.0, 170.0);
-    let height = 2.0 * panel + 30.0;
-    let t_max = processes
+    let t_end = processes
         .iter()
         .flat_map(|(_, s)| s.iter().map(|p| p.0))
         .chain(phases.iter().map(|p| p.end_ms))
+        .filter(|t| t.is_finite())
         .fold(1.0, f64::max);
+    let time = axis(0.0, t_end / 1000.0, Unit::Seconds, 6);
+    let t_max = time.hi * 1000.0;
     let x = |t: f64| PLOT_LEFT + t / t_max * (width - PLOT_LEFT - PLOT_RIGHT);
+    let rows = label_rows(
+        &phases
+            .iter()
+            .map(|p| (x(p.start_ms) + 2.0, p.name.chars().count()))
+            .collect::<Vec<_>>(),
+        3,
+    );
+    let used = rows.iter().flatten().max().map_or(1, |r| r + 1);
+    let top = PLOT_TOP + ROW * (used - 1) as f64;
+    let height = top + 2.0 * panel + 6.0;
     let mut s = format!(
         r#"<svg class="resources" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="CPU and memory over time">"#
     );
-    for (k, p) in phases.iter().enumerate() {
-        let (name, start, end) = (&p.name, &p.start_ms, &p.end_ms);
+    for (k, (p, row)) in phases.iter().zip(&rows).enumerate() {
+        let (name, start, end) = (&p.name, p.start_ms, p.end_ms);
         let _ = write!(
             s,
-            r#"<rect x="{:.1}" y="{PLOT_TOP}" width="{:.1}" height="{:.1}" class="phase p{}"><title>{} ({:.0} ms)</title></rect><text x="{:.1}" y="{:.1}" class="phase-label">{}</text>"#,
-            x(*start),
-            (x(*end) - x(*start)).max(0.5),
+            r#"<rect x="{:.1}" y="{top}" width="{:.1}" height="{:.1}" class="phase p{}"><title>{} ({})</title></rect>"#,
+            x(start),
+            (x(end) - x(start)).max(0.5),
             2.0 * panel - PLOT_TOP,
             k % 2,
             esc(name),
-            end - start,
-            x(*start) + 2.0,
-            PLOT_TOP - 6.0,
-            esc(name)
+            Unit::Seconds.human((end - start) / 1000.0),
         );
+        if let Some(row) = row {
+            let _ = write!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" class="phase-label">{}</text>"#,
+                x(start) + 2.0,
+                PLOT_TOP - 6.0 + ROW * *row as f64,
+                esc(name)
+            );
+        }
     }
     let panels: [Panel; 2] = [
         ("CPU", Unit::Percent, |p| p.1),
         ("RSS", Unit::Bytes, |p| p.2),
     ];
     for (row, (label, unit, get)) in panels.into_iter().enumerate() {
-        let top = PLOT_TOP + row as f64 * panel;
+        let top = top + row as f64 * panel;
         let bottom = top + panel - 30.0;
         let (lo, hi) = bounds(
             processes
@@ -311,8 +496,9 @@ pub fn resources(processes: &[(String, Samples)], phases: &[Phase]) -> String {
                 .flat_map(|(_, s)| s.iter().map(get))
                 .chain([0.0]),
         );
-        let y = |v: f64| top + (hi - v) / (hi - lo) * (bottom - top);
-        y_axis(&mut s, lo, hi, &y, width, unit);
+        let axis = axis(lo, hi, unit, 4);
+        let y = |v: f64| top + (axis.hi - v) / (axis.hi - axis.lo) * (bottom - top);
+        y_axis(&mut s, &axis, &y, width);
         let _ = write!(
             s,
             r#"<text x="8" y="{:.1}" class="axis-label">{label}</text>"#,
@@ -328,14 +514,13 @@ pub fn resources(processes: &[(String, Samples)], phases: &[Phase]) -> String {
             );
         }
     }
-    for k in 0..=4 {
-        let t = t_max * k as f64 / 4.0;
+    for (t, label) in &time.ticks {
         let _ = write!(
             s,
             r#"<text x="{:.1}" y="{:.1}" class="tick" text-anchor="middle">{}</text>"#,
-            x(t),
+            x(t * 1000.0),
             height - 6.0,
-            esc(&Unit::Seconds.human(t / 1000.0))
+            esc(label)
         );
     }
     s.push_str("</svg>");
@@ -346,20 +531,128 @@ pub fn resources(processes: &[(String, Samples)], phases: &[Phase]) -> String {
 mod tests {
     use super::*;
 
+    struct Info;
+    impl DotInfo for Info {
+        fn href(&self, _: usize) -> String {
+            "runs/\"x\".html".into()
+        }
+        fn title(&self, _: usize) -> String {
+            "<script>alert(1)</script>".into()
+        }
+        fn axis_label(&self, _: usize) -> (String, String) {
+            ("<b>".into(), "2026-01-01".into())
+        }
+    }
+
+    fn point(v: f64) -> TrendPoint {
+        TrendPoint {
+            level: Some(v),
+            min: v,
+            max: v,
+            failed: false,
+        }
+    }
+
     #[test]
     fn text_from_outside_is_escaped() {
-        let p = TrendPoint {
-            level: Some(1.0),
-            min: 1.0,
-            max: 1.0,
-            title: "<script>alert(1)</script>".into(),
-            href: "runs/\"x\".html".into(),
-            failed: false,
-        };
-        let svg = trend(&[p], &[], Unit::Seconds, &[(0, "<b>".into())]);
+        let svg = trend(&[point(1.0)], &[], Unit::Seconds, &Info);
         assert!(!svg.contains("<script>") && !svg.contains("<b>"));
         assert!(svg.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(svg.contains("runs/&quot;x&quot;.html"));
+    }
+
+    /// Coordinates of an SVG, all finite.
+    fn numbers_are_finite(svg: &str) -> bool {
+        !svg.contains("NaN") && !svg.contains("inf")
+    }
+
+    #[test]
+    fn odd_values_draw_a_chart_that_is_not_broken() {
+        let odd: Vec<Vec<TrendPoint>> = vec![
+            vec![point(3.0)],
+            vec![point(2.0); 50],
+            vec![
+                point(1.0),
+                point(f64::NAN),
+                point(f64::INFINITY),
+                point(2.0),
+            ],
+            vec![point(0.0), point(-5.0), point(0.0)],
+            vec![point(f64::NEG_INFINITY)],
+            vec![],
+        ];
+        for points in odd {
+            let svg = trend(&points, &[], Unit::Seconds, &Info);
+            assert!(numbers_are_finite(&svg), "{points:?}: {svg}");
+            let present = points
+                .iter()
+                .filter(|p| p.level.is_some_and(f64::is_finite))
+                .count();
+            assert_eq!(svg.matches("<circle").count(), present, "{points:?}");
+        }
+        assert!(numbers_are_finite(&sparkline(&[
+            Some(f64::NAN),
+            Some(1.0),
+            None
+        ])));
+    }
+
+    #[test]
+    fn a_long_history_is_drawn_one_column_per_pixel() {
+        let points: Vec<TrendPoint> = (0..10_000).map(|i| point(1.0 + (i % 7) as f64)).collect();
+        let svg = trend(&points, &[], Unit::Seconds, &Info);
+        let dots = svg.matches("<circle").count();
+        assert!((800..=864).contains(&dots), "{dots} dots");
+        // Every column shows its range: the line reaches 1 s and 7 s.
+        assert!(
+            svg.contains("12 commits: 1.00 s – 7.00 s")
+                || svg.contains("11 commits: 1.00 s – 7.00 s"),
+            "column titles"
+        );
+        assert!(svg.len() < 400_000, "{} bytes", svg.len());
+    }
+
+    #[test]
+    fn ticks_are_1_2_5_steps_in_human_units() {
+        let labels = |a: Axis| a.ticks.into_iter().map(|t| t.1).collect::<Vec<_>>();
+        assert_eq!(
+            labels(axis(0.0, 0.1, Unit::Seconds, 5)),
+            ["0 ms", "20 ms", "40 ms", "60 ms", "80 ms", "100 ms"]
+        );
+        assert_eq!(
+            labels(axis(3e-9, 4.1e-9, Unit::Seconds, 5)),
+            [
+                "3.0 ns", "3.2 ns", "3.4 ns", "3.6 ns", "3.8 ns", "4.0 ns", "4.2 ns"
+            ]
+        );
+        let mib = axis(0.0, 900.0 * 1048576.0, Unit::Bytes, 4);
+        assert_eq!(
+            labels(mib.clone()),
+            [
+                "0 MiB", "200 MiB", "400 MiB", "600 MiB", "800 MiB", "1000 MiB"
+            ]
+        );
+        assert_eq!(mib.hi, 1000.0 * 1048576.0);
+        assert_eq!(
+            labels(axis(120.5, 131.0, Unit::Percent, 5)),
+            [
+                "120 %", "122 %", "124 %", "126 %", "128 %", "130 %", "132 %"
+            ]
+        );
+        // A flat or empty range still has ticks.
+        assert!(!axis(2.0, 2.0, Unit::Count, 5).ticks.is_empty());
+        assert!(!axis(f64::NAN, f64::NAN, Unit::Count, 5).ticks.is_empty());
+    }
+
+    #[test]
+    fn phase_labels_never_overlap() {
+        // Three short phases close together, then a long one: the second
+        // and third go on rows of their own.
+        let rows = label_rows(&[(100.0, 10), (104.0, 10), (108.0, 10), (400.0, 4)], 3);
+        assert_eq!(rows, [Some(0), Some(1), Some(2), Some(0)]);
+        // A fourth that fits nowhere is left to its hover title.
+        let rows = label_rows(&[(0.0, 10), (1.0, 10), (2.0, 10), (3.0, 10)], 3);
+        assert_eq!(rows[3], None);
     }
 
     #[test]

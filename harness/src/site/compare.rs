@@ -4,20 +4,50 @@
 //! opened.
 
 use super::data::Data;
-use super::{Options, SiteError, Writer, chart, machine_id, profile_file, short};
+use super::{Options, SiteError, Writer, chart, machine_id, profile_file, series_file, short};
+use crate::model::{SeriesKey, Verdict};
 use minijinja::{Environment, context};
+use serde::Serialize;
 use std::path::PathBuf;
+
+/// A series on a comparison page.
+#[derive(Serialize)]
+struct Line {
+    href: Option<String>,
+    scenario: String,
+    point: String,
+    metric: String,
+    machine_short: String,
+    base: String,
+    new: String,
+    change: String,
+    /// The change against the series' threshold.
+    significance: String,
+    threshold: String,
+    verdict: &'static str,
+    class: &'static str,
+    /// What the verdict rests on: the test of the two runs' repetitions,
+    /// or the interleaved A/B run.
+    evidence: String,
+    sparkline: String,
+    profile_href: Option<String>,
+    #[serde(skip)]
+    rank: (bool, f64),
+}
 
 /// Commits, newest first, that get a page comparing them with their parent.
 pub(super) const COMPARE_RECENT: usize = 30;
 
-/// Renders the comparison pages; returns the paths of those asked for.
-pub(super) fn render_all(
-    data: &Data,
-    opts: &Options,
-    env: &Environment,
-    w: &mut Writer,
-) -> Result<Vec<PathBuf>, SiteError> {
+/// The commit pairs that get a comparison page: those asked for first,
+/// then each of the newest commits against its parent, the commits
+/// either side of every change point, and those of stored A/B runs and
+/// profiles.
+pub(super) struct Pairs {
+    pub all: Vec<(String, String)>,
+    asked: Vec<(String, String)>,
+}
+
+pub(super) fn pairs(data: &Data, opts: &Options) -> Result<Pairs, SiteError> {
     let order = &data.history.order;
     let resolve = |prefix: &str| -> Result<String, SiteError> {
         let found: Vec<&String> = order.iter().filter(|s| s.starts_with(prefix)).collect();
@@ -43,6 +73,15 @@ pub(super) fn render_all(
             }
         }
     }
+    // The commits either side of each change point: the landing page
+    // links every change to its comparison.
+    for st in data.steps.values().flatten() {
+        let order = &data.history.order;
+        let pair = (order[st.before_index].clone(), order[st.index].clone());
+        if !pairs.contains(&pair) {
+            pairs.push(pair);
+        }
+    }
     // The commits of each stored A/B run, where both were measured.
     for r in &data.ab_runs {
         let pair = (r.a_sha.clone(), r.b_sha.clone());
@@ -58,31 +97,112 @@ pub(super) fn render_all(
             pairs.push(pair);
         }
     }
+    Ok(Pairs { all: pairs, asked })
+}
+
+/// Renders the comparison pages; returns the paths of those asked for.
+pub(super) fn render_all(
+    data: &Data,
+    opts: &Options,
+    pairs: &Pairs,
+    env: &Environment,
+    w: &mut Writer,
+) -> Result<Vec<PathBuf>, SiteError> {
+    let (asked, pairs) = (&pairs.asked, &pairs.all);
+    let order = &data.history.order;
     let mut pages = Vec::new();
-    for (base, new) in &pairs {
-        let groups: Vec<_> = data
-            .history
-            .compare(base, new, &opts.thresholds)
-            .iter()
-            .map(|c| {
-                context! {
-                    scenario => &c.scenario,
-                    point => &c.point,
-                    profile_href => data
+    let position: std::collections::HashMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
+    for (base, new) in pairs {
+        let threshold = |k: &SeriesKey| {
+            let noise = data.noise.get(k).copied();
+            crate::analysis::threshold(&opts.thresholds, &k.scenario, &k.metric, noise).value
+        };
+        let mut rows: Vec<Line> = Vec::new();
+        for c in data.history.compare_by(base, new, &threshold) {
+            for r in &c.rows {
+                let key = SeriesKey {
+                    machine: c.machine.clone(),
+                    scenario: c.scenario.clone(),
+                    point: c.point.clone(),
+                    metric: r.metric.clone(),
+                };
+                let t = threshold(&key);
+                let change = r.change_pct.map(|c| c / 100.0);
+                let significance = change.map_or(0.0, |c| c.abs() / t);
+                // The interleaved A/B run of this metric, if one was made:
+                // stronger evidence than the repetitions of two runs.
+                let ab = data.ab_runs.iter().rev().find(|a| {
+                    &a.a_sha == base
+                        && &a.b_sha == new
+                        && a.machine == c.machine
+                        && a.scenario == c.scenario
+                        && a.point == c.point
+                        && a.metric == r.metric
+                });
+                let evidence = match (ab, r.p_value) {
+                    (Some(a), _) => format!(
+                        "A/B: {} in {} pairs",
+                        a.change
+                            .map_or("unbounded".into(), |c| format!("{:+.2}%", c * 100.0)),
+                        a.pairs
+                    ),
+                    (None, Some(p)) => format!("Mann-Whitney p = {p:.3}, {} runs", r.values.len()),
+                    (None, None) => String::new(),
+                };
+                let verdict = ab.map_or(r.verdict, |a| a.verdict);
+                let end = position.get(new.as_str()).map_or(0, |&i| i + 1);
+                let spark = data.history.series.get(&key).map(|s| {
+                    let from = end.saturating_sub(30);
+                    chart::sparkline(
+                        &s.levels[from..end.min(s.levels.len())]
+                            .iter()
+                            .map(|l| l.map(|l| l.level))
+                            .collect::<Vec<_>>(),
+                    )
+                });
+                rows.push(Line {
+                    href: data
+                        .history
+                        .series
+                        .contains_key(&key)
+                        .then(|| format!("../{}", series_file(&key))),
+                    scenario: c.scenario.clone(),
+                    point: c.point.clone(),
+                    metric: r.metric.clone(),
+                    machine_short: machine_id(&c.machine),
+                    base: r.baseline_median.map_or("–".into(), |v| r.unit.human(v)),
+                    new: r.unit.human(r.median),
+                    change: change.map_or(String::new(), |c| format!("{:+.1}%", c * 100.0)),
+                    significance: format!("{significance:.1}×"),
+                    threshold: format!("±{:.1}%", t * 100.0),
+                    verdict: verdict.as_str(),
+                    class: verdict.css_class(),
+                    evidence,
+                    sparkline: spark.unwrap_or_default(),
+                    profile_href: data
                         .profile(&c.scenario, &c.point, base, new)
                         .map(|_| format!("../{}", profile_file(&c.scenario, &c.point, base, new))),
-                    machine_short => machine_id(&c.machine),
-                    rows => c.rows.iter().map(|r| context! {
-                        metric => &r.metric,
-                        base => r.baseline_median.map_or("–".into(), |v| r.unit.human(v)),
-                        new => r.unit.human(r.median),
-                        change => r.change_pct.map_or(String::new(), |c| format!("{c:+.1}%")),
-                        verdict => r.verdict,
-                        class => r.verdict.css_class(),
-                    }).collect::<Vec<_>>(),
-                }
-            })
-            .collect();
+                    rank: (
+                        !matches!(verdict, Verdict::Regression | Verdict::Improvement),
+                        significance,
+                    ),
+                });
+            }
+        }
+        // Changes first, the largest against their noise first.
+        rows.sort_by(|a, b| a.rank.0.cmp(&b.rank.0).then(b.rank.1.total_cmp(&a.rank.1)));
+        let regressions = rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Regression.as_str())
+            .count();
+        let improvements = rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Improvement.as_str())
+            .count();
         let ab: Vec<_> = data
             .ab_runs
             .iter()
@@ -117,7 +237,10 @@ pub(super) fn render_all(
             base_href => format!("../runs/{base}.html"),
             base_subject => data.subject(base),
             new_subject => data.subject(new),
-            groups => groups,
+            rows => rows,
+            regressions => regressions,
+            improvements => improvements,
+            new_href => format!("../runs/{new}.html"),
         })?;
         let path = w.page(&format!("compare/{base}..{new}.html"), &html)?;
         if asked.contains(&(base.clone(), new.clone())) {

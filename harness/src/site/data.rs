@@ -3,7 +3,8 @@
 //! that costs).
 
 use super::{Options, SiteError, anchor};
-use crate::analysis::{ChangePoint, History, SeriesHistory, Threshold};
+use crate::analysis::{ChangePoint, History, Noise, SeriesHistory, Threshold};
+use crate::changepoint::SplitCache;
 use crate::model::Confirmation;
 use crate::model::{PointKey, SeriesKey, Unit, absolute_floor, is_informational};
 use crate::ops::profile::ProfileDiff;
@@ -21,14 +22,17 @@ pub(super) struct Data {
     /// The threshold in force for each of those series, and whether it
     /// counts work exactly (its steps need no confirming).
     pub thresholds: BTreeMap<SeriesKey, (Threshold, bool)>,
+    /// Each of those series' own noise, where it has enough history.
+    pub noise: BTreeMap<SeriesKey, Noise>,
     /// Which change points `confirm` measured again.
     confirmations: HashMap<ConfirmationKey, ConfirmationRow>,
     /// People's decisions about alarms, oldest first.
     pub triages: Vec<TriageRecord>,
     /// Stored A/B runs, oldest first.
     pub ab_runs: Vec<AbRecord>,
-    /// How many of the newest commits change points are searched in.
-    pub window: usize,
+    /// Windows searched because no earlier render had (the rest came
+    /// from the cache).
+    pub searched: usize,
     /// The run of a point at a commit, as an index into `history.runs`.
     run_at: HashMap<(PointKey, String), usize>,
     /// Stored `syncbench profile` comparisons, by (scenario, point, base,
@@ -66,7 +70,13 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
         .enumerate()
         .map(|(i, r)| ((r.key.clone(), r.sha.clone()), i))
         .collect();
-    let (steps, thresholds) = change_points(&history, opts);
+    let cache_file = opts.out.join(SPLIT_CACHE);
+    let cache = SplitCache::load(&cache_file);
+    let (steps, thresholds, noise) = change_points(&history, opts, &cache);
+    // Only a shortcut: a render that cannot save it is still whole.
+    if let Err(e) = cache.save(&cache_file) {
+        tracing::warn!("could not save {}: {e}", cache_file.display());
+    }
     let confirmations = store
         .confirmations()?
         .into_iter()
@@ -92,10 +102,11 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
         machines,
         steps,
         thresholds,
+        noise,
         confirmations,
         triages: store.triages()?,
         ab_runs: store.ab_runs()?,
-        window: opts.window,
+        searched: cache.searched(),
         run_at,
         profiles,
     })
@@ -104,11 +115,16 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
 type Found = (
     BTreeMap<SeriesKey, Vec<ChangePoint>>,
     BTreeMap<SeriesKey, (Threshold, bool)>,
+    BTreeMap<SeriesKey, Noise>,
 );
 
-/// Change points of every series, at the threshold in force for each, the
-/// work split over the cores.
-fn change_points(history: &History, opts: &Options) -> Found {
+/// Where the splits of the change point search are kept between renders,
+/// in the site's folder.
+pub(super) const SPLIT_CACHE: &str = ".cache/change-point-splits";
+
+/// Change points of every series over its whole history, at the threshold
+/// in force for each, the work split over the cores.
+fn change_points(history: &History, opts: &Options, cache: &SplitCache) -> Found {
     let work: Vec<(&SeriesKey, &SeriesHistory)> = history
         .series
         .iter()
@@ -123,23 +139,33 @@ fn change_points(history: &History, opts: &Options) -> Found {
                 scope.spawn(move || {
                     part.iter()
                         .map(|(k, s)| {
-                            let threshold = s.threshold(&opts.min_effect, &k.scenario, &k.metric);
+                            let splits = s.splits(opts.window, Some(cache));
+                            let noise = s.noise_with(&splits);
+                            let threshold = crate::analysis::threshold(
+                                &opts.min_effect,
+                                &k.scenario,
+                                &k.metric,
+                                noise,
+                            );
                             let floor = absolute_floor(&k.metric);
                             let exact = opts.min_effect.is_exact(&k.scenario, &k.metric);
                             let effect = crate::analysis::search_effect(&threshold, exact);
-                            let steps = s.change_points(effect, floor, exact, opts.window);
-                            ((*k).clone(), steps, (threshold, exact))
+                            let steps = s.change_points(&splits, opts.window, effect, floor, exact);
+                            ((*k).clone(), steps, (threshold, exact), noise)
                         })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
         let mut found: Found = Default::default();
-        for (k, steps, threshold) in handles
+        for (k, steps, threshold, noise) in handles
             .into_iter()
             .flat_map(|h| h.join().expect("change point search panicked"))
         {
             found.1.insert(k.clone(), threshold);
+            if let Some(noise) = noise {
+                found.2.insert(k.clone(), noise);
+            }
             found.0.insert(k, steps);
         }
         found

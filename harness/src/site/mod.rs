@@ -46,8 +46,9 @@ pub enum SiteError {
 #[derive(Debug)]
 pub struct Options {
     pub out: PathBuf,
-    /// Change points are searched in the last this many commits of each
-    /// series (E-Divisive is quadratic in the series length).
+    /// Change points are searched over each series' whole history in
+    /// overlapping windows of this many values (E-Divisive is quadratic
+    /// in the length it looks at).
     pub window: usize,
     /// Smallest change of level marked, per scenario and metric.
     pub min_effect: ThresholdBook,
@@ -67,6 +68,9 @@ pub struct Rendered {
     pub bytes: u64,
     /// Comparison pages, for links from CI summaries.
     pub compare_pages: Vec<PathBuf>,
+    /// Windows of the change point search searched in this render (the
+    /// others were cached by an earlier one).
+    pub searched_windows: usize,
 }
 
 const STYLE: &str = include_str!("../../../reports/style.css");
@@ -107,11 +111,12 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
         written: 0,
         bytes: 0,
     };
-    let (tiles, alarms) = series::render_all(&data, &env, &mut w)?;
+    let pairs = compare::pairs(&data, opts)?;
+    let (rows, alarms) = series::render_all(&data, &pairs, &env, &mut w)?;
     run::render_all(store, &data, &env, &mut w)?;
-    let compare_pages = compare::render_all(&data, opts, &env, &mut w)?;
+    let compare_pages = compare::render_all(&data, opts, &pairs, &env, &mut w)?;
     profile::render_all(&data, &env, &mut w)?;
-    let index = index::render(&data, tiles, alarms, &env, &mut w)?;
+    let index = index::render(&data, rows, alarms, &env, &mut w)?;
     w.page("style.css", STYLE)?;
     Ok(Rendered {
         index,
@@ -119,6 +124,7 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
         written: w.written,
         bytes: w.bytes,
         compare_pages,
+        searched_windows: data.searched,
     })
 }
 
@@ -188,6 +194,12 @@ fn series_file(k: &SeriesKey) -> String {
         slug(&k.scenario).chars().take(24).collect::<String>(),
         slug(&k.metric)
     )
+}
+
+/// The anchor of a scenario point's table on the index.
+fn group_anchor(k: &crate::model::PointKey) -> String {
+    let h = fnv1a(format!("{}\0{}\0{}", k.machine, k.scenario, k.point).as_bytes());
+    format!("p{h:08x}")
 }
 
 /// The page of a stored profile, relative to the site's root.

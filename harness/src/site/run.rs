@@ -4,10 +4,11 @@
 use super::chart;
 use super::compare::COMPARE_RECENT;
 use super::data::Data;
-use super::{SiteError, Writer, anchor, date, machine_id, series_file, short};
+use super::{SiteError, Writer, anchor, date, group_anchor, machine_id, series_file, short};
 use crate::store::{CommitRun, Store};
 use minijinja::{Environment, Value, context};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 const COLORS: [&str; 4] = ["#2f6fb3", "#d9822b", "#2a8a4a", "#8e44ad"];
 
@@ -23,9 +24,14 @@ pub(super) fn render_all(
     }
     for (sha, runs) in &by_commit {
         let c = data.commit(sha);
+        let rows: usize = runs
+            .iter()
+            .map(|r| data.history.metrics.get(&r.id).map_or(0, Vec::len))
+            .sum();
+        let linked = rows <= LINKED_ROWS;
         let sections = runs
             .iter()
-            .map(|r| section(store, data, r))
+            .map(|r| section(store, data, r, linked))
             .collect::<Result<Vec<_>, SiteError>>()?;
         let parent = c
             .and_then(|c| c.parents.first())
@@ -57,7 +63,7 @@ pub(super) fn render_all(
 }
 
 /// One run's section: status, error, resources chart, metrics.
-fn section(store: &Store, data: &Data, r: &CommitRun) -> Result<Value, SiteError> {
+fn section(store: &Store, data: &Data, r: &CommitRun, linked: bool) -> Result<Value, SiteError> {
     let mut processes: Vec<(String, chart::Samples)> = Vec::new();
     for s in store.first_samples(r.id)? {
         if processes.last().is_none_or(|p| p.0 != s.process) {
@@ -70,22 +76,7 @@ fn section(store: &Store, data: &Data, r: &CommitRun) -> Result<Value, SiteError
             .push((s.t_ms, s.cpu_pct, s.rss_bytes as f64));
     }
     let phases = store.first_phases(r.id)?;
-    let metrics: Vec<_> = data
-        .history
-        .metrics
-        .get(&r.id)
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            let key = r.key.metric(&m.name);
-            context! {
-                name => &m.name,
-                href => data.history.series.contains_key(&key).then(|| format!("../{}", series_file(&key))),
-                median => m.unit.human(crate::stats::median(&m.values)),
-                values => m.values.iter().map(|v| m.unit.human(*v)).collect::<Vec<_>>().join(", "),
-            }
-        })
-        .collect();
+    let metrics = metric_table(data, r, linked);
     let status = if r.dirty {
         format!("{} (uncommitted changes)", r.status)
     } else {
@@ -102,5 +93,58 @@ fn section(store: &Store, data: &Data, r: &CommitRun) -> Result<Value, SiteError
         chart => (!processes.is_empty()).then(|| chart::resources(&processes, &phases)),
         processes => processes.iter().enumerate().map(|(k, p)| context! { name => &p.0, color => COLORS[k % 4] }).collect::<Vec<_>>(),
         metrics => metrics,
+        group_href => format!("../index.html#{}", group_anchor(&r.key)),
     })
+}
+
+/// A commit page lists this many metric values at most with a link each
+/// to its series: a link costs as much as the row, and at 500 series
+/// over 10,000 commits they alone would make the site 300 MB. Beyond it,
+/// each run's heading links to its point's table on the index, whose
+/// rows link to the series.
+const LINKED_ROWS: usize = 200;
+
+/// A run's metrics as table rows: name, median, and the repetitions, in
+/// the median's scale (end tags left out, as HTML allows: these rows are
+/// most of a commit page).
+fn metric_table(data: &Data, r: &CommitRun, linked: bool) -> Option<String> {
+    let metrics = data.history.metrics.get(&r.id)?;
+    let mut out = String::new();
+    for m in metrics {
+        let key = r.key.metric(&m.name);
+        let median = crate::stats::median(&m.values);
+        let name = chart::esc(&m.name);
+        let _ = if linked && data.history.series.contains_key(&key) {
+            write!(
+                out,
+                "<tr><td><a href=\"../{}\">{name}</a>",
+                series_file(&key)
+            )
+        } else {
+            write!(out, "<tr><td>{name}")
+        };
+        let (div, sym) = m.unit.scale(median);
+        let values: Vec<String> = m
+            .values
+            .iter()
+            .map(|v| {
+                let x = v / div;
+                let d = if x.abs() >= 99.95 {
+                    0
+                } else if x.abs() >= 9.995 {
+                    1
+                } else {
+                    2
+                };
+                format!("{x:.d$}")
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "<td class=\"num\">{}<td class=\"muted\">{} {sym}",
+            chart::esc(&m.unit.human(median)),
+            values.join(", ")
+        );
+    }
+    (!out.is_empty()).then_some(out)
 }

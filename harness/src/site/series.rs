@@ -1,6 +1,7 @@
 //! A trend page per series, and the index's tile of each.
 
 use super::chart::{self, Marker, TrendPoint};
+use super::compare::Pairs;
 use super::data::{Data, point_of};
 use super::{SiteError, Writer, date, machine_id, pct, profile_file, series_file, short};
 use crate::analysis::{ChangePoint, SeriesHistory};
@@ -8,25 +9,28 @@ use crate::model::{Confirmation, RunStatus, SeriesKey, Verdict, is_informational
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
 
-/// An index tile: one series' latest value, change and sparkline.
+/// A series' row in its point's table on the index: latest value, change
+/// from the commit before, the last change point, recent history.
 #[derive(Serialize)]
-pub(super) struct Tile {
+pub(super) struct Row {
+    /// Its point's table's anchor on the index.
+    #[serde(skip)]
+    pub anchor: String,
     href: String,
-    machine: String,
-    machine_short: String,
+    pub machine: String,
     pub scenario: String,
-    point: String,
-    metric: String,
+    pub point: String,
+    pub metric: String,
     better: &'static str,
     latest: String,
-    latest_sha: String,
     change: String,
     change_class: &'static str,
-    flag: &'static str,
+    /// The verdict of the series' newest change point, if any.
+    pub flag: &'static str,
     flag_label: String,
     sparkline: String,
     #[serde(skip)]
-    rank: (u8, i64),
+    pub informational: bool,
 }
 
 /// A change point on the index's list: ranked by its size against its
@@ -40,6 +44,9 @@ pub(super) struct Alarm {
     metric: String,
     machine_short: String,
     short: String,
+    before_short: String,
+    /// The comparison of the commits either side of the change.
+    range_href: String,
     subject: String,
     label: String,
     class: &'static str,
@@ -53,35 +60,35 @@ pub(super) struct Alarm {
     rank: (bool, f64),
 }
 
-/// Renders every series page; returns the tiles, regressions first, and
+/// Renders every series page; returns the index's rows, by series, and
 /// every change point, ranked.
 pub(super) fn render_all(
     data: &Data,
+    pairs: &Pairs,
     env: &Environment,
     w: &mut Writer,
-) -> Result<(Vec<Tile>, Vec<Alarm>), SiteError> {
+) -> Result<(Vec<Row>, Vec<Alarm>), SiteError> {
     let none = Vec::new();
-    let mut tiles = Vec::new();
+    let mut rows = Vec::new();
     let mut alarms = Vec::new();
     for (k, s) in &data.history.series {
         let steps = data.steps.get(k).unwrap_or(&none);
         let file = series_file(k);
         let html = env
             .get_template("series.html")?
-            .render(page(data, k, s, steps))?;
+            .render(page(data, pairs, k, s, steps))?;
         alarms.extend(steps.iter().map(|st| alarm(data, k, s, st, &file)));
         w.page(&file, &html)?;
-        if let Some(t) = tile(data, k, s, steps, file) {
-            tiles.push(t);
+        if let Some(r) = row(data, k, s, steps, file) {
+            rows.push(r);
         }
     }
-    alarms.sort_by(|a, b| a.rank.0.cmp(&b.rank.0).then(b.rank.1.total_cmp(&a.rank.1)));
-    tiles.sort_by(|a, b| {
-        a.rank.cmp(&b.rank).then_with(|| {
-            (&a.scenario, &a.point, &a.metric).cmp(&(&b.scenario, &b.point, &b.metric))
-        })
+    alarms.sort_by(|a, b| {
+        (!a.alarm, a.rank.0)
+            .cmp(&(!b.alarm, b.rank.0))
+            .then(b.rank.1.total_cmp(&a.rank.1))
     });
-    Ok((tiles, alarms))
+    Ok((rows, alarms))
 }
 
 /// How a change point stands, in words: exact, or its confirmation; and
@@ -104,6 +111,7 @@ fn alarm(data: &Data, k: &SeriesKey, s: &SeriesHistory, st: &ChangePoint, file: 
     let significance = st.change.abs() / threshold;
     let (state, alarm, triage) = state(data, k, st);
     let sha = &data.history.order[st.index];
+    let before = &data.history.order[st.before_index];
     Alarm {
         href: file.to_owned(),
         run_href: data.run_href("", sha, &point_of(k)),
@@ -112,6 +120,8 @@ fn alarm(data: &Data, k: &SeriesKey, s: &SeriesHistory, st: &ChangePoint, file: 
         metric: k.metric.clone(),
         machine_short: machine_id(&k.machine),
         short: short(sha).to_owned(),
+        before_short: short(before).to_owned(),
+        range_href: format!("compare/{before}..{sha}.html"),
         subject: data.subject(sha),
         label: pct(st.change),
         class: verdict.css_class(),
@@ -126,7 +136,13 @@ fn alarm(data: &Data, k: &SeriesKey, s: &SeriesHistory, st: &ChangePoint, file: 
 
 /// The series page's context: the trend chart, the changes found, the
 /// recent values.
-fn page(data: &Data, k: &SeriesKey, s: &SeriesHistory, steps: &[ChangePoint]) -> Value {
+fn page(
+    data: &Data,
+    pairs: &Pairs,
+    k: &SeriesKey,
+    s: &SeriesHistory,
+    steps: &[ChangePoint],
+) -> Value {
     let n = data.len();
     let point = point_of(k);
     let order = &data.history.order;
@@ -183,41 +199,20 @@ fn page(data: &Data, k: &SeriesKey, s: &SeriesHistory, steps: &[ChangePoint]) ->
     }
     let points: Vec<TrendPoint> = (0..n)
         .map(|i| {
-            let sha = &order[i];
-            let c = data.commit(sha);
             let level = s.levels[i];
-            let failed = s.failed.contains(&i);
-            let value = match level {
-                Some(l) => s.unit.human(l.level),
-                None if failed => RunStatus::Failed.as_str().into(),
-                None => "no value".into(),
-            };
             TrendPoint {
                 level: level.map(|l| l.level),
                 min: level.map_or(0.0, |l| l.min),
                 max: level.map_or(0.0, |l| l.max),
-                title: format!(
-                    "{} {}\n{}\n{}",
-                    short(sha),
-                    c.map_or("", |c| c.subject.as_str()),
-                    c.map_or(String::new(), |c| date(c.time_unix)),
-                    value
-                ),
-                href: data.run_href("../", sha, &point),
-                failed,
+                failed: s.failed.contains(&i),
             }
         })
         .collect();
-    let label_every = n.div_ceil(8).max(1);
-    let x_labels: Vec<(usize, String)> = (0..n)
-        .filter(|i| i % label_every == 0 || *i == n - 1)
-        .map(|i| {
-            (
-                i,
-                short(&order[i])[..7.min(short(&order[i]).len())].to_owned(),
-            )
-        })
-        .collect();
+    let info = Dots {
+        data,
+        series: s,
+        point: &point,
+    };
     let recent: Vec<_> = s
         .present()
         .iter()
@@ -236,8 +231,37 @@ fn page(data: &Data, k: &SeriesKey, s: &SeriesHistory, steps: &[ChangePoint]) ->
             }
         })
         .collect();
+    // Two commits to compare: the newest with a value, and the pages
+    // rendered for pairs of them.
+    let choices: Vec<usize> = s
+        .present()
+        .into_iter()
+        .rev()
+        .take(COMPARE_CHOICES)
+        .collect();
+    let listed: std::collections::HashSet<&str> =
+        choices.iter().map(|&i| order[i].as_str()).collect();
+    let pages: Vec<String> = pairs
+        .all
+        .iter()
+        .filter(|(a, b)| listed.contains(a.as_str()) && listed.contains(b.as_str()))
+        .map(|(a, b)| format!("{a}..{b}"))
+        .collect();
+    let choices: Vec<Value> = choices
+        .iter()
+        .map(|&i| {
+            let sha = &order[i];
+            context! {
+                sha => sha,
+                label => format!("{} {}", short(sha), s.unit.human(s.value(i).unwrap_or(f64::NAN))),
+                value => s.value(i),
+            }
+        })
+        .collect();
     context! {
         root => "../",
+        choices => choices,
+        pages => pages.join(" "),
         scenario => &k.scenario,
         point => &k.point,
         metric => &k.metric,
@@ -249,49 +273,96 @@ fn page(data: &Data, k: &SeriesKey, s: &SeriesHistory, steps: &[ChangePoint]) ->
             value => format!("{:.1}%", t.value * 100.0),
             source => t.source.as_str(),
         }),
-        window => (n > data.window).then_some(data.window),
-        chart => chart::trend(&points, &markers, s.unit, &x_labels),
+        chart => chart::trend(&points, &markers, s.unit, &info),
         changes => changes,
         recent => recent,
     }
 }
 
-fn tile(
+/// Commits offered for comparing on a series page: its newest with a
+/// value.
+const COMPARE_CHOICES: usize = 50;
+
+/// Links, titles and axis labels of a series page's dots.
+struct Dots<'a> {
+    data: &'a Data,
+    series: &'a SeriesHistory,
+    point: &'a crate::model::PointKey,
+}
+
+impl chart::DotInfo for Dots<'_> {
+    fn href(&self, i: usize) -> String {
+        self.data
+            .run_href("../", &self.data.history.order[i], self.point)
+    }
+
+    fn title(&self, i: usize) -> String {
+        let sha = &self.data.history.order[i];
+        let c = self.data.commit(sha);
+        let value = match self.series.levels[i] {
+            Some(l) => self.series.unit.human(l.level),
+            None if self.series.failed.contains(&i) => RunStatus::Failed.as_str().into(),
+            None => "no value".into(),
+        };
+        format!(
+            "{} {}\n{}\n{}",
+            short(sha),
+            c.map_or("", |c| c.subject.as_str()),
+            c.map_or(String::new(), |c| date(c.time_unix)),
+            value
+        )
+    }
+
+    fn axis_label(&self, i: usize) -> (String, String) {
+        let sha = &self.data.history.order[i];
+        let day = self
+            .data
+            .commit(sha)
+            .map_or(String::new(), |c| date(c.time_unix)[..10].to_owned());
+        (sha[..7.min(sha.len())].to_owned(), day)
+    }
+}
+
+fn row(
     data: &Data,
     k: &SeriesKey,
     s: &SeriesHistory,
     steps: &[ChangePoint],
     href: String,
-) -> Option<Tile> {
+) -> Option<Row> {
     let n = data.len();
     let present = s.present();
     let &last = present.last()?;
     let latest = s.value(last).expect("present");
     let prev = present.iter().rev().nth(1).and_then(|&i| s.value(i));
     let change = prev.filter(|p| *p != 0.0).map(|p| (latest - p) / p.abs());
-    let last_step = steps.last();
-    let verdict = last_step.map(|st| Verdict::of_change(s.direction, st.change));
-    let (flag, flag_label) = match last_step {
+    let (flag, flag_label) = match steps.last() {
         Some(st) => (
             Verdict::of_change(s.direction, st.change).as_str(),
-            pct(st.change),
+            format!(
+                "{} at {}",
+                pct(st.change),
+                short(&data.history.order[st.index])
+            ),
         ),
         None => ("", String::new()),
     };
-    let spark: Vec<Option<f64>> = s.levels[n.saturating_sub(60)..]
+    let spark: Vec<Option<f64>> = s.levels[n.saturating_sub(40)..]
         .iter()
         .map(|p| p.map(|p| p.level))
         .collect();
-    Some(Tile {
+    Some(Row {
+        anchor: super::group_anchor(&point_of(k)),
         href,
         machine: machine_id(&k.machine),
-        machine_short: machine_id(&k.machine),
         scenario: k.scenario.clone(),
         point: k.point.clone(),
         metric: k.metric.clone(),
-        better: s.direction.describe(),
+        better: match s.direction {
+            crate::model::Direction::LowerIsBetter => "↓",
+            crate::model::Direction::HigherIsBetter => "↑",
+        },
         latest: s.unit.human(latest),
-        latest_sha: short(&data.history.order[last]).to_owned(),
         change: change.map_or(String::new(), pct),
         change_class: match change {
             Some(c) if c.abs() < 0.005 => "flat",
@@ -302,14 +373,6 @@ fn tile(
         flag,
         flag_label,
         sparkline: chart::sparkline(&spark),
-        rank: (
-            match (verdict, is_informational(&k.metric)) {
-                (Some(Verdict::Regression), _) => 0,
-                (Some(_), _) => 1,
-                (None, true) => 3,
-                (None, false) => 2,
-            },
-            -(last_step.map_or(0, |st| st.index as i64)),
-        ),
+        informational: is_informational(&k.metric),
     })
 }

@@ -213,19 +213,19 @@ impl Driver {
     }
 
     fn open(&self, path: &Path) {
+        self.open_url(&format!("file://{}", path.display()));
+    }
+
+    fn open_url(&self, url: &str) {
         let r: Value = self
             .http
             .post(format!("{}/session/{}/url", self.url, self.session))
-            .json(&json!({"url": format!("file://{}", path.display())}))
+            .json(&json!({"url": url}))
             .send()
             .unwrap()
             .json()
             .unwrap();
-        assert!(
-            r["value"].is_null(),
-            "navigating to {}: {r}",
-            path.display()
-        );
+        assert!(r["value"].is_null(), "navigating to {url}: {r}");
     }
 
     fn eval(&self, script: &str) -> Value {
@@ -264,7 +264,7 @@ const PROBE: &str = "return {
     title: document.title,
     svgs: document.querySelectorAll('svg').length,
     dots: document.querySelectorAll('svg a circle').length,
-    tiles: document.querySelectorAll('.tile').length,
+    rows: document.querySelectorAll('table.group tr[data-metric]').length,
     phases: document.querySelectorAll('svg .phase').length,
     procs: document.querySelectorAll('svg path.proc').length,
     text: document.body.innerText,
@@ -292,19 +292,18 @@ fn index_series_and_run_pages_render_in_a_real_browser() {
     let index = browser.eval(PROBE);
     assert_eq!(index["errors"], json!([]), "{index}");
     assert_eq!(index["external"], json!([]), "{index}");
-    assert!(index["tiles"].as_u64().unwrap() >= 3, "{index}");
+    assert!(index["rows"].as_u64().unwrap() >= 3, "{index}");
     assert!(index["svgs"].as_u64().unwrap() >= 3, "sparklines: {index}");
     let text = index["text"].as_str().unwrap();
     assert!(
         text.contains("frames") && text.contains("<img src=x>"),
         "{text}"
     );
-    // The filter works: typing a metric hides the other tiles.
+    // The filter works: typing a metric hides the other rows.
     let shown = browser.eval(
         "var t = document.getElementById('f-metric'); t.value = 'latency';
          t.dispatchEvent(new Event('input'));
-         return Array.prototype.filter.call(document.querySelectorAll('.tile'),
-             function (e) { return e.style.display !== 'none'; }).length;",
+         return document.querySelectorAll('table.group tr[data-metric]:not([hidden])').length;",
     );
     assert_eq!(
         shown,
@@ -315,7 +314,7 @@ fn index_series_and_run_pages_render_in_a_real_browser() {
     // The series page of the benchmark that doubled: three dots, a link
     // from each to its commit's page, the change marked.
     let href = browser.eval(
-        "return Array.prototype.map.call(document.querySelectorAll('.tile'), function (a) { return a.getAttribute('href'); })
+        "return Array.prototype.map.call(document.querySelectorAll('table.group a'), function (a) { return a.getAttribute('href'); })
            .filter(function (h) { return h.indexOf('latency') >= 0; })[0];",
     );
     browser.open(&out.join(href.as_str().unwrap()));
@@ -325,7 +324,10 @@ fn index_series_and_run_pages_render_in_a_real_browser() {
     assert_eq!(series["dots"], json!(3), "{series}");
     let text = series["text"].as_str().unwrap();
     assert!(text.contains("lower is better"), "{text}");
-    assert!(text.contains("2.0 µs") && text.contains("1.0 µs"), "{text}");
+    assert!(
+        text.contains("2.00 µs") && text.contains("1.00 µs"),
+        "{text}"
+    );
     assert!(
         text.contains("<script>alert(1)</script> first"),
         "subject shown as text: {text}"
@@ -345,4 +347,211 @@ fn index_series_and_run_pages_render_in_a_real_browser() {
         text.contains("sleepy") && text.contains("peak_rss"),
         "{text}"
     );
+}
+
+/// A history longer than the change point search's window, written
+/// straight into a database: 450 commits of `svc n=1` whose wall time
+/// steps up 20% at commit 100 and whose memory drops 30% at commit 150
+/// (both in the oldest third), a nanosecond benchmark, and odd series: a
+/// metric with one value, one always equal, one always zero, one
+/// negative. Returns the database and the commits.
+fn long_history(dir: &Path) -> (PathBuf, Vec<String>) {
+    use syncbench::env::{Commit, Machine};
+    use syncbench::model::{Direction, RunStatus, Series, Unit};
+    use syncbench::store::RunRecord;
+    let db = dir.join("long.sqlite");
+    let mut store =
+        syncbench::store::open(&syncbench::store::Location::Sqlite(db.clone())).unwrap();
+    let machine = Machine {
+        cpu: "Test CPU".into(),
+        cores: 2,
+        memory_bytes: 8 << 30,
+        os: "Linux".into(),
+        kernel: "6.1".into(),
+        hw_counters: "unavailable".into(),
+        tag: None,
+    };
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    };
+    let n = 450;
+    let shas: Vec<String> = (0..n)
+        .map(|i: u64| {
+            format!(
+                "{:016x}{i:024x}",
+                (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            )
+        })
+        .collect();
+    let series = |name: &str, unit: Unit, values: Vec<f64>| Series {
+        name: name.into(),
+        unit,
+        direction: Direction::LowerIsBetter,
+        values,
+    };
+    let mut records = Vec::new();
+    for (i, sha) in shas.iter().enumerate() {
+        let commit = Commit {
+            sha: sha.clone(),
+            parents: if i == 0 {
+                vec![]
+            } else {
+                vec![shas[i - 1].clone()]
+            },
+            author: "t".into(),
+            time_unix: 1_767_225_600 + i as i64 * 3600,
+            subject: format!("commit {i}"),
+            dirty: false,
+            branch: Some("main".into()),
+        };
+        let mut reps =
+            |base: f64| -> Vec<f64> { (0..5).map(|_| base * (1.0 + 0.01 * noise())).collect() };
+        let wall = if i >= 100 { 0.120 } else { 0.100 };
+        let rss = if i >= 150 { 70e6 } else { 100e6 };
+        let mut metrics = vec![
+            series("wall", Unit::Seconds, reps(wall)),
+            series("peak_rss", Unit::Bytes, reps(rss)),
+            series("tiny", Unit::Seconds, reps(3.2e-9)),
+            series("flat", Unit::Count, vec![7.0; 5]),
+            series("zero", Unit::Count, vec![0.0; 5]),
+            series("debt", Unit::Count, vec![-5.0 - (i % 3) as f64; 5]),
+        ];
+        if i == n as usize - 1 {
+            metrics.push(series("lonely", Unit::Seconds, reps(1.0)));
+        }
+        records.push(RunRecord {
+            machine: machine.clone(),
+            commit,
+            scenario: "svc".into(),
+            point: "n=1".into(),
+            params_json: "{\"n\":1}".into(),
+            status: RunStatus::Ok,
+            error: None,
+            repetitions: 5,
+            harness_version: "0.1.0".into(),
+            toolchain: "test".into(),
+            command_line: "test".into(),
+            started_unix: 0.0,
+            finished_unix: 1.0,
+            metrics,
+            samples: vec![],
+            phases: vec![],
+        });
+    }
+    store.record_all(&records).unwrap();
+    (db, shas)
+}
+
+#[test]
+fn the_landing_page_compare_page_and_a_long_history_work_in_a_real_browser() {
+    if !have(&[
+        ("/usr/bin/chromium", "chromium"),
+        ("/usr/bin/chromedriver", "chromium-driver"),
+    ]) {
+        return;
+    }
+    let repo = repo_with(&[("README", "a long history\n")]);
+    let (db, shas) = long_history(repo.path());
+    let out = repo.path().join("site");
+    let r = render(repo.path(), &db, &out);
+    assert!(r["searched_windows"].as_u64().unwrap() > 0, "{r}");
+    // Rendered again with nothing new: every window's splits are cached.
+    let again = render(repo.path(), &db, &out);
+    assert_eq!(again["searched_windows"], 0, "{again}");
+    assert_eq!(again["written"], 0, "{again}");
+    let browser = Driver::start(Path::new("/usr/bin/chromedriver"));
+    let short = |i: usize| shas[i][..10].to_owned();
+
+    // What changed, first: both old steps, each with its commit range,
+    // above the grouped tables, which start within one 1280×800 screen.
+    browser.open(&out.join("index.html"));
+    let index = browser.eval(PROBE);
+    assert_eq!(index["errors"], json!([]), "{index}");
+    assert_eq!(index["external"], json!([]), "{index}");
+    let text = index["text"].as_str().unwrap();
+    for (i, change) in [(100, "+20."), (150, "-30.")] {
+        let range = format!("{}..{}", short(i - 1), short(i));
+        assert!(text.contains(&range), "{range} in {text}");
+        assert!(text.contains(change), "{change} in {text}");
+    }
+    assert!(text.contains(" ns\t"), "nanoseconds in human units: {text}");
+    let top = browser.eval(
+        "window.resizeTo(1280, 800);
+         return document.getElementById('series').getBoundingClientRect().top;",
+    );
+    assert!(
+        top.as_f64().unwrap() < 800.0,
+        "grouped tables start at {top}"
+    );
+
+    // Filters live in the URL: set one, and the same URL opens filtered.
+    let hash = browser.eval(
+        "var t = document.getElementById('f-metric'); t.value = 'peak';
+         t.dispatchEvent(new Event('input'));
+         return location.hash;",
+    );
+    assert_eq!(hash, json!("#metric=peak"));
+    let visible = "return [document.getElementById('f-metric').value,
+        document.querySelectorAll('table.group tr[data-metric]:not([hidden])').length,
+        document.querySelectorAll('table.changes tr[data-metric]:not([hidden])').length];";
+    assert_eq!(browser.eval(visible), json!(["peak", 1, 1]));
+    browser.open_url(&format!(
+        "file://{}#metric=wall",
+        out.join("index.html").display()
+    ));
+    assert_eq!(browser.eval(visible), json!(["wall", 1, 1]));
+
+    // The series page names the step 350 commits back, and its dots are
+    // reachable from the keyboard.
+    let wall = browser.eval(
+        "return Array.prototype.map.call(document.querySelectorAll('table.group a'), function (a) { return a.getAttribute('href'); })
+           .filter(function (h) { return h.indexOf('wall') >= 0; })[0];",
+    );
+    browser.open(&out.join(wall.as_str().unwrap()));
+    let page = browser.eval(PROBE);
+    assert_eq!(page["errors"], json!([]), "{page}");
+    let text = page["text"].as_str().unwrap();
+    assert!(text.contains(&short(100)), "the step at commit 100: {text}");
+    let moved = browser.eval(
+        "var dots = document.querySelectorAll('svg.trend .dots a');
+         dots[0].focus();
+         var first = document.activeElement === dots[0];
+         dots[0].dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}));
+         return [dots.length, first, Array.prototype.indexOf.call(dots, document.activeElement)];",
+    );
+    assert_eq!(moved, json!([450, true, 1]));
+
+    // The comparison either side of the step: sorted by significance, the
+    // regressions-only toggle hides the rest, and it lives in the URL.
+    let compare = out.join(format!("compare/{}..{}.html", shas[99], shas[100]));
+    browser.open(&compare);
+    let rows = "return Array.prototype.filter.call(document.querySelectorAll('#rows tr[data-verdict]'),
+        function (r) { return !r.hidden; }).map(function (r) { return r.dataset.verdict + ' ' + r.dataset.text; });";
+    let all = browser.eval(rows);
+    assert_eq!(all[0], json!("regression svc n=1 wall"), "{all}");
+    assert!(all.as_array().unwrap().len() >= 6, "{all}");
+    let toggled = browser
+        .eval("var r = document.getElementById('f-regressions'); r.click(); return location.hash;");
+    assert_eq!(toggled, json!("#regressions"));
+    assert_eq!(browser.eval(rows), json!(["regression svc n=1 wall"]));
+    browser.open_url(&format!("file://{}#regressions", compare.display()));
+    assert_eq!(browser.eval(rows), json!(["regression svc n=1 wall"]));
+    assert_eq!(browser.eval(PROBE)["errors"], json!([]));
+
+    // Odd series render without a broken chart: no NaN or infinity in
+    // any page's markup.
+    for p in files(&out) {
+        if p.extension().is_some_and(|e| e == "html") {
+            let html = std::fs::read_to_string(&p).unwrap();
+            assert!(
+                !html.contains("NaN") && !html.contains("inf\""),
+                "{}",
+                p.display()
+            );
+        }
+    }
 }
