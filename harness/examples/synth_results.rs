@@ -5,8 +5,10 @@
 //! two thirds in, and two other tenths step in the oldest third (+10% at
 //! a sixth, -10% at a quarter), where no window may hide them.
 //!
-//! cargo run --release -p syncbench --example synth_results -- DB [COMMITS SERIES REPS]
-//! (DB: a SQLite file or a postgres:// URL)
+//! cargo run --release -p syncbench --example synth_results -- DB [COMMITS SERIES REPS [FROM]]
+//! (DB: a SQLite file or a postgres:// URL; FROM: store only the commits
+//! from this one on, to append to a database written with fewer COMMITS:
+//! the values are those a whole run would write)
 
 use syncbench::env::{Commit, Machine};
 use syncbench::model::{Direction, Phase, RunStatus, Series, Unit};
@@ -17,9 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let db = args
         .first()
-        .ok_or("usage: synth_results DB [COMMITS SERIES REPS]")?;
+        .ok_or("usage: synth_results DB [COMMITS SERIES REPS [FROM]]")?;
     let num = |i: usize, d: usize| args.get(i).map_or(Ok(d), |s| s.parse());
     let (commits, series, reps) = (num(1, 1000)?, num(2, 60)?, num(3, 5)?);
+    let from = num(4, 0)?;
     let points = 3;
     let per_point = series.div_ceil(points);
     let mut store = syncbench::store::open(&syncbench::store::Location::parse(db))?;
@@ -96,6 +99,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 Vec::new()
             };
+            if c < from {
+                continue;
+            }
             batch.push(RunRecord {
                 machine: machine.clone(),
                 commit: commit.clone(),

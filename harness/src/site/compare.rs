@@ -10,6 +10,9 @@ use minijinja::{Environment, context};
 use serde::Serialize;
 use std::path::PathBuf;
 
+/// Commits of recent history drawn on each row of a comparison page.
+const SPARK: usize = 20;
+
 /// A series on a comparison page.
 #[derive(Serialize)]
 struct Line {
@@ -156,7 +159,7 @@ pub(super) fn render_all(
                 let verdict = ab.map_or(r.verdict, |a| a.verdict);
                 let end = position.get(new.as_str()).map_or(0, |&i| i + 1);
                 let spark = data.history.series.get(&key).map(|s| {
-                    let from = end.saturating_sub(30);
+                    let from = end.saturating_sub(SPARK);
                     chart::sparkline(
                         &s.levels[from..end.min(s.levels.len())]
                             .iter()

@@ -42,7 +42,9 @@ pub(super) struct Data {
 }
 
 pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
+    let t0 = std::time::Instant::now();
     let history = History::load(store)?;
+    tracing::debug!("history loaded: {:.2} s", t0.elapsed().as_secs_f64());
     let commits = store
         .commits()?
         .into_iter()

@@ -103,7 +103,11 @@ const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
+    let t0 = std::time::Instant::now();
     let data = data::load(store, opts)?;
+    // Where a render's time goes (SYNCBENCH_LOG=debug).
+    let lap = |stage: &str| tracing::debug!("{stage}: {:.2} s", t0.elapsed().as_secs_f64());
+    lap("loaded, change points found");
     let env = environment()?;
     let mut w = Writer {
         out: opts.out.clone(),
@@ -113,8 +117,11 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
     };
     let pairs = compare::pairs(&data, opts)?;
     let (rows, alarms) = series::render_all(&data, &pairs, &env, &mut w)?;
+    lap("series pages");
     run::render_all(store, &data, &env, &mut w)?;
+    lap("commit pages");
     let compare_pages = compare::render_all(&data, opts, &pairs, &env, &mut w)?;
+    lap("comparison pages");
     profile::render_all(&data, &env, &mut w)?;
     let index = index::render(&data, rows, alarms, &env, &mut w)?;
     w.page("style.css", STYLE)?;

@@ -28,10 +28,10 @@ pub(super) fn render_all(
             .iter()
             .map(|r| data.history.metrics.get(&r.id).map_or(0, Vec::len))
             .sum();
-        let linked = rows <= LINKED_ROWS;
+        let detailed = rows <= DETAILED_ROWS;
         let sections = runs
             .iter()
-            .map(|r| section(store, data, r, linked))
+            .map(|r| section(store, data, r, detailed))
             .collect::<Result<Vec<_>, SiteError>>()?;
         let parent = c
             .and_then(|c| c.parents.first())
@@ -63,7 +63,7 @@ pub(super) fn render_all(
 }
 
 /// One run's section: status, error, resources chart, metrics.
-fn section(store: &Store, data: &Data, r: &CommitRun, linked: bool) -> Result<Value, SiteError> {
+fn section(store: &Store, data: &Data, r: &CommitRun, detailed: bool) -> Result<Value, SiteError> {
     let mut processes: Vec<(String, chart::Samples)> = Vec::new();
     for s in store.first_samples(r.id)? {
         if processes.last().is_none_or(|p| p.0 != s.process) {
@@ -76,7 +76,7 @@ fn section(store: &Store, data: &Data, r: &CommitRun, linked: bool) -> Result<Va
             .push((s.t_ms, s.cpu_pct, s.rss_bytes as f64));
     }
     let phases = store.first_phases(r.id)?;
-    let metrics = metric_table(data, r, linked);
+    let metrics = metric_table(data, r, detailed);
     let status = if r.dirty {
         format!("{} (uncommitted changes)", r.status)
     } else {
@@ -93,28 +93,40 @@ fn section(store: &Store, data: &Data, r: &CommitRun, linked: bool) -> Result<Va
         chart => (!processes.is_empty()).then(|| chart::resources(&processes, &phases)),
         processes => processes.iter().enumerate().map(|(k, p)| context! { name => &p.0, color => COLORS[k % 4] }).collect::<Vec<_>>(),
         metrics => metrics,
+        detailed => detailed,
         group_href => format!("../index.html#{}", group_anchor(&r.key)),
     })
 }
 
-/// A commit page lists this many metric values at most with a link each
-/// to its series: a link costs as much as the row, and at 500 series
-/// over 10,000 commits they alone would make the site 300 MB. Beyond it,
-/// each run's heading links to its point's table on the index, whose
-/// rows link to the series.
-const LINKED_ROWS: usize = 200;
+/// A commit page lists this many metric values at most in full: with a
+/// link to the series and every repetition. Beyond it, a row is the name
+/// and the median: at 500 series over 10,000 commits the full rows alone
+/// made the site 470 MB. Each run's heading links to its point's table on
+/// the index, whose rows link to the series, and the repetitions show as
+/// the band on the series page.
+const DETAILED_ROWS: usize = 200;
 
-/// A run's metrics as table rows: name, median, and the repetitions, in
-/// the median's scale (end tags left out, as HTML allows: these rows are
-/// most of a commit page).
-fn metric_table(data: &Data, r: &CommitRun, linked: bool) -> Option<String> {
+/// A run's metrics: as table rows with name, median, a link and the
+/// repetitions in the median's scale (end tags left out, as HTML allows),
+/// or, not `detailed`, as aligned lines of text with name and median.
+fn metric_table(data: &Data, r: &CommitRun, detailed: bool) -> Option<String> {
     let metrics = data.history.metrics.get(&r.id)?;
     let mut out = String::new();
+    // Plain text when not detailed (escaped by the template).
+    let width = metrics
+        .iter()
+        .map(|m| m.name.chars().count())
+        .max()
+        .unwrap_or(0);
     for m in metrics {
         let key = r.key.metric(&m.name);
         let median = crate::stats::median(&m.values);
         let name = chart::esc(&m.name);
-        let _ = if linked && data.history.series.contains_key(&key) {
+        if !detailed {
+            let _ = writeln!(out, "{:width$}  {:>9}", m.name, m.unit.human(median));
+            continue;
+        }
+        let _ = if data.history.series.contains_key(&key) {
             write!(
                 out,
                 "<tr><td><a href=\"../{}\">{name}</a>",

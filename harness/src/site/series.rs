@@ -313,6 +313,14 @@ impl chart::DotInfo for Dots<'_> {
         )
     }
 
+    fn short_title(&self, i: usize) -> String {
+        let value = self
+            .series
+            .value(i)
+            .map_or(String::new(), |v| self.series.unit.human(v));
+        format!("{} {value}", short(&self.data.history.order[i]))
+    }
+
     fn axis_label(&self, i: usize) -> (String, String) {
         let sha = &self.data.history.order[i];
         let day = self
