@@ -54,7 +54,10 @@ def main():
         rows = {}
         for n in names:
             m = int(n.rsplit("phase", 1)[1].split("_")[0])
-            step = 1.15 if m % 10 == 0 and c > commits * 2 // 3 else 1.0
+            # The steps synth_results writes.
+            step = {0: 1.15 if c > commits * 2 // 3 else 1.0,
+                    3: 1.10 if c >= commits // 6 else 1.0,
+                    7: 0.90 if c >= commits // 4 else 1.0}.get(m % 10, 1.0)
             base = 0.05 * (1 + m) * step
             samples = sorted(base * (1 + 0.02 * (rng.random() - 0.5)) for _ in range(reps))
             med = samples[len(samples) // 2]

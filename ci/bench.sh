@@ -17,7 +17,10 @@
 #        shows its password),
 #      SYNCBENCH_MACHINE_TAG (optional: this runner's tag; the gate then
 #        judges the results of the machines with this tag only),
-#      SYNCBENCH_SUMMARY (default $GITHUB_STEP_SUMMARY, else syncbench-summary.md).
+#      SYNCBENCH_SUMMARY (default $GITHUB_STEP_SUMMARY, else syncbench-summary.md),
+#      SYNCBENCH_COMMENT_DIR (optional: where to leave the pull request's
+#        comment for `syncbench comment`: body.md, `flagged` when the gate
+#        failed, and the binary, built with HTTPS for GitHub's API).
 # Exit status: 1 when `syncbench check` finds a regression or a run failed.
 # Restore the database first (ci/db.sh restore) so there is history to compare with.
 set -euo pipefail
@@ -26,21 +29,34 @@ baseline=${1:-main}
 export SYNCBENCH_DB=${SYNCBENCH_DB:-.syncbench/results.sqlite}
 summary=${SYNCBENCH_SUMMARY:-${GITHUB_STEP_SUMMARY:-syncbench-summary.md}}
 
-cargo build --release -p syncbench
+# --features github: HTTPS for `syncbench comment` (GitHub's API).
+cargo build --release -p syncbench --features github
 sb=target/release/syncbench
+comment_dir=${SYNCBENCH_COMMENT_DIR:-}
+# The comment: the same Markdown as the summary, `flagged` when the gate
+# failed, and this binary to post it (ci's comment job).
+leave_comment() { # body file, status
+  [ -n "$comment_dir" ] || return 0
+  mkdir -p "$comment_dir"
+  cp "$1" "$comment_dir/body.md"
+  strip -o "$comment_dir/syncbench" "$sb" 2>/dev/null || cp "$sb" "$comment_dir/syncbench"
+  if [ "$2" -ne 0 ]; then touch "$comment_dir/flagged"; else rm -f "$comment_dir/flagged"; fi
+}
 # The baseline must be known locally for its first-parent history.
 git rev-parse --verify --quiet "$baseline" >/dev/null || git fetch --quiet origin "$baseline:$baseline" || true
 
 status=0
 if [ "${SYNCBENCH_MODE:-history}" = ab ]; then
-  out=$(mktemp)
+  out=$(mktemp) body=$(mktemp)
   "$sb" check --run --baseline "$baseline" --budget 90s | tee "$out" || status=$?
   {
     echo "### syncbench: $(git rev-parse --short HEAD) against $baseline, measured alternately"
     echo '```'
     cat "$out"
     echo '```'
-  } >>"$summary"
+  } >"$body"
+  cat "$body" >>"$summary"
+  leave_comment "$body" "$status"
   exit "$status"
 fi
 "$sb" run --baseline "$baseline" || status=$?

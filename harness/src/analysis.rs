@@ -454,6 +454,11 @@ impl History {
             .collect();
         let n = self.order.len();
         let mut failures: HashMap<&PointKey, HashSet<usize>> = HashMap::new();
+        // Series found so far, by point and metric name as borrowed keys:
+        // building a SeriesKey (four strings) per value made grouping
+        // 25 million values most of a large render's load.
+        let mut slots: Vec<(SeriesKey, SeriesHistory)> = Vec::new();
+        let mut slot_of: HashMap<(&PointKey, &str), usize> = HashMap::new();
         for run in runs {
             let i = position[run.sha.as_str()];
             if run.status != RunStatus::Ok {
@@ -461,18 +466,23 @@ impl History {
                 continue;
             }
             for m in self.metrics.get(&run.id).into_iter().flatten() {
-                let s = self
-                    .series
-                    .entry(run.key.metric(&m.name))
-                    .or_insert_with(|| SeriesHistory {
-                        unit: m.unit,
-                        direction: m.direction,
-                        levels: vec![None; n],
-                        failed: HashSet::new(),
+                let slot = *slot_of
+                    .entry((&run.key, m.name.as_str()))
+                    .or_insert_with(|| {
+                        slots.push((
+                            run.key.metric(&m.name),
+                            SeriesHistory {
+                                unit: m.unit,
+                                direction: m.direction,
+                                levels: vec![None; n],
+                                failed: HashSet::new(),
+                            },
+                        ));
+                        slots.len() - 1
                     });
                 let (min, max) = min_max(&m.values);
                 let median = stats::median(&m.values);
-                s.levels[i] = Some(Level {
+                slots[slot].1.levels[i] = Some(Level {
                     level: level(m),
                     min,
                     max,
@@ -485,6 +495,7 @@ impl History {
                 });
             }
         }
+        self.series.extend(slots);
         for (k, s) in self.series.iter_mut() {
             let point = PointKey {
                 machine: k.machine.clone(),

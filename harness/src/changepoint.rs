@@ -317,8 +317,11 @@ fn sides(series: &[f64], a: usize, at: usize, b: usize, reach: usize) -> (&[f64]
 const MIN_LEVEL: usize = 3;
 
 /// A level between change points shorter than this must be apart from
-/// its neighbours (see [`evidence`]).
-const SHORT_LEVEL: usize = 10;
+/// its neighbours (see [`evidence`]). At 10, 10,000 commits of 500 noisy
+/// series still had 86 false change points, pairs around levels of 10 to
+/// 17 commits half a percent off; a real step undone within 20 commits
+/// and not clear of the noise is left unnamed.
+const SHORT_LEVEL: usize = 20;
 
 /// What speaks for a change point, given its neighbours.
 #[derive(Debug, Clone, Copy)]
@@ -369,9 +372,10 @@ fn evidence(series: &[f64], cps: &[usize], k: usize, reach: usize) -> Evidence {
     // its neighbour: over a long history some run of a few commits is
     // always extreme enough for a rank test (on 1000 commits of noise,
     // 59 excursions of 3 to 9 commits, each a pair of change points),
-    // while a real step undone soon after is clear of the noise.
-    let short = |len: usize, at_end: bool| !at_end && len < SHORT_LEVEL;
-    if (short(at - a, a == 0) || short(b - at, b == n)) && !apart {
+    // while a real step undone soon after is clear of the noise. Only
+    // the newest level may be short (the oldest has no such excuse).
+    let short = |len: usize, newest: bool| !newest && len < SHORT_LEVEL;
+    if (short(at - a, false) || short(b - at, b == n)) && !apart {
         return none;
     }
     Evidence {

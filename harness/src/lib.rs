@@ -14,6 +14,7 @@ pub mod alarms;
 pub mod analysis;
 pub mod changepoint;
 pub mod env;
+pub mod github;
 pub mod history;
 pub mod ingest;
 pub mod model;

@@ -5,6 +5,7 @@
 mod ab;
 mod bisect;
 mod check;
+mod comment;
 mod compare;
 mod confirm;
 mod enqueue;
@@ -67,6 +68,11 @@ pub enum Cmd {
     /// with the resource curves of its runs, and comparisons. Works from a
     /// local folder or any file server, offline. Prints the index's path.
     Report(report::Args),
+    /// Post the pull request's comment through GitHub's API, or update the
+    /// one posted before: only when something is flagged (--flagged) or
+    /// the author asked (--asked); an earlier comment is always kept up to
+    /// date. Needs GITHUB_TOKEN.
+    Comment(comment::Args),
     /// Every series measured at both commits, B against A. With --run,
     /// measures both now instead, alternately A B A B … in this job (see
     /// the A/B options).
@@ -134,6 +140,7 @@ pub fn dispatch(cx: &Context, cmd: Cmd) -> anyhow::Result<u8> {
     if !matches!(
         cmd,
         Cmd::Report(_)
+            | Cmd::Comment(_)
             | Cmd::Regressions(_)
             | Cmd::Show(_)
             | Cmd::Export(_)
@@ -152,6 +159,7 @@ pub fn dispatch(cx: &Context, cmd: Cmd) -> anyhow::Result<u8> {
         Cmd::Confirm(a) => confirm::run(cx, a),
         Cmd::Triage(a) => triage::run(cx, a),
         Cmd::Report(a) => report::run(cx, a),
+        Cmd::Comment(a) => comment::run(a),
         Cmd::Compare(a) => compare::run(cx, a),
         Cmd::Check(a) => check::run(cx, a),
         Cmd::Bisect(a) => bisect::run(cx, a),

@@ -185,7 +185,7 @@ fn a_confirmed_step_alarms_can_be_triaged_and_then_no_longer_fails_check() {
     assert!(out.status.success(), "{}", text(&out));
     let index = std::fs::read_to_string(site.join("index.html")).unwrap();
     let alarms =
-        &index[index.find("<h2>Alarms</h2>").unwrap()..index.find("<h2>Series</h2>").unwrap()];
+        &index[index.find("<h2>Alarms").unwrap()..index.find("<h2>Not confirmed").unwrap()];
     assert!(alarms.contains(&shas[8][..10]), "{alarms}");
     assert!(
         alarms.contains("confirmed, acknowledged by reviewer"),

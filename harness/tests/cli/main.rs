@@ -4,6 +4,7 @@
 mod ab;
 mod alarms;
 mod command;
+mod comment;
 mod exact;
 mod first_use;
 pub(crate) mod golden;

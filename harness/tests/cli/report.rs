@@ -463,6 +463,20 @@ fn the_landing_page_compare_page_and_a_long_history_work_in_a_real_browser() {
     let again = render(repo.path(), &db, &out);
     assert_eq!(again["searched_windows"], 0, "{again}");
     assert_eq!(again["written"], 0, "{again}");
+    // The cache is only a shortcut: without it, or damaged, the same pages.
+    std::fs::remove_dir_all(out.join(".cache")).unwrap();
+    let cold = render(repo.path(), &db, &out);
+    assert_eq!(
+        (cold["written"].as_u64(), cold["searched_windows"].as_u64()),
+        (Some(0), r["searched_windows"].as_u64()),
+        "{cold}"
+    );
+    std::fs::write(
+        out.join(".cache/change-point-splits"),
+        "syncbench split cache 1\n0 1\nzz\n",
+    )
+    .unwrap();
+    assert_eq!(render(repo.path(), &db, &out)["written"], 0);
     let browser = Driver::start(Path::new("/usr/bin/chromedriver"));
     let short = |i: usize| shas[i][..10].to_owned();
 
