@@ -229,6 +229,12 @@ struct Column {
     failed: Option<usize>,
 }
 
+/// Whether a trend of `n` commits is drawn a column per pixel rather
+/// than a dot per commit.
+pub fn aggregated(n: usize) -> bool {
+    n > (960.0 - PLOT_LEFT - PLOT_RIGHT) as usize
+}
+
 /// The trend of a series over commits in history order: the per-commit
 /// value as a line with a dot per commit (each a link with a hover title),
 /// the min–max band of its repetitions, failed commits as red marks,

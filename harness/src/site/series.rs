@@ -79,6 +79,9 @@ pub(super) fn render_all(
             .render(page(data, pairs, k, s, steps))?;
         alarms.extend(steps.iter().map(|st| alarm(data, k, s, st, &file)));
         w.page(&file, &html)?;
+        if chart::aggregated(data.len()) {
+            w.page(&values_file(&file), &values(s))?;
+        }
         if let Some(r) = row(data, k, s, steps, file) {
             rows.push(r);
         }
@@ -88,6 +91,9 @@ pub(super) fn render_all(
             .cmp(&(!b.alarm, b.rank.0))
             .then(b.rank.1.total_cmp(&a.rank.1))
     });
+    if chart::aggregated(data.len()) {
+        w.page(COMMITS_FILE, &commits_csv(data))?;
+    }
     Ok((rows, alarms))
 }
 
@@ -274,9 +280,57 @@ fn page(
             source => t.source.as_str(),
         }),
         chart => chart::trend(&points, &markers, s.unit, &info),
+        values_href => chart::aggregated(n).then(|| format!("../{}", values_file(&series_file(k)))),
         changes => changes,
         recent => recent,
     }
+}
+
+/// Every commit of the history, in order: the rows the values files of
+/// long series count in.
+const COMMITS_FILE: &str = "data/commits.csv";
+
+/// A long series' values file, beside its page's name.
+fn values_file(page: &str) -> String {
+    format!(
+        "data/{}.csv",
+        page.trim_start_matches("series/").trim_end_matches(".html")
+    )
+}
+
+/// A long series' every value, one line per commit of `commits.csv`
+/// (empty where it has none), five significant digits in the series'
+/// unit: the full values one click from a chart drawn per pixel column.
+/// No sha per line: at 10,000 commits × 500 series that alone would be
+/// 80 MB.
+fn values(s: &SeriesHistory) -> String {
+    let mut out = format!("value ({})\n", s.unit.as_str());
+    for l in &s.levels {
+        if let Some(l) = l.filter(|l| l.level.is_finite()) {
+            let digits = if l.level == 0.0 {
+                0
+            } else {
+                (4 - l.level.abs().log10().floor() as i32).max(0) as usize
+            };
+            out.push_str(&format!("{:.digits$}", l.level));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The history's commits as CSV: sha, date, subject (quoted).
+fn commits_csv(data: &Data) -> String {
+    let mut out = String::from("sha,date,subject\n");
+    for sha in &data.history.order {
+        let c = data.commit(sha);
+        out.push_str(&format!(
+            "{sha},{},\"{}\"\n",
+            c.map_or(String::new(), |c| date(c.time_unix)),
+            data.subject(sha).replace('"', "\"\"")
+        ));
+    }
+    out
 }
 
 /// Commits offered for comparing on a series page: its newest with a

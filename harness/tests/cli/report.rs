@@ -349,8 +349,9 @@ fn index_series_and_run_pages_render_in_a_real_browser() {
     );
 }
 
-/// A history longer than the change point search's window, written
-/// straight into a database: 450 commits of `svc n=1` whose wall time
+/// A history longer than the change point search's window (and than a
+/// chart is wide), written straight into a database: 900 commits of
+/// `svc n=1` whose wall time
 /// steps up 20% at commit 100 and whose memory drops 30% at commit 150
 /// (both in the oldest third), a nanosecond benchmark, and odd series: a
 /// metric with one value, one always equal, one always zero, one
@@ -378,7 +379,7 @@ fn long_history(dir: &Path) -> (PathBuf, Vec<String>) {
         rng ^= rng << 17;
         (rng >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
     };
-    let n = 450;
+    let n = 900;
     let shas: Vec<String> = (0..n)
         .map(|i: u64| {
             format!(
@@ -519,8 +520,8 @@ fn the_landing_page_compare_page_and_a_long_history_work_in_a_real_browser() {
     ));
     assert_eq!(browser.eval(visible), json!(["wall", 1, 1]));
 
-    // The series page names the step 350 commits back, and its dots are
-    // reachable from the keyboard.
+    // The series page names the step 800 commits back, its dots are
+    // reachable from the keyboard, and every value is one click away.
     let wall = browser.eval(
         "return Array.prototype.map.call(document.querySelectorAll('table.group a'), function (a) { return a.getAttribute('href'); })
            .filter(function (h) { return h.indexOf('wall') >= 0; })[0];",
@@ -537,7 +538,21 @@ fn the_landing_page_compare_page_and_a_long_history_work_in_a_real_browser() {
          dots[0].dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}));
          return [dots.length, first, Array.prototype.indexOf.call(dots, document.activeElement)];",
     );
-    assert_eq!(moved, json!([450, true, 1]));
+    assert_eq!(moved, json!([432, true, 1]), "a dot per two pixel columns");
+    let values = browser.eval(
+        "return Array.prototype.filter.call(document.querySelectorAll('a'), function (a) { return a.textContent === 'one per commit'; })[0].getAttribute('href');",
+    );
+    let values =
+        std::fs::read_to_string(out.join("series").join(values.as_str().unwrap())).unwrap();
+    let lines: Vec<&str> = values.lines().collect();
+    assert_eq!((lines.len(), lines[0]), (901, "value (s)"));
+    let at = |i: usize| lines[i + 1].parse::<f64>().unwrap();
+    assert!(at(99) < 0.102 && at(100) > 0.118, "{} {}", at(99), at(100));
+    let commits = std::fs::read_to_string(out.join("data/commits.csv")).unwrap();
+    assert_eq!(
+        commits.lines().nth(101).unwrap().split(',').next().unwrap(),
+        shas[100]
+    );
 
     // The comparison either side of the step: sorted by significance, the
     // regressions-only toggle hides the rest, and it lives in the URL.
