@@ -446,9 +446,12 @@ pub struct SplitCache {
     searched: std::sync::atomic::AtomicUsize,
 }
 
-/// The cache file's first line: another format (or another search) is
-/// not read.
-const CACHE_FORMAT: &str = "syncbench split cache 1";
+/// The cache file's first line: another format, or another harness
+/// (whose search may split differently), is not read.
+const CACHE_FORMAT: &str = concat!(
+    "syncbench split cache 1, syncbench ",
+    env!("CARGO_PKG_VERSION")
+);
 
 impl SplitCache {
     /// The cache saved at `path`; empty if there is none or it is not
@@ -496,7 +499,8 @@ impl SplitCache {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let tmp = path.with_extension("tmp");
+        // Per process: two renders into one folder never share it.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, path)
     }
@@ -523,7 +527,12 @@ impl SplitCache {
             });
         self.used.lock().expect("not poisoned").insert(key);
         if let Some(found) = self.entries.lock().expect("not poisoned").get(&key) {
-            return found.iter().map(|&i| i as usize).collect();
+            // Splits inside the window, in order; anything else is damage.
+            let fits = found.windows(2).all(|p| p[0] < p[1])
+                && found.iter().all(|&i| i > 0 && (i as usize) < window.len());
+            if fits {
+                return found.iter().map(|&i| i as usize).collect();
+            }
         }
         self.searched
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -812,5 +821,24 @@ mod split_tests {
         assert_eq!(loaded.searched(), 0);
         std::fs::write(&file, "syncbench split cache 1\nzz 1 2\n").unwrap();
         assert_eq!(search(&v, 0.05, 200, Some(&SplitCache::load(&file))), again);
+        // Entries that cannot be a window's splits (out of order, past
+        // its end) are searched again.
+        cache.save(&file).unwrap();
+        let damaged: String = std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i == 0 {
+                    format!("{l}\n")
+                } else {
+                    format!("{} 900 3\n", l.split(' ').next().unwrap())
+                }
+            })
+            .collect();
+        std::fs::write(&file, damaged).unwrap();
+        let damaged = SplitCache::load(&file);
+        assert_eq!(search(&v, 0.05, 200, Some(&damaged)), again);
+        assert!(damaged.searched() > 0);
     }
 }

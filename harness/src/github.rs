@@ -79,50 +79,75 @@ struct Comment {
     id: u64,
     body: Option<String>,
     html_url: String,
+    user: Option<User>,
 }
+
+#[derive(Deserialize)]
+struct User {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// GitHub refuses comments over 65,536 characters; the table is cut
+/// short well before, with a line saying so.
+const MAX_BODY: usize = 60_000;
 
 /// Posts `body` on the pull request, or updates the comment posted before;
 /// `wanted`: something is flagged or the author asked. Without it, only
 /// an earlier comment is updated (to say what is true now).
 pub fn comment(target: &Target, body: &str, wanted: bool) -> Result<Outcome, GithubError> {
     let client = client(&target.api)?;
-    let body = format!("{MARKER}\n{body}");
-    let existing = find(&client, target)?;
-    match existing {
-        Some(c) => {
-            let url = format!(
-                "{}/repos/{}/issues/comments/{}",
-                target.api, target.repo, c.id
-            );
-            let c: Comment = send(
-                client.patch(&url).json(&json!({ "body": body })),
-                target,
-                &url,
-                "updating the comment",
-            )?;
-            Ok(Outcome::Updated {
-                id: c.id,
-                url: c.html_url,
-            })
+    let mut body = format!("{MARKER}\n{body}");
+    if body.len() > MAX_BODY {
+        let mut cut = MAX_BODY;
+        while !body.is_char_boundary(cut) {
+            cut -= 1;
         }
-        None if wanted => {
-            let url = format!(
-                "{}/repos/{}/issues/{}/comments",
-                target.api, target.repo, target.pr
-            );
-            let c: Comment = send(
-                client.post(&url).json(&json!({ "body": body })),
-                target,
-                &url,
-                "posting the comment",
-            )?;
-            Ok(Outcome::Posted {
-                id: c.id,
-                url: c.html_url,
-            })
-        }
-        None => Ok(Outcome::Quiet),
+        body.truncate(cut);
+        body.push_str(
+            "\n\n… (cut short: GitHub limits a comment's length; the whole table is in the job summary)\n",
+        );
     }
+    let mut deleted = false;
+    if let Some(c) = find(&client, target)? {
+        let url = format!(
+            "{}/repos/{}/issues/comments/{}",
+            target.api, target.repo, c.id
+        );
+        match send::<Comment>(
+            client.patch(&url).json(&json!({ "body": body })),
+            target,
+            &url,
+            "updating the comment",
+        ) {
+            Ok(c) => {
+                return Ok(Outcome::Updated {
+                    id: c.id,
+                    url: c.html_url,
+                });
+            }
+            // Deleted since it was listed: it was wanted then, post anew.
+            Err(GithubError::NotFound { .. }) => deleted = true,
+            Err(e) => return Err(e),
+        }
+    }
+    if !(wanted || deleted) {
+        return Ok(Outcome::Quiet);
+    }
+    let url = format!(
+        "{}/repos/{}/issues/{}/comments",
+        target.api, target.repo, target.pr
+    );
+    let c: Comment = send(
+        client.post(&url).json(&json!({ "body": body })),
+        target,
+        &url,
+        "posting the comment",
+    )?;
+    Ok(Outcome::Posted {
+        id: c.id,
+        url: c.html_url,
+    })
 }
 
 fn client(api: &str) -> Result<reqwest::blocking::Client, GithubError> {
@@ -158,10 +183,13 @@ fn find(
         );
         let list: Vec<Comment> = send(client.get(&url), target, &url, "listing the comments")?;
         let last = list.len() < 100;
-        if let Some(c) = list
-            .into_iter()
-            .find(|c| c.body.as_deref().is_some_and(|b| b.starts_with(MARKER)))
-        {
+        // Ours: the marker, written by a bot (the workflow's token is
+        // github-actions[bot]); a person's comment that quotes the marker
+        // is never edited.
+        if let Some(c) = list.into_iter().find(|c| {
+            c.body.as_deref().is_some_and(|b| b.starts_with(MARKER))
+                && c.user.as_ref().is_some_and(|u| u.kind == "Bot")
+        }) {
             return Ok(Some(c));
         }
         if last {
@@ -198,7 +226,10 @@ fn send<T: serde::de::DeserializeOwned>(
             .map(str::to_owned)
     };
     let remaining = header("x-ratelimit-remaining");
-    let reset = header("x-ratelimit-reset").unwrap_or_else(|| "unknown".into());
+    // A secondary rate limit: 403 with retry-after, requests still left.
+    let retry_after = header("retry-after");
+    let reset =
+        header("x-ratelimit-reset").map_or("an unknown time".into(), |t| format!("unix time {t}"));
     let message = r
         .json::<serde_json::Value>()
         .ok()
@@ -207,6 +238,9 @@ fn send<T: serde::de::DeserializeOwned>(
     Err(match status {
         429 => GithubError::RateLimited { reset },
         403 if remaining.as_deref() == Some("0") => GithubError::RateLimited { reset },
+        403 if retry_after.is_some() => GithubError::RateLimited {
+            reset: format!("now + {} s", retry_after.unwrap_or_default()),
+        },
         401 | 403 => GithubError::Forbidden { status, message },
         404 => GithubError::NotFound {
             repo: target.repo.clone(),

@@ -17,8 +17,8 @@ pub struct Args {
     /// Search change points over each series' whole history in
     /// overlapping windows of N values (each window costs N², so larger
     /// is slower; a window shorter than a level hides nothing).
-    #[arg(long, default_value_t = Settings::default().window)]
-    window: usize,
+    #[arg(long, default_value_t = Settings::default().window as u64, value_parser = clap::value_parser!(u64).range(8..))]
+    window: u64,
     /// Smallest relative change of level to mark, where the scenario
     /// file sets no threshold for the metric.
     #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
@@ -66,7 +66,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         compare.push((resolve(a), resolve(b)));
     }
     let settings = Settings {
-        window: args.window,
+        window: args.window as usize,
         min_change: args.min_change,
         compare,
     };

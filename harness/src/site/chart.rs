@@ -118,22 +118,26 @@ fn path(points: impl Iterator<Item = Option<(f64, f64)>>) -> String {
     d
 }
 
-/// A small line of the last values (gaps where a commit has none).
+/// A small line of the last values (gaps where a commit has none); empty
+/// with fewer than two values. Sized and stroked by the stylesheet, with
+/// whole-pixel x: on the index there is one per series.
 pub fn sparkline(values: &[Option<f64>]) -> String {
     let (w, h) = (120.0, 22.0);
+    if values.iter().flatten().filter(|v| v.is_finite()).count() < 2 {
+        return String::new();
+    }
     let (lo, hi) = bounds(values.iter().flatten().copied());
     let n = values.len().max(2) as f64 - 1.0;
     let d = path(values.iter().enumerate().map(|(i, v)| {
         v.map(|v| {
             (
-                2.0 + i as f64 / n * (w - 4.0),
+                (2.0 + i as f64 / n * (w - 4.0)).round(),
                 h - 2.0 - (v - lo) / (hi - lo) * (h - 4.0),
             )
         })
-    }));
-    format!(
-        r#"<svg class="spark" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="recent history"><path d="{d}" fill="none" stroke="currentColor" stroke-width="1.5"/></svg>"#
-    )
+    }))
+    .replace(".0,", ",");
+    format!(r#"<svg class="spark" viewBox="0 0 {w} {h}"><path d="{d}"/></svg>"#)
 }
 
 /// Each A/B pair's change (B / A − 1) in measuring order, as dots around
@@ -160,7 +164,7 @@ pub fn pairs(a: &[f64], b: &[f64]) -> String {
         );
     }
     format!(
-        r#"<svg class="spark" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="each pair's change"><line x1="0" x2="{w}" y1="{z:.1}" y2="{z:.1}" stroke="currentColor" stroke-opacity="0.4"/><g fill="currentColor">{dots}</g></svg>"#,
+        r#"<svg class="spark pairs" viewBox="0 0 {w} {h}" role="img" aria-label="each pair's change"><line x1="0" x2="{w}" y1="{z:.1}" y2="{z:.1}" stroke="currentColor" stroke-opacity="0.4"/><g fill="currentColor">{dots}</g></svg>"#,
         z = y(0.0)
     )
 }

@@ -127,6 +127,8 @@ pub(super) const SPLIT_CACHE: &str = ".cache/change-point-splits";
 /// Change points of every series over its whole history, at the threshold
 /// in force for each, the work split over the cores.
 fn change_points(history: &History, opts: &Options, cache: &SplitCache) -> Found {
+    // The search's own floor, so the reach of every test is the same.
+    let window = opts.window.max(8);
     let work: Vec<(&SeriesKey, &SeriesHistory)> = history
         .series
         .iter()
@@ -141,7 +143,7 @@ fn change_points(history: &History, opts: &Options, cache: &SplitCache) -> Found
                 scope.spawn(move || {
                     part.iter()
                         .map(|(k, s)| {
-                            let splits = s.splits(opts.window, Some(cache));
+                            let splits = s.splits(window, Some(cache));
                             let noise = s.noise_with(&splits);
                             let threshold = crate::analysis::threshold(
                                 &opts.min_effect,

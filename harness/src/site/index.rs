@@ -72,8 +72,8 @@ pub(super) fn render(
         .iter()
         .map(|(id, label)| context! { id => machine_id(id), label => label })
         .collect();
-    let mut scenarios: Vec<&String> = groups.iter().map(|g| &g.scenario).collect();
-    scenarios.dedup();
+    let scenarios: std::collections::BTreeSet<&String> =
+        groups.iter().map(|g| &g.scenario).collect();
     let html = env.get_template("index.html")?.render(context! {
         root => "",
         shown => SHOWN,

@@ -10,7 +10,8 @@ use minijinja::{Environment, Value, context};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-const COLORS: [&str; 4] = ["#2f6fb3", "#d9822b", "#2a8a4a", "#8e44ad"];
+/// The legend's colours: those of `.c0`–`.c3` in reports/style.css.
+const COLORS: [&str; 4] = ["#3b7dd8", "#e08a2e", "#2f9a55", "#9b59c0"];
 
 pub(super) fn render_all(
     store: &Store,

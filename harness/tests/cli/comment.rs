@@ -16,6 +16,8 @@ enum Refuse {
     Forbidden,
     Missing,
     RateLimited,
+    /// GitHub's secondary limit: 403 with retry-after.
+    Secondary,
 }
 
 #[derive(Default)]
@@ -90,6 +92,11 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>, refuse: Refuse) {
             json!({"message": "Resource not accessible by integration"}),
         ),
         Refuse::Missing => (404, "", json!({"message": "Not Found"})),
+        Refuse::Secondary => (
+            403,
+            "retry-after: 60\r\n",
+            json!({"message": "You have exceeded a secondary rate limit"}),
+        ),
         Refuse::RateLimited => (
             403,
             "x-ratelimit-remaining: 0\r\nx-ratelimit-reset: 1767225600\r\n",
@@ -102,11 +109,18 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>, refuse: Refuse) {
                     .unwrap()
                     .to_owned()
             };
-            let view = |id: u64, body: &str| json!({"id": id, "body": body, "html_url": format!("https://github.test/o/r/pull/7#issuecomment-{id}")});
+            let view = |id: u64, body: &str| {
+                json!({"id": id, "body": body, "user": {"login": "github-actions[bot]", "type": "Bot"},
+                       "html_url": format!("https://github.test/o/r/pull/7#issuecomment-{id}")})
+            };
             match (method.as_str(), path.as_str()) {
                 ("GET", "/repos/o/r/issues/7/comments") => {
-                    // Someone else's comment first, as on a real pull request.
-                    let mut list = vec![json!({"id": 1, "body": "LGTM", "html_url": "x"})];
+                    // Someone else's comments first, as on a real pull
+                    // request: one quotes the marker, and is not ours.
+                    let mut list = vec![
+                        json!({"id": 1, "body": "LGTM", "html_url": "x", "user": {"type": "User"}}),
+                        json!({"id": 2, "body": format!("{}\nquoted", syncbench::github::MARKER), "html_url": "x", "user": {"type": "User"}}),
+                    ];
                     list.extend(st.comments.iter().map(|(id, b)| view(*id, b)));
                     (200, "", Value::Array(list))
                 }
@@ -213,6 +227,7 @@ fn the_comment_is_posted_when_flagged_then_updated_in_place_and_refusals_are_rep
         (Refuse::Forbidden, "read-only token"),
         (Refuse::Missing, "no pull request 7 in o/r"),
         (Refuse::RateLimited, "rate limit"),
+        (Refuse::Secondary, "rate limit"),
     ] {
         *gh.refuse.lock().unwrap() = refuse;
         let o = comment(&gh, &body, &["--flagged"]);
