@@ -255,6 +255,14 @@ impl Drop for Driver {
     }
 }
 
+/// Whether Chromium and ChromeDriver are installed (see `have`).
+fn have_browser() -> bool {
+    have(&[
+        ("/usr/bin/chromium", "chromium"),
+        ("/usr/bin/chromedriver", "chromium-driver"),
+    ])
+}
+
 fn chromium() -> &'static str {
     "/usr/bin/chromium"
 }
@@ -276,10 +284,7 @@ const PROBE: &str = "return {
 
 #[test]
 fn index_series_and_run_pages_render_in_a_real_browser() {
-    if !have(&[
-        ("/usr/bin/chromium", "chromium"),
-        ("/usr/bin/chromedriver", "chromium-driver"),
-    ]) {
+    if !have_browser() {
         return;
     }
     let chromedriver = Path::new("/usr/bin/chromedriver");
@@ -450,10 +455,7 @@ fn long_history(dir: &Path) -> (PathBuf, Vec<String>) {
 
 #[test]
 fn the_landing_page_compare_page_and_a_long_history_work_in_a_real_browser() {
-    if !have(&[
-        ("/usr/bin/chromium", "chromium"),
-        ("/usr/bin/chromedriver", "chromium-driver"),
-    ]) {
+    if !have_browser() {
         return;
     }
     let repo = repo_with(&[("README", "a long history\n")]);
