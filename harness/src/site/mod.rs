@@ -250,6 +250,23 @@ struct Writer {
 }
 
 impl Writer {
+    /// A writer into the same folder for another thread; its counts are
+    /// added back by [`Writer::join`].
+    fn fork(&self) -> Writer {
+        Writer {
+            out: self.out.clone(),
+            pages: 0,
+            written: 0,
+            bytes: 0,
+        }
+    }
+
+    fn join(&mut self, other: Writer) {
+        self.pages += other.pages;
+        self.written += other.written;
+        self.bytes += other.bytes;
+    }
+
     /// Writes `rel` unless it already holds exactly these bytes.
     fn page(&mut self, rel: &str, html: &str) -> Result<PathBuf, SiteError> {
         let path = self.out.join(rel);

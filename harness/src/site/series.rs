@@ -60,18 +60,67 @@ pub(super) struct Alarm {
     rank: (bool, f64),
 }
 
-/// Renders every series page; returns the index's rows, by series, and
-/// every change point, ranked.
+/// What one thread rendered: rows, change points, and its writer's counts.
+type Part = (Vec<Row>, Vec<Alarm>, Writer);
+
+/// Renders every series page, the work split over the cores; returns the
+/// index's rows, by series, and every change point, ranked.
 pub(super) fn render_all(
     data: &Data,
     pairs: &Pairs,
     env: &Environment,
     w: &mut Writer,
 ) -> Result<(Vec<Row>, Vec<Alarm>), SiteError> {
+    let series: Vec<(&SeriesKey, &SeriesHistory)> = data.history.series.iter().collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = series.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Part, SiteError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = series
+            .chunks(chunk)
+            .map(|part| {
+                let mut w = w.fork();
+                scope.spawn(move || {
+                    let (rows, alarms) = render_part(data, pairs, env, &mut w, part)?;
+                    Ok((rows, alarms, w))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("rendering series pages panicked"))
+            .collect()
+    });
+    let mut rows = Vec::new();
+    let mut alarms = Vec::new();
+    for part in parts {
+        let (r, a, part_writer) = part?;
+        rows.extend(r);
+        alarms.extend(a);
+        w.join(part_writer);
+    }
+    alarms.sort_by(|a, b| {
+        (!a.alarm, a.rank.0)
+            .cmp(&(!b.alarm, b.rank.0))
+            .then(b.rank.1.total_cmp(&a.rank.1))
+    });
+    if chart::aggregated(data.len()) {
+        w.page(COMMITS_FILE, &commits_csv(data))?;
+    }
+    Ok((rows, alarms))
+}
+
+/// The pages, rows and change points of some of the series.
+fn render_part(
+    data: &Data,
+    pairs: &Pairs,
+    env: &Environment,
+    w: &mut Writer,
+    series: &[(&SeriesKey, &SeriesHistory)],
+) -> Result<(Vec<Row>, Vec<Alarm>), SiteError> {
     let none = Vec::new();
     let mut rows = Vec::new();
     let mut alarms = Vec::new();
-    for (k, s) in &data.history.series {
+    for &(k, s) in series {
         let steps = data.steps.get(k).unwrap_or(&none);
         let file = series_file(k);
         let html = env
@@ -85,14 +134,6 @@ pub(super) fn render_all(
         if let Some(r) = row(data, k, s, steps, file) {
             rows.push(r);
         }
-    }
-    alarms.sort_by(|a, b| {
-        (!a.alarm, a.rank.0)
-            .cmp(&(!b.alarm, b.rank.0))
-            .then(b.rank.1.total_cmp(&a.rank.1))
-    });
-    if chart::aggregated(data.len()) {
-        w.page(COMMITS_FILE, &commits_csv(data))?;
     }
     Ok((rows, alarms))
 }
