@@ -220,6 +220,27 @@ fn profile_file(scenario: &str, point: &str, base: &str, new: &str) -> String {
     )
 }
 
+/// FNV-1a in 64 bits: fingerprints of what pages are made from.
+fn fnv64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A hash of the templates and the stylesheet compiled into this binary:
+/// a page left by another build is rendered again.
+fn templates_hash() -> u64 {
+    static HASH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *HASH.get_or_init(|| {
+        let all: String = TEMPLATES
+            .iter()
+            .flat_map(|(name, src)| [*name, *src])
+            .chain([STYLE, env!("CARGO_PKG_VERSION")])
+            .collect();
+        fnv64(all.as_bytes())
+    })
+}
+
 /// FNV-1a: a stable short hash to keep file names unique; not security.
 fn fnv1a(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
@@ -265,6 +286,17 @@ impl Writer {
         self.pages += other.pages;
         self.written += other.written;
         self.bytes += other.bytes;
+    }
+
+    /// Counts `rel` as rendered without rendering it, if it is on disk
+    /// (its inputs did not change); false if it must be rendered.
+    fn kept(&mut self, rel: &str, bytes: u64) -> bool {
+        if !self.out.join(rel).is_file() {
+            return false;
+        }
+        self.pages += 1;
+        self.bytes += bytes;
+        true
     }
 
     /// Writes `rel` unless it already holds exactly these bytes.

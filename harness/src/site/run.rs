@@ -23,17 +23,11 @@ pub(super) fn render_all(
     for r in &data.history.runs {
         by_commit.entry(&r.sha).or_default().push(r);
     }
+    let cache_file = w.out.join(PAGE_CACHE);
+    let known = load_fingerprints(&cache_file);
+    let mut fingerprints: Vec<(String, u64, u64)> = Vec::with_capacity(by_commit.len());
     for (sha, runs) in &by_commit {
         let c = data.commit(sha);
-        let rows: usize = runs
-            .iter()
-            .map(|r| data.history.metrics.get(&r.id).map_or(0, Vec::len))
-            .sum();
-        let detailed = rows <= DETAILED_ROWS;
-        let sections = runs
-            .iter()
-            .map(|r| section(store, data, r, detailed))
-            .collect::<Result<Vec<_>, SiteError>>()?;
         let parent = c
             .and_then(|c| c.parents.first())
             .filter(|p| by_commit.contains_key(p.as_str()));
@@ -44,6 +38,26 @@ pub(super) fn render_all(
             .rev()
             .take(COMPARE_RECENT)
             .any(|s| s == sha);
+        // A commit page shows its commit and runs (immutable once stored),
+        // its parent's link and, while recent, the comparison's: when
+        // none of that nor the templates changed, the page on disk is it.
+        let file = format!("runs/{sha}.html");
+        let fingerprint = fingerprint(sha, runs, parent.map(String::as_str), recent);
+        if let Some(&(f, bytes)) = known.get(*sha) {
+            if f == fingerprint && w.kept(&file, bytes) {
+                fingerprints.push((sha.to_string(), fingerprint, bytes));
+                continue;
+            }
+        }
+        let rows: usize = runs
+            .iter()
+            .map(|r| data.history.metrics.get(&r.id).map_or(0, Vec::len))
+            .sum();
+        let detailed = rows <= DETAILED_ROWS;
+        let sections = runs
+            .iter()
+            .map(|r| section(store, data, r, detailed))
+            .collect::<Result<Vec<_>, SiteError>>()?;
         let html = env.get_template("run.html")?.render(context! {
             root => "../",
             sha => sha,
@@ -58,9 +72,64 @@ pub(super) fn render_all(
                 .map(|p| format!("../compare/{p}..{sha}.html")),
             runs => sections,
         })?;
-        w.page(&format!("runs/{sha}.html"), &html)?;
+        w.page(&file, &html)?;
+        fingerprints.push((sha.to_string(), fingerprint, html.len() as u64));
+    }
+    // Only a shortcut: a render that cannot save it is still whole.
+    if let Err(e) = save_fingerprints(&cache_file, &fingerprints) {
+        tracing::warn!("could not save {}: {e}", cache_file.display());
     }
     Ok(())
+}
+
+/// Where the fingerprints of the commit pages on disk are kept.
+const PAGE_CACHE: &str = ".cache/commit-pages";
+
+/// What a commit page is made from, hashed: the templates, the commit,
+/// each run's identity and outcome, the parent's link, the comparison's.
+fn fingerprint(sha: &str, runs: &[&CommitRun], parent: Option<&str>, recent: bool) -> u64 {
+    let mut text = format!(
+        "{}\0{sha}\0{}\0{recent}",
+        super::templates_hash(),
+        parent.unwrap_or("")
+    );
+    for r in runs {
+        let _ = write!(
+            text,
+            "\0{}\0{}\0{}\0{}\0{}\0{}\0{:?}",
+            r.id, r.key.machine, r.key.scenario, r.key.point, r.status, r.dirty, r.error
+        );
+    }
+    super::fnv64(text.as_bytes())
+}
+
+/// sha → (fingerprint, bytes) of the pages the last render left.
+fn load_fingerprints(path: &std::path::Path) -> std::collections::HashMap<String, (u64, u64)> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Default::default();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let sha = f.next()?.to_owned();
+            let fingerprint = u64::from_str_radix(f.next()?, 16).ok()?;
+            let bytes = f.next()?.parse().ok()?;
+            Some((sha, (fingerprint, bytes)))
+        })
+        .collect()
+}
+
+fn save_fingerprints(path: &std::path::Path, pages: &[(String, u64, u64)]) -> std::io::Result<()> {
+    let mut text = String::new();
+    for (sha, f, bytes) in pages {
+        let _ = writeln!(text, "{sha} {f:016x} {bytes}");
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// One run's section: status, error, resources chart, metrics.

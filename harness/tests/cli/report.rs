@@ -481,6 +481,16 @@ fn the_landing_page_compare_page_and_a_long_history_work_in_a_real_browser() {
     )
     .unwrap();
     assert_eq!(render(repo.path(), &db, &out)["written"], 0);
+    // A commit page left unrendered because nothing it shows changed is
+    // still rendered when its file is gone.
+    std::fs::remove_file(out.join(format!("runs/{}.html", shas[5]))).unwrap();
+    let again = render(repo.path(), &db, &out);
+    assert_eq!(
+        (again["written"].as_u64(), again["pages"].as_u64()),
+        (Some(1), r["pages"].as_u64()),
+        "{again}"
+    );
+    assert_eq!(again["bytes"], r["bytes"], "{again}");
     let browser = Driver::start(Path::new("/usr/bin/chromedriver"));
     let short = |i: usize| shas[i][..10].to_owned();
 
