@@ -43,11 +43,12 @@ pub(super) fn render_all(
         // none of that nor the templates changed, the page on disk is it.
         let file = format!("runs/{sha}.html");
         let fingerprint = fingerprint(sha, runs, parent.map(String::as_str), recent);
-        if let Some(&(f, bytes)) = known.get(*sha) {
-            if f == fingerprint && w.kept(&file, bytes) {
-                fingerprints.push((sha.to_string(), fingerprint, bytes));
-                continue;
-            }
+        if let Some(&(f, bytes)) = known.get(*sha)
+            && f == fingerprint
+            && w.kept(&file, bytes)
+        {
+            fingerprints.push((sha.to_string(), fingerprint, bytes));
+            continue;
         }
         let rows: usize = runs
             .iter()
