@@ -496,13 +496,7 @@ impl SplitCache {
             }
             text.push('\n');
         }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        // Per process: two renders into one folder never share it.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)
+        crate::env::write_atomically(path, text.as_bytes())
     }
 
     /// How many windows were searched rather than found here.
@@ -519,12 +513,11 @@ impl SplitCache {
         // FNV-1a over the values' bits and alpha: stable across builds,
         // unlike std's hasher, and 64 bits make a collision between the
         // windows of one history vanishingly unlikely.
-        let key = std::iter::once(alpha)
+        let bytes: Vec<u8> = std::iter::once(alpha)
             .chain(window.iter().copied())
             .flat_map(|v| v.to_bits().to_le_bytes())
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-            });
+            .collect();
+        let key = crate::env::fnv1a(&bytes);
         self.used.lock().expect("not poisoned").insert(key);
         if let Some(found) = self.entries.lock().expect("not poisoned").get(&key) {
             // Splits inside the window, in order; anything else is damage.

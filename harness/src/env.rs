@@ -174,8 +174,20 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".to_owned())
 }
 
+/// Writes `bytes` to `path` whole or not at all: into a file of this
+/// process beside it, then renamed over it (a process killed midway, or
+/// another writing the same path, leaves a whole file).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// FNV-1a: a stable, short, collision-unlikely name part (cache dirs,
-/// worktree names, spool files); not for anything secret.
+/// worktree names, spool files, cache keys); not for anything secret.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)

@@ -65,28 +65,61 @@ impl Unit {
     /// symbol, from picoseconds to hours and from bytes to TiB. A scale is
     /// taken from 0.9995 of its divisor on, so 999.96 ms shows as 1.00 s.
     pub fn scale(self, magnitude: f64) -> (f64, &'static str) {
-        const TIME: &[(f64, &str)] = &[
-            (3600.0, "h"),
-            (60.0, "min"),
-            (1.0, "s"),
-            (1e-3, "ms"),
-            (1e-6, "µs"),
-            (1e-9, "ns"),
-            (1e-12, "ps"),
+        /// A scale: shown from `from` on, as multiples of `div`.
+        struct Scale {
+            from: f64,
+            div: f64,
+            symbol: &'static str,
+        }
+        /// From a little below its divisor, so rounding never shows 1000.
+        const fn at(div: f64, symbol: &'static str) -> Scale {
+            Scale {
+                from: div * 0.9995,
+                div,
+                symbol,
+            }
+        }
+        const TIME: &[Scale] = &[
+            at(3600.0, "h"),
+            at(60.0, "min"),
+            at(1.0, "s"),
+            at(1e-3, "ms"),
+            at(1e-6, "µs"),
+            at(1e-9, "ns"),
+            at(1e-12, "ps"),
         ];
-        const BYTES: &[(f64, &str)] = &[
-            (1_099_511_627_776.0, "TiB"),
-            (1_073_741_824.0, "GiB"),
-            (1_048_576.0, "MiB"),
-            (1024.0, "KiB"),
-            (1.0, "B"),
+        const BYTES: &[Scale] = &[
+            at(1_099_511_627_776.0, "TiB"),
+            at(1_073_741_824.0, "GiB"),
+            at(1_048_576.0, "MiB"),
+            at(1024.0, "KiB"),
+            at(1.0, "B"),
         ];
-        const RATE: &[(f64, &str)] = &[(1e3, "GB/s"), (1.0, "MB/s"), (1e-3, "kB/s")];
+        const RATE: &[Scale] = &[at(1e3, "GB/s"), at(1.0, "MB/s"), at(1e-3, "kB/s")];
         // Counts and rates stay whole below ten thousand (a change of one
-        // request shows); the 1e4 entry is shown in thousands.
-        const OPS: &[(f64, &str)] = &[(1e6, "M ops/s"), (1e4, "k ops/s"), (1.0, "ops/s")];
-        const COUNT: &[(f64, &str)] = &[(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e4, "k"), (1.0, "")];
-        const PERCENT: &[(f64, &str)] = &[(1.0, "%")];
+        // request shows), then go in thousands.
+        const THOUSANDS: f64 = 1e4;
+        const OPS: &[Scale] = &[
+            at(1e6, "M ops/s"),
+            Scale {
+                from: THOUSANDS,
+                div: 1e3,
+                symbol: "k ops/s",
+            },
+            at(1.0, "ops/s"),
+        ];
+        const COUNT: &[Scale] = &[
+            at(1e12, "T"),
+            at(1e9, "G"),
+            at(1e6, "M"),
+            Scale {
+                from: THOUSANDS,
+                div: 1e3,
+                symbol: "k",
+            },
+            at(1.0, ""),
+        ];
+        const PERCENT: &[Scale] = &[at(1.0, "%")];
         let scales = match self {
             Unit::Seconds => TIME,
             Unit::Bytes => BYTES,
@@ -96,23 +129,13 @@ impl Unit {
             Unit::Percent => PERCENT,
         };
         let m = magnitude.abs();
-        let base = scales
-            .iter()
-            .find(|s| s.0 == 1.0)
-            .copied()
-            .unwrap_or(scales[0]);
-        if m == 0.0 || !m.is_finite() {
-            return base;
-        }
-        let (div, sym) = scales
-            .iter()
-            .copied()
-            .find(|&(div, _)| m >= if div == 1e4 { div } else { div * 0.9995 })
-            .unwrap_or(scales[scales.len() - 1]);
-        if div == 1e4 {
-            return (1e3, sym);
-        }
-        (div, sym)
+        let chosen = if m == 0.0 || !m.is_finite() {
+            scales.iter().find(|s| s.div == 1.0)
+        } else {
+            scales.iter().find(|s| m >= s.from)
+        };
+        let s = chosen.unwrap_or(&scales[scales.len() - 1]);
+        (s.div, s.symbol)
     }
 
     /// The value in human units, three significant digits: 12.3 ms,
@@ -128,15 +151,7 @@ impl Unit {
         let text = if div == 1.0 && whole || x == 0.0 {
             format!("{x:.0}")
         } else {
-            let a = x.abs();
-            let decimals = if a >= 99.95 {
-                0
-            } else if a >= 9.995 {
-                1
-            } else {
-                2
-            };
-            format!("{x:.decimals$}")
+            sig3(x)
         };
         if sym.is_empty() {
             text
@@ -144,6 +159,20 @@ impl Unit {
             format!("{text} {sym}")
         }
     }
+}
+
+/// A number with three significant digits (12.3, 1.23, 123), the way
+/// [`Unit::human`] shows a value in its scale.
+pub fn sig3(x: f64) -> String {
+    let a = x.abs();
+    let decimals = if a >= 99.95 {
+        0
+    } else if a >= 9.995 {
+        1
+    } else {
+        2
+    };
+    format!("{x:.decimals$}")
 }
 
 /// Which way of a metric is better.

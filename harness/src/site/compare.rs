@@ -27,7 +27,7 @@ struct Line {
     /// The change against the series' threshold.
     significance: String,
     threshold: String,
-    verdict: &'static str,
+    verdict: Verdict,
     class: &'static str,
     /// What the verdict rests on: the test of the two runs' repetitions,
     /// or the interleaved A/B run.
@@ -182,7 +182,7 @@ pub(super) fn render_all(
                     change: change.map_or(String::new(), |c| format!("{:+.1}%", c * 100.0)),
                     significance: format!("{significance:.1}×"),
                     threshold: format!("±{:.1}%", t * 100.0),
-                    verdict: verdict.as_str(),
+                    verdict,
                     class: verdict.css_class(),
                     evidence,
                     sparkline: spark.unwrap_or_default(),
@@ -198,14 +198,8 @@ pub(super) fn render_all(
         }
         // Changes first, the largest against their noise first.
         rows.sort_by(|a, b| a.rank.0.cmp(&b.rank.0).then(b.rank.1.total_cmp(&a.rank.1)));
-        let regressions = rows
-            .iter()
-            .filter(|r| r.verdict == Verdict::Regression.as_str())
-            .count();
-        let improvements = rows
-            .iter()
-            .filter(|r| r.verdict == Verdict::Improvement.as_str())
-            .count();
+        let count = |v: Verdict| rows.iter().filter(|r| r.verdict == v).count();
+        let (regressions, improvements) = (count(Verdict::Regression), count(Verdict::Improvement));
         let ab: Vec<_> = data
             .ab_runs
             .iter()

@@ -220,13 +220,6 @@ fn profile_file(scenario: &str, point: &str, base: &str, new: &str) -> String {
     )
 }
 
-/// FNV-1a in 64 bits: fingerprints of what pages are made from.
-fn fnv64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 /// A hash of the templates and the stylesheet compiled into this binary:
 /// a page left by another build is rendered again.
 fn templates_hash() -> u64 {
@@ -237,7 +230,7 @@ fn templates_hash() -> u64 {
             .flat_map(|(name, src)| [*name, *src])
             .chain([STYLE, env!("CARGO_PKG_VERSION")])
             .collect();
-        fnv64(all.as_bytes())
+        crate::env::fnv1a(all.as_bytes())
     })
 }
 

@@ -101,7 +101,7 @@ fn fingerprint(sha: &str, runs: &[&CommitRun], parent: Option<&str>, recent: boo
             r.id, r.key.machine, r.key.scenario, r.key.point, r.status, r.dirty, r.error
         );
     }
-    super::fnv64(text.as_bytes())
+    crate::env::fnv1a(text.as_bytes())
 }
 
 /// sha → (fingerprint, bytes) of the pages the last render left.
@@ -125,12 +125,7 @@ fn save_fingerprints(path: &std::path::Path, pages: &[(String, u64, u64)]) -> st
     for (sha, f, bytes) in pages {
         let _ = writeln!(text, "{sha} {f:016x} {bytes}");
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    crate::env::write_atomically(path, text.as_bytes())
 }
 
 /// One run's section: status, error, resources chart, metrics.
@@ -210,17 +205,7 @@ fn metric_table(data: &Data, r: &CommitRun, detailed: bool) -> Option<String> {
         let values: Vec<String> = m
             .values
             .iter()
-            .map(|v| {
-                let x = v / div;
-                let d = if x.abs() >= 99.95 {
-                    0
-                } else if x.abs() >= 9.995 {
-                    1
-                } else {
-                    2
-                };
-                format!("{x:.d$}")
-            })
+            .map(|v| crate::model::sig3(v / div))
             .collect();
         let _ = writeln!(
             out,

@@ -255,6 +255,17 @@ impl Drop for Driver {
     }
 }
 
+/// The link of the index's first series whose page name holds `name`.
+fn series_href(browser: &Driver, name: &str) -> String {
+    let href = browser.eval(&format!(
+        "return Array.prototype.map.call(document.querySelectorAll('table.group a'), function (a) {{ return a.getAttribute('href'); }})
+           .filter(function (h) {{ return h.indexOf('{name}') >= 0; }})[0];"
+    ));
+    href.as_str()
+        .unwrap_or_else(|| panic!("no series {name}"))
+        .to_owned()
+}
+
 /// Whether Chromium and ChromeDriver are installed (see `have`).
 fn have_browser() -> bool {
     have(&[
@@ -319,11 +330,7 @@ fn index_series_and_run_pages_render_in_a_real_browser() {
 
     // The series page of the benchmark that doubled: three dots, a link
     // from each to its commit's page, the change marked.
-    let href = browser.eval(
-        "return Array.prototype.map.call(document.querySelectorAll('table.group a'), function (a) { return a.getAttribute('href'); })
-           .filter(function (h) { return h.indexOf('latency') >= 0; })[0];",
-    );
-    browser.open(&out.join(href.as_str().unwrap()));
+    browser.open(&out.join(series_href(&browser, "latency")));
     let series = browser.eval(PROBE);
     assert_eq!(series["errors"], json!([]), "{series}");
     assert_eq!(series["external"], json!([]), "{series}");
@@ -535,11 +542,7 @@ fn the_landing_page_compare_page_and_a_long_history_work_in_a_real_browser() {
 
     // The series page names the step 800 commits back, its dots are
     // reachable from the keyboard, and every value is one click away.
-    let wall = browser.eval(
-        "return Array.prototype.map.call(document.querySelectorAll('table.group a'), function (a) { return a.getAttribute('href'); })
-           .filter(function (h) { return h.indexOf('wall') >= 0; })[0];",
-    );
-    browser.open(&out.join(wall.as_str().unwrap()));
+    browser.open(&out.join(series_href(&browser, "wall")));
     let page = browser.eval(PROBE);
     assert_eq!(page["errors"], json!([]), "{page}");
     assert_eq!(page["title"], json!("svc n=1 wall · syncbench"));
