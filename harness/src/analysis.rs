@@ -387,6 +387,76 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
+/// What a trend keeps of one metric of one run: its [`level`], range and
+/// spread (see [`Level`]), a few numbers instead of every repetition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunLevel {
+    /// Index into [`RunLevels::metrics`].
+    pub metric: u32,
+    pub level: f64,
+    pub min: f64,
+    pub max: f64,
+    pub spread: f64,
+}
+
+/// A metric's name, unit and direction, once for all runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricInfo {
+    pub name: String,
+    pub unit: Unit,
+    pub direction: Direction,
+}
+
+/// The metrics of runs reduced to [`RunLevel`]s: what a history's series
+/// are built from (the dashboard keeps them between renders).
+#[derive(Debug, Default, Clone)]
+pub struct RunLevels {
+    pub metrics: Vec<MetricInfo>,
+    /// By run id, in the run's order of metrics (by name).
+    pub runs: HashMap<i64, Vec<RunLevel>>,
+    by_name: HashMap<String, u32>,
+}
+
+impl RunLevels {
+    /// The index of a metric, added if new.
+    pub fn metric(&mut self, name: &str, unit: Unit, direction: Direction) -> u32 {
+        if let Some(&i) = self.by_name.get(name) {
+            return i;
+        }
+        let i = self.metrics.len() as u32;
+        self.metrics.push(MetricInfo {
+            name: name.to_owned(),
+            unit,
+            direction,
+        });
+        self.by_name.insert(name.to_owned(), i);
+        i
+    }
+
+    /// Reduces a run's metrics, replacing what was known of the run.
+    pub fn add(&mut self, run_id: i64, series: &[Series]) {
+        let levels = series
+            .iter()
+            .map(|m| {
+                let (min, max) = min_max(&m.values);
+                let median = stats::median(&m.values);
+                RunLevel {
+                    metric: self.metric(&m.name, m.unit, m.direction),
+                    level: level(m),
+                    min,
+                    max,
+                    spread: if median == 0.0 {
+                        0.0
+                    } else {
+                        stats::mad(&m.values) / median.abs()
+                    },
+                }
+            })
+            .collect();
+        self.runs.insert(run_id, levels);
+    }
+}
+
 /// Every stored run of commits, in history order, with the metrics of
 /// those that are `ok`, grouped into series.
 #[derive(Debug, Default)]
@@ -395,7 +465,9 @@ pub struct History {
     pub order: Vec<String>,
     /// The run of each commit (the store's definition), failed ones too.
     pub runs: Vec<CommitRun>,
-    /// Metrics of the `ok` runs, by run id.
+    /// Every value of `ok` runs, by run id: of all of them from
+    /// [`History::load`]; of those [`History::load_values`] asked for when
+    /// built from kept [`RunLevels`].
     pub metrics: HashMap<i64, Vec<Series>>,
     pub series: BTreeMap<SeriesKey, SeriesHistory>,
 }
@@ -424,6 +496,20 @@ impl History {
             .map(|r| r.id)
             .collect();
         let metrics = store.all_series(&|id| ok.contains(&id))?;
+        let mut levels = RunLevels::default();
+        for (id, series) in &metrics {
+            levels.add(*id, series);
+        }
+        Ok(Self::build(runs, &levels, metrics))
+    }
+
+    /// The history of `runs` (the store's [`Store::commit_runs`]) with the
+    /// series of their `levels`, and the values of the runs in `metrics`.
+    pub fn build(
+        runs: Vec<CommitRun>,
+        levels: &RunLevels,
+        metrics: HashMap<i64, Vec<Series>>,
+    ) -> History {
         let mut commits: Vec<&CommitRun> = Vec::new();
         let mut seen = HashSet::new();
         for r in &runs {
@@ -439,13 +525,28 @@ impl History {
             metrics,
             series: BTreeMap::new(),
         };
-        history.group(&runs);
+        history.group(&runs, levels);
         history.runs = runs;
-        Ok(history)
+        history
     }
 
-    /// Builds the series from the runs.
-    fn group(&mut self, runs: &[CommitRun]) {
+    /// The values of these runs, where not in memory yet: those the pages
+    /// of a history built from kept levels show.
+    pub fn load_values(
+        &mut self,
+        store: &Store,
+        run_ids: impl IntoIterator<Item = i64>,
+    ) -> Result<(), StoreError> {
+        for id in run_ids {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.metrics.entry(id) {
+                e.insert(store.series(id)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the series from the runs' levels.
+    fn group(&mut self, runs: &[CommitRun], levels: &RunLevels) {
         let position: HashMap<&str, usize> = self
             .order
             .iter()
@@ -453,59 +554,56 @@ impl History {
             .map(|(i, s)| (s.as_str(), i))
             .collect();
         let n = self.order.len();
-        let mut failures: HashMap<&PointKey, HashSet<usize>> = HashMap::new();
-        // Series found so far, by point and metric name as borrowed keys:
-        // building a SeriesKey (four strings) per value made grouping
-        // 25 million values most of a large render's load.
+        // Series found so far, by point and metric index: at 25 million
+        // values a key built (or even hashed) per value was most of a
+        // large render's load; this is one hash per run.
+        let mut points: HashMap<&PointKey, (Vec<Option<usize>>, HashSet<usize>)> = HashMap::new();
         let mut slots: Vec<(SeriesKey, SeriesHistory)> = Vec::new();
-        let mut slot_of: HashMap<(&PointKey, &str), usize> = HashMap::new();
         for run in runs {
             let i = position[run.sha.as_str()];
+            let (slot_of, failed) = points.entry(&run.key).or_default();
             if run.status != RunStatus::Ok {
-                failures.entry(&run.key).or_default().insert(i);
+                failed.insert(i);
                 continue;
             }
-            for m in self.metrics.get(&run.id).into_iter().flatten() {
-                let slot = *slot_of
-                    .entry((&run.key, m.name.as_str()))
-                    .or_insert_with(|| {
-                        slots.push((
-                            run.key.metric(&m.name),
-                            SeriesHistory {
-                                unit: m.unit,
-                                direction: m.direction,
-                                levels: vec![None; n],
-                                failed: HashSet::new(),
-                            },
-                        ));
-                        slots.len() - 1
-                    });
-                let (min, max) = min_max(&m.values);
-                let median = stats::median(&m.values);
+            for l in levels.runs.get(&run.id).into_iter().flatten() {
+                let m = l.metric as usize;
+                if slot_of.len() <= m {
+                    slot_of.resize(m + 1, None);
+                }
+                let slot = *slot_of[m].get_or_insert_with(|| {
+                    let info = &levels.metrics[m];
+                    slots.push((
+                        run.key.metric(&info.name),
+                        SeriesHistory {
+                            unit: info.unit,
+                            direction: info.direction,
+                            levels: vec![None; n],
+                            failed: HashSet::new(),
+                        },
+                    ));
+                    slots.len() - 1
+                });
                 slots[slot].1.levels[i] = Some(Level {
-                    level: level(m),
-                    min,
-                    max,
-                    spread: if median == 0.0 {
-                        0.0
-                    } else {
-                        stats::mad(&m.values) / median.abs()
-                    },
+                    level: l.level,
+                    min: l.min,
+                    max: l.max,
+                    spread: l.spread,
                     run_id: run.id,
                 });
             }
         }
-        self.series.extend(slots);
-        for (k, s) in self.series.iter_mut() {
+        for (k, s) in &mut slots {
             let point = PointKey {
                 machine: k.machine.clone(),
                 scenario: k.scenario.clone(),
                 point: k.point.clone(),
             };
-            if let Some(f) = failures.get(&point) {
+            if let Some((_, f)) = points.get(&point) {
                 s.failed = f.clone();
             }
         }
+        self.series.extend(slots);
     }
 
     pub fn run(&self, id: i64) -> Option<&CommitRun> {

@@ -33,6 +33,9 @@ pub(super) struct Data {
     /// Windows searched because no earlier render had (the rest came
     /// from the cache).
     pub searched: usize,
+    /// Runs whose values were read because no earlier render kept their
+    /// levels.
+    pub read_runs: usize,
     /// The run of a point at a commit, as an index into `history.runs`.
     run_at: HashMap<(PointKey, String), usize>,
     /// Stored `syncbench profile` comparisons, by (scenario, point, base,
@@ -43,8 +46,11 @@ pub(super) struct Data {
 
 pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
     let t0 = std::time::Instant::now();
-    let history = History::load(store)?;
-    tracing::debug!("history loaded: {:.2} s", t0.elapsed().as_secs_f64());
+    let (history, read) = super::levels::history(store, &opts.out)?;
+    tracing::debug!(
+        "history loaded ({read} runs' values read): {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
     let commits = store
         .commits()?
         .into_iter()
@@ -109,6 +115,7 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
         triages: store.triages()?,
         ab_runs: store.ab_runs()?,
         searched: cache.searched(),
+        read_runs: read,
         run_at,
         profiles,
     })

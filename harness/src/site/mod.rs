@@ -16,6 +16,7 @@ pub mod chart;
 mod compare;
 mod data;
 mod index;
+mod levels;
 mod profile;
 mod run;
 mod series;
@@ -71,6 +72,9 @@ pub struct Rendered {
     /// Windows of the change point search searched in this render (the
     /// others were cached by an earlier one).
     pub searched_windows: usize,
+    /// Runs whose values were read in full (the others' levels were kept
+    /// by an earlier render).
+    pub read_runs: usize,
 }
 
 const STYLE: &str = include_str!("../../../reports/style.css");
@@ -104,7 +108,7 @@ const TEMPLATES: &[(&str, &str)] = &[
 
 pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
     let t0 = std::time::Instant::now();
-    let data = data::load(store, opts)?;
+    let mut data = data::load(store, opts)?;
     // Where a render's time goes (SYNCBENCH_LOG=debug).
     let lap = |stage: &str| tracing::debug!("{stage}: {:.2} s", t0.elapsed().as_secs_f64());
     lap("loaded, change points found");
@@ -116,6 +120,21 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
         bytes: 0,
     };
     let pairs = compare::pairs(&data, opts)?;
+    // The values behind the comparisons (a history from kept levels has
+    // only those of runs new to it).
+    let compared: std::collections::HashSet<&str> = pairs
+        .all
+        .iter()
+        .flat_map(|(a, b)| [a.as_str(), b.as_str()])
+        .collect();
+    let ids: Vec<i64> = data
+        .history
+        .runs
+        .iter()
+        .filter(|r| r.status == crate::model::RunStatus::Ok && compared.contains(r.sha.as_str()))
+        .map(|r| r.id)
+        .collect();
+    data.history.load_values(store, ids)?;
     let (rows, alarms) = series::render_all(&data, &pairs, &env, &mut w)?;
     lap("series pages");
     run::render_all(store, &data, &env, &mut w)?;
@@ -132,6 +151,7 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
         bytes: w.bytes,
         compare_pages,
         searched_windows: data.searched,
+        read_runs: data.read_runs,
     })
 }
 

@@ -5,6 +5,7 @@ use super::chart;
 use super::compare::COMPARE_RECENT;
 use super::data::Data;
 use super::{SiteError, Writer, anchor, date, group_anchor, machine_id, series_file, short};
+use crate::model::RunStatus;
 use crate::store::{CommitRun, Store};
 use minijinja::{Environment, Value, context};
 use std::collections::BTreeMap;
@@ -50,14 +51,21 @@ pub(super) fn render_all(
             fingerprints.push((sha.to_string(), fingerprint, bytes));
             continue;
         }
-        let rows: usize = runs
-            .iter()
-            .map(|r| data.history.metrics.get(&r.id).map_or(0, Vec::len))
-            .sum();
+        // The values, where the history does not hold them.
+        let mut values = Vec::with_capacity(runs.len());
+        for r in runs {
+            values.push(match data.history.metrics.get(&r.id) {
+                Some(m) => std::borrow::Cow::Borrowed(m),
+                None if r.status == RunStatus::Ok => std::borrow::Cow::Owned(store.series(r.id)?),
+                None => std::borrow::Cow::Owned(Vec::new()),
+            });
+        }
+        let rows: usize = values.iter().map(|v| v.len()).sum();
         let detailed = rows <= DETAILED_ROWS;
         let sections = runs
             .iter()
-            .map(|r| section(store, data, r, detailed))
+            .zip(&values)
+            .map(|(r, v)| section(store, data, r, v, detailed))
             .collect::<Result<Vec<_>, SiteError>>()?;
         let html = env.get_template("run.html")?.render(context! {
             root => "../",
@@ -129,7 +137,13 @@ fn save_fingerprints(path: &std::path::Path, pages: &[(String, u64, u64)]) -> st
 }
 
 /// One run's section: status, error, resources chart, metrics.
-fn section(store: &Store, data: &Data, r: &CommitRun, detailed: bool) -> Result<Value, SiteError> {
+fn section(
+    store: &Store,
+    data: &Data,
+    r: &CommitRun,
+    values: &[crate::model::Series],
+    detailed: bool,
+) -> Result<Value, SiteError> {
     let mut processes: Vec<(String, chart::Samples)> = Vec::new();
     for s in store.first_samples(r.id)? {
         if processes.last().is_none_or(|p| p.0 != s.process) {
@@ -142,7 +156,7 @@ fn section(store: &Store, data: &Data, r: &CommitRun, detailed: bool) -> Result<
             .push((s.t_ms, s.cpu_pct, s.rss_bytes as f64));
     }
     let phases = store.first_phases(r.id)?;
-    let metrics = metric_table(data, r, detailed);
+    let metrics = metric_table(data, r, values, detailed);
     let status = if r.dirty {
         format!("{} (uncommitted changes)", r.status)
     } else {
@@ -175,8 +189,12 @@ const DETAILED_ROWS: usize = 200;
 /// A run's metrics: as table rows with name, median, a link and the
 /// repetitions in the median's scale (end tags left out, as HTML allows),
 /// or, not `detailed`, as aligned lines of text with name and median.
-fn metric_table(data: &Data, r: &CommitRun, detailed: bool) -> Option<String> {
-    let metrics = data.history.metrics.get(&r.id)?;
+fn metric_table(
+    data: &Data,
+    r: &CommitRun,
+    metrics: &[crate::model::Series],
+    detailed: bool,
+) -> Option<String> {
     let mut out = String::new();
     // Plain text when not detailed (escaped by the template).
     let width = metrics

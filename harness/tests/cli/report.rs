@@ -91,7 +91,8 @@ fn the_site_escapes_outside_text_loads_nothing_from_outside_and_rewrites_only_ch
         out.join(format!("compare/{}..{}.html", shas[1], shas[2]))
             .exists()
     );
-    for p in &all {
+    // The pages, not the caches kept beside them (binary, never linked).
+    for p in all.iter().filter(|p| !p.starts_with(out.join(".cache"))) {
         let html = std::fs::read_to_string(p).unwrap();
         // The commit subject and the benchmark name arrive as text only.
         assert!(!html.contains("<script>alert"), "{}", p.display());
@@ -369,11 +370,14 @@ fn index_series_and_run_pages_render_in_a_real_browser() {
 /// (both in the oldest third), a nanosecond benchmark, and odd series: a
 /// metric with one value, one always equal, one always zero, one
 /// negative. Returns the database and the commits.
-fn long_history(dir: &Path) -> (PathBuf, Vec<String>) {
+/// A results database of `n` commits in a line, each with one run of six
+/// series (a +20% step of wall time at 100, -30% of memory at 150). Its
+/// `variant` names other commits and doubles the wall times.
+fn long_history(dir: &Path, n: u64, variant: u64) -> (PathBuf, Vec<String>) {
     use syncbench::env::{Commit, Machine};
     use syncbench::model::{Direction, RunStatus, Series, Unit};
     use syncbench::store::RunRecord;
-    let db = dir.join("long.sqlite");
+    let db = dir.join(format!("long-{n}-{variant}.sqlite"));
     let mut store =
         syncbench::store::open(&syncbench::store::Location::Sqlite(db.clone())).unwrap();
     let machine = Machine {
@@ -392,12 +396,11 @@ fn long_history(dir: &Path) -> (PathBuf, Vec<String>) {
         rng ^= rng << 17;
         (rng >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
     };
-    let n = 900;
     let shas: Vec<String> = (0..n)
         .map(|i: u64| {
             format!(
                 "{:016x}{i:024x}",
-                (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                (i + 1 + variant * 1_000_003).wrapping_mul(0x9E37_79B9_7F4A_7C15)
             )
         })
         .collect();
@@ -424,7 +427,7 @@ fn long_history(dir: &Path) -> (PathBuf, Vec<String>) {
         };
         let mut reps =
             |base: f64| -> Vec<f64> { (0..5).map(|_| base * (1.0 + 0.01 * noise())).collect() };
-        let wall = if i >= 100 { 0.120 } else { 0.100 };
+        let wall = if i >= 100 { 0.120 } else { 0.100 } * (1 + variant) as f64;
         let rss = if i >= 150 { 70e6 } else { 100e6 };
         let mut metrics = vec![
             series("wall", Unit::Seconds, reps(wall)),
@@ -434,7 +437,9 @@ fn long_history(dir: &Path) -> (PathBuf, Vec<String>) {
             series("zero", Unit::Count, vec![0.0; 5]),
             series("debt", Unit::Count, vec![-5.0 - (i % 3) as f64; 5]),
         ];
-        if i == n as usize - 1 {
+        // A series of one value, at a fixed commit: a longer history is the
+        // shorter one and more commits, as a real one grows.
+        if i == 899 {
             metrics.push(series("lonely", Unit::Seconds, reps(1.0)));
         }
         records.push(RunRecord {
@@ -460,13 +465,81 @@ fn long_history(dir: &Path) -> (PathBuf, Vec<String>) {
     (db, shas)
 }
 
+/// Every page of `expected` (a render from nothing) is in `site` with the
+/// same bytes.
+fn assert_same_pages(site: &Path, expected: &Path) {
+    for f in files(expected) {
+        let rel = f.strip_prefix(expected).unwrap();
+        if rel.starts_with(".cache") {
+            continue;
+        }
+        let got = std::fs::read(site.join(rel)).unwrap_or_default();
+        assert!(
+            got == std::fs::read(&f).unwrap(),
+            "{} differs",
+            rel.display()
+        );
+    }
+}
+
+#[test]
+fn run_levels_kept_between_renders_make_the_same_pages_and_a_damaged_or_foreign_cache_is_read_again()
+ {
+    let repo = repo_with(&[("README", "levels\n")]);
+    let d = repo.path();
+    let (db300, _) = long_history(d, 300, 0);
+    let (db301, _) = long_history(d, 301, 0);
+    let (other, _) = long_history(d, 301, 1);
+    let site = d.join("site");
+    let first = render(d, &db300, &site);
+    assert_eq!(first["read_runs"], 300, "{first}");
+    let again = render(d, &db300, &site);
+    assert_eq!(
+        (again["read_runs"].as_u64(), again["written"].as_u64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+    // One more commit: only its run's values are read, and the pages are
+    // those of a render from nothing.
+    let next = render(d, &db301, &site);
+    assert_eq!(next["read_runs"], 1, "{next}");
+    let fresh = d.join("fresh");
+    assert_eq!(render(d, &db301, &fresh)["read_runs"], 301);
+    assert_same_pages(&site, &fresh);
+    // Damaged (cut short mid-record, one byte changed, not the format):
+    // the runs it no longer vouches for are read again, and it is whole
+    // again after.
+    let cache = site.join(".cache/run-levels");
+    let bytes = std::fs::read(&cache).unwrap();
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 3] ^= 0x10;
+    for damaged in [
+        bytes[..bytes.len() / 2].to_vec(),
+        flipped,
+        b"not levels".to_vec(),
+    ] {
+        std::fs::write(&cache, &damaged).unwrap();
+        let r = render(d, &db301, &site);
+        assert_eq!(r["written"], 0, "{r}");
+        assert!(r["read_runs"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(render(d, &db301, &site)["read_runs"], 0);
+    }
+    // Another database, the same run ids: its runs are all read, and its
+    // pages show its own values.
+    let r = render(d, &other, &site);
+    assert_eq!(r["read_runs"], 301, "{r}");
+    let fresh_other = d.join("fresh-other");
+    render(d, &other, &fresh_other);
+    assert_same_pages(&site, &fresh_other);
+}
+
 #[test]
 fn the_landing_page_compare_page_and_a_long_history_work_in_a_real_browser() {
     if !have_browser() {
         return;
     }
     let repo = repo_with(&[("README", "a long history\n")]);
-    let (db, shas) = long_history(repo.path());
+    let (db, shas) = long_history(repo.path(), 900, 0);
     let out = repo.path().join("site");
     let r = render(repo.path(), &db, &out);
     assert!(r["searched_windows"].as_u64().unwrap() > 0, "{r}");
