@@ -139,7 +139,7 @@ impl Kept {
     }
 
     fn run(&mut self, payload: &[u8]) -> bool {
-        if payload.len() < 16 || (payload.len() - 16) % ENTRY != 0 {
+        if payload.len() < 16 || !(payload.len() - 16).is_multiple_of(ENTRY) {
             return false;
         }
         let id = i64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
