@@ -342,7 +342,6 @@ fn evidence(series: &[f64], cps: &[usize], k: usize, reach: usize) -> Evidence {
     let (a, b) = neighbours(cps, k, n);
     let at = cps[k];
     let (l, r) = sides(series, a, at, b, reach);
-    let (before, after) = (crate::stats::median(l), crate::stats::median(r));
     let none = Evidence {
         apart: false,
         p: 1.0,
@@ -378,9 +377,20 @@ fn evidence(series: &[f64], cps: &[usize], k: usize, reach: usize) -> Evidence {
     if (short(at - a, false) || short(b - at, b == n)) && !apart {
         return none;
     }
+    // Sorted once for both medians and the test.
+    let sorted = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let (l, r) = (sorted(l), sorted(r));
+    let (before, after) = (
+        crate::stats::median_sorted(&l),
+        crate::stats::median_sorted(&r),
+    );
     Evidence {
         apart,
-        p: crate::stats::mann_whitney_p(l, r),
+        p: crate::stats::mann_whitney_p_sorted(&l, &r),
         change: if before == 0.0 {
             0.0
         } else {
