@@ -41,7 +41,8 @@ timed "syncbench report (cold)" "$sb" report --db "$work/results.sqlite" --out "
 timed "syncbench report (again)" "$sb" report --db "$work/results.sqlite" --out "$work/site"
 "$synth" "$work/results.sqlite" "$((commits + 1))" "$series" "$reps" "$commits"
 timed "syncbench report (+1 commit)" "$sb" report --db "$work/results.sqlite" --out "$work/site"
-printf '%-28s %6s\n' "syncbench site size" "$(du -sh --apparent-size "$work/site" | cut -f1)"
+printf '%-28s %6s\n' "syncbench site size" "$(du -sh --apparent-size --exclude=.cache "$work/site" | cut -f1)"
+printf '%-28s %6s\n' "  its .cache (not published)" "$(du -sh --apparent-size "$work/site/.cache" | cut -f1)"
 printf '%-28s %6s\n' "largest page" "$(find "$work/site" -name '*.html' -printf '%s %p\n' | sort -n | tail -1 | awk '{printf "%.0f KB", $1/1000}')"
 
 if [ -n "$asv" ]; then

@@ -414,13 +414,23 @@ pub struct RunLevels {
     pub metrics: Vec<MetricInfo>,
     /// By run id, in the run's order of metrics (by name).
     pub runs: HashMap<i64, Vec<RunLevel>>,
-    by_name: HashMap<String, u32>,
+    /// Indexes by name: one per unit and direction the name had (in
+    /// different databases rendered into one site).
+    by_name: HashMap<String, Vec<u32>>,
 }
 
 impl RunLevels {
     /// The index of a metric, added if new.
     pub fn metric(&mut self, name: &str, unit: Unit, direction: Direction) -> u32 {
-        if let Some(&i) = self.by_name.get(name) {
+        let same = |&i: &u32| {
+            let m = &self.metrics[i as usize];
+            m.unit == unit && m.direction == direction
+        };
+        if let Some(&i) = self
+            .by_name
+            .get(name)
+            .and_then(|ids| ids.iter().find(|i| same(i)))
+        {
             return i;
         }
         let i = self.metrics.len() as u32;
@@ -429,7 +439,7 @@ impl RunLevels {
             unit,
             direction,
         });
-        self.by_name.insert(name.to_owned(), i);
+        self.by_name.entry(name.to_owned()).or_default().push(i);
         i
     }
 
@@ -457,6 +467,19 @@ impl RunLevels {
     }
 }
 
+/// Runs whose values are read one by one (an indexed lookup each); more
+/// are read in one scan of every value.
+const ONE_BY_ONE: usize = 300;
+
+/// The values of these runs (none for a run without any).
+pub fn read_values(store: &Store, ids: &[i64]) -> Result<HashMap<i64, Vec<Series>>, StoreError> {
+    if ids.len() > ONE_BY_ONE {
+        let wanted: HashSet<i64> = ids.iter().copied().collect();
+        return store.all_series(&|id| wanted.contains(&id));
+    }
+    ids.iter().map(|&id| Ok((id, store.series(id)?))).collect()
+}
+
 /// Every stored run of commits, in history order, with the metrics of
 /// those that are `ok`, grouped into series.
 #[derive(Debug, Default)]
@@ -466,8 +489,8 @@ pub struct History {
     /// The run of each commit (the store's definition), failed ones too.
     pub runs: Vec<CommitRun>,
     /// Every value of `ok` runs, by run id: of all of them from
-    /// [`History::load`]; of those [`History::load_values`] asked for when
-    /// built from kept [`RunLevels`].
+    /// [`History::load`]; when built from kept [`RunLevels`], of the runs
+    /// new to them and those [`History::load_values`] was asked for.
     pub metrics: HashMap<i64, Vec<Series>>,
     pub series: BTreeMap<SeriesKey, SeriesHistory>,
 }
@@ -537,11 +560,13 @@ impl History {
         store: &Store,
         run_ids: impl IntoIterator<Item = i64>,
     ) -> Result<(), StoreError> {
-        for id in run_ids {
-            if let std::collections::hash_map::Entry::Vacant(e) = self.metrics.entry(id) {
-                e.insert(store.series(id)?);
-            }
-        }
+        let missing: Vec<i64> = run_ids
+            .into_iter()
+            .filter(|id| !self.metrics.contains_key(id))
+            .collect::<HashSet<i64>>()
+            .into_iter()
+            .collect();
+        self.metrics.extend(read_values(store, &missing)?);
         Ok(())
     }
 

@@ -7,30 +7,32 @@
 //!
 //! Runs are immutable once stored (the store writes a run and its values
 //! in one transaction and never changes them), so a run's levels are
-//! kept under its id and identity; a run whose identity differs (another
-//! database, a run rewritten by hand) is read again.
+//! kept under its id and identity (machine, scenario, point, commit,
+//! status, start time): a run of another database, or one stored again
+//! under a reused id, is read again. Values edited in place by hand are
+//! not noticed: the README says to delete `.cache/` after that.
 //!
 //! The file is appended to: a header, then records of a kind byte, the
-//! payload's length, the payload and its checksum. A metric record names
-//! metric `i` (its unit, direction, name); a run record holds a run's id,
-//! identity and `(metric, level, min, max, spread)` per metric. A record
-//! that does not check out ends the file there; the file is then written
-//! again whole from what was kept and read.
+//! payload's length, the payload and a checksum of all three. A metric
+//! record names metric `i` (its unit, direction, name); a run record
+//! holds a run's id, identity and `(metric, level, min, max, spread)` per
+//! metric. Reading stops at the first record that does not check out
+//! (those after it are read again from the store); the file is then
+//! written again whole.
 
 use crate::analysis::{History, RunLevel, RunLevels};
 use crate::model::{Direction, RunStatus, Unit};
 use crate::store::{CommitRun, Store, StoreError};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::Path;
 
 pub(super) const LEVEL_CACHE: &str = ".cache/run-levels";
 
-/// Runs to read one by one (an indexed lookup each); more are read in
-/// one scan of every value, as the first render does.
-const ONE_BY_ONE: usize = 300;
-
-const MAGIC: &[u8; 8] = b"SBLEVEL1";
+/// The format: bump its number with any change to the records or to
+/// what a level is (`analysis::level`, `RunLevels::add`), so that no
+/// site keeps levels computed the old way.
+const MAGIC: &[u8; 8] = b"SBLEVEL2";
 const METRIC: u8 = 1;
 const RUN: u8 = 2;
 /// Bytes of one metric in a run record.
@@ -47,16 +49,7 @@ pub(super) fn history(store: &Store, out: &Path) -> Result<(History, usize), Sto
         .filter(|r| r.status == RunStatus::Ok && kept.identities.get(&r.id) != Some(&identity(r)))
         .map(|r| r.id)
         .collect();
-    let metrics = if missing.len() > ONE_BY_ONE {
-        let wanted: HashSet<i64> = missing.iter().copied().collect();
-        store.all_series(&|id| wanted.contains(&id))?
-    } else {
-        let mut m = HashMap::new();
-        for &id in &missing {
-            m.insert(id, store.series(id)?);
-        }
-        m
-    };
+    let metrics = crate::analysis::read_values(store, &missing)?;
     let metrics_before = kept.levels.metrics.len();
     for &id in &missing {
         kept.levels
@@ -75,13 +68,14 @@ pub(super) fn history(store: &Store, out: &Path) -> Result<(History, usize), Sto
 /// database (or by SQLite, for the newest id, after a deletion).
 fn identity(r: &CommitRun) -> u64 {
     let text = format!(
-        "{}\0{}\0{}\0{}\0{}\0{}",
+        "{}\0{}\0{}\0{}\0{}\0{}\0{:x}",
         r.id,
         r.key.machine,
         r.key.scenario,
         r.key.point,
         r.sha,
-        r.status.as_str()
+        r.status.as_str(),
+        r.started_unix.to_bits()
     );
     crate::env::fnv1a(text.as_bytes())
 }
@@ -93,6 +87,9 @@ struct Kept {
     identities: HashMap<i64, u64>,
     /// The file is whole and of this harness, so records can be appended.
     appendable: bool,
+    /// Its length as read: another render's write since then means
+    /// writing it whole instead of appending.
+    len: u64,
 }
 
 impl Kept {
@@ -101,6 +98,7 @@ impl Kept {
         let Ok(bytes) = std::fs::read(path) else {
             return kept;
         };
+        kept.len = bytes.len() as u64;
         let Some(mut rest) = bytes.strip_prefix(&header()[..]) else {
             return kept;
         };
@@ -188,7 +186,9 @@ impl Kept {
             // A render killed midway leaves a record cut short: the next
             // one reads up to it and writes the file again.
             let mut file = std::fs::OpenOptions::new().append(true).open(path)?;
-            return file.write_all(&bytes);
+            if file.metadata()?.len() == self.len {
+                return file.write_all(&bytes);
+            }
         }
         let mut bytes = header().to_vec();
         let mut ids: Vec<i64> = live
@@ -247,10 +247,12 @@ fn header() -> [u8; 16] {
 }
 
 fn push_record(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
+    let start = out.len();
     out.push(kind);
     out.extend((payload.len() as u32).to_le_bytes());
     out.extend(payload);
-    out.extend(crate::env::hash_words(payload).to_le_bytes());
+    let sum = crate::env::hash_words(&out[start..]);
+    out.extend(sum.to_le_bytes());
 }
 
 /// The record at the start of `bytes` if it is whole and checks out:
@@ -259,12 +261,13 @@ fn record(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&kind, rest) = bytes.split_first()?;
     let (len, rest) = u32_at(rest)?;
     let len = len as usize;
-    if rest.len() < len + 8 {
+    if len.checked_add(8).is_none_or(|whole| rest.len() < whole) {
         return None;
     }
     let (payload, rest) = rest.split_at(len);
     let (sum, rest) = rest.split_at(8);
-    (crate::env::hash_words(payload).to_le_bytes() == sum).then_some((kind, payload, rest))
+    let summed = &bytes[..5 + len];
+    (crate::env::hash_words(summed).to_le_bytes() == sum).then_some((kind, payload, rest))
 }
 
 fn text(bytes: &[u8]) -> Option<&str> {

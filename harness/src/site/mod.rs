@@ -72,8 +72,8 @@ pub struct Rendered {
     /// Windows of the change point search searched in this render (the
     /// others were cached by an earlier one).
     pub searched_windows: usize,
-    /// Runs whose values were read in full (the others' levels were kept
-    /// by an earlier render).
+    /// Runs read for their levels because no earlier render kept them
+    /// (the values behind the pages rendered are read besides).
     pub read_runs: usize,
 }
 
@@ -120,24 +120,26 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
         bytes: 0,
     };
     let pairs = compare::pairs(&data, opts)?;
-    // The values behind the comparisons (a history from kept levels has
-    // only those of runs new to it).
+    // The values behind the comparisons and the commit pages to render (a
+    // history from kept levels has only those of runs new to it).
     let compared: std::collections::HashSet<&str> = pairs
         .all
         .iter()
         .flat_map(|(a, b)| [a.as_str(), b.as_str()])
         .collect();
-    let ids: Vec<i64> = data
+    let mut ids: Vec<i64> = data
         .history
         .runs
         .iter()
         .filter(|r| r.status == crate::model::RunStatus::Ok && compared.contains(r.sha.as_str()))
         .map(|r| r.id)
         .collect();
+    let commit_pages = run::plan(&data, &opts.out);
+    ids.extend(commit_pages.iter().flat_map(|p| p.runs_to_show(&data)));
     data.history.load_values(store, ids)?;
     let (rows, alarms) = series::render_all(&data, &pairs, &env, &mut w)?;
     lap("series pages");
-    run::render_all(store, &data, &env, &mut w)?;
+    run::render_all(store, &data, &commit_pages, &env, &mut w)?;
     lap("commit pages");
     let compare_pages = compare::render_all(&data, opts, &pairs, &env, &mut w)?;
     lap("comparison pages");
@@ -301,15 +303,11 @@ impl Writer {
         self.bytes += other.bytes;
     }
 
-    /// Counts `rel` as rendered without rendering it, if it is on disk
-    /// (its inputs did not change); false if it must be rendered.
-    fn kept(&mut self, rel: &str, bytes: u64) -> bool {
-        if !self.out.join(rel).is_file() {
-            return false;
-        }
+    /// Counts a page as rendered without rendering it: the one on disk
+    /// was made from the same inputs.
+    fn kept(&mut self, bytes: u64) {
         self.pages += 1;
         self.bytes += bytes;
-        true
     }
 
     /// Writes `rel` unless it already holds exactly these bytes.

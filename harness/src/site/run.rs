@@ -14,52 +14,100 @@ use std::fmt::Write as _;
 /// The legend's colours: those of `.c0`–`.c3` in reports/style.css.
 const COLORS: [&str; 4] = ["#3b7dd8", "#e08a2e", "#2f9a55", "#9b59c0"];
 
+/// A commit page to render, or to keep as it is on disk.
+pub(super) struct CommitPage {
+    sha: String,
+    /// Its runs, as indexes into the history's runs.
+    runs: Vec<usize>,
+    parent: Option<String>,
+    recent: bool,
+    fingerprint: u64,
+    /// Its size, when the page on disk was made from the same inputs.
+    kept: Option<u64>,
+}
+
+impl CommitPage {
+    /// The runs whose values rendering it needs (none if it is kept).
+    pub fn runs_to_show<'a>(&'a self, data: &'a Data) -> impl Iterator<Item = i64> + 'a {
+        self.runs
+            .iter()
+            .map(|&i| &data.history.runs[i])
+            .filter(|r| self.kept.is_none() && r.status == RunStatus::Ok)
+            .map(|r| r.id)
+    }
+}
+
+/// Every commit's page, and whether the one on disk can stay.
+pub(super) fn plan(data: &Data, out: &std::path::Path) -> Vec<CommitPage> {
+    let mut by_commit: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, r) in data.history.runs.iter().enumerate() {
+        by_commit.entry(&r.sha).or_default().push(i);
+    }
+    let recent: std::collections::HashSet<&str> = data
+        .history
+        .order
+        .iter()
+        .rev()
+        .take(COMPARE_RECENT)
+        .map(String::as_str)
+        .collect();
+    let known = load_fingerprints(&out.join(PAGE_CACHE));
+    by_commit
+        .iter()
+        .map(|(&sha, runs)| {
+            let parent = data
+                .commit(sha)
+                .and_then(|c| c.parents.first())
+                .filter(|p| by_commit.contains_key(p.as_str()));
+            let recent = recent.contains(sha);
+            // A commit page shows its commit and runs (immutable once
+            // stored), its parent's link and, while recent, the
+            // comparison's: when none of that nor the templates changed,
+            // the page on disk is it.
+            let shown: Vec<&CommitRun> = runs.iter().map(|&i| &data.history.runs[i]).collect();
+            let fingerprint = fingerprint(sha, &shown, parent.map(String::as_str), recent);
+            let kept = known
+                .get(sha)
+                .filter(|&&(f, _)| f == fingerprint)
+                .filter(|_| out.join(format!("runs/{sha}.html")).is_file())
+                .map(|&(_, bytes)| bytes);
+            CommitPage {
+                sha: sha.to_owned(),
+                runs: runs.clone(),
+                parent: parent.cloned(),
+                recent,
+                fingerprint,
+                kept,
+            }
+        })
+        .collect()
+}
+
+/// Renders the commit pages `plan` did not keep; the history must hold
+/// the values of their runs ([`CommitPage::runs_to_show`]).
 pub(super) fn render_all(
     store: &Store,
     data: &Data,
+    pages: &[CommitPage],
     env: &Environment,
     w: &mut Writer,
 ) -> Result<(), SiteError> {
-    let mut by_commit: BTreeMap<&str, Vec<&CommitRun>> = BTreeMap::new();
-    for r in &data.history.runs {
-        by_commit.entry(&r.sha).or_default().push(r);
-    }
-    let cache_file = w.out.join(PAGE_CACHE);
-    let known = load_fingerprints(&cache_file);
-    let mut fingerprints: Vec<(String, u64, u64)> = Vec::with_capacity(by_commit.len());
-    for (sha, runs) in &by_commit {
-        let c = data.commit(sha);
-        let parent = c
-            .and_then(|c| c.parents.first())
-            .filter(|p| by_commit.contains_key(p.as_str()));
-        let recent = data
-            .history
-            .order
-            .iter()
-            .rev()
-            .take(COMPARE_RECENT)
-            .any(|s| s == sha);
-        // A commit page shows its commit and runs (immutable once stored),
-        // its parent's link and, while recent, the comparison's: when
-        // none of that nor the templates changed, the page on disk is it.
+    let mut fingerprints: Vec<(String, u64, u64)> = Vec::with_capacity(pages.len());
+    let none = Vec::new();
+    for p in pages {
+        let (sha, parent, recent) = (p.sha.as_str(), p.parent.as_ref(), p.recent);
+        let runs: Vec<&CommitRun> = p.runs.iter().map(|&i| &data.history.runs[i]).collect();
         let file = format!("runs/{sha}.html");
-        let fingerprint = fingerprint(sha, runs, parent.map(String::as_str), recent);
-        if let Some(&(f, bytes)) = known.get(*sha)
-            && f == fingerprint
-            && w.kept(&file, bytes)
-        {
-            fingerprints.push((sha.to_string(), fingerprint, bytes));
+        if let Some(bytes) = p.kept {
+            w.kept(bytes);
+            fingerprints.push((sha.to_string(), p.fingerprint, bytes));
             continue;
         }
-        // The values, where the history does not hold them.
-        let mut values = Vec::with_capacity(runs.len());
-        for r in runs {
-            values.push(match data.history.metrics.get(&r.id) {
-                Some(m) => std::borrow::Cow::Borrowed(m),
-                None if r.status == RunStatus::Ok => std::borrow::Cow::Owned(store.series(r.id)?),
-                None => std::borrow::Cow::Owned(Vec::new()),
-            });
-        }
+        let c = data.commit(sha);
+        let values: Vec<&Vec<crate::model::Series>> = runs
+            .iter()
+            .map(|r| data.history.metrics.get(&r.id).unwrap_or(&none))
+            .collect();
         let rows: usize = values.iter().map(|v| v.len()).sum();
         let detailed = rows <= DETAILED_ROWS;
         let sections = runs
@@ -82,8 +130,9 @@ pub(super) fn render_all(
             runs => sections,
         })?;
         w.page(&file, &html)?;
-        fingerprints.push((sha.to_string(), fingerprint, html.len() as u64));
+        fingerprints.push((sha.to_string(), p.fingerprint, html.len() as u64));
     }
+    let cache_file = w.out.join(PAGE_CACHE);
     // Only a shortcut: a render that cannot save it is still whole.
     if let Err(e) = save_fingerprints(&cache_file, &fingerprints) {
         tracing::warn!("could not save {}: {e}", cache_file.display());
@@ -105,8 +154,15 @@ fn fingerprint(sha: &str, runs: &[&CommitRun], parent: Option<&str>, recent: boo
     for r in runs {
         let _ = write!(
             text,
-            "\0{}\0{}\0{}\0{}\0{}\0{}\0{:?}",
-            r.id, r.key.machine, r.key.scenario, r.key.point, r.status, r.dirty, r.error
+            "\0{}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:x}",
+            r.id,
+            r.key.machine,
+            r.key.scenario,
+            r.key.point,
+            r.status,
+            r.dirty,
+            r.error,
+            r.started_unix.to_bits()
         );
     }
     crate::env::fnv1a(text.as_bytes())

@@ -423,6 +423,9 @@ pub struct CommitRun {
     pub error: Option<String>,
     /// Measured on a working tree with uncommitted changes.
     pub dirty: bool,
+    /// When the run started: tells a run from another of the same point
+    /// and commit stored under a reused id.
+    pub started_unix: f64,
 }
 
 /// A commit as recorded.

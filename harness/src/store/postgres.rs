@@ -673,9 +673,9 @@ impl Connection for PgStore {
         let rows = self.client.borrow_mut().query(
             &format!(
                 "SELECT id, fingerprint, scenario, point, params, sha, time_unix, parents, status,
-                        error, dirty
+                        error, dirty, started_unix
                  FROM (SELECT r.id, m.fingerprint, r.scenario, r.point, r.params, c.sha,
-                              c.time_unix, c.parents, r.status, r.error, r.dirty,
+                              c.time_unix, c.parents, r.status, r.error, r.dirty, r.started_unix,
                               row_number() OVER (PARTITION BY r.machine_id, r.scenario, r.point,
                                                  r.commit_sha ORDER BY {THE_RUN}) AS rank
                        FROM runs r JOIN machines m ON m.id = r.machine_id
@@ -700,6 +700,7 @@ impl Connection for PgStore {
                     status: RunStatus::parse(r.try_get(8)?),
                     error: r.try_get(9)?,
                     dirty: r.try_get(10)?,
+                    started_unix: r.try_get(11)?,
                 })
             })
             .collect()

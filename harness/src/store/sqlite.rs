@@ -347,9 +347,10 @@ impl Connection for SqliteStore {
 
     fn commit_runs(&self) -> Result<Vec<CommitRun>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT id, fingerprint, scenario, point, params, sha, time_unix, parents, status, error, dirty
+            "SELECT id, fingerprint, scenario, point, params, sha, time_unix, parents, status, error, dirty,
+                    started_unix
              FROM (SELECT r.id, m.fingerprint, r.scenario, r.point, r.params, c.sha, c.time_unix,
-                          c.parents, r.status, r.error, r.dirty,
+                          c.parents, r.status, r.error, r.dirty, r.started_unix,
                           row_number() OVER (PARTITION BY r.machine_id, r.scenario, r.point, r.commit_sha
                                              ORDER BY {THE_RUN}) AS rank
                    FROM runs r JOIN machines m ON m.id = r.machine_id
@@ -371,6 +372,7 @@ impl Connection for SqliteStore {
                 status: RunStatus::parse(&r.get::<_, String>(8)?),
                 error: r.get(9)?,
                 dirty: r.get(10)?,
+                started_unix: r.get(11)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -433,7 +433,12 @@ fn long_history(dir: &Path, n: u64, variant: u64) -> (PathBuf, Vec<String>) {
             series("wall", Unit::Seconds, reps(wall)),
             series("peak_rss", Unit::Bytes, reps(rss)),
             series("tiny", Unit::Seconds, reps(3.2e-9)),
-            series("flat", Unit::Count, vec![7.0; 5]),
+            // Another database may store a metric in another unit.
+            series(
+                "flat",
+                [Unit::Count, Unit::Bytes][variant as usize % 2],
+                vec![7.0; 5],
+            ),
             series("zero", Unit::Count, vec![0.0; 5]),
             series("debt", Unit::Count, vec![-5.0 - (i % 3) as f64; 5]),
         ];
@@ -524,8 +529,34 @@ fn run_levels_kept_between_renders_make_the_same_pages_and_a_damaged_or_foreign_
         assert!(r["read_runs"].as_u64().unwrap() > 0, "{r}");
         assert_eq!(render(d, &db301, &site)["read_runs"], 0);
     }
+    // The newest run deleted and the point measured again: SQLite gives
+    // the new run the same id, and its start time tells it apart.
+    let again = d.join("again.sqlite");
+    std::fs::copy(&db301, &again).unwrap();
+    {
+        let c = rusqlite::Connection::open(&again).unwrap();
+        let id: i64 = c
+            .query_row("SELECT max(id) FROM runs", [], |r| r.get(0))
+            .unwrap();
+        c.execute_batch(&format!(
+            "CREATE TEMP TABLE r AS SELECT * FROM runs WHERE id = {id};
+             CREATE TEMP TABLE m AS SELECT * FROM measurements WHERE run_id = {id};
+             DELETE FROM measurements WHERE run_id = {id};
+             DELETE FROM runs WHERE id = {id};
+             UPDATE temp.r SET started_unix = started_unix + 60, finished_unix = finished_unix + 60;
+             UPDATE temp.m SET value = value * 3;
+             INSERT INTO runs SELECT * FROM temp.r;
+             INSERT INTO measurements SELECT * FROM temp.m;"
+        ))
+        .unwrap();
+    }
+    let r = render(d, &again, &site);
+    assert_eq!(r["read_runs"], 1, "{r}");
+    let fresh_again = d.join("fresh-again");
+    render(d, &again, &fresh_again);
+    assert_same_pages(&site, &fresh_again);
     // Another database, the same run ids: its runs are all read, and its
-    // pages show its own values.
+    // pages show its own values (and units).
     let r = render(d, &other, &site);
     assert_eq!(r["read_runs"], 301, "{r}");
     let fresh_other = d.join("fresh-other");
