@@ -159,7 +159,7 @@ pub fn merge_base(dir: &Path, a: &str, b: &str) -> Result<Option<String>, GitErr
 
 /// `rustc --version`, for the record.
 pub fn toolchain() -> String {
-    std::process::Command::new("rustc")
+    crate::secrets::command("rustc")
         .arg("--version")
         .output()
         .ok()

@@ -211,7 +211,7 @@ mod tests {
     use super::*;
 
     fn git(dir: &Path, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
+        let out = crate::secrets::command("git")
             .args(["-c", "user.name=t", "-c", "user.email=t@e"])
             .args(args)
             .current_dir(dir)

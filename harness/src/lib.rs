@@ -26,6 +26,7 @@ pub mod proc;
 pub mod prometheus;
 pub mod runner;
 pub mod scenario;
+pub mod secrets;
 pub mod site;
 pub mod stats;
 pub mod store;

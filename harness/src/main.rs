@@ -33,13 +33,27 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    syncbench::proc::hide_from_other_processes();
     let cli = Cli::parse();
+    if std::env::args().any(|a| syncbench::secrets::redact(&a) != a) {
+        // The one copy a child can read whatever the harness does.
+        eprintln!(
+            "syncbench: warning: a password on the command line is visible to every process \
+             on this machine (ps, /proc/PID/cmdline), measured code included; pass the URL in \
+             SYNCBENCH_DB instead (syncbench keeps it from the processes it starts)"
+        );
+    }
     commands::init_logging(cli.command.verbose());
     let result = Context::new(cli.db, cli.repo).and_then(|cx| commands::dispatch(&cx, cli.command));
     match result {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {
-            eprintln!("syncbench: error: {e:#}");
+            // The one place errors are printed: any password or token in
+            // the chain (a URL, a quoted server message) shown as ***.
+            eprintln!(
+                "syncbench: error: {}",
+                syncbench::secrets::redact(&format!("{e:#}"))
+            );
             std::process::ExitCode::from(1)
         }
     }

@@ -691,3 +691,31 @@ mod tests {
         }
     }
 }
+
+/// Whether `s` is a full commit id as git writes it: 40 lowercase hex
+/// digits (SHA-1), or 64 (SHA-256 repositories). Anything else read from
+/// a store or a queue is not a commit, and never a file name.
+pub fn is_full_sha(s: &str) -> bool {
+    matches!(s.len(), 40 | 64) && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[cfg(test)]
+mod sha_tests {
+    #[test]
+    fn full_shas_only() {
+        use super::is_full_sha;
+        assert!(is_full_sha(&"a".repeat(40)));
+        assert!(is_full_sha(&"0123456789abcdef".repeat(4)));
+        for bad in [
+            "origin/x",
+            "../../x",
+            "HEAD",
+            "abc123",
+            &"A".repeat(40),
+            &"g".repeat(40),
+        ] {
+            assert!(!is_full_sha(bad), "{bad}");
+        }
+        assert!(!is_full_sha(&format!("{}/", "a".repeat(39))));
+    }
+}

@@ -138,7 +138,7 @@ impl PgServer {
     }
 
     fn command(&self, program: &str) -> Command {
-        let mut c = Command::new(self.bin.join(program));
+        let mut c = crate::secrets::command(self.bin.join(program));
         if let Some((u, g)) = self.uid {
             c.uid(u).gid(g);
         }

@@ -254,3 +254,18 @@ pub fn page_size() -> u64 {
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if p > 0 { p as u64 } else { 4096 }
 }
+
+/// Makes this process's `/proc/PID/environ` and `/proc/PID/mem`
+/// unreadable to the other processes of its user (`PR_SET_DUMPABLE` 0:
+/// the kernel's ptrace check then asks for CAP_SYS_PTRACE): measured code
+/// runs as the harness's user, and would otherwise read the credentials
+/// `secrets::command` kept from its own environment in its parent's.
+/// Children are dumpable again once they exec. Also: no core dumps of
+/// the harness.
+pub fn hide_from_other_processes() {
+    // SAFETY: prctl with PR_SET_DUMPABLE takes plain integers and changes
+    // only this process's flag.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}

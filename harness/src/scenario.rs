@@ -28,6 +28,11 @@ pub enum ScenarioError {
         "no scenario {0:?}: not a file, and not a name in scenarios/ (`syncbench list` shows them)"
     )]
     NotFound(String),
+    #[error(
+        "{0:?} is not a scenario name: a job names scenarios of the worker's own scenarios/ \
+         by name (letters, digits, _ - .), never a path; nothing was run"
+    )]
+    NotAName(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +72,9 @@ pub struct Scenario {
     /// A shell command run once before the build (not measured): installs
     /// what the scenario needs, e.g. nginx.
     pub setup: Option<String>,
+    /// Variables the credential rule (secrets.rs) removes that the
+    /// scenario's setup, build and run commands get back.
+    pub pass_env: Vec<String>,
     /// How the server side is laid out (sync scenarios).
     pub servers: Servers,
     /// The workload runs for a fixed time (`load`), so how much work it
@@ -218,6 +226,10 @@ struct File {
     #[serde(default)]
     instructions: Option<Spanned<bool>>,
     setup: Option<String>,
+    /// Variables the credential rule removes that this scenario's
+    /// commands really need (secrets.rs).
+    #[serde(default)]
+    pass_env: Vec<Spanned<String>>,
     server_args: Option<Spanned<String>>,
     backends: Option<Spanned<toml::Value>>,
     proxy: Option<Spanned<String>>,
@@ -301,6 +313,10 @@ impl Scenario {
         let points = Self::points(&file, &f)?;
         let instructions = Self::instructions(&file, &f, &kind)?;
         let servers = Self::servers(&file, &f, &kind)?;
+        for name in &file.pass_env {
+            crate::secrets::may_pass(name.get_ref())
+                .map_err(|m| f.field(name.span(), "pass_env", m))?;
+        }
         // Every point must resolve (a typo in a template is found now, not
         // an hour into a run).
         for p in &points {
@@ -310,6 +326,7 @@ impl Scenario {
             })?;
         }
         Ok(Scenario {
+            pass_env: file.pass_env.into_iter().map(Spanned::into_inner).collect(),
             setup: file.setup,
             servers,
             instructions,
@@ -711,6 +728,12 @@ pub fn find(dir: &Path, what: &str) -> Result<Scenario, ScenarioError> {
     if what.ends_with(".toml") || as_path.is_file() {
         return Scenario::load(as_path);
     }
+    find_in(dir, what)
+}
+
+/// The scenario `what` names in `dir`: its file `what.toml`, or the file
+/// that declares that name.
+fn find_in(dir: &Path, what: &str) -> Result<Scenario, ScenarioError> {
     let named = dir.join(format!("{what}.toml"));
     if named.is_file() {
         return Scenario::load(&named);
@@ -728,6 +751,22 @@ pub fn find(dir: &Path, what: &str) -> Result<Scenario, ScenarioError> {
         }
     }
     Err(ScenarioError::NotFound(what.to_owned()))
+}
+
+/// The scenario called `name` in `dir` only: a plain name (letters,
+/// digits, `_`, `-`, `.`, not starting with `.`), never a path. What a
+/// worker takes from a job: the job's writer chooses among the worker's
+/// own scenarios, never a file of its choosing.
+pub fn find_named(dir: &Path, name: &str) -> Result<Scenario, ScenarioError> {
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !plain {
+        return Err(ScenarioError::NotAName(name.to_owned()));
+    }
+    find_in(dir, name.strip_suffix(".toml").unwrap_or(name))
 }
 
 #[cfg(test)]

@@ -330,6 +330,18 @@ impl Context {
                 .collect::<Result<_, _>>()?
         })
     }
+
+    /// As [`Context::choose`], by name only (never a path): what a job
+    /// may ask of a worker.
+    pub fn choose_named(&self, names: &[String]) -> anyhow::Result<Vec<Scenario>> {
+        if names.is_empty() {
+            return self.choose(names);
+        }
+        Ok(names
+            .iter()
+            .map(|s| scenario::find_named(&self.scenarios_dir, s))
+            .collect::<Result<_, _>>()?)
+    }
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -36,9 +36,14 @@ where
         mut writer: tracing_subscriber::fmt::format::Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
-        write!(writer, "syncbench: ")?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        // Formatted apart first: a log line (a git or server error quoted
+        // in it) may hold a password or token, shown redacted.
+        let mut line = String::new();
+        ctx.field_format().format_fields(
+            tracing_subscriber::fmt::format::Writer::new(&mut line),
+            event,
+        )?;
+        writeln!(writer, "syncbench: {}", syncbench::secrets::redact(&line))
     }
 }
 

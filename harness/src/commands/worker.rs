@@ -82,7 +82,9 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             let _ = outln!("{line}");
         }
     };
-    let chooser = |names: &[String]| cx.choose(names).map_err(|e| format!("{e:#}"));
+    // Names only, from this worker's own scenarios/ (the queue's trust
+    // boundary: ops/worker.rs).
+    let chooser = |names: &[String]| cx.choose_named(names).map_err(|e| format!("{e:#}"));
     let done = worker::work(
         &mut session,
         &mut queue,

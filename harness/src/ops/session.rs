@@ -36,7 +36,8 @@ impl Recorder {
         Recorder {
             machine,
             toolchain: env::toolchain(),
-            command_line: std::env::args().collect::<Vec<_>>().join(" "),
+            // Stored and shown: never with a password (`--db postgres://u:PW@…`).
+            command_line: crate::secrets::redact(&std::env::args().collect::<Vec<_>>().join(" ")),
         }
     }
 
@@ -60,7 +61,9 @@ impl Recorder {
             point,
             params_json,
             status: result.failure.as_ref().map_or(RunStatus::Ok, |f| f.status),
-            error: result.failure.map(|f| f.message),
+            // A failure quotes a child's stderr or a git error: shown and
+            // stored without any password or token it holds.
+            error: result.failure.map(|f| crate::secrets::redact(&f.message)),
             repetitions: result.recorded_repetitions,
             harness_version: env!("CARGO_PKG_VERSION").to_owned(),
             toolchain: self.toolchain.clone(),

@@ -269,6 +269,12 @@ fn answer(
             report_failure(job, retry, error, events);
             false
         }),
+        Err(Measured::Refused(error)) => queue
+            .finish(job, worker, Outcome::Refused, &[], error)
+            .map(|()| {
+                report_failure(job, Retry::Failed, error, events);
+                false
+            }),
         Ok(runs) => settle(queue, job, worker, runs, events),
     }
 }
@@ -340,17 +346,30 @@ fn measure(
     progress: &mut dyn Progress,
     events: &mut dyn FnMut(Event),
 ) -> Result<Vec<RunRecord>, Measured> {
+    // The queue is a code-execution boundary: whoever can write a job
+    // makes every worker build and run what it names. So a job names a
+    // commit only by its full sha (as `enqueue` stores it), never a ref
+    // or an expression to resolve, and scenarios only by name, looked up
+    // in this worker's own `scenarios/` (the chooser's rule).
+    if !crate::model::is_full_sha(&job.sha) {
+        return Err(Measured::Refused(format!(
+            "job #{} names the revision {:?}, not a full commit sha: a worker measures only \
+             commits named by their full sha (as `syncbench enqueue` stores them); nothing was run",
+            job.id, job.sha
+        )));
+    }
     let find = || {
         crate::history::resolve(root, std::slice::from_ref(&job.sha), None)
             .ok()
             .and_then(|c| c.into_iter().next())
+            .filter(|c| c.sha == job.sha)
     };
     let commit = match find() {
         Some(c) => c,
         None => {
             // Enqueued from another clone: fetch from the origin once (the
             // git CLI, for the credentials the machine has set up for it).
-            let _ = std::process::Command::new("git")
+            let _ = crate::secrets::command("git")
                 .args(["fetch", "--quiet", "origin"])
                 .current_dir(root)
                 .status();
@@ -363,7 +382,7 @@ fn measure(
             })?
         }
     };
-    let scenarios = choose(&job.scenarios).map_err(Measured::Job)?;
+    let scenarios = choose(&job.scenarios).map_err(Measured::Refused)?;
     events(Event::Started(job, &commit));
     let (checkout, runner) = session
         .checkout(root)
@@ -401,6 +420,8 @@ fn measure(
 #[derive(Debug)]
 enum Measured {
     Job(String),
+    /// The job asks for what no worker does: failed at once, not retried.
+    Refused(String),
     /// The store lost its server (the worker reconnects before answering).
     Database,
 }

@@ -31,7 +31,7 @@ pub(super) struct Callgrind {
 /// Says why valgrind cannot be used here, naming the package to install.
 pub fn available() -> Result<(), Failure> {
     let ok = |p: &str, arg: &str| {
-        Command::new(p)
+        crate::secrets::command(p)
             .arg(arg)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -62,7 +62,7 @@ impl Callgrind {
     /// `program` under callgrind, its files named after `name` (the
     /// process's metric name). Children it starts are followed.
     pub fn command(&self, name: &str, program: &Path) -> Command {
-        let mut cmd = Command::new("valgrind");
+        let mut cmd = crate::secrets::command("valgrind");
         cmd.args(["--tool=callgrind", "--trace-children=yes", "--vgdb=yes"])
             .arg(format!(
                 "--callgrind-out-file={}",
@@ -86,7 +86,7 @@ impl Callgrind {
                 std::thread::spawn(move || {
                     // vgdb wakes a process blocked in a system call through
                     // ptrace; --max-invoke-ms is how soon it does.
-                    let ok = Command::new("vgdb")
+                    let ok = crate::secrets::command("vgdb")
                         .arg(format!("--pid={pid}"))
                         .arg(format!("--wait={}", timeout.as_secs().max(1)))
                         .arg(format!("--cmd-time-out={}", timeout.as_secs().max(1)))

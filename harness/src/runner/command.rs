@@ -24,7 +24,7 @@ impl Runner {
         let tmp = tempfile::tempdir().map_err(|e| Failure::failed(e.to_string()))?;
         // One log per process (%p): an exec'd child would truncate a shared one.
         let log = tmp.path().join("valgrind.%p.log");
-        let mut cmd = Command::new("valgrind");
+        let mut cmd = crate::secrets::command("valgrind");
         cmd.args([
             "--tool=cachegrind",
             "--cache-sim=no",
@@ -103,7 +103,7 @@ impl Runner {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        with_params(&mut cmd, point);
+        with_params(&mut cmd, scenario, point);
         let (mut p, _child) = proc::spawn(&mut cmd)
             .map_err(|e| Failure::failed(format!("starting valgrind: {e}")))?;
         let limit = scenario.timeout * SLOWDOWN;
@@ -120,13 +120,13 @@ impl Runner {
         let stderr_path = tmp.path().join("stderr");
         let stderr =
             std::fs::File::create(&stderr_path).map_err(|e| Failure::failed(e.to_string()))?;
-        let mut cmd = Command::new("sh");
+        let mut cmd = crate::secrets::command("sh");
         cmd.args(["-c", run])
             .current_dir(&self.tree)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
-        with_params(&mut cmd, point);
+        with_params(&mut cmd, scenario, point);
         if let Some(cpu) = self.opts.pin_cpu {
             proc::pin_to_cpu(&mut cmd, cpu);
         }
@@ -185,8 +185,10 @@ impl Runner {
     }
 }
 
-/// The point's parameters as `SYNCBENCH_PARAM_NAME` in the environment.
-fn with_params(cmd: &mut Command, point: &Point) {
+/// The point's parameters as `SYNCBENCH_PARAM_NAME` in the environment,
+/// with the variables the scenario passes through (`pass_env`).
+fn with_params(cmd: &mut Command, scenario: &Scenario, point: &Point) {
+    cmd.envs(crate::secrets::passed(&scenario.pass_env));
     for (k, v) in &point.0 {
         cmd.env(format!("SYNCBENCH_PARAM_{}", k.to_uppercase()), v);
     }

@@ -21,7 +21,7 @@ use callgrind::Callgrind;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -249,10 +249,12 @@ impl Runner {
     /// Runs the build a scenario needs (not measured). For sync scenarios:
     /// the reference system, release, from the tree under test.
     pub fn build(&self, scenario: &Scenario) -> Result<(), Failure> {
+        warn_removed(scenario);
         if let Some(setup) = &scenario.setup {
             tracing::info!("setup: {setup}");
-            let out = Command::new("sh")
+            let out = crate::secrets::command("sh")
                 .args(["-c", setup])
+                .envs(crate::secrets::passed(&scenario.pass_env))
                 .current_dir(&self.tree)
                 .stdin(Stdio::null())
                 .output()
@@ -267,7 +269,7 @@ impl Runner {
         }
         let mut cmd = match &scenario.kind {
             Kind::Sync { .. } => {
-                let mut c = Command::new("cargo");
+                let mut c = crate::secrets::command("cargo");
                 c.args(["build", "--profile", &self.opts.cargo_profile])
                     .args(["--bin", "sync-server", "--bin", "sync-client"]);
                 // The mail exchanger exists from the blobs change on; older
@@ -280,7 +282,7 @@ impl Runner {
                 c
             }
             Kind::Command { build: Some(b), .. } => {
-                let mut c = Command::new("sh");
+                let mut c = crate::secrets::command("sh");
                 c.args(["-c", b]);
                 c
             }
@@ -289,6 +291,7 @@ impl Runner {
         let log = tempfile::NamedTempFile::new()
             .map_err(|e| Failure::new(RunStatus::BuildFailed, e.to_string()))?;
         cmd.current_dir(&self.tree)
+            .envs(crate::secrets::passed(&scenario.pass_env))
             .stdin(Stdio::null())
             .stdout(log_handle(&log, RunStatus::BuildFailed)?)
             .stderr(log_handle(&log, RunStatus::BuildFailed)?);
@@ -521,4 +524,30 @@ fn sampler_overhead(rep: &mut Rep, sampled: &crate::probe::Sampled) {
 fn log_handle(log: &tempfile::NamedTempFile, status: RunStatus) -> Result<std::fs::File, Failure> {
     log.reopen()
         .map_err(|e| Failure::new(status, e.to_string()))
+}
+
+/// Warns when a scenario's commands name a variable the credential rule
+/// removes (secrets.rs) and `pass_env` does not give back: they will find
+/// it unset, which otherwise fails far from its cause.
+fn warn_removed(scenario: &Scenario) {
+    let mut text = scenario.setup.clone().unwrap_or_default();
+    match &scenario.kind {
+        Kind::Command { build, run } => {
+            text.push('\n');
+            text.push_str(build.as_deref().unwrap_or(""));
+            text.push('\n');
+            text.push_str(run);
+        }
+        Kind::Criterion { bench, .. } => text.push_str(bench),
+        Kind::Sync { .. } => {}
+    }
+    for name in crate::secrets::asked_but_removed(&text, &scenario.pass_env) {
+        tracing::warn!(
+            "scenario {}'s commands use ${name}, which syncbench removes from the \
+             environment of measured code (its name says it holds a credential); \
+             if the scenario needs it, add `pass_env = [\"{name}\"]` to {}",
+            scenario.name,
+            scenario.path.display()
+        );
+    }
 }

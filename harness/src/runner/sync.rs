@@ -17,7 +17,7 @@ use protocol::driver::{
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -41,7 +41,7 @@ impl Runner {
         let program = self.bin("sync-server");
         let mut cmd = match vg {
             Some(cg) => cg.command(name, &program),
-            None => Command::new(&program),
+            None => crate::secrets::command(&program),
         };
         if scale > 1 {
             // Kept-alive connections idle scale times longer between requests.
@@ -122,7 +122,7 @@ impl Runner {
         std::fs::write(&conf, super::proxy::nginx_config(dir, &groups, cores))
             .map_err(|e| fail(&e))?;
         let log = dir.join("stderr");
-        let mut cmd = Command::new(nginx);
+        let mut cmd = crate::secrets::command(nginx);
         cmd.arg("-c")
             .arg(&conf)
             .arg("-p")
@@ -196,7 +196,7 @@ impl Runner {
 
     /// `sync-server user add`: the benchmark's user id and token.
     fn add_user(&self, data: &Path) -> Result<(String, String), Failure> {
-        let add = Command::new(self.bin("sync-server"))
+        let add = crate::secrets::command(self.bin("sync-server"))
             .args(["user", "add", "bench", "--json", "--data"])
             .arg(data)
             .output()
@@ -251,7 +251,7 @@ impl Runner {
         let program = self.bin("sync-client");
         let mut cmd = match vg {
             Some(cg) => cg.command("driver", &program),
-            None => Command::new(&program),
+            None => crate::secrets::command(&program),
         };
         cmd.args(["bench", "--workload", workload, "--server", &service.url])
             .args(["--user", &user, "--work-dir"])
@@ -842,7 +842,7 @@ mod tests {
     /// its I/O read at the boundaries; what the harness gathered once it
     /// exited successfully.
     fn drive(script: &str) -> Events {
-        let mut cmd = Command::new("sh");
+        let mut cmd = crate::secrets::command("sh");
         cmd.args(["-c", script])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

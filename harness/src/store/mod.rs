@@ -74,7 +74,7 @@ impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Location::Sqlite(p) => write!(f, "{}", p.display()),
-            Location::Postgres(url) => f.write_str(&postgres::redact(url)),
+            Location::Postgres(url) => f.write_str(&crate::secrets::redact(url)),
         }
     }
 }

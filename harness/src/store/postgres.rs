@@ -17,6 +17,7 @@ use crate::model::{
     Confirmation, Direction, Phase, PointKey, RunStatus, Series, Triage, Unit, Verdict,
 };
 use crate::probe::Sample;
+use crate::secrets::redact;
 use postgres::error::SqlState;
 use postgres::{Client, GenericClient, NoTls, Row};
 use std::cell::RefCell;
@@ -230,31 +231,6 @@ impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
         StoreError::Postgres(PgError(e))
     }
-}
-
-/// A URL for messages: its password (in the user part or a `password=`
-/// setting) replaced by `***`.
-pub fn redact(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let start = scheme_end + 3;
-        // The driver's rule: the credentials run to the first `@` (a
-        // password may hold `/` or `?`).
-        if let Some(at) = out[start..].find('@') {
-            let user = &out[start..start + at];
-            if let Some(colon) = user.find(':') {
-                out.replace_range(start + colon + 1..start + at, "***");
-            }
-        }
-    }
-    if let Some(i) = out.find("password=") {
-        let start = i + "password=".len();
-        let end = out[start..]
-            .find(['&', ' '])
-            .map_or(out.len(), |j| start + j);
-        out.replace_range(start..end, "***");
-    }
-    out
 }
 
 /// Text as PostgreSQL can store it: it refuses NUL characters (a child's

@@ -11,8 +11,9 @@
 //! added, without polling. They also wake once per lease, to take over
 //! jobs whose workers went silent.
 
-use super::postgres::{connect, insert_run, migrate, redact};
+use super::postgres::{connect, insert_run, migrate};
 use super::{Location, RunRecord, StoreError};
+use crate::secrets::redact;
 use postgres::Client;
 use std::time::Duration;
 
@@ -144,6 +145,10 @@ pub enum Outcome {
     Done,
     /// The commit does not build: `build_failed`, never retried.
     BuildFailed,
+    /// The job asks for what no worker may do (a revision that is not a
+    /// full sha of its repository, a scenario outside its `scenarios/`):
+    /// `failed` at once, never retried, nothing run.
+    Refused,
 }
 
 /// What became of a failed attempt.
@@ -359,11 +364,15 @@ impl Queue {
         let state = match outcome {
             Outcome::Done => "done",
             Outcome::BuildFailed => "build_failed",
+            Outcome::Refused => "failed",
         };
+        // A refusal's reason is its error too (`syncbench queue` shows it).
+        let error = (outcome == Outcome::Refused).then(|| clean(log));
         tx.execute(
-            "UPDATE jobs SET state = $2, finished_at = clock_timestamp(), runs = $3, log = $4
+            "UPDATE jobs SET state = $2, finished_at = clock_timestamp(), runs = $3, log = $4,
+                 last_error = COALESCE($5, last_error)
              WHERE id = $1",
-            &[&job.id, &state, &(runs.len() as i64), &clean(log)],
+            &[&job.id, &state, &(runs.len() as i64), &clean(log), &error],
         )?;
         tx.commit()?;
         Ok(())
