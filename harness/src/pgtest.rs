@@ -26,6 +26,8 @@ pub struct PgServer {
     bin: PathBuf,
     uid: Option<(u32, u32)>,
     pub port: u16,
+    /// Serving TLS with the certificate and key in the data dir.
+    tls: bool,
 }
 
 /// The directory with `initdb` and `postgres`: Debian keeps them out of
@@ -109,6 +111,7 @@ impl PgServer {
             uid,
             port: 0,
             dir,
+            tls: false,
         };
         let out = server
             .command("initdb")
@@ -178,6 +181,18 @@ impl PgServer {
                 .arg("-k")
                 .arg(self.dir.path())
                 .args(["-c", "fsync=off", "-c", "max_connections=50"])
+                .args(if self.tls {
+                    &[
+                        "-c",
+                        "ssl=on",
+                        "-c",
+                        "ssl_cert_file=server.crt",
+                        "-c",
+                        "ssl_key_file=server.key",
+                    ][..]
+                } else {
+                    &[]
+                })
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -234,6 +249,25 @@ impl PgServer {
             crate::proc::signal(child.id() as i32, libc::SIGINT);
             let _ = child.wait();
         }
+    }
+
+    /// Serves TLS from now on with this certificate (chain) and key, both
+    /// PEM; restarts the server (on its port) so a replaced one takes
+    /// effect at once.
+    pub fn use_tls(&mut self, cert_pem: &str, key_pem: &str) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        for (name, text) in [("server.crt", cert_pem), ("server.key", key_pem)] {
+            let path = self.data().join(name);
+            std::fs::write(&path, text).map_err(|e| e.to_string())?;
+            // The server refuses a key others can read.
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| e.to_string())?;
+            if let Some((u, g)) = self.uid {
+                std::os::unix::fs::chown(&path, Some(u), Some(g)).map_err(|e| e.to_string())?;
+            }
+        }
+        self.tls = true;
+        self.restart()
     }
 
     /// Starts it again after [`PgServer::stop`] (on its old port if free).

@@ -234,8 +234,9 @@ pub fn redact(text: &str) -> String {
         }
     }
     for (_, value) in removed() {
-        // Short values ("1", "true") would blank out ordinary text.
-        if value.len() >= 6 {
+        // Short values ("1", "true") would blank out ordinary text; a URL
+        // is shown without its password (above), its host kept.
+        if value.len() >= 6 && !value.contains("://") {
             spans.extend(
                 text.match_indices(value.as_str())
                     .map(|(i, v)| i..i + v.len()),

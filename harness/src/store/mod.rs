@@ -19,6 +19,7 @@
 mod postgres;
 pub mod queue;
 mod sqlite;
+pub mod tls;
 
 use crate::env::{Commit, Machine};
 use crate::model::{Confirmation, Phase, PointKey, RunStatus, Series, Triage, Verdict};
@@ -335,6 +336,19 @@ pub enum StoreError {
         #[source]
         source: postgres::PgError,
     },
+    #[error("no TLS connection to PostgreSQL at {url}: {cause}")]
+    PgTls {
+        url: String,
+        cause: String,
+        #[source]
+        source: postgres::PgError,
+    },
+    #[error("the TLS settings of {url}")]
+    PgTlsSettings {
+        url: String,
+        #[source]
+        source: tls::TlsError,
+    },
     #[error(
         "PostgreSQL at {url} refused the login: check the user and password in --db (or SYNCBENCH_DB)"
     )]
@@ -367,7 +381,9 @@ impl StoreError {
     /// should be kept elsewhere and stored later.
     pub fn is_connection(&self) -> bool {
         match self {
-            StoreError::PgUnreachable { .. } => true,
+            // A certificate refused on a reconnect (it expired meanwhile)
+            // is a server gone, too: runs are kept, and the error says why.
+            StoreError::PgUnreachable { .. } | StoreError::PgTls { .. } => true,
             StoreError::Postgres(e) => e.is_connection(),
             _ => false,
         }

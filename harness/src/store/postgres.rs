@@ -225,7 +225,17 @@ impl std::fmt::Display for PgError {
     }
 }
 
-impl std::error::Error for PgError {}
+impl std::error::Error for PgError {
+    // The driver's cause (an I/O error, the TLS handshake's) where the
+    // server did not answer; the server's answer is the message itself.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        if self.0.as_db_error().is_some() {
+            None
+        } else {
+            std::error::Error::source(&self.0)
+        }
+    }
+}
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
@@ -244,20 +254,42 @@ fn text(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// A connection to the server at `url`, its failures told apart: a
-/// refused login, an unreachable server, anything else.
+/// refused login, an unreachable server, TLS refused (and why), anything
+/// else. TLS as the URL's `sslmode` and `sslrootcert` say (`tls.rs`).
 pub fn connect(url: &str) -> Result<Client, StoreError> {
     let shown = redact(url);
-    let mut config: postgres::Config = url.parse().map_err(|e| StoreError::PgUnreachable {
+    let (driver_url, tls) = super::tls::split(url).map_err(|source| StoreError::PgTlsSettings {
         url: shown.clone(),
-        source: PgError(e),
+        source,
     })?;
+    let mut config: postgres::Config =
+        driver_url.parse().map_err(|e| StoreError::PgUnreachable {
+            url: shown.clone(),
+            source: PgError(e),
+        })?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
     if config.get_application_name().is_none() {
         config.application_name("syncbench");
     }
-    config.connect(NoTls).map_err(|e| {
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let connected = if tls.mode == super::tls::SslMode::Disable {
+        config.connect(NoTls)
+    } else {
+        let client_config = tls
+            .client_config()
+            .map_err(|source| StoreError::PgTlsSettings {
+                url: shown.clone(),
+                source,
+            })?;
+        config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(client_config))
+    };
+    connected.map_err(|e| {
         let login = matches!(
             e.code(),
             Some(c) if *c == SqlState::INVALID_PASSWORD
@@ -266,6 +298,12 @@ pub fn connect(url: &str) -> Result<Client, StoreError> {
         if login {
             StoreError::PgLogin {
                 url: shown,
+                source: PgError(e),
+            }
+        } else if let Some(cause) = super::tls::cause(&e, &tls, &host) {
+            StoreError::PgTls {
+                url: shown,
+                cause,
                 source: PgError(e),
             }
         } else if e.as_db_error().is_some() {

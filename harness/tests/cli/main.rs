@@ -22,3 +22,4 @@ mod secrets;
 mod store;
 mod support;
 mod sync;
+mod tls;
