@@ -692,6 +692,33 @@ mod tests {
     }
 }
 
+/// Every metric a `command` scenario records: its whole wall time, the
+/// `command` process's (runner's `Rep::process`: CPU, peak memory, the
+/// kernel's I/O counters, instructions and cycles where counted) and the
+/// sampler's own CPU. A threshold names one of them, in full or by its
+/// last part (runner's tests keep this list equal to what is recorded).
+pub const COMMAND_METRICS: &[&str] = &[
+    "wall",
+    "command.cpu_user",
+    "command.cpu_sys",
+    "command.peak_rss",
+    "command.io.rchar",
+    "command.io.wchar",
+    "command.io.syscr",
+    "command.io.syscw",
+    "command.io.read_bytes",
+    "command.io.write_bytes",
+    "command.instructions",
+    "command.cycles",
+    "harness.sampler_cpu",
+];
+
+/// Whether a threshold's key names `metric`: in full, or its last part
+/// (`wall`, `peak_rss`, `upload.wall`… as `Thresholds::get` reads them).
+pub fn threshold_names(key: &str, metric: &str) -> bool {
+    key == metric || metric.rsplit('.').next() == Some(key)
+}
+
 /// Whether `s` is a full commit id as git writes it: 40 lowercase hex
 /// digits (SHA-1), or 64 (SHA-256 repositories). Anything else read from
 /// a store or a queue is not a commit, and never a file name.

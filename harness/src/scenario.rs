@@ -138,11 +138,6 @@ impl Servers {
                 "{n} backends need a proxy in front (proxy = \"nginx\"); for several processes on one port use --workers in `server_args`"
             ));
         }
-        if args.contains('{') {
-            return Err(format!(
-                "server_args {args:?}: a {{param}} this point does not have"
-            ));
-        }
         Ok(Layout {
             args: args.split_whitespace().map(str::to_owned).collect(),
             backends: n,
@@ -169,12 +164,62 @@ impl Point {
         serde_json::to_string(&self.0).expect("string map serializes")
     }
 
-    /// Replaces `{name}` with the parameter's value.
+    /// Replaces `{name}` with the parameter's value, `{{` and `}}` with
+    /// literal braces ([`render`]). Names that are not parameters stay as
+    /// they are (the harness's own, like `{server}`, are filled later;
+    /// others were refused when the file loaded).
     pub fn substitute(&self, template: &str) -> String {
-        self.0.iter().fold(template.to_owned(), |s, (k, v)| {
-            s.replace(&format!("{{{k}}}"), v)
+        render(template, &|name| {
+            Some(
+                self.0
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| format!("{{{name}}}")),
+            )
         })
+        .unwrap_or_else(|_| template.to_owned())
     }
+}
+
+/// A template filled in: `{name}` becomes `value(name)` (an error naming
+/// it when that is `None`); `{{` and `}}` are literal braces; the shell's
+/// `${…}` and braces around anything but a name (`{a,b}`, `{1..3}`,
+/// `{ cmd; }`) are left as written.
+pub fn render(template: &str, value: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}', '$']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let taken = if tail.starts_with("{{") {
+            out.push('{');
+            2
+        } else if tail.starts_with("}}") {
+            out.push('}');
+            2
+        } else if tail.starts_with("${") {
+            let end = tail.find('}').map_or(tail.len(), |j| j + 1);
+            out.push_str(&tail[..end]);
+            end
+        } else if let Some(name) = tail
+            .strip_prefix('{')
+            .and_then(|t| t.split_once('}'))
+            .map(|(name, _)| name)
+            .filter(|n| {
+                n.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+        {
+            out.push_str(&value(name).ok_or_else(|| name.to_owned())?);
+            name.len() + 2
+        } else {
+            out.push_str(&tail[..1]);
+            1
+        };
+        rest = &tail[taken..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// A scenario file's path and text, for errors that name the line.
@@ -316,6 +361,28 @@ impl Scenario {
         for name in &file.pass_env {
             crate::secrets::may_pass(name.get_ref())
                 .map_err(|m| f.field(name.span(), "pass_env", m))?;
+        }
+        Self::templates(&file, &f, &points)?;
+        if matches!(kind, Kind::Command { .. }) {
+            // A command's metrics are known before it runs: a key naming
+            // none of them is a typo, found now.
+            for key in file.thresholds.keys() {
+                if !crate::model::COMMAND_METRICS
+                    .iter()
+                    .any(|m| crate::model::threshold_names(key, m))
+                {
+                    return Err(ScenarioError::Invalid {
+                        path: path.to_owned(),
+                        message: format!(
+                            "[thresholds] {key}: a command scenario records no such metric{}; \
+                             it records {} (a threshold names one in full or by its last part)",
+                            closest(key, crate::model::COMMAND_METRICS)
+                                .map_or(String::new(), |c| format!(" (did you mean {c}?)")),
+                            crate::model::COMMAND_METRICS.join(", ")
+                        ),
+                    });
+                }
+            }
         }
         // Every point must resolve (a typo in a template is found now, not
         // an hour into a run).
@@ -538,6 +605,85 @@ impl Scenario {
         Ok(instructions)
     }
 
+    /// Every `{name}` of a template is a parameter (of every point) or one
+    /// of the harness's own placeholders for that field.
+    fn templates(file: &File, f: &Fields, points: &[Point]) -> Result<(), ScenarioError> {
+        let fields = [
+            (
+                "run",
+                file.run.as_ref().map(|v| (v.span(), v.get_ref().clone())),
+                &[][..],
+            ),
+            (
+                "server_args",
+                file.server_args
+                    .as_ref()
+                    .map(|v| (v.span(), v.get_ref().clone())),
+                &[],
+            ),
+            (
+                "backends",
+                file.backends
+                    .as_ref()
+                    .and_then(|v| Some((v.span(), scalar(v.get_ref())?))),
+                &[],
+            ),
+            (
+                "proxy",
+                file.proxy.as_ref().map(|v| (v.span(), v.get_ref().clone())),
+                &[],
+            ),
+            (
+                "prometheus",
+                file.prometheus
+                    .as_ref()
+                    .map(|v| (v.span(), v.get_ref().clone())),
+                &["server", "services"],
+            ),
+        ];
+        for (field, template, own) in fields {
+            let Some((span, template)) = template else {
+                continue;
+            };
+            for p in points {
+                let known = |name: &str| {
+                    p.0.get(name)
+                        .cloned()
+                        .or_else(|| own.contains(&name).then(String::new))
+                };
+                if let Err(name) = render(&template, &known) {
+                    let params: Vec<&str> = p.0.keys().map(String::as_str).collect();
+                    let params = if params.is_empty() {
+                        "it has none".to_owned()
+                    } else {
+                        params.join(", ")
+                    };
+                    let own = if own.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " nor one of syncbench's own here ({})",
+                            own.iter()
+                                .map(|o| format!("{{{o}}}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    };
+                    return Err(f.field(
+                        span,
+                        field,
+                        format!(
+                            "{{{name}}} is not a parameter of this scenario (parameters: {params}){own}; \
+                             add it under [params], or write {{{{{name}}}}} for the literal text {{{name}}} \
+                             (`{{{{` and `}}}}` are braces, as in awk '{{{{print $1}}}}')"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn servers(file: &File, f: &Fields, kind: &Kind) -> Result<Servers, ScenarioError> {
         let mut servers = Servers::default();
         for (name, span, value, slot) in [
@@ -606,7 +752,45 @@ pub fn exact_threshold(metric: &str) -> Option<f64> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Thresholds(pub BTreeMap<String, f64>);
 
+/// The name of `names` (or the last part of one) nearest `key`, if one is
+/// within two edits: what a typo most likely meant.
+fn closest(key: &str, names: &[&str]) -> Option<String> {
+    fn edits(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let next = (row[j + 1] + 1)
+                    .min(row[j] + 1)
+                    .min(prev + usize::from(ca != *cb));
+                prev = row[j + 1];
+                row[j + 1] = next;
+            }
+        }
+        row[b.len()]
+    }
+    names
+        .iter()
+        .flat_map(|n| [n.to_string(), n.rsplit('.').next().unwrap_or(n).to_string()])
+        .map(|n| (edits(key, &n), n))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, n)| n)
+}
+
 impl Thresholds {
+    /// The keys that name none of `metrics` (what a run recorded): said
+    /// after a run of a scenario whose metrics are known only then.
+    pub fn unmatched<'a>(&'a self, metrics: &[&str]) -> Vec<(&'a str, Option<String>)> {
+        self.0
+            .keys()
+            .filter(|k| !metrics.iter().any(|m| crate::model::threshold_names(k, m)))
+            .map(|k| (k.as_str(), closest(k, metrics)))
+            .collect()
+    }
+
     /// The setting for the full metric name, else for its last part.
     pub fn get(&self, metric: &str) -> Option<f64> {
         self.0
@@ -775,6 +959,71 @@ mod tests {
 
     fn parse(text: &str) -> Result<Scenario, String> {
         Scenario::parse(Path::new("scenarios/x.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn templates_fill_names_and_keep_escaped_and_shell_braces() {
+        let p = Point([("n".to_owned(), "7".to_owned())].into());
+        assert_eq!(p.substitute("seq {n}"), "seq 7");
+        assert_eq!(p.substitute("awk '{{print $1}}' {n}"), "awk '{print $1}' 7");
+        assert_eq!(p.substitute("echo {{n}}"), "echo {n}");
+        assert_eq!(
+            p.substitute("echo ${HOME} ${n:-1} $n"),
+            "echo ${HOME} ${n:-1} $n"
+        );
+        assert_eq!(
+            p.substitute("for f in {a,b} {1..3}; do :; done"),
+            "for f in {a,b} {1..3}; do :; done"
+        );
+        assert_eq!(p.substitute("f() { echo; }; f"), "f() { echo; }; f");
+        assert_eq!(p.substitute("{server}/metrics"), "{server}/metrics");
+        assert_eq!(render("x {m} y", &|_| None), Err("m".to_owned()));
+    }
+
+    #[test]
+    fn a_threshold_naming_no_metric_is_refused_with_the_likely_one() {
+        let e =
+            parse("name = \"x\"\nkind = \"command\"\nrun = \"true\"\n[thresholds]\nwal = 0.05\n")
+                .unwrap_err();
+        assert!(
+            e.contains("[thresholds] wal") && e.contains("did you mean wall?"),
+            "{e}"
+        );
+        for ok in ["wall", "peak_rss", "command.peak_rss", "io.rchar", "rchar"] {
+            let text = format!(
+                "name = \"x\"\nkind = \"command\"\nrun = \"true\"\n[thresholds]\n\"{ok}\" = 0.05\n"
+            );
+            let r = parse(&text);
+            // io.rchar is neither the full name nor the last part.
+            assert_eq!(r.is_ok(), ok != "io.rchar", "{ok}: {r:?}");
+        }
+        let t = Thresholds([("uplod.wall".to_owned(), 0.1), ("wall".to_owned(), 0.1)].into());
+        assert_eq!(
+            t.unmatched(&["upload.wall", "wall"]),
+            [("uplod.wall", Some("upload.wall".to_owned()))]
+        );
+    }
+
+    #[test]
+    fn a_placeholder_that_is_no_parameter_is_refused_with_the_fix() {
+        let e =
+            parse("name = \"x\"\nkind = \"command\"\nrun = \"./prog {m}\"\n[params]\nn = [1, 2]\n")
+                .unwrap_err();
+        assert!(e.contains("line 3") || e.contains(":3:"), "{e}");
+        assert!(
+            e.contains("{m} is not a parameter of this scenario (parameters: n)"),
+            "{e}"
+        );
+        assert!(e.contains("write {{m}}"), "{e}");
+        let e = parse(
+            "name = \"x\"\nkind = \"sync\"\nworkload = \"docs\"\nprometheus = \"{srv}/metrics\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("{server}, {services}"), "{e}");
+        assert!(parse(
+            "name = \"x\"\nkind = \"command\"\nrun = \"awk '{{print $1}}' ${HOME} {n}\"\n[params]\nn = [1]\n"
+        )
+        .is_ok());
     }
 
     #[test]

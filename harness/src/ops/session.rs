@@ -252,6 +252,8 @@ pub struct Session {
     /// worker stores them with the job that completes).
     pub held: Option<Vec<RunRecord>>,
     interrupted: Arc<AtomicBool>,
+    /// Scenarios whose thresholds were checked against a run's metrics.
+    thresholds_checked: std::collections::BTreeSet<String>,
 }
 
 impl Session {
@@ -274,6 +276,7 @@ impl Session {
             spool: spool.filter(|_| db.is_postgres()),
             held: None,
             interrupted,
+            thresholds_checked: Default::default(),
         })
     }
 
@@ -483,6 +486,7 @@ impl Session {
             let record =
                 self.recorder
                     .record(commit, &s.name, point.key(), point.json(), result, started);
+            self.check_thresholds(s, std::slice::from_ref(&record));
             let run_id = self.keep(std::slice::from_ref(&record))?[0];
             let report = self.report(&record, run_id, s, baseline)?;
             tally.count(report, progress);
@@ -527,12 +531,37 @@ impl Session {
                 started,
             )],
         };
+        self.check_thresholds(s, &records);
         let ids = self.keep(&records)?;
         for (r, id) in records.iter().zip(ids) {
             let report = self.report(r, id, s, baseline)?;
             tally.count(report, progress);
         }
         Ok(())
+    }
+
+    /// Once per scenario, after its first successful run: the thresholds
+    /// that name no metric it recorded (a typo, or a metric of a point
+    /// not measured yet), said with the likely one.
+    fn check_thresholds(&mut self, s: &Scenario, records: &[RunRecord]) {
+        let names: Vec<&str> = records
+            .iter()
+            .filter(|r| r.status == RunStatus::Ok)
+            .flat_map(|r| r.metrics.iter().map(|m| m.name.as_str()))
+            .collect();
+        if names.is_empty() || !self.thresholds_checked.insert(s.name.clone()) {
+            return;
+        }
+        for (key, likely) in s.thresholds.unmatched(&names) {
+            tracing::warn!(
+                "{}: [thresholds] {key} names no metric this run of {} recorded{}; \
+                 it applies to none until one is (a threshold names a metric in full or by \
+                 its last part: `syncbench show` lists them)",
+                s.path.display(),
+                s.name,
+                likely.map_or(String::new(), |l| format!(" (did you mean {l}?)"))
+            );
+        }
     }
 
     /// Compares a recorded run with its baseline.

@@ -551,3 +551,38 @@ fn warn_removed(scenario: &Scenario) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `model::COMMAND_METRICS` (what scenario files may set thresholds
+    /// for before a run) is exactly what a command's repetition records.
+    #[test]
+    fn command_metrics_are_what_a_command_records() {
+        let mut rep = Rep::default();
+        let exit = proc::Exit {
+            code: Some(0),
+            signal: None,
+            user_s: 0.1,
+            sys_s: 0.1,
+            peak_rss_bytes: 1 << 30,
+            inherited_rss_bytes: 0,
+            io: Some(crate::probe::IoCounters::default()),
+            at: Instant::now(),
+        };
+        rep.add("wall", Unit::Seconds, Direction::LowerIsBetter, 1.0);
+        rep.process("command", &exit, Some((1, 1)), Some(1));
+        let sampled = crate::probe::Sampled {
+            own_cpu_s: 0.01,
+            wall_s: 1.0,
+            ..Default::default()
+        };
+        sampler_overhead(&mut rep, &sampled);
+        let mut recorded: Vec<&str> = rep.values.iter().map(|v| v.name.as_str()).collect();
+        let mut listed = crate::model::COMMAND_METRICS.to_vec();
+        recorded.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(recorded, listed);
+    }
+}
