@@ -112,6 +112,7 @@ impl AbArgs {
         names: &[String],
         json: bool,
         purpose: &str,
+        summary: Option<&std::path::Path>,
     ) -> anyhow::Result<u8> {
         let (a, b) = (cx.full_sha(a_rev)?, cx.full_sha(b_rev)?);
         let chosen = cx.choose(names)?;
@@ -135,6 +136,10 @@ impl AbArgs {
         )?;
         // Printed first: a store that fails must not lose what was measured.
         print(&a, &b, &results, json)?;
+        if let Some(path) = summary {
+            std::fs::write(path, markdown(a_rev, b_rev, &a, &b, &results))
+                .map_err(|e| anyhow::anyhow!("writing the summary {}: {e}", path.display()))?;
+        }
         ab::record(&mut session, &a, &b, &results, purpose)?;
         if session.interrupted() {
             eprintln!("syncbench: interrupted; the verdicts above are of what was measured");
@@ -142,6 +147,47 @@ impl AbArgs {
         }
         Ok(ab::status(&results))
     }
+}
+
+/// The A/B results as Markdown, for `--summary` (a CI job's summary, a
+/// pull request's comment): one row per metric judged.
+fn markdown(a_rev: &str, b_rev: &str, a: &str, b: &str, results: &[AbResult]) -> String {
+    let mut out = format!(
+        "## syncbench: {b_rev} ({}) against {a_rev} ({}), measured alternately\n\n\
+         | scenario | point | metric | change [95% interval] | verdict | pairs |\n\
+         |---|---|---|---|---|---|\n",
+        &b[..12],
+        &a[..12]
+    );
+    for r in results {
+        let (change, verdict) = match (&r.error, &r.estimate) {
+            (Some(e), _) => (
+                format!("failed: {}", e.lines().next().unwrap_or("")),
+                "failed".to_owned(),
+            ),
+            (None, Some(e)) => (
+                format!(
+                    "{:+.2}% [{:+.2}%, {:+.2}%]",
+                    e.change * 100.0,
+                    e.low * 100.0,
+                    e.high * 100.0
+                ),
+                r.verdict.to_string(),
+            ),
+            (None, None) => ("no data".to_owned(), r.verdict.to_string()),
+        };
+        let cell = |s: &str| s.replace('|', "\\|");
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            cell(&r.scenario),
+            cell(&r.point),
+            cell(&r.metric),
+            cell(&change),
+            verdict,
+            r.pairs
+        ));
+    }
+    out
 }
 
 fn print(a: &str, b: &str, results: &[AbResult], json: bool) -> anyhow::Result<()> {

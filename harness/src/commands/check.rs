@@ -7,8 +7,8 @@
 
 use super::{Context, print_compared};
 use anyhow::{Context as _, bail};
-use std::collections::HashSet;
-use std::path::PathBuf;
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use syncbench::abtest::{ALPHA, Settings, Target};
 use syncbench::alarms;
@@ -43,9 +43,17 @@ pub struct Args {
     /// machines than this one are not measured again here.
     #[arg(long)]
     machine: Option<String>,
+    /// Pass when the commit or the baseline has no results for a scenario
+    /// the gate covers (said in the summary). Without it that is exit 4:
+    /// a gate never passes on data it does not have.
+    #[arg(long)]
+    allow_missing: bool,
     #[command(flatten)]
     pub target: super::ab::AbTarget,
 }
+
+/// `check`'s exit status when the data to judge is missing.
+pub const EXIT_MISSING: u8 = 4;
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let new_rev = args.commit.as_deref().unwrap_or("HEAD");
@@ -57,6 +65,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             &args.target.scenarios,
             args.target.json,
             "check",
+            args.summary.as_deref(),
         );
     }
     if !args.target.scenarios.is_empty() {
@@ -89,13 +98,17 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         // (which may have moved on, faster or slower).
         Some(mb) if mb != new => {
             if !measured.contains(mb.as_str()) {
-                bail!(
-                    "the baseline, the merge base {} of {new_rev} and {}, has no stored results \
-                     in {}: measure it (`syncbench history {}`) or restore the results database",
-                    &mb[..12],
-                    args.baseline,
-                    cx.db,
-                    &mb[..12]
+                return missing(
+                    &args,
+                    &format!(
+                        "the baseline, the merge base {} of {new_rev} and {}, has no stored \
+                         results in {}: measure it (`syncbench history {}`), or restore the \
+                         results database that has them",
+                        &mb[..12],
+                        args.baseline,
+                        cx.db,
+                        &mb[..12]
+                    ),
                 );
             }
             mb
@@ -109,7 +122,23 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
                 .find(|sha| *sha != new && measured.contains(sha.as_str()))
             {
                 Some(b) => b,
-                None => return nothing_to_check(&args, "no earlier results on its line"),
+                // The first results of a line: the start of its history,
+                // not missing data, when this commit has some.
+                None if measured.contains(new.as_str()) => {
+                    return nothing_to_check(&args, "no earlier results on its line");
+                }
+                None => {
+                    return missing(
+                        &args,
+                        &format!(
+                            "{new_rev} ({}) has no stored results in {}: measure it first \
+                             (`syncbench run`, or `syncbench history {}`)",
+                            &new[..12],
+                            cx.db,
+                            &new[..12]
+                        ),
+                    );
+                }
             }
         }
         None => bail!(
@@ -117,6 +146,45 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             args.baseline
         ),
     };
+    // Every scenario measured at either commit is gated: one the other
+    // lacks is missing data, never a pass.
+    let scenarios_at = |sha: &str| -> BTreeSet<String> {
+        history
+            .runs
+            .iter()
+            .filter(|r| r.sha == sha && r.status == RunStatus::Ok)
+            .map(|r| r.key.scenario.clone())
+            .collect()
+    };
+    let (at_base, at_new) = (scenarios_at(&base), scenarios_at(&new));
+    let mut gaps = Vec::new();
+    if at_new.is_empty() {
+        gaps.push(format!(
+            "{new_rev} ({}) has no stored results in {}: measure it first (`syncbench run`, \
+             or `syncbench history {}`)",
+            &new[..12],
+            cx.db,
+            &new[..12]
+        ));
+    }
+    for s in at_base.difference(&at_new).filter(|_| !at_new.is_empty()) {
+        gaps.push(format!(
+            "{s}: no results at {new_rev} ({}): measure it (`syncbench run {s}`, or \
+             `syncbench history {s} {}`)",
+            &new[..12],
+            &new[..12]
+        ));
+    }
+    for s in at_new.difference(&at_base) {
+        gaps.push(format!(
+            "{s}: no results at the baseline {}: measure it (`syncbench history {s} {}`)",
+            &base[..12],
+            &base[..12]
+        ));
+    }
+    if !gaps.is_empty() && !args.allow_missing {
+        return missing(&args, &gaps.join("\n"));
+    }
     let book = ThresholdBook::load(&cx.scenarios_dir, DEFAULT_THRESHOLD);
     let compared = history.compare(&base, &new, &book);
     print_compared(&compared, args.target.json)?;
@@ -136,11 +204,17 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     }
     let interrupted = !args.no_confirm && here && confirm(cx, &args, &base, &new, &mut flags)?;
     if let Some(path) = &args.summary {
-        std::fs::write(
-            path,
-            syncbench::text::markdown(&base, &new, &compared, &flags),
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
+        let mut text = syncbench::text::markdown(&base, &new, &compared, &flags);
+        if !gaps.is_empty() {
+            text.push_str("\n**Not checked** (`--allow-missing`):\n\n");
+            for g in &gaps {
+                text.push_str(&format!("- {g}\n"));
+            }
+        }
+        write_summary(path, &text)?;
+    }
+    for g in &gaps {
+        eprintln!("syncbench: not checked (--allow-missing): {g}");
     }
     for f in flags.iter().filter(|f| f.verdict == Verdict::Regression) {
         eprintln!(
@@ -169,10 +243,39 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
 fn nothing_to_check(args: &Args, why: &str) -> anyhow::Result<u8> {
     let msg = format!("{why} to compare with; nothing to check");
     if let Some(path) = &args.summary {
-        std::fs::write(path, format!("## syncbench\n\n{msg}\n"))?;
+        write_summary(path, &format!("## syncbench\n\n{msg}\n"))?;
     }
     eprintln!("syncbench: {msg}");
     Ok(0)
+}
+
+/// The gate lacks data: exit 4 (with `--allow-missing`, 0), the reason
+/// in the summary too.
+fn missing(args: &Args, why: &str) -> anyhow::Result<u8> {
+    let (status, verdict) = if args.allow_missing {
+        (0, "passed without checking it (--allow-missing)")
+    } else {
+        (
+            EXIT_MISSING,
+            "failed: a gate never passes on data it does not have (--allow-missing to let it)",
+        )
+    };
+    if let Some(path) = &args.summary {
+        let lines: String = why.lines().map(|l| format!("- {l}\n")).collect();
+        write_summary(
+            path,
+            &format!("## syncbench: missing results\n\n{lines}\nThe gate {verdict}.\n"),
+        )?;
+    }
+    for l in why.lines() {
+        eprintln!("syncbench: {l}");
+    }
+    eprintln!("syncbench: the gate {verdict}");
+    Ok(status)
+}
+
+fn write_summary(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing the summary {}", path.display()))
 }
 
 /// The commits after `base` up to `new` (`base..new` on `new`'s

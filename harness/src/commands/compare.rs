@@ -23,6 +23,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             &args.target.scenarios,
             args.target.json,
             "compare",
+            None,
         );
     }
     if !args.target.scenarios.is_empty() {

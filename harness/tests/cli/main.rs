@@ -15,6 +15,7 @@ pub(crate) mod golden;
 mod history;
 mod ingest;
 mod load;
+mod newcomer;
 mod postgres;
 mod queue;
 mod report;

@@ -1,0 +1,168 @@
+//! What a newcomer's own small project meets on the first day: a gate
+//! that never passes on missing data (and writes its summary in every
+//! mode), scenario files whose braces mean what they say.
+
+use crate::support::*;
+use std::path::Path;
+
+const TWO: &[(&str, &str)] = &[
+    (
+        "scenarios/a.toml",
+        "name = \"a\"\nkind = \"command\"\nrun = \"true\"\nrepetitions = 2\nwarmup = 0\n",
+    ),
+    (
+        "scenarios/b.toml",
+        "name = \"b\"\nkind = \"command\"\nrun = \"true\"\nrepetitions = 2\nwarmup = 0\n",
+    ),
+];
+
+/// A repository of `n` commits on main; its shas, oldest first.
+fn commits(n: usize) -> (tempfile::TempDir, Vec<String>) {
+    let repo = repo_with(TWO);
+    let r = repo.path();
+    let mut shas = vec![git(r, &["rev-parse", "HEAD"])];
+    for i in 1..n {
+        std::fs::write(r.join("NOTES"), format!("{i}\n")).unwrap();
+        git(r, &["add", "-A"]);
+        git(r, &["commit", "-q", "-m", &format!("commit {i}")]);
+        shas.push(git(r, &["rev-parse", "HEAD"]));
+    }
+    (repo, shas)
+}
+
+/// `history ARGS…` with a cache next to the database.
+fn history(r: &Path, db: &Path, args: &[&str]) {
+    let cache = db.with_extension("cache");
+    let mut all = vec!["history", "--cache-dir", cache.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = sb(r, db, &all);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn the_gate_fails_on_missing_data_with_its_own_status_and_summary() {
+    let (repo, shas) = commits(4);
+    let r = repo.path();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    let summary = work.path().join("summary.md");
+    let s = summary.to_str().unwrap();
+    history(r, &db, &["a", "b", &shas[0], &shas[1]]);
+    history(r, &db, &["a", &shas[2]]);
+    let check = |commit: &str, extra: &[&str]| {
+        let _ = std::fs::remove_file(&summary);
+        let mut args = vec![
+            "check",
+            "--baseline",
+            "main",
+            "--commit",
+            commit,
+            "--summary",
+            s,
+            "--no-confirm",
+        ];
+        args.extend_from_slice(extra);
+        let out = sb(r, &db, &args);
+        let md = std::fs::read_to_string(&summary).unwrap_or_default();
+        (out, md)
+    };
+
+    // A commit of main's line never measured: exit 4, and says how.
+    let (out, md) = check(&shas[3], &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("has no stored results") && err.contains("syncbench run"),
+        "{err}"
+    );
+    assert!(
+        md.contains("missing results") && md.contains("The gate failed"),
+        "{md}"
+    );
+
+    // b measured at the baseline (shas[1]) but not at shas[2]: missing.
+    let (out, md) = check(&shas[2], &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(md.contains("b: no results at"), "{md}");
+    // Allowed on purpose: checked as far as it can be, said in the summary.
+    let (out, md) = check(&shas[2], &["--allow-missing"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        md.contains("Not checked") && md.contains("b: no results at"),
+        "{md}"
+    );
+
+    // Both measured in full: passes, with a summary.
+    let (out, md) = check(&shas[1], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!md.is_empty());
+
+    // A branch whose merge base was never measured.
+    git(r, &["checkout", "-q", "-b", "topic", &shas[3]]);
+    std::fs::write(r.join("TOPIC"), "x\n").unwrap();
+    git(r, &["add", "-A"]);
+    git(r, &["commit", "-q", "-m", "topic"]);
+    git(r, &["checkout", "-q", "main"]);
+    let topic = git(r, &["rev-parse", "topic"]);
+    history(r, &db, &["a", "b", &topic]);
+    let (out, md) = check(&topic, &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(md.contains("merge base"), "{md}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("syncbench history"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn check_run_writes_its_summary() {
+    let (repo, shas) = commits(2);
+    let r = repo.path();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    let summary = work.path().join("summary.md");
+    let cache = work.path().join("cache");
+    let out = sb(
+        r,
+        &db,
+        &[
+            "check",
+            "--run",
+            "a",
+            "--baseline",
+            &shas[0],
+            "--commit",
+            &shas[1],
+            "--summary",
+            summary.to_str().unwrap(),
+            "--min-pairs",
+            "2",
+            "--max-pairs",
+            "2",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+    );
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("| a |") && md.contains("measured alternately"),
+        "{md}"
+    );
+}
+
+#[test]
+fn escaped_braces_reach_the_shell_as_braces() {
+    let work = tempfile::tempdir().unwrap();
+    let out_file = work.path().join("out");
+    let scenario = format!(
+        "name = \"awk\"\nkind = \"command\"\nrun = \"echo {{n}} {{{{n}}}} | awk '{{{{print $1 \\\"-\\\" $2}}}}' > {}\"\nrepetitions = 1\nwarmup = 0\n[params]\nn = [7]\n",
+        out_file.display()
+    );
+    let repo = repo_with(&[("scenarios/awk.toml", &scenario)]);
+    let db = work.path().join("r.sqlite");
+    let out = sb(repo.path(), &db, &["run", "awk"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "7-{n}\n");
+}
