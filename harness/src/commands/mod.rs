@@ -245,6 +245,11 @@ impl Context {
                     .map_or("results".into(), |s| s.to_string_lossy().into_owned());
                 db.with_file_name(format!("{stem}-report"))
             }
+            // A shared database's site never mixes with the repository's
+            // SQLite one, nor with another server's: named after it.
+            Location::Postgres(url) => self
+                .root
+                .join(format!("{DEFAULT_SITE}-{}", postgres_site_name(url))),
             _ => self.root.join(DEFAULT_SITE),
         }
     }
@@ -341,6 +346,54 @@ impl Context {
             .iter()
             .map(|s| scenario::find_named(&self.scenarios_dir, s))
             .collect::<Result<_, _>>()?)
+    }
+}
+
+/// `pg-HOST-DATABASE` of a `postgres://` URL, as a file name: the server
+/// and database a site was rendered from (never the user or password).
+fn postgres_site_name(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split('?').next().unwrap_or(rest);
+    // The user part runs to the last `@` before the path.
+    let (authority, db) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host.split(':').next().unwrap_or(host);
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let host = if host.is_empty() {
+        "localhost".to_owned()
+    } else {
+        clean(host)
+    };
+    let db = if db.is_empty() {
+        "postgres".to_owned()
+    } else {
+        clean(db)
+    };
+    format!("pg-{host}-{db}")
+}
+
+#[cfg(test)]
+mod site_name_tests {
+    #[test]
+    fn a_postgres_site_is_named_after_its_server_and_database() {
+        use super::postgres_site_name as name;
+        assert_eq!(
+            name("postgres://u:p@db.example.org:5432/sb"),
+            "pg-db.example.org-sb"
+        );
+        assert_eq!(name("postgresql://u:p@ss@h/x?sslmode=require"), "pg-h-x");
+        assert_eq!(name("postgres:///sb"), "pg-localhost-sb");
+        assert_eq!(name("postgres://h/a%2Fb"), "pg-h-a_2Fb");
     }
 }
 

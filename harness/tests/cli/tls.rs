@@ -228,6 +228,18 @@ fn a_run_over_tls_stores_what_one_over_tcp_does() {
     }
     assert_eq!(exported[0]["runs"].as_array().unwrap().len(), 2);
     assert_eq!(exported[0], exported[1]);
+    // Each store's dashboard in a directory of its own, never the
+    // repository's SQLite one.
+    for (db, dir) in [
+        (&tls, "pg-localhost-over_tls"),
+        (&tcp, "pg-127.0.0.1-over_tcp"),
+    ] {
+        let out = with_db(r, db, &["report"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let site = r.join(format!("target/syncbench-report-{dir}"));
+        assert!(site.join("index.html").is_file(), "{}", text(&out));
+    }
+    assert!(!r.join("target/syncbench-report").exists());
     // And over_tls refuses a connection without TLS.
     let plain = url("127.0.0.1", pg.port, "over_tls", "sslmode=disable");
     let out = with_db(r, &plain, &["queue"]);
