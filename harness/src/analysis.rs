@@ -53,6 +53,7 @@ pub fn rows(new: &[Series], baseline: &[Series], min_effect: &dyn Fn(&str) -> f6
                 let moved = (stats::median(&s.values) - stats::median(&b.values)).abs();
                 if moved < crate::model::absolute_floor(&s.name) {
                     c.changed = false;
+                    c.too_few = false;
                 }
                 // One value on a side is no sample to test; only exact
                 // counts (instructions under valgrind) decide from one.
@@ -80,6 +81,8 @@ pub fn rows(new: &[Series], baseline: &[Series], min_effect: &dyn Fn(&str) -> f6
                     // The harness's own cost is shown, never gated on.
                     Some(_) if crate::model::is_informational(&s.name) => Verdict::Informational,
                     None => Verdict::NoBaseline,
+                    // Not "within noise": these values cannot tell.
+                    Some(c) if c.too_few => Verdict::Inconclusive,
                     Some(c) if !c.changed => Verdict::Unchanged,
                     Some(c) => Verdict::of_change(s.direction, c.change),
                 },

@@ -353,6 +353,7 @@ impl Verdict {
             Verdict::Regression => "  REGRESSION",
             Verdict::Improvement => "  improvement",
             Verdict::Informational => "  (shown, not gated)",
+            Verdict::Inconclusive => "  (too few values to tell)",
             _ => "  (within noise)",
         }
     }
@@ -362,6 +363,7 @@ impl Verdict {
         match self {
             Verdict::Regression => "🔴 regression",
             Verdict::Improvement => "🟢 improvement",
+            Verdict::Inconclusive => "❔ too few values to tell",
             _ => "within noise",
         }
     }

@@ -147,6 +147,30 @@ pub struct Comparison {
     pub p_value: f64,
     /// Both the test and the minimum effect size agree.
     pub changed: bool,
+    /// The change is as large as counts, but these many values cannot
+    /// show it: Mann-Whitney with `n_baseline` against `n_new` values
+    /// never goes below [`min_p`] (0.1 for 3 against 3), not below
+    /// [`ALPHA`]. More repetitions, or an interleaved A/B, would decide.
+    pub too_few: bool,
+}
+
+/// The smallest two-sided p-value Mann-Whitney can give for `n1` values
+/// against `n2` (every value of one side beyond every value of the
+/// other): 2 / C(n1 + n2, n1).
+pub fn min_p(n1: usize, n2: usize) -> f64 {
+    if n1 == 0 || n2 == 0 {
+        return 1.0;
+    }
+    // C(n1 + n2, n1) as a float product: exact enough far past 1/ALPHA.
+    let (k, n) = (n1.min(n2), n1 + n2);
+    let ways = (1..=k).fold(1.0, |acc, i| acc * (n - k + i) as f64 / i as f64);
+    (2.0 / ways).min(1.0)
+}
+
+/// The fewest repetitions per side (the same on both) with which
+/// Mann-Whitney can reach `alpha`: 4 for 0.05.
+pub fn repetitions_for(alpha: f64) -> usize {
+    (2..).find(|&n| min_p(n, n) < alpha).unwrap_or(2)
 }
 
 pub const ALPHA: f64 = 0.05;
@@ -173,6 +197,41 @@ pub fn compare(baseline: &[f64], new: &[f64], min_effect: f64) -> Comparison {
         change,
         p_value,
         changed: p_value < ALPHA && change.abs() >= min_effect,
+        too_few: p_value >= ALPHA
+            && change.abs() >= min_effect
+            && min_p(baseline.len(), new.len()) >= ALPHA,
+    }
+}
+
+#[cfg(test)]
+mod few_values_tests {
+    use super::*;
+
+    #[test]
+    fn the_smallest_p_few_values_can_give() {
+        assert!((min_p(2, 2) - 1.0 / 3.0).abs() < 1e-12);
+        assert!((min_p(3, 3) - 0.1).abs() < 1e-12);
+        assert!((min_p(4, 4) - 2.0 / 70.0).abs() < 1e-12);
+        assert_eq!(min_p(0, 3), 1.0);
+        // It is what the test gives when the sides do not overlap.
+        let p = mann_whitney_p(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]);
+        assert!((p - min_p(3, 3)).abs() < 1e-12, "{p}");
+        assert_eq!(repetitions_for(ALPHA), 4);
+    }
+
+    #[test]
+    fn a_large_change_in_too_few_values_is_said_to_be_undecidable() {
+        let c = compare(&[100.0, 101.0], &[200.0, 201.0], 0.05);
+        assert!(!c.changed && c.too_few, "{c:?}");
+        let c = compare(
+            &[100.0, 101.0, 99.0, 100.5],
+            &[200.0, 201.0, 199.0, 202.0],
+            0.05,
+        );
+        assert!(c.changed && !c.too_few, "{c:?}");
+        // A small change is no change, however few the values.
+        let c = compare(&[100.0, 101.0], &[101.0, 102.0], 0.05);
+        assert!(!c.changed && !c.too_few, "{c:?}");
     }
 }
 

@@ -169,6 +169,9 @@ pub fn markdown(base: &str, new: &str, compared: &[Compared], flags: &[Flag]) ->
         }
         md.push('\n');
     }
+    if let Some(note) = too_few_note(compared.iter().flat_map(|c| &c.rows)) {
+        let _ = writeln!(md, "❔ {note}\n");
+    }
     md.push_str("<details><summary>Every series</summary>\n\n");
     md.push_str("| scenario | point | metric | baseline | this | change | p | verdict |\n|---|---|---|---|---|---|---|---|\n");
     for c in compared {
@@ -195,4 +198,24 @@ fn escape_md(s: &str) -> String {
     s.replace('|', "\\|")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// What to say when some changes were as large as count but the values
+/// behind them could not show it (Mann-Whitney's smallest p with that
+/// many values is not below 0.05): how many, and what would decide.
+pub fn too_few_note<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Option<String> {
+    let rows: Vec<&Row> = rows
+        .into_iter()
+        .filter(|r| r.verdict == Verdict::Inconclusive)
+        .collect();
+    let fewest = rows.iter().map(|r| r.values.len()).min()?;
+    let need = crate::stats::repetitions_for(crate::stats::ALPHA);
+    Some(format!(
+        "{} change(s) as large as the threshold could not be judged: with {fewest} value(s) a \
+         side, Mann-Whitney cannot go below p = {:.3} (0.05 needs {need} a side). Measure with \
+         more repetitions (`--repetitions {need}` or `repetitions = {need}` in the scenario), or \
+         compare both commits now, interleaved: `syncbench compare A B --run`.",
+        rows.len(),
+        crate::stats::min_p(fewest, fewest),
+    ))
 }

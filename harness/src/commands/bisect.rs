@@ -53,7 +53,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         bail!("{} holds no commit after GOOD", args.range);
     }
     let mut session = args.measure.session(cx)?;
-    let (checkout, runner) = session.checkout(&cx.root)?;
+    let (checkout, mut runner) = session.checkout(&cx.root)?;
     let key = PointKey {
         machine: session.machine().fingerprint(),
         scenario: one.name.clone(),
@@ -62,41 +62,74 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let mut bars = Bars::new(true);
     let metric = args.metric.clone();
     let mut unit = syncbench::model::Unit::Count;
-    // The metric's values at a commit, measured unless this machine has them.
-    let mut probe = |i: usize| -> anyhow::Result<Option<Vec<f64>>> {
-        let c: &Commit = &commits[i];
-        if !session.is_measured(&one, &point, &c.sha)? {
-            checkout.switch(&c.sha)?;
-            let one = std::slice::from_ref(&one);
-            session.measure(
-                &runner,
-                c,
-                one,
-                &Baseline::default(),
-                &|_, _| false,
-                &mut bars,
-            )?;
-        }
-        let Some((id, _)) = session
-            .store
-            .run_of(&key, std::slice::from_ref(&c.sha), None)?
-        else {
-            return Ok(None);
-        };
-        let found = session
-            .store
-            .series(id)?
-            .into_iter()
-            .find(|x| x.name == metric);
-        Ok(found.map(|x| {
-            unit = x.unit;
-            x.values
-        }))
-    };
     let threshold = ThresholdBook::of(&one, DEFAULT_THRESHOLD).min_effect(&one.name, &args.metric);
     let interrupted = cx.interrupted()?;
     let is_interrupted = || interrupted.load(std::sync::atomic::Ordering::SeqCst);
-    let outcome = bisect(commits.len(), threshold, &mut probe, &is_interrupted);
+    // Values a side needed to decide: none at first (what is stored
+    // serves); once GOOD and BAD differ by more than the threshold in too
+    // few values to tell, every commit the search looks at is measured
+    // until it has this many.
+    let mut need = 0;
+    let outcome = loop {
+        // The metric's values at a commit, measured unless this machine
+        // has (enough of) them.
+        let mut probe = |i: usize| -> anyhow::Result<Option<Vec<f64>>> {
+            let c: &Commit = &commits[i];
+            let mut stored =
+                |session: &syncbench::ops::session::Session| -> anyhow::Result<Option<Vec<f64>>> {
+                    let Some((id, _)) =
+                        session
+                            .store
+                            .run_of(&key, std::slice::from_ref(&c.sha), None)?
+                    else {
+                        return Ok(None);
+                    };
+                    Ok(session
+                        .store
+                        .series(id)?
+                        .into_iter()
+                        .find(|x| x.name == metric)
+                        .map(|x| {
+                            unit = x.unit;
+                            x.values
+                        }))
+                };
+            let have = stored(&session)?;
+            let enough = have.as_ref().is_some_and(|v| v.len() >= need);
+            if !enough || !session.is_measured(&one, &point, &c.sha)? {
+                checkout.switch(&c.sha)?;
+                if need > 0 {
+                    runner.opts.repetitions = Some(need as u32);
+                }
+                let one = std::slice::from_ref(&one);
+                session.measure(
+                    &runner,
+                    c,
+                    one,
+                    &Baseline::default(),
+                    &|_, _| false,
+                    &mut bars,
+                )?;
+                return stored(&session);
+            }
+            Ok(have)
+        };
+        let outcome = bisect(commits.len(), threshold, &mut probe, &is_interrupted);
+        match &outcome {
+            Ok(Outcome::NoChange(gap)) if gap.too_few && need == 0 && !is_interrupted() => {
+                need = syncbench::stats::repetitions_for(syncbench::stats::ALPHA) + 1;
+                eprintln!(
+                    "syncbench: {} moved {:+.1}% between GOOD and BAD, but their values are too \
+                     few to tell (p={:.3} is the least they can give); measuring each commit the \
+                     search needs {need} times",
+                    args.metric,
+                    gap.change * 100.0,
+                    gap.p_value,
+                );
+            }
+            _ => break outcome,
+        }
+    };
     if is_interrupted() {
         eprintln!(
             "syncbench: interrupted; what was measured is recorded, and the next bisect reuses it"
@@ -133,8 +166,17 @@ impl Found<'_> {
                     "culprit": null, "metric": metric, "good": commits[0].sha,
                     "bad": commits[commits.len() - 1].sha,
                     "change_pct": gap.change * 100.0, "p_value": gap.p_value,
+                    "too_few_values": gap.too_few,
                 });
                 outln!("{}", serde_json::to_string_pretty(&v)?)?;
+                Ok(1)
+            }
+            Outcome::NoChange(gap) if gap.too_few => {
+                outln!(
+                    "{metric} moved {:+.1}% between {first} and {last}, but their values are too few to tell (p={:.3}): run bisect again with more repetitions (--repetitions N)",
+                    gap.change * 100.0,
+                    gap.p_value
+                )?;
                 Ok(1)
             }
             Outcome::NoChange(gap) => {

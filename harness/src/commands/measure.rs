@@ -188,6 +188,9 @@ pub fn finish(session: &Session, tally: Tally, json: bool) -> anyhow::Result<u8>
             }))?
         )?;
     }
+    if let Some(note) = syncbench::text::too_few_note(tally.reports.iter().flat_map(|r| &r.rows)) {
+        eprintln!("syncbench: {note}");
+    }
     eprintln!(
         "syncbench: {} point(s) recorded in {} ({} failed, {} regression(s))",
         tally.points, session.db, tally.failed, tally.regressions

@@ -85,6 +85,9 @@ pub fn print_compared(compared: &[Compared], json: bool) -> anyhow::Result<()> {
             outln!("\n{} {}  [{}]", c.scenario, c.point, c.machine)?;
             emit(format_args!("{}", text::table(&c.rows)))?;
         }
+        if let Some(note) = text::too_few_note(compared.iter().flat_map(|c| &c.rows)) {
+            outln!("\n{note}")?;
+        }
     }
     Ok(())
 }

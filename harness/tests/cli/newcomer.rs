@@ -166,3 +166,79 @@ fn escaped_braces_reach_the_shell_as_braces() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "7-{n}\n");
 }
+
+/// Three commits of a program whose memory steps +60 MB at the last,
+/// measured twice each: too few values for Mann-Whitney to say p < 0.05.
+fn memory_step() -> (tempfile::TempDir, Vec<String>) {
+    let scenario = "name = \"mem\"\nkind = \"command\"\n\
+        run = \"python3 -c 'b = bytearray(int(open(\\\"size\\\").read())); b[::4096] = b\\\"x\\\" * len(b[::4096])'\"\n\
+        repetitions = 2\nwarmup = 0\n";
+    let repo = repo_with(&[("scenarios/mem.toml", scenario), ("size", "1000000")]);
+    let r = repo.path();
+    let mut shas = vec![git(r, &["rev-parse", "HEAD"])];
+    for size in ["1000000", "61000000"] {
+        std::fs::write(r.join("size"), size).unwrap();
+        std::fs::write(r.join("NOTES"), size).unwrap();
+        git(r, &["add", "-A"]);
+        git(r, &["commit", "-q", "-m", size]);
+        shas.push(git(r, &["rev-parse", "HEAD"]));
+    }
+    (repo, shas)
+}
+
+#[test]
+fn too_few_values_are_said_and_bisect_measures_more() {
+    if !have(&[("python3", "python3")]) {
+        return;
+    }
+    let (repo, shas) = memory_step();
+    let r = repo.path();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    history(r, &db, &["mem", &shas[0], &shas[1], &shas[2]]);
+    // compare: +6000% in 2 values against 2 is "too few to tell", and says
+    // what would tell.
+    let out = sb(r, &db, &["compare", &shas[1], &shas[2]]);
+    let said = text(&out);
+    assert!(
+        said.contains("command.peak_rss") && said.contains("too few values to tell"),
+        "{said}"
+    );
+    assert!(
+        said.contains("cannot go below p = 0.333") && said.contains("--run"),
+        "{said}"
+    );
+    let out = sb(r, &db, &["compare", &shas[1], &shas[2], "--json"]);
+    let v = json(&out);
+    let rss = v[0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["metric"] == "command.peak_rss")
+        .unwrap()
+        .clone();
+    assert_eq!(rss["verdict"], "inconclusive", "{rss}");
+    // bisect does not give up: it measures the commits it needs again.
+    let cache = db.with_extension("cache");
+    let range = format!("{}..{}", shas[0], shas[2]);
+    let out = sb(
+        r,
+        &db,
+        &[
+            "bisect",
+            &range,
+            "mem",
+            "command.peak_rss",
+            "--json",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("too few to tell"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(json(&out)["culprit"], shas[2].as_str(), "{}", text(&out));
+}
