@@ -238,6 +238,10 @@ pub struct ChangePoint {
     pub before_index: usize,
     pub change: f64,
     pub p_value: f64,
+    /// The levels `change` is between (medians around the change point,
+    /// or the two commits' values): what is printed beside it.
+    pub before: f64,
+    pub after: f64,
 }
 
 impl SeriesHistory {
@@ -311,17 +315,29 @@ impl SeriesHistory {
         &self,
         splits: &[changepoint::ChangePoint],
         window: usize,
-        min_effect: f64,
+        threshold: &Threshold,
         floor: f64,
         exact: bool,
     ) -> Vec<ChangePoint> {
         let present = self.present();
         let values = self.present_values();
-        let steps = if exact {
+        let min_effect = search_effect(threshold, exact);
+        let mut steps = if exact {
             changepoint::count_steps(&values, min_effect, floor)
         } else {
             changepoint::steps_of(&values, splits, min_effect, floor, window)
         };
+        if !exact {
+            // A short history: every commit past the threshold against its
+            // parent is a candidate too (confirm decides), where the search
+            // keeps no level of fewer than three commits.
+            for st in changepoint::adjacent_steps(&values, threshold.value, floor) {
+                if !steps.iter().any(|s| s.index == st.index) {
+                    steps.push(st);
+                }
+            }
+            steps.sort_by_key(|s| s.index);
+        }
         steps
             .into_iter()
             .map(|st| ChangePoint {
@@ -329,6 +345,8 @@ impl SeriesHistory {
                 before_index: present[st.index - 1],
                 change: st.change,
                 p_value: st.p_value,
+                before: st.before,
+                after: st.after,
             })
             .collect()
     }
@@ -653,8 +671,7 @@ impl History {
             let threshold = threshold(book, &k.scenario, &k.metric, s.noise_with(&splits));
             let floor = crate::model::absolute_floor(&k.metric);
             let exact = book.is_exact(&k.scenario, &k.metric);
-            let effect = search_effect(&threshold, exact);
-            for cp in s.change_points(&splits, window, effect, floor, exact) {
+            for cp in s.change_points(&splits, window, &threshold, floor, exact) {
                 let at = s.levels[cp.index].expect("present");
                 let before = s.levels[cp.before_index].expect("present");
                 let run = runs[&at.run_id];
@@ -669,8 +686,8 @@ impl History {
                     unit: s.unit,
                     verdict: Verdict::of_change(s.direction, cp.change),
                     change_pct: cp.change * 100.0,
-                    before: before.level,
-                    after: at.level,
+                    before: cp.before,
+                    after: cp.after,
                     confidence: 1.0 - cp.p_value,
                     machine: k.machine.clone(),
                     exact,

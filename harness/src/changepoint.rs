@@ -137,6 +137,10 @@ pub struct Step {
     pub index: usize,
     pub change: f64,
     pub p_value: f64,
+    /// The levels the change is between (the medians either side that
+    /// `change` was computed from): printed with it, so the two agree.
+    pub before: f64,
+    pub after: f64,
 }
 
 /// How many values one E-Divisive split looks at. The whole history is
@@ -330,9 +334,11 @@ struct Evidence {
     apart: bool,
     /// Mann-Whitney's, between the two sides.
     p: f64,
-    /// The medians' relative and absolute difference.
+    /// The medians' relative and absolute difference, and the medians.
     change: f64,
     delta: f64,
+    before: f64,
+    after: f64,
 }
 
 /// The evidence for the `k`th of `cps`: the values either side up to the
@@ -347,6 +353,8 @@ fn evidence(series: &[f64], cps: &[usize], k: usize, reach: usize) -> Evidence {
         p: 1.0,
         change: 0.0,
         delta: 0.0,
+        before: f64::NAN,
+        after: f64::NAN,
     };
     // A level of one or two commits between two change points is an
     // outlier, not a level: one commit far from the rest has a
@@ -397,6 +405,8 @@ fn evidence(series: &[f64], cps: &[usize], k: usize, reach: usize) -> Evidence {
             (after - before) / before.abs()
         },
         delta: after - before,
+        before,
+        after,
     }
 }
 
@@ -592,6 +602,8 @@ pub fn steps_of(
         index,
         change: e.change,
         p_value: e.p,
+        before: e.before,
+        after: e.after,
     })
     .collect()
 }
@@ -623,6 +635,8 @@ pub fn count_steps(series: &[f64], min_effect: f64, floor: f64) -> Vec<Step> {
                 index: i,
                 change,
                 p_value: 0.0,
+                before,
+                after,
             });
             last = i;
         }
@@ -630,9 +644,67 @@ pub fn count_steps(series: &[f64], min_effect: f64, floor: f64) -> Vec<Step> {
     out
 }
 
+/// The fewest values a series needs before a commit's change against
+/// its parent alone makes it a step candidate (see [`adjacent_steps`]).
+pub const ADJACENT_FROM: usize = 5;
+
+/// Up to how many values a series is short enough for [`adjacent_steps`]:
+/// there the rank tests of the search cannot separate steps a commit or
+/// two apart (a level of fewer than [`MIN_LEVEL`] commits is taken for an
+/// outlier), nor one at the newest commit.
+pub const ADJACENT_UNTIL: usize = 2 * SHORT_LEVEL;
+
+/// Every commit of a short series whose value differs from its parent's
+/// by at least `threshold` (relative) and `floor` (absolute): candidates,
+/// each to be confirmed by measuring it against its parent interleaved
+/// (`syncbench confirm`), which tells a step from an outlier. Steps on
+/// adjacent commits are separate candidates. From [`ADJACENT_FROM`]
+/// values on, up to [`ADJACENT_UNTIL`]; a longer series has the search's
+/// levels to go by.
+pub fn adjacent_steps(series: &[f64], threshold: f64, floor: f64) -> Vec<Step> {
+    if !(ADJACENT_FROM..=ADJACENT_UNTIL).contains(&series.len()) {
+        return vec![];
+    }
+    (1..series.len())
+        .filter_map(|i| {
+            let (before, after) = (series[i - 1], series[i]);
+            let change = if before == 0.0 {
+                return None;
+            } else {
+                (after - before) / before.abs()
+            };
+            (change.abs() >= threshold && (after - before).abs() >= floor).then_some(Step {
+                index: i,
+                change,
+                p_value: 1.0,
+                before,
+                after,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_series_have_every_commit_past_the_threshold_as_a_candidate() {
+        // +30% at 3, +22% at 5 (two commits apart), +20% at 7 (the newest).
+        let s = [100.0, 101.0, 99.0, 130.0, 131.0, 160.0, 159.0, 191.0];
+        let steps = adjacent_steps(&s, 0.1, 0.0);
+        let at: Vec<usize> = steps.iter().map(|s| s.index).collect();
+        assert_eq!(at, [3, 5, 7]);
+        // The size printed is the size between the levels printed.
+        for st in &steps {
+            assert!((st.after / st.before - 1.0 - st.change).abs() < 1e-12);
+        }
+        // Four values are too few to go by; a long series has the search.
+        assert!(adjacent_steps(&s[..4], 0.1, 0.0).is_empty());
+        assert!(adjacent_steps(&[1.0; 41], 0.1, 0.0).is_empty());
+        // Below the floor: none.
+        assert!(adjacent_steps(&s, 0.1, 100.0).is_empty());
+    }
 
     #[test]
     fn count_steps_find_each_step_at_its_commit_and_ignore_an_outlier() {
