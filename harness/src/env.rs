@@ -1,6 +1,7 @@
 //! Where and what was measured: the machine's fingerprint and the commit.
 
 use serde::Serialize;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -208,4 +209,50 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
     })
+}
+
+/// The commits a history follows: a tip's first-parent line, as asv's
+/// branches. Runs of commits off it (amended or rebased away, or of
+/// another branch) stay in the store and on their commit pages, out of
+/// trends, change points and alarms.
+pub struct Line {
+    shas: HashSet<String>,
+    /// A shallow clone's line ends at its depth: older commits it does not
+    /// have cannot be told apart, so they count as on it.
+    shallow: Option<git2::Repository>,
+}
+
+impl std::fmt::Debug for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Line({} commits, shallow: {})",
+            self.shas.len(),
+            self.shallow.is_some()
+        )
+    }
+}
+
+impl Line {
+    /// `rev`'s first-parent line in the repository around `dir`.
+    pub fn of(dir: &Path, rev: &str) -> Result<Line, GitError> {
+        let shas = first_parent_history(dir, rev, usize::MAX)?
+            .into_iter()
+            .collect();
+        let repo = git2::Repository::discover(dir).map_err(|source| GitError::NotARepo {
+            path: dir.to_owned(),
+            source,
+        })?;
+        Ok(Line {
+            shas,
+            shallow: repo.is_shallow().then_some(repo),
+        })
+    }
+
+    pub fn contains(&self, sha: &str) -> bool {
+        self.shas.contains(sha)
+            || self.shallow.as_ref().is_some_and(|repo| {
+                git2::Oid::from_str(sha).is_ok_and(|oid| repo.find_commit(oid).is_err())
+            })
+    }
 }

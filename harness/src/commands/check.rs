@@ -81,9 +81,14 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         Some(m) => Some(super::machines::resolve(&store.machines()?, m)?),
         None => None,
     };
+    // The checked commit's line (its merge base with the baseline is on
+    // it): a commit amended away is never the baseline.
+    let on_line = cx.on_line(&new)?;
     let history = History::load_runs(&*store, &|r| {
-        only.as_ref()
-            .is_none_or(|ms| ms.iter().any(|m| r.key.machine == m.fingerprint))
+        on_line(&r.sha)
+            && only
+                .as_ref()
+                .is_none_or(|ms| ms.iter().any(|m| r.key.machine == m.fingerprint))
     })?;
     let measured: HashSet<&str> = history
         .runs

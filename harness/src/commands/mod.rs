@@ -320,6 +320,17 @@ impl Context {
             .sha)
     }
 
+    /// Whether a commit is on `tip`'s first-parent line (the commits a
+    /// history follows: `env::Line`); every commit outside a repository
+    /// (`report --db` alone), where there is no line to follow.
+    pub fn on_line(&self, tip: &str) -> anyhow::Result<Box<dyn Fn(&str) -> bool>> {
+        if self.not_a_repo.is_some() {
+            return Ok(Box::new(|_| true));
+        }
+        let line = env::Line::of(&self.root, tip)?;
+        Ok(Box::new(move |sha| line.contains(sha)))
+    }
+
     /// The scenarios a run measures: these names or files, or the
     /// default suite.
     pub fn choose(&self, names: &[String]) -> anyhow::Result<Vec<Scenario>> {

@@ -29,7 +29,10 @@ pub struct Args {
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let store = cx.store()?;
     let book = ThresholdBook::load(&cx.scenarios_dir, args.min_change);
-    let mut changes = History::load(&*store)?.changes(&book);
+    // The history of HEAD's line: commits amended or rebased away, and
+    // other branches, stay out of the series.
+    let on_line = cx.on_line("HEAD")?;
+    let mut changes = History::load_where(&*store, &*on_line)?.changes(&book);
     let triages = store.triages()?;
     alarms::annotate(&mut changes, &store.confirmations()?, &triages);
     let hidden = if args.all {

@@ -74,7 +74,10 @@ pub fn confirm(
     opts: &Options,
     done: &mut dyn FnMut(&Outcome),
 ) -> anyhow::Result<Vec<Outcome>> {
-    let mut changes = History::load(&*session.store)?.changes(book);
+    // HEAD's line only: a commit amended or rebased away is no alarm.
+    let line = crate::env::Line::of(root, "HEAD")?;
+    let mut changes =
+        History::load_where(&*session.store, &|sha| line.contains(sha))?.changes(book);
     let (confirmations, triages) = (session.store.confirmations()?, session.store.triages()?);
     alarms::annotate(&mut changes, &confirmations, &triages);
     let machine = session.machine().fingerprint();

@@ -242,3 +242,41 @@ fn too_few_values_are_said_and_bisect_measures_more() {
     );
     assert_eq!(json(&out)["culprit"], shas[2].as_str(), "{}", text(&out));
 }
+
+#[test]
+fn a_commit_amended_away_leaves_the_trends_and_alarms() {
+    let scenario = "name = \"slow\"\nkind = \"command\"\nrun = \"sleep $(cat delay)\"\nrepetitions = 3\nwarmup = 0\n";
+    let repo = repo_with(&[("scenarios/slow.toml", scenario), ("delay", "0.05")]);
+    let r = repo.path();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    for i in 1..5 {
+        std::fs::write(r.join("NOTES"), format!("{i}")).unwrap();
+        git(r, &["add", "-A"]);
+        git(r, &["commit", "-q", "-m", &format!("commit {i}")]);
+    }
+    // A slow commit, measured; then amended to what it should have been.
+    std::fs::write(r.join("delay"), "0.2").unwrap();
+    git(r, &["commit", "-q", "-am", "slow by mistake"]);
+    let gone = git(r, &["rev-parse", "HEAD"]);
+    history(r, &db, &["slow", "-n", "6"]);
+    std::fs::write(r.join("delay"), "0.05").unwrap();
+    std::fs::write(r.join("FIX"), "amended").unwrap();
+    git(r, &["add", "-A"]);
+    git(r, &["commit", "-q", "--amend", "-m", "as it should be"]);
+    history(r, &db, &["slow", "-n", "1"]);
+    let out = sb(r, &db, &["regressions", "--all", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let changes = json(&out);
+    for c in changes.as_array().unwrap() {
+        assert_ne!(c["commit"], gone.as_str(), "{c}");
+        assert_ne!(c["before_commit"], gone.as_str(), "{c}");
+    }
+    // The runs stay in the store: `show` of that commit still has them.
+    let out = sb(r, &db, &["show", &gone]);
+    assert!(
+        out.status.success() && text(&out).contains("slow"),
+        "{}",
+        text(&out)
+    );
+}
