@@ -88,26 +88,105 @@ struct User {
     kind: String,
 }
 
-/// GitHub refuses comments over 65,536 characters; the table is cut
-/// short well before, with a line saying so.
-const MAX_BODY: usize = 60_000;
+/// GitHub refuses comments over 65,536 characters; the text is cut short
+/// well before (in bytes, never fewer than characters).
+pub const MAX_COMMENT: usize = 60_000;
 
-/// Posts `body` on the pull request, or updates the comment posted before;
-/// `wanted`: something is flagged or the author asked. Without it, only
-/// an earlier comment is updated (to say what is true now).
-pub fn comment(target: &Target, body: &str, wanted: bool) -> Result<Outcome, GithubError> {
-    let client = client(&target.api)?;
-    let mut body = format!("{MARKER}\n{body}");
-    if body.len() > MAX_BODY {
-        let mut cut = MAX_BODY;
-        while !body.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        body.truncate(cut);
-        body.push_str(
-            "\n\n… (cut short: GitHub limits a comment's length; the whole table is in the job summary)\n",
-        );
+/// Said where the body was cut short.
+const CUT_NOTE: &str =
+    "\n… (cut short: GitHub limits a comment's length; the whole table is in the job summary)\n";
+
+/// The comment's text: the marker, `body`, then `footer` (the dashboard's
+/// link, the state). Over [`MAX_COMMENT`], the body is cut at the end of
+/// a line and the code fence and `<details>` it leaves open are closed,
+/// so the footer is always there whole and outside any block.
+pub fn compose(body: &str, footer: &str) -> String {
+    let head = format!("{MARKER}\n");
+    let whole = head.len() + body.len() + footer.len();
+    if whole <= MAX_COMMENT {
+        return format!("{head}{body}{footer}");
     }
+    // (1: the line break a last line without one would get.)
+    let budget = MAX_COMMENT.saturating_sub(head.len() + CUT_NOTE.len() + footer.len() + 1);
+    // The longest run of whole lines that fits with what closes it.
+    let mut open = Open::default();
+    let (mut keep, mut closing) = (0, String::new());
+    let mut at = 0;
+    for line in body.split_inclusive('\n') {
+        open.read(line);
+        at += line.len();
+        let close = open.closing();
+        if at + close.len() > budget {
+            break;
+        }
+        (keep, closing) = (at, close);
+    }
+    let mut kept = body[..keep].to_owned();
+    if !kept.is_empty() && !kept.ends_with('\n') {
+        kept.push('\n');
+    }
+    format!("{head}{kept}{closing}{CUT_NOTE}{footer}")
+}
+
+/// What a prefix of Markdown leaves open: a code fence (its marker, e.g.
+/// three backticks or more, or tildes), `<details>` blocks.
+#[derive(Default)]
+struct Open {
+    fence: Option<String>,
+    details: usize,
+}
+
+impl Open {
+    fn read(&mut self, line: &str) {
+        // CommonMark: a fence is indented by at most three spaces.
+        let text = line.trim_end();
+        let lead = text.len() - text.trim_start_matches(' ').len();
+        let t = &text[lead.min(text.len())..];
+        let run = |c: char| t.len() - t.trim_start_matches(c).len();
+        let fence = match t.chars().next() {
+            Some(c @ ('`' | '~')) if lead <= 3 && run(c) >= 3 => Some(&t[..run(c)]),
+            _ => None,
+        };
+        match (&self.fence, fence) {
+            // Closed by a bare fence of the same character, at least as long.
+            (Some(open), Some(f))
+                if f.starts_with(&open[..1]) && f.len() >= open.len() && t.len() == f.len() =>
+            {
+                self.fence = None
+            }
+            (Some(_), _) => {}
+            (None, Some(f)) => self.fence = Some(f.to_owned()),
+            (None, None) => {
+                self.details += t.matches("<details").count();
+                self.details = self.details.saturating_sub(t.matches("</details>").count());
+            }
+        }
+    }
+
+    /// What closes everything open, innermost first.
+    fn closing(&self) -> String {
+        let mut out = String::new();
+        if let Some(f) = &self.fence {
+            out.push_str(f);
+            out.push('\n');
+        }
+        out.push_str(&"</details>\n".repeat(self.details));
+        out
+    }
+}
+
+/// Posts `body` and `footer` (see [`compose`]) on the pull request, or
+/// updates the comment posted before; `wanted`: something is flagged or
+/// the author asked. Without it, only an earlier comment is updated (to
+/// say what is true now).
+pub fn comment(
+    target: &Target,
+    body: &str,
+    footer: &str,
+    wanted: bool,
+) -> Result<Outcome, GithubError> {
+    let client = client(&target.api)?;
+    let body = compose(body, footer);
     let mut deleted = false;
     if let Some(c) = find(&client, target)? {
         let url = format!(
@@ -252,4 +331,74 @@ fn send<T: serde::de::DeserializeOwned>(
             message,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FOOTER: &str = "\n\nDashboard: https://o.github.io/r/\n";
+
+    fn fences(text: &str) -> usize {
+        text.lines()
+            .filter(|l| l.trim_start().starts_with("```"))
+            .count()
+    }
+
+    #[test]
+    fn a_body_under_the_limit_is_left_as_it_is() {
+        let body = "## syncbench\n\n```\nopen\n<details><summary>x</summary>\n| a |\n";
+        assert_eq!(compose(body, FOOTER), format!("{MARKER}\n{body}{FOOTER}"));
+    }
+
+    /// Far over the limit, inside a code fence and a `<details>`: cut
+    /// within the limit, both closed, the footer and its link last.
+    #[test]
+    fn a_long_body_is_cut_closing_what_it_opened_and_keeps_the_footer() {
+        let mut body = String::from(
+            "**1 regression(s)**\n\n<details><summary>Every series</summary>\n\n```text\n",
+        );
+        for i in 0..20_000 {
+            body.push_str(&format!("| svc | n={i} | wall | +20.0% 🔴 |\n"));
+        }
+        body.push_str("```\n\n</details>\n");
+        assert!(body.len() > 5 * MAX_COMMENT);
+        let text = compose(&body, FOOTER);
+        assert!(text.len() <= MAX_COMMENT, "{}", text.len());
+        assert!(text.len() > MAX_COMMENT - 200, "cut where it had to");
+        assert!(text.starts_with(MARKER));
+        assert_eq!(fences(&text) % 2, 0, "an open fence");
+        assert_eq!(
+            text.matches("<details>").count(),
+            text.matches("</details>").count()
+        );
+        assert!(text.ends_with(FOOTER), "{}", &text[text.len() - 300..]);
+        let note = text.find("cut short").unwrap();
+        assert!(note > text.rfind("```").unwrap() && note > text.rfind("</details>").unwrap());
+        // Whole lines only: every table row kept is complete.
+        let last_row = text[..text.rfind("```").unwrap()]
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap();
+        assert!(last_row.ends_with("🔴 |"), "{last_row}");
+    }
+
+    #[test]
+    fn fences_of_other_lengths_and_tildes_are_closed_by_their_own() {
+        let open = |body: &str| {
+            let mut o = Open::default();
+            body.split_inclusive('\n').for_each(|l| o.read(l));
+            o.closing()
+        };
+        assert_eq!(open("````md\n```\nstill inside\n"), "````\n");
+        assert_eq!(open("~~~\n```\n"), "~~~\n");
+        assert_eq!(open("```\ncode\n```\n"), "");
+        assert_eq!(open("```\n<details>\n"), "```\n", "HTML in code is code");
+        assert_eq!(
+            open("<details><summary>a</summary>\n<details>\n</details>\n"),
+            "</details>\n"
+        );
+        assert_eq!(open("    ```\nindented: code, not a fence\n"), "");
+    }
 }

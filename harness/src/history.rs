@@ -98,24 +98,35 @@ impl Checkout {
             }
         }
         if dir.join(".git").is_file() {
-            match Repository::open(&dir) {
-                Ok(worktree) if same_repository(&worktree, &repo) => {
-                    return Ok(Checkout {
-                        worktree,
-                        dir,
-                        _lock,
-                    });
-                }
-                // Its repository is gone (deleted, cloned again at the
-                // same path) or is another one (a cache dir reused): the
-                // checkout is ours to make again.
-                _ => {
-                    tracing::info!("recreating the checkout {}", dir.display());
-                    std::fs::remove_dir_all(&dir).map_err(|e| {
-                        git2::Error::from_str(&format!("removing {}: {e}", dir.display()))
-                    })?;
-                }
+            let worktree = Repository::open(&dir).ok();
+            let same = worktree.as_ref().is_some_and(|w| same_repository(w, &repo));
+            // Checkouts made before the marker existed: a worktree of this
+            // repository registered under our name is ours.
+            let ours = made_here(&dir)
+                || (same && worktree.as_ref().is_some_and(|w| registered_as(w, name)));
+            if !ours {
+                // Someone's own worktree (of this repository or another),
+                // maybe with uncommitted work: never switched, never deleted.
+                return Err(git2::Error::from_str(&format!(
+                    "{} is a git checkout syncbench did not make (it may hold someone's work), left as it is: give another --cache-dir, or remove it yourself",
+                    dir.display()
+                ))
+                .into());
             }
+            if let (true, Some(worktree)) = (same, worktree) {
+                mark(&dir)?;
+                return Ok(Checkout {
+                    worktree,
+                    dir,
+                    _lock,
+                });
+            }
+            // Ours, and its repository is gone (deleted, cloned again at
+            // the same path) or is another one (a cache dir reused): made
+            // again.
+            tracing::info!("recreating the checkout {}", dir.display());
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| git2::Error::from_str(&format!("removing {}: {e}", dir.display())))?;
         }
         // A worktree registered by an earlier cache that was deleted.
         if let Ok(wt) = repo.find_worktree(name) {
@@ -132,6 +143,7 @@ impl Checkout {
         std::fs::create_dir_all(cache)
             .map_err(|e| git2::Error::from_str(&format!("creating {}: {e}", cache.display())))?;
         repo.worktree(name, &dir, None)?;
+        mark(&dir)?;
         Ok(Checkout {
             worktree: Repository::open(&dir)?,
             dir,
@@ -180,6 +192,43 @@ fn lock(dir: &Path) -> Result<std::fs::File, GitError> {
         Err(std::fs::TryLockError::Error(e)) => return Err(fail("taking", e).into()),
     }
     Ok(file)
+}
+
+/// The marker of a checkout this cache made: beside it (inside, a switch
+/// would remove it as untracked), holding the checkout's `.git` file, so
+/// a marker left behind does not vouch for a worktree someone else put
+/// at the same path later.
+fn marker(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_owned();
+    name.push(".syncbench-made");
+    dir.with_file_name(name)
+}
+
+/// Records that the checkout at `dir` is this cache's.
+fn mark(dir: &Path) -> Result<(), GitError> {
+    let fail = |e: std::io::Error| {
+        git2::Error::from_str(&format!("marking {} as syncbench's: {e}", dir.display()))
+    };
+    let dot_git = std::fs::read(dir.join(".git")).map_err(fail)?;
+    if std::fs::read(marker(dir)).is_ok_and(|m| m == dot_git) {
+        return Ok(());
+    }
+    std::fs::write(marker(dir), dot_git).map_err(fail)?;
+    Ok(())
+}
+
+/// Whether this cache made the checkout at `dir` (see [`marker`]).
+fn made_here(dir: &Path) -> bool {
+    match (std::fs::read(marker(dir)), std::fs::read(dir.join(".git"))) {
+        (Ok(m), Ok(g)) => m == g,
+        _ => false,
+    }
+}
+
+/// Whether git registered the worktree as `name` (its folder in the
+/// repository's `worktrees/`).
+fn registered_as(worktree: &Repository, name: &str) -> bool {
+    worktree.path().file_name().is_some_and(|n| n == name)
 }
 
 /// Whether a worktree belongs to `repo` (shares its git directory).

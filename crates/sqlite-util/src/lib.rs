@@ -54,7 +54,13 @@ pub fn activity() -> Activity {
 /// `migrations[i]` moves `user_version` from i to i+1; a database newer
 /// than the migrations known here is refused rather than misread.
 pub fn open(path: &Path, migrations: &[&str]) -> rusqlite::Result<Connection> {
-    let mut conn = Connection::open(path)?;
+    // A path, never read as a URI: a file named `file:…` is that file.
+    let flags = rusqlite::OpenFlags::default() - rusqlite::OpenFlags::SQLITE_OPEN_URI;
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    // Only functions SQLite knows to be harmless in a schema's triggers,
+    // views and expressions: a database file may come from elsewhere
+    // (SQLite's advice for every application).
+    conn.pragma_update(None, "trusted_schema", false)?;
     // WAL: readers never block the writer. synchronous=NORMAL in WAL mode
     // loses no committed transaction when the process is killed; only a
     // power cut can take the last ones back.

@@ -18,6 +18,8 @@ pub struct AbTarget {
     pub scenarios: Vec<String>,
     #[command(flatten)]
     pub ab: AbArgs,
+    /// Print the comparison (each series' rows; with --run, each
+    /// point's estimate and verdict) as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -39,14 +41,16 @@ pub struct AbArgs {
     /// [default: 0.02; 0.005 for instruction counts].
     #[arg(long, requires = "run")]
     threshold: Option<f64>,
+    /// Pairs measured per point before any verdict: the interval is
+    /// first looked at after these many.
     #[arg(long, default_value_t = 5, requires = "run")]
     min_pairs: usize,
     /// An optional cap on pairs per point; the budget is the bound that
     /// matters (the interval is valid at every look, however many).
     #[arg(long, requires = "run")]
     max_pairs: Option<usize>,
-    /// Stop adding pairs after this long per point (e.g. 5m, 90s); a point
-    /// ends sooner as soon as its answer is clear.
+    /// Time per point (e.g. 5m, 90s): pairs are added until the answer is
+    /// clear, or for this long.
     #[arg(long, default_value = "10m", value_parser = parse_duration, requires = "run")]
     budget: Duration,
     /// Instead of interleaving: N repetitions of A, then N of B, judged
@@ -102,8 +106,9 @@ impl AbArgs {
         }
     }
 
-    /// Builds both commits, measures them A B A B …, prints the results;
-    /// exit 1 on a regression or a failure.
+    /// Builds both commits, measures them A B A B …, prints the results
+    /// (and the Markdown `summary`); exit 1 on a regression or a failure.
+    #[allow(clippy::too_many_arguments)] // the command's own settings, each used once
     pub fn run_ab(
         &self,
         cx: &Context,

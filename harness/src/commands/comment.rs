@@ -51,13 +51,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             })
             .context("no pull request: give --pr N (GITHUB_REF is not refs/pull/N/merge)")?,
     };
-    let mut body = std::fs::read_to_string(&args.body)
+    let body = std::fs::read_to_string(&args.body)
         .with_context(|| format!("reading {}", args.body.display()))?;
+    // Kept whole under a body cut short to fit (`github::compose`).
+    let mut footer = String::new();
     if let Some(link) = &args.link {
-        body.push_str(&format!("\n\nDashboard: {link}\n"));
+        footer.push_str(&format!("\n\nDashboard: {link}\n"));
     }
     if !args.flagged {
-        body.push_str("\n\n_Nothing flagged: this comment is kept up to date on every push._\n");
+        footer.push_str("\n\n_Nothing flagged: this comment is kept up to date on every push._\n");
     }
     let target = Target {
         api: args.api.trim_end_matches('/').to_owned(),
@@ -65,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         pr,
         token,
     };
-    let outcome = github::comment(&target, &body, args.flagged || args.asked)
+    let outcome = github::comment(&target, &body, &footer, args.flagged || args.asked)
         .context("commenting on the pull request")?;
     if args.json {
         outln!("{}", serde_json::to_string(&outcome)?)?;

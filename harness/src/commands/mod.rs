@@ -323,7 +323,7 @@ impl Context {
     /// Whether a commit is on `tip`'s first-parent line (the commits a
     /// history follows: `env::Line`); every commit outside a repository
     /// (`report --db` alone), where there is no line to follow.
-    pub fn on_line(&self, tip: &str) -> anyhow::Result<Box<dyn Fn(&str) -> bool>> {
+    pub fn on_line(&self, tip: &str) -> anyhow::Result<OnLine> {
         if self.not_a_repo.is_some() {
             return Ok(Box::new(|_| true));
         }
@@ -360,6 +360,9 @@ impl Context {
     }
 }
 
+/// Whether a commit (full sha) is on a line: see [`Context::on_line`].
+pub type OnLine = Box<dyn Fn(&str) -> bool>;
+
 /// `pg-HOST-DATABASE` of a `postgres://` URL, as a file name: the server
 /// and database a site was rendered from (never the user or password).
 fn postgres_site_name(url: &str) -> String {
@@ -393,6 +396,13 @@ fn postgres_site_name(url: &str) -> String {
     format!("pg-{host}-{db}")
 }
 
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 #[cfg(test)]
 mod site_name_tests {
     #[test]
@@ -405,12 +415,5 @@ mod site_name_tests {
         assert_eq!(name("postgresql://u:p@ss@h/x?sslmode=require"), "pg-h-x");
         assert_eq!(name("postgres:///sb"), "pg-localhost-sb");
         assert_eq!(name("postgres://h/a%2Fb"), "pg-h-a_2Fb");
-    }
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
     }
 }

@@ -3,7 +3,9 @@
 //! Idempotent: a run, an A/B run, a triage decision or a profile the
 //! target has is not added again. The source file is never written.
 
-use crate::store::{AbRecord, SqliteStore, Store, StoreError, TriageRecord};
+use crate::store::{
+    AbRecord, ProfileRecord, RunRecord, SqliteStore, Store, StoreError, TriageRecord, checked_sha,
+};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -49,28 +51,34 @@ pub fn merge_file(target: &mut Store, file: &Path) -> Result<Merged, StoreError>
     })?;
     let source = SqliteStore::open_copy(file, dir.path())?;
     let source: &Store = &source;
+    // Read whole and checked before anything is written: a file from
+    // elsewhere is data, and its commit ids become file names.
     let runs = source.export_runs()?;
+    let abs = source.ab_runs()?;
+    let triages = source.triages()?;
+    let profiles = source.profiles()?;
+    check_shas(file, &runs, &abs, &triages, &profiles)?;
     let mut merged = Merged {
         runs: runs.len(),
         runs_added: target.merge_runs(&runs)?,
         ..Default::default()
     };
     let have: HashSet<_> = target.ab_runs()?.iter().map(ab_key).collect();
-    for ab in source.ab_runs()? {
+    for ab in abs {
         if !have.contains(&ab_key(&ab)) {
             target.record_ab(&ab)?;
             merged.ab_added += 1;
         }
     }
     let have: HashSet<_> = target.triages()?.iter().map(triage_key).collect();
-    for t in source.triages()? {
+    for t in triages {
         if !have.contains(&triage_key(&t)) {
             target.record_triage(&t)?;
             merged.triage_added += 1;
         }
     }
     let have = target.profiles()?;
-    for p in source.profiles()? {
+    for p in profiles {
         // The newer comparison of the same point and commits stays.
         let newer_or_same = have.iter().any(|h| {
             (&h.machine, &h.scenario, &h.point, &h.base_sha, &h.new_sha)
@@ -83,4 +91,38 @@ pub fn merge_file(target: &mut Store, file: &Path) -> Result<Merged, StoreError>
         }
     }
     Ok(merged)
+}
+
+/// Every commit id `file` holds is a commit sha, or the merge is refused
+/// (naming the file, the field and the value).
+fn check_shas(
+    file: &Path,
+    runs: &[RunRecord],
+    abs: &[AbRecord],
+    triages: &[TriageRecord],
+    profiles: &[ProfileRecord],
+) -> Result<(), StoreError> {
+    let at = file.display();
+    let check = |what, sha: &String| checked_sha(&at, what, sha.clone()).map(drop);
+    for r in runs {
+        check("a commit", &r.commit.sha)?;
+        for p in &r.commit.parents {
+            check("a parent commit", p)?;
+        }
+    }
+    for a in abs {
+        check("an A/B run's commit", &a.a_sha)?;
+        check("an A/B run's commit", &a.b_sha)?;
+    }
+    for t in triages {
+        check("a triaged commit", &t.commit)?;
+        if let Some(by) = &t.by {
+            check("a triaged commit", by)?;
+        }
+    }
+    for p in profiles {
+        check("a profile's commit", &p.base_sha)?;
+        check("a profile's commit", &p.new_sha)?;
+    }
+    Ok(())
 }

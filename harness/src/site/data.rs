@@ -47,6 +47,12 @@ pub(super) struct Data {
 pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
     let t0 = std::time::Instant::now();
     let (history, read) = super::levels::history(store, &opts.out)?;
+    // Commits name pages (`runs/{sha}.html`): a store's value that is not
+    // a sha is refused here, by name, before any page is made of it
+    // (`Writer::page` refuses an unsafe path whatever built it).
+    for sha in &history.order {
+        crate::store::checked_sha(&"the results database", "a commit", sha.clone())?;
+    }
     tracing::debug!(
         "history loaded ({read} runs' values read): {:.2} s",
         t0.elapsed().as_secs_f64()
@@ -92,6 +98,10 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
         .collect();
     let mut profiles = BTreeMap::new();
     for p in store.profiles()? {
+        // Their commits name pages too (`profile/{base}..{new}-…`).
+        for sha in [&p.base_sha, &p.new_sha] {
+            crate::store::checked_sha(&"the results database", "a profile's commit", sha.clone())?;
+        }
         match serde_json::from_str::<ProfileDiff>(&p.diff) {
             Ok(d) => {
                 profiles.insert((p.scenario, p.point, p.base_sha, p.new_sha), d);
@@ -160,8 +170,8 @@ fn change_points(history: &History, opts: &Options, cache: &SplitCache) -> Found
                             );
                             let floor = absolute_floor(&k.metric);
                             let exact = opts.min_effect.is_exact(&k.scenario, &k.metric);
-                            let effect = crate::analysis::search_effect(&threshold, exact);
-                            let steps = s.change_points(&splits, opts.window, effect, floor, exact);
+                            let steps =
+                                s.change_points(&splits, opts.window, &threshold, floor, exact);
                             ((*k).clone(), steps, (threshold, exact), noise)
                         })
                         .collect::<Vec<_>>()

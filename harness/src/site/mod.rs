@@ -41,6 +41,10 @@ pub enum SiteError {
     },
     #[error("no commit {0:?} in the results database")]
     UnknownCommit(String),
+    #[error(
+        "refusing to write {0:?}: a page's path is made of commit shas and safe names only (is a commit in the results database not a sha?)"
+    )]
+    UnsafePath(String),
 }
 
 /// What to render.
@@ -278,6 +282,20 @@ fn pct(change: f64) -> String {
     format!("{:+.1}%", change * 100.0)
 }
 
+/// Whether `rel` names a file inside the site: `/`-separated names of
+/// ASCII letters, digits, `-`, `_` and `.`, none empty, `.` or `..` (what
+/// slugs, hashes and commit shas are made of). Every page is written
+/// through [`Writer::page`], so no stored value names a file outside
+/// `--out`, whichever path builder it went through.
+fn is_safe_page(rel: &str) -> bool {
+    rel.split('/').all(|part| {
+        !matches!(part, "" | "." | "..")
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    })
+}
+
 struct Writer {
     out: PathBuf,
     pages: usize,
@@ -310,8 +328,12 @@ impl Writer {
         self.bytes += bytes;
     }
 
-    /// Writes `rel` unless it already holds exactly these bytes.
+    /// Writes `rel` unless it already holds exactly these bytes; `rel`
+    /// is checked to stay inside the site whatever the store held.
     fn page(&mut self, rel: &str, html: &str) -> Result<PathBuf, SiteError> {
+        if !is_safe_page(rel) {
+            return Err(SiteError::UnsafePath(rel.to_owned()));
+        }
         let path = self.out.join(rel);
         self.pages += 1;
         self.bytes += html.len() as u64;
@@ -341,5 +363,50 @@ mod tests {
         assert_eq!(date(1_751_364_000), "2025-07-01 10:00 UTC");
         assert_eq!(slug("size=10KiB,mode=<x>"), "size_10KiB_mode__x_");
         assert_eq!(slug("../.."), "_");
+    }
+
+    #[test]
+    fn pages_stay_inside_the_site() {
+        let sha = "0123456789abcdef".repeat(4);
+        let k = SeriesKey {
+            machine: "m".into(),
+            scenario: "../../s c".into(),
+            point: "p".into(),
+            metric: "/etc/x".into(),
+        };
+        for ok in [
+            format!("runs/{}.html", &sha[..40]),
+            format!("compare/{}..{}.html", &sha[..40], &sha[..40]),
+            series_file(&k),
+            profile_file("../s", "p", &sha, &sha),
+            "data/commits.csv".into(),
+            "style.css".into(),
+        ] {
+            assert!(is_safe_page(&ok), "{ok}");
+        }
+        for bad in [
+            "runs/../../x.html",
+            "../x.html",
+            "/etc/passwd",
+            "runs//x.html",
+            "runs/./x.html",
+            "runs/x y.html",
+            "runs/x\\..\\y.html",
+            "",
+        ] {
+            assert!(!is_safe_page(bad), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer {
+            out: dir.path().join("site"),
+            pages: 0,
+            written: 0,
+            bytes: 0,
+        };
+        assert!(matches!(
+            w.page("runs/../../x.html", "x"),
+            Err(SiteError::UnsafePath(_))
+        ));
+        assert!(!dir.path().join("x.html").exists());
     }
 }

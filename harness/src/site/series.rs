@@ -6,6 +6,7 @@ use super::data::{Data, point_of};
 use super::{SiteError, Writer, date, machine_id, pct, profile_file, series_file, short};
 use crate::analysis::{ChangePoint, SeriesHistory};
 use crate::model::{Confirmation, RunStatus, SeriesKey, Verdict, is_informational};
+use crate::ops::export::csv_text;
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
 
@@ -236,8 +237,9 @@ fn page(
             subject => data.subject(sha),
             label => pct(st.change),
             class => verdict.css_class(),
-            before => s.unit.human(s.value(st.before_index).unwrap_or(f64::NAN)),
-            after => s.unit.human(s.value(st.index).unwrap_or(f64::NAN)),
+            // The levels the change is between, so the two agree.
+            before => s.unit.human(st.before),
+            after => s.unit.human(st.after),
             confidence => format!("{:.1}%", (1.0 - st.p_value) * 100.0),
             significance => data.thresholds.get(k).map_or(String::new(), |t| format!("{:.1}×", st.change.abs() / t.0.value)),
             state => state(data, k, st).0,
@@ -391,9 +393,10 @@ fn commits_csv(data: &Data) -> String {
     for sha in &data.history.order {
         let c = data.commit(sha);
         out.push_str(&format!(
-            "{sha},{},\"{}\"\n",
-            c.map_or(String::new(), |c| date(c.time_unix)),
-            data.subject(sha).replace('"', "\"\"")
+            "{},{},{}\n",
+            csv_text(sha),
+            csv_text(&c.map_or(String::new(), |c| date(c.time_unix))),
+            csv_text(&data.subject(sha))
         ));
     }
     out

@@ -308,6 +308,10 @@ pub enum StoreError {
     NotSqlite(PathBuf),
     #[error("{0} is a SQLite database of another program (left untouched); give another --db")]
     Foreign(PathBuf),
+    #[error(
+        "{path} holds a {what}, which syncbench never makes (left untouched): not a results database to read"
+    )]
+    Untrusted { path: PathBuf, what: String },
     #[error("{path} cannot be used as a results database (left untouched)")]
     Unreadable {
         path: PathBuf,
@@ -364,6 +368,14 @@ pub enum StoreError {
     #[error("results database (PostgreSQL)")]
     Postgres(#[source] postgres::PgError),
     #[error(
+        "{location} holds {what} {value:?}, which is not a commit sha (40 or 64 lowercase hex digits): refused, nothing was used or written from it"
+    )]
+    NotASha {
+        location: String,
+        what: &'static str,
+        value: String,
+    },
+    #[error(
         "storing in {db} failed; the {count} run(s) just measured are kept in {spool} and stored by the next `syncbench run`, `history` or `worker` with this --db (or now: `syncbench merge {spool} --db …`)",
         spool = spool.display()
     )]
@@ -388,6 +400,34 @@ impl StoreError {
             _ => false,
         }
     }
+}
+
+/// `value`, a commit id read from `location` (a file being merged, a
+/// shared database), if it is one (`model::is_full_sha`): what a store
+/// holds is data, and a commit id becomes a page's file name.
+pub(crate) fn checked_sha(
+    location: &dyn std::fmt::Display,
+    what: &'static str,
+    value: String,
+) -> Result<String, StoreError> {
+    if crate::model::is_full_sha(&value) {
+        return Ok(value);
+    }
+    // Shown, not whole: it may be anything, of any length.
+    let mut value = value;
+    if value.len() > 100 {
+        let mut cut = 100;
+        while !value.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        value.truncate(cut);
+        value.push('…');
+    }
+    Err(StoreError::NotASha {
+        location: location.to_string(),
+        what,
+        value,
+    })
 }
 
 /// Everything recorded for one run, written in one transaction.

@@ -10,7 +10,7 @@
 use super::sqlite::{MACHINES, SAME_RUN};
 use super::{
     AbRecord, CommitRow, CommitRun, ConfirmationKey, ConfirmationRow, Connection, MachineRow,
-    ProfileRecord, RunRecord, RunRow, StoreError, TriageRecord,
+    ProfileRecord, RunRecord, RunRow, StoreError, TriageRecord, checked_sha,
 };
 use crate::env::{Commit, Machine};
 use crate::model::{
@@ -388,6 +388,19 @@ impl PgStore {
             url: url.to_owned(),
         })
     }
+
+    /// A commit id as read from the server, checked: whoever can write
+    /// to the database chooses it, and it becomes a page's file name.
+    fn sha(&self, what: &'static str, value: String) -> Result<String, StoreError> {
+        checked_sha(&redact(&self.url), what, value)
+    }
+
+    fn parents(&self, text: String) -> Result<Vec<String>, StoreError> {
+        parents(text)
+            .into_iter()
+            .map(|p| self.sha("a parent commit", p))
+            .collect()
+    }
 }
 
 /// The machine's id, recorded if new. With `retag`, a tag replaces the
@@ -671,7 +684,7 @@ impl Connection for PgStore {
                 Ok(RunRow {
                     id: r.try_get(0)?,
                     machine: r.try_get(1)?,
-                    commit: r.try_get(2)?,
+                    commit: self.sha("a commit", r.try_get(2)?)?,
                     dirty: r.try_get(3)?,
                     scenario: r.try_get(4)?,
                     point: r.try_get(5)?,
@@ -708,9 +721,9 @@ impl Connection for PgStore {
                         point: r.try_get(3)?,
                     },
                     params: r.try_get(4)?,
-                    sha: r.try_get(5)?,
+                    sha: self.sha("a commit", r.try_get(5)?)?,
                     time_unix: r.try_get(6)?,
-                    parents: parents(r.try_get(7)?),
+                    parents: self.parents(r.try_get(7)?)?,
                     status: RunStatus::parse(r.try_get(8)?),
                     error: r.try_get(9)?,
                     dirty: r.try_get(10)?,
@@ -728,8 +741,8 @@ impl Connection for PgStore {
         rows.iter()
             .map(|r| {
                 Ok(CommitRow {
-                    sha: r.try_get(0)?,
-                    parents: parents(r.try_get(1)?),
+                    sha: self.sha("a commit", r.try_get(0)?)?,
+                    parents: self.parents(r.try_get(1)?)?,
                     author: r.try_get(2)?,
                     time_unix: r.try_get(3)?,
                     subject: r.try_get(4)?,
@@ -872,8 +885,8 @@ impl Connection for PgStore {
                     machine: r.try_get(0)?,
                     scenario: r.try_get(1)?,
                     point: r.try_get(2)?,
-                    base_sha: r.try_get(3)?,
-                    new_sha: r.try_get(4)?,
+                    base_sha: self.sha("a profile's commit", r.try_get(3)?)?,
+                    new_sha: self.sha("a profile's commit", r.try_get(4)?)?,
                     created_unix: r.try_get(5)?,
                     diff: r.try_get(6)?,
                 })
@@ -931,8 +944,8 @@ impl Connection for PgStore {
                     scenario: r.try_get(2)?,
                     point: r.try_get(3)?,
                     metric: r.try_get(4)?,
-                    a_sha: r.try_get(5)?,
-                    b_sha: r.try_get(6)?,
+                    a_sha: self.sha("an A/B run's commit", r.try_get(5)?)?,
+                    b_sha: self.sha("an A/B run's commit", r.try_get(6)?)?,
                     mode: r.try_get(7)?,
                     verdict: Verdict::parse(r.try_get(8)?).unwrap_or(Verdict::Failed),
                     change: r.try_get(9)?,
@@ -1059,7 +1072,14 @@ impl Connection for PgStore {
             ),
             &[],
         )?;
-        Ok(rows.iter().map(confirmation_of).collect::<Result<_, _>>()?)
+        rows.iter()
+            .map(|r| {
+                let mut c = confirmation_of(r)?;
+                c.key.before_sha = self.sha("a confirmed commit", c.key.before_sha)?;
+                c.key.sha = self.sha("a confirmed commit", c.key.sha)?;
+                Ok(c)
+            })
+            .collect()
     }
 
     fn record_triage(&mut self, t: &TriageRecord) -> Result<i64, StoreError> {
@@ -1091,12 +1111,15 @@ impl Connection for PgStore {
             .map(|r| {
                 Ok(TriageRecord {
                     id: r.try_get(0)?,
-                    commit: r.try_get(1)?,
+                    commit: self.sha("a triaged commit", r.try_get(1)?)?,
                     metric: r.try_get(2)?,
                     scenario: r.try_get(3)?,
                     // As in SQLite: an unknown state silences nothing.
                     state: Triage::parse(r.try_get(4)?).unwrap_or(Triage::Fixed),
-                    by: r.try_get(5)?,
+                    by: r
+                        .try_get::<_, Option<String>>(5)?
+                        .map(|by| self.sha("a triaged commit", by))
+                        .transpose()?,
                     who: r.try_get(6)?,
                     note: r.try_get(7)?,
                     created_unix: r.try_get(8)?,
@@ -1195,8 +1218,8 @@ impl Connection for PgStore {
                     tag: r.try_get(7)?,
                 },
                 commit: Commit {
-                    sha: r.try_get(8)?,
-                    parents: parents(r.try_get(9)?),
+                    sha: self.sha("a commit", r.try_get(8)?)?,
+                    parents: self.parents(r.try_get(9)?)?,
                     author: r.try_get(10)?,
                     time_unix: r.try_get(11)?,
                     subject: r.try_get(12)?,

@@ -1050,12 +1050,16 @@ fn check_existing(path: &Path) -> Result<(), StoreError> {
         source: SqliteError(e),
     };
     // immutable=1: no locks, no -wal or -shm files, nothing written.
-    let uri = format!("file:{}?immutable=1", path.display());
+    let uri = format!("{}?immutable=1", file_uri(path));
     let conn = rusqlite::Connection::open_with_flags(
         uri,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(unreadable)?;
+    // The file may come from anywhere (`merge`): its schema runs no
+    // function SQLite does not know to be harmless.
+    conn.pragma_update(None, "trusted_schema", false)
+        .map_err(unreadable)?;
     let app: i64 = conn
         .pragma_query_value(None, "application_id", |r| r.get(0))
         .map_err(unreadable)?;
@@ -1064,6 +1068,22 @@ fn check_existing(path: &Path) -> Result<(), StoreError> {
         .map_err(unreadable)?;
     if app != APPLICATION_ID && tables > 0 {
         return Err(StoreError::Foreign(path.to_owned()));
+    }
+    // Our schema has tables and indexes only: a trigger or a view would
+    // run someone else's SQL inside our reads and migrations.
+    let code: Option<String> = conn
+        .query_row(
+            "SELECT type || ' ' || name FROM sqlite_master WHERE type IN ('trigger', 'view') LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(unreadable)?;
+    if let Some(what) = code {
+        return Err(StoreError::Untrusted {
+            path: path.to_owned(),
+            what,
+        });
     }
     // The tables that index everything else, not the whole file: a
     // quick_check of every page cost 0.4 s per command at 90 MB (the
@@ -1089,6 +1109,82 @@ fn check_existing(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// `path` as a `file:` URI that SQLite reads back as exactly that path:
+/// every byte but unreserved ones percent-encoded (in a URI `?` starts the
+/// query, `#` the fragment, `%` an escape, so `x#y.sqlite` would be `x`),
+/// and an absolute path after an empty authority (`file:///…`).
+fn file_uri(path: &Path) -> String {
+    use std::fmt::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from(if path.is_absolute() {
+        "file://"
+    } else {
+        "file:"
+    });
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            let _ = write!(uri, "%{b:02X}");
+        }
+    }
+    uri
+}
+
 fn parents(text: String) -> Vec<String> {
     text.split_whitespace().map(str::to_owned).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite reads the URI back as the very file, whatever its name.
+    #[test]
+    fn file_uris_name_the_file_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["x#y.sqlite", "50%?a=b#c.sqlite", "é ü.sqlite", "file:z"] {
+            let path = dir.path().join(name);
+            rusqlite::Connection::open_with_flags(
+                &path,
+                OpenFlags::default() - OpenFlags::SQLITE_OPEN_URI,
+            )
+            .unwrap()
+            .pragma_update(None, "user_version", 7)
+            .unwrap();
+            let uri = file_uri(&path);
+            assert!(!uri[5..].contains(['#', '?']), "{uri}");
+            let conn = rusqlite::Connection::open_with_flags(
+                format!("{uri}?immutable=1"),
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .unwrap();
+            let v: i64 = conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, 7, "{name}: {uri}");
+        }
+        assert_eq!(file_uri(Path::new("a b")), "file:a%20b");
+        assert_eq!(file_uri(Path::new("/t/x#y")), "file:///t/x%23y");
+    }
+
+    /// A file with a trigger or a view is not ours to read.
+    #[test]
+    fn triggers_and_views_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sqlite");
+        drop(SqliteStore::open(&path).unwrap());
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER t AFTER INSERT ON commits BEGIN DELETE FROM runs; END;
+                 PRAGMA wal_checkpoint(TRUNCATE);",
+            )
+            .unwrap();
+        let e = SqliteStore::open(&path).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Untrusted { what, .. } if what == "trigger t"),
+            "{e}"
+        );
+    }
 }

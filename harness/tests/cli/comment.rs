@@ -272,3 +272,44 @@ fn the_comment_is_posted_when_flagged_then_updated_in_place_and_refusals_are_rep
         text(&o)
     );
 }
+
+/// A summary far over GitHub's limit that ends inside a code fence: the
+/// comment is within the limit, every fence closed, and ends with the
+/// dashboard's link; a short one is posted as it is.
+#[test]
+fn a_long_comment_is_cut_closing_its_code_fence_and_keeps_the_link() {
+    let gh = Github::start();
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("summary.md");
+    let mut long = String::from("**1 regression(s)**\n\n```text\n");
+    for i in 0..10_000 {
+        long.push_str(&format!("svc n={i} wall +20.0%\n"));
+    }
+    std::fs::write(&body, &long).unwrap();
+    let link = "https://o.github.io/r/";
+    let o = comment(&gh, &body, &["--flagged", "--json", "--link", link]);
+    assert!(o.status.success(), "{}", text(&o));
+    let posted = gh.state.lock().unwrap().comments[0].1.clone();
+    assert!(posted.chars().count() <= 65_536, "{}", posted.len());
+    let fences = posted.lines().filter(|l| l.starts_with("```")).count();
+    assert_eq!(fences % 2, 0, "a code fence left open");
+    assert!(
+        posted.ends_with(&format!("Dashboard: {link}\n")),
+        "{}",
+        &posted[posted.len() - 200..]
+    );
+    assert!(posted.contains("cut short"));
+
+    let short = "**1 regression(s)**\n\n| wall | +20.0% |\n";
+    std::fs::write(&body, short).unwrap();
+    let o = comment(&gh, &body, &["--flagged", "--json", "--link", link]);
+    assert_eq!(json(&o)["action"], "updated", "{}", text(&o));
+    let posted = gh.state.lock().unwrap().comments[0].1.clone();
+    assert_eq!(
+        posted,
+        format!(
+            "{}\n{short}\n\nDashboard: {link}\n",
+            syncbench::github::MARKER
+        )
+    );
+}

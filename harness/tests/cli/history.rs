@@ -379,3 +379,79 @@ fn profile_names_the_function_that_grew_and_the_dashboard_links_it() {
         "{page}"
     );
 }
+
+/// `<cache-dir>/checkout` holding someone's own worktree (of another
+/// repository, or of the measured one) with uncommitted work: `history`
+/// refuses, says what to do, and leaves every file as it was; a checkout
+/// the cache made itself is still made again for another repository.
+#[test]
+fn the_cache_never_touches_a_checkout_it_did_not_make() {
+    const TRUE: &str =
+        "name = \"t\"\nkind = \"command\"\nrun = \"true\"\nrepetitions = 1\nwarmup = 0\n";
+    let measured = repo_with(&[("scenarios/t.toml", TRUE)]);
+    let other = repo_with(&[("scenarios/t.toml", TRUE), ("notes.txt", "committed\n")]);
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    let cache = work.path().join("cache");
+    let checkout = cache.join("checkout");
+    let history = |repo: &std::path::Path, cache: &std::path::Path| {
+        sb(
+            repo,
+            &db,
+            &[
+                "history",
+                "t",
+                "-n",
+                "1",
+                "--cache-dir",
+                cache.to_str().unwrap(),
+            ],
+        )
+    };
+
+    for owner in [other.path(), measured.path()] {
+        git(
+            owner,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "--detach",
+                checkout.to_str().unwrap(),
+            ],
+        );
+        std::fs::write(checkout.join("mine.txt"), "uncommitted work\n").unwrap();
+        std::fs::write(checkout.join("scenarios/t.toml"), "# edited\n").unwrap();
+        let out = history(measured.path(), &cache);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(checkout.to_str().unwrap())
+                && err.contains("did not make")
+                && err.contains("another --cache-dir"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(checkout.join("mine.txt")).unwrap(),
+            "uncommitted work\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(checkout.join("scenarios/t.toml")).unwrap(),
+            "# edited\n"
+        );
+        git(
+            owner,
+            &["worktree", "remove", "--force", checkout.to_str().unwrap()],
+        );
+    }
+    assert!(run_status(&db).is_empty(), "nothing was measured");
+
+    // The cache's own checkout: made, reused, and made again when the
+    // cache dir is given to another repository.
+    let own = work.path().join("own-cache");
+    for repo in [measured.path(), measured.path(), other.path()] {
+        let out = history(repo, &own);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    assert!(own.join("checkout/notes.txt").is_file());
+}

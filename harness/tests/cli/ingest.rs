@@ -239,3 +239,138 @@ fn a_criterion_scenario_runs_cargo_bench_and_stores_each_benchmark() {
     assert!(time["values"].as_array().unwrap().len() >= 10, "{time}");
     assert!(time["median"].as_f64().unwrap() > 0.0);
 }
+
+/// The cells of a CSV text (RFC 4180: quoted cells, doubled quotes),
+/// each with whether it was quoted.
+fn csv_rows(text: &str) -> Vec<Vec<(String, bool)>> {
+    let (mut rows, mut row, mut cell) = (vec![], vec![], String::new());
+    let (mut quoted, mut in_quotes) = (false, false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, in_quotes) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            ('"', true) => in_quotes = false,
+            ('"', false) if cell.is_empty() => (in_quotes, quoted) = (true, true),
+            (',', false) => row.push((std::mem::take(&mut cell), std::mem::take(&mut quoted))),
+            ('\n', false) => {
+                row.push((std::mem::take(&mut cell), std::mem::take(&mut quoted)));
+                rows.push(std::mem::take(&mut row));
+            }
+            (c, _) => cell.push(c),
+        }
+    }
+    rows
+}
+
+/// Commit subjects, scenario, point and metric names that a spreadsheet
+/// would take for formulas reach both CSV outputs (the dashboard's
+/// `data/commits.csv`, `export --format csv`) as quoted text behind a `'`;
+/// a negative value stays a number.
+#[test]
+fn csv_cells_are_never_formulas_and_numbers_stay_numbers() {
+    let repo = repo_with(&[("x", "y")]);
+    let r = repo.path().to_str().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    let bmf = work.path().join("bmf.json");
+    std::fs::write(
+        &bmf,
+        r#"{"@SUM(1)/-cmd": {"=HYPERLINK(\"http://x\").wall": {"value": -3.5}}}"#,
+    )
+    .unwrap();
+    let subjects = ["=HYPERLINK(\"http://x\")", "@SUM(1)", "-cmd"];
+    let mut shas = vec![];
+    for (i, subject) in subjects.iter().enumerate() {
+        std::fs::write(repo.path().join("x"), format!("{i}\n")).unwrap();
+        git(repo.path(), &["commit", "-q", "-am", subject]);
+        shas.push(git(repo.path(), &["rev-parse", "HEAD"]));
+        let out = sb(r, &db, &["ingest", "bmf", bmf.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let formula = |s: &str| s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+
+    // The dashboard writes `data/commits.csv` beside a history longer
+    // than a chart is wide: older commits, stored as `record` would.
+    {
+        use syncbench::model::{Direction, RunStatus, Series, Unit};
+        let mut store =
+            syncbench::store::open(&syncbench::store::Location::Sqlite(db.clone())).unwrap();
+        let records: Vec<_> = (0..1000u64)
+            .map(|i| syncbench::store::RunRecord {
+                machine: syncbench::env::Machine::detect(),
+                commit: syncbench::env::Commit {
+                    sha: format!("{i:040x}"),
+                    parents: vec![],
+                    author: "t".into(),
+                    time_unix: 1_000_000 + i as i64,
+                    subject: format!("commit {i}"),
+                    dirty: false,
+                    branch: None,
+                },
+                scenario: "@SUM(1)".into(),
+                point: "-cmd".into(),
+                params_json: "{}".into(),
+                status: RunStatus::Ok,
+                error: None,
+                repetitions: 1,
+                harness_version: "0".into(),
+                toolchain: "t".into(),
+                command_line: "t".into(),
+                started_unix: 0.0,
+                finished_unix: 0.0,
+                metrics: vec![Series {
+                    name: "=HYPERLINK(\"http://x\").wall".into(),
+                    unit: Unit::Seconds,
+                    direction: Direction::LowerIsBetter,
+                    values: vec![-3.5],
+                }],
+                samples: vec![],
+                phases: vec![],
+            })
+            .collect();
+        store.record_all(&records).unwrap();
+    }
+
+    let site = work.path().join("site");
+    let out = sb(r, &db, &["report", "--out", site.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let commits = std::fs::read_to_string(site.join("data/commits.csv")).unwrap();
+    for (subject, sha) in subjects.iter().zip(&shas) {
+        let quoted = format!("\"'{}\"", subject.replace('"', "\"\""));
+        assert!(
+            commits.contains(&format!(",{quoted}\n")),
+            "{subject}: {commits}"
+        );
+        let rows = csv_rows(&commits);
+        let row = rows.iter().find(|row| &row[0].0 == sha).unwrap();
+        assert_eq!(row[2], (format!("'{subject}"), true), "{commits}");
+    }
+    for row in csv_rows(&commits) {
+        assert!(!row.iter().any(|c| formula(&c.0)), "{row:?}");
+    }
+
+    let out = sb(r, &db, &["export", &shas[2], "--format", "csv"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let rows = csv_rows(&csv);
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert_eq!(rows[0][2].0, "scenario");
+    let row = &rows[1];
+    assert_eq!(row[0], (shas[2].clone(), false));
+    assert_eq!(row[2], ("'@SUM(1)".into(), true), "{csv}");
+    assert_eq!(row[3], ("'-cmd".into(), true), "{csv}");
+    assert_eq!(
+        row[5],
+        ("'=HYPERLINK(\"http://x\").wall".into(), true),
+        "{csv}"
+    );
+    // The value: a number as it is, not text.
+    assert_eq!(row[9], ("-3.5".into(), false), "{csv}");
+    assert!(csv.ends_with(",0,-3.5\n"), "{csv}");
+    for row in &rows {
+        assert!(!row[..9].iter().any(|c| formula(&c.0)), "{row:?}");
+    }
+}

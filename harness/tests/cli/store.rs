@@ -181,3 +181,161 @@ fn same_run_of_a_commit(db_s: &str) {
         "a change point on the dashboard"
     );
 }
+
+const TRUE: &str =
+    "name = \"t\"\nkind = \"command\"\nrun = \"true\"\nrepetitions = 1\nwarmup = 0\n";
+
+/// Every file under `dir`, but those under `except`.
+fn files_outside(dir: &std::path::Path, except: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.starts_with(except) {
+                continue;
+            }
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A results file whose commit is `../../x` (a file from elsewhere, as
+/// `merge` takes them): the merge is refused naming the file and the
+/// value, nothing of it is stored, and a dashboard of that file itself
+/// writes nothing outside `--out`.
+#[test]
+fn a_commit_that_is_not_a_sha_is_refused_and_names_no_file() {
+    let repo = repo_with(&[("scenarios/t.toml", TRUE)]);
+    let work = tempfile::tempdir().unwrap();
+    let evil = work.path().join("evil.sqlite");
+    let out = sb(repo.path(), &evil, &["run", "t"]);
+    assert!(out.status.success(), "{}", text(&out));
+    {
+        let c = rusqlite::Connection::open(&evil).unwrap();
+        c.execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             UPDATE commits SET sha = '../../x';
+             UPDATE runs SET commit_sha = '../../x';
+             PRAGMA wal_checkpoint(TRUNCATE);",
+        )
+        .unwrap();
+    }
+
+    let target = work.path().join("target.sqlite");
+    let out = sb(repo.path(), &target, &["merge", evil.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(evil.to_str().unwrap())
+            && err.contains("\"../../x\"")
+            && err.contains("not a commit sha"),
+        "{err}"
+    );
+    let stored: i64 = rusqlite::Connection::open(&target)
+        .unwrap()
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, 0, "nothing of the file is stored");
+
+    // The dashboard of that file: runs/../../x.html would be two levels
+    // above runs/, outside --out.
+    let site = work.path().join("deep/site");
+    let before = files_outside(work.path(), &site);
+    let out = sb(
+        repo.path(),
+        &evil,
+        &["report", "--out", site.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("\"../../x\""), "{}", text(&out));
+    assert!(!work.path().join("deep/x.html").exists());
+    let after: Vec<_> = files_outside(work.path(), &site)
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().starts_with(&*evil.to_string_lossy()))
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().starts_with(&*evil.to_string_lossy()))
+        .collect();
+    assert_eq!(after, before, "files written outside --out");
+}
+
+/// `x#y.sqlite` is that file, not `x` (a `file:` URI ends its path at
+/// `#`): used with --db again, and merged, beside an `x` that is another
+/// program's database.
+#[test]
+fn a_results_file_named_with_a_hash_sign_is_that_file() {
+    let repo = repo_with(&[("scenarios/t.toml", TRUE)]);
+    let work = tempfile::tempdir().unwrap();
+    rusqlite::Connection::open(work.path().join("x"))
+        .unwrap()
+        .execute_batch("CREATE TABLE accounts (id INTEGER PRIMARY KEY);")
+        .unwrap();
+    for name in ["x#y.sqlite", "50%?a=b#c.sqlite"] {
+        let db = work.path().join(name);
+        for _ in 0..2 {
+            // The second run opens an existing file, which is checked first.
+            let out = sb(repo.path(), &db, &["run", "t"]);
+            assert!(out.status.success(), "{name}: {}", text(&out));
+        }
+        let out = sb(repo.path(), &db, &["show", "--json"]);
+        assert!(out.status.success(), "{name}: {}", text(&out));
+        assert_eq!(run_status(&db).len(), 2, "{name}");
+
+        let target = work.path().join(format!("target-{}.sqlite", name.len()));
+        let out = sb(
+            repo.path(),
+            &target,
+            &["merge", db.to_str().unwrap(), "--json"],
+        );
+        assert!(out.status.success(), "{name}: {}", text(&out));
+        assert_eq!(json(&out)[0]["merged"]["runs_added"], 2, "{name}");
+    }
+}
+
+/// A shared database is written by many: a commit stored there as
+/// `../../x` (by whoever can write to it) is refused where it is read,
+/// and the dashboard writes nothing outside `--out`.
+#[test]
+fn a_commit_that_is_not_a_sha_in_postgres_is_refused_where_it_is_read() {
+    let Some(pg) = syncbench::pgtest::start_or_skip() else {
+        return;
+    };
+    let url = pg.url_of("postgres");
+    let repo = repo_with(&[("scenarios/t.toml", TRUE)]);
+    let out = sb(repo.path(), &url, &["run", "t"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.batch_execute(
+        "INSERT INTO commits (sha, parents, author, time_unix, subject)
+             SELECT '../../x', parents, author, time_unix, subject FROM commits;
+         UPDATE runs SET commit_sha = '../../x';
+         DELETE FROM commits WHERE sha <> '../../x';",
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let site = work.path().join("deep/site");
+    for args in [
+        &["report", "--out", site.to_str().unwrap()][..],
+        &["regressions", "--json"],
+    ] {
+        let out = sb(repo.path(), &url, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("\"../../x\"") && text(&out).contains("not a commit sha"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+    assert_eq!(
+        files_outside(work.path(), &site),
+        Vec::<std::path::PathBuf>::new()
+    );
+}
