@@ -79,10 +79,49 @@ pub enum GitError {
         #[source]
         source: git2::Error,
     },
-    #[error("git")]
-    Git(#[from] git2::Error),
+    /// git's own words, without libgit2's class and code numbers.
+    #[error("{}", describe(.0))]
+    Git(git2::Error),
     #[error("{0} has no commits yet: commit first so results can be attached to one")]
     NoCommits(PathBuf),
+}
+
+impl From<git2::Error> for GitError {
+    fn from(e: git2::Error) -> Self {
+        GitError::Git(e)
+    }
+}
+
+/// A git error as a person reads it: a revision that names nothing says
+/// so and where to look; anything else is libgit2's message alone.
+fn describe(e: &git2::Error) -> String {
+    let message = e.message();
+    let revspec = message
+        .strip_prefix("revspec '")
+        .and_then(|m| m.strip_suffix("' not found"));
+    match revspec {
+        Some(rev) if e.code() == git2::ErrorCode::NotFound => format!(
+            "no commit, branch or tag {rev:?} in this repository (`git tag` and `git branch -a` \
+             list them; `git fetch --tags` brings a remote's tags)"
+        ),
+        _ => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod describe_tests {
+    #[test]
+    fn a_missing_revision_is_named_without_libgit2_internals() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        let e = repo.revparse_single("v1.0").unwrap_err();
+        let shown = super::GitError::from(e).to_string();
+        assert!(
+            shown.starts_with("no commit, branch or tag \"v1.0\""),
+            "{shown}"
+        );
+        assert!(!shown.contains("class="), "{shown}");
+    }
 }
 
 pub fn repo_root(dir: &Path) -> Result<PathBuf, GitError> {
@@ -255,4 +294,43 @@ impl Line {
                 git2::Oid::from_str(sha).is_ok_and(|oid| repo.find_commit(oid).is_err())
             })
     }
+}
+
+/// What syncbench writes inside a repository (the default results
+/// database and spool, the dashboards), as `.git/info/exclude` lines.
+pub const OUTPUTS: &[&str] = &["/.syncbench/", "/target/syncbench-report*/"];
+
+/// Adds [`OUTPUTS`] to the repository's `.git/info/exclude` where they are
+/// missing (never to a tracked `.gitignore`): results and dashboards stay
+/// out of `git status`. The lines it added (none on every later call).
+pub fn exclude_outputs(root: &Path) -> Result<Vec<&'static str>, GitError> {
+    let repo = git2::Repository::discover(root).map_err(|source| GitError::NotARepo {
+        path: root.to_owned(),
+        source,
+    })?;
+    let path = repo.commondir().join("info/exclude");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let missing: Vec<&str> = OUTPUTS
+        .iter()
+        .copied()
+        .filter(|o| !text.lines().any(|l| l.trim() == *o))
+        .collect();
+    if missing.is_empty() {
+        return Ok(missing);
+    }
+    let mut out = text;
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str("# syncbench's results and dashboards\n");
+    for m in &missing {
+        out.push_str(m);
+        out.push('\n');
+    }
+    let write = |p: &Path| -> std::io::Result<()> {
+        std::fs::create_dir_all(p.parent().unwrap_or(p))?;
+        std::fs::write(p, &out)
+    };
+    write(&path).map_err(|e| git2::Error::from_str(&format!("writing {}: {e}", path.display())))?;
+    Ok(missing)
 }

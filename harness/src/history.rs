@@ -1,12 +1,16 @@
 //! Measuring past commits: resolving a range to commits, and one reusable
-//! checkout (a git worktree made with git2) that is moved from commit to
-//! commit, so a shared cargo target dir rebuilds only what changed.
+//! checkout that is moved from commit to commit, so a shared cargo target
+//! dir rebuilds only what changed. The checkout is a repository of its own
+//! under the cache that borrows the measured repository's objects (git's
+//! `objects/info/alternates`, as `git clone --shared`): nothing is
+//! registered in the user's repository, no branch, no worktree.
 
 use crate::env::{Commit, GitError, commit_info};
 use git2::{Oid, Repository, Sort};
 use std::path::{Path, PathBuf};
 
-/// Name of the worktree (and of its branch) in the measured repository.
+/// The name earlier versions gave their worktree (and its branch) in the
+/// measured repository: removed from it when found.
 const WORKTREE: &str = "syncbench-checkout";
 
 /// Commits to measure, oldest first: `A..B` (first-parent commits after A
@@ -57,10 +61,10 @@ pub fn resolve(
 /// The reusable checkout.
 pub struct Checkout {
     pub dir: PathBuf,
-    worktree: Repository,
+    clone: Repository,
     /// Held while the checkout lives: two syncbench processes sharing a
     /// cache (two `confirm` runs, `history` beside `compare --run`) take
-    /// turns instead of switching one worktree under each other.
+    /// turns instead of switching one checkout under each other.
     _lock: std::fs::File,
 }
 
@@ -71,23 +75,24 @@ impl std::fmt::Debug for Checkout {
 }
 
 impl Checkout {
-    /// Opens, or creates, the worktree of `root`'s repository in
+    /// Opens, or creates, the checkout of `root`'s repository in
     /// `cache/checkout`.
     pub fn open(root: &Path, cache: &Path) -> Result<Checkout, GitError> {
         Self::open_named(root, &cache.join("checkout"), WORKTREE)
     }
 
-    /// Opens, or creates, a worktree named `name` in `dir` (A/B runs keep
-    /// one per side). The name git registers carries a hash of `dir`:
-    /// checkouts of one repository in several caches (workers side by
-    /// side, each with its --cache-dir) never take each other's place.
+    /// Opens, or creates, a checkout of `root`'s repository in `dir` (A/B
+    /// runs keep one per side). `name` is what an earlier version called
+    /// its worktree there: one found is removed from the repository.
     pub fn open_named(root: &Path, dir: &Path, name: &str) -> Result<Checkout, GitError> {
         let dir = dir.to_owned();
         let name = &format!("{name}-{:08x}", fnv(&dir) as u32);
         let repo = Repository::discover(root)?;
         let _lock = lock(&dir)?;
+        let objects = repo.commondir().join("objects");
+        let objects = objects.canonicalize().unwrap_or(objects);
         // A folder there that is not a checkout: take it only if empty.
-        if dir.exists() && !dir.join(".git").is_file() {
+        if dir.exists() && !dir.join(".git").exists() {
             let empty = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none());
             if !empty || std::fs::remove_dir(&dir).is_err() {
                 return Err(git2::Error::from_str(&format!(
@@ -97,15 +102,16 @@ impl Checkout {
                 .into());
             }
         }
-        if dir.join(".git").is_file() {
-            let worktree = Repository::open(&dir).ok();
-            let same = worktree.as_ref().is_some_and(|w| same_repository(w, &repo));
-            // Checkouts made before the marker existed: a worktree of this
-            // repository registered under our name is ours.
-            let ours = made_here(&dir)
-                || (same && worktree.as_ref().is_some_and(|w| registered_as(w, name)));
-            if !ours {
-                // Someone's own worktree (of this repository or another),
+        if dir.join(".git").exists() {
+            let found = Repository::open(&dir).ok();
+            // An earlier version's worktree of this repository, registered
+            // under our name: ours.
+            let legacy = dir.join(".git").is_file()
+                && found.as_ref().is_some_and(|w| {
+                    same_repository(w, &repo) && (registered_as(w, name) || made_here(&dir))
+                });
+            if !(made_here(&dir) || legacy) {
+                // Someone's own checkout (of this repository or another),
                 // maybe with uncommitted work: never switched, never deleted.
                 return Err(git2::Error::from_str(&format!(
                     "{} is a git checkout syncbench did not make (it may hold someone's work), left as it is: give another --cache-dir, or remove it yourself",
@@ -113,22 +119,17 @@ impl Checkout {
                 ))
                 .into());
             }
-            if let (true, Some(worktree)) = (same, worktree) {
-                mark(&dir)?;
-                return Ok(Checkout {
-                    worktree,
-                    dir,
-                    _lock,
-                });
+            if !legacy && let Some(clone) = found.filter(|c| borrows(c, &objects)) {
+                return Ok(Checkout { clone, dir, _lock });
             }
-            // Ours, and its repository is gone (deleted, cloned again at
-            // the same path) or is another one (a cache dir reused): made
-            // again.
+            // Ours, but an earlier version's worktree, or its repository
+            // is gone or another one (a cache dir reused): made again.
             tracing::info!("recreating the checkout {}", dir.display());
             std::fs::remove_dir_all(&dir)
                 .map_err(|e| git2::Error::from_str(&format!("removing {}: {e}", dir.display())))?;
         }
-        // A worktree registered by an earlier cache that was deleted.
+        // What an earlier version left in the repository: its worktree's
+        // registration and branch.
         if let Ok(wt) = repo.find_worktree(name) {
             wt.prune(Some(
                 git2::WorktreePruneOptions::new()
@@ -139,13 +140,21 @@ impl Checkout {
         if let Ok(mut branch) = repo.find_branch(name, git2::BranchType::Local) {
             branch.delete()?;
         }
-        let cache = dir.parent().unwrap_or(&dir);
-        std::fs::create_dir_all(cache)
-            .map_err(|e| git2::Error::from_str(&format!("creating {}: {e}", cache.display())))?;
-        repo.worktree(name, &dir, None)?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| git2::Error::from_str(&format!("creating {}: {e}", dir.display())))?;
+        let clone = Repository::init(&dir)?;
+        let info = clone.path().join("objects/info");
+        std::fs::create_dir_all(&info)
+            .and_then(|()| {
+                std::fs::write(info.join("alternates"), format!("{}\n", objects.display()))
+            })
+            .map_err(|e| {
+                git2::Error::from_str(&format!("sharing objects with {}: {e}", dir.display()))
+            })?;
         mark(&dir)?;
+        // Opened again: the object database reads its alternates on open.
         Ok(Checkout {
-            worktree: Repository::open(&dir)?,
+            clone: Repository::open(&dir)?,
             dir,
             _lock,
         })
@@ -155,14 +164,20 @@ impl Checkout {
     /// untracked leftovers (outputs of the previous commit's build) removed.
     pub fn switch(&self, sha: &str) -> Result<(), GitError> {
         let oid = Oid::from_str(sha)?;
-        self.worktree.set_head_detached(oid)?;
-        self.worktree.checkout_head(Some(
+        self.clone.set_head_detached(oid)?;
+        self.clone.checkout_head(Some(
             git2::build::CheckoutBuilder::new()
                 .force()
                 .remove_untracked(true),
         ))?;
         Ok(())
     }
+}
+
+/// Whether the checkout `clone` borrows its objects from `objects`.
+fn borrows(clone: &Repository, objects: &Path) -> bool {
+    std::fs::read_to_string(clone.path().join("objects/info/alternates"))
+        .is_ok_and(|a| a.lines().any(|l| Path::new(l.trim()) == objects))
 }
 
 /// Waits for, and takes, the exclusive lock of the checkout at `dir`
@@ -195,9 +210,9 @@ fn lock(dir: &Path) -> Result<std::fs::File, GitError> {
 }
 
 /// The marker of a checkout this cache made: beside it (inside, a switch
-/// would remove it as untracked), holding the checkout's `.git` file, so
-/// a marker left behind does not vouch for a worktree someone else put
-/// at the same path later.
+/// would remove it as untracked), holding what identifies the checkout
+/// (see [`identity`]), so a marker left behind does not vouch for a
+/// checkout someone else put at the same path later.
 fn marker(dir: &Path) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_owned();
     name.push(".syncbench-made");
@@ -209,18 +224,37 @@ fn mark(dir: &Path) -> Result<(), GitError> {
     let fail = |e: std::io::Error| {
         git2::Error::from_str(&format!("marking {} as syncbench's: {e}", dir.display()))
     };
-    let dot_git = std::fs::read(dir.join(".git")).map_err(fail)?;
-    if std::fs::read(marker(dir)).is_ok_and(|m| m == dot_git) {
+    let id = identity(dir).map_err(fail)?;
+    if std::fs::read(marker(dir)).is_ok_and(|m| m == id) {
         return Ok(());
     }
-    std::fs::write(marker(dir), dot_git).map_err(fail)?;
+    std::fs::write(marker(dir), id).map_err(fail)?;
     Ok(())
+}
+
+/// What identifies the checkout at `dir`: an earlier version's worktree
+/// by its `.git` file; a checkout of this version by its repository's
+/// folder (inode and birth time of `.git`: not its change time, which
+/// every checkout moves).
+fn identity(dir: &Path) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::MetadataExt;
+    let git = dir.join(".git");
+    if git.is_file() {
+        return std::fs::read(git);
+    }
+    let m = std::fs::metadata(&git)?;
+    let born = m
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    Ok(format!("syncbench checkout: inode {} born {born}\n", m.ino()).into_bytes())
 }
 
 /// Whether this cache made the checkout at `dir` (see [`marker`]).
 fn made_here(dir: &Path) -> bool {
-    match (std::fs::read(marker(dir)), std::fs::read(dir.join(".git"))) {
-        (Ok(m), Ok(g)) => m == g,
+    match (std::fs::read(marker(dir)), identity(dir)) {
+        (Ok(m), Ok(id)) => m == id,
         _ => false,
     }
 }

@@ -152,7 +152,7 @@ pub fn dispatch(cx: &Context, cmd: Cmd) -> anyhow::Result<u8> {
     ) {
         cx.repo()?;
     }
-    match cmd {
+    let result = match cmd {
         Cmd::Run(a) => run::run(cx, a),
         Cmd::History(a) => history::run(cx, a),
         Cmd::Regressions(a) => regressions::run(cx, a),
@@ -174,8 +174,83 @@ pub fn dispatch(cx: &Context, cmd: Cmd) -> anyhow::Result<u8> {
         Cmd::Enqueue(a) => enqueue::run(cx, a),
         Cmd::Worker(a) => worker::run(cx, a),
         Cmd::Queue(a) => queue::run(cx, a),
+    };
+    result.map_err(|e| missing_database(&cx.db, e))
+}
+
+/// A PostgreSQL server without the database named in the URL: the error
+/// says how to create it (syncbench creates tables, never databases).
+fn missing_database(db: &Location, e: anyhow::Error) -> anyhow::Error {
+    use syncbench::store::StoreError;
+    use syncbench::store::queue::QueueError;
+    let Location::Postgres(url) = db else {
+        return e;
+    };
+    let missing = e.chain().any(|c| {
+        let store = match c.downcast_ref::<QueueError>() {
+            Some(QueueError::Store(s)) => Some(s),
+            _ => c.downcast_ref::<StoreError>(),
+        };
+        matches!(store, Some(StoreError::Postgres(pg))
+            if pg.0.code() == Some(&postgres::error::SqlState::INVALID_CATALOG_NAME))
+    });
+    if !missing {
+        return e;
+    }
+    let (host, port, user, name) = postgres_parts(url);
+    let mut createdb = "createdb".to_owned();
+    for (flag, value) in [("-h", host), ("-p", port), ("-U", user)] {
+        if !value.is_empty() {
+            createdb.push_str(&format!(" {flag} {value}"));
+        }
+    }
+    anyhow::anyhow!(
+        "{e:#}: syncbench creates tables, not databases; create it (`{createdb} {name}`, \
+         or CREATE DATABASE in psql), then `syncbench migrate --db …` makes its tables"
+    )
+}
+
+/// The host, port, user and database of a `postgres://` URL, as given
+/// (never the password); empty where the URL leaves them out.
+fn postgres_parts(url: &str) -> (&str, &str, &str, &str) {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split('?').next().unwrap_or(rest);
+    let (authority, name) = rest.split_once('/').unwrap_or((rest, ""));
+    // The user part runs to the last `@` (a password may hold one).
+    let (userinfo, hostport) = authority.rsplit_once('@').unwrap_or(("", authority));
+    let user = userinfo.split(':').next().unwrap_or("");
+    let (host, port) = match hostport.strip_prefix('[') {
+        // An IPv6 address: [::1]:5432.
+        Some(v6) => {
+            let (h, p) = v6.split_once(']').unwrap_or((v6, ""));
+            (h, p.trim_start_matches(':'))
+        }
+        None => hostport.split_once(':').unwrap_or((hostport, "")),
+    };
+    (host, port, user, name)
+}
+
+#[cfg(test)]
+mod postgres_parts_tests {
+    #[test]
+    fn a_url_gives_createdb_its_flags_never_the_password() {
+        use super::postgres_parts as parts;
+        assert_eq!(
+            parts("postgres://sb:p@ss@db.example.org:5433/results?sslmode=require"),
+            ("db.example.org", "5433", "sb", "results")
+        );
+        assert_eq!(parts("postgresql:///sb"), ("", "", "", "sb"));
+        assert_eq!(
+            parts("postgres://u@[::1]:5432/x"),
+            ("::1", "5432", "u", "x")
+        );
     }
 }
+
+/// The heading of the flags that only matter to scenarios cargo builds:
+/// a project measuring its own commands can skip them.
+pub const CARGO_HEADING: &str =
+    "Cargo builds (sync and criterion scenarios; command scenarios ignore these)";
 
 /// Where the dashboard goes when the repository's default database is
 /// used (relative to the repository).
@@ -287,6 +362,17 @@ impl Context {
     /// server, runs it could not take before (kept locally) are stored
     /// first, and said so.
     pub fn session(&self, settings: MeasureSettings) -> anyhow::Result<Session> {
+        if self.not_a_repo.is_none() {
+            // Said once: the first measuring command in a repository.
+            match env::exclude_outputs(&self.root) {
+                Ok(added) if !added.is_empty() => eprintln!(
+                    "syncbench: added {} to .git/info/exclude (results and dashboards stay out of git status)",
+                    added.join(" and ")
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("could not update .git/info/exclude: {e}"),
+            }
+        }
         let spool = self.db.spool_in(&self.root.join(".syncbench"));
         let mut session = Session::open(&self.db, settings, self.interrupted()?, Some(spool))?;
         let restored = session.restore_spool()?;

@@ -280,3 +280,81 @@ fn a_commit_amended_away_leaves_the_trends_and_alarms() {
         text(&out)
     );
 }
+
+/// What a user's repository shows of itself: branches, worktrees and
+/// `git status`.
+fn repo_state(r: &Path) -> String {
+    format!(
+        "branches:\n{}\nworktrees:\n{}\nstatus:\n{}",
+        git(r, &["branch", "-a"]),
+        git(r, &["worktree", "list", "--porcelain"]),
+        git(r, &["status", "--porcelain", "--untracked-files=all"])
+    )
+}
+
+#[test]
+fn measuring_leaves_the_users_repository_as_it_was() {
+    let scenario = "name = \"slow\"\nkind = \"command\"\nrun = \"sleep $(cat delay)\"\nrepetitions = 3\nwarmup = 0\n";
+    let repo = repo_with(&[("scenarios/slow.toml", scenario), ("delay", "0.01")]);
+    let r = repo.path();
+    for (i, delay) in ["0.01", "0.01", "0.01", "0.2"].iter().enumerate() {
+        std::fs::write(r.join("delay"), delay).unwrap();
+        std::fs::write(r.join("NOTES"), format!("{i}")).unwrap();
+        git(r, &["add", "-A"]);
+        git(r, &["commit", "-q", "-m", &format!("commit {i}")]);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    // The repository's own database and dashboard (the defaults): the
+    // first measuring command excludes them through .git/info/exclude.
+    let before = repo_state(r);
+    let run = |args: &[&str]| {
+        let out = syncbench(&[&["--repo", r.to_str().unwrap()], args].concat());
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?}: {}",
+            text(&out)
+        );
+        assert_eq!(repo_state(r), before, "after {args:?}");
+        out
+    };
+    let first = run(&["history", "slow", "-n", "5", "--cache-dir", cache]);
+    assert!(
+        text(&first).contains(".git/info/exclude"),
+        "{}",
+        text(&first)
+    );
+    run(&["run", "slow"]);
+    run(&[
+        "compare",
+        "HEAD~1",
+        "HEAD",
+        "slow",
+        "--run",
+        "--min-pairs",
+        "2",
+        "--max-pairs",
+        "2",
+        "--cache-dir",
+        cache,
+    ]);
+    run(&["confirm", "--confirm-budget", "5s", "--cache-dir", cache]);
+    run(&[
+        "bisect",
+        "HEAD~3..HEAD",
+        "slow",
+        "wall",
+        "--cache-dir",
+        cache,
+    ]);
+    run(&["report"]);
+    assert!(r.join(".syncbench/results.sqlite").is_file());
+    // The second time says nothing of it.
+    let again = run(&["run", "slow"]);
+    assert!(
+        !text(&again).contains(".git/info/exclude"),
+        "{}",
+        text(&again)
+    );
+}
