@@ -108,22 +108,6 @@ fn describe(e: &git2::Error) -> String {
     }
 }
 
-#[cfg(test)]
-mod describe_tests {
-    #[test]
-    fn a_missing_revision_is_named_without_libgit2_internals() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = git2::Repository::init(dir.path()).unwrap();
-        let e = repo.revparse_single("v1.0").unwrap_err();
-        let shown = super::GitError::from(e).to_string();
-        assert!(
-            shown.starts_with("no commit, branch or tag \"v1.0\""),
-            "{shown}"
-        );
-        assert!(!shown.contains("class="), "{shown}");
-    }
-}
-
 pub fn repo_root(dir: &Path) -> Result<PathBuf, GitError> {
     let repo = git2::Repository::discover(dir).map_err(|source| GitError::NotARepo {
         path: dir.to_owned(),
@@ -333,4 +317,20 @@ pub fn exclude_outputs(root: &Path) -> Result<Vec<&'static str>, GitError> {
     };
     write(&path).map_err(|e| git2::Error::from_str(&format!("writing {}: {e}", path.display())))?;
     Ok(missing)
+}
+
+#[cfg(test)]
+mod describe_tests {
+    #[test]
+    fn a_missing_revision_is_named_without_libgit2_internals() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        let e = repo.revparse_single("v1.0").unwrap_err();
+        let shown = super::GitError::from(e).to_string();
+        assert!(
+            shown.starts_with("no commit, branch or tag \"v1.0\""),
+            "{shown}"
+        );
+        assert!(!shown.contains("class="), "{shown}");
+    }
 }

@@ -17,7 +17,9 @@ use std::path::PathBuf;
 /// Exit status: 0 all runs ok and no regression; 1 a run failed or an
 /// error; 2 bad usage; 130 interrupted (Ctrl-C).
 #[derive(Parser)]
-#[command(version)]
+// A fixed width: help reads the same on every terminal, and the golden
+// copies of every command's help (tests/fixtures/help) compare exactly.
+#[command(version, term_width = 100)]
 struct Cli {
     /// Results database: a SQLite file, or a PostgreSQL server as
     /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (shared by many
@@ -25,7 +27,9 @@ struct Cli {
     /// at the repository root].
     #[arg(long, global = true, env = "SYNCBENCH_DB", hide_env_values = true)]
     db: Option<String>,
-    /// The repository (and tree) to measure [default: the one around the current directory].
+    /// The project's git repository: its scenarios/, its commits and, for
+    /// the commands that measure, the tree measured [default: the one
+    /// around the current directory].
     #[arg(long, global = true)]
     repo: Option<PathBuf>,
     #[command(subcommand)]
@@ -56,5 +60,41 @@ fn main() -> std::process::ExitCode {
             );
             std::process::ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every flag and argument of every command says what it is for
+    /// (`--help` is where a newcomer learns the tool).
+    #[test]
+    fn every_flag_and_argument_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if !builtin && !a.is_hide_set() && a.get_help().is_none() {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let mut cmd = Cli::command();
+        cmd.build();
+        walk(&cmd, "syncbench", &mut missing);
+        assert!(missing.is_empty(), "no description: {missing:#?}");
     }
 }

@@ -5,8 +5,43 @@ use crate::analysis::{Compared, Row};
 use crate::model::{Verdict, is_harness_metric};
 use std::fmt::Write;
 
-/// A plain-text table; units are human, the verdict is marked.
+/// A plain-text table; units are human, the verdict is marked. The change
+/// is given relative and absolute (`+6.2% (+1 B)`: a large share of a
+/// small value is no large change), from 0 without a percentage, and a
+/// significant change too small to count says what it is below.
 pub fn table(rows: &[Row]) -> String {
+    let change_cell = |r: &Row, c: f64, p: f64, base: f64| {
+        let u = r.unit;
+        let delta = r.median - base;
+        let signed = if delta > 0.0 {
+            format!("+{}", u.human(delta))
+        } else {
+            u.human(delta)
+        };
+        let p_text = if p < 0.001 {
+            "p<0.001".to_owned()
+        } else {
+            format!("p={p:.3}")
+        };
+        let size = if !c.is_finite() {
+            format!("{signed} from 0")
+        } else if delta == 0.0 {
+            format!("{c:+.1}%")
+        } else {
+            format!("{c:+.1}% ({signed})")
+        };
+        // Unchanged with a p that counts: too small to count, either
+        // against the metric's absolute floor or its threshold.
+        let floor = crate::model::absolute_floor(&r.metric);
+        let mark = match r.verdict {
+            Verdict::Unchanged if p < crate::stats::ALPHA && delta.abs() < floor => {
+                format!("  (below its {} floor)", u.human(floor))
+            }
+            Verdict::Unchanged if p < crate::stats::ALPHA => "  (below the threshold)".to_owned(),
+            v => v.table_mark().to_owned(),
+        };
+        format!("{size} {p_text}{mark}")
+    };
     let mut lines = vec![[
         "metric".to_owned(),
         "median".into(),
@@ -17,8 +52,8 @@ pub fn table(rows: &[Row]) -> String {
     ]];
     for r in rows {
         let u = r.unit;
-        let change = match (r.change_pct, r.p_value) {
-            (Some(c), Some(p)) => format!("{c:+.1}% p={p:.3}{}", r.verdict.table_mark()),
+        let change = match (r.change_pct, r.p_value, r.baseline_median) {
+            (Some(c), Some(p), Some(base)) => change_cell(r, c, p, base),
             _ => "no baseline".into(),
         };
         lines.push([

@@ -24,52 +24,63 @@ pub struct AbTarget {
     pub json: bool,
 }
 
+/// The heading of the flags of `--run`: the rest of `compare` and
+/// `check` reads stored results.
+const AB_HEADING: &str = "A/B options (both commits measured now, alternately)";
+
 /// Interleaved A/B measurement, for `compare --run` and `check --run`.
 #[derive(clap::Args, Clone)]
 pub struct AbArgs {
     /// Build both commits (a worktree each) and measure them now,
     /// alternately A B A B …, deciding from the per-pair ratios; pairs are
     /// added while the answer is uncertain. Exit 1 on a regression.
-    #[arg(long)]
+    #[arg(long, help_heading = AB_HEADING)]
     pub run: bool,
     /// The metric that decides (e.g. wall, command.cpu_user, upload.wall;
     /// command.instructions runs each repetition under valgrind).
-    #[arg(long, default_value = "wall", requires = "run")]
+    #[arg(long, default_value = "wall", requires = "run", help_heading = AB_HEADING)]
     metric: String,
     /// Smallest relative change that matters: "unchanged" once the
     /// interval is inside ±threshold, "changed" once it is beyond half
     /// [default: 0.02; 0.005 for instruction counts].
-    #[arg(long, requires = "run")]
+    #[arg(long, requires = "run", help_heading = AB_HEADING)]
     threshold: Option<f64>,
     /// Pairs measured per point before any verdict: the interval is
     /// first looked at after these many.
-    #[arg(long, default_value_t = 5, requires = "run")]
+    #[arg(long, default_value_t = 5, requires = "run", help_heading = AB_HEADING)]
     min_pairs: usize,
     /// An optional cap on pairs per point; the budget is the bound that
     /// matters (the interval is valid at every look, however many).
-    #[arg(long, requires = "run")]
+    #[arg(long, requires = "run", help_heading = AB_HEADING)]
     max_pairs: Option<usize>,
     /// Time per point (e.g. 5m, 90s): pairs are added until the answer is
     /// clear, or for this long.
-    #[arg(long, default_value = "10m", value_parser = parse_duration, requires = "run")]
+    #[arg(
+        long,
+        default_value = "10m",
+        value_parser = parse_duration,
+        requires = "run",
+        help_heading = AB_HEADING,
+        value_name = "DURATION"
+    )]
     budget: Duration,
     /// Instead of interleaving: N repetitions of A, then N of B, judged
     /// by Mann-Whitney (the usual way, for comparison).
-    #[arg(long, requires = "run")]
+    #[arg(long, requires = "run", help_heading = AB_HEADING, value_name = "N")]
     unpaired: Option<usize>,
     /// Only points whose key contains this.
-    #[arg(long, requires = "run")]
+    #[arg(long, requires = "run", help_heading = AB_HEADING)]
     filter: Option<String>,
-    /// Cargo profile the reference system is built with (with --run, and
-    /// for check's confirmation).
-    #[arg(long, default_value = "release")]
+    /// The cargo profile `sync` scenarios build the reference system with
+    /// (with --run, and for check's confirmation).
+    #[arg(long, default_value = "release", help_heading = super::CARGO_HEADING)]
     cargo_profile: String,
     /// Cache for the two worktrees and their builds (with --run, and for
     /// check's confirmation of a noisy regression).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
     /// Print each pair as it is measured.
-    #[arg(long, short, requires = "run")]
+    #[arg(long, short, requires = "run", help_heading = AB_HEADING)]
     pub verbose: bool,
 }
 
@@ -140,6 +151,12 @@ impl AbArgs {
             },
         )?;
         // Printed first: a store that fails must not lose what was measured.
+        if !json {
+            outln!(
+                "{}, measured alternately",
+                super::compare::header(a_rev, &a, b_rev, &b)
+            )?;
+        }
         print(&a, &b, &results, json)?;
         if let Some(path) = summary {
             std::fs::write(path, markdown(a_rev, b_rev, &a, &b, &results))
@@ -200,7 +217,6 @@ fn print(a: &str, b: &str, results: &[AbResult], json: bool) -> anyhow::Result<(
         let all = serde_json::json!({ "a": a, "b": b, "results": results });
         return outln!("{}", serde_json::to_string_pretty(&all)?);
     }
-    outln!("B {} against A {}", &b[..12], &a[..12])?;
     for r in results {
         match (&r.error, &r.estimate) {
             (Some(e), _) => outln!("{} {}: FAILED: {e}", r.scenario, r.point)?,

@@ -12,9 +12,14 @@ use syncbench::stats::median;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// GOOD..BAD
+    /// GOOD..BAD: a commit where the metric was as before and a later
+    /// one where it moved (on BAD's first-parent line).
+    #[arg(value_name = "GOOD..BAD")]
     range: String,
+    /// A scenario name (from scenarios/) or TOML path.
     scenario: String,
+    /// The metric that moved, as `regressions` and `show` name it (e.g.
+    /// wall, command.peak_rss, upload.server.cpu_user).
     metric: String,
     /// The scenario point (needed when it has several).
     #[arg(long)]
@@ -50,7 +55,10 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         None,
     )?);
     if commits.len() < 2 {
-        bail!("{} holds no commit after GOOD", args.range);
+        match super::history::empty_range(cx, &args.range)? {
+            Some(why) => bail!("{why}"),
+            None => bail!("{} holds no commit after GOOD", args.range),
+        }
     }
     let mut session = args.measure.session(cx)?;
     let (checkout, mut runner) = session.checkout(&cx.root)?;
@@ -119,11 +127,11 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             Ok(Outcome::NoChange(gap)) if gap.too_few && need == 0 && !is_interrupted() => {
                 need = syncbench::stats::repetitions_for(syncbench::stats::ALPHA) + 1;
                 eprintln!(
-                    "syncbench: {} moved {:+.1}% between GOOD and BAD, but their values are too \
+                    "syncbench: {} moved {} between GOOD and BAD, but their values are too \
                      few to tell (p={:.3} is the least they can give); measuring each commit the \
                      search needs {need} times",
                     args.metric,
-                    gap.change * 100.0,
+                    super::output::pct(gap.change * 100.0),
                     gap.p_value,
                 );
             }
@@ -173,16 +181,16 @@ impl Found<'_> {
             }
             Outcome::NoChange(gap) if gap.too_few => {
                 outln!(
-                    "{metric} moved {:+.1}% between {first} and {last}, but their values are too few to tell (p={:.3}): run bisect again with more repetitions (--repetitions N)",
-                    gap.change * 100.0,
+                    "{metric} moved {} between {first} and {last}, but their values are too few to tell (p={:.3}): run bisect again with more repetitions (--repetitions N)",
+                    super::output::pct(gap.change * 100.0),
                     gap.p_value
                 )?;
                 Ok(1)
             }
             Outcome::NoChange(gap) => {
                 outln!(
-                    "{metric} does not change between {first} and {last} ({:+.1}%, p={:.3}): nothing to bisect",
-                    gap.change * 100.0,
+                    "{metric} does not change between {first} and {last} ({}, p={:.3}): nothing to bisect",
+                    super::output::pct(gap.change * 100.0),
                     gap.p_value
                 )?;
                 Ok(1)
@@ -205,12 +213,12 @@ impl Found<'_> {
                     outln!("{}", serde_json::to_string_pretty(&v)?)?;
                 } else {
                     outln!(
-                        "culprit: {} {}\n{metric}: {} -> {} (median, {:+.1}%, Mann-Whitney p={:.4}) against its parent {}",
+                        "culprit: {} {}\n{metric}: {} -> {} (median, {}, Mann-Whitney p={:.4}) against its parent {}",
                         culprit.sha,
                         culprit.subject,
                         unit.human(before),
                         unit.human(after),
-                        c.change * 100.0,
+                        super::output::pct(c.change * 100.0),
                         c.p_value,
                         &parent.sha[..12]
                     )?;

@@ -21,6 +21,10 @@ use syncbench::text::{Flag, FlagState};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The branch the commit is checked against: a commit off it (a pull
+    /// request) is compared with their merge base, a commit on it with
+    /// the newest earlier measured commit of its line. With --run: the
+    /// commit measured as A.
     #[arg(long, default_value = "main")]
     baseline: String,
     /// The commit to check [default: HEAD].
@@ -33,15 +37,16 @@ pub struct Args {
     /// without measuring both commits again first.
     #[arg(long)]
     no_confirm: bool,
-    /// Time to confirm each point with a noisy regression (both commits
-    /// measured alternately until the answer is clear).
-    #[arg(long, default_value = "3m", value_parser = parse_duration)]
+    /// Time per point with a stored regression of a noisy metric: both
+    /// commits are measured alternately until the answer is clear, or
+    /// for this long (e.g. 3m, 90s). Not with --run (see --budget).
+    #[arg(long, default_value = "3m", value_parser = parse_duration, value_name = "DURATION")]
     confirm_budget: Duration,
     /// Only these machines' results: a tag (`syncbench machines`; every
     /// machine with it, each its own series) or a prefix of one
-    /// fingerprint [default: every machine's]. Regressions of other
-    /// machines than this one are not measured again here.
-    #[arg(long)]
+    /// machine's fingerprint [default: every machine's]. Regressions of
+    /// other machines than this one are not measured again here.
+    #[arg(long = "machine-tag", alias = "machine", value_name = "TAG")]
     machine: Option<String>,
     /// Pass when the commit or the baseline has no results for a scenario
     /// the gate covers (said in the summary). Without it that is exit 4:

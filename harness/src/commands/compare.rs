@@ -1,14 +1,17 @@
 //! `syncbench compare A B`: stored results of two commits, or with
 //! `--run` both measured now, A B A B ….
 
-use super::{Context, print_compared};
+use super::{Context, outln, print_compared};
 use anyhow::bail;
 use syncbench::analysis::History;
 use syncbench::scenario::{DEFAULT_THRESHOLD, ThresholdBook};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The commit compared against (the baseline): a revision (main,
+    /// HEAD~6, a tag) or a prefix of a stored commit's sha.
     a: String,
+    /// The commit compared: its change against A is shown.
     b: String,
     #[command(flatten)]
     pub target: super::ab::AbTarget,
@@ -41,6 +44,25 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             &b[..12]
         );
     }
+    if !args.target.json {
+        outln!("{}", header(&args.a, &a, &args.b, &b))?;
+    }
     print_compared(&compared, args.target.json)?;
     Ok(0)
+}
+
+/// Which commit is which: the changes shown are B's against A.
+pub fn header(a_rev: &str, a: &str, b_rev: &str, b: &str) -> String {
+    let name = |rev: &str, sha: &str| {
+        if sha.starts_with(rev) {
+            sha[..12].to_owned()
+        } else {
+            format!("{rev} ({})", &sha[..12])
+        }
+    };
+    format!(
+        "B = {} against A = {}: changes are B's, relative to A",
+        name(b_rev, b),
+        name(a_rev, a)
+    )
 }

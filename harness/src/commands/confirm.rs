@@ -20,12 +20,14 @@ pub struct Args {
     since: Option<String>,
     #[command(flatten)]
     pub confirm: ConfirmArgs,
-    /// Cargo profile the reference system is built with.
-    #[arg(long, default_value = "release")]
+    /// The cargo profile `sync` scenarios build the reference system with.
+    #[arg(long, default_value = "release", help_heading = super::CARGO_HEADING)]
     cargo_profile: String,
     /// Cache for the two worktrees and their builds.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Print the answers as a JSON array on stdout, once all are in,
+    /// instead of a line each as it comes.
     #[arg(long)]
     json: bool,
 }
@@ -33,10 +35,17 @@ pub struct Args {
 /// How confirmation runs (also `history --confirm`).
 #[derive(clap::Args, Clone)]
 pub struct ConfirmArgs {
-    /// Time per change point — its commit and the one before, measured
-    /// alternately until the answer is clear; the metrics that stepped at
-    /// the same commit of a point share it. It ends sooner when it is.
-    #[arg(long = "confirm-budget", default_value = "5m", value_parser = parse_duration)]
+    /// Time per change point (e.g. 5m, 90s): its commit and the one
+    /// before are measured alternately until the answer is clear, or for
+    /// this long. The metrics of a point that stepped at the same commit
+    /// share it.
+    #[arg(
+        long = "confirm-budget",
+        alias = "budget",
+        value_name = "DURATION",
+        default_value = "5m",
+        value_parser = parse_duration
+    )]
     pub budget: Duration,
     /// Measure again change points that already have an answer (and do
     /// not take stored A/B runs of their commits as the answer).
@@ -135,10 +144,10 @@ pub fn confirm_and_print(
 fn print_one(o: &Outcome) -> anyhow::Result<()> {
     let k = &o.row.key;
     outln!(
-        "{} {:<12} {:+6.1}% {} {} {} (against {}): {}",
+        "{} {:<12} {:>7} {} {} {} (against {}): {}",
         &k.sha[..12],
         o.row.state.as_str(),
-        o.change_pct,
+        super::output::pct(o.change_pct),
         k.scenario,
         k.point,
         k.metric,

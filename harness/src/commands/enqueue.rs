@@ -8,8 +8,9 @@ use syncbench::store::queue::Queue;
 pub struct Args {
     #[command(flatten)]
     commits: super::history::CommitsArgs,
-    /// Only workers with this machine tag take the jobs [default: any worker].
-    #[arg(long)]
+    /// Only workers started with this --machine-tag take the jobs
+    /// [default: any worker].
+    #[arg(long = "machine-tag", alias = "machine", value_name = "TAG")]
     machine: Option<String>,
     /// Measure again points that have results.
     #[arg(long)]

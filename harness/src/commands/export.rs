@@ -6,7 +6,10 @@ use syncbench::ops::export::{self, Format as Out};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// A revision (HEAD~2, main, a tag) or a prefix of a stored commit's
+    /// sha, which the repository need not have [default: HEAD].
     commit: Option<String>,
+    /// What to write on stdout.
     #[arg(long, value_enum, default_value = "json")]
     format: Format,
 }

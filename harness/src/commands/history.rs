@@ -13,7 +13,7 @@ pub struct CommitsArgs {
     /// Scenarios and commits, in any order.
     pub args: Vec<String>,
     /// The last N first-parent commits of HEAD.
-    #[arg(short = 'n')]
+    #[arg(short = 'n', value_name = "N")]
     pub last: Option<usize>,
 }
 
@@ -29,10 +29,17 @@ impl CommitsArgs {
         let commits =
             syncbench::history::resolve(&cx.root, &revs, self.last).with_context(|| {
                 format!(
-                    "{:?}: neither scenarios (`syncbench list`) nor commits or ranges",
+                    "{:?} names no scenario (`syncbench list` shows them) and no commit",
                     revs.join(" ")
                 )
             })?;
+        let empty: Vec<String> = revs
+            .iter()
+            .filter_map(|r| empty_range(cx, r).transpose())
+            .collect::<anyhow::Result<_>>()?;
+        if !empty.is_empty() {
+            bail!("{}", empty.join("\n"));
+        }
         if commits.is_empty() {
             bail!("no commits: give A..B, revisions or -n N");
         }
@@ -40,11 +47,36 @@ impl CommitsArgs {
     }
 }
 
+/// Why a range `A..B` holds no commit, when it holds none: B is A, or
+/// older than A (written the wrong way round).
+pub(super) fn empty_range(cx: &Context, rev: &str) -> anyhow::Result<Option<String>> {
+    let Some((a, b)) = rev.split_once("..") else {
+        return Ok(None);
+    };
+    if !syncbench::history::resolve(&cx.root, &[rev.to_owned()], None)?.is_empty() {
+        return Ok(None);
+    }
+    let b = if b.is_empty() { "HEAD" } else { b };
+    let (a_sha, b_sha) = (cx.full_sha(a)?, cx.full_sha(b)?);
+    Ok(Some(if a_sha == b_sha {
+        format!(
+            "{rev} is empty: {a} and {b} are the same commit; A..B is the commits after A up to B"
+        )
+    } else if syncbench::env::merge_base(&cx.root, &a_sha, &b_sha)?.as_deref() == Some(&b_sha) {
+        format!(
+            "{rev} is reversed: {b} is older than {a}, so no commit is after {a} up to {b}; give {b}..{a}"
+        )
+    } else {
+        format!("{rev} holds no commit: every first-parent commit of {b} is also one of {a}")
+    }))
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     commits: CommitsArgs,
-    /// Measure again commits that have results.
+    /// Measure again points that have results on this machine (without
+    /// it they are skipped, and said so).
     #[arg(long)]
     force: bool,
     /// Then confirm the change points of noisy metrics that have no
@@ -71,9 +103,14 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     );
     bar.set_prefix("history");
     let mut total = Tally::default();
+    // Points measured before, at how many commits: said at the end, or
+    // "0 point(s) recorded" would not say why.
+    let (mut skipped, mut skipped_commits) = (0, 0);
     for commit in &commits {
         bar.set_message(format!("{} {}", &commit.sha[..10], commit.subject));
         let todo = session.unmeasured(&chosen, &commit.sha, args.force)?;
+        skipped += todo.done.len();
+        skipped_commits += usize::from(!todo.done.is_empty());
         let skip = |s: &Scenario, p: &Point| todo.skip(s, p);
         if !todo.scenarios.is_empty() {
             checkout.switch(&commit.sha)?;
@@ -97,6 +134,12 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     }
     bar.finish_and_clear();
     drop(checkout);
+    if skipped > 0 {
+        eprintln!(
+            "syncbench: {skipped} point(s) at {skipped_commits} commit(s) already measured on this \
+             machine were skipped: --force measures them again"
+        );
+    }
     let status = finish(&session, total, args.measure.json)?;
     if !args.confirm || session.interrupted() {
         return Ok(status);

@@ -19,11 +19,16 @@ pub struct Args {
 enum From {
     /// criterion's output (the raw samples of every benchmark).
     Criterion {
-        /// [default: target/criterion in the repository]
+        /// criterion's output folder (its `criterion/`, with one folder
+        /// per benchmark) [default: target/criterion in the repository].
         dir: Option<PathBuf>,
     },
     /// A Bencher Metric Format JSON file.
-    Bmf { file: PathBuf },
+    Bmf {
+        /// The file: {"BENCHMARK": {"MEASURE": {"value": …}}}, where a
+        /// benchmark named SCENARIO/POINT is stored as that point.
+        file: PathBuf,
+    },
 }
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {

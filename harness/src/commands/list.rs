@@ -5,6 +5,8 @@ use syncbench::scenario;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Print the scenarios (name, whether in the default suite, points)
+    /// as JSON on stdout.
     #[arg(long)]
     json: bool,
 }

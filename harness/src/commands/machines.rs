@@ -4,6 +4,8 @@ use super::{Context, outln};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Print the machines (tag, fingerprint, hardware, runs) as JSON on
+    /// stdout.
     #[arg(long)]
     json: bool,
 }
@@ -45,7 +47,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// The machines a `--machine` argument names: every machine with that
+/// The machines a `--machine-tag` argument names: every machine with that
 /// tag (a pool of machines may share one; each stays its own series), or
 /// the one whose fingerprint starts with it; an error lists the machines
 /// when none match, or a prefix matches several.
@@ -74,7 +76,7 @@ pub fn resolve(
         .map(|m| format!("  {} {}", m.tag.as_deref().unwrap_or("-"), m.fingerprint))
         .collect();
     anyhow::bail!(
-        "--machine {wanted:?} is no machine's tag and {} fingerprint prefix; give one of:\n{}",
+        "--machine-tag {wanted:?} is no machine's tag and {} fingerprint prefix; give one of:\n{}",
         if found.is_empty() {
             "no"
         } else {

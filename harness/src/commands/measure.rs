@@ -20,16 +20,18 @@ pub struct MeasureArgs {
     #[arg(long)]
     filter: Option<String>,
     /// How often to sample CPU and RSS (e.g. 50ms).
-    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "50ms", value_parser = parse_duration, value_name = "DURATION")]
     sample_interval: Duration,
-    /// Where cargo builds the reference system [run: target/ in the
-    /// repository; history and bisect: the cache dir].
-    #[arg(long)]
+    /// Where cargo builds the reference system (`sync` scenarios) and the
+    /// benchmarks (`criterion` scenarios) [run: target/ in the
+    /// repository; history, bisect and worker: the cache dir].
+    #[arg(long, help_heading = super::CARGO_HEADING)]
     target_dir: Option<PathBuf>,
-    /// Cargo profile the reference system is built with.
-    #[arg(long, default_value = "release")]
+    /// The cargo profile `sync` scenarios build the reference system with.
+    #[arg(long, default_value = "release", help_heading = super::CARGO_HEADING)]
     cargo_profile: String,
-    /// Cache for the history checkout and its builds
+    /// Where past commits are checked out and built (history, bisect,
+    /// worker; run measures the working tree and ignores it)
     /// [default: ~/.cache/syncbench/REPO-HASH].
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -51,9 +53,10 @@ pub struct MeasureArgs {
     #[arg(long)]
     instructions: bool,
     /// A name for this machine, stored with its results and shown by
-    /// `syncbench machines`, the dashboard and `check --machine` (results
-    /// stay keyed by the machine's fingerprint: two machines are two series).
-    #[arg(long, env = "SYNCBENCH_MACHINE_TAG")]
+    /// `syncbench machines` and the dashboard; `check --machine-tag` and
+    /// `enqueue --machine-tag` select by it (results stay keyed by the
+    /// machine's fingerprint: two machines are two series).
+    #[arg(long, env = "SYNCBENCH_MACHINE_TAG", value_name = "TAG")]
     pub machine_tag: Option<String>,
 }
 

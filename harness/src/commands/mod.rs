@@ -10,6 +10,7 @@ mod compare;
 mod confirm;
 mod enqueue;
 mod export;
+mod forget;
 mod history;
 mod ingest;
 mod list;
@@ -72,6 +73,7 @@ pub enum Cmd {
     /// one posted before: only when something is flagged (--flagged) or
     /// the author asked (--asked); an earlier comment is always kept up to
     /// date. Needs GITHUB_TOKEN.
+    #[command(mut_args = describe_comment_json)]
     Comment(comment::Args),
     /// Every series measured at both commits, B against A. With --run,
     /// measures both now instead, alternately A B A B … in this job (see
@@ -100,10 +102,18 @@ pub enum Cmd {
     /// another machine's results) into the results database. Merging the
     /// same file twice adds nothing; the files are never written.
     Merge(merge::Args),
+    /// Remove results from the store: a scenario, one of its points, a
+    /// metric, the runs of a commit, or what these select together. Shows
+    /// what goes and asks (--yes where nobody can answer); removes it in one
+    /// transaction and records that it did (--list). Nothing else changes.
+    Forget(forget::Args),
     /// The machines with results: their tags (--machine-tag), fingerprints
     /// and runs. A commit measured on two machines is two series.
     Machines(machines::Args),
     /// Create the results database, or bring its schema to this build's.
+    ///
+    /// A SQLite file is created; on a PostgreSQL server, the database
+    /// must exist (`createdb NAME` makes one) and its tables are created.
     Migrate(migrate::Args),
     /// Add jobs to the queue of a PostgreSQL results database: one per
     /// commit, for `syncbench worker`s to measure (with no scenario
@@ -117,6 +127,16 @@ pub enum Cmd {
     /// The job queue: pending, running (by whom, since when) and failed
     /// jobs, and the workers seen recently.
     Queue(queue::Args),
+}
+
+/// `comment --json`'s description while comment.rs gives none (that file
+/// is maintained apart); a description given there wins.
+fn describe_comment_json(arg: clap::Arg) -> clap::Arg {
+    if arg.get_id() == "json" && arg.get_help().is_none() {
+        arg.help("Print what was done (posted, updated, or nothing, with the comment's URL) as JSON on stdout")
+    } else {
+        arg
+    }
 }
 
 impl Cmd {
@@ -146,6 +166,7 @@ pub fn dispatch(cx: &Context, cmd: Cmd) -> anyhow::Result<u8> {
             | Cmd::Export(_)
             | Cmd::Triage(_)
             | Cmd::Merge(_)
+            | Cmd::Forget(_)
             | Cmd::Machines(_)
             | Cmd::Migrate(_)
             | Cmd::Queue(_)
@@ -169,6 +190,7 @@ pub fn dispatch(cx: &Context, cmd: Cmd) -> anyhow::Result<u8> {
         Cmd::Show(a) => show::run(cx, a),
         Cmd::Export(a) => export::run(cx, a),
         Cmd::Merge(a) => merge::run(cx, a),
+        Cmd::Forget(a) => forget::run(cx, a),
         Cmd::Machines(a) => machines::run(cx, a),
         Cmd::Migrate(a) => migrate::run(cx, a),
         Cmd::Enqueue(a) => enqueue::run(cx, a),
@@ -205,8 +227,8 @@ fn missing_database(db: &Location, e: anyhow::Error) -> anyhow::Error {
         }
     }
     anyhow::anyhow!(
-        "{e:#}: syncbench creates tables, not databases; create it (`{createdb} {name}`, \
-         or CREATE DATABASE in psql), then `syncbench migrate --db …` makes its tables"
+        "{e:#}: syncbench makes tables, not databases: create it (`{createdb} {name}`, \
+         or CREATE DATABASE in psql), then `syncbench migrate` makes its tables"
     )
 }
 

@@ -76,6 +76,16 @@ macro_rules! outln {
 }
 pub(crate) use outln;
 
+/// A relative change for a line of text, e.g. `+6.2%`; a change from 0
+/// (no percentage of it) is `from 0`, never `+inf%`.
+pub fn pct(change_pct: f64) -> String {
+    if change_pct.is_finite() {
+        format!("{change_pct:+.1}%")
+    } else {
+        "from 0".to_owned()
+    }
+}
+
 /// Prints compared points as JSON or tables.
 pub fn print_compared(compared: &[Compared], json: bool) -> anyhow::Result<()> {
     if json {

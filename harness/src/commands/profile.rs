@@ -23,8 +23,8 @@ pub struct Args {
     /// How many functions to show in each table.
     #[arg(long, default_value_t = 15)]
     top: usize,
-    /// Cargo profile the reference system is built with.
-    #[arg(long, default_value = "release")]
+    /// The cargo profile `sync` scenarios build the reference system with.
+    #[arg(long, default_value = "release", help_heading = super::CARGO_HEADING)]
     cargo_profile: String,
     /// Cache for the two worktrees and their builds.
     #[arg(long)]

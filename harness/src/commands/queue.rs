@@ -9,6 +9,7 @@ pub struct Args {
     /// Also list the jobs done.
     #[arg(long)]
     all: bool,
+    /// Print the counts, jobs and workers as JSON on stdout.
     #[arg(long)]
     json: bool,
 }

@@ -22,6 +22,7 @@ pub struct Args {
     /// confirmed).
     #[arg(long)]
     all: bool,
+    /// Print the change points as a JSON array on stdout instead of lines.
     #[arg(long)]
     json: bool,
 }
@@ -77,10 +78,10 @@ pub fn line(c: &Change) -> String {
         format!(", {} by {}", t.state.as_str(), t.who)
     });
     format!(
-        "{} {:<11} {:+6.1}% {:>5.1}x  {} {} {}: {} -> {}  ({state}, threshold {:.1}% {}{triage})",
+        "{} {:<11} {:>7} {:>5.1}x  {} {} {}: {} -> {}  ({state}, threshold {:.1}% {}{triage})",
         &c.commit[..12],
         c.verdict.as_str(),
-        c.change_pct,
+        super::output::pct(c.change_pct),
         c.significance,
         c.scenario,
         c.point,

@@ -26,6 +26,8 @@ pub struct Args {
     /// Also render compare/A..B.html for these commits (repeatable).
     #[arg(long, value_name = "A..B")]
     compare: Vec<String>,
+    /// Print what was rendered (pages, bytes, the index's path) as JSON
+    /// on stdout.
     #[arg(long)]
     json: bool,
 }
@@ -103,6 +105,9 @@ pub fn render(cx: &Context, out: &Path, settings: &Settings) -> anyhow::Result<R
         min_effect: ThresholdBook::load(&cx.scenarios_dir, settings.min_change),
         thresholds: ThresholdBook::load(&cx.scenarios_dir, DEFAULT_THRESHOLD),
         compare: settings.compare.clone(),
+        // History = the branch: HEAD's first-parent line (every commit
+        // outside a repository).
+        on_line: Some(cx.on_line("HEAD")?),
     };
     site::render(&*store, &opts).context("rendering the dashboard")
 }

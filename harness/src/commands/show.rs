@@ -6,7 +6,10 @@ use syncbench::{analysis, text};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// A revision (HEAD~2, main, a tag) or a prefix of a stored commit's
+    /// sha, which the repository need not have [default: HEAD].
     commit: Option<String>,
+    /// Print the runs with their raw values as JSON on stdout.
     #[arg(long)]
     json: bool,
 }
@@ -39,7 +42,13 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         if let Some(e) = &r.error {
             outln!("{e}")?;
         }
-        let rows = analysis::rows(&store.series(r.id)?, &[], &|_| 0.0);
+        let series = store.series(r.id)?;
+        // A failed run may have measured nothing: no table of no rows.
+        if series.is_empty() {
+            outln!("(no metrics recorded)")?;
+            continue;
+        }
+        let rows = analysis::rows(&series, &[], &|_| 0.0);
         emit(format_args!("{}", text::table(&rows)))?;
     }
     Ok(0)

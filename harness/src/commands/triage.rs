@@ -26,6 +26,8 @@ pub struct Args {
     /// Only the alarm of this scenario [default: the metric in every scenario].
     #[arg(long)]
     scenario: Option<String>,
+    /// Why it was decided (e.g. "accepted: the new index costs 5% on
+    /// upload"), shown by --list.
     #[arg(long)]
     note: Option<String>,
     /// Who decided [default: git's user.name, else $USER].
@@ -34,6 +36,8 @@ pub struct Args {
     /// List the decisions and the alarms' precision instead.
     #[arg(long, conflicts_with_all = ["commit", "metric", "state"])]
     list: bool,
+    /// Print the decision recorded (with --list: the decisions and the
+    /// precision) as JSON on stdout.
     #[arg(long)]
     json: bool,
 }

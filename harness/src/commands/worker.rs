@@ -13,7 +13,7 @@ pub struct Args {
     name: Option<String>,
     /// A job whose worker has not heartbeated for this long is handed to
     /// another worker (heartbeats go every quarter of it).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     lease: Duration,
     /// Exit once no job this worker could take is pending or running
     /// (else wait for new jobs until stopped: Ctrl-C or SIGTERM put the

@@ -34,7 +34,8 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
-    if !lo.is_finite() {
+    // Nothing but zeros: a padding of 1e-12 made axes of "0.000000000001 %".
+    if !lo.is_finite() || (lo == 0.0 && hi == 0.0) {
         return (0.0, 1.0);
     }
     let lo = if lo > 0.0 && lo < (hi - lo) { 0.0 } else { lo };
@@ -473,8 +474,14 @@ fn label_rows(starts: &[(f64, usize)], rows: usize) -> Vec<Option<usize>> {
 }
 
 /// CPU % and RSS over time of every process of one repetition, on a
-/// shared time axis, with the driver's phases shaded and named.
-pub fn resources(processes: &[(String, Samples)], phases: &[Phase]) -> String {
+/// shared time axis, with the driver's phases shaded and named, and each
+/// process's exact peak memory (`peaks`, by process; the kernel's, which
+/// the samples miss when it falls between them) as a dashed line.
+pub fn resources(
+    processes: &[(String, Samples)],
+    phases: &[Phase],
+    peaks: &[Option<f64>],
+) -> String {
     const ROW: f64 = 13.0;
     let (width, panel) = (960.0, 170.0);
     let t_end = processes
@@ -525,14 +532,22 @@ pub fn resources(processes: &[(String, Samples)], phases: &[Phase]) -> String {
         ("CPU", Unit::Percent, |p| p.1),
         ("RSS", Unit::Bytes, |p| p.2),
     ];
+    let peaks: Vec<(usize, f64)> = peaks
+        .iter()
+        .enumerate()
+        .take(processes.len())
+        .filter_map(|(k, p)| p.filter(|p| p.is_finite() && *p > 0.0).map(|p| (k, p)))
+        .collect();
     for (row, (label, unit, get)) in panels.into_iter().enumerate() {
         let top = top + row as f64 * panel;
         let bottom = top + panel - 30.0;
+        let memory = unit == Unit::Bytes;
         let (lo, hi) = bounds(
             processes
                 .iter()
                 .flat_map(|(_, s)| s.iter().map(get))
-                .chain([0.0]),
+                .chain([0.0])
+                .chain(peaks.iter().filter(|_| memory).map(|p| p.1)),
         );
         let axis = axis(lo, hi, unit, 4);
         let y = |v: f64| top + (axis.hi - v) / (axis.hi - axis.lo) * (bottom - top);
@@ -549,6 +564,19 @@ pub fn resources(processes: &[(String, Samples)], phases: &[Phase]) -> String {
                 r#"<path d="{d}" class="proc c{}"><title>{}</title></path>"#,
                 k % 4,
                 esc(name)
+            );
+        }
+        for &(k, peak) in peaks.iter().filter(|_| memory) {
+            let (yy, text) = (y(peak), format!("peak_rss {}", Unit::Bytes.human(peak)));
+            let _ = write!(
+                s,
+                r#"<g class="peak"><line x1="{PLOT_LEFT}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" class="proc c{}"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text><title>{}: {text} (the kernel's high-water mark)</title></g>"#,
+                width - PLOT_RIGHT,
+                k % 4,
+                width - PLOT_RIGHT - 2.0,
+                yy - 3.0,
+                esc(&text),
+                esc(&processes[k].0),
             );
         }
     }
@@ -690,6 +718,27 @@ mod tests {
         // A flat or empty range still has ticks.
         assert!(!axis(2.0, 2.0, Unit::Count, 5).ticks.is_empty());
         assert!(!axis(f64::NAN, f64::NAN, Unit::Count, 5).ticks.is_empty());
+    }
+
+    #[test]
+    fn a_cpu_axis_of_zeros_is_labelled_in_whole_steps() {
+        let labels = |a: Axis| a.ticks.into_iter().map(|t| t.1).collect::<Vec<_>>();
+        let (lo, hi) = bounds([0.0, 0.0].into_iter());
+        assert_eq!(
+            labels(axis(lo, hi, Unit::Percent, 4)),
+            ["0.0 %", "0.2 %", "0.4 %", "0.6 %", "0.8 %", "1.0 %"]
+        );
+    }
+
+    #[test]
+    fn the_exact_peak_is_drawn_where_the_samples_missed_it() {
+        let samples: Samples = (0..5).map(|i| (i as f64 * 50.0, 0.0, 2.4e6)).collect();
+        let svg = resources(&[("command".into(), samples)], &[], &[Some(51.2e6)]);
+        assert!(svg.contains("<g class=\"peak\">"), "{svg}");
+        assert!(svg.contains("peak_rss 48.8 MiB"), "{svg}");
+        // The RSS axis reaches it.
+        assert!(svg.contains(">50 MiB<"), "{svg}");
+        assert!(!svg.contains("class=\"phase"), "{svg}");
     }
 
     #[test]

@@ -56,6 +56,11 @@ pub(super) fn pairs(data: &Data, opts: &Options) -> Result<Pairs, SiteError> {
         let found: Vec<&String> = order.iter().filter(|s| s.starts_with(prefix)).collect();
         match found.as_slice() {
             [one] => Ok((*one).clone()),
+            [] => match data.off_line.iter().find(|r| r.sha.starts_with(prefix)) {
+                // Said as such: "no commit" would send one looking for it.
+                Some(r) => Err(SiteError::NotOnBranch(r.sha.clone())),
+                None => Err(SiteError::UnknownCommit(prefix.to_owned())),
+            },
             _ => Err(SiteError::UnknownCommit(prefix.to_owned())),
         }
     };

@@ -8,12 +8,18 @@ use crate::changepoint::SplitCache;
 use crate::model::Confirmation;
 use crate::model::{PointKey, SeriesKey, Unit, absolute_floor, is_informational};
 use crate::ops::profile::ProfileDiff;
+use crate::scenario::ThresholdBook;
 use crate::store::{AbRecord, ConfirmationKey, ConfirmationRow, TriageRecord};
 use crate::store::{CommitRow, CommitRun, Store};
 use std::collections::{BTreeMap, HashMap};
 
 pub(super) struct Data {
+    /// The runs of the commits on the line (all of them outside a
+    /// repository).
     pub history: History,
+    /// Runs of commits off the line (amended or rebased away): on their
+    /// commit pages, marked, and nowhere else.
+    pub off_line: Vec<CommitRun>,
     pub commits: HashMap<String, CommitRow>,
     /// Fingerprint → a short description.
     pub machines: BTreeMap<String, String>,
@@ -46,11 +52,12 @@ pub(super) struct Data {
 
 pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
     let t0 = std::time::Instant::now();
-    let (history, read) = super::levels::history(store, &opts.out)?;
+    let (history, off_line, read) =
+        super::levels::history(store, &opts.out, opts.on_line.as_deref())?;
     // Commits name pages (`runs/{sha}.html`): a store's value that is not
     // a sha is refused here, by name, before any page is made of it
     // (`Writer::page` refuses an unsafe path whatever built it).
-    for sha in &history.order {
+    for sha in history.order.iter().chain(off_line.iter().map(|r| &r.sha)) {
         crate::store::checked_sha(&"the results database", "a commit", sha.clone())?;
     }
     tracing::debug!(
@@ -86,7 +93,7 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
         .collect();
     let cache_file = opts.out.join(SPLIT_CACHE);
     let cache = SplitCache::load(&cache_file);
-    let (steps, thresholds, noise) = change_points(&history, opts, &cache);
+    let (steps, thresholds, noise) = change_points(&history, &opts.min_effect, opts.window, &cache);
     // Only a shortcut: a render that cannot save it is still whole.
     if let Err(e) = cache.save(&cache_file) {
         tracing::warn!("could not save {}: {e}", cache_file.display());
@@ -116,6 +123,7 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
     }
     Ok(Data {
         history,
+        off_line,
         commits,
         machines,
         steps,
@@ -142,10 +150,15 @@ type Found = (
 pub(super) const SPLIT_CACHE: &str = ".cache/change-point-splits";
 
 /// Change points of every series over its whole history, at the threshold
-/// in force for each, the work split over the cores.
-fn change_points(history: &History, opts: &Options, cache: &SplitCache) -> Found {
+/// in force for each (`book`), the work split over the cores.
+fn change_points(
+    history: &History,
+    book: &ThresholdBook,
+    search_window: usize,
+    cache: &SplitCache,
+) -> Found {
     // The search's own floor, so the reach of every test is the same.
-    let window = opts.window.max(8);
+    let window = search_window.max(8);
     let work: Vec<(&SeriesKey, &SeriesHistory)> = history
         .series
         .iter()
@@ -162,16 +175,12 @@ fn change_points(history: &History, opts: &Options, cache: &SplitCache) -> Found
                         .map(|(k, s)| {
                             let splits = s.splits(window, Some(cache));
                             let noise = s.noise_with(&splits);
-                            let threshold = crate::analysis::threshold(
-                                &opts.min_effect,
-                                &k.scenario,
-                                &k.metric,
-                                noise,
-                            );
+                            let threshold =
+                                crate::analysis::threshold(book, &k.scenario, &k.metric, noise);
                             let floor = absolute_floor(&k.metric);
-                            let exact = opts.min_effect.is_exact(&k.scenario, &k.metric);
+                            let exact = book.is_exact(&k.scenario, &k.metric);
                             let steps =
-                                s.change_points(&splits, opts.window, &threshold, floor, exact);
+                                s.change_points(&splits, search_window, &threshold, floor, exact);
                             ((*k).clone(), steps, (threshold, exact), noise)
                         })
                         .collect::<Vec<_>>()

@@ -6,7 +6,8 @@
 
 use super::data::Data;
 use super::series::{Alarm, Row};
-use super::{SiteError, Writer, machine_id, short};
+use super::{SiteError, Writer, anchor, machine_id, short};
+use crate::model::RunStatus;
 use minijinja::{Environment, context};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -74,6 +75,8 @@ pub(super) fn render(
         .collect();
     let scenarios: std::collections::BTreeSet<&String> =
         groups.iter().map(|g| &g.scenario).collect();
+    let latest = data.history.order.last();
+    let (off_branch, off_more) = off_branch(data);
     let html = env.get_template("index.html")?.render(context! {
         root => "",
         shown => SHOWN,
@@ -83,12 +86,84 @@ pub(super) fn render(
         series => series,
         precision => precision,
         commits => data.len(),
-        latest => data.history.order.last().map(|s| short(s)),
-        latest_subject => data.history.order.last().map(|s| data.subject(s)),
-        latest_href => data.history.order.last().map(|s| format!("runs/{s}.html")),
+        latest => latest.map(|s| short(s)),
+        latest_subject => latest.map(|s| data.subject(s)),
+        latest_href => latest.map(|s| format!("runs/{s}.html")),
+        failed => latest.map(|s| failed_at(data, s)).unwrap_or_default(),
+        off_branch => off_branch,
+        off_more => off_more,
         machines => machines,
         scenarios => scenarios,
         groups => groups,
     })?;
     w.page("index.html", &html)
+}
+
+/// A run of the newest commit that did not measure anything.
+#[derive(Serialize)]
+struct FailedRun {
+    href: String,
+    machine: String,
+    scenario: String,
+    point: String,
+    status: &'static str,
+    /// The error's first line; all of it is the title.
+    error: String,
+    detail: String,
+}
+
+/// The newest commit's runs that failed (any way but a workload its
+/// driver does not have): on the index, not only on the commit's page,
+/// since its series just show the commit before.
+fn failed_at(data: &Data, sha: &str) -> Vec<FailedRun> {
+    data.history
+        .runs
+        .iter()
+        .filter(|r| r.sha == sha && !matches!(r.status, RunStatus::Ok | RunStatus::Unsupported))
+        .map(|r| {
+            let detail = r.error.clone().unwrap_or_default();
+            FailedRun {
+                href: format!("runs/{sha}.html#{}", anchor(r.id)),
+                machine: machine_id(&r.key.machine),
+                scenario: r.key.scenario.clone(),
+                point: r.key.point.clone(),
+                status: r.status.as_str(),
+                error: detail
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(200)
+                    .collect(),
+                detail,
+            }
+        })
+        .collect()
+}
+
+/// Commits listed as off the branch at most; the rest are counted.
+const OFF_BRANCH_SHOWN: usize = 20;
+
+/// The commits measured off the line (amended or rebased away), newest
+/// first: named at the foot of the index, so their pages can be found,
+/// and nowhere else.
+fn off_branch(data: &Data) -> (Vec<minijinja::Value>, usize) {
+    let mut shas: Vec<&str> = data.off_line.iter().map(|r| r.sha.as_str()).collect();
+    shas.sort_unstable();
+    shas.dedup();
+    let time = |s: &str| data.commit(s).map_or(0, |c| c.time_unix);
+    shas.sort_by_key(|&s| std::cmp::Reverse(time(s)));
+    let more = shas.len().saturating_sub(OFF_BRANCH_SHOWN);
+    let shown = shas
+        .into_iter()
+        .take(OFF_BRANCH_SHOWN)
+        .map(|s| {
+            context! {
+                href => format!("runs/{s}.html"),
+                short => short(s),
+                subject => data.subject(s),
+            }
+        })
+        .collect();
+    (shown, more)
 }

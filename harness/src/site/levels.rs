@@ -38,9 +38,15 @@ const RUN: u8 = 2;
 /// Bytes of one metric in a run record.
 const ENTRY: usize = 4 + 4 * 8;
 
-/// The history of every stored run, its series from kept levels where
-/// they match. Returns it and how many runs' values had to be read.
-pub(super) fn history(store: &Store, out: &Path) -> Result<(History, usize), StoreError> {
+/// The history of the stored runs of commits `on_line` accepts (HEAD's
+/// first-parent line), its series from kept levels where they match.
+/// Returns it, the runs of the other commits (amended or rebased away:
+/// their pages only) and how many runs' values had to be read.
+pub(super) fn history(
+    store: &Store,
+    out: &Path,
+    on_line: Option<&dyn Fn(&str) -> bool>,
+) -> Result<(History, Vec<CommitRun>, usize), StoreError> {
     let path = out.join(LEVEL_CACHE);
     let runs = store.commit_runs()?;
     let mut kept = Kept::read(&path);
@@ -61,7 +67,38 @@ pub(super) fn history(store: &Store, out: &Path) -> Result<(History, usize), Sto
         tracing::warn!("could not save {}: {e}", path.display());
     }
     let read = missing.len();
-    Ok((History::build(runs, &kept.levels, metrics), read))
+    let (runs, off_line) = split_by_line(runs, on_line);
+    Ok((History::build(runs, &kept.levels, metrics), off_line, read))
+}
+
+/// The runs of commits on the line, and the others. A store none of whose
+/// commits is on the line is another history's (a `--db` of another
+/// project, read from inside this one): all of it is kept, as outside a
+/// repository.
+fn split_by_line(
+    runs: Vec<CommitRun>,
+    on_line: Option<&dyn Fn(&str) -> bool>,
+) -> (Vec<CommitRun>, Vec<CommitRun>) {
+    let Some(on_line) = on_line else {
+        return (runs, Vec::new());
+    };
+    let mut verdicts: HashMap<&str, bool> = HashMap::new();
+    for r in &runs {
+        verdicts.entry(&r.sha).or_insert_with(|| on_line(&r.sha));
+    }
+    if !verdicts.is_empty() && !verdicts.values().any(|&on| on) {
+        tracing::warn!(
+            "no commit of the results database is on HEAD's first-parent line: \
+             showing every commit (is the database of another repository?)"
+        );
+        return (runs, Vec::new());
+    }
+    let on: std::collections::HashSet<String> = verdicts
+        .into_iter()
+        .filter(|&(_, on)| on)
+        .map(|(sha, _)| sha.to_owned())
+        .collect();
+    runs.into_iter().partition(|r| on.contains(&r.sha))
 }
 
 /// What identifies a run: its id alone could be reused by another
@@ -277,4 +314,43 @@ fn text(bytes: &[u8]) -> Option<&str> {
 fn u32_at(bytes: &[u8]) -> Option<(u32, &[u8])> {
     let (head, rest) = bytes.split_first_chunk::<4>()?;
     Some((u32::from_le_bytes(*head), rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PointKey;
+
+    fn run(id: i64, sha: &str) -> CommitRun {
+        CommitRun {
+            id,
+            key: PointKey {
+                machine: "m".into(),
+                scenario: "s".into(),
+                point: "p".into(),
+            },
+            params: "{}".into(),
+            sha: sha.into(),
+            time_unix: id,
+            parents: vec![],
+            status: RunStatus::Ok,
+            error: None,
+            dirty: false,
+            started_unix: 0.0,
+        }
+    }
+
+    #[test]
+    fn runs_off_the_line_are_set_apart_unless_none_is_on_it() {
+        let runs = || vec![run(1, "a"), run(2, "b"), run(3, "gone"), run(4, "b")];
+        let on = |s: &str| s != "gone";
+        let (kept, off) = split_by_line(runs(), Some(&on));
+        assert_eq!(kept.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 2, 4]);
+        assert_eq!(off.iter().map(|r| r.id).collect::<Vec<_>>(), [3]);
+        // Outside a repository, every run.
+        assert_eq!(split_by_line(runs(), None).0.len(), 4);
+        // Another history's database: nothing of it is on this line.
+        let (kept, off) = split_by_line(runs(), Some(&|_: &str| false));
+        assert_eq!((kept.len(), off.len()), (4, 0));
+    }
 }

@@ -42,13 +42,16 @@ pub enum SiteError {
     #[error("no commit {0:?} in the results database")]
     UnknownCommit(String),
     #[error(
+        "commit {0} is not on HEAD's first-parent line (amended or rebased away): the dashboard compares the branch's commits only (`syncbench compare` compares any two)"
+    )]
+    NotOnBranch(String),
+    #[error(
         "refusing to write {0:?}: a page's path is made of commit shas and safe names only (is a commit in the results database not a sha?)"
     )]
     UnsafePath(String),
 }
 
 /// What to render.
-#[derive(Debug)]
 pub struct Options {
     pub out: PathBuf,
     /// Change points are searched over each series' whole history in
@@ -61,6 +64,28 @@ pub struct Options {
     pub thresholds: ThresholdBook,
     /// Extra comparison pages, as (base, new) commit prefixes.
     pub compare: Vec<(String, String)>,
+    /// Whether a commit (full sha) is on the line the history follows
+    /// (HEAD's first-parent line: `env::Line`); `None` outside a
+    /// repository, where every commit is. Runs of the others (amended or
+    /// rebased away) keep their commit page, marked, and are out of every
+    /// series, change point, comparison and the index.
+    pub on_line: Option<OnLine>,
+}
+
+/// Whether a commit (full sha) is on the line a history follows.
+pub type OnLine = Box<dyn Fn(&str) -> bool>;
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("out", &self.out)
+            .field("window", &self.window)
+            .field("min_effect", &self.min_effect)
+            .field("thresholds", &self.thresholds)
+            .field("compare", &self.compare)
+            .field("on_line", &self.on_line.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 /// What a render did.

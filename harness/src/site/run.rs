@@ -5,7 +5,7 @@ use super::chart;
 use super::compare::COMPARE_RECENT;
 use super::data::Data;
 use super::{SiteError, Writer, anchor, date, group_anchor, machine_id, series_file, short};
-use crate::model::RunStatus;
+use crate::model::{RunStatus, Unit};
 use crate::store::{CommitRun, Store};
 use minijinja::{Environment, Value, context};
 use std::collections::BTreeMap;
@@ -17,8 +17,10 @@ const COLORS: [&str; 4] = ["#3b7dd8", "#e08a2e", "#2f9a55", "#9b59c0"];
 /// A commit page to render, or to keep as it is on disk.
 pub(super) struct CommitPage {
     sha: String,
-    /// Its runs, as indexes into the history's runs.
+    /// Its runs, as indexes for [`run_of`].
     runs: Vec<usize>,
+    /// Not on the line the history follows (amended or rebased away).
+    off_line: bool,
     parent: Option<String>,
     recent: bool,
     fingerprint: u64,
@@ -31,18 +33,31 @@ impl CommitPage {
     pub fn runs_to_show<'a>(&'a self, data: &'a Data) -> impl Iterator<Item = i64> + 'a {
         self.runs
             .iter()
-            .map(|&i| &data.history.runs[i])
+            .map(|&i| run_of(data, i))
             .filter(|r| self.kept.is_none() && r.status == RunStatus::Ok)
             .map(|r| r.id)
+    }
+}
+
+/// Run `i` of those with a page: the history's, then those of commits
+/// off its line.
+fn run_of(data: &Data, i: usize) -> &CommitRun {
+    let n = data.history.runs.len();
+    if i < n {
+        &data.history.runs[i]
+    } else {
+        &data.off_line[i - n]
     }
 }
 
 /// Every commit's page, and whether the one on disk can stay.
 pub(super) fn plan(data: &Data, out: &std::path::Path) -> Vec<CommitPage> {
     let mut by_commit: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, r) in data.history.runs.iter().enumerate() {
+    for (i, r) in data.history.runs.iter().chain(&data.off_line).enumerate() {
         by_commit.entry(&r.sha).or_default().push(i);
     }
+    let off_line: std::collections::HashSet<&str> =
+        data.off_line.iter().map(|r| r.sha.as_str()).collect();
     let recent: std::collections::HashSet<&str> = data
         .history
         .order
@@ -60,12 +75,14 @@ pub(super) fn plan(data: &Data, out: &std::path::Path) -> Vec<CommitPage> {
                 .and_then(|c| c.parents.first())
                 .filter(|p| by_commit.contains_key(p.as_str()));
             let recent = recent.contains(sha);
+            let off_line = off_line.contains(sha);
             // A commit page shows its commit and runs (immutable once
-            // stored), its parent's link and, while recent, the
-            // comparison's: when none of that nor the templates changed,
-            // the page on disk is it.
-            let shown: Vec<&CommitRun> = runs.iter().map(|&i| &data.history.runs[i]).collect();
-            let fingerprint = fingerprint(sha, &shown, parent.map(String::as_str), recent);
+            // stored), its parent's link, whether it is on the line and,
+            // while recent, the comparison's: when none of that nor the
+            // templates changed, the page on disk is it.
+            let shown: Vec<&CommitRun> = runs.iter().map(|&i| run_of(data, i)).collect();
+            let fingerprint =
+                fingerprint(sha, &shown, parent.map(String::as_str), recent, off_line);
             let kept = known
                 .get(sha)
                 .filter(|&&(f, _)| f == fingerprint)
@@ -74,6 +91,7 @@ pub(super) fn plan(data: &Data, out: &std::path::Path) -> Vec<CommitPage> {
             CommitPage {
                 sha: sha.to_owned(),
                 runs: runs.clone(),
+                off_line,
                 parent: parent.cloned(),
                 recent,
                 fingerprint,
@@ -96,7 +114,7 @@ pub(super) fn render_all(
     let none = Vec::new();
     for p in pages {
         let (sha, parent, recent) = (p.sha.as_str(), p.parent.as_ref(), p.recent);
-        let runs: Vec<&CommitRun> = p.runs.iter().map(|&i| &data.history.runs[i]).collect();
+        let runs: Vec<&CommitRun> = p.runs.iter().map(|&i| run_of(data, i)).collect();
         let file = format!("runs/{sha}.html");
         if let Some(bytes) = p.kept {
             w.kept(bytes);
@@ -127,6 +145,7 @@ pub(super) fn render_all(
             compare_href => parent
                 .filter(|_| recent)
                 .map(|p| format!("../compare/{p}..{sha}.html")),
+            off_line => p.off_line,
             runs => sections,
         })?;
         w.page(&file, &html)?;
@@ -144,10 +163,17 @@ pub(super) fn render_all(
 const PAGE_CACHE: &str = ".cache/commit-pages";
 
 /// What a commit page is made from, hashed: the templates, the commit,
-/// each run's identity and outcome, the parent's link, the comparison's.
-fn fingerprint(sha: &str, runs: &[&CommitRun], parent: Option<&str>, recent: bool) -> u64 {
+/// each run's identity and outcome, the parent's link, the comparison's,
+/// whether the commit is on the line.
+fn fingerprint(
+    sha: &str,
+    runs: &[&CommitRun],
+    parent: Option<&str>,
+    recent: bool,
+    off_line: bool,
+) -> u64 {
     let mut text = format!(
-        "{}\0{sha}\0{}\0{recent}",
+        "{}\0{sha}\0{}\0{recent}\0{off_line}",
         super::templates_hash(),
         parent.unwrap_or("")
     );
@@ -212,6 +238,27 @@ fn section(
             .push((s.t_ms, s.cpu_pct, s.rss_bytes as f64));
     }
     let phases = store.first_phases(r.id)?;
+    // The repetition drawn is the first: its values are the first ones.
+    let first = |name: &str| {
+        values
+            .iter()
+            .find(|m| m.name == name)
+            .and_then(|m| m.values.first().copied())
+    };
+    let peaks: Vec<Option<f64>> = processes
+        .iter()
+        .map(|(name, _)| first(&format!("{name}.peak_rss")))
+        .collect();
+    let sampled = Sampled::of(&processes, &peaks);
+    // The sampler ran (it records its own cost) yet took no sample.
+    let unsampled = processes.is_empty()
+        && r.status == RunStatus::Ok
+        && values.iter().any(|m| m.name == "harness.sampler_cpu");
+    let too_short =
+        (unsampled || sampled.too_short()).then(|| match first("wall").filter(|w| w.is_finite()) {
+            Some(w) => format!("too short to sample ({:.0} ms)", w * 1000.0),
+            None => "too short to sample".to_owned(),
+        });
     let metrics = metric_table(data, r, values, detailed);
     let status = if r.dirty {
         format!("{} (uncommitted changes)", r.status)
@@ -226,13 +273,63 @@ fn section(
         machine_short => machine_id(&r.key.machine),
         error => &r.error,
         repetition => 1,
-        chart => (!processes.is_empty()).then(|| chart::resources(&processes, &phases)),
+        too_short => too_short,
+        chart => (!processes.is_empty() && too_short.is_none()).then(|| chart::resources(&processes, &phases, &peaks)),
+        phases => !phases.is_empty(),
+        missed => sampled.missed(&processes),
         processes => processes.iter().enumerate().map(|(k, p)| context! { name => &p.0, color => COLORS[k % 4] }).collect::<Vec<_>>(),
         metrics => metrics,
         detailed => detailed,
         group_href => format!("../index.html#{}", group_anchor(&r.key)),
     })
 }
+
+/// What the samples of a run's first repetition caught.
+struct Sampled {
+    /// Per process: its samples' largest RSS, and its exact peak.
+    rss: Vec<(f64, Option<f64>)>,
+    /// Per process, how many samples.
+    counts: Vec<usize>,
+}
+
+impl Sampled {
+    fn of(processes: &[(String, chart::Samples)], peaks: &[Option<f64>]) -> Sampled {
+        Sampled {
+            rss: processes
+                .iter()
+                .zip(peaks)
+                .map(|((_, s), &p)| (s.iter().map(|x| x.2).fold(0.0, f64::max), p))
+                .collect(),
+            counts: processes.iter().map(|(_, s)| s.len()).collect(),
+        }
+    }
+
+    /// No process was sampled twice: a CPU figure needs two samples (the
+    /// first has none to compare with), so its chart would be empty.
+    fn too_short(&self) -> bool {
+        !self.counts.is_empty() && self.counts.iter().all(|&n| n < 2)
+    }
+
+    /// Where the samples stayed well below the exact peak (it fell
+    /// between them): each such process, its samples' top and its peak.
+    fn missed(&self, processes: &[(String, chart::Samples)]) -> Vec<String> {
+        self.rss
+            .iter()
+            .zip(processes)
+            .filter_map(|(&(seen, peak), (name, _))| {
+                let peak = peak.filter(|&p| p.is_finite() && seen < MISSED * p)?;
+                Some(format!(
+                    "{name}: the samples reach {}, its peak_rss is {} (between samples; the dashed line)",
+                    Unit::Bytes.human(seen),
+                    Unit::Bytes.human(peak)
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Samples whose top is below this share of the exact peak missed it.
+const MISSED: f64 = 0.9;
 
 /// A commit page lists this many metric values at most in full: with a
 /// link to the series and every repetition. Beyond it, a row is the name

@@ -211,6 +211,168 @@ pub trait Connection: std::fmt::Debug {
     fn reconnect(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// What [`Connection::forget`] would remove of `sel`; changes nothing.
+    fn forget_plan(&self, sel: &ForgetSelector) -> Result<ForgetPlan, StoreError>;
+
+    /// Removes what `sel` selects and records that it did, in one
+    /// transaction: a process killed midway removed nothing. Without a
+    /// metric: the runs (with their values, samples and phases), the
+    /// commits left with no run, and the A/B runs, confirmations and
+    /// profiles of the selection (an A/B run a kept confirmation cites is
+    /// kept). With a metric: its values in those runs, its A/B runs and
+    /// confirmations; a run that loses values is stored anew under a new
+    /// id (runs never change in place: readers keep what they computed of
+    /// a run by its id). Triage decisions are people's, and kept. When the
+    /// selection no longer is `plan` (another writer came between), nothing
+    /// is removed: [`StoreError::ForgetChanged`].
+    fn forget(
+        &mut self,
+        sel: &ForgetSelector,
+        plan: &ForgetPlan,
+        who: &str,
+        command_line: &str,
+    ) -> Result<ForgetRecord, StoreError>;
+
+    /// Every forget recorded, oldest first.
+    fn forgotten(&self) -> Result<Vec<ForgetRecord>, StoreError>;
+}
+
+/// What `syncbench forget` selects: the runs of a scenario, of one of its
+/// points, of a commit, of some machines (`None` or empty: any), all of
+/// these that are given; with `metric`, only that metric's values in them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ForgetSelector {
+    pub scenario: Option<String>,
+    pub point: Option<String>,
+    pub metric: Option<String>,
+    /// A full sha.
+    pub commit: Option<String>,
+    /// Machine fingerprints; empty for every machine.
+    pub machines: Vec<String>,
+}
+
+/// How much a forget removes, or removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ForgetCounts {
+    /// Runs removed whole, with their values, samples and phases (none
+    /// when a metric is selected).
+    pub runs: i64,
+    /// With a metric: the runs that lose its values (they stay, with
+    /// their other metrics, under a new id).
+    pub runs_changed: i64,
+    /// Values removed: one per repetition and metric.
+    pub values: i64,
+    /// Series (machine, scenario, point, metric) that lose values.
+    pub series: i64,
+    /// Commits left without any run, removed with their last runs.
+    pub commits: i64,
+    pub ab_runs: i64,
+    pub confirmations: i64,
+    pub profiles: i64,
+}
+
+/// The runs of one point on one machine that a forget concerns.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ForgetGroup {
+    /// The machine's fingerprint.
+    pub machine: String,
+    pub scenario: String,
+    pub point: String,
+    pub runs: i64,
+    pub commits: i64,
+    pub values: i64,
+}
+
+/// What a forget removes: the counts, and the points they are of.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ForgetPlan {
+    pub counts: ForgetCounts,
+    /// By scenario, point and machine.
+    pub groups: Vec<ForgetGroup>,
+}
+
+impl ForgetPlan {
+    /// Whether there is nothing to remove.
+    pub fn is_empty(&self) -> bool {
+        self.counts == ForgetCounts::default()
+    }
+}
+
+/// A forget as recorded in the store.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ForgetRecord {
+    pub id: i64,
+    pub created_unix: f64,
+    /// Who asked (git's user.name, else $USER).
+    pub who: String,
+    /// The command line, passwords redacted.
+    pub command_line: String,
+    pub selector: ForgetSelector,
+    pub removed: ForgetCounts,
+}
+
+/// A run a forget selects, as a backend reads it: id, machine
+/// fingerprint, scenario, point, commit.
+pub(crate) type SelectedRun = (i64, String, String, String, String);
+
+/// A plan from what a backend read: the selected runs, the values of
+/// each (of the selected metric, if one is), and the counts it made in
+/// SQL (series, commits, A/B runs, confirmations, profiles). With a
+/// metric, only the runs with values of it are concerned. Returns the
+/// plan and the ids of the runs concerned.
+pub(crate) fn plan_of(
+    sel: &ForgetSelector,
+    runs: Vec<SelectedRun>,
+    values: &HashMap<i64, i64>,
+    counted: ForgetCounts,
+) -> (ForgetPlan, Vec<i64>) {
+    use std::collections::{BTreeMap, BTreeSet};
+    // (scenario, point, machine) → (runs, commits, values).
+    type Group = (i64, BTreeSet<String>, i64);
+    let mut groups: BTreeMap<(String, String, String), Group> = BTreeMap::new();
+    let mut ids = Vec::new();
+    let mut total = 0;
+    for (id, machine, scenario, point, commit) in runs {
+        let n = values.get(&id).copied().unwrap_or(0);
+        if sel.metric.is_some() && n == 0 {
+            continue;
+        }
+        ids.push(id);
+        total += n;
+        let g = groups.entry((scenario, point, machine)).or_default();
+        g.0 += 1;
+        g.1.insert(commit);
+        g.2 += n;
+    }
+    let concerned = ids.len() as i64;
+    let (runs, runs_changed) = if sel.metric.is_some() {
+        (0, concerned)
+    } else {
+        (concerned, 0)
+    };
+    let plan = ForgetPlan {
+        counts: ForgetCounts {
+            runs,
+            runs_changed,
+            values: total,
+            ..counted
+        },
+        groups: groups
+            .into_iter()
+            .map(
+                |((scenario, point, machine), (runs, commits, values))| ForgetGroup {
+                    machine,
+                    scenario,
+                    point,
+                    runs,
+                    commits: commits.len() as i64,
+                    values,
+                },
+            )
+            .collect(),
+    };
+    (plan, ids)
 }
 
 /// One metric of one point measured A/B, stored with both sides' values
@@ -375,6 +537,10 @@ pub enum StoreError {
         what: &'static str,
         value: String,
     },
+    #[error(
+        "the results changed while forget was asking (another command wrote to the database): nothing was forgotten; run it again"
+    )]
+    ForgetChanged,
     #[error(
         "storing in {db} failed; the {count} run(s) just measured are kept in {spool} and stored by the next `syncbench run`, `history` or `worker` with this --db (or now: `syncbench merge {spool} --db …`)",
         spool = spool.display()
@@ -900,6 +1066,327 @@ pub(crate) mod conformance {
         }
     }
 
+    /// Runs of scenario `s` (points n=1 with metrics wall and cpu at
+    /// commits 11, 12 and 14, n=2 with wall at 11) and `t` (n=1, wall, at
+    /// 11, 12 and 13); A/B runs, a confirmation citing one, and profiles
+    /// of both scenarios.
+    pub fn forget_fixture(store: &mut Store) {
+        let mut runs = Vec::new();
+        for (n, parent) in [(11, None), (12, Some(11)), (14, Some(12))] {
+            let mut r = run(commit(n, parent), RunStatus::Ok, f64::from(n));
+            let mut cpu = r.metrics[0].clone();
+            cpu.name = "cpu".into();
+            r.metrics.push(cpu);
+            r.started_unix = f64::from(n);
+            runs.push(r);
+        }
+        let mut n2 = run(commit(11, None), RunStatus::Ok, 2.0);
+        n2.point = "n=2".into();
+        runs.push(n2);
+        for (n, parent) in [(11, None), (12, Some(11)), (13, Some(12))] {
+            let mut r = run(commit(n, parent), RunStatus::Ok, 5.0);
+            r.scenario = "t".into();
+            r.started_unix = 100.0 + f64::from(n);
+            runs.push(r);
+        }
+        store.record_all(&runs).unwrap();
+        let (c11, c12) = (commit(11, None).sha, commit(12, None).sha);
+        let mut cited = 0;
+        for (scenario, metric) in [("s", "wall"), ("s", "cpu"), ("t", "wall")] {
+            let id = store
+                .record_ab(&AbRecord {
+                    machine: machine().fingerprint(),
+                    scenario: scenario.into(),
+                    metric: metric.into(),
+                    a_sha: c11.clone(),
+                    b_sha: c12.clone(),
+                    ..ab("confirm")
+                })
+                .unwrap();
+            if (scenario, metric) == ("s", "wall") {
+                cited = id;
+            }
+        }
+        let key = ConfirmationKey {
+            machine: machine().fingerprint(),
+            scenario: "s".into(),
+            point: "n=1".into(),
+            metric: "wall".into(),
+            before_sha: c11.clone(),
+            sha: c12.clone(),
+        };
+        assert!(
+            store
+                .claim_confirmation(&key, "h:1", false, &|_| false)
+                .unwrap()
+        );
+        store
+            .finish_confirmation(&ConfirmationRow {
+                key,
+                state: Confirmation::Confirmed,
+                reason: "+3%".into(),
+                ab_id: Some(cited),
+                owner: "h:1".into(),
+                updated_unix: 3.0,
+            })
+            .unwrap();
+        for scenario in ["s", "t"] {
+            store
+                .record_profile(&ProfileRecord {
+                    machine: machine().fingerprint(),
+                    scenario: scenario.into(),
+                    point: "n=1".into(),
+                    base_sha: c11.clone(),
+                    new_sha: c12.clone(),
+                    created_unix: 1.0,
+                    diff: "{}".into(),
+                })
+                .unwrap();
+        }
+    }
+
+    /// Everything a store holds, as text (runs without their ids unless
+    /// `ids`), and what of it belongs to scenario `t`.
+    pub fn contents(store: &Store) -> (String, String) {
+        let runs = store.export_runs().unwrap();
+        let ab = store.ab_runs().unwrap();
+        let confirmations = store.confirmations().unwrap();
+        let profiles = store.profiles().unwrap();
+        let commits: Vec<String> = store
+            .commits()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.sha)
+            .collect();
+        let all = format!(
+            "{runs:?}\n{ab:?}\n{confirmations:?}\n{profiles:?}\n{commits:?}\n{:?}\n{:?}",
+            store.runs("").unwrap(),
+            store.forgotten().unwrap()
+        );
+        let t = format!(
+            "{:?}\n{:?}\n{:?}\n{:?}",
+            runs.iter()
+                .filter(|r| r.scenario == "t")
+                .collect::<Vec<_>>(),
+            ab.iter().filter(|r| r.scenario == "t").collect::<Vec<_>>(),
+            confirmations
+                .iter()
+                .filter(|r| r.key.scenario == "t")
+                .collect::<Vec<_>>(),
+            profiles
+                .iter()
+                .filter(|r| r.scenario == "t")
+                .collect::<Vec<_>>(),
+        );
+        (all, t)
+    }
+
+    fn select(scenario: Option<&str>, point: Option<&str>, metric: Option<&str>) -> ForgetSelector {
+        ForgetSelector {
+            scenario: scenario.map(Into::into),
+            point: point.map(Into::into),
+            metric: metric.map(Into::into),
+            ..ForgetSelector::default()
+        }
+    }
+
+    /// A scenario forgotten: its runs, values, A/B runs, confirmation and
+    /// profile, and the commit only it had; the other scenario as it was;
+    /// the forget recorded.
+    pub fn forget_a_scenario(store: &mut Store) {
+        forget_fixture(store);
+        let (_, t_before) = contents(store);
+        let sel = select(Some("s"), None, None);
+        let plan = store.forget_plan(&sel).unwrap();
+        assert_eq!(
+            plan.counts,
+            ForgetCounts {
+                runs: 4,
+                runs_changed: 0,
+                values: 3 * 4 + 2,
+                series: 3,
+                commits: 1,
+                ab_runs: 2,
+                confirmations: 1,
+                profiles: 1,
+            }
+        );
+        assert_eq!(
+            plan.groups
+                .iter()
+                .map(|g| (g.point.as_str(), g.runs, g.commits, g.values))
+                .collect::<Vec<_>>(),
+            [("n=1", 3, 3, 12), ("n=2", 1, 1, 2)]
+        );
+        let record = store
+            .forget(&sel, &plan, "me", "syncbench forget s")
+            .unwrap();
+        assert_eq!(
+            (record.removed, record.selector),
+            (plan.counts, sel.clone())
+        );
+        let (_, t_after) = contents(store);
+        assert_eq!(t_before, t_after, "scenario t was touched");
+        assert!(store.runs("").unwrap().iter().all(|r| r.scenario == "t"));
+        assert!(store.ab_runs().unwrap().iter().all(|r| r.scenario == "t"));
+        assert!(store.confirmations().unwrap().is_empty());
+        assert_eq!(store.profiles().unwrap().len(), 1);
+        assert!(
+            !store
+                .commits()
+                .unwrap()
+                .iter()
+                .any(|c| c.sha == commit(14, None).sha)
+        );
+        assert_eq!(store.commits().unwrap().len(), 3);
+        let listed = store.forgotten().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, record.id);
+        assert_eq!(listed[0].who, "me");
+        assert_eq!(listed[0].removed.runs, 4);
+        assert!(store.forget_plan(&sel).unwrap().is_empty());
+    }
+
+    /// A metric forgotten: its values and A/B run go, the runs stay with
+    /// their other metric under new ids; a point of one commit forgotten:
+    /// its run, and what involves the commit.
+    pub fn forget_a_metric_and_a_commit(store: &mut Store) {
+        forget_fixture(store);
+        let (_, t_before) = contents(store);
+        let before = store.runs("").unwrap();
+        let sel = select(Some("s"), None, Some("cpu"));
+        let plan = store.forget_plan(&sel).unwrap();
+        assert_eq!(
+            plan.counts,
+            ForgetCounts {
+                runs: 0,
+                runs_changed: 3,
+                values: 6,
+                series: 1,
+                commits: 0,
+                ab_runs: 1,
+                confirmations: 0,
+                profiles: 0,
+            }
+        );
+        store.forget(&sel, &plan, "me", "c").unwrap();
+        let after = store.runs("").unwrap();
+        assert_eq!(after.len(), before.len());
+        let all = store.all_series(&|_| true).unwrap();
+        for r in &after {
+            let names: Vec<&str> = all[&r.id].iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, ["wall"], "{r:?}");
+            // The runs that changed have new ids; the others kept theirs.
+            let old = before
+                .iter()
+                .find(|b| {
+                    b.started_unix == r.started_unix
+                        && b.point == r.point
+                        && b.scenario == r.scenario
+                })
+                .unwrap();
+            assert_eq!(
+                r.id == old.id,
+                r.scenario == "t" || r.point == "n=2",
+                "{r:?}"
+            );
+        }
+        assert_eq!(
+            store.first_samples(after.last().unwrap().id).unwrap().len(),
+            1
+        );
+        assert_eq!(contents(store).1, t_before);
+        assert_eq!(store.ab_runs().unwrap().len(), 2);
+        assert!(store.forget_plan(&sel).unwrap().is_empty());
+
+        let sel = ForgetSelector {
+            commit: Some(commit(12, None).sha),
+            ..select(Some("s"), Some("n=1"), None)
+        };
+        let plan = store.forget_plan(&sel).unwrap();
+        assert_eq!(
+            plan.counts,
+            ForgetCounts {
+                runs: 1,
+                values: 2,
+                series: 1,
+                ab_runs: 1,
+                confirmations: 1,
+                profiles: 1,
+                ..ForgetCounts::default()
+            }
+        );
+        store.forget(&sel, &plan, "me", "c").unwrap();
+        assert_eq!(contents(store).1, t_before);
+        assert_eq!(store.runs(&commit(12, None).sha).unwrap().len(), 1);
+        // Machines select too.
+        let elsewhere = ForgetSelector {
+            machines: vec!["another machine".into()],
+            ..select(Some("t"), None, None)
+        };
+        assert!(store.forget_plan(&elsewhere).unwrap().is_empty());
+        let here = ForgetSelector {
+            machines: vec![machine().fingerprint()],
+            ..elsewhere
+        };
+        assert_eq!(store.forget_plan(&here).unwrap().counts.runs, 3);
+        assert_eq!(store.forgotten().unwrap().len(), 2);
+    }
+
+    /// A forget whose selection changed since it was shown removes
+    /// nothing.
+    pub fn forget_of_a_changed_selection(store: &mut Store) {
+        forget_fixture(store);
+        let sel = select(Some("s"), None, None);
+        let plan = store.forget_plan(&sel).unwrap();
+        store
+            .record(&run(commit(15, Some(14)), RunStatus::Ok, 1.0))
+            .unwrap();
+        let (before, _) = contents(store);
+        let e = store.forget(&sel, &plan, "me", "c").unwrap_err();
+        assert!(matches!(e, StoreError::ForgetChanged), "{e}");
+        assert_eq!(contents(store).0, before);
+    }
+
+    /// After `sabotage` made its last step fail, a forget removed nothing.
+    pub fn forget_is_all_or_nothing(store: &mut Store, sabotage: &mut dyn FnMut()) {
+        forget_fixture(store);
+        let sel = select(Some("s"), None, None);
+        let plan = store.forget_plan(&sel).unwrap();
+        let (before, _) = contents_without_forgotten(store);
+        sabotage();
+        assert!(store.forget(&sel, &plan, "me", "c").is_err());
+        assert_eq!(contents_without_forgotten(store).0, before);
+        let sel = select(Some("s"), None, Some("cpu"));
+        let plan = store.forget_plan(&sel).unwrap();
+        assert!(store.forget(&sel, &plan, "me", "c").is_err());
+        assert_eq!(contents_without_forgotten(store).0, before);
+    }
+
+    /// As [`contents`], for a store whose record of forgets is broken.
+    fn contents_without_forgotten(store: &Store) -> (String, ()) {
+        let all = format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            store.export_runs().unwrap(),
+            store.ab_runs().unwrap(),
+            store.confirmations().unwrap(),
+            store.profiles().unwrap(),
+            store
+                .commits()
+                .unwrap()
+                .into_iter()
+                .map(|c| c.sha)
+                .collect::<Vec<_>>(),
+            store.runs("").unwrap(),
+            store
+                .all_series(&|_| true)
+                .unwrap()
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        );
+        (all, ())
+    }
+
     /// The conformance tests for a backend; `$open` gives `(guard,
     /// store)`, or `None` where the backend cannot run (the test skips).
     macro_rules! tests_for {
@@ -967,6 +1454,27 @@ pub(crate) mod conformance {
                 };
                 $crate::store::conformance::triages(&mut *store);
             }
+            #[test]
+            fn forget_a_scenario() {
+                let Some((_guard, mut store)) = $open else {
+                    return;
+                };
+                $crate::store::conformance::forget_a_scenario(&mut *store);
+            }
+            #[test]
+            fn forget_a_metric_and_a_commit() {
+                let Some((_guard, mut store)) = $open else {
+                    return;
+                };
+                $crate::store::conformance::forget_a_metric_and_a_commit(&mut *store);
+            }
+            #[test]
+            fn forget_of_a_changed_selection() {
+                let Some((_guard, mut store)) = $open else {
+                    return;
+                };
+                $crate::store::conformance::forget_of_a_changed_selection(&mut *store);
+            }
         };
     }
     pub(crate) use tests_for;
@@ -982,6 +1490,19 @@ mod sqlite_tests {
     }
 
     super::conformance::tests_for!(fresh());
+
+    /// The record of the forget, its last step, fails: nothing removed.
+    #[test]
+    fn a_forget_failing_at_its_last_step_removed_nothing() {
+        let (dir, mut store) = fresh().unwrap();
+        let path = dir.path().join("r.sqlite");
+        super::conformance::forget_is_all_or_nothing(&mut *store, &mut || {
+            rusqlite::Connection::open(&path)
+                .unwrap()
+                .execute_batch("DROP TABLE forgotten")
+                .unwrap();
+        });
+    }
 }
 
 /// The same tests against a real PostgreSQL server of their own.
@@ -996,4 +1517,19 @@ mod postgres_tests {
     }
 
     super::conformance::tests_for!(fresh());
+
+    /// As SQLite's: a forget failing at its last step removed nothing.
+    #[test]
+    fn a_forget_failing_at_its_last_step_removed_nothing() {
+        let Some((server, mut store)) = fresh() else {
+            return;
+        };
+        let url = server.url_of("postgres");
+        super::conformance::forget_is_all_or_nothing(&mut *store, &mut || {
+            postgres::Client::connect(&url, postgres::NoTls)
+                .unwrap()
+                .batch_execute("DROP TABLE forgotten")
+                .unwrap();
+        });
+    }
 }

@@ -2,15 +2,16 @@
 //! by default): WAL, migrations by `user_version`, checked before use.
 
 use super::{
-    AbRecord, CommitRow, CommitRun, ConfirmationKey, ConfirmationRow, Connection, MachineRow,
-    ProfileRecord, RunRecord, RunRow, StoreError, TriageRecord,
+    AbRecord, CommitRow, CommitRun, ConfirmationKey, ConfirmationRow, Connection, ForgetCounts,
+    ForgetPlan, ForgetRecord, ForgetSelector, MachineRow, ProfileRecord, RunRecord, RunRow,
+    SelectedRun, StoreError, TriageRecord,
 };
 use crate::env::{Commit, Machine};
 use crate::model::{
     Confirmation, Direction, Phase, PointKey, RunStatus, Series, Triage, Unit, Verdict,
 };
 use crate::probe::Sample;
-use rusqlite::{OpenFlags, OptionalExtension, params};
+use rusqlite::{OpenFlags, OptionalExtension, named_params, params};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -170,6 +171,33 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE machines ADD COLUMN tag TEXT;
     -- merge finds a run it already has by machine, commit and times.
     CREATE INDEX runs_by_commit ON runs (commit_sha, started_unix);
+",
+    "
+    -- Removing a run (syncbench forget) finds its phases by run, as
+    -- PostgreSQL's phases_by_run does, instead of reading them all.
+    CREATE INDEX phases_by_run ON phases (run_id);
+    -- What syncbench forget removed, when, for whom and by which command
+    -- line: the selection (NULL: any; machines a JSON array of
+    -- fingerprints, [] for every machine) and how much of each kind.
+    CREATE TABLE forgotten (
+        id INTEGER PRIMARY KEY,
+        created_unix REAL NOT NULL,
+        who TEXT NOT NULL,
+        command_line TEXT NOT NULL,
+        scenario TEXT,
+        point TEXT,
+        metric TEXT,
+        commit_sha TEXT,
+        machines TEXT NOT NULL,
+        runs INTEGER NOT NULL,
+        runs_changed INTEGER NOT NULL,
+        value_count INTEGER NOT NULL,
+        series INTEGER NOT NULL,
+        commits INTEGER NOT NULL,
+        ab_runs INTEGER NOT NULL,
+        confirmations INTEGER NOT NULL,
+        profiles INTEGER NOT NULL
+    ) STRICT;
 ",
 ];
 
@@ -866,7 +894,349 @@ impl Connection for SqliteStore {
         }
         Ok(false)
     }
+
+    fn forget_plan(&self, sel: &ForgetSelector) -> Result<ForgetPlan, StoreError> {
+        Ok(forget_plan_in(&self.conn, sel)?.0)
+    }
+
+    fn forget(
+        &mut self,
+        sel: &ForgetSelector,
+        plan: &ForgetPlan,
+        who: &str,
+        command_line: &str,
+    ) -> Result<ForgetRecord, StoreError> {
+        // IMMEDIATE: no other writer between reading the selection and
+        // removing it.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (now, ids) = forget_plan_in(&tx, sel)?;
+        if now != *plan {
+            return Err(StoreError::ForgetChanged);
+        }
+        let c = &plan.counts;
+        let machines = json_list(&sel.machines);
+        let named = selector_params(sel, &machines);
+        let ids_json = serde_json::to_string(&ids).expect("numbers serialize");
+        // Confirmations first: the A/B runs they cite are kept or go after.
+        let removed = [
+            (
+                tx.execute(
+                    &format!("DELETE FROM confirmations WHERE {}", confirmations_where()),
+                    &named[..],
+                )?,
+                c.confirmations,
+            ),
+            (
+                tx.execute(
+                    &format!("DELETE FROM ab_runs WHERE {}", ab_runs_where()),
+                    &named[..],
+                )?,
+                c.ab_runs,
+            ),
+            (
+                tx.execute(
+                    &format!("DELETE FROM profiles WHERE {}", profiles_where()),
+                    &named[..],
+                )?,
+                c.profiles,
+            ),
+        ];
+        let (values, runs, commits) = match &sel.metric {
+            None => {
+                let shas: Vec<String> = tx
+                    .prepare(&format!(
+                        "SELECT DISTINCT commit_sha FROM runs WHERE id IN {IDS}"
+                    ))?
+                    .query_map(named_params! {":ids": ids_json}, |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let values = tx.execute(
+                    &format!("DELETE FROM measurements WHERE run_id IN {IDS}"),
+                    named_params! {":ids": ids_json},
+                )?;
+                for table in ["samples", "phases"] {
+                    tx.execute(
+                        &format!("DELETE FROM {table} WHERE run_id IN {IDS}"),
+                        named_params! {":ids": ids_json},
+                    )?;
+                }
+                let runs = tx.execute(
+                    &format!("DELETE FROM runs WHERE id IN {IDS}"),
+                    named_params! {":ids": ids_json},
+                )?;
+                let commits = tx.execute(
+                    "DELETE FROM commits WHERE sha IN (SELECT value FROM json_each(:shas))
+                       AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.commit_sha = commits.sha)",
+                    named_params! {":shas": serde_json::to_string(&shas).expect("strings serialize")},
+                )?;
+                (values, runs, commits)
+            }
+            Some(metric) => {
+                let values = tx.execute(
+                    &format!(
+                        "DELETE FROM measurements WHERE run_id IN {IDS}
+                           AND metric_id = (SELECT id FROM metrics WHERE name = :metric)"
+                    ),
+                    named_params! {":ids": ids_json, ":metric": metric},
+                )?;
+                for &old in &ids {
+                    renumber_run(&tx, old)?;
+                }
+                // A metric no run has any more is forgotten too: its unit
+                // and direction are not imposed on a new metric of its name.
+                tx.execute(
+                    "DELETE FROM metrics WHERE name = ?1
+                       AND NOT EXISTS (SELECT 1 FROM measurements v WHERE v.metric_id = metrics.id)",
+                    [metric],
+                )?;
+                (values, 0, 0)
+            }
+        };
+        let expected = [(values, c.values), (runs, c.runs), (commits, c.commits)];
+        if removed
+            .iter()
+            .chain(&expected)
+            .any(|&(n, want)| n as i64 != want)
+        {
+            return Err(StoreError::ForgetChanged);
+        }
+        let created_unix = crate::ops::session::now();
+        tx.execute(
+            "INSERT INTO forgotten (created_unix, who, command_line, scenario, point, metric,
+                 commit_sha, machines, runs, runs_changed, value_count, series, commits, ab_runs,
+                 confirmations, profiles)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            params![
+                created_unix,
+                who,
+                command_line,
+                sel.scenario,
+                sel.point,
+                sel.metric,
+                sel.commit,
+                machines,
+                c.runs,
+                c.runs_changed,
+                c.values,
+                c.series,
+                c.commits,
+                c.ab_runs,
+                c.confirmations,
+                c.profiles
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(ForgetRecord {
+            id,
+            created_unix,
+            who: who.to_owned(),
+            command_line: command_line.to_owned(),
+            selector: sel.clone(),
+            removed: c.clone(),
+        })
+    }
+
+    fn forgotten(&self) -> Result<Vec<ForgetRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, created_unix, who, command_line, scenario, point, metric, commit_sha,
+                    machines, runs, runs_changed, value_count, series, commits, ab_runs,
+                    confirmations, profiles
+             FROM forgotten ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ForgetRecord {
+                id: r.get(0)?,
+                created_unix: r.get(1)?,
+                who: r.get(2)?,
+                command_line: r.get(3)?,
+                selector: ForgetSelector {
+                    scenario: r.get(4)?,
+                    point: r.get(5)?,
+                    metric: r.get(6)?,
+                    commit: r.get(7)?,
+                    machines: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
+                },
+                removed: ForgetCounts {
+                    runs: r.get(9)?,
+                    runs_changed: r.get(10)?,
+                    values: r.get(11)?,
+                    series: r.get(12)?,
+                    commits: r.get(13)?,
+                    ab_runs: r.get(14)?,
+                    confirmations: r.get(15)?,
+                    profiles: r.get(16)?,
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
+
+/// The runs of a forget, given as `:ids` (a JSON array).
+const IDS: &str = "(SELECT value FROM json_each(:ids))";
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).expect("strings serialize")
+}
+
+/// A forget's selection as the named parameters of the clauses below.
+fn selector_params<'a>(
+    sel: &'a ForgetSelector,
+    machines: &'a dyn rusqlite::ToSql,
+) -> [(&'static str, &'a dyn rusqlite::ToSql); 5] {
+    [
+        (":scenario", &sel.scenario),
+        (":point", &sel.point),
+        (":metric", &sel.metric),
+        (":commit", &sel.commit),
+        (":machines", machines),
+    ]
+}
+
+/// The rows of a table keyed by machine, scenario, point and two commits
+/// that a forget selects; every clause names all five parameters.
+fn selected_where(shas: (&str, &str), metric: &str) -> String {
+    let (a, b) = shas;
+    format!(
+        "(:scenario IS NULL OR scenario = :scenario) AND (:point IS NULL OR point = :point)
+         AND (:commit IS NULL OR {a} = :commit OR {b} = :commit)
+         AND (:machines = '[]' OR machine IN (SELECT value FROM json_each(:machines)))
+         AND {metric}"
+    )
+}
+
+fn confirmations_where() -> String {
+    selected_where(
+        ("sha", "before_sha"),
+        "(:metric IS NULL OR metric = :metric)",
+    )
+}
+
+/// A/B runs a kept confirmation cites are kept (a confirmation may cite
+/// another machine's run).
+fn ab_runs_where() -> String {
+    format!(
+        "{} AND id NOT IN (SELECT ab_id FROM confirmations WHERE ab_id IS NOT NULL AND NOT ({}))",
+        selected_where(("a_sha", "b_sha"), "(:metric IS NULL OR metric = :metric)"),
+        confirmations_where()
+    )
+}
+
+/// Profiles count instructions of a whole point: only a forget without a
+/// metric removes them.
+fn profiles_where() -> String {
+    selected_where(("base_sha", "new_sha"), ":metric IS NULL")
+}
+
+/// What a forget of `sel` removes, read on `conn` (in the forget's
+/// transaction, or alone); and the ids of the runs concerned.
+fn forget_plan_in(
+    conn: &rusqlite::Connection,
+    sel: &ForgetSelector,
+) -> Result<(ForgetPlan, Vec<i64>), StoreError> {
+    let machines = json_list(&sel.machines);
+    let runs: Vec<SelectedRun> = conn
+        .prepare(
+            "SELECT r.id, m.fingerprint, r.scenario, r.point, r.commit_sha
+             FROM runs r JOIN machines m ON m.id = r.machine_id
+             WHERE (:scenario IS NULL OR r.scenario = :scenario)
+               AND (:point IS NULL OR r.point = :point)
+               AND (:commit IS NULL OR r.commit_sha = :commit)
+               AND (:machines = '[]' OR m.fingerprint IN (SELECT value FROM json_each(:machines)))
+             ORDER BY r.id",
+        )?
+        .query_map(
+            named_params! {
+                ":scenario": sel.scenario,
+                ":point": sel.point,
+                ":commit": sel.commit,
+                ":machines": machines,
+            },
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?
+        .collect::<Result<_, _>>()?;
+    let all_ids = serde_json::to_string(&runs.iter().map(|r| r.0).collect::<Vec<_>>())
+        .expect("numbers serialize");
+    let values: HashMap<i64, i64> = conn
+        .prepare(&format!(
+            "SELECT v.run_id, count(*) FROM measurements v JOIN metrics mt ON mt.id = v.metric_id
+             WHERE v.run_id IN {IDS} AND (:metric IS NULL OR mt.name = :metric)
+             GROUP BY v.run_id"
+        ))?
+        .query_map(
+            named_params! {":ids": all_ids, ":metric": sel.metric},
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
+        .collect::<Result<_, _>>()?;
+    let series: i64 = conn.query_row(
+        &format!(
+            "SELECT count(*) FROM (SELECT DISTINCT r.machine_id, r.scenario, r.point, v.metric_id
+               FROM measurements v JOIN runs r ON r.id = v.run_id
+               JOIN metrics mt ON mt.id = v.metric_id
+               WHERE v.run_id IN {IDS} AND (:metric IS NULL OR mt.name = :metric))"
+        ),
+        named_params! {":ids": all_ids, ":metric": sel.metric},
+        |r| r.get(0),
+    )?;
+    let commits: i64 = if sel.metric.is_some() {
+        0
+    } else {
+        conn.query_row(
+            &format!(
+                "SELECT count(*) FROM commits c
+                 WHERE c.sha IN (SELECT r.commit_sha FROM runs r WHERE r.id IN {IDS})
+                   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.commit_sha = c.sha
+                                     AND r.id NOT IN {IDS})"
+            ),
+            named_params! {":ids": all_ids},
+            |r| r.get(0),
+        )?
+    };
+    let named = selector_params(sel, &machines);
+    let count = |table: &str, clause: String| -> Result<i64, StoreError> {
+        Ok(conn.query_row(
+            &format!("SELECT count(*) FROM {table} WHERE {clause}"),
+            &named[..],
+            |r| r.get(0),
+        )?)
+    };
+    let counted = ForgetCounts {
+        series,
+        commits,
+        ab_runs: count("ab_runs", ab_runs_where())?,
+        confirmations: count("confirmations", confirmations_where())?,
+        profiles: count("profiles", profiles_where())?,
+        ..ForgetCounts::default()
+    };
+    Ok(super::plan_of(sel, runs, &values, counted))
+}
+
+/// Stores run `old` anew under a new id, with what is left of its
+/// values, samples and phases, and removes it: a reader that kept
+/// something of a run by its id (the site's levels) reads it again.
+fn renumber_run(tx: &rusqlite::Connection, old: i64) -> Result<(), StoreError> {
+    tx.execute(
+        &format!("INSERT INTO runs ({RUN_COLUMNS}) SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+        [old],
+    )?;
+    let new = tx.last_insert_rowid();
+    for table in ["measurements", "samples", "phases"] {
+        tx.execute(
+            &format!("UPDATE {table} SET run_id = ?2 WHERE run_id = ?1"),
+            [old, new],
+        )?;
+    }
+    tx.execute("DELETE FROM runs WHERE id = ?1", [old])?;
+    Ok(())
+}
+
+/// Every column of `runs` but its id (both backends).
+pub(super) const RUN_COLUMNS: &str =
+    "machine_id, commit_sha, dirty, branch, scenario, point, params,
+    status, error, repetitions, harness_version, toolchain, command_line, started_unix,
+    finished_unix";
 
 /// Every machine with its runs (both backends).
 pub(super) const MACHINES: &str =

@@ -243,7 +243,7 @@ fn server_layouts_that_cannot_run_are_refused_when_the_file_loads() {
         ("backends = \"{n}\"\n[params]\nn = [1, 0]\n", "from 1 to 64"),
         (
             "server_args = \"--workers {w}\"\n",
-            "a {param} this point does not have",
+            "{w} is not a parameter of this scenario",
         ),
     ] {
         let repo = repo_with(&[("scenarios/l.toml", &format!("{base}{extra}"))]);
