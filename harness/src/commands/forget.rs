@@ -72,7 +72,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         point: args.point.clone(),
         metric: args.metric.clone(),
         commit: match &args.commit {
-            Some(rev) => Some(commit_of(cx, &*store, rev)?),
+            Some(rev) => Some(cx.stored_commit(&*store, rev)?),
             None => None,
         },
         machines: match &args.machine {
@@ -147,33 +147,6 @@ fn ask() -> anyhow::Result<bool> {
         answer.trim().to_ascii_lowercase().as_str(),
         "y" | "yes"
     ))
-}
-
-/// A commit by a prefix of a stored sha (unambiguous), else by a git
-/// revision of the repository: its full sha.
-fn commit_of(cx: &Context, store: &Store, rev: &str) -> anyhow::Result<String> {
-    let lower = rev.to_ascii_lowercase();
-    if lower.len() >= 4 && lower.chars().all(|c| c.is_ascii_hexdigit()) {
-        let found: Vec<String> = store
-            .commits()?
-            .into_iter()
-            .map(|c| c.sha)
-            .filter(|s| s.starts_with(&lower))
-            .collect();
-        match found.len() {
-            0 => {}
-            1 => return Ok(found.into_iter().next().expect("one")),
-            n => bail!("--commit {rev}: {n} stored commits start with it; give more of the sha"),
-        }
-    }
-    cx.repo()
-        .and_then(|_| cx.full_sha(rev))
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "--commit {rev}: no such commit in {} or in the repository (`syncbench show COMMIT` lists a commit's runs)",
-                cx.db
-            )
-        })
 }
 
 /// Who asks: git's user.name of the repository, else $USER.

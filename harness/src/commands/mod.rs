@@ -418,6 +418,36 @@ impl Context {
         }
     }
 
+    /// A commit by a prefix of a stored sha (unambiguous; the repository
+    /// may no longer have it, e.g. amended away), else by a revision of
+    /// the repository: its full sha.
+    pub fn stored_commit(
+        &self,
+        store: &syncbench::store::Store,
+        arg: &str,
+    ) -> anyhow::Result<String> {
+        let lower = arg.to_ascii_lowercase();
+        if lower.len() >= 4 && lower.chars().all(|c| c.is_ascii_hexdigit()) {
+            let found: Vec<String> = store
+                .commits()?
+                .into_iter()
+                .map(|c| c.sha)
+                .filter(|s| s.starts_with(&lower))
+                .collect();
+            match found.len() {
+                1 => return Ok(found.into_iter().next().expect("one")),
+                0 => {}
+                n => anyhow::bail!("{arg}: {n} stored commits start with it; give more of the sha"),
+            }
+        }
+        self.repo().and_then(|_| self.full_sha(arg)).map_err(|_| {
+            anyhow::anyhow!(
+                "{arg}: no such commit in {} or in the repository (`syncbench show COMMIT` lists a commit's runs)",
+                self.db
+            )
+        })
+    }
+
     /// A revision's full sha.
     pub fn full_sha(&self, rev: &str) -> anyhow::Result<String> {
         let commits = syncbench::history::resolve(&self.root, &[rev.to_owned()], None)?;

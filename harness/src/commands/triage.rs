@@ -54,7 +54,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let sha = stored_commit(cx, &*store, &commit)?;
     check_metric(&*store, &sha, &metric, args.scenario.as_deref())?;
     let by = match &args.by {
-        Some(b) => Some(stored_or_git(cx, &*store, b)?),
+        Some(b) => Some(cx.stored_commit(&*store, b)?),
         None => None,
     };
     if state == Triage::Fixed && by.is_none() {
@@ -93,7 +93,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
 /// The full sha of a commit with stored runs: a sha prefix of a stored
 /// commit, or a revision of the repository that has runs.
 fn stored_commit(cx: &Context, store: &Store, arg: &str) -> anyhow::Result<String> {
-    let sha = stored_or_git(cx, store, arg)?;
+    let sha = cx.stored_commit(store, arg)?;
     if store.runs(&sha)?.is_empty() {
         bail!(
             "{arg}: no results are stored for commit {}; nothing to triage",
@@ -101,27 +101,6 @@ fn stored_commit(cx: &Context, store: &Store, arg: &str) -> anyhow::Result<Strin
         );
     }
     Ok(sha)
-}
-
-/// A stored commit by sha prefix (unambiguous), else a git revision.
-fn stored_or_git(cx: &Context, store: &Store, arg: &str) -> anyhow::Result<String> {
-    let lower = arg.to_ascii_lowercase();
-    if lower.len() >= 4 && lower.chars().all(|c| c.is_ascii_hexdigit()) {
-        let found: Vec<String> = store
-            .commits()?
-            .into_iter()
-            .map(|c| c.sha)
-            .filter(|s| s.starts_with(&lower))
-            .collect();
-        match found.len() {
-            1 => return Ok(found.into_iter().next().expect("one")),
-            0 => {}
-            n => bail!("{arg} is ambiguous: {n} stored commits start with it"),
-        }
-    }
-    cx.repo()
-        .and_then(|_| cx.full_sha(arg))
-        .map_err(|_| anyhow::anyhow!("{arg}: no such commit, stored or in the repository"))
 }
 
 /// The metric must have been recorded at the commit (in the scenario).

@@ -129,14 +129,9 @@ pub fn split(url: &str) -> Result<(String, Settings), TlsError> {
             }
         }
     }
-    let driver_mode = match mode.for_driver() {
-        postgres::config::SslMode::Disable => "disable",
-        postgres::config::SslMode::Prefer => "prefer",
-        _ => "require",
-    };
-    rest.push(match driver_mode {
-        "disable" => "sslmode=disable",
-        "prefer" => "sslmode=prefer",
+    rest.push(match mode.for_driver() {
+        postgres::config::SslMode::Disable => "sslmode=disable",
+        postgres::config::SslMode::Prefer => "sslmode=prefer",
         _ => "sslmode=require",
     });
     Ok((
