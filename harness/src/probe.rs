@@ -69,8 +69,12 @@ impl Sampler {
                     }
                     if seen {
                         let hwm = read_hwm(*root).unwrap_or(0);
-                        let peak = out.peaks.entry(name.clone()).or_default();
-                        *peak = (*peak).max(rss).max(hwm);
+                        // A tree seen only as a zombie (its memory already
+                        // freed) says nothing of its peak.
+                        if rss > 0 || hwm > 0 {
+                            let peak = out.peaks.entry(name.clone()).or_default();
+                            *peak = (*peak).max(rss).max(hwm);
+                        }
                         out.samples.push(Sample {
                             process: name.clone(),
                             t_ms,

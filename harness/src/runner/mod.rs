@@ -108,6 +108,8 @@ impl Rep {
     /// inherited from the harness (then it is exact, and catches peaks
     /// between samples), else the sampler's (see `Sampled::peaks`); the
     /// larger of the two, since the sampler sums a whole process tree.
+    /// Neither (a process that lived too briefly to be sampled and used
+    /// less than it inherited): no `peak_rss` for this repetition.
     fn process(&mut self, name: &str, exit: &Exit, hw: Option<(u64, u64)>, peak: Option<u64>) {
         use Direction::LowerIsBetter as Lower;
         // Slack for what the harness allocates between reading its own
@@ -115,9 +117,13 @@ impl Rep {
         const SLACK: u64 = 1 << 20;
         let own = exit.peak_rss_bytes > exit.inherited_rss_bytes.saturating_add(SLACK);
         let peak = match (peak, own) {
-            (Some(p), true) => p.max(exit.peak_rss_bytes),
-            (Some(p), false) => p,
-            (None, _) => exit.peak_rss_bytes,
+            (Some(p), true) => Some(p.max(exit.peak_rss_bytes)),
+            (Some(p), false) => Some(p),
+            (None, true) => Some(exit.peak_rss_bytes),
+            // Never sampled alive, and wait4 reports only the harness's
+            // inherited size: the peak is unknown, so none is recorded
+            // (a 0 or the harness's size would be a step that never was).
+            (None, false) => None,
         };
         self.add(
             format!("{name}.cpu_user"),
@@ -126,7 +132,9 @@ impl Rep {
             exit.user_s,
         );
         self.add(format!("{name}.cpu_sys"), Unit::Seconds, Lower, exit.sys_s);
-        self.add(format!("{name}.peak_rss"), Unit::Bytes, Lower, peak as f64);
+        if let Some(peak) = peak {
+            self.add(format!("{name}.peak_rss"), Unit::Bytes, Lower, peak as f64);
+        }
         if let Some(io) = &exit.io {
             for (field, v) in io.fields() {
                 self.add(
@@ -584,5 +592,40 @@ mod tests {
         recorded.sort_unstable();
         listed.sort_unstable();
         assert_eq!(recorded, listed);
+    }
+
+    /// A process never sampled alive whose wait4 peak is only what it
+    /// inherited has no known peak: nothing is recorded, neither 0 nor
+    /// the harness's size. Its own larger peak is exact from wait4.
+    #[test]
+    fn a_peak_nobody_saw_is_not_recorded() {
+        let exit = |peak: u64| proc::Exit {
+            code: Some(0),
+            signal: None,
+            user_s: 0.0,
+            sys_s: 0.0,
+            peak_rss_bytes: peak,
+            inherited_rss_bytes: 24 << 20,
+            io: None,
+            at: Instant::now(),
+        };
+        let peak_of = |e: &proc::Exit, sampled: Option<u64>| {
+            let mut rep = Rep::default();
+            rep.process("command", e, None, sampled);
+            rep.values
+                .iter()
+                .find(|v| v.name == "command.peak_rss")
+                .map(|v| v.value)
+        };
+        assert_eq!(peak_of(&exit(24 << 20), None), None);
+        assert_eq!(
+            peak_of(&exit(24 << 20), Some(3 << 20)),
+            Some((3 << 20) as f64)
+        );
+        assert_eq!(peak_of(&exit(200 << 20), None), Some((200 << 20) as f64));
+        assert_eq!(
+            peak_of(&exit(200 << 20), Some(300 << 20)),
+            Some((300 << 20) as f64)
+        );
     }
 }

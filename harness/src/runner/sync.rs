@@ -424,8 +424,9 @@ impl Runner {
                     .try_fold(IoCounters::default(), |sum, e| e.io.map(|io| sum.plus(&io))),
                 ..server_exits[0].clone()
             };
-            let total_peak = (0..n).map(|i| peak(&server_name(i, n)).unwrap_or(0)).sum();
-            rep.process("server", &total, None, Some(total_peak));
+            // Known only when every process's is.
+            let total_peak = (0..n).map(|i| peak(&server_name(i, n))).sum();
+            rep.process("server", &total, None, total_peak);
             rep.add(
                 "servers_lost",
                 Unit::Count,

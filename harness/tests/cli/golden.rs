@@ -353,11 +353,20 @@ fn mask_run(text: &str) -> String {
 
 #[test]
 fn run_json_is_unchanged_but_for_what_it_measured() {
-    // Times of `true` are noise: no threshold they could cross.
-    let scenario = SCENARIO.replace(
-        "wall = 0.10",
-        "wall = 1000.0\ncpu_user = 1000.0\ncpu_sys = 1000.0\npeak_rss = 1000.0\nsampler_cpu = 1000.0",
-    );
+    // A command that uses more memory than the harness it inherits from
+    // (about 128 MiB), so that its peak is exact from wait4 at every repetition
+    // however briefly it runs (an unsampled `true` has no known peak, and
+    // the golden list of metrics would depend on the sampler's timing).
+    // Its times are noise: no threshold they could cross.
+    let scenario = SCENARIO
+        .replace(
+            "run = \"true\"",
+            "run = \"perl -e '$x = \\\"a\\\" x 64e6'\"",
+        )
+        .replace(
+            "wall = 0.10",
+            "wall = 1000.0\ncpu_user = 1000.0\ncpu_sys = 1000.0\npeak_rss = 1000.0\nsampler_cpu = 1000.0",
+        );
     let (repo, _shas) = fixed_repo(&scenario);
     let r = repo.path().to_str().unwrap();
     let work = tempfile::tempdir().unwrap();
