@@ -42,10 +42,50 @@ pub fn key_of(c: &Change) -> ConfirmationKey {
     }
 }
 
-/// Fills in each change's confirmation and newest triage decision.
+/// A confirmed change's size as the interleaved run of its two commits
+/// measured it: once confirmed, this is the change's size wherever it is
+/// shown (the history's levels, from few values apart in time, only
+/// found it).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Measured {
+    /// B against A, in percent, and its confidence interval.
+    pub change_pct: f64,
+    pub low_pct: f64,
+    pub high_pct: f64,
+    pub pairs: i64,
+}
+
+impl Measured {
+    /// `+15.6% [+9.7%, +27.3%]`.
+    pub fn label(&self) -> String {
+        format!(
+            "{:+.1}% [{:+.1}%, {:+.1}%]",
+            self.change_pct, self.low_pct, self.high_pct
+        )
+    }
+}
+
+/// The measured size of a confirmed change: the estimate and interval of
+/// the A/B run that confirmed it (`None` unless confirmed with one).
+pub fn measured(row: &ConfirmationRow, ab_runs: &[AbRecord]) -> Option<Measured> {
+    if row.state != Confirmation::Confirmed {
+        return None;
+    }
+    let ab = ab_runs.iter().find(|a| Some(a.id) == row.ab_id)?;
+    Some(Measured {
+        change_pct: ab.change? * 100.0,
+        low_pct: ab.low? * 100.0,
+        high_pct: ab.high? * 100.0,
+        pairs: ab.pairs,
+    })
+}
+
+/// Fills in each change's confirmation (with its measured size) and
+/// newest triage decision.
 pub fn annotate(
     changes: &mut [Change],
     confirmations: &[ConfirmationRow],
+    ab_runs: &[AbRecord],
     triages: &[TriageRecord],
 ) {
     let by_key: HashMap<&ConfirmationKey, &ConfirmationRow> =
@@ -54,6 +94,11 @@ pub fn annotate(
         if let Some(r) = by_key.get(&key_of(c)) {
             c.confirmation = r.state;
             c.confirmation_reason = Some(r.reason.clone()).filter(|r| !r.is_empty());
+            c.measured = measured(r, ab_runs);
+            // Ranked by its measured size from then on.
+            if let Some(m) = c.measured {
+                c.significance = (m.change_pct / 100.0).abs() / c.threshold.value;
+            }
         }
         c.triage = triage_of(triages, &c.commit, &c.scenario, &c.metric).cloned();
     }
@@ -172,11 +217,13 @@ pub fn judge(change: &Change, ab: &AbResult) -> (Confirmation, String) {
 
 /// A stored interleaved run of exactly this change point's two commits,
 /// metric and point on its machine that answers it at the change's
-/// threshold (`compare --run` or `check` measured them already): a verdict
-/// of change at a threshold at least as large (its interval lies beyond
-/// half of it, so beyond half of this one), or of no change at one at most
-/// as large. The newest such run.
+/// threshold T (`compare --run` or `check` measured them already): its
+/// interval decides at T as `abtest::decide` would, all of it beyond
+/// ±T/2 for a change, all of it within ±T for none, whatever threshold
+/// that run was judged at (the two thresholds are learned apart, from
+/// different values). The newest such run.
 pub fn evidence<'a>(change: &Change, runs: &'a [AbRecord]) -> Option<&'a AbRecord> {
+    let t = change.threshold.value;
     runs.iter().rev().find(|r| {
         r.machine == change.machine
             && r.scenario == change.scenario
@@ -185,9 +232,11 @@ pub fn evidence<'a>(change: &Change, runs: &'a [AbRecord]) -> Option<&'a AbRecor
             && r.a_sha == change.before_commit
             && r.b_sha == change.commit
             && r.mode == crate::ops::ab::Mode::Interleaved.as_str()
-            && match r.verdict {
-                Verdict::Regression | Verdict::Improvement => r.threshold >= change.threshold.value,
-                Verdict::Unchanged => r.threshold <= change.threshold.value,
+            && match (r.verdict, r.low, r.high) {
+                (Verdict::Regression | Verdict::Improvement, Some(low), Some(high)) => {
+                    low > t / 2.0 || high < -t / 2.0
+                }
+                (Verdict::Unchanged, Some(low), Some(high)) => low > -t && high < t,
                 _ => false,
             }
     })
@@ -243,6 +292,7 @@ mod tests {
             significance,
             confirmation: Confirmation::Unconfirmed,
             confirmation_reason: None,
+            measured: None,
             triage: None,
         }
     }
@@ -366,6 +416,15 @@ mod tests {
     }
 
     fn stored(verdict: Verdict, threshold: f64, b_sha: &str) -> AbRecord {
+        stored_with(verdict, threshold, (0.08, 0.12), b_sha)
+    }
+
+    fn stored_with(
+        verdict: Verdict,
+        threshold: f64,
+        (low, high): (f64, f64),
+        b_sha: &str,
+    ) -> AbRecord {
         AbRecord {
             id: 7,
             machine: "m".into(),
@@ -376,9 +435,9 @@ mod tests {
             b_sha: b_sha.into(),
             mode: "interleaved".into(),
             verdict,
-            change: Some(0.1),
-            low: Some(0.08),
-            high: Some(0.12),
+            change: Some((low + high) / 2.0),
+            low: Some(low),
+            high: Some(high),
             threshold,
             pairs: 20,
             stop: Some("changed".into()),
@@ -397,11 +456,25 @@ mod tests {
         let b = "b".repeat(40);
         let found = |r: AbRecord| evidence(&c, std::slice::from_ref(&r)).is_some();
         assert!(found(stored(Verdict::Regression, 0.05, &b)));
-        // Changed at a smaller threshold is not changed at this one.
-        assert!(!found(stored(Verdict::Regression, 0.02, &b)));
-        // Unchanged within a smaller threshold is unchanged within this one.
-        assert!(found(stored(Verdict::Unchanged, 0.02, &b)));
-        assert!(!found(stored(Verdict::Unchanged, 0.10, &b)));
+        // Its interval decides, whatever threshold it was judged at:
+        // [+8%, +12%] is beyond 2.5% though judged at 2%, or at 20% …
+        assert!(found(stored(Verdict::Regression, 0.02, &b)));
+        // … [+1.5%, +3%], changed at 2%, is not beyond half of 5%.
+        let small = (0.015, 0.03);
+        assert!(!found(stored_with(Verdict::Regression, 0.02, small, &b)));
+        // Within ±2% is within ±5%; within ±10% ([-8%, +9%]) is not.
+        assert!(found(stored_with(
+            Verdict::Unchanged,
+            0.02,
+            (-0.01, 0.015),
+            &b
+        )));
+        assert!(!found(stored_with(
+            Verdict::Unchanged,
+            0.10,
+            (-0.08, 0.09),
+            &b
+        )));
         assert!(!found(stored(Verdict::Inconclusive, 0.05, &b)));
         assert!(!found(stored(Verdict::Regression, 0.05, &"c".repeat(40))));
         let (state, _) = judge(

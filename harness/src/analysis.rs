@@ -695,6 +695,7 @@ impl History {
                     significance: cp.change.abs() / threshold.value,
                     confirmation: crate::model::Confirmation::Unconfirmed,
                     confirmation_reason: None,
+                    measured: None,
                     triage: None,
                 });
             }
@@ -785,6 +786,9 @@ pub struct Change {
     /// Whether measuring the two commits again, interleaved, found it.
     pub confirmation: crate::model::Confirmation,
     pub confirmation_reason: Option<String>,
+    /// Once confirmed, its size as the interleaved run measured it: what
+    /// is shown as its size from then on.
+    pub measured: Option<crate::alarms::Measured>,
     /// The newest triage decision about it.
     pub triage: Option<crate::store::TriageRecord>,
 }

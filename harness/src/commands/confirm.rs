@@ -143,15 +143,17 @@ pub fn confirm_and_print(
 
 fn print_one(o: &Outcome) -> anyhow::Result<()> {
     let k = &o.row.key;
+    // The measured size (in the reason) first: the history's levels only
+    // found the change.
     outln!(
-        "{} {:<12} {:>7} {} {} {} (against {}): {}",
+        "{} {:<12} {} {} {} (against {}): {} (the history said {})",
         &k.sha[..12],
         o.row.state.as_str(),
-        super::output::pct(o.change_pct),
         k.scenario,
         k.point,
         k.metric,
         &k.before_sha[..12],
-        o.row.reason
+        o.row.reason,
+        super::output::pct(o.change_pct),
     )
 }

@@ -35,7 +35,12 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let on_line = cx.on_line("HEAD")?;
     let mut changes = History::load_where(&*store, &*on_line)?.changes(&book);
     let triages = store.triages()?;
-    alarms::annotate(&mut changes, &store.confirmations()?, &triages);
+    alarms::annotate(
+        &mut changes,
+        &store.confirmations()?,
+        &store.ab_runs()?,
+        &triages,
+    );
     let hidden = if args.all {
         0
     } else {
@@ -67,7 +72,9 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// One change, as the terminal shows it.
+/// One change, as the terminal shows it: once confirmed, its size is the
+/// interleaved run's estimate and interval, and the history's levels
+/// follow with the change between them.
 pub fn line(c: &Change) -> String {
     let state = if c.exact {
         "exact count".to_owned()
@@ -77,17 +84,27 @@ pub fn line(c: &Change) -> String {
     let triage = c.triage.as_ref().map_or(String::new(), |t| {
         format!(", {} by {}", t.state.as_str(), t.who)
     });
+    let levels = format!("{} -> {}", c.unit.human(c.before), c.unit.human(c.after));
+    let (size, levels) = match &c.measured {
+        Some(m) => (
+            m.label(),
+            format!(
+                "{levels} in the history ({}), measured again in {} pairs",
+                super::output::pct(c.change_pct),
+                m.pairs
+            ),
+        ),
+        None => (super::output::pct(c.change_pct), levels),
+    };
     format!(
-        "{} {:<11} {:>7} {:>5.1}x  {} {} {}: {} -> {}  ({state}, threshold {:.1}% {}{triage})",
+        "{} {:<11} {:>7} {:>5.1}x  {} {} {}: {levels}  ({state}, threshold {:.1}% {}{triage})",
         &c.commit[..12],
         c.verdict.as_str(),
-        super::output::pct(c.change_pct),
+        size,
         c.significance,
         c.scenario,
         c.point,
         c.metric,
-        c.unit.human(c.before),
-        c.unit.human(c.after),
         c.threshold.value * 100.0,
         c.threshold.source.as_str(),
     )

@@ -79,7 +79,8 @@ pub fn confirm(
     let mut changes =
         History::load_where(&*session.store, &|sha| line.contains(sha))?.changes(book);
     let (confirmations, triages) = (session.store.confirmations()?, session.store.triages()?);
-    alarms::annotate(&mut changes, &confirmations, &triages);
+    let ab_runs = session.store.ab_runs()?;
+    alarms::annotate(&mut changes, &confirmations, &ab_runs, &triages);
     let machine = session.machine().fingerprint();
     let owner = owner();
     let mut out = Vec::new();

@@ -255,19 +255,31 @@ impl Data {
         if exact {
             return None;
         }
-        let key = ConfirmationKey {
+        Some(
+            self.confirmation_row(k, cp)
+                .map_or(Confirmation::Unconfirmed, |r| r.state),
+        )
+    }
+
+    /// A confirmed change point's size as the interleaved run measured it
+    /// (what is shown as its size once there is one).
+    pub fn measured_size(
+        &self,
+        k: &SeriesKey,
+        cp: &ChangePoint,
+    ) -> Option<crate::alarms::Measured> {
+        crate::alarms::measured(self.confirmation_row(k, cp)?, &self.ab_runs)
+    }
+
+    fn confirmation_row(&self, k: &SeriesKey, cp: &ChangePoint) -> Option<&ConfirmationRow> {
+        self.confirmations.get(&ConfirmationKey {
             machine: k.machine.clone(),
             scenario: k.scenario.clone(),
             point: k.point.clone(),
             metric: k.metric.clone(),
             before_sha: self.history.order[cp.before_index].clone(),
             sha: self.history.order[cp.index].clone(),
-        };
-        Some(
-            self.confirmations
-                .get(&key)
-                .map_or(Confirmation::Unconfirmed, |r| r.state),
-        )
+        })
     }
 
     /// The link to a point's run on its commit's page.

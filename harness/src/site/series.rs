@@ -153,10 +153,21 @@ fn state(data: &Data, k: &SeriesKey, st: &ChangePoint) -> (&'static str, bool, O
     (label, alarm, triage)
 }
 
+/// A change point's size as shown: once confirmed, the interleaved run's
+/// estimate and interval; before, the change between the history's
+/// levels. With it, the relative change it stands for.
+fn size(data: &Data, k: &SeriesKey, st: &ChangePoint) -> (String, f64) {
+    match data.measured_size(k, st) {
+        Some(m) => (m.label(), m.change_pct / 100.0),
+        None => (pct(st.change), st.change),
+    }
+}
+
 fn alarm(data: &Data, k: &SeriesKey, s: &SeriesHistory, st: &ChangePoint, file: &str) -> Alarm {
     let verdict = Verdict::of_change(s.direction, st.change);
     let threshold = data.thresholds.get(k).map_or(f64::NAN, |t| t.0.value);
-    let significance = st.change.abs() / threshold;
+    let (label, change) = size(data, k, st);
+    let significance = change.abs() / threshold;
     let (state, alarm, triage) = state(data, k, st);
     let sha = &data.history.order[st.index];
     let before = &data.history.order[st.before_index];
@@ -171,7 +182,7 @@ fn alarm(data: &Data, k: &SeriesKey, s: &SeriesHistory, st: &ChangePoint, file: 
         before_short: short(before).to_owned(),
         range_href: format!("compare/{before}..{sha}.html"),
         subject: data.subject(sha),
-        label: pct(st.change),
+        label,
         class: verdict.css_class(),
         significance: format!("{significance:.1}×"),
         threshold: format!("±{:.1}%", threshold * 100.0),
@@ -198,9 +209,10 @@ fn page(
     let mut changes = Vec::new();
     for st in steps {
         let verdict = Verdict::of_change(s.direction, st.change);
+        let (label, change) = size(data, k, st);
         markers.push(Marker {
             index: st.index,
-            label: pct(st.change),
+            label: label.clone(),
             regression: verdict == Verdict::Regression,
         });
         let sha = &order[st.index];
@@ -235,13 +247,15 @@ fn page(
             href => data.run_href("../", sha, &point),
             short => short(sha),
             subject => data.subject(sha),
-            label => pct(st.change),
+            label => label,
             class => verdict.css_class(),
-            // The levels the change is between, so the two agree.
+            // The history's levels; the change between them when it is
+            // not the measured size shown.
             before => s.unit.human(st.before),
             after => s.unit.human(st.after),
+            history_change => (change != st.change).then(|| pct(st.change)),
             confidence => format!("{:.1}%", (1.0 - st.p_value) * 100.0),
-            significance => data.thresholds.get(k).map_or(String::new(), |t| format!("{:.1}×", st.change.abs() / t.0.value)),
+            significance => data.thresholds.get(k).map_or(String::new(), |t| format!("{:.1}×", change.abs() / t.0.value)),
             state => state(data, k, st).0,
             triage => state(data, k, st).2,
         });

@@ -358,3 +358,119 @@ fn measuring_leaves_the_users_repository_as_it_was() {
         text(&again)
     );
 }
+
+/// Once `confirm` measured a step again, interleaved, its size is that
+/// run's estimate and interval wherever it is shown (regressions' lines
+/// and JSON, the index and the series page), with the history's levels
+/// beside it; the step the history found (+20.0%) only found it.
+#[test]
+fn a_confirmed_step_is_shown_at_its_measured_size() {
+    use crate::golden::{SCENARIO, fixed_db, fixed_repo, machine};
+    use syncbench::model::{Confirmation, Verdict};
+    use syncbench::store::{AbRecord, ConfirmationKey, ConfirmationRow, Location};
+    let (repo, shas) = fixed_repo(SCENARIO);
+    let r = repo.path();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    fixed_db(r, &shas, &db);
+    // The golden history's wall step: +20% at its sixth commit.
+    let (before, at) = (&shas[4], &shas[5]);
+    let fingerprint = machine().fingerprint();
+    let mut store = syncbench::store::open(&Location::Sqlite(db.clone())).unwrap();
+    let ab_id = store
+        .record_ab(&AbRecord {
+            id: 0,
+            machine: fingerprint.clone(),
+            scenario: "svc".into(),
+            point: "n=10".into(),
+            metric: "wall".into(),
+            a_sha: before.clone(),
+            b_sha: at.clone(),
+            mode: "interleaved".into(),
+            verdict: Verdict::Regression,
+            change: Some(0.156),
+            low: Some(0.097),
+            high: Some(0.273),
+            threshold: 0.05,
+            pairs: 24,
+            stop: Some("changed".into()),
+            seconds: 12.0,
+            a: vec![0.25; 24],
+            b: vec![0.289; 24],
+            error: None,
+            purpose: "confirm".into(),
+            created_unix: 1.0,
+        })
+        .unwrap();
+    let key = ConfirmationKey {
+        machine: fingerprint,
+        scenario: "svc".into(),
+        point: "n=10".into(),
+        metric: "wall".into(),
+        before_sha: before.clone(),
+        sha: at.clone(),
+    };
+    assert!(
+        store
+            .claim_confirmation(&key, "test:1", false, &|_| false)
+            .unwrap()
+    );
+    store
+        .finish_confirmation(&ConfirmationRow {
+            key,
+            state: Confirmation::Confirmed,
+            reason: "+15.60% [+9.70%, +27.30%] in 24 pairs".into(),
+            ab_id: Some(ab_id),
+            owner: "test:1".into(),
+            updated_unix: 2.0,
+        })
+        .unwrap();
+    drop(store);
+
+    let out = sb(r, &db, &["regressions", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json(&out);
+    let step = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["commit"] == at.as_str() && c["metric"] == "wall" && c["point"] == "n=10")
+        .unwrap_or_else(|| panic!("no confirmed wall step in {v:#}"));
+    let m = &step["measured"];
+    let close = |x: &serde_json::Value, want: f64| (x.as_f64().unwrap() - want).abs() < 1e-9;
+    assert!(
+        close(&m["change_pct"], 15.6) && close(&m["low_pct"], 9.7) && close(&m["high_pct"], 27.3),
+        "{step:#}"
+    );
+    assert_eq!(m["pairs"], 24);
+    // Ranked by the measured size against its threshold.
+    let t = step["threshold"]["value"].as_f64().unwrap();
+    assert!(close(&step["significance"], 0.156 / t), "{step:#}");
+    // The history's own levels and change stay as found.
+    assert!(close(&step["change_pct"], 20.0), "{step:#}");
+
+    let out = sb(r, &db, &["regressions"]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = said
+        .lines()
+        .find(|l| l.starts_with(&at[..12]) && l.contains(" wall:") && l.contains("n=10"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        line.contains("+15.6% [+9.7%, +27.3%]")
+            && line.contains(" ms in the history (+20.0%)")
+            && line.contains("measured again in 24 pairs"),
+        "{line}"
+    );
+
+    let site = work.path().join("site");
+    let out = sb(r, &db, &["report", "--out", site.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let index = std::fs::read_to_string(site.join("index.html")).unwrap();
+    assert!(index.contains("+15.6% [+9.7%, +27.3%]"), "index:\n{index}");
+    let series = std::fs::read_dir(site.join("series"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .find(|p| p.contains("+15.6% [+9.7%, +27.3%]"))
+        .expect("a series page with the measured size");
+    assert!(series.contains("(+20.0% in the history)"), "{series}");
+}
