@@ -83,7 +83,7 @@ fi
 # check writes the summary and fails on a regression against the baseline
 # (a noisy metric's regression is measured again, interleaved, first).
 machine=()
-[ -z "${SYNCBENCH_MACHINE_TAG:-}" ] || machine=(--machine "$SYNCBENCH_MACHINE_TAG")
+[ -z "${SYNCBENCH_MACHINE_TAG:-}" ] || machine=(--machine-tag "$SYNCBENCH_MACHINE_TAG")
 "$sb" check --baseline "$baseline" --summary "$summary" "${machine[@]}" || status=$?
 # The dashboard (uploaded as the `dashboard` artifact), with the page
 # comparing the commit the baseline points at with this one, when both

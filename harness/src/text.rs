@@ -13,23 +13,8 @@ pub fn table(rows: &[Row]) -> String {
     let change_cell = |r: &Row, c: f64, p: f64, base: f64| {
         let u = r.unit;
         let delta = r.median - base;
-        let signed = if delta > 0.0 {
-            format!("+{}", u.human(delta))
-        } else {
-            u.human(delta)
-        };
-        let p_text = if p < 0.001 {
-            "p<0.001".to_owned()
-        } else {
-            format!("p={p:.3}")
-        };
-        let size = if !c.is_finite() {
-            format!("{signed} from 0")
-        } else if delta == 0.0 {
-            format!("{c:+.1}%")
-        } else {
-            format!("{c:+.1}% ({signed})")
-        };
+        let p_text = p_text(p);
+        let size = change_text(r, c, base);
         // Unchanged with a p that counts: too small to count, either
         // against the metric's absolute floor or its threshold.
         let floor = crate::model::absolute_floor(&r.metric);
@@ -94,6 +79,34 @@ pub fn table(rows: &[Row]) -> String {
         }
     }
     out
+}
+
+/// A change's size: relative and absolute (`+6.2% (+1 B)`), from 0
+/// without a percentage of nothing.
+fn change_text(r: &Row, c: f64, base: f64) -> String {
+    let u = r.unit;
+    let delta = r.median - base;
+    let signed = if delta > 0.0 {
+        format!("+{}", u.human(delta))
+    } else {
+        u.human(delta)
+    };
+    if !c.is_finite() {
+        format!("{signed} from 0")
+    } else if delta == 0.0 {
+        format!("{c:+.1}%")
+    } else {
+        format!("{c:+.1}% ({signed})")
+    }
+}
+
+/// A p-value as the tables print it: never `p=0.000`.
+fn p_text(p: f64) -> String {
+    if p < 0.001 {
+        "p<0.001".to_owned()
+    } else {
+        format!("p={p:.3}")
+    }
 }
 
 /// A regression or improvement `check` found, with where it stands.
@@ -185,7 +198,7 @@ pub fn markdown(base: &str, new: &str, compared: &[Compared], flags: &[Flag]) ->
         for f in flags {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {:+.1}% | {:.1} (±{:.1}%) | {} |",
+                "| {} | {} | {} | {} | {} | {:.1} (±{:.1}%) | {} |",
                 if f.fails() {
                     "🔴"
                 } else if f.verdict == Verdict::Regression {
@@ -196,7 +209,11 @@ pub fn markdown(base: &str, new: &str, compared: &[Compared], flags: &[Flag]) ->
                 escape_md(&f.scenario),
                 escape_md(&f.point),
                 escape_md(&f.metric),
-                f.change_pct,
+                if f.change_pct.is_finite() {
+                    format!("{:+.1}%", f.change_pct)
+                } else {
+                    "from 0".to_owned()
+                },
                 f.significance,
                 f.threshold * 100.0,
                 escape_md(&f.state.describe()),
@@ -213,14 +230,19 @@ pub fn markdown(base: &str, new: &str, compared: &[Compared], flags: &[Flag]) ->
         for r in c.rows.iter().filter(|r| !is_harness_metric(&r.metric)) {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {:+.1}% | {:.3} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 escape_md(&c.scenario),
                 escape_md(&c.point),
                 escape_md(&r.metric),
                 r.baseline_median.map_or("–".into(), |v| r.unit.human(v)),
                 r.unit.human(r.median),
-                r.change_pct.unwrap_or(0.0),
-                r.p_value.unwrap_or(1.0),
+                match (r.change_pct, r.baseline_median) {
+                    (Some(c), Some(base)) => change_text(r, c, base),
+                    _ => "–".to_owned(),
+                },
+                r.p_value.map_or("–".to_owned(), |p| {
+                    p_text(p).trim_start_matches("p=").to_owned()
+                }),
                 r.verdict.markdown_mark(),
             );
         }
@@ -253,4 +275,46 @@ pub fn too_few_note<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Option<Strin
         rows.len(),
         crate::stats::min_p(fewest, fewest),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::rows;
+    use crate::model::{Direction, Series, Unit};
+
+    /// The summary CI shows: a change from 0 is no `+inf%`, and a p below
+    /// 0.001 no `0.000`, in either table.
+    #[test]
+    fn the_summary_says_from_0_and_never_p_0() {
+        let series = |values: &[f64]| Series {
+            name: "command.peak_rss".into(),
+            unit: Unit::Bytes,
+            direction: Direction::LowerIsBetter,
+            values: values.to_vec(),
+        };
+        let compared = [Compared {
+            machine: "m".into(),
+            scenario: "s".into(),
+            point: "n=1".into(),
+            rows: rows(
+                &[series(&[1_048_576.0; 12])],
+                &[series(&[0.0; 12])],
+                &|_| 0.05,
+            ),
+        }];
+        let flag = Flag {
+            scenario: "s".into(),
+            point: "n=1".into(),
+            metric: "command.peak_rss".into(),
+            verdict: Verdict::Regression,
+            change_pct: f64::INFINITY,
+            significance: f64::INFINITY,
+            threshold: 0.05,
+            state: FlagState::Unconfirmed,
+        };
+        let md = markdown("a", "b", &compared, &[flag]);
+        assert!(!md.contains("inf%") && !md.contains("0.000"), "{md}");
+        assert!(md.contains("+1.00 MiB from 0") && md.contains("<0.001"), "{md}");
+    }
 }

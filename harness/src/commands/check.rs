@@ -79,9 +79,23 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let store = cx.store()?;
     let new = cx.full_sha(new_rev)?;
     // A CI gate whose baseline is a typo must fail, not pass quietly.
-    let tip = cx
-        .full_sha(&args.baseline)
-        .with_context(|| format!("--baseline {}: no such branch or commit", args.baseline))?;
+    let tip = cx.full_sha(&args.baseline).with_context(|| {
+        // CI's checkout often has the remote's branch only, or not even
+        // that (a shallow clone of one ref).
+        let remote = format!("origin/{}", args.baseline);
+        let fix = if cx.full_sha(&remote).is_ok() {
+            format!("the remote's is here: `--baseline {remote}`")
+        } else {
+            format!(
+                "fetch it first (`git fetch origin {b}`, then `--baseline origin/{b}`;                  in GitHub Actions, actions/checkout with `fetch-depth: 0`)",
+                b = args.baseline
+            )
+        };
+        format!(
+            "--baseline {}: no such branch or commit in this repository; {fix}",
+            args.baseline
+        )
+    })?;
     let only = match &args.machine {
         Some(m) => Some(super::machines::resolve(&store.machines()?, m)?),
         None => None,
