@@ -58,6 +58,30 @@ pub fn resolve(
     Ok(out)
 }
 
+/// Why `-n N` finds fewer than N commits on HEAD's line, when it does: a
+/// shallow clone's history ends at its depth (with how to deepen it), or
+/// the line is that short.
+pub fn fewer_than_asked(root: &Path, n: usize) -> Option<String> {
+    let repo = Repository::discover(root).ok()?;
+    let mut walk = repo.revwalk().ok()?;
+    walk.push_head().ok()?;
+    walk.simplify_first_parent().ok()?;
+    let found = walk.take(n).count();
+    if found >= n {
+        return None;
+    }
+    Some(if repo.is_shallow() {
+        format!(
+            "only {found} of the {n} commits asked for are in this shallow clone: \
+             `git fetch --deepen {}` (or `--unshallow`) brings the rest (in GitHub \
+             Actions, actions/checkout with `fetch-depth: 0`)",
+            n - found
+        )
+    } else {
+        format!("HEAD's line has {found} commit(s), fewer than the {n} asked for")
+    })
+}
+
 /// The reusable checkout.
 pub struct Checkout {
     pub dir: PathBuf,

@@ -315,6 +315,9 @@ mod tests {
         };
         let md = markdown("a", "b", &compared, &[flag]);
         assert!(!md.contains("inf%") && !md.contains("0.000"), "{md}");
-        assert!(md.contains("+1.00 MiB from 0") && md.contains("<0.001"), "{md}");
+        assert!(
+            md.contains("+1.00 MiB from 0") && md.contains("<0.001"),
+            "{md}"
+        );
     }
 }

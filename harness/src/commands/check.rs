@@ -87,7 +87,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             format!("the remote's is here: `--baseline {remote}`")
         } else {
             format!(
-                "fetch it first (`git fetch origin {b}`, then `--baseline origin/{b}`;                  in GitHub Actions, actions/checkout with `fetch-depth: 0`)",
+                "fetch it first (`git fetch origin {b}`, then `--baseline origin/{b}`; in GitHub Actions, actions/checkout with `fetch-depth: 0`)",
                 b = args.baseline
             )
         };

@@ -43,6 +43,12 @@ impl CommitsArgs {
         if commits.is_empty() {
             bail!("no commits: give A..B, revisions or -n N");
         }
+        if let Some(note) = self
+            .last
+            .and_then(|n| syncbench::history::fewer_than_asked(&cx.root, n))
+        {
+            eprintln!("syncbench: {note}");
+        }
         Ok((scenarios, commits))
     }
 }

@@ -474,3 +474,139 @@ fn a_confirmed_step_is_shown_at_its_measured_size() {
         .expect("a series page with the measured size");
     assert!(series.contains("(+20.0% in the history)"), "{series}");
 }
+
+/// `git ARGS…` in `r`, then HEAD's sha.
+fn commit_in(r: &Path, file: &str, text: &str, subject: &str) -> String {
+    std::fs::write(r.join(file), text).unwrap();
+    git(r, &["add", "-A"]);
+    git(r, &["commit", "-q", "-m", subject]);
+    git(r, &["rev-parse", "HEAD"])
+}
+
+/// A branch merged with a merge commit: its commits, measured, stay off
+/// main's series (the first-parent line), so its slow commit is no step of
+/// main. A force-push that drops the newest measured commit: the commit
+/// that replaced it is compared with the commit before, never with it.
+#[test]
+fn merged_branches_and_force_pushes_keep_to_the_first_parent_line() {
+    let scenario = "name = \"slow\"\nkind = \"command\"\nrun = \"sleep $(cat delay)\"\nrepetitions = 2\nwarmup = 0\n";
+    let repo = repo_with(&[("scenarios/slow.toml", scenario), ("delay", "0.05")]);
+    let r = repo.path();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("r.sqlite");
+    let mut main = vec![git(r, &["rev-parse", "HEAD"])];
+    for i in 1..3 {
+        main.push(commit_in(r, "NOTES", &format!("{i}"), &format!("c{i}")));
+    }
+    git(r, &["checkout", "-q", "-b", "feature"]);
+    let slow = commit_in(r, "delay", "0.3", "feature: slow");
+    let fixed = commit_in(r, "delay", "0.05", "feature: fixed");
+    git(r, &["checkout", "-q", "main"]);
+    main.push(commit_in(r, "NOTES", "3", "c3"));
+    git(
+        r,
+        &["merge", "-q", "--no-ff", "feature", "-m", "merge feature"],
+    );
+    main.push(git(r, &["rev-parse", "HEAD"]));
+    main.push(commit_in(r, "NOTES", "5", "c5"));
+    let mut all: Vec<&str> = vec!["slow"];
+    all.extend(main.iter().map(String::as_str));
+    all.extend([slow.as_str(), fixed.as_str()]);
+    history(r, &db, &all);
+    let changes = || {
+        let out = sb(r, &db, &["regressions", "--all", "--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        json(&out).as_array().unwrap().clone()
+    };
+    for c in changes() {
+        for off in [&slow, &fixed] {
+            assert_ne!(c["commit"], off.as_str(), "{c}");
+            assert_ne!(c["before_commit"], off.as_str(), "{c}");
+        }
+    }
+    // The feature's runs stay: its commit page, `show`.
+    let out = sb(r, &db, &["show", &slow]);
+    assert!(text(&out).contains("slow"), "{}", text(&out));
+
+    // Force-push: the newest measured commit replaced by a slow one.
+    let dropped = main.pop().unwrap();
+    git(r, &["reset", "-q", "--hard", "HEAD~1"]);
+    let replaced = commit_in(r, "delay", "0.3", "c5, rewritten");
+    history(r, &db, &["slow", &replaced]);
+    let found = changes();
+    for c in &found {
+        assert_ne!(c["commit"], dropped.as_str(), "{c}");
+        assert_ne!(c["before_commit"], dropped.as_str(), "{c}");
+    }
+    let step = found
+        .iter()
+        .find(|c| c["commit"] == replaced.as_str() && c["metric"] == "wall")
+        .unwrap_or_else(|| panic!("no wall step at the rewritten commit: {found:#?}"));
+    assert_eq!(step["before_commit"], main.last().unwrap().as_str());
+    // check compares it with the merge commit before it, not the dropped one.
+    let out = sb(
+        r,
+        &db,
+        &["check", "--baseline", "main", "--no-confirm", "--json"],
+    );
+    let said = text(&out);
+    assert!(
+        said.contains(&main.last().unwrap()[..12]) && !said.contains(&dropped[..12]),
+        "{said}"
+    );
+}
+
+/// A shallow clone (CI's default): `history -n` says how many of the
+/// commits asked for it has and how to fetch the rest; `check` against a
+/// baseline the clone lacks fails with how to fetch it.
+#[test]
+fn a_shallow_clone_says_what_it_lacks() {
+    let (origin, shas) = commits(6);
+    let work = tempfile::tempdir().unwrap();
+    let clone = work.path().join("clone");
+    let url = format!("file://{}", origin.path().display());
+    let out = std::process::Command::new("git")
+        .args(["clone", "-q", "--depth", "3", &url])
+        .arg(&clone)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let db = work.path().join("r.sqlite");
+    let cache = work.path().join("cache");
+    let out = sb(
+        &clone,
+        &db,
+        &[
+            "history",
+            "a",
+            "-n",
+            "5",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("only 3 of the 5 commits asked for are in this shallow clone")
+            && said.contains("git fetch --deepen 2"),
+        "{said}"
+    );
+    assert!(said.contains("3 point(s) recorded"), "{said}");
+    // Its line starts at its depth: the three are a history.
+    let out = sb(
+        &clone,
+        &db,
+        &["check", "--baseline", "main", "--no-confirm"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains(&shas[4][..12]), "{}", text(&out));
+    // A baseline the clone does not have.
+    let out = sb(&clone, &db, &["check", "--baseline", "develop"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("git fetch origin develop") && text(&out).contains("fetch-depth: 0"),
+        "{}",
+        text(&out)
+    );
+}
