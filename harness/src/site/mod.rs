@@ -147,6 +147,7 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
         pages: 0,
         written: 0,
         bytes: 0,
+        seen: Default::default(),
     };
     let pairs = compare::pairs(&data, opts)?;
     // The values behind the comparisons and the commit pages to render (a
@@ -175,6 +176,10 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
     profile::render_all(&data, &env, &mut w)?;
     let index = index::render(&data, rows, alarms, &env, &mut w)?;
     w.page("style.css", STYLE)?;
+    let pruned = w.prune()?;
+    if pruned > 0 {
+        tracing::info!("removed {pruned} page(s) of results no longer stored");
+    }
     Ok(Rendered {
         index,
         pages: w.pages,
@@ -326,6 +331,9 @@ struct Writer {
     pages: usize,
     written: usize,
     bytes: u64,
+    /// Every page of this render, written or kept: what is not among them
+    /// in the folders of generated pages is stale (`prune`).
+    seen: std::collections::HashSet<String>,
 }
 
 impl Writer {
@@ -337,6 +345,7 @@ impl Writer {
             pages: 0,
             written: 0,
             bytes: 0,
+            seen: Default::default(),
         }
     }
 
@@ -344,13 +353,42 @@ impl Writer {
         self.pages += other.pages;
         self.written += other.written;
         self.bytes += other.bytes;
+        self.seen.extend(other.seen);
     }
 
     /// Counts a page as rendered without rendering it: the one on disk
     /// was made from the same inputs.
-    fn kept(&mut self, bytes: u64) {
+    fn kept(&mut self, rel: &str, bytes: u64) {
         self.pages += 1;
         self.bytes += bytes;
+        self.seen.insert(rel.to_owned());
+    }
+
+    /// Removes the pages of series and commits no longer in the store (a
+    /// scenario forgotten, a commit's runs forgotten) from the folders
+    /// whose every page a render writes; the index would no longer link
+    /// them, but a bookmark or a search would still find them. Comparison
+    /// and profile pages are left: `--compare` adds them on request.
+    fn prune(&self) -> Result<usize, SiteError> {
+        let mut removed = 0;
+        for dir in ["series", "runs", "data"] {
+            let Ok(entries) = std::fs::read_dir(self.out.join(dir)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let rel = format!("{dir}/{name}");
+                let ours = name.ends_with(".html") || name.ends_with(".csv");
+                if ours && !self.seen.contains(&rel) && e.path().is_file() {
+                    std::fs::remove_file(e.path()).map_err(|source| SiteError::Write {
+                        path: e.path(),
+                        source,
+                    })?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Writes `rel` unless it already holds exactly these bytes; `rel`
@@ -362,6 +400,7 @@ impl Writer {
         let path = self.out.join(rel);
         self.pages += 1;
         self.bytes += html.len() as u64;
+        self.seen.insert(rel.to_owned());
         let err = |source| SiteError::Write {
             path: path.clone(),
             source,
@@ -427,6 +466,7 @@ mod tests {
             pages: 0,
             written: 0,
             bytes: 0,
+            seen: Default::default(),
         };
         assert!(matches!(
             w.page("runs/../../x.html", "x"),

@@ -117,7 +117,7 @@ pub(super) fn render_all(
         let runs: Vec<&CommitRun> = p.runs.iter().map(|&i| run_of(data, i)).collect();
         let file = format!("runs/{sha}.html");
         if let Some(bytes) = p.kept {
-            w.kept(bytes);
+            w.kept(&file, bytes);
             fingerprints.push((sha.to_string(), p.fingerprint, bytes));
             continue;
         }
