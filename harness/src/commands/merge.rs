@@ -24,10 +24,18 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             .map_err(|e| anyhow::Error::new(e).context(format!("merging {}", file.display())))?;
         if !args.json {
             outln!(
-                "{}: {} run(s), {} new; {} A/B run(s), {} triage decision(s), {} profile(s) new",
+                "{}: {} run(s), {} new{}; {} A/B run(s), {} triage decision(s), {} profile(s) new",
                 file.display(),
                 merged.runs,
                 merged.runs_added,
+                if merged.runs_forgotten > 0 {
+                    format!(
+                        " ({} forgotten here before, not brought back: `syncbench forget --list`)",
+                        merged.runs_forgotten
+                    )
+                } else {
+                    String::new()
+                },
                 merged.ab_added,
                 merged.triage_added,
                 merged.profiles_added

@@ -4,7 +4,8 @@
 //! target has is not added again. The source file is never written.
 
 use crate::store::{
-    AbRecord, ProfileRecord, RunRecord, SqliteStore, Store, StoreError, TriageRecord, checked_sha,
+    AbRecord, ForgetRecord, ForgetSelector, ProfileRecord, RunRecord, SqliteStore, Store,
+    StoreError, TriageRecord, checked_sha,
 };
 use std::collections::HashSet;
 use std::path::Path;
@@ -14,6 +15,9 @@ use std::path::Path;
 pub struct Merged {
     pub runs: usize,
     pub runs_added: usize,
+    /// Runs (or, with a metric, values) the target's `forget` removed
+    /// before: not brought back.
+    pub runs_forgotten: usize,
     pub ab_added: usize,
     pub triage_added: usize,
     pub profiles_added: usize,
@@ -58,14 +62,25 @@ pub fn merge_file(target: &mut Store, file: &Path) -> Result<Merged, StoreError>
     let triages = source.triages()?;
     let profiles = source.profiles()?;
     check_shas(file, &runs, &abs, &triages, &profiles)?;
+    let forgotten = target.forgotten()?;
+    let total = runs.len();
+    let (runs, runs_forgotten) = unforgotten(runs, &forgotten);
     let mut merged = Merged {
-        runs: runs.len(),
+        runs: total,
         runs_added: target.merge_runs(&runs)?,
+        runs_forgotten,
         ..Default::default()
     };
     let have: HashSet<_> = target.ab_runs()?.iter().map(ab_key).collect();
     for ab in abs {
-        if !have.contains(&ab_key(&ab)) {
+        let forgot = forgotten.iter().any(|f| {
+            ab.created_unix <= f.created_unix
+                && [&ab.a_sha, &ab.b_sha]
+                    .into_iter()
+                    .any(|sha| selects(&f.selector, &ab.machine, &ab.scenario, &ab.point, sha))
+                && f.selector.metric.as_ref().is_none_or(|m| *m == ab.metric)
+        });
+        if !forgot && !have.contains(&ab_key(&ab)) {
             target.record_ab(&ab)?;
             merged.ab_added += 1;
         }
@@ -91,6 +106,51 @@ pub fn merge_file(target: &mut Store, file: &Path) -> Result<Merged, StoreError>
         }
     }
     Ok(merged)
+}
+
+/// Whether a forget's selection covers a run of this machine, scenario,
+/// point and commit (its metric aside).
+fn selects(sel: &ForgetSelector, machine: &str, scenario: &str, point: &str, sha: &str) -> bool {
+    sel.scenario.as_ref().is_none_or(|s| s == scenario)
+        && sel.point.as_ref().is_none_or(|p| p == point)
+        && sel.commit.as_ref().is_none_or(|c| c == sha)
+        && (sel.machines.is_empty() || sel.machines.iter().any(|m| m == machine))
+}
+
+/// The runs without what the target forgot: a run measured before a
+/// forget that selects it is what that forget removed (one measured after
+/// it was measured again on purpose, and stays); with a metric, only that
+/// metric's values go. A forget is a decision about the history, so an
+/// older artifact merged later must not undo it. Also how many runs
+/// lost something.
+fn unforgotten(runs: Vec<RunRecord>, forgotten: &[ForgetRecord]) -> (Vec<RunRecord>, usize) {
+    let mut dropped = 0;
+    let mut out = Vec::with_capacity(runs.len());
+    for mut r in runs {
+        let machine = r.machine.fingerprint();
+        let mut whole = false;
+        let mut touched = false;
+        for f in forgotten.iter().filter(|f| {
+            r.finished_unix <= f.created_unix
+                && selects(&f.selector, &machine, &r.scenario, &r.point, &r.commit.sha)
+        }) {
+            match &f.selector.metric {
+                None => whole = true,
+                Some(m) => {
+                    let before = r.metrics.len();
+                    r.metrics.retain(|s| s.name != *m);
+                    touched |= r.metrics.len() != before;
+                }
+            }
+        }
+        if whole || touched {
+            dropped += 1;
+        }
+        if !whole {
+            out.push(r);
+        }
+    }
+    (out, dropped)
 }
 
 /// Every commit id `file` holds is a commit sha, or the merge is refused

@@ -799,3 +799,32 @@ fn a_forget_killed_midway_in_postgres_removes_nothing() {
     assert!(out.status.success(), "{}", text(&out));
     assert_ne!(pg_dump(&url), before);
 }
+
+/// An artifact saved before a forget (a CI run's results file) merged
+/// after it does not bring back what was forgotten, scenario or metric;
+/// what the artifact holds besides is merged as ever.
+#[test]
+fn merging_an_older_file_does_not_undo_a_forget() {
+    let s = setup();
+    let db = s.db.to_str().unwrap();
+    let artifact = s.work.path().join("artifact.sqlite");
+    std::fs::copy(&s.db, &artifact).unwrap();
+    let out = s.sqlite(&["forget", "gone", "--point", "n=1", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.sqlite(&["forget", "svc", "--metric", "load.ops", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let forgotten = s.exports(db);
+
+    let out = s.sqlite(&["merge", artifact.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("forgotten here before, not brought back"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(s.exports(db), forgotten, "the merge undid a forget");
+    for e in s.exports(db) {
+        let e = e.to_string();
+        assert!(!e.contains("load.ops") && !e.contains("\"n=1\""), "{e}");
+    }
+}
