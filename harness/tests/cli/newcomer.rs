@@ -22,10 +22,12 @@ fn commits(n: usize) -> (tempfile::TempDir, Vec<String>) {
     let r = repo.path();
     let mut shas = vec![git(r, &["rev-parse", "HEAD"])];
     for i in 1..n {
-        std::fs::write(r.join("NOTES"), format!("{i}\n")).unwrap();
-        git(r, &["add", "-A"]);
-        git(r, &["commit", "-q", "-m", &format!("commit {i}")]);
-        shas.push(git(r, &["rev-parse", "HEAD"]));
+        shas.push(commit_in(
+            r,
+            "NOTES",
+            &format!("{i}\n"),
+            &format!("commit {i}"),
+        ));
     }
     (repo, shas)
 }
@@ -251,9 +253,7 @@ fn a_commit_amended_away_leaves_the_trends_and_alarms() {
     let work = tempfile::tempdir().unwrap();
     let db = work.path().join("r.sqlite");
     for i in 1..5 {
-        std::fs::write(r.join("NOTES"), format!("{i}")).unwrap();
-        git(r, &["add", "-A"]);
-        git(r, &["commit", "-q", "-m", &format!("commit {i}")]);
+        commit_in(r, "NOTES", &format!("{i}"), &format!("commit {i}"));
     }
     // A slow commit, measured; then amended to what it should have been.
     std::fs::write(r.join("delay"), "0.2").unwrap();
@@ -475,7 +475,7 @@ fn a_confirmed_step_is_shown_at_its_measured_size() {
     assert!(series.contains("(+20.0% in the history)"), "{series}");
 }
 
-/// `git ARGS…` in `r`, then HEAD's sha.
+/// Writes `text` to `file` in `r` and commits everything: the new sha.
 fn commit_in(r: &Path, file: &str, text: &str, subject: &str) -> String {
     std::fs::write(r.join(file), text).unwrap();
     git(r, &["add", "-A"]);
