@@ -26,9 +26,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 use syncbench::env::{Commit, Machine};
+use syncbench::model::records::Sample;
 use syncbench::model::{Direction, Phase, RunStatus, Series, Unit};
 use syncbench::pgtest::PgServer;
-use syncbench::probe::Sample;
 use syncbench::store::{Location, RunRecord};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;

@@ -10,9 +10,9 @@
 //! from this one on, to append to a database written with fewer COMMITS:
 //! the values are those a whole run would write)
 
-use syncbench::env::{Commit, Machine};
+use syncbench::env::Commit;
+use syncbench::model::records::Sample;
 use syncbench::model::{Direction, Phase, RunStatus, Series, Unit};
-use syncbench::probe::Sample;
 use syncbench::store::RunRecord;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let points = 3;
     let per_point = series.div_ceil(points);
     let mut store = syncbench::store::open(&syncbench::store::Location::parse(db))?;
-    let machine = Machine::detect();
+    let machine = syncbench::env::detect_machine();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut noise = move || {
         rng ^= rng << 13;

@@ -256,7 +256,7 @@ pub fn row(
         reason,
         ab_id,
         owner: owner.to_owned(),
-        updated_unix: crate::ops::session::now(),
+        updated_unix: crate::model::unix_now(),
     }
 }
 

@@ -6,10 +6,10 @@
 //! commit.
 
 use crate::changepoint;
+use crate::model::records::{CommitRun, TriageRecord};
 use crate::model::{Direction, PointKey, RunStatus, Series, SeriesKey, Unit, Verdict};
 use crate::scenario::ThresholdBook;
 use crate::stats;
-use crate::store::{CommitRun, Store, StoreError};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -488,19 +488,6 @@ impl RunLevels {
     }
 }
 
-/// Runs whose values are read one by one (an indexed lookup each); more
-/// are read in one scan of every value.
-const ONE_BY_ONE: usize = 300;
-
-/// The values of these runs (none for a run without any).
-pub fn read_values(store: &Store, ids: &[i64]) -> Result<HashMap<i64, Vec<Series>>, StoreError> {
-    if ids.len() > ONE_BY_ONE {
-        let wanted: HashSet<i64> = ids.iter().copied().collect();
-        return store.all_series(&|id| wanted.contains(&id));
-    }
-    ids.iter().map(|&id| Ok((id, store.series(id)?))).collect()
-}
-
 /// Every stored run of commits, in history order, with the metrics of
 /// those that are `ok`, grouped into series.
 #[derive(Debug, Default)]
@@ -510,44 +497,24 @@ pub struct History {
     /// The run of each commit (the store's definition), failed ones too.
     pub runs: Vec<CommitRun>,
     /// Every value of `ok` runs, by run id: of all of them from
-    /// [`History::load`]; when built from kept [`RunLevels`], of the runs
-    /// new to them and those [`History::load_values`] was asked for.
+    /// [`History::from_values`]; when built from kept [`RunLevels`], of the
+    /// runs new to them and those added since.
     pub metrics: HashMap<i64, Vec<Series>>,
     pub series: BTreeMap<SeriesKey, SeriesHistory>,
 }
 
 impl History {
-    /// The whole stored history.
-    pub fn load(store: &Store) -> Result<History, StoreError> {
-        Self::load_where(store, &|_| true)
-    }
-
-    /// The runs of the commits `wanted` accepts.
-    pub fn load_where(store: &Store, wanted: &dyn Fn(&str) -> bool) -> Result<History, StoreError> {
-        Self::load_runs(store, &|r| wanted(&r.sha))
-    }
-
-    /// The runs `wanted` accepts (e.g. one machine's).
-    pub fn load_runs(
-        store: &Store,
-        wanted: &dyn Fn(&CommitRun) -> bool,
-    ) -> Result<History, StoreError> {
-        let mut runs = store.commit_runs()?;
-        runs.retain(|r| wanted(r));
-        let ok: HashSet<i64> = runs
-            .iter()
-            .filter(|r| r.status == RunStatus::Ok)
-            .map(|r| r.id)
-            .collect();
-        let metrics = store.all_series(&|id| ok.contains(&id))?;
+    /// The history of `runs` (the store's commit runs) and the values
+    /// of those that are `ok`.
+    pub fn from_values(runs: Vec<CommitRun>, metrics: HashMap<i64, Vec<Series>>) -> History {
         let mut levels = RunLevels::default();
         for (id, series) in &metrics {
             levels.add(*id, series);
         }
-        Ok(Self::build(runs, &levels, metrics))
+        Self::build(runs, &levels, metrics)
     }
 
-    /// The history of `runs` (the store's [`Store::commit_runs`]) with the
+    /// The history of `runs` (the store's commit runs) with the
     /// series of their `levels`, and the values of the runs in `metrics`.
     pub fn build(
         runs: Vec<CommitRun>,
@@ -574,21 +541,15 @@ impl History {
         history
     }
 
-    /// The values of these runs, where not in memory yet: those the pages
-    /// of a history built from kept levels show.
-    pub fn load_values(
-        &mut self,
-        store: &Store,
-        run_ids: impl IntoIterator<Item = i64>,
-    ) -> Result<(), StoreError> {
-        let missing: Vec<i64> = run_ids
+    /// Of these runs, those whose values are not in memory yet: those
+    /// the pages of a history built from kept levels show.
+    pub fn missing_values(&self, run_ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
+        run_ids
             .into_iter()
             .filter(|id| !self.metrics.contains_key(id))
             .collect::<HashSet<i64>>()
             .into_iter()
-            .collect();
-        self.metrics.extend(read_values(store, &missing)?);
-        Ok(())
+            .collect()
     }
 
     /// Builds the series from the runs' levels.
@@ -790,7 +751,7 @@ pub struct Change {
     /// is shown as its size from then on.
     pub measured: Option<crate::alarms::Measured>,
     /// The newest triage decision about it.
-    pub triage: Option<crate::store::TriageRecord>,
+    pub triage: Option<TriageRecord>,
 }
 
 /// One point compared between two commits.

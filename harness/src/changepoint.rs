@@ -474,13 +474,11 @@ const CACHE_FORMAT: &str = concat!(
 );
 
 impl SplitCache {
-    /// The cache saved at `path`; empty if there is none or it is not
-    /// readable (it is only ever a shortcut).
-    pub fn load(path: &std::path::Path) -> SplitCache {
+    /// The cache as [`SplitCache::to_text`] wrote it; empty if the text
+    /// is of another format or harness (it is only ever a shortcut), and
+    /// without any line that does not parse.
+    pub fn from_text(text: &str) -> SplitCache {
         let cache = SplitCache::default();
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return cache;
-        };
         let mut lines = text.lines();
         if lines.next() != Some(CACHE_FORMAT) {
             return cache;
@@ -500,9 +498,9 @@ impl SplitCache {
         cache
     }
 
-    /// Saves the entries used since loading, atomically (a render killed
-    /// midway leaves the old file).
-    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+    /// The entries used since it was made, as text to keep (the site
+    /// saves it beside its pages).
+    pub fn to_text(&self) -> String {
         use std::fmt::Write as _;
         let entries = self.entries.lock().expect("not poisoned");
         let used = self.used.lock().expect("not poisoned");
@@ -516,7 +514,7 @@ impl SplitCache {
             }
             text.push('\n');
         }
-        crate::env::write_atomically(path, text.as_bytes())
+        text
     }
 
     /// How many windows were searched rather than found here.
@@ -537,7 +535,7 @@ impl SplitCache {
             .chain(window.iter().copied())
             .flat_map(|v| v.to_bits().to_le_bytes())
             .collect();
-        let key = crate::env::fnv1a(&bytes);
+        let key = crate::model::hash::fnv1a(&bytes);
         self.used.lock().expect("not poisoned").insert(key);
         if let Some(found) = self.entries.lock().expect("not poisoned").get(&key) {
             // Splits inside the window, in order; anything else is damage.
@@ -887,20 +885,16 @@ mod split_tests {
             cache.searched() - windows
         );
         assert_eq!(again, search(&v, 0.05, 200, None));
-        // Saved and loaded, the same; a damaged file is an empty cache.
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("splits");
-        cache.save(&file).unwrap();
-        let loaded = SplitCache::load(&file);
+        // Kept and read back, the same; a damaged text is an empty cache.
+        let loaded = SplitCache::from_text(&cache.to_text());
         assert_eq!(search(&v, 0.05, 200, Some(&loaded)), again);
         assert_eq!(loaded.searched(), 0);
-        std::fs::write(&file, "syncbench split cache 1\nzz 1 2\n").unwrap();
-        assert_eq!(search(&v, 0.05, 200, Some(&SplitCache::load(&file))), again);
+        let other = SplitCache::from_text("syncbench split cache 1\nzz 1 2\n");
+        assert_eq!(search(&v, 0.05, 200, Some(&other)), again);
         // Entries that cannot be a window's splits (out of order, past
         // its end) are searched again.
-        cache.save(&file).unwrap();
-        let damaged: String = std::fs::read_to_string(&file)
-            .unwrap()
+        let damaged: String = cache
+            .to_text()
             .lines()
             .enumerate()
             .map(|(i, l)| {
@@ -911,8 +905,7 @@ mod split_tests {
                 }
             })
             .collect();
-        std::fs::write(&file, damaged).unwrap();
-        let damaged = SplitCache::load(&file);
+        let damaged = SplitCache::from_text(&damaged);
         assert_eq!(search(&v, 0.05, 200, Some(&damaged)), again);
         assert!(damaged.searched() > 0);
     }

@@ -1,74 +1,31 @@
 //! Where and what was measured: the machine's fingerprint and the commit.
 
-use serde::Serialize;
+pub use crate::model::records::{Commit, Machine};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Machine {
-    pub cpu: String,
-    pub cores: u32,
-    pub memory_bytes: u64,
-    pub os: String,
-    pub kernel: String,
-    /// `available`, or why hardware counters are not.
-    pub hw_counters: String,
-    /// The name people gave the machine (`--machine-tag`); not part of
-    /// its fingerprint. Absent from JSON when there is none (outputs
-    /// scripts read stay as they were).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
-}
-
-impl Machine {
-    pub fn detect() -> Machine {
-        let mut sys = sysinfo::System::new();
-        sys.refresh_cpu_all();
-        sys.refresh_memory();
-        let cpu = sys
-            .cpus()
-            .first()
-            .map(|c| c.brand().trim().to_owned())
-            .unwrap_or_else(|| "unknown cpu".into());
-        Machine {
-            cpu,
-            cores: sys.cpus().len() as u32,
-            memory_bytes: sys.total_memory(),
-            os: sysinfo::System::long_os_version().unwrap_or_else(|| "unknown os".into()),
-            kernel: sysinfo::System::kernel_version().unwrap_or_else(|| "unknown kernel".into()),
-            hw_counters: match crate::probe::HwCounters::availability() {
-                Ok(()) => "available".into(),
-                Err(e) => format!("unavailable: {e}"),
-            },
-            tag: None,
-        }
+/// This machine, as results are keyed by it.
+pub fn detect_machine() -> Machine {
+    let mut sys = sysinfo::System::new();
+    sys.refresh_cpu_all();
+    sys.refresh_memory();
+    let cpu = sys
+        .cpus()
+        .first()
+        .map(|c| c.brand().trim().to_owned())
+        .unwrap_or_else(|| "unknown cpu".into());
+    Machine {
+        cpu,
+        cores: sys.cpus().len() as u32,
+        memory_bytes: sys.total_memory(),
+        os: sysinfo::System::long_os_version().unwrap_or_else(|| "unknown os".into()),
+        kernel: sysinfo::System::kernel_version().unwrap_or_else(|| "unknown kernel".into()),
+        hw_counters: match crate::probe::HwCounters::availability() {
+            Ok(()) => "available".into(),
+            Err(e) => format!("unavailable: {e}"),
+        },
+        tag: None,
     }
-
-    /// Results are keyed by this: same hardware and system, same series.
-    /// Memory is rounded to GiB so a kernel reserving a little more does not
-    /// start a new machine.
-    pub fn fingerprint(&self) -> String {
-        format!(
-            "{} | {} cores | {} GiB | {} | {}",
-            self.cpu,
-            self.cores,
-            (self.memory_bytes as f64 / (1u64 << 30) as f64).round(),
-            self.os,
-            self.kernel
-        )
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Commit {
-    pub sha: String,
-    pub parents: Vec<String>,
-    pub author: String,
-    pub time_unix: i64,
-    pub subject: String,
-    /// The working tree had uncommitted changes to tracked files.
-    pub dirty: bool,
-    pub branch: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,30 +165,6 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
-}
-
-/// A checksum in FNV-1a's manner but a word (8 bytes) at a time, each
-/// step rotated so high bits reach the low ones, and the length last:
-/// stable across builds, and about eight times faster over the hundreds
-/// of megabytes of a large site's caches. Not for anything secret.
-pub fn hash_words(bytes: &[u8]) -> u64 {
-    let words = bytes.chunks_exact(8);
-    let tail = words.remainder();
-    let step = |h: u64, w: u64| (h ^ w).wrapping_mul(0x100_0000_01b3).rotate_left(29);
-    let h = words.fold(0xcbf2_9ce4_8422_2325u64, |h, w| {
-        step(h, u64::from_le_bytes(w.try_into().expect("8 bytes")))
-    });
-    let mut last = [0u8; 8];
-    last[..tail.len()].copy_from_slice(tail);
-    step(step(h, u64::from_le_bytes(last)), bytes.len() as u64)
-}
-
-/// FNV-1a: a stable, short, collision-unlikely name part (cache dirs,
-/// worktree names, spool files, cache keys); not for anything secret.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-    })
 }
 
 /// The commits a history follows: a tip's first-parent line, as asv's

@@ -298,7 +298,7 @@ fn same_repository(worktree: &Repository, repo: &Repository) -> bool {
 /// Default cache: `$XDG_CACHE_HOME` (or `~/.cache`)`/syncbench/<repo>-<hash>`.
 /// FNV-1a of a path: a stable, short, collision-unlikely suffix.
 fn fnv(path: &Path) -> u64 {
-    crate::env::fnv1a(path.to_string_lossy().as_bytes())
+    crate::model::hash::fnv1a(path.to_string_lossy().as_bytes())
 }
 
 pub fn default_cache(root: &Path) -> PathBuf {

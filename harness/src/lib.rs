@@ -17,7 +17,6 @@ pub mod env;
 pub mod github;
 pub mod history;
 pub mod ingest;
-pub mod model;
 pub mod ops;
 #[doc(hidden)]
 pub mod pgtest;
@@ -25,9 +24,11 @@ pub mod probe;
 pub mod proc;
 pub mod prometheus;
 pub mod runner;
-pub mod scenario;
-pub mod secrets;
 pub mod site;
 pub mod stats;
 pub mod store;
 pub mod text;
+
+// The crates below this one, under the paths the code has always used.
+pub use syncbench_model as model;
+pub use syncbench_model::{scenario, secrets};

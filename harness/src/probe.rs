@@ -1,21 +1,11 @@
 //! Sampled probes: CPU % and RSS of process trees over time (/proc),
 //! and hardware counters where the kernel offers them.
 
+use crate::model::records::Sample;
 use std::collections::HashMap;
 use std::sync::{LazyLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    /// Which tracked process tree (`server`, `driver`, `command`).
-    pub process: String,
-    /// Milliseconds since the repetition started.
-    pub t_ms: f64,
-    /// Percent of one core, summed over the tree.
-    pub cpu_pct: f64,
-    pub rss_bytes: u64,
-}
 
 #[derive(Debug, Default)]
 pub struct Sampled {

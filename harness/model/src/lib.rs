@@ -2,8 +2,28 @@
 //! statuses of runs, verdicts of comparisons, series keys, phases. Their
 //! strings (database columns, JSON, CLI output) are defined here and
 //! nowhere else; everything past the edges works with the enums.
+//!
+//! The bottom of the harness's crates: what a scenario declares
+//! (`scenario`), what is recorded (`records`), which environment
+//! variables reach measured code (`secrets`), and what a metric's name
+//! means (here). Nothing in this crate prints, spawns a process or opens
+//! a connection; it reads files only to load scenarios.
+
+pub mod hash;
+pub mod records;
+pub mod scenario;
+pub mod secrets;
 
 use serde::{Serialize, Serializer};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the epoch, for the record: the one clock every stored
+/// time is read from.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -510,7 +530,7 @@ impl Confirmation {
 }
 
 /// What a person decided about an alarm (`syncbench triage`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Triage {
     /// Real and accepted (the price of a feature): CI does not fail on it

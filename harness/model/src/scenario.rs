@@ -367,18 +367,18 @@ impl Scenario {
             // A command's metrics are known before it runs: a key naming
             // none of them is a typo, found now.
             for key in file.thresholds.keys() {
-                if !crate::model::COMMAND_METRICS
+                if !crate::COMMAND_METRICS
                     .iter()
-                    .any(|m| crate::model::threshold_names(key, m))
+                    .any(|m| crate::threshold_names(key, m))
                 {
                     return Err(ScenarioError::Invalid {
                         path: path.to_owned(),
                         message: format!(
                             "[thresholds] {key}: a command scenario records no such metric{}; \
                              it records {} (a threshold names one in full or by its last part)",
-                            closest(key, crate::model::COMMAND_METRICS)
+                            closest(key, crate::COMMAND_METRICS)
                                 .map_or(String::new(), |c| format!(" (did you mean {c}?)")),
-                            crate::model::COMMAND_METRICS.join(", ")
+                            crate::COMMAND_METRICS.join(", ")
                         ),
                     });
                 }
@@ -786,7 +786,7 @@ impl Thresholds {
     pub fn unmatched<'a>(&'a self, metrics: &[&str]) -> Vec<(&'a str, Option<String>)> {
         self.0
             .keys()
-            .filter(|k| !metrics.iter().any(|m| crate::model::threshold_names(k, m)))
+            .filter(|k| !metrics.iter().any(|m| crate::threshold_names(k, m)))
             .map(|k| (k.as_str(), closest(k, metrics)))
             .collect()
     }
@@ -1083,7 +1083,7 @@ mod tests {
     /// where it became a matrix axis and counted nothing).
     #[test]
     fn readme_examples_load() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         let blocks: Vec<&str> = readme
             .split("```toml\n")
             .skip(1)

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use syncbench::abtest::{ALPHA, Settings, Target};
 use syncbench::alarms;
-use syncbench::analysis::{Compared, History};
+use syncbench::analysis::Compared;
 use syncbench::model::{RunStatus, Verdict};
 use syncbench::ops::ab::{self, Plan};
+use syncbench::ops::load_history;
 use syncbench::ops::session::MeasureSettings;
 use syncbench::scenario::{DEFAULT_THRESHOLD, ThresholdBook, parse_duration};
 use syncbench::text::{Flag, FlagState};
@@ -103,7 +104,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     // The checked commit's line (its merge base with the baseline is on
     // it): a commit amended away is never the baseline.
     let on_line = cx.on_line(&new)?;
-    let history = History::load_runs(&*store, &|r| {
+    let history = load_history(&*store, &|r| {
         on_line(&r.sha)
             && only
                 .as_ref()
@@ -217,7 +218,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let silenced = silenced_between(cx, &base, &new)?;
     let mut flags = flags(&history, &compared, &book, &triages, &silenced);
     // A regression is confirmed by measuring here: only for this machine's.
-    let this = syncbench::env::Machine::detect().fingerprint();
+    let this = syncbench::env::detect_machine().fingerprint();
     let here = only
         .as_ref()
         .is_none_or(|ms| ms.iter().any(|m| m.fingerprint == this));
@@ -319,7 +320,7 @@ fn silenced_between(cx: &Context, base: &str, new: &str) -> anyhow::Result<Vec<S
 /// confirmation; an alarm acknowledged or marked invalid between the
 /// commits does not fail again.
 fn flags(
-    history: &History,
+    history: &syncbench::analysis::History,
     compared: &[Compared],
     book: &ThresholdBook,
     triages: &[syncbench::store::TriageRecord],

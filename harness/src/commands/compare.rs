@@ -3,7 +3,7 @@
 
 use super::{Context, outln, print_compared};
 use anyhow::bail;
-use syncbench::analysis::History;
+use syncbench::ops::load_history;
 use syncbench::scenario::{DEFAULT_THRESHOLD, ThresholdBook};
 
 #[derive(clap::Args)]
@@ -35,7 +35,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let store = cx.store()?;
     let (a, b) = (cx.full_sha(&args.a)?, cx.full_sha(&args.b)?);
     let book = ThresholdBook::load(&cx.scenarios_dir, DEFAULT_THRESHOLD);
-    let history = History::load_where(&*store, &|sha| sha == a || sha == b)?;
+    let history = load_history(&*store, &|r| r.sha == a || r.sha == b)?;
     let compared = history.compare(&a, &b, &book);
     if compared.is_empty() {
         bail!(

@@ -4,9 +4,10 @@
 use super::Context;
 use clap::Subcommand;
 use std::path::PathBuf;
-use syncbench::env::{self, Machine};
+use syncbench::env;
 use syncbench::ingest;
-use syncbench::ops::session::{Recorder, now};
+use syncbench::model::unix_now as now;
+use syncbench::ops::session::Recorder;
 use syncbench::store::RunRecord;
 
 #[derive(clap::Args)]
@@ -45,7 +46,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     };
     let mut store = cx.store_or_create()?;
     let commit = env::head_commit(&cx.root)?;
-    let recorder = Recorder::new(Machine::detect());
+    let recorder = Recorder::new(syncbench::env::detect_machine());
     let params = serde_json::json!({ "source": source.display().to_string() }).to_string();
     let started = now();
     let records: Vec<RunRecord> = found

@@ -20,7 +20,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         outln!("no machines in {}", cx.db)?;
         return Ok(0);
     }
-    let this = syncbench::env::Machine::detect().fingerprint();
+    let this = syncbench::env::detect_machine().fingerprint();
     outln!(
         "{:<16} {:>6}  {:<20}  fingerprint",
         "tag",

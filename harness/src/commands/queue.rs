@@ -65,7 +65,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
                 j.id,
                 short(&j.sha),
                 j.worker.as_deref().unwrap_or("?"),
-                ago(j.started_unix.map(|s| now() - s)),
+                ago(j.started_unix.map(|s| syncbench::model::unix_now() - s)),
                 ago(j.heartbeat_age),
                 j.attempt,
                 if expired {
@@ -177,10 +177,6 @@ fn scenarios(j: &JobRow) -> String {
 
 fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
-}
-
-fn now() -> f64 {
-    syncbench::ops::session::now()
 }
 
 fn ago(seconds: Option<f64>) -> String {

@@ -3,7 +3,8 @@
 
 use super::{Context, outln};
 use syncbench::alarms;
-use syncbench::analysis::{Change, History};
+use syncbench::analysis::Change;
+use syncbench::ops::load_history;
 use syncbench::scenario::{DEFAULT_THRESHOLD, ThresholdBook};
 
 #[derive(clap::Args)]
@@ -33,7 +34,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     // The history of HEAD's line: commits amended or rebased away, and
     // other branches, stay out of the series.
     let on_line = cx.on_line("HEAD")?;
-    let mut changes = History::load_where(&*store, &*on_line)?.changes(&book);
+    let mut changes = load_history(&*store, &|r| on_line(&r.sha))?.changes(&book);
     let triages = store.triages()?;
     alarms::annotate(
         &mut changes,

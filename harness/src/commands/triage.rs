@@ -19,7 +19,7 @@ pub struct Args {
     /// invalid: a false alarm (counts against precision); fixed: real,
     /// fixed by a later commit.
     #[arg(value_enum, required_unless_present = "list")]
-    state: Option<Triage>,
+    state: Option<State>,
     /// The commit that acknowledged or fixed it.
     #[arg(long, value_name = "SHA")]
     by: Option<String>,
@@ -42,12 +42,37 @@ pub struct Args {
     json: bool,
 }
 
+/// The states as the command line offers them (the vocabulary itself,
+/// `model::Triage`, knows nothing of clap).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum State {
+    /// Real and accepted (the price of a feature): CI does not fail on it
+    /// again.
+    Acknowledged,
+    /// Not real: a false alarm. Counts against the alarms' precision.
+    Invalid,
+    /// Real, and fixed by a later commit.
+    Fixed,
+}
+
+impl From<State> for Triage {
+    fn from(s: State) -> Triage {
+        match s {
+            State::Acknowledged => Triage::Acknowledged,
+            State::Invalid => Triage::Invalid,
+            State::Fixed => Triage::Fixed,
+        }
+    }
+}
+
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     if args.list {
         let store = cx.store()?;
         return list(&*store, args.json);
     }
-    let (Some(commit), Some(metric), Some(state)) = (args.commit, args.metric, args.state) else {
+    let (Some(commit), Some(metric), Some(state)) =
+        (args.commit, args.metric, args.state.map(Triage::from))
+    else {
         unreachable!("clap requires them without --list");
     };
     let mut store = cx.store()?;
@@ -69,7 +94,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         by,
         who: args.who.unwrap_or_else(|| who(cx)),
         note: args.note,
-        created_unix: syncbench::ops::session::now(),
+        created_unix: syncbench::model::unix_now(),
     };
     let id = store.record_triage(&record)?;
     if args.json {

@@ -452,7 +452,7 @@ impl AbResult {
             b: self.b.clone(),
             error: self.error.clone(),
             purpose: purpose.to_owned(),
-            created_unix: crate::ops::session::now(),
+            created_unix: crate::model::unix_now(),
         }
     }
 }

@@ -12,7 +12,7 @@
 
 use crate::abtest::{ALPHA, Settings, Target};
 use crate::alarms;
-use crate::analysis::{Change, History};
+use crate::analysis::Change;
 use crate::model::Confirmation;
 use crate::ops::ab::{self, Plan};
 use crate::ops::session::Session;
@@ -51,7 +51,7 @@ fn stale(row: &ConfirmationRow) -> bool {
     if row.state == Confirmation::Unconfirmed {
         return true;
     }
-    let now = crate::ops::session::now();
+    let now = crate::model::unix_now();
     if now - row.updated_unix > 24.0 * 3600.0 {
         return true;
     }
@@ -77,7 +77,7 @@ pub fn confirm(
     // HEAD's line only: a commit amended or rebased away is no alarm.
     let line = crate::env::Line::of(root, "HEAD")?;
     let mut changes =
-        History::load_where(&*session.store, &|sha| line.contains(sha))?.changes(book);
+        super::load_history(&*session.store, &|r| line.contains(&r.sha))?.changes(book);
     let (confirmations, triages) = (session.store.confirmations()?, session.store.triages()?);
     let ab_runs = session.store.ab_runs()?;
     alarms::annotate(&mut changes, &confirmations, &ab_runs, &triages);

@@ -20,3 +20,16 @@ pub mod merge;
 pub mod profile;
 pub mod session;
 pub mod worker;
+
+use crate::analysis::History;
+use crate::store::{CommitRun, Store, StoreError};
+
+/// The history of the stored runs `wanted` accepts (e.g. of the commits
+/// on one line, or one machine's).
+pub fn load_history(
+    store: &Store,
+    wanted: &dyn Fn(&CommitRun) -> bool,
+) -> Result<History, StoreError> {
+    let (runs, values) = store.runs_with_values(wanted)?;
+    Ok(History::from_values(runs, values))
+}

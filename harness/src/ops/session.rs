@@ -13,14 +13,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Seconds since the epoch, for the record.
-pub fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
+use std::time::Duration;
 
 /// Assembles what is recorded of a run: the machine, the harness's
 /// version, the toolchain and the command line go with every result.
@@ -69,7 +62,7 @@ impl Recorder {
             toolchain: self.toolchain.clone(),
             command_line: self.command_line.clone(),
             started_unix,
-            finished_unix: now(),
+            finished_unix: crate::model::unix_now(),
             metrics: if ok { result.metrics } else { vec![] },
             samples: if ok { result.samples } else { vec![] },
             phases: if ok { result.phases } else { vec![] },
@@ -266,7 +259,7 @@ impl Session {
         interrupted: Arc<AtomicBool>,
         spool: Option<PathBuf>,
     ) -> Result<Session, StoreError> {
-        let mut machine = Machine::detect();
+        let mut machine = crate::env::detect_machine();
         machine.tag = settings.machine_tag.clone();
         Ok(Session {
             store: crate::store::open(db)?,
@@ -473,7 +466,7 @@ impl Session {
         }
         let built = runner.build(s);
         for point in points {
-            let started = now();
+            let started = crate::model::unix_now();
             progress.point_started(&s.name, &point.key());
             let result = match &built {
                 Ok(()) => runner.run_point(s, point, &mut |i, n| progress.repetition(i, n)),
@@ -507,7 +500,7 @@ impl Session {
         tally: &mut Tally,
         progress: &mut dyn Progress,
     ) -> Result<(), StoreError> {
-        let started = now();
+        let started = crate::model::unix_now();
         let records: Vec<RunRecord> = match runner.criterion(s) {
             Ok(found) => found
                 .into_iter()

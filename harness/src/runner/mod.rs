@@ -13,8 +13,9 @@ mod phases;
 pub mod proxy;
 mod sync;
 
+use crate::model::records::Sample;
 use crate::model::{Direction, MetricValue, Phase, RunStatus, Series, Unit};
-use crate::probe::{HwCounters, Sample};
+use crate::probe::HwCounters;
 use crate::proc::{self, Exit, Proc};
 use crate::scenario::{Kind, Point, Scenario};
 use callgrind::Callgrind;

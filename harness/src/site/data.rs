@@ -92,10 +92,11 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
         .map(|(i, r)| ((r.key.clone(), r.sha.clone()), i))
         .collect();
     let cache_file = opts.out.join(SPLIT_CACHE);
-    let cache = SplitCache::load(&cache_file);
+    // Only a shortcut: unreadable, it is empty; a render that cannot
+    // save it is still whole.
+    let cache = SplitCache::from_text(&std::fs::read_to_string(&cache_file).unwrap_or_default());
     let (steps, thresholds, noise) = change_points(&history, &opts.min_effect, opts.window, &cache);
-    // Only a shortcut: a render that cannot save it is still whole.
-    if let Err(e) = cache.save(&cache_file) {
+    if let Err(e) = crate::env::write_atomically(&cache_file, cache.to_text().as_bytes()) {
         tracing::warn!("could not save {}: {e}", cache_file.display());
     }
     let confirmations = store

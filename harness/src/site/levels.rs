@@ -55,7 +55,7 @@ pub(super) fn history(
         .filter(|r| r.status == RunStatus::Ok && kept.identities.get(&r.id) != Some(&identity(r)))
         .map(|r| r.id)
         .collect();
-    let metrics = crate::analysis::read_values(store, &missing)?;
+    let metrics = store.values(&missing)?;
     let metrics_before = kept.levels.metrics.len();
     for &id in &missing {
         kept.levels
@@ -114,7 +114,7 @@ fn identity(r: &CommitRun) -> u64 {
         r.status.as_str(),
         r.started_unix.to_bits()
     );
-    crate::env::fnv1a(text.as_bytes())
+    crate::model::hash::fnv1a(text.as_bytes())
 }
 
 /// The levels in the cache file, as read.
@@ -279,7 +279,9 @@ impl Kept {
 fn header() -> [u8; 16] {
     let mut h = [0u8; 16];
     h[..8].copy_from_slice(MAGIC);
-    h[8..].copy_from_slice(&crate::env::fnv1a(env!("CARGO_PKG_VERSION").as_bytes()).to_le_bytes());
+    h[8..].copy_from_slice(
+        &crate::model::hash::fnv1a(env!("CARGO_PKG_VERSION").as_bytes()).to_le_bytes(),
+    );
     h
 }
 
@@ -288,7 +290,7 @@ fn push_record(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
     out.push(kind);
     out.extend((payload.len() as u32).to_le_bytes());
     out.extend(payload);
-    let sum = crate::env::hash_words(&out[start..]);
+    let sum = crate::model::hash::hash_words(&out[start..]);
     out.extend(sum.to_le_bytes());
 }
 
@@ -304,7 +306,7 @@ fn record(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (payload, rest) = rest.split_at(len);
     let (sum, rest) = rest.split_at(8);
     let summed = &bytes[..5 + len];
-    (crate::env::hash_words(summed).to_le_bytes() == sum).then_some((kind, payload, rest))
+    (crate::model::hash::hash_words(summed).to_le_bytes() == sum).then_some((kind, payload, rest))
 }
 
 fn text(bytes: &[u8]) -> Option<&str> {

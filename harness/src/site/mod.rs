@@ -166,7 +166,8 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
         .collect();
     let commit_pages = run::plan(&data, &opts.out);
     ids.extend(commit_pages.iter().flat_map(|p| p.runs_to_show(&data)));
-    data.history.load_values(store, ids)?;
+    let missing = data.history.missing_values(ids);
+    data.history.metrics.extend(store.values(&missing)?);
     let (rows, alarms) = series::render_all(&data, &pairs, &env, &mut w)?;
     lap("series pages");
     run::render_all(store, &data, &commit_pages, &env, &mut w)?;
@@ -286,7 +287,7 @@ fn templates_hash() -> u64 {
             .flat_map(|(name, src)| [*name, *src])
             .chain([STYLE, env!("CARGO_PKG_VERSION")])
             .collect();
-        crate::env::fnv1a(all.as_bytes())
+        crate::model::hash::fnv1a(all.as_bytes())
     })
 }
 

@@ -191,7 +191,7 @@ fn fingerprint(
             r.started_unix.to_bits()
         );
     }
-    crate::env::fnv1a(text.as_bytes())
+    crate::model::hash::fnv1a(text.as_bytes())
 }
 
 /// sha → (fingerprint, bytes) of the pages the last render left.

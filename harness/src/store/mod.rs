@@ -21,17 +21,24 @@ pub mod queue;
 mod sqlite;
 pub mod tls;
 
-use crate::env::{Commit, Machine};
-use crate::model::{Confirmation, Phase, PointKey, RunStatus, Series, Triage, Verdict};
-use crate::probe::Sample;
-use std::collections::HashMap;
+use crate::model::records::{Machine, Sample};
+use crate::model::{Phase, PointKey, RunStatus, Series};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+pub use crate::model::records::{
+    AbRecord, CommitRow, CommitRun, ConfirmationKey, ConfirmationRow, MachineRow, ProfileRecord,
+    RunRecord, RunRow, TriageRecord,
+};
 pub use postgres::{PgError, PgStore};
 pub use sqlite::{SqliteError, SqliteStore};
 
 /// A results store, whatever its backend.
 pub type Store = dyn Connection;
+
+/// The values of runs, by run id: each metric with its per-repetition
+/// values.
+pub type RunValues = HashMap<i64, Vec<Series>>;
 
 /// Where a results store is: a SQLite file or a PostgreSQL server.
 #[derive(Clone, PartialEq, Eq)]
@@ -58,7 +65,7 @@ impl Location {
     /// Where runs this database could not take are kept, in `dir`: one
     /// file per database (named by a hash of its URL without password).
     pub fn spool_in(&self, dir: &Path) -> PathBuf {
-        let hash = crate::env::fnv1a(self.to_string().as_bytes());
+        let hash = crate::model::hash::fnv1a(self.to_string().as_bytes());
         dir.join(format!("unsent-{:08x}.sqlite", hash as u32))
     }
 }
@@ -136,6 +143,35 @@ pub trait Connection: std::fmt::Debug {
         &self,
         wanted: &dyn Fn(i64) -> bool,
     ) -> Result<HashMap<i64, Vec<Series>>, StoreError>;
+
+    /// The values of these runs (none for a run without any): one
+    /// indexed lookup each for a few, one scan of every value for many.
+    fn values(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<Series>>, StoreError> {
+        /// More runs than this are read in one scan.
+        const ONE_BY_ONE: usize = 300;
+        if ids.len() > ONE_BY_ONE {
+            let wanted: HashSet<i64> = ids.iter().copied().collect();
+            return self.all_series(&|id| wanted.contains(&id));
+        }
+        ids.iter().map(|&id| Ok((id, self.series(id)?))).collect()
+    }
+
+    /// The runs of commits `wanted` accepts (failed ones too), with the
+    /// values of those that are `ok`: what a history is built from.
+    fn runs_with_values(
+        &self,
+        wanted: &dyn Fn(&CommitRun) -> bool,
+    ) -> Result<(Vec<CommitRun>, RunValues), StoreError> {
+        let mut runs = self.commit_runs()?;
+        runs.retain(|r| wanted(r));
+        let ok: HashSet<i64> = runs
+            .iter()
+            .filter(|r| r.status == RunStatus::Ok)
+            .map(|r| r.id)
+            .collect();
+        let values = self.all_series(&|id| ok.contains(&id))?;
+        Ok((runs, values))
+    }
 
     /// CPU and RSS samples of a run's first recorded repetition, by
     /// process, in time order.
@@ -375,95 +411,6 @@ pub(crate) fn plan_of(
     (plan, ids)
 }
 
-/// One metric of one point measured A/B, stored with both sides' values
-/// in measuring order (`a[i]`, `b[i]` is pair i).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct AbRecord {
-    /// 0 before it is stored.
-    pub id: i64,
-    pub machine: String,
-    pub scenario: String,
-    pub point: String,
-    pub metric: String,
-    pub a_sha: String,
-    pub b_sha: String,
-    /// interleaved or unpaired.
-    pub mode: String,
-    pub verdict: Verdict,
-    /// B against A (0.03 = 3% higher) and its interval; the interval is
-    /// `None` for the unpaired way (a test, not an interval).
-    pub change: Option<f64>,
-    pub low: Option<f64>,
-    pub high: Option<f64>,
-    pub threshold: f64,
-    pub pairs: i64,
-    /// Why it stopped (`abtest::Stop`), if it ran.
-    pub stop: Option<String>,
-    pub seconds: f64,
-    pub a: Vec<f64>,
-    pub b: Vec<f64>,
-    pub error: Option<String>,
-    /// What asked for it: compare, check or confirm.
-    pub purpose: String,
-    pub created_unix: f64,
-}
-
-/// One change point of one series: the commit of the new level and the
-/// one before it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
-pub struct ConfirmationKey {
-    pub machine: String,
-    pub scenario: String,
-    pub point: String,
-    pub metric: String,
-    pub before_sha: String,
-    pub sha: String,
-}
-
-/// Where the confirmation of a change point stands.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ConfirmationRow {
-    pub key: ConfirmationKey,
-    pub state: Confirmation,
-    /// What decided it, in words (the interval, or why there is none).
-    pub reason: String,
-    /// The A/B run that decided it.
-    pub ab_id: Option<i64>,
-    /// `host:pid` of the `confirm` that claimed it.
-    pub owner: String,
-    pub updated_unix: f64,
-}
-
-/// A person's decision about an alarm: the metric at the commit, in one
-/// scenario or (`None`) every scenario.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct TriageRecord {
-    pub id: i64,
-    pub commit: String,
-    pub metric: String,
-    pub scenario: Option<String>,
-    pub state: Triage,
-    /// The commit that acknowledged or fixed it.
-    pub by: Option<String>,
-    pub who: String,
-    pub note: Option<String>,
-    pub created_unix: f64,
-}
-
-/// A stored `syncbench profile`: one point at two commits.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProfileRecord {
-    /// The machine's fingerprint.
-    pub machine: String,
-    pub scenario: String,
-    pub point: String,
-    pub base_sha: String,
-    pub new_sha: String,
-    pub created_unix: f64,
-    /// `ops::profile::ProfileDiff` as JSON.
-    pub diff: String,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0} is not a SQLite database (left untouched); give another --db")]
@@ -596,91 +543,13 @@ pub(crate) fn checked_sha(
     })
 }
 
-/// Everything recorded for one run, written in one transaction.
-#[derive(Debug, Clone)]
-pub struct RunRecord {
-    pub machine: Machine,
-    pub commit: Commit,
-    pub scenario: String,
-    pub point: String,
-    pub params_json: String,
-    pub status: RunStatus,
-    pub error: Option<String>,
-    pub repetitions: u32,
-    pub harness_version: String,
-    pub toolchain: String,
-    pub command_line: String,
-    pub started_unix: f64,
-    pub finished_unix: f64,
-    pub metrics: Vec<Series>,
-    pub samples: Vec<(u32, Sample)>,
-    pub phases: Vec<Phase>,
-}
-
-/// A stored run, as `show` lists it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunRow {
-    pub id: i64,
-    pub machine: String,
-    pub commit: String,
-    pub dirty: bool,
-    pub scenario: String,
-    pub point: String,
-    pub status: RunStatus,
-    pub error: Option<String>,
-    pub started_unix: f64,
-}
-
-/// The run of a commit (see the module doc), located in its series and history.
-#[derive(Debug, Clone)]
-pub struct CommitRun {
-    pub id: i64,
-    pub key: PointKey,
-    /// The point's parameters, as JSON.
-    pub params: String,
-    pub sha: String,
-    pub time_unix: i64,
-    pub parents: Vec<String>,
-    pub status: RunStatus,
-    pub error: Option<String>,
-    /// Measured on a working tree with uncommitted changes.
-    pub dirty: bool,
-    /// When the run started: tells a run from another of the same point
-    /// and commit stored under a reused id.
-    pub started_unix: f64,
-}
-
-/// A commit as recorded.
-#[derive(Debug, Clone)]
-pub struct CommitRow {
-    pub sha: String,
-    pub parents: Vec<String>,
-    pub author: String,
-    pub time_unix: i64,
-    pub subject: String,
-}
-
-/// A machine as recorded.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct MachineRow {
-    pub fingerprint: String,
-    /// The name people gave it (`--machine-tag`).
-    pub tag: Option<String>,
-    pub cpu: String,
-    pub cores: i64,
-    pub memory_bytes: i64,
-    pub os: String,
-    /// Its runs, and the newest one's start.
-    pub runs: i64,
-    pub last_run_unix: Option<f64>,
-}
-
 /// The behaviour every backend owes: each test takes a fresh, empty
 /// store, so a second backend runs the same tests.
 #[cfg(test)]
 pub(crate) mod conformance {
     use super::*;
-    use crate::model::{Direction, Unit};
+    use crate::model::records::Commit;
+    use crate::model::{Confirmation, Direction, Triage, Unit, Verdict};
 
     pub fn machine() -> Machine {
         Machine {

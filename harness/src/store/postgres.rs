@@ -13,11 +13,11 @@ use super::{
     ForgetPlan, ForgetRecord, ForgetSelector, MachineRow, ProfileRecord, RunRecord, RunRow,
     SelectedRun, StoreError, TriageRecord, checked_sha,
 };
-use crate::env::{Commit, Machine};
+use crate::model::records::Sample;
+use crate::model::records::{Commit, Machine};
 use crate::model::{
     Confirmation, Direction, Phase, PointKey, RunStatus, Series, Triage, Unit, Verdict,
 };
-use crate::probe::Sample;
 use crate::secrets::redact;
 use postgres::error::SqlState;
 use postgres::{Client, GenericClient, NoTls, Row};
@@ -1027,7 +1027,7 @@ impl Connection for PgStore {
                 params[5],
                 &Confirmation::Pending.as_str(),
                 &owner,
-                &crate::ops::session::now(),
+                &crate::model::unix_now(),
             ],
         )? == 1;
         if inserted {
@@ -1059,7 +1059,7 @@ impl Connection for PgStore {
                     params[5],
                     &Confirmation::Pending.as_str(),
                     &owner,
-                    &crate::ops::session::now(),
+                    &crate::model::unix_now(),
                 ],
             )?;
         }
@@ -1291,7 +1291,7 @@ impl Connection for PgStore {
         {
             return Err(StoreError::ForgetChanged);
         }
-        let created_unix = crate::ops::session::now();
+        let created_unix = crate::model::unix_now();
         let id: i64 = tx
             .query_one(
                 "INSERT INTO forgotten (created_unix, who, command_line, scenario, point, metric,

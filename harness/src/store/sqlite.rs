@@ -6,11 +6,11 @@ use super::{
     ForgetPlan, ForgetRecord, ForgetSelector, MachineRow, ProfileRecord, RunRecord, RunRow,
     SelectedRun, StoreError, TriageRecord,
 };
-use crate::env::{Commit, Machine};
+use crate::model::records::Sample;
+use crate::model::records::{Commit, Machine};
 use crate::model::{
     Confirmation, Direction, Phase, PointKey, RunStatus, Series, Triage, Unit, Verdict,
 };
-use crate::probe::Sample;
 use rusqlite::{OpenFlags, OptionalExtension, named_params, params};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -685,7 +685,7 @@ impl Connection for SqliteStore {
                     key.sha,
                     Confirmation::Pending.as_str(),
                     owner,
-                    crate::ops::session::now()
+                    crate::model::unix_now()
                 ],
             )?;
         }
@@ -1001,7 +1001,7 @@ impl Connection for SqliteStore {
         {
             return Err(StoreError::ForgetChanged);
         }
-        let created_unix = crate::ops::session::now();
+        let created_unix = crate::model::unix_now();
         tx.execute(
             "INSERT INTO forgotten (created_unix, who, command_line, scenario, point, metric,
                  commit_sha, machines, runs, runs_changed, value_count, series, commits, ab_runs,

@@ -12,9 +12,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use syncbench::model::records::Sample;
 use syncbench::model::{Direction, RunStatus, Unit};
 use syncbench::pgtest;
-use syncbench::probe::Sample;
 use syncbench::store::{Location, RunRecord};
 
 /// A run of scenario `gone` at `sha`, with metrics wall and extra.

@@ -12,8 +12,8 @@
 use crate::support::*;
 use std::path::{Path, PathBuf};
 use syncbench::env::{Commit, Machine};
+use syncbench::model::records::Sample;
 use syncbench::model::{Direction, Phase, RunStatus, Series, Unit};
-use syncbench::probe::Sample;
 use syncbench::store::RunRecord;
 
 pub(crate) const SCENARIO: &str = r#"

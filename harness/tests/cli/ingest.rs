@@ -300,7 +300,7 @@ fn csv_cells_are_never_formulas_and_numbers_stay_numbers() {
             syncbench::store::open(&syncbench::store::Location::Sqlite(db.clone())).unwrap();
         let records: Vec<_> = (0..1000u64)
             .map(|i| syncbench::store::RunRecord {
-                machine: syncbench::env::Machine::detect(),
+                machine: syncbench::env::detect_machine(),
                 commit: syncbench::env::Commit {
                     sha: format!("{i:040x}"),
                     parents: vec![],

@@ -289,8 +289,8 @@ type Sampled<'a> = (
 
 fn sampled_db(path: &Path, runs: &[Sampled]) -> String {
     use syncbench::env::{Commit, Machine};
+    use syncbench::model::records::Sample;
     use syncbench::model::{Direction, Phase, RunStatus, Series, Unit};
-    use syncbench::probe::Sample;
     use syncbench::store::RunRecord;
     let mut store =
         syncbench::store::open(&syncbench::store::Location::Sqlite(path.to_owned())).unwrap();
