@@ -19,6 +19,7 @@
 //! Drift that is slow compared with one pair hits A and B alike.
 
 use crate::model::Verdict;
+use crate::model::records::AbRecord;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -254,6 +255,117 @@ pub fn verdict(stop: Stop, est: &Estimate, lower_is_better: bool) -> Verdict {
         Stop::WithinThreshold => Verdict::Unchanged,
         _ => Verdict::Inconclusive,
     }
+}
+
+/// How the two sides are measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// A B A B …, judged from the per-pair ratios.
+    Interleaved,
+    /// N of A, then N of B, judged by Mann-Whitney (for comparison).
+    Unpaired,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Interleaved => "interleaved",
+            Mode::Unpaired => "unpaired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        [Mode::Interleaved, Mode::Unpaired]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+/// One metric of one point measured A/B.
+#[derive(Debug, Clone, Serialize)]
+pub struct AbResult {
+    pub scenario: String,
+    pub point: String,
+    pub metric: String,
+    pub mode: Mode,
+    /// regression, improvement, unchanged, inconclusive, or failed.
+    pub verdict: Verdict,
+    pub estimate: Option<Estimate>,
+    /// The threshold the verdict was decided at (relative).
+    pub threshold: f64,
+    pub pairs: usize,
+    pub stop: Option<Stop>,
+    pub seconds: f64,
+    /// Values in measuring order: `a[i]` and `b[i]` are pair i.
+    pub a: Vec<f64>,
+    pub b: Vec<f64>,
+    pub error: Option<String>,
+}
+
+impl AbResult {
+    /// As stored.
+    pub fn record(&self, machine: &str, a_sha: &str, b_sha: &str, purpose: &str) -> AbRecord {
+        let finite = |x: f64| x.is_finite().then_some(x);
+        AbRecord {
+            id: 0,
+            machine: machine.to_owned(),
+            scenario: self.scenario.clone(),
+            point: self.point.clone(),
+            metric: self.metric.clone(),
+            a_sha: a_sha.to_owned(),
+            b_sha: b_sha.to_owned(),
+            mode: self.mode.as_str().to_owned(),
+            verdict: self.verdict,
+            change: self.estimate.map(|e| e.change),
+            low: self.estimate.and_then(|e| finite(e.low)),
+            high: self.estimate.and_then(|e| finite(e.high)),
+            threshold: self.threshold,
+            pairs: self.pairs as i64,
+            stop: self.stop.map(|s| s.as_str().to_owned()),
+            seconds: self.seconds,
+            a: self.a.clone(),
+            b: self.b.clone(),
+            error: self.error.clone(),
+            purpose: purpose.to_owned(),
+            created_unix: crate::model::unix_now(),
+        }
+    }
+}
+
+impl AbResult {
+    /// A stored A/B run read back (its interval unbounded where none was
+    /// stored).
+    pub fn from_record(r: &AbRecord) -> AbResult {
+        AbResult {
+            scenario: r.scenario.clone(),
+            point: r.point.clone(),
+            metric: r.metric.clone(),
+            mode: Mode::parse(&r.mode).unwrap_or(Mode::Interleaved),
+            verdict: r.verdict,
+            estimate: r.change.map(|change| Estimate {
+                change,
+                low: r.low.unwrap_or(f64::NEG_INFINITY),
+                high: r.high.unwrap_or(f64::INFINITY),
+            }),
+            threshold: r.threshold,
+            pairs: r.pairs as usize,
+            stop: r.stop.as_deref().and_then(Stop::parse),
+            seconds: r.seconds,
+            a: r.a.clone(),
+            b: r.b.clone(),
+            error: r.error.clone(),
+        }
+    }
+}
+
+/// Exit status of an A/B run: 1 on a regression or a failure.
+pub fn status(results: &[AbResult]) -> u8 {
+    u8::from(
+        results
+            .iter()
+            .any(|r| matches!(r.verdict, Verdict::Regression | Verdict::Failed)),
+    )
 }
 
 #[cfg(test)]

@@ -4,25 +4,13 @@
 //! people's triage of alarms (`syncbench triage`) with the precision it
 //! gives the alarms.
 
+use crate::abtest::AbResult;
 use crate::analysis::Change;
+use crate::analysis::Measured;
+use crate::model::records::{AbRecord, ConfirmationKey, ConfirmationRow, TriageRecord};
 use crate::model::{Confirmation, Triage, Verdict};
-use crate::ops::ab::AbResult;
-use crate::store::{AbRecord, ConfirmationKey, ConfirmationRow, TriageRecord};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-
-/// Regressions first, then improvements; each by significance (the
-/// change over its series' threshold), largest first; newest first among
-/// equals.
-pub fn rank(changes: &mut [Change]) {
-    changes.sort_by(|a, b| {
-        (a.verdict != Verdict::Regression)
-            .cmp(&(b.verdict != Verdict::Regression))
-            .then(b.significance.total_cmp(&a.significance))
-            .then(b.subject_time_unix.cmp(&a.subject_time_unix))
-            .then(a.metric.cmp(&b.metric))
-    });
-}
 
 /// Whether a change is an alarm: a step of an exact count (the code's on
 /// any machine), or a noisy metric's step that measuring again confirmed.
@@ -39,29 +27,6 @@ pub fn key_of(c: &Change) -> ConfirmationKey {
         metric: c.metric.clone(),
         before_sha: c.before_commit.clone(),
         sha: c.commit.clone(),
-    }
-}
-
-/// A confirmed change's size as the interleaved run of its two commits
-/// measured it: once confirmed, this is the change's size wherever it is
-/// shown (the history's levels, from few values apart in time, only
-/// found it).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Measured {
-    /// B against A, in percent, and its confidence interval.
-    pub change_pct: f64,
-    pub low_pct: f64,
-    pub high_pct: f64,
-    pub pairs: i64,
-}
-
-impl Measured {
-    /// `+15.6% [+9.7%, +27.3%]`.
-    pub fn label(&self) -> String {
-        format!(
-            "{:+.1}% [{:+.1}%, {:+.1}%]",
-            self.change_pct, self.low_pct, self.high_pct
-        )
     }
 }
 
@@ -231,7 +196,7 @@ pub fn evidence<'a>(change: &Change, runs: &'a [AbRecord]) -> Option<&'a AbRecor
             && r.metric == change.metric
             && r.a_sha == change.before_commit
             && r.b_sha == change.commit
-            && r.mode == crate::ops::ab::Mode::Interleaved.as_str()
+            && r.mode == crate::abtest::Mode::Interleaved.as_str()
             && match (r.verdict, r.low, r.high) {
                 (Verdict::Regression | Verdict::Improvement, Some(low), Some(high)) => {
                     low > t / 2.0 || high < -t / 2.0
@@ -263,10 +228,10 @@ pub fn row(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abtest::Mode;
     use crate::abtest::{Estimate, Stop};
     use crate::analysis::{Threshold, ThresholdSource};
     use crate::model::Unit;
-    use crate::ops::ab::Mode;
 
     fn change(metric: &str, verdict: Verdict, significance: f64, exact: bool) -> Change {
         Change {
@@ -340,7 +305,7 @@ mod tests {
             change("b", Verdict::Regression, 1.5, false),
             change("c", Verdict::Regression, 4.0, false),
         ];
-        rank(&mut v);
+        crate::analysis::rank(&mut v);
         let order: Vec<&str> = v.iter().map(|c| c.metric.as_str()).collect();
         assert_eq!(order, ["c", "b", "a"]);
     }

@@ -618,7 +618,7 @@ impl History {
     }
 
     /// Change points of every series but the harness's own, ranked
-    /// (`alarms::rank`), each with the threshold in force for its series.
+    /// ([`rank`]), each with the threshold in force for its series.
     /// Their confirmation and triage are filled in by `alarms::annotate`.
     pub fn changes(&self, book: &ThresholdBook) -> Vec<Change> {
         let runs: HashMap<i64, &CommitRun> = self.runs.iter().map(|r| (r.id, r)).collect();
@@ -661,7 +661,7 @@ impl History {
                 });
             }
         }
-        crate::alarms::rank(&mut out);
+        rank(&mut out);
         out
     }
 
@@ -749,7 +749,7 @@ pub struct Change {
     pub confirmation_reason: Option<String>,
     /// Once confirmed, its size as the interleaved run measured it: what
     /// is shown as its size from then on.
-    pub measured: Option<crate::alarms::Measured>,
+    pub measured: Option<Measured>,
     /// The newest triage decision about it.
     pub triage: Option<TriageRecord>,
 }
@@ -761,6 +761,42 @@ pub struct Compared {
     pub scenario: String,
     pub point: String,
     pub rows: Vec<Row>,
+}
+
+/// Regressions first, then improvements; each by significance (the
+/// change over its series' threshold), largest first; newest first among
+/// equals.
+pub fn rank(changes: &mut [Change]) {
+    changes.sort_by(|a, b| {
+        (a.verdict != Verdict::Regression)
+            .cmp(&(b.verdict != Verdict::Regression))
+            .then(b.significance.total_cmp(&a.significance))
+            .then(b.subject_time_unix.cmp(&a.subject_time_unix))
+            .then(a.metric.cmp(&b.metric))
+    });
+}
+
+/// A confirmed change's size as the interleaved run of its two commits
+/// measured it: once confirmed, this is the change's size wherever it is
+/// shown (the history's levels, from few values apart in time, only
+/// found it).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Measured {
+    /// B against A, in percent, and its confidence interval.
+    pub change_pct: f64,
+    pub low_pct: f64,
+    pub high_pct: f64,
+    pub pairs: i64,
+}
+
+impl Measured {
+    /// `+15.6% [+9.7%, +27.3%]`.
+    pub fn label(&self) -> String {
+        format!(
+            "{:+.1}% [{:+.1}%, {:+.1}%]",
+            self.change_pct, self.low_pct, self.high_pct
+        )
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub mod ops;
 pub mod pgtest;
 pub mod probe;
 pub mod proc;
+pub mod procfs;
+pub mod profile;
 pub mod prometheus;
 pub mod runner;
 pub mod site;

@@ -29,7 +29,7 @@ pub struct Exit {
     /// The kernel's I/O accounting of the process (and the children it
     /// reaped), read after it exited and before it was reaped: exact.
     /// `None` where /proc/PID/io cannot be read.
-    pub io: Option<crate::probe::IoCounters>,
+    pub io: Option<crate::procfs::IoCounters>,
     pub at: Instant,
 }
 
@@ -79,7 +79,7 @@ pub fn pin_to_cpu(cmd: &mut Command, cpu: usize) {
 /// Spawns `cmd` as the leader of a new process group.
 pub fn spawn(cmd: &mut Command) -> std::io::Result<(Proc, Child)> {
     cmd.process_group(0);
-    let inherited = crate::probe::read_hwm(std::process::id() as i32).unwrap_or(u64::MAX);
+    let inherited = crate::procfs::read_hwm(std::process::id() as i32).unwrap_or(u64::MAX);
     let child = cmd.spawn()?;
     let pid = child.id() as i32;
     let (tx, exit) = mpsc::channel();
@@ -122,7 +122,7 @@ fn wait4(pid: i32, inherited_rss_bytes: u64) -> Option<Exit> {
         }
     };
     // Only from a process that has exited: mid-run figures are not final.
-    let io = exited.then(|| crate::probe::read_io(pid)).flatten();
+    let io = exited.then(|| crate::procfs::read_io(pid)).flatten();
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

@@ -277,6 +277,25 @@ pub fn too_few_note<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Option<Strin
     ))
 }
 
+/// A text cell of CSV (never a number: those are written as numbers, so
+/// -3.5 stays a value). Quoted when it holds a comma, a quote or a line
+/// break; and one that starts as a formula would (`=`, `+`, `-`, `@`, a
+/// tab or a carriage return) is prefixed with `'` and quoted, as OWASP's
+/// CSV injection advice says: a spreadsheet shows it as text instead of
+/// evaluating it, and quoting alone does not stop that.
+pub fn csv_text(s: &str) -> String {
+    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula || s.contains([',', '"', '\n', '\r']) {
+        format!(
+            "\"{}{}\"",
+            if formula { "'" } else { "" },
+            s.replace('"', "\"\"")
+        )
+    } else {
+        s.to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,5 +338,34 @@ mod tests {
             md.contains("+1.00 MiB from 0") && md.contains("<0.001"),
             "{md}"
         );
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::csv_text;
+
+    #[test]
+    fn csv_cells_are_quoted_when_needed_and_never_formulas() {
+        assert_eq!(csv_text("plain"), "plain");
+        assert_eq!(csv_text(""), "");
+        assert_eq!(csv_text("a,b"), "\"a,b\"");
+        assert_eq!(csv_text("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_text("two\nlines"), "\"two\nlines\"");
+        assert_eq!(
+            csv_text("=HYPERLINK(\"http://x\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
+        for (cell, out) in [
+            ("@SUM(1)", "\"'@SUM(1)\""),
+            ("-cmd", "\"'-cmd\""),
+            ("+1", "\"'+1\""),
+            ("\tx", "\"'\tx\""),
+            ("\rx", "\"'\rx\""),
+        ] {
+            assert_eq!(csv_text(cell), out);
+        }
+        // Further in, those characters are text as they are.
+        assert_eq!(csv_text("a=b-c@d"), "a=b-c@d");
     }
 }

@@ -17,6 +17,18 @@ pub mod secrets;
 use serde::{Serialize, Serializer};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// An error with its whole chain of causes, as a run's error is recorded
+/// (`a: b: c`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        message = format!("{message}: {c}");
+        cause = c.source();
+    }
+    message
+}
+
 /// Seconds since the epoch, for the record: the one clock every stored
 /// time is read from.
 pub fn unix_now() -> f64 {
@@ -407,6 +419,16 @@ impl std::fmt::Display for Verdict {
 /// Metrics the harness reports about itself: shown, never gated on.
 pub fn is_harness_metric(name: &str) -> bool {
     name.starts_with("harness.")
+}
+
+/// How closely repeated instruction counts of the same work agree
+/// (relative): the server's under callgrind spread 0.1–0.3% between runs
+/// (buffers grow by what each read returns), the driver's under 0.03%.
+pub const INSTRUCTION_RESOLUTION: f64 = 0.003;
+
+/// Whether a metric is an instruction count (of a process or a phase).
+pub fn is_instruction_metric(name: &str) -> bool {
+    name.ends_with(".instructions")
 }
 
 /// Metrics shown but never gated (no verdict, no change points): the

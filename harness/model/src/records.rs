@@ -4,6 +4,7 @@
 
 use crate::{Confirmation, Phase, PointKey, RunStatus, Series, Triage, Verdict};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Machine {
@@ -227,3 +228,19 @@ pub struct ProfileRecord {
     /// `ops::profile::ProfileDiff` as JSON.
     pub diff: String,
 }
+
+/// One function's instructions: its own, and with what it called.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cost {
+    #[serde(rename = "self")]
+    pub exclusive: u64,
+    pub inclusive: u64,
+}
+
+/// Instructions by function, summed over files: what `syncbench profile`
+/// compares.
+pub type Functions = BTreeMap<String, Cost>;
+
+/// Instructions by function, by process: one run of a point under
+/// callgrind.
+pub type Profile = BTreeMap<String, Functions>;

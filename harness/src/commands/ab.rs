@@ -5,9 +5,9 @@ use super::{Context, outln};
 use std::path::PathBuf;
 use std::time::Duration;
 use syncbench::abtest::{ALPHA, Settings, Target};
+use syncbench::model::{INSTRUCTION_RESOLUTION, is_instruction_metric};
 use syncbench::ops::ab::{self, AbResult, Plan};
 use syncbench::ops::session::MeasureSettings;
-use syncbench::runner::{INSTRUCTION_RESOLUTION, is_instruction_metric};
 use syncbench::scenario::parse_duration;
 
 /// What `compare` and `check` share after their commits: the scenarios

@@ -6,26 +6,17 @@
 //! `abtest`.
 
 use crate::abtest::{self, Estimate, Settings, Side, Stop, Target};
+pub use crate::abtest::{AbResult, Mode, status};
 use crate::history::Checkout;
+use crate::model::is_instruction_metric;
 use crate::model::{Direction, MetricValue, Verdict};
 use crate::ops::session::Session;
-use crate::runner::{Runner, is_instruction_metric};
+use crate::runner::Runner;
 use crate::scenario::{Kind, Point, Scenario};
 use crate::stats;
-use crate::store::{AbRecord, StoreError};
-use serde::Serialize;
+use crate::store::StoreError;
 use std::path::Path;
 use std::time::Duration;
-
-/// How the two sides are measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// A B A B …, judged from the per-pair ratios.
-    Interleaved,
-    /// N of A, then N of B, judged by Mann-Whitney (for comparison).
-    Unpaired,
-}
 
 /// What to measure and when to stop.
 #[derive(Debug, Clone)]
@@ -39,21 +30,6 @@ pub struct Plan {
     pub unpaired: Option<usize>,
     /// One pair, not counted, before the measured ones.
     pub warmup: bool,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Interleaved => "interleaved",
-            Mode::Unpaired => "unpaired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Mode> {
-        [Mode::Interleaved, Mode::Unpaired]
-            .into_iter()
-            .find(|m| m.as_str() == s)
-    }
 }
 
 impl Plan {
@@ -74,48 +50,26 @@ impl Plan {
     }
 }
 
-/// One metric of one point measured A/B.
-#[derive(Debug, Clone, Serialize)]
-pub struct AbResult {
-    pub scenario: String,
-    pub point: String,
-    pub metric: String,
-    pub mode: Mode,
-    /// regression, improvement, unchanged, inconclusive, or failed.
-    pub verdict: Verdict,
-    pub estimate: Option<Estimate>,
-    /// The threshold the verdict was decided at (relative).
-    pub threshold: f64,
-    pub pairs: usize,
-    pub stop: Option<Stop>,
-    pub seconds: f64,
-    /// Values in measuring order: `a[i]` and `b[i]` are pair i.
-    pub a: Vec<f64>,
-    pub b: Vec<f64>,
-    pub error: Option<String>,
-}
-
-impl AbResult {
-    fn failed(scenario: &str, point: &str, plan: &Plan, error: String) -> Vec<AbResult> {
-        plan.targets
-            .iter()
-            .map(|t| AbResult {
-                scenario: scenario.to_owned(),
-                point: point.to_owned(),
-                metric: t.metric.clone(),
-                mode: plan.mode(),
-                verdict: Verdict::Failed,
-                estimate: None,
-                threshold: t.threshold,
-                pairs: 0,
-                stop: None,
-                seconds: 0.0,
-                a: Vec::new(),
-                b: Vec::new(),
-                error: Some(error.clone()),
-            })
-            .collect()
-    }
+/// Every target of `plan` failed at one point, with `error`.
+fn failed(scenario: &str, point: &str, plan: &Plan, error: String) -> Vec<AbResult> {
+    plan.targets
+        .iter()
+        .map(|t| AbResult {
+            scenario: scenario.to_owned(),
+            point: point.to_owned(),
+            metric: t.metric.clone(),
+            mode: plan.mode(),
+            verdict: Verdict::Failed,
+            estimate: None,
+            threshold: t.threshold,
+            pairs: 0,
+            stop: None,
+            seconds: 0.0,
+            a: Vec::new(),
+            b: Vec::new(),
+            error: Some(error.clone()),
+        })
+        .collect()
 }
 
 /// What the measuring loop saw of one metric of a point.
@@ -361,7 +315,7 @@ pub fn measure(
                 error: None,
             })
             .collect(),
-        Err(e) => AbResult::failed(&s.name, &key, &plan, e),
+        Err(e) => failed(&s.name, &key, &plan, e),
     }
 }
 
@@ -384,7 +338,7 @@ pub fn run(
         }
         if let Err(e) = build(&sides, s) {
             tracing::warn!("{}: {e}", s.name);
-            out.extend(AbResult::failed(&s.name, "", plan, e));
+            out.extend(failed(&s.name, "", plan, e));
             continue;
         }
         let filter = session.settings.filter.as_deref();
@@ -425,71 +379,6 @@ pub fn record(
         );
     }
     Ok(ids)
-}
-
-impl AbResult {
-    /// As stored.
-    pub fn record(&self, machine: &str, a_sha: &str, b_sha: &str, purpose: &str) -> AbRecord {
-        let finite = |x: f64| x.is_finite().then_some(x);
-        AbRecord {
-            id: 0,
-            machine: machine.to_owned(),
-            scenario: self.scenario.clone(),
-            point: self.point.clone(),
-            metric: self.metric.clone(),
-            a_sha: a_sha.to_owned(),
-            b_sha: b_sha.to_owned(),
-            mode: self.mode.as_str().to_owned(),
-            verdict: self.verdict,
-            change: self.estimate.map(|e| e.change),
-            low: self.estimate.and_then(|e| finite(e.low)),
-            high: self.estimate.and_then(|e| finite(e.high)),
-            threshold: self.threshold,
-            pairs: self.pairs as i64,
-            stop: self.stop.map(|s| s.as_str().to_owned()),
-            seconds: self.seconds,
-            a: self.a.clone(),
-            b: self.b.clone(),
-            error: self.error.clone(),
-            purpose: purpose.to_owned(),
-            created_unix: crate::model::unix_now(),
-        }
-    }
-}
-
-impl AbResult {
-    /// A stored A/B run read back (its interval unbounded where none was
-    /// stored).
-    pub fn from_record(r: &AbRecord) -> AbResult {
-        AbResult {
-            scenario: r.scenario.clone(),
-            point: r.point.clone(),
-            metric: r.metric.clone(),
-            mode: Mode::parse(&r.mode).unwrap_or(Mode::Interleaved),
-            verdict: r.verdict,
-            estimate: r.change.map(|change| Estimate {
-                change,
-                low: r.low.unwrap_or(f64::NEG_INFINITY),
-                high: r.high.unwrap_or(f64::INFINITY),
-            }),
-            threshold: r.threshold,
-            pairs: r.pairs as usize,
-            stop: r.stop.as_deref().and_then(Stop::parse),
-            seconds: r.seconds,
-            a: r.a.clone(),
-            b: r.b.clone(),
-            error: r.error.clone(),
-        }
-    }
-}
-
-/// Exit status of an A/B run: 1 on a regression or a failure.
-pub fn status(results: &[AbResult]) -> u8 {
-    u8::from(
-        results
-            .iter()
-            .any(|r| matches!(r.verdict, Verdict::Regression | Verdict::Failed)),
-    )
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@
 //! happens to return (README: "How noisy each metric is").
 
 use super::Failure;
-use std::collections::{BTreeMap, HashMap};
+use crate::model::records::Functions;
+use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -191,18 +192,6 @@ fn read_head(path: &Path) -> Option<String> {
     Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// One function's instructions: its own, and with what it called.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Cost {
-    #[serde(rename = "self")]
-    pub exclusive: u64,
-    pub inclusive: u64,
-}
-
-/// Instructions by function, summed over files: what `syncbench profile`
-/// compares.
-pub type Functions = BTreeMap<String, Cost>;
-
 /// Adds the per-function costs of one callgrind output file to `into`.
 ///
 /// The callgrind format (valgrind's docs, "Callgrind Format
@@ -302,6 +291,7 @@ pub(super) fn counts(parts: &[Part], roots: &[(String, i32)]) -> super::Counts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::records::Cost;
 
     #[test]
     fn functions_exclusive_and_inclusive() {

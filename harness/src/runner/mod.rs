@@ -13,7 +13,8 @@ mod phases;
 pub mod proxy;
 mod sync;
 
-use crate::model::records::Sample;
+use crate::model::is_instruction_metric;
+use crate::model::records::{Profile, Sample};
 use crate::model::{Direction, MetricValue, Phase, RunStatus, Series, Unit};
 use crate::probe::HwCounters;
 use crate::proc::{self, Exit, Proc};
@@ -49,13 +50,7 @@ impl Failure {
 
     /// A failure from an error, with its whole chain of causes.
     pub fn from_error(status: RunStatus, e: &dyn std::error::Error) -> Self {
-        let mut message = e.to_string();
-        let mut cause = e.source();
-        while let Some(c) = cause {
-            message = format!("{message}: {c}");
-            cause = c.source();
-        }
-        Self::new(status, message)
+        Self::new(status, crate::model::error_chain(e))
     }
 }
 
@@ -166,20 +161,6 @@ pub fn instruction_metric(phase: Option<&str>, process: &str) -> String {
         Some(p) => format!("{p}.{process}.instructions"),
         None => format!("{process}.instructions"),
     }
-}
-
-/// Instructions by function, by process: one run of a point under
-/// callgrind.
-pub type Profile = BTreeMap<String, callgrind::Functions>;
-
-/// How closely repeated instruction counts of the same work agree
-/// (relative): the server's under callgrind spread 0.1–0.3% between runs
-/// (buffers grow by what each read returns), the driver's under 0.03%.
-pub const INSTRUCTION_RESOLUTION: f64 = 0.003;
-
-/// Whether a metric is an instruction count (of a process or a phase).
-pub fn is_instruction_metric(name: &str) -> bool {
-    name.ends_with(".instructions")
 }
 
 /// Instruction counts of one repetition, however counted: per process
@@ -577,7 +558,7 @@ mod tests {
             sys_s: 0.1,
             peak_rss_bytes: 1 << 30,
             inherited_rss_bytes: 0,
-            io: Some(crate::probe::IoCounters::default()),
+            io: Some(crate::procfs::IoCounters::default()),
             at: Instant::now(),
         };
         rep.add("wall", Unit::Seconds, Direction::LowerIsBetter, 1.0);

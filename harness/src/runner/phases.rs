@@ -8,7 +8,8 @@
 use super::Counts;
 use super::callgrind::{self, Callgrind};
 use crate::model::{Direction, MetricValue, Unit};
-use crate::probe::{HwCounters, IoCounters, read_io};
+use crate::probe::HwCounters;
+use crate::procfs::{IoCounters, read_io};
 use crate::prometheus::{self, Counters};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -258,7 +259,7 @@ mod tests {
             rep.values
                 .into_iter()
                 .map(|m| m.name)
-                .filter(|n| crate::runner::is_instruction_metric(n)),
+                .filter(|n| crate::model::is_instruction_metric(n)),
         );
         let part = |name: &str, pid, label: Option<&str>| Part {
             path: "x".into(),

@@ -7,8 +7,9 @@ use super::callgrind::{self, Callgrind};
 use super::phases::{Boundaries, label};
 use super::{Failure, Rep, Runner, sampler_overhead, tail};
 use crate::model::{Direction, MetricValue, Phase, RunStatus, Unit};
-use crate::probe::{HwCounters, IoCounters, Sampler};
+use crate::probe::{HwCounters, Sampler};
 use crate::proc::{self, Exit, Proc};
+use crate::procfs::IoCounters;
 use crate::scenario::{Layout, Point, Scenario};
 use protocol::driver::{
     BARRIER_ENV, DRIVER_CONTRACT_VERSION, DriverEvent, DriverLine, EXIT_UNKNOWN_WORKLOAD,

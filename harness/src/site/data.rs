@@ -7,7 +7,7 @@ use crate::analysis::{ChangePoint, History, Noise, SeriesHistory, Threshold};
 use crate::changepoint::SplitCache;
 use crate::model::Confirmation;
 use crate::model::{PointKey, SeriesKey, Unit, absolute_floor, is_informational};
-use crate::ops::profile::ProfileDiff;
+use crate::profile::ProfileDiff;
 use crate::scenario::ThresholdBook;
 use crate::store::{AbRecord, ConfirmationKey, ConfirmationRow, TriageRecord};
 use crate::store::{CommitRow, CommitRun, Store};
@@ -268,7 +268,7 @@ impl Data {
         &self,
         k: &SeriesKey,
         cp: &ChangePoint,
-    ) -> Option<crate::alarms::Measured> {
+    ) -> Option<crate::analysis::Measured> {
         crate::alarms::measured(self.confirmation_row(k, cp)?, &self.ab_runs)
     }
 

@@ -6,7 +6,7 @@
 use super::data::Data;
 use super::{SiteError, Writer, profile_file, short};
 use crate::model::Unit;
-use crate::ops::profile::FunctionChange;
+use crate::profile::FunctionChange;
 use minijinja::{Environment, context};
 
 /// How many functions each table shows.

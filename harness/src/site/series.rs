@@ -6,7 +6,7 @@ use super::data::{Data, point_of};
 use super::{SiteError, Writer, date, machine_id, pct, profile_file, series_file, short};
 use crate::analysis::{ChangePoint, SeriesHistory};
 use crate::model::{Confirmation, RunStatus, SeriesKey, Verdict, is_informational};
-use crate::ops::export::csv_text;
+use crate::text::csv_text;
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
 
@@ -218,7 +218,7 @@ fn page(
         let sha = &order[st.index];
         let before = &order[st.before_index];
         // For instruction counts: where they went, or how to find out.
-        let (profile_href, profile_hint) = if crate::runner::is_instruction_metric(&k.metric) {
+        let (profile_href, profile_hint) = if crate::model::is_instruction_metric(&k.metric) {
             match data.profile(&k.scenario, &k.point, before, sha) {
                 Some(_) => (
                     Some(format!(
