@@ -9,13 +9,9 @@
 //! (what people read). The binary's `commands/` are the only code that
 //! prints.
 
-pub mod abtest;
-pub mod alarms;
-pub mod analysis;
-pub mod changepoint;
+pub mod checkout;
 pub mod env;
 pub mod github;
-pub mod history;
 pub mod ingest;
 pub mod ops;
 #[doc(hidden)]
@@ -23,14 +19,12 @@ pub mod pgtest;
 pub mod probe;
 pub mod proc;
 pub mod procfs;
-pub mod profile;
 pub mod prometheus;
 pub mod runner;
 pub mod site;
-pub mod stats;
 pub mod store;
-pub mod text;
 
 // The crates below this one, under the paths the code has always used.
+pub use syncbench_analysis::{abtest, alarms, changepoint, history, profile, stats, text};
 pub use syncbench_model as model;
 pub use syncbench_model::{scenario, secrets};

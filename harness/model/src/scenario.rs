@@ -838,6 +838,14 @@ impl ThresholdBook {
         }
     }
 
+    /// No scenario's thresholds: `default` everywhere.
+    pub fn new(default: f64) -> ThresholdBook {
+        ThresholdBook {
+            default,
+            ..ThresholdBook::default()
+        }
+    }
+
     /// One scenario's thresholds, with `default` for the rest.
     pub fn of(scenario: &Scenario, default: f64) -> ThresholdBook {
         ThresholdBook {

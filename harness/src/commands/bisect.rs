@@ -48,8 +48,8 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         .range
         .split_once("..")
         .context("give the range as GOOD..BAD")?;
-    let mut commits = syncbench::history::resolve(&cx.root, &[good.to_owned()], None)?;
-    commits.extend(syncbench::history::resolve(
+    let mut commits = syncbench::checkout::resolve(&cx.root, &[good.to_owned()], None)?;
+    commits.extend(syncbench::checkout::resolve(
         &cx.root,
         std::slice::from_ref(&args.range),
         None,

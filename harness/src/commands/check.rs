@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use syncbench::abtest::{ALPHA, Settings, Target};
 use syncbench::alarms;
-use syncbench::analysis::Compared;
+use syncbench::history::Compared;
 use syncbench::model::{RunStatus, Verdict};
 use syncbench::ops::ab::{self, Plan};
 use syncbench::ops::load_history;
@@ -308,7 +308,7 @@ fn write_summary(path: &Path, text: &str) -> anyhow::Result<()> {
 /// decision at any of them applies.
 fn silenced_between(cx: &Context, base: &str, new: &str) -> anyhow::Result<Vec<String>> {
     Ok(
-        syncbench::history::resolve(&cx.root, &[format!("{base}..{new}")], None)?
+        syncbench::checkout::resolve(&cx.root, &[format!("{base}..{new}")], None)?
             .into_iter()
             .map(|c| c.sha)
             .collect(),
@@ -320,7 +320,7 @@ fn silenced_between(cx: &Context, base: &str, new: &str) -> anyhow::Result<Vec<S
 /// confirmation; an alarm acknowledged or marked invalid between the
 /// commits does not fail again.
 fn flags(
-    history: &syncbench::analysis::History,
+    history: &syncbench::history::History,
     compared: &[Compared],
     book: &ThresholdBook,
     triages: &[syncbench::store::TriageRecord],

@@ -71,7 +71,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let since: Option<HashSet<String>> = match &args.since {
         None => None,
         Some(r) => Some(
-            syncbench::history::resolve(&cx.root, &[format!("{r}..HEAD")], None)
+            syncbench::checkout::resolve(&cx.root, &[format!("{r}..HEAD")], None)
                 .with_context(|| format!("--since {r}: no such commit"))?
                 .into_iter()
                 .map(|c| c.sha)

@@ -27,7 +27,7 @@ impl CommitsArgs {
     ) -> anyhow::Result<(Vec<Scenario>, Vec<syncbench::env::Commit>)> {
         let (scenarios, revs) = split_args(cx, &self.args, default_suite)?;
         let commits =
-            syncbench::history::resolve(&cx.root, &revs, self.last).with_context(|| {
+            syncbench::checkout::resolve(&cx.root, &revs, self.last).with_context(|| {
                 format!(
                     "{:?} names no scenario (`syncbench list` shows them) and no commit",
                     revs.join(" ")
@@ -45,7 +45,7 @@ impl CommitsArgs {
         }
         if let Some(note) = self
             .last
-            .and_then(|n| syncbench::history::fewer_than_asked(&cx.root, n))
+            .and_then(|n| syncbench::checkout::fewer_than_asked(&cx.root, n))
         {
             eprintln!("syncbench: {note}");
         }
@@ -59,7 +59,7 @@ pub(super) fn empty_range(cx: &Context, rev: &str) -> anyhow::Result<Option<Stri
     let Some((a, b)) = rev.split_once("..") else {
         return Ok(None);
     };
-    if !syncbench::history::resolve(&cx.root, &[rev.to_owned()], None)?.is_empty() {
+    if !syncbench::checkout::resolve(&cx.root, &[rev.to_owned()], None)?.is_empty() {
         return Ok(None);
     }
     let b = if b.is_empty() { "HEAD" } else { b };

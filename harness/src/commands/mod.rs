@@ -450,7 +450,7 @@ impl Context {
 
     /// A revision's full sha.
     pub fn full_sha(&self, rev: &str) -> anyhow::Result<String> {
-        let commits = syncbench::history::resolve(&self.root, &[rev.to_owned()], None)?;
+        let commits = syncbench::checkout::resolve(&self.root, &[rev.to_owned()], None)?;
         Ok(commits
             .into_iter()
             .next()

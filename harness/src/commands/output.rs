@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use syncbench::analysis::Compared;
+use syncbench::history::Compared;
 use syncbench::text;
 
 /// Details (process ids, build commands, lost servers) go to stderr

@@ -3,7 +3,7 @@
 
 use super::{Context, outln};
 use syncbench::alarms;
-use syncbench::analysis::Change;
+use syncbench::history::Change;
 use syncbench::ops::load_history;
 use syncbench::scenario::{DEFAULT_THRESHOLD, ThresholdBook};
 

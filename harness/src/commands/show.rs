@@ -2,7 +2,7 @@
 
 use super::{Context, emit, outln};
 use anyhow::bail;
-use syncbench::{analysis, text};
+use syncbench::{history, text};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -48,7 +48,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             outln!("(no metrics recorded)")?;
             continue;
         }
-        let rows = analysis::rows(&series, &[], &|_| 0.0);
+        let rows = history::rows(&series, &[], &|_| 0.0);
         emit(format_args!("{}", text::table(&rows)))?;
     }
     Ok(0)

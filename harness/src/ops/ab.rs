@@ -7,7 +7,7 @@
 
 use crate::abtest::{self, Estimate, Settings, Side, Stop, Target};
 pub use crate::abtest::{AbResult, Mode, status};
-use crate::history::Checkout;
+use crate::checkout::Checkout;
 use crate::model::is_instruction_metric;
 use crate::model::{Direction, MetricValue, Verdict};
 use crate::ops::session::Session;
@@ -372,11 +372,13 @@ pub fn record(
     let machine = session.machine().fingerprint();
     let mut ids = Vec::new();
     for r in results {
-        ids.push(
-            session
-                .store
-                .record_ab(&r.record(&machine, a_sha, b_sha, purpose))?,
-        );
+        ids.push(session.store.record_ab(&r.record(
+            &machine,
+            a_sha,
+            b_sha,
+            purpose,
+            crate::model::unix_now(),
+        ))?);
     }
     Ok(ids)
 }

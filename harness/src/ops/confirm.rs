@@ -12,7 +12,7 @@
 
 use crate::abtest::{ALPHA, Settings, Target};
 use crate::alarms;
-use crate::analysis::Change;
+use crate::history::Change;
 use crate::model::Confirmation;
 use crate::ops::ab::{self, Plan};
 use crate::ops::session::Session;
@@ -128,7 +128,7 @@ pub fn confirm(
             answers.extend(confirm_group(session, root, s, &claimed, opts)?);
         }
         for (c, state, reason, ab_id) in answers {
-            let row = alarms::row(c, state, reason, ab_id, &owner);
+            let row = alarms::row(c, state, reason, ab_id, &owner, crate::model::unix_now());
             session.store.finish_confirmation(&row)?;
             let outcome = Outcome {
                 row,

@@ -21,7 +21,7 @@ pub mod profile;
 pub mod session;
 pub mod worker;
 
-use crate::analysis::History;
+use crate::history::History;
 use crate::store::{CommitRun, Store, StoreError};
 
 /// The history of the stored runs `wanted` accepts (e.g. of the commits

@@ -3,8 +3,8 @@
 //! run and compares it with its baseline. Progress and results go to the
 //! caller through [`Progress`].
 
-use crate::analysis::{self, Row};
 use crate::env::{self, Commit, Machine};
+use crate::history::{self, Row};
 use crate::model::{PointKey, RunStatus, Series, Verdict};
 use crate::runner::{Failure, PointResult, Runner, RunnerOptions};
 use crate::scenario::{DEFAULT_THRESHOLD, Kind, Point, Scenario, ThresholdBook};
@@ -339,7 +339,7 @@ impl Session {
         self.settings
             .cache_dir
             .clone()
-            .unwrap_or_else(|| crate::history::default_cache(root))
+            .unwrap_or_else(|| crate::checkout::default_cache(root))
     }
 
     /// A runner on `tree`, building into `target_dir` unless the
@@ -371,9 +371,9 @@ impl Session {
     pub fn checkout(
         &self,
         root: &Path,
-    ) -> Result<(crate::history::Checkout, Runner), crate::env::GitError> {
+    ) -> Result<(crate::checkout::Checkout, Runner), crate::env::GitError> {
         let cache = self.cache(root);
-        let checkout = crate::history::Checkout::open(root, &cache)?;
+        let checkout = crate::checkout::Checkout::open(root, &cache)?;
         let runner = self.runner(checkout.dir.clone(), cache.join("target"));
         Ok((checkout, runner))
     }
@@ -585,7 +585,7 @@ impl Session {
             repetitions: record.repetitions,
             baseline_name: baseline.name.clone(),
             baseline: base.map(|b| b.1),
-            rows: analysis::rows(&record.metrics, &base_series, &|m| {
+            rows: history::rows(&record.metrics, &base_series, &|m| {
                 book.min_effect(&s.name, m)
             }),
         })

@@ -359,7 +359,7 @@ fn measure(
         )));
     }
     let find = || {
-        crate::history::resolve(root, std::slice::from_ref(&job.sha), None)
+        crate::checkout::resolve(root, std::slice::from_ref(&job.sha), None)
             .ok()
             .and_then(|c| c.into_iter().next())
             .filter(|c| c.sha == job.sha)

@@ -127,7 +127,7 @@ pub(super) fn render_all(
     for (base, new) in pairs {
         let threshold = |k: &SeriesKey| {
             let noise = data.noise.get(k).copied();
-            crate::analysis::threshold(&opts.thresholds, &k.scenario, &k.metric, noise).value
+            crate::history::threshold(&opts.thresholds, &k.scenario, &k.metric, noise).value
         };
         let mut rows: Vec<Line> = Vec::new();
         for c in data.history.compare_by(base, new, &threshold) {

@@ -3,8 +3,8 @@
 //! that costs).
 
 use super::{Options, SiteError, anchor};
-use crate::analysis::{ChangePoint, History, Noise, SeriesHistory, Threshold};
 use crate::changepoint::SplitCache;
+use crate::history::{ChangePoint, History, Noise, SeriesHistory, Threshold};
 use crate::model::Confirmation;
 use crate::model::{PointKey, SeriesKey, Unit, absolute_floor, is_informational};
 use crate::profile::ProfileDiff;
@@ -177,7 +177,7 @@ fn change_points(
                             let splits = s.splits(window, Some(cache));
                             let noise = s.noise_with(&splits);
                             let threshold =
-                                crate::analysis::threshold(book, &k.scenario, &k.metric, noise);
+                                crate::history::threshold(book, &k.scenario, &k.metric, noise);
                             let floor = absolute_floor(&k.metric);
                             let exact = book.is_exact(&k.scenario, &k.metric);
                             let steps =
@@ -268,7 +268,7 @@ impl Data {
         &self,
         k: &SeriesKey,
         cp: &ChangePoint,
-    ) -> Option<crate::analysis::Measured> {
+    ) -> Option<crate::history::Measured> {
         crate::alarms::measured(self.confirmation_row(k, cp)?, &self.ab_runs)
     }
 

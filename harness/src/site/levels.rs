@@ -20,7 +20,7 @@
 //! (those after it are read again from the store); the file is then
 //! written again whole.
 
-use crate::analysis::{History, RunLevel, RunLevels};
+use crate::history::{History, RunLevel, RunLevels};
 use crate::model::{Direction, RunStatus, Unit};
 use crate::store::{CommitRun, Store, StoreError};
 use std::collections::HashMap;

@@ -4,7 +4,7 @@ use super::chart::{self, Marker, TrendPoint};
 use super::compare::Pairs;
 use super::data::{Data, point_of};
 use super::{SiteError, Writer, date, machine_id, pct, profile_file, series_file, short};
-use crate::analysis::{ChangePoint, SeriesHistory};
+use crate::history::{ChangePoint, SeriesHistory};
 use crate::model::{Confirmation, RunStatus, SeriesKey, Verdict, is_informational};
 use crate::text::csv_text;
 use minijinja::{Environment, Value, context};

@@ -83,7 +83,7 @@ pub(crate) fn series(name: &str, unit: Unit, direction: Direction, values: &[f64
 }
 
 pub(crate) fn commit_of(repo: &Path, sha: &str) -> Commit {
-    let mut out = syncbench::history::resolve(repo, &[sha.to_owned()], None)
+    let mut out = syncbench::checkout::resolve(repo, &[sha.to_owned()], None)
         .unwrap()
         .remove(0);
     out.branch = Some("main".into());

@@ -239,7 +239,7 @@ fn series(name: &str, unit: Unit, values: &[f64]) -> Series {
 
 /// The "vs baseline" cell of a table of one metric.
 fn change_cell(name: &str, unit: Unit, before: &[f64], after: &[f64], min_effect: f64) -> String {
-    let rows = syncbench::analysis::rows(
+    let rows = syncbench::history::rows(
         &[series(name, unit, after)],
         &[series(name, unit, before)],
         &|_| min_effect,

@@ -1,9 +1,9 @@
 //! Text for people: the tables `run`, `show`, `compare` and `check`
 //! print, and the Markdown summary `check` writes for CI.
 
-use crate::analysis::{Compared, Row};
-use crate::model::{Verdict, is_harness_metric};
+use crate::history::{Compared, Row};
 use std::fmt::Write;
+use syncbench_model::{Verdict, is_harness_metric};
 
 /// A plain-text table; units are human, the verdict is marked. The change
 /// is given relative and absolute (`+6.2% (+1 B)`: a large share of a
@@ -17,7 +17,7 @@ pub fn table(rows: &[Row]) -> String {
         let size = change_text(r, c, base);
         // Unchanged with a p that counts: too small to count, either
         // against the metric's absolute floor or its threshold.
-        let floor = crate::model::absolute_floor(&r.metric);
+        let floor = syncbench_model::absolute_floor(&r.metric);
         let mark = match r.verdict {
             Verdict::Unchanged if p < crate::stats::ALPHA && delta.abs() < floor => {
                 format!("  (below its {} floor)", u.human(floor))
@@ -139,7 +139,7 @@ pub enum FlagState {
     /// Could not be measured again (a build failed, the scenario is gone).
     NotConfirmable(String),
     /// Acknowledged or marked invalid by a person.
-    Triaged(crate::model::Triage),
+    Triaged(syncbench_model::Triage),
 }
 
 impl FlagState {
@@ -299,8 +299,8 @@ pub fn csv_text(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::rows;
-    use crate::model::{Direction, Series, Unit};
+    use crate::history::rows;
+    use syncbench_model::{Direction, Series, Unit};
 
     /// The summary CI shows: a change from 0 is no `+inf%`, and a p below
     /// 0.001 no `0.000`, in either table.

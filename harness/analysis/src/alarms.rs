@@ -5,12 +5,12 @@
 //! gives the alarms.
 
 use crate::abtest::AbResult;
-use crate::analysis::Change;
-use crate::analysis::Measured;
-use crate::model::records::{AbRecord, ConfirmationKey, ConfirmationRow, TriageRecord};
-use crate::model::{Confirmation, Triage, Verdict};
+use crate::history::Change;
+use crate::history::Measured;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use syncbench_model::records::{AbRecord, ConfirmationKey, ConfirmationRow, TriageRecord};
+use syncbench_model::{Confirmation, Triage, Verdict};
 
 /// Whether a change is an alarm: a step of an exact count (the code's on
 /// any machine), or a noisy metric's step that measuring again confirmed.
@@ -207,13 +207,15 @@ pub fn evidence<'a>(change: &Change, runs: &'a [AbRecord]) -> Option<&'a AbRecor
     })
 }
 
-/// A confirmation's row for a change, as `judge` decided.
+/// A confirmation's row for a change, as `judge` decided, updated at
+/// `updated_unix` (the caller's clock).
 pub fn row(
     change: &Change,
     state: Confirmation,
     reason: String,
     ab_id: Option<i64>,
     owner: &str,
+    updated_unix: f64,
 ) -> ConfirmationRow {
     ConfirmationRow {
         key: key_of(change),
@@ -221,7 +223,7 @@ pub fn row(
         reason,
         ab_id,
         owner: owner.to_owned(),
-        updated_unix: crate::model::unix_now(),
+        updated_unix,
     }
 }
 
@@ -230,8 +232,8 @@ mod tests {
     use super::*;
     use crate::abtest::Mode;
     use crate::abtest::{Estimate, Stop};
-    use crate::analysis::{Threshold, ThresholdSource};
-    use crate::model::Unit;
+    use crate::history::{Threshold, ThresholdSource};
+    use syncbench_model::Unit;
 
     fn change(metric: &str, verdict: Verdict, significance: f64, exact: bool) -> Change {
         Change {
@@ -305,7 +307,7 @@ mod tests {
             change("b", Verdict::Regression, 1.5, false),
             change("c", Verdict::Regression, 4.0, false),
         ];
-        crate::analysis::rank(&mut v);
+        crate::history::rank(&mut v);
         let order: Vec<&str> = v.iter().map(|c| c.metric.as_str()).collect();
         assert_eq!(order, ["c", "b", "a"]);
     }

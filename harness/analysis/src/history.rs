@@ -6,12 +6,12 @@
 //! commit.
 
 use crate::changepoint;
-use crate::model::records::{CommitRun, TriageRecord};
-use crate::model::{Direction, PointKey, RunStatus, Series, SeriesKey, Unit, Verdict};
-use crate::scenario::ThresholdBook;
 use crate::stats;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use syncbench_model::records::{CommitRun, TriageRecord};
+use syncbench_model::scenario::ThresholdBook;
+use syncbench_model::{Direction, PointKey, RunStatus, Series, SeriesKey, Unit, Verdict};
 
 /// One metric of a run against the same metric of a baseline run.
 #[derive(Debug, Clone, Serialize)]
@@ -51,7 +51,7 @@ pub fn rows(new: &[Series], baseline: &[Series], min_effect: &dyn Fn(&str) -> f6
                 // A change below the metric's absolute floor is none,
                 // however large relative to a small (or zero) baseline.
                 let moved = (stats::median(&s.values) - stats::median(&b.values)).abs();
-                if moved < crate::model::absolute_floor(&s.name) {
+                if moved < syncbench_model::absolute_floor(&s.name) {
                     c.changed = false;
                     c.too_few = false;
                 }
@@ -79,7 +79,7 @@ pub fn rows(new: &[Series], baseline: &[Series], min_effect: &dyn Fn(&str) -> f6
                 p_value: cmp.as_ref().map(|c| c.p_value),
                 verdict: match &cmp {
                     // The harness's own cost is shown, never gated on.
-                    Some(_) if crate::model::is_informational(&s.name) => Verdict::Informational,
+                    Some(_) if syncbench_model::is_informational(&s.name) => Verdict::Informational,
                     None => Verdict::NoBaseline,
                     // Not "within noise": these values cannot tell.
                     Some(c) if c.too_few => Verdict::Inconclusive,
@@ -293,7 +293,7 @@ impl SeriesHistory {
             return None;
         }
         diffs.sort_by(f64::total_cmp);
-        let (q1, q3) = (quantile(&diffs, 0.25), quantile(&diffs, 0.75));
+        let (q1, q3) = (stats::quantile(&diffs, 0.25), stats::quantile(&diffs, 0.75));
         let spreads: Vec<f64> = levels.iter().map(|l| l.spread).collect();
         Some(Noise {
             commit: q3 + 1.5 * (q3 - q1),
@@ -399,13 +399,6 @@ pub fn search_effect(threshold: &Threshold, exact: bool) -> f64 {
     } else {
         threshold.value / 2.0
     }
-}
-
-/// The `q` quantile of sorted values, interpolated between neighbours.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 /// What a trend keeps of one metric of one run: its [`level`], range and
@@ -624,13 +617,13 @@ impl History {
         let runs: HashMap<i64, &CommitRun> = self.runs.iter().map(|r| (r.id, r)).collect();
         let mut out = Vec::new();
         for (k, s) in &self.series {
-            if crate::model::is_informational(&k.metric) {
+            if syncbench_model::is_informational(&k.metric) {
                 continue;
             }
             let window = changepoint::SEARCH_WINDOW;
             let splits = s.splits(window, None);
             let threshold = threshold(book, &k.scenario, &k.metric, s.noise_with(&splits));
-            let floor = crate::model::absolute_floor(&k.metric);
+            let floor = syncbench_model::absolute_floor(&k.metric);
             let exact = book.is_exact(&k.scenario, &k.metric);
             for cp in s.change_points(&splits, window, &threshold, floor, exact) {
                 let at = s.levels[cp.index].expect("present");
@@ -654,7 +647,7 @@ impl History {
                     exact,
                     threshold,
                     significance: cp.change.abs() / threshold.value,
-                    confirmation: crate::model::Confirmation::Unconfirmed,
+                    confirmation: syncbench_model::Confirmation::Unconfirmed,
                     confirmation_reason: None,
                     measured: None,
                     triage: None,
@@ -745,7 +738,7 @@ pub struct Change {
     /// The change relative to the threshold (1 = just at it): the rank.
     pub significance: f64,
     /// Whether measuring the two commits again, interleaved, found it.
-    pub confirmation: crate::model::Confirmation,
+    pub confirmation: syncbench_model::Confirmation,
     pub confirmation_reason: Option<String>,
     /// Once confirmed, its size as the interleaved run measured it: what
     /// is shown as its size from then on.
@@ -802,7 +795,7 @@ impl Measured {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Unit;
+    use syncbench_model::Unit;
 
     fn series(name: &str, values: &[f64]) -> Series {
         Series {
@@ -887,7 +880,7 @@ mod tests {
 
     #[test]
     fn thresholds_are_learned_from_each_series_own_noise() {
-        let book = ThresholdBook::load(std::path::Path::new("/nonexistent"), 0.05);
+        let book = ThresholdBook::new(0.05);
         // A quiet series catches 1%; a noisy one needs more than its noise.
         let quiet = history(&wobbly(30, 0.002), 0.001);
         let t = quiet.threshold(&book, "s", "wall");
@@ -916,13 +909,12 @@ mod tests {
 
     #[test]
     fn a_scenario_threshold_wins_over_the_learned_one() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("s.toml"),
+        let scenario = syncbench_model::scenario::Scenario::parse(
+            std::path::Path::new("s.toml"),
             "name = \"s\"\nkind = \"command\"\nrun = \"true\"\n[thresholds]\nwall = 0.25\n",
         )
         .unwrap();
-        let book = ThresholdBook::load(dir.path(), 0.05);
+        let book = ThresholdBook::of(&scenario, 0.05);
         let t = history(&wobbly(30, 0.002), 0.001).threshold(&book, "s", "wall");
         assert_eq!((t.source, t.value), (ThresholdSource::Scenario, 0.25));
     }

@@ -18,10 +18,10 @@
 //! the noise, and its spread may change over time (a busier neighbour).
 //! Drift that is slow compared with one pair hits A and B alike.
 
-use crate::model::Verdict;
-use crate::model::records::AbRecord;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use syncbench_model::Verdict;
+use syncbench_model::records::AbRecord;
 
 /// Which commit a repetition measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -304,8 +304,16 @@ pub struct AbResult {
 }
 
 impl AbResult {
-    /// As stored.
-    pub fn record(&self, machine: &str, a_sha: &str, b_sha: &str, purpose: &str) -> AbRecord {
+    /// As stored, made at `created_unix` (the caller's clock: this crate
+    /// reads none).
+    pub fn record(
+        &self,
+        machine: &str,
+        a_sha: &str,
+        b_sha: &str,
+        purpose: &str,
+        created_unix: f64,
+    ) -> AbRecord {
         let finite = |x: f64| x.is_finite().then_some(x);
         AbRecord {
             id: 0,
@@ -328,7 +336,7 @@ impl AbResult {
             b: self.b.clone(),
             error: self.error.clone(),
             purpose: purpose.to_owned(),
-            created_unix: crate::model::unix_now(),
+            created_unix,
         }
     }
 }

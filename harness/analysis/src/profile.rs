@@ -2,9 +2,9 @@
 //! function: the comparison `syncbench profile` prints, stores and the
 //! site renders.
 
-use crate::model::records::{Cost, Profile};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use syncbench_model::records::{Cost, Profile};
 
 /// One function at both commits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -203,6 +203,13 @@ pub fn compare(baseline: &[f64], new: &[f64], min_effect: f64) -> Comparison {
     }
 }
 
+/// The `q` quantile of sorted values, interpolated between neighbours.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
 #[cfg(test)]
 mod few_values_tests {
     use super::*;

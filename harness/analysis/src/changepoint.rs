@@ -535,7 +535,7 @@ impl SplitCache {
             .chain(window.iter().copied())
             .flat_map(|v| v.to_bits().to_le_bytes())
             .collect();
-        let key = crate::model::hash::fnv1a(&bytes);
+        let key = syncbench_model::hash::fnv1a(&bytes);
         self.used.lock().expect("not poisoned").insert(key);
         if let Some(found) = self.entries.lock().expect("not poisoned").get(&key) {
             // Splits inside the window, in order; anything else is damage.
