@@ -1,5 +1,5 @@
 //! Measures the PostgreSQL store's and the job queue's goals against a
-//! throwaway server of its own (`syncbench::pgtest`), with the release
+//! throwaway server of its own (`syncbench_test_support::pgtest`), with the release
 //! `syncbench` binary (SYNCBENCH, default target/release/syncbench):
 //!
 //! - `queue [JOBS WORKERS]`: WORKERS workers drain JOBS jobs of a short
@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use syncbench::env::{Commit, Machine};
 use syncbench::model::records::Sample;
 use syncbench::model::{Direction, Phase, RunStatus, Series, Unit};
-use syncbench::pgtest::PgServer;
 use syncbench::store::{Location, RunRecord};
+use syncbench_test_support::pgtest::PgServer;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 

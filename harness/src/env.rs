@@ -155,18 +155,6 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".to_owned())
 }
 
-/// Writes `bytes` to `path` whole or not at all: into a file of this
-/// process beside it, then renamed over it (a process killed midway, or
-/// another writing the same path, leaves a whole file).
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
 /// The commits a history follows: a tip's first-parent line, as asv's
 /// branches. Runs of commits off it (amended or rebased away, or of
 /// another branch) stay in the store and on their commit pages, out of

@@ -14,17 +14,15 @@ pub mod env;
 pub mod github;
 pub mod ingest;
 pub mod ops;
-#[doc(hidden)]
-pub mod pgtest;
 pub mod probe;
 pub mod proc;
 pub mod procfs;
 pub mod prometheus;
 pub mod runner;
-pub mod site;
-pub mod store;
 
 // The crates below this one, under the paths the code has always used.
 pub use syncbench_analysis::{abtest, alarms, changepoint, history, profile, stats, text};
 pub use syncbench_model as model;
 pub use syncbench_model::{scenario, secrets};
+pub use syncbench_site as site;
+pub use syncbench_store as store;

@@ -213,8 +213,7 @@ fn missing_database(db: &Location, e: anyhow::Error) -> anyhow::Error {
             Some(QueueError::Store(s)) => Some(s),
             _ => c.downcast_ref::<StoreError>(),
         };
-        matches!(store, Some(StoreError::Postgres(pg))
-            if pg.0.code() == Some(&postgres::error::SqlState::INVALID_CATALOG_NAME))
+        matches!(store, Some(StoreError::Postgres(pg)) if pg.is_missing_database())
     });
     if !missing {
         return e;

@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use syncbench::model::records::Sample;
 use syncbench::model::{Direction, RunStatus, Unit};
-use syncbench::pgtest;
 use syncbench::store::{Location, RunRecord};
+use syncbench_test_support::pgtest;
 
 /// A run of scenario `gone` at `sha`, with metrics wall and extra.
 fn gone_run(repo: &Path, sha: &str, point: &str, started: f64) -> RunRecord {

@@ -288,7 +288,7 @@ fn a_table_gives_changes_honestly() {
 
 #[test]
 fn migrate_on_a_missing_postgres_database_says_createdb() {
-    let Some(pg) = syncbench::pgtest::start_or_skip() else {
+    let Some(pg) = syncbench_test_support::pgtest::start_or_skip() else {
         return;
     };
     let repo = repo_with(&[("README", "x")]);
@@ -301,9 +301,12 @@ fn migrate_on_a_missing_postgres_database_says_createdb() {
         err.contains(&format!(
             "`createdb -h 127.0.0.1 -p {} -U {} no_such_db`",
             pg.port,
-            syncbench::pgtest::USER
+            syncbench_test_support::pgtest::USER
         )),
         "{err}"
     );
-    assert!(!err.contains(syncbench::pgtest::PASSWORD), "{err}");
+    assert!(
+        !err.contains(syncbench_test_support::pgtest::PASSWORD),
+        "{err}"
+    );
 }

@@ -10,8 +10,8 @@ use crate::support::*;
 use std::path::Path;
 use std::process::Command;
 use syncbench::model::{Direction, RunStatus, Unit};
-use syncbench::pgtest::{self, PASSWORD};
 use syncbench::store::{Location, RunRecord};
+use syncbench_test_support::pgtest::{self, PASSWORD};
 
 const T: &str = "name = \"t\"\nkind = \"command\"\nrun = \"true\"\nrepetitions = 2\nwarmup = 0\n";
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
-use syncbench::pgtest;
+use syncbench_test_support::pgtest;
 
 /// A repository of `n` commits whose scenarios are `files`; its shas,
 /// oldest first.

@@ -9,7 +9,7 @@
 use crate::support::*;
 use std::path::Path;
 use std::process::{Command, Output};
-use syncbench::pgtest;
+use syncbench_test_support::pgtest;
 
 /// Random enough that no other text holds it by chance.
 fn unique(prefix: &str) -> String {

@@ -81,7 +81,7 @@ fn every_reader_takes_the_same_run_of_a_commit() {
 
 #[test]
 fn every_reader_takes_the_same_run_of_a_commit_from_postgres() {
-    if let Some(pg) = syncbench::pgtest::start_or_skip() {
+    if let Some(pg) = syncbench_test_support::pgtest::start_or_skip() {
         same_run_of_a_commit(&pg.url_of("postgres"));
     }
 }
@@ -305,7 +305,7 @@ fn a_results_file_named_with_a_hash_sign_is_that_file() {
 /// and the dashboard writes nothing outside `--out`.
 #[test]
 fn a_commit_that_is_not_a_sha_in_postgres_is_refused_where_it_is_read() {
-    let Some(pg) = syncbench::pgtest::start_or_skip() else {
+    let Some(pg) = syncbench_test_support::pgtest::start_or_skip() else {
         return;
     };
     let url = pg.url_of("postgres");

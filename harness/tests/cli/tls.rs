@@ -8,7 +8,7 @@ use crate::support::*;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use syncbench::pgtest::{self, PASSWORD, USER};
+use syncbench_test_support::pgtest::{self, PASSWORD, USER};
 
 struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,

@@ -6,14 +6,14 @@ use super::{
     ForgetPlan, ForgetRecord, ForgetSelector, MachineRow, ProfileRecord, RunRecord, RunRow,
     SelectedRun, StoreError, TriageRecord,
 };
-use crate::model::records::Sample;
-use crate::model::records::{Commit, Machine};
-use crate::model::{
-    Confirmation, Direction, Phase, PointKey, RunStatus, Series, Triage, Unit, Verdict,
-};
 use rusqlite::{OpenFlags, OptionalExtension, named_params, params};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use syncbench_model::records::Sample;
+use syncbench_model::records::{Commit, Machine};
+use syncbench_model::{
+    Confirmation, Direction, Phase, PointKey, RunStatus, Series, Triage, Unit, Verdict,
+};
 
 /// The order that picks the run of a commit (see the module doc of
 /// `store`) among the runs of one point at one commit: the first row
@@ -685,7 +685,7 @@ impl Connection for SqliteStore {
                     key.sha,
                     Confirmation::Pending.as_str(),
                     owner,
-                    crate::model::unix_now()
+                    syncbench_model::unix_now()
                 ],
             )?;
         }
@@ -1001,7 +1001,7 @@ impl Connection for SqliteStore {
         {
             return Err(StoreError::ForgetChanged);
         }
-        let created_unix = crate::model::unix_now();
+        let created_unix = syncbench_model::unix_now();
         tx.execute(
             "INSERT INTO forgotten (created_unix, who, command_line, scenario, point, metric,
                  commit_sha, machines, runs, runs_changed, value_count, series, commits, ab_runs,

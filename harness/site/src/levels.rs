@@ -20,12 +20,12 @@
 //! (those after it are read again from the store); the file is then
 //! written again whole.
 
-use crate::history::{History, RunLevel, RunLevels};
-use crate::model::{Direction, RunStatus, Unit};
-use crate::store::{CommitRun, Store, StoreError};
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::Path;
+use syncbench_analysis::history::{History, RunLevel, RunLevels};
+use syncbench_model::{Direction, RunStatus, Unit};
+use syncbench_store::{CommitRun, Store, StoreError};
 
 pub(super) const LEVEL_CACHE: &str = ".cache/run-levels";
 
@@ -114,7 +114,7 @@ fn identity(r: &CommitRun) -> u64 {
         r.status.as_str(),
         r.started_unix.to_bits()
     );
-    crate::model::hash::fnv1a(text.as_bytes())
+    syncbench_model::hash::fnv1a(text.as_bytes())
 }
 
 /// The levels in the cache file, as read.
@@ -235,7 +235,7 @@ impl Kept {
             .collect();
         ids.sort_unstable();
         self.encode(&mut bytes, 0, ids.into_iter(), live);
-        crate::env::write_atomically(path, &bytes)
+        crate::write_atomically(path, &bytes)
     }
 
     fn encode(
@@ -280,7 +280,7 @@ fn header() -> [u8; 16] {
     let mut h = [0u8; 16];
     h[..8].copy_from_slice(MAGIC);
     h[8..].copy_from_slice(
-        &crate::model::hash::fnv1a(env!("CARGO_PKG_VERSION").as_bytes()).to_le_bytes(),
+        &syncbench_model::hash::fnv1a(env!("CARGO_PKG_VERSION").as_bytes()).to_le_bytes(),
     );
     h
 }
@@ -290,7 +290,7 @@ fn push_record(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
     out.push(kind);
     out.extend((payload.len() as u32).to_le_bytes());
     out.extend(payload);
-    let sum = crate::model::hash::hash_words(&out[start..]);
+    let sum = syncbench_model::hash::hash_words(&out[start..]);
     out.extend(sum.to_le_bytes());
 }
 
@@ -306,7 +306,8 @@ fn record(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (payload, rest) = rest.split_at(len);
     let (sum, rest) = rest.split_at(8);
     let summed = &bytes[..5 + len];
-    (crate::model::hash::hash_words(summed).to_le_bytes() == sum).then_some((kind, payload, rest))
+    (syncbench_model::hash::hash_words(summed).to_le_bytes() == sum)
+        .then_some((kind, payload, rest))
 }
 
 fn text(bytes: &[u8]) -> Option<&str> {
@@ -321,7 +322,7 @@ fn u32_at(bytes: &[u8]) -> Option<(u32, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PointKey;
+    use syncbench_model::PointKey;
 
     fn run(id: i64, sha: &str) -> CommitRun {
         CommitRun {

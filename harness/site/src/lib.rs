@@ -21,12 +21,12 @@ mod profile;
 mod run;
 mod series;
 
-use crate::model::SeriesKey;
-use crate::scenario::ThresholdBook;
-use crate::store::{Store, StoreError};
 use minijinja::Environment;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use syncbench_model::SeriesKey;
+use syncbench_model::scenario::ThresholdBook;
+use syncbench_store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
@@ -161,7 +161,7 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
         .history
         .runs
         .iter()
-        .filter(|r| r.status == crate::model::RunStatus::Ok && compared.contains(r.sha.as_str()))
+        .filter(|r| r.status == syncbench_model::RunStatus::Ok && compared.contains(r.sha.as_str()))
         .map(|r| r.id)
         .collect();
     let commit_pages = run::plan(&data, &opts.out);
@@ -261,7 +261,7 @@ fn series_file(k: &SeriesKey) -> String {
 }
 
 /// The anchor of a scenario point's table on the index.
-fn group_anchor(k: &crate::model::PointKey) -> String {
+fn group_anchor(k: &syncbench_model::PointKey) -> String {
     let h = fnv1a(format!("{}\0{}\0{}", k.machine, k.scenario, k.point).as_bytes());
     format!("p{h:08x}")
 }
@@ -287,7 +287,7 @@ fn templates_hash() -> u64 {
             .flat_map(|(name, src)| [*name, *src])
             .chain([STYLE, env!("CARGO_PKG_VERSION")])
             .collect();
-        crate::model::hash::fnv1a(all.as_bytes())
+        syncbench_model::hash::fnv1a(all.as_bytes())
     })
 }
 
@@ -416,6 +416,18 @@ impl Writer {
         self.written += 1;
         Ok(path)
     }
+}
+
+/// Writes `bytes` to `path` whole or not at all: into a file of this
+/// process beside it, then renamed over it (a process killed midway, or
+/// another writing the same path, leaves a whole file).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 //! browser lays out the text, and a series of 1000 commits is a handful of
 //! paths, which keeps rendering 60 of them well under a second.
 
-use crate::model::{Phase, Unit, Verdict};
 use std::fmt::Write;
+use syncbench_model::{Phase, Unit, Verdict};
 
 /// Escapes text for SVG/HTML content and attribute values.
 pub fn esc(s: &str) -> String {

@@ -7,10 +7,10 @@
 use super::data::Data;
 use super::series::{Alarm, Row};
 use super::{SiteError, Writer, anchor, machine_id, short};
-use crate::model::RunStatus;
 use minijinja::{Environment, context};
 use serde::Serialize;
 use std::path::PathBuf;
+use syncbench_model::RunStatus;
 
 /// Rows of each alarm list shown before "more".
 const SHOWN: usize = 6;
@@ -36,7 +36,7 @@ pub(super) fn render(
     w: &mut Writer,
 ) -> Result<PathBuf, SiteError> {
     let (alarms, unconfirmed): (Vec<Alarm>, Vec<Alarm>) = alarms.into_iter().partition(|a| a.alarm);
-    let precision = crate::alarms::precision(&data.triages).map(|p| {
+    let precision = syncbench_analysis::alarms::precision(&data.triages).map(|p| {
         format!(
             "{:.0}% ({} of {} triaged alarms marked invalid)",
             p.precision * 100.0,

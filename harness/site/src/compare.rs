@@ -5,10 +5,10 @@
 
 use super::data::Data;
 use super::{Options, SiteError, Writer, chart, machine_id, profile_file, series_file, short};
-use crate::model::{SeriesKey, Verdict};
 use minijinja::{Environment, context};
 use serde::Serialize;
 use std::path::PathBuf;
+use syncbench_model::{SeriesKey, Verdict};
 
 /// Commits of recent history drawn on each row of a comparison page.
 const SPARK: usize = 20;
@@ -127,7 +127,8 @@ pub(super) fn render_all(
     for (base, new) in pairs {
         let threshold = |k: &SeriesKey| {
             let noise = data.noise.get(k).copied();
-            crate::history::threshold(&opts.thresholds, &k.scenario, &k.metric, noise).value
+            syncbench_analysis::history::threshold(&opts.thresholds, &k.scenario, &k.metric, noise)
+                .value
         };
         let mut rows: Vec<Line> = Vec::new();
         for c in data.history.compare_by(base, new, &threshold) {
@@ -226,7 +227,7 @@ pub(super) fn render_all(
                     threshold => format!("±{:.1}%", r.threshold * 100.0),
                     pairs => r.pairs,
                     seconds => format!("{:.1} s", r.seconds),
-                    stop => r.stop.as_deref().and_then(crate::abtest::Stop::parse).map_or(r.error.clone().unwrap_or_default(), |s| s.describe().to_owned()),
+                    stop => r.stop.as_deref().and_then(syncbench_analysis::abtest::Stop::parse).map_or(r.error.clone().unwrap_or_default(), |s| s.describe().to_owned()),
                     chart => chart::pairs(&r.a, &r.b),
                 }
             })

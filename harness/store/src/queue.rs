@@ -13,9 +13,9 @@
 
 use super::postgres::{connect, insert_run, migrate};
 use super::{Location, RunRecord, StoreError};
-use crate::secrets::redact;
 use postgres::Client;
 use std::time::Duration;
+use syncbench_model::secrets::redact;
 
 /// Migration 5 of the PostgreSQL schema.
 pub const MIGRATION: &str = r#"
@@ -561,8 +561,8 @@ impl QueueError {
 mod tests {
     use super::*;
 
-    fn queue() -> Option<(crate::pgtest::PgServer, Queue)> {
-        let server = crate::pgtest::start_or_skip()?;
+    fn queue() -> Option<(syncbench_test_support::pgtest::PgServer, Queue)> {
+        let server = syncbench_test_support::pgtest::start_or_skip()?;
         let q = Queue::open(&Location::Postgres(server.url_of("postgres"))).unwrap();
         Some((server, q))
     }

@@ -5,9 +5,9 @@
 
 use super::data::Data;
 use super::{SiteError, Writer, profile_file, short};
-use crate::model::Unit;
-use crate::profile::FunctionChange;
 use minijinja::{Environment, context};
+use syncbench_analysis::profile::FunctionChange;
+use syncbench_model::Unit;
 
 /// How many functions each table shows.
 const ROWS: usize = 30;

@@ -4,11 +4,11 @@ use super::chart::{self, Marker, TrendPoint};
 use super::compare::Pairs;
 use super::data::{Data, point_of};
 use super::{SiteError, Writer, date, machine_id, pct, profile_file, series_file, short};
-use crate::history::{ChangePoint, SeriesHistory};
-use crate::model::{Confirmation, RunStatus, SeriesKey, Verdict, is_informational};
-use crate::text::csv_text;
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
+use syncbench_analysis::history::{ChangePoint, SeriesHistory};
+use syncbench_analysis::text::csv_text;
+use syncbench_model::{Confirmation, RunStatus, SeriesKey, Verdict, is_informational};
 
 /// A series' row in its point's table on the index: latest value, change
 /// from the commit before, the last change point, recent history.
@@ -148,7 +148,7 @@ fn state(data: &Data, k: &SeriesKey, st: &ChangePoint) -> (&'static str, bool, O
         Some(c) => (c.as_str(), c == Confirmation::Confirmed),
     };
     let sha = &data.history.order[st.index];
-    let triage = crate::alarms::triage_of(&data.triages, sha, &k.scenario, &k.metric)
+    let triage = syncbench_analysis::alarms::triage_of(&data.triages, sha, &k.scenario, &k.metric)
         .map(|t| format!("{} by {}", t.state.as_str(), t.who));
     (label, alarm, triage)
 }
@@ -218,7 +218,7 @@ fn page(
         let sha = &order[st.index];
         let before = &order[st.before_index];
         // For instruction counts: where they went, or how to find out.
-        let (profile_href, profile_hint) = if crate::model::is_instruction_metric(&k.metric) {
+        let (profile_href, profile_hint) = if syncbench_model::is_instruction_metric(&k.metric) {
             match data.profile(&k.scenario, &k.point, before, sha) {
                 Some(_) => (
                     Some(format!(
@@ -424,7 +424,7 @@ const COMPARE_CHOICES: usize = 50;
 struct Dots<'a> {
     data: &'a Data,
     series: &'a SeriesHistory,
-    point: &'a crate::model::PointKey,
+    point: &'a syncbench_model::PointKey,
 }
 
 impl chart::DotInfo for Dots<'_> {
@@ -504,8 +504,8 @@ fn row(
         point: k.point.clone(),
         metric: k.metric.clone(),
         better: match s.direction {
-            crate::model::Direction::LowerIsBetter => "↓",
-            crate::model::Direction::HigherIsBetter => "↑",
+            syncbench_model::Direction::LowerIsBetter => "↓",
+            syncbench_model::Direction::HigherIsBetter => "↑",
         },
         latest: s.unit.human(latest),
         change: change.map_or(String::new(), pct),

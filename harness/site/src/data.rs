@@ -3,15 +3,15 @@
 //! that costs).
 
 use super::{Options, SiteError, anchor};
-use crate::changepoint::SplitCache;
-use crate::history::{ChangePoint, History, Noise, SeriesHistory, Threshold};
-use crate::model::Confirmation;
-use crate::model::{PointKey, SeriesKey, Unit, absolute_floor, is_informational};
-use crate::profile::ProfileDiff;
-use crate::scenario::ThresholdBook;
-use crate::store::{AbRecord, ConfirmationKey, ConfirmationRow, TriageRecord};
-use crate::store::{CommitRow, CommitRun, Store};
 use std::collections::{BTreeMap, HashMap};
+use syncbench_analysis::changepoint::SplitCache;
+use syncbench_analysis::history::{ChangePoint, History, Noise, SeriesHistory, Threshold};
+use syncbench_analysis::profile::ProfileDiff;
+use syncbench_model::Confirmation;
+use syncbench_model::scenario::ThresholdBook;
+use syncbench_model::{PointKey, SeriesKey, Unit, absolute_floor, is_informational};
+use syncbench_store::{AbRecord, ConfirmationKey, ConfirmationRow, TriageRecord};
+use syncbench_store::{CommitRow, CommitRun, Store};
 
 pub(super) struct Data {
     /// The runs of the commits on the line (all of them outside a
@@ -58,7 +58,7 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
     // a sha is refused here, by name, before any page is made of it
     // (`Writer::page` refuses an unsafe path whatever built it).
     for sha in history.order.iter().chain(off_line.iter().map(|r| &r.sha)) {
-        crate::store::checked_sha(&"the results database", "a commit", sha.clone())?;
+        syncbench_store::checked_sha(&"the results database", "a commit", sha.clone())?;
     }
     tracing::debug!(
         "history loaded ({read} runs' values read): {:.2} s",
@@ -96,7 +96,7 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
     // save it is still whole.
     let cache = SplitCache::from_text(&std::fs::read_to_string(&cache_file).unwrap_or_default());
     let (steps, thresholds, noise) = change_points(&history, &opts.min_effect, opts.window, &cache);
-    if let Err(e) = crate::env::write_atomically(&cache_file, cache.to_text().as_bytes()) {
+    if let Err(e) = crate::write_atomically(&cache_file, cache.to_text().as_bytes()) {
         tracing::warn!("could not save {}: {e}", cache_file.display());
     }
     let confirmations = store
@@ -108,7 +108,11 @@ pub(super) fn load(store: &Store, opts: &Options) -> Result<Data, SiteError> {
     for p in store.profiles()? {
         // Their commits name pages too (`profile/{base}..{new}-…`).
         for sha in [&p.base_sha, &p.new_sha] {
-            crate::store::checked_sha(&"the results database", "a profile's commit", sha.clone())?;
+            syncbench_store::checked_sha(
+                &"the results database",
+                "a profile's commit",
+                sha.clone(),
+            )?;
         }
         match serde_json::from_str::<ProfileDiff>(&p.diff) {
             Ok(d) => {
@@ -176,8 +180,12 @@ fn change_points(
                         .map(|(k, s)| {
                             let splits = s.splits(window, Some(cache));
                             let noise = s.noise_with(&splits);
-                            let threshold =
-                                crate::history::threshold(book, &k.scenario, &k.metric, noise);
+                            let threshold = syncbench_analysis::history::threshold(
+                                book,
+                                &k.scenario,
+                                &k.metric,
+                                noise,
+                            );
                             let floor = absolute_floor(&k.metric);
                             let exact = book.is_exact(&k.scenario, &k.metric);
                             let steps =
@@ -268,8 +276,8 @@ impl Data {
         &self,
         k: &SeriesKey,
         cp: &ChangePoint,
-    ) -> Option<crate::history::Measured> {
-        crate::alarms::measured(self.confirmation_row(k, cp)?, &self.ab_runs)
+    ) -> Option<syncbench_analysis::history::Measured> {
+        syncbench_analysis::alarms::measured(self.confirmation_row(k, cp)?, &self.ab_runs)
     }
 
     fn confirmation_row(&self, k: &SeriesKey, cp: &ChangePoint) -> Option<&ConfirmationRow> {

@@ -21,17 +21,17 @@ pub mod queue;
 mod sqlite;
 pub mod tls;
 
-use crate::model::records::{Machine, Sample};
-use crate::model::{Phase, PointKey, RunStatus, Series};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use syncbench_model::records::{Machine, Sample};
+use syncbench_model::{Phase, PointKey, RunStatus, Series};
 
-pub use crate::model::records::{
+pub use postgres::{PgError, PgStore};
+pub use sqlite::{SqliteError, SqliteStore};
+pub use syncbench_model::records::{
     AbRecord, CommitRow, CommitRun, ConfirmationKey, ConfirmationRow, MachineRow, ProfileRecord,
     RunRecord, RunRow, TriageRecord,
 };
-pub use postgres::{PgError, PgStore};
-pub use sqlite::{SqliteError, SqliteStore};
 
 /// A results store, whatever its backend.
 pub type Store = dyn Connection;
@@ -65,7 +65,7 @@ impl Location {
     /// Where runs this database could not take are kept, in `dir`: one
     /// file per database (named by a hash of its URL without password).
     pub fn spool_in(&self, dir: &Path) -> PathBuf {
-        let hash = crate::model::hash::fnv1a(self.to_string().as_bytes());
+        let hash = syncbench_model::hash::fnv1a(self.to_string().as_bytes());
         dir.join(format!("unsent-{:08x}.sqlite", hash as u32))
     }
 }
@@ -82,7 +82,7 @@ impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Location::Sqlite(p) => write!(f, "{}", p.display()),
-            Location::Postgres(url) => f.write_str(&crate::secrets::redact(url)),
+            Location::Postgres(url) => f.write_str(&syncbench_model::secrets::redact(url)),
         }
     }
 }
@@ -518,12 +518,12 @@ impl StoreError {
 /// `value`, a commit id read from `location` (a file being merged, a
 /// shared database), if it is one (`model::is_full_sha`): what a store
 /// holds is data, and a commit id becomes a page's file name.
-pub(crate) fn checked_sha(
+pub fn checked_sha(
     location: &dyn std::fmt::Display,
     what: &'static str,
     value: String,
 ) -> Result<String, StoreError> {
-    if crate::model::is_full_sha(&value) {
+    if syncbench_model::is_full_sha(&value) {
         return Ok(value);
     }
     // Shown, not whole: it may be anything, of any length.
@@ -548,8 +548,8 @@ pub(crate) fn checked_sha(
 #[cfg(test)]
 pub(crate) mod conformance {
     use super::*;
-    use crate::model::records::Commit;
-    use crate::model::{Confirmation, Direction, Triage, Unit, Verdict};
+    use syncbench_model::records::Commit;
+    use syncbench_model::{Confirmation, Direction, Triage, Unit, Verdict};
 
     pub fn machine() -> Machine {
         Machine {
@@ -1265,84 +1265,84 @@ pub(crate) mod conformance {
                 let Some((_guard, mut store)) = $open else {
                     return;
                 };
-                $crate::store::conformance::round_trip(&mut *store);
+                $crate::conformance::round_trip(&mut *store);
             }
             #[test]
             fn the_run_of_a_commit() {
                 let Some((_guard, mut store)) = $open else {
                     return;
                 };
-                $crate::store::conformance::the_run_of_a_commit(&mut *store);
+                $crate::conformance::the_run_of_a_commit(&mut *store);
             }
             #[test]
             fn final_runs() {
                 let Some((_guard, mut store)) = $open else {
                     return;
                 };
-                $crate::store::conformance::final_runs(&mut *store);
+                $crate::conformance::final_runs(&mut *store);
             }
             #[test]
             fn all_or_none() {
                 let Some((_guard, mut store)) = $open else {
                     return;
                 };
-                $crate::store::conformance::all_or_none(&mut *store);
+                $crate::conformance::all_or_none(&mut *store);
             }
             #[test]
             fn profiles() {
                 let Some((_guard, mut store)) = $open else {
                     return;
                 };
-                $crate::store::conformance::profiles(&mut *store);
+                $crate::conformance::profiles(&mut *store);
             }
             #[test]
             fn ab_runs() {
                 let Some((_guard, mut store)) = $open else {
                     return;
                 };
-                $crate::store::conformance::ab_runs(&mut *store);
+                $crate::conformance::ab_runs(&mut *store);
             }
             #[test]
             fn confirmations() {
                 let Some((_guard, mut store)) = $open else {
                     return;
                 };
-                $crate::store::conformance::confirmations(&mut *store);
+                $crate::conformance::confirmations(&mut *store);
             }
             #[test]
             fn merging() {
                 let Some((_guard, mut store)) = $open else {
                     return;
                 };
-                $crate::store::conformance::merging(&mut *store);
+                $crate::conformance::merging(&mut *store);
             }
             #[test]
             fn triages() {
                 let Some((_guard, mut store)) = $open else {
                     return;
                 };
-                $crate::store::conformance::triages(&mut *store);
+                $crate::conformance::triages(&mut *store);
             }
             #[test]
             fn forget_a_scenario() {
                 let Some((_guard, mut store)) = $open else {
                     return;
                 };
-                $crate::store::conformance::forget_a_scenario(&mut *store);
+                $crate::conformance::forget_a_scenario(&mut *store);
             }
             #[test]
             fn forget_a_metric_and_a_commit() {
                 let Some((_guard, mut store)) = $open else {
                     return;
                 };
-                $crate::store::conformance::forget_a_metric_and_a_commit(&mut *store);
+                $crate::conformance::forget_a_metric_and_a_commit(&mut *store);
             }
             #[test]
             fn forget_of_a_changed_selection() {
                 let Some((_guard, mut store)) = $open else {
                     return;
                 };
-                $crate::store::conformance::forget_of_a_changed_selection(&mut *store);
+                $crate::conformance::forget_of_a_changed_selection(&mut *store);
             }
         };
     }
@@ -1379,8 +1379,8 @@ mod sqlite_tests {
 mod postgres_tests {
     use super::Location;
 
-    fn fresh() -> Option<(crate::pgtest::PgServer, Box<super::Store>)> {
-        let server = crate::pgtest::start_or_skip()?;
+    fn fresh() -> Option<(syncbench_test_support::pgtest::PgServer, Box<super::Store>)> {
+        let server = syncbench_test_support::pgtest::start_or_skip()?;
         let store = super::open(&Location::Postgres(server.url_of("postgres"))).unwrap();
         Some((server, store))
     }

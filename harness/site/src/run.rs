@@ -5,11 +5,11 @@ use super::chart;
 use super::compare::COMPARE_RECENT;
 use super::data::Data;
 use super::{SiteError, Writer, anchor, date, group_anchor, machine_id, series_file, short};
-use crate::model::{RunStatus, Unit};
-use crate::store::{CommitRun, Store};
 use minijinja::{Environment, Value, context};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use syncbench_model::{RunStatus, Unit};
+use syncbench_store::{CommitRun, Store};
 
 /// The legend's colours: those of `.c0`–`.c3` in reports/style.css.
 const COLORS: [&str; 4] = ["#3b7dd8", "#e08a2e", "#2f9a55", "#9b59c0"];
@@ -122,7 +122,7 @@ pub(super) fn render_all(
             continue;
         }
         let c = data.commit(sha);
-        let values: Vec<&Vec<crate::model::Series>> = runs
+        let values: Vec<&Vec<syncbench_model::Series>> = runs
             .iter()
             .map(|r| data.history.metrics.get(&r.id).unwrap_or(&none))
             .collect();
@@ -191,7 +191,7 @@ fn fingerprint(
             r.started_unix.to_bits()
         );
     }
-    crate::model::hash::fnv1a(text.as_bytes())
+    syncbench_model::hash::fnv1a(text.as_bytes())
 }
 
 /// sha → (fingerprint, bytes) of the pages the last render left.
@@ -215,7 +215,7 @@ fn save_fingerprints(path: &std::path::Path, pages: &[(String, u64, u64)]) -> st
     for (sha, f, bytes) in pages {
         let _ = writeln!(text, "{sha} {f:016x} {bytes}");
     }
-    crate::env::write_atomically(path, text.as_bytes())
+    crate::write_atomically(path, text.as_bytes())
 }
 
 /// One run's section: status, error, resources chart, metrics.
@@ -223,7 +223,7 @@ fn section(
     store: &Store,
     data: &Data,
     r: &CommitRun,
-    values: &[crate::model::Series],
+    values: &[syncbench_model::Series],
     detailed: bool,
 ) -> Result<Value, SiteError> {
     let mut processes: Vec<(String, chart::Samples)> = Vec::new();
@@ -345,7 +345,7 @@ const DETAILED_ROWS: usize = 200;
 fn metric_table(
     data: &Data,
     r: &CommitRun,
-    metrics: &[crate::model::Series],
+    metrics: &[syncbench_model::Series],
     detailed: bool,
 ) -> Option<String> {
     let mut out = String::new();
@@ -357,7 +357,7 @@ fn metric_table(
         .unwrap_or(0);
     for m in metrics {
         let key = r.key.metric(&m.name);
-        let median = crate::stats::median(&m.values);
+        let median = syncbench_analysis::stats::median(&m.values);
         let name = chart::esc(&m.name);
         if !detailed {
             let _ = writeln!(out, "{:width$}  {:>9}", m.name, m.unit.human(median));
@@ -376,7 +376,7 @@ fn metric_table(
         let values: Vec<String> = m
             .values
             .iter()
-            .map(|v| crate::model::sig3(v / div))
+            .map(|v| syncbench_model::sig3(v / div))
             .collect();
         let _ = writeln!(
             out,

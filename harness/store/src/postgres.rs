@@ -13,17 +13,17 @@ use super::{
     ForgetPlan, ForgetRecord, ForgetSelector, MachineRow, ProfileRecord, RunRecord, RunRow,
     SelectedRun, StoreError, TriageRecord, checked_sha,
 };
-use crate::model::records::Sample;
-use crate::model::records::{Commit, Machine};
-use crate::model::{
-    Confirmation, Direction, Phase, PointKey, RunStatus, Series, Triage, Unit, Verdict,
-};
-use crate::secrets::redact;
 use postgres::error::SqlState;
 use postgres::{Client, GenericClient, NoTls, Row};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
+use syncbench_model::records::Sample;
+use syncbench_model::records::{Commit, Machine};
+use syncbench_model::secrets::redact;
+use syncbench_model::{
+    Confirmation, Direction, Phase, PointKey, RunStatus, Series, Triage, Unit, Verdict,
+};
 
 /// The order that picks the run of a commit (see `store`'s module doc);
 /// `$1` is bound to `ok`.
@@ -206,6 +206,11 @@ const MIGRATIONS: &[&str] = &[
 pub struct PgError(pub postgres::Error);
 
 impl PgError {
+    /// The database named in the URL does not exist (the server is there).
+    pub fn is_missing_database(&self) -> bool {
+        self.0.code() == Some(&SqlState::INVALID_CATALOG_NAME)
+    }
+
     /// The connection is gone: closed, refused, or the server shutting down.
     pub fn is_connection(&self) -> bool {
         if self.0.is_closed() {
@@ -1027,7 +1032,7 @@ impl Connection for PgStore {
                 params[5],
                 &Confirmation::Pending.as_str(),
                 &owner,
-                &crate::model::unix_now(),
+                &syncbench_model::unix_now(),
             ],
         )? == 1;
         if inserted {
@@ -1059,7 +1064,7 @@ impl Connection for PgStore {
                     params[5],
                     &Confirmation::Pending.as_str(),
                     &owner,
-                    &crate::model::unix_now(),
+                    &syncbench_model::unix_now(),
                 ],
             )?;
         }
@@ -1291,7 +1296,7 @@ impl Connection for PgStore {
         {
             return Err(StoreError::ForgetChanged);
         }
-        let created_unix = crate::model::unix_now();
+        let created_unix = syncbench_model::unix_now();
         let id: i64 = tx
             .query_one(
                 "INSERT INTO forgotten (created_unix, who, command_line, scenario, point, metric,
@@ -1618,7 +1623,7 @@ mod tests {
             ("postgres://bench@db/sb", "postgres://bench@db/sb"),
         ] {
             assert_eq!(redact(url), shown);
-            let location = crate::store::Location::parse(url);
+            let location = crate::Location::parse(url);
             assert!(!format!("{location} {location:?}").contains("s3cret"));
         }
     }

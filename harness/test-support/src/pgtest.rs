@@ -141,7 +141,7 @@ impl PgServer {
     }
 
     fn command(&self, program: &str) -> Command {
-        let mut c = crate::secrets::command(self.bin.join(program));
+        let mut c = syncbench_model::secrets::command(self.bin.join(program));
         if let Some((u, g)) = self.uid {
             c.uid(u).gid(g);
         }
@@ -246,7 +246,12 @@ impl PgServer {
     /// Stops the server (fast shutdown: clients are cut off).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            crate::proc::signal(child.id() as i32, libc::SIGINT);
+            // SIGINT is PostgreSQL's fast shutdown; std sends only SIGKILL.
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGINT)
+            };
             let _ = child.wait();
         }
     }
