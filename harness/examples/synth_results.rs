@@ -10,7 +10,7 @@
 //! from this one on, to append to a database written with fewer COMMITS:
 //! the values are those a whole run would write)
 
-use syncbench::env::Commit;
+use syncbench::git::Commit;
 use syncbench::model::records::Sample;
 use syncbench::model::{Direction, Phase, RunStatus, Series, Unit};
 use syncbench::store::RunRecord;
@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let points = 3;
     let per_point = series.div_ceil(points);
     let mut store = syncbench::store::open(&syncbench::store::Location::parse(db))?;
-    let machine = syncbench::env::detect_machine();
+    let machine = syncbench::machine::detect_machine();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut noise = move || {
         rng ^= rng << 13;

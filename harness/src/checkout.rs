@@ -5,7 +5,7 @@
 //! `objects/info/alternates`, as `git clone --shared`): nothing is
 //! registered in the user's repository, no branch, no worktree.
 
-use crate::env::{Commit, GitError, commit_info};
+use crate::git::{Commit, GitError, commit_info};
 use git2::{Oid, Repository, Sort};
 use std::path::{Path, PathBuf};
 

@@ -2,26 +2,25 @@
 //! system built from a tree (or any shell command in any repository),
 //! measures every process, and records the results in SQLite or PostgreSQL.
 //!
-//! Layers, from the edges in: `model` (the vocabulary as types),
-//! `scenario` and `env` (what to measure, where), `runner` (measuring),
-//! `store` (every SQL statement), `analysis`, `stats`, `changepoint` and
-//! `abtest` (deciding), `ops` (what the commands do), `site` and `text`
-//! (what people read). The binary's `commands/` are the only code that
-//! prints.
+//! This crate is the top of the harness's crates (ARCHITECTURE.md):
+//! `syncbench-model` (the vocabulary), `syncbench-analysis` (decisions,
+//! no IO), `syncbench-store` (every SQL statement), `syncbench-measure`
+//! (running and measuring), `syncbench-site` (the dashboard). Here:
+//! `git` and `checkout` (the measured repository and the reusable
+//! checkout of its past commits), `github` (pull-request comments), and
+//! `ops`, what the commands do, built from the crates below. The binary's
+//! `commands/` are the only code of the harness that prints.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod checkout;
-pub mod env;
+pub mod git;
 pub mod github;
-pub mod ingest;
 pub mod ops;
-pub mod probe;
-pub mod proc;
-pub mod procfs;
-pub mod prometheus;
-pub mod runner;
 
 // The crates below this one, under the paths the code has always used.
 pub use syncbench_analysis::{abtest, alarms, changepoint, history, profile, stats, text};
+pub use syncbench_measure::{ingest, machine, probe, proc, procfs, prometheus, runner};
 pub use syncbench_model as model;
 pub use syncbench_model::{scenario, secrets};
 pub use syncbench_site as site;

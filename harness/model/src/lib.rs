@@ -9,6 +9,8 @@
 //! means (here). Nothing in this crate prints, spawns a process or opens
 //! a connection; it reads files only to load scenarios.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod hash;
 pub mod records;
 pub mod scenario;

@@ -12,6 +12,8 @@
 //! its bytes changed, so a re-render after one new commit rewrites the
 //! pages that show it and leaves the rest (and their timestamps) alone.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod chart;
 mod compare;
 mod data;

@@ -3,7 +3,7 @@
 
 use super::{Bars, Context, MeasureArgs, outln};
 use anyhow::{Context as _, bail};
-use syncbench::env::Commit;
+use syncbench::git::Commit;
 use syncbench::model::{PointKey, Unit};
 use syncbench::ops::bisect::{Outcome, bisect};
 use syncbench::ops::session::Baseline;

@@ -116,7 +116,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         .filter(|r| r.status == RunStatus::Ok)
         .map(|r| r.sha.as_str())
         .collect();
-    let merge_base = syncbench::env::merge_base(&cx.root, &new, &tip)?;
+    let merge_base = syncbench::git::merge_base(&cx.root, &new, &tip)?;
     let base = match merge_base {
         // A branch or pull request: what it would change is measured
         // against where it left the baseline, not the baseline's tip
@@ -141,7 +141,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         // A commit of the baseline's own line (a push to main): the
         // newest measured commit before it.
         Some(_) => {
-            let line = syncbench::env::first_parent_history(&cx.root, &new, 1000)?;
+            let line = syncbench::git::first_parent_history(&cx.root, &new, 1000)?;
             match line
                 .into_iter()
                 .find(|sha| *sha != new && measured.contains(sha.as_str()))
@@ -218,7 +218,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let silenced = silenced_between(cx, &base, &new)?;
     let mut flags = flags(&history, &compared, &book, &triages, &silenced);
     // A regression is confirmed by measuring here: only for this machine's.
-    let this = syncbench::env::detect_machine().fingerprint();
+    let this = syncbench::machine::detect_machine().fingerprint();
     let here = only
         .as_ref()
         .is_none_or(|ms| ms.iter().any(|m| m.fingerprint == this));

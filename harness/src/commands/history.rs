@@ -24,7 +24,7 @@ impl CommitsArgs {
         &self,
         cx: &Context,
         default_suite: bool,
-    ) -> anyhow::Result<(Vec<Scenario>, Vec<syncbench::env::Commit>)> {
+    ) -> anyhow::Result<(Vec<Scenario>, Vec<syncbench::git::Commit>)> {
         let (scenarios, revs) = split_args(cx, &self.args, default_suite)?;
         let commits =
             syncbench::checkout::resolve(&cx.root, &revs, self.last).with_context(|| {
@@ -68,7 +68,7 @@ pub(super) fn empty_range(cx: &Context, rev: &str) -> anyhow::Result<Option<Stri
         format!(
             "{rev} is empty: {a} and {b} are the same commit; A..B is the commits after A up to B"
         )
-    } else if syncbench::env::merge_base(&cx.root, &a_sha, &b_sha)?.as_deref() == Some(&b_sha) {
+    } else if syncbench::git::merge_base(&cx.root, &a_sha, &b_sha)?.as_deref() == Some(&b_sha) {
         format!(
             "{rev} is reversed: {b} is older than {a}, so no commit is after {a} up to {b}; give {b}..{a}"
         )

@@ -4,7 +4,7 @@
 use super::Context;
 use clap::Subcommand;
 use std::path::PathBuf;
-use syncbench::env;
+use syncbench::git;
 use syncbench::ingest;
 use syncbench::model::unix_now as now;
 use syncbench::ops::session::Recorder;
@@ -45,8 +45,8 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         }
     };
     let mut store = cx.store_or_create()?;
-    let commit = env::head_commit(&cx.root)?;
-    let recorder = Recorder::new(syncbench::env::detect_machine());
+    let commit = git::head_commit(&cx.root)?;
+    let recorder = Recorder::new(syncbench::machine::detect_machine());
     let params = serde_json::json!({ "source": source.display().to_string() }).to_string();
     let started = now();
     let records: Vec<RunRecord> = found

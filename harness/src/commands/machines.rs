@@ -20,7 +20,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         outln!("no machines in {}", cx.db)?;
         return Ok(0);
     }
-    let this = syncbench::env::detect_machine().fingerprint();
+    let this = syncbench::machine::detect_machine().fingerprint();
     outln!(
         "{:<16} {:>6}  {:<20}  fingerprint",
         "tag",

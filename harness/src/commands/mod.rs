@@ -33,7 +33,7 @@ use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use syncbench::env;
+use syncbench::git;
 use syncbench::ops::session::{MeasureSettings, Session};
 use syncbench::scenario::{self, Scenario};
 use syncbench::store::Location;
@@ -294,7 +294,7 @@ impl Context {
     pub fn new(db: Option<String>, repo: Option<PathBuf>) -> anyhow::Result<Context> {
         let db = db.filter(|d| !d.is_empty()).map(|d| Location::parse(&d));
         let cwd = std::env::current_dir()?;
-        let (root, not_a_repo) = match (env::repo_root(repo.as_deref().unwrap_or(&cwd)), &db, &repo)
+        let (root, not_a_repo) = match (git::repo_root(repo.as_deref().unwrap_or(&cwd)), &db, &repo)
         {
             (Ok(root), _, _) => (root, None),
             // Outside a repository, commands that read only the database
@@ -385,7 +385,7 @@ impl Context {
     pub fn session(&self, settings: MeasureSettings) -> anyhow::Result<Session> {
         if self.not_a_repo.is_none() {
             // Said once: the first measuring command in a repository.
-            match env::exclude_outputs(&self.root) {
+            match git::exclude_outputs(&self.root) {
                 Ok(added) if !added.is_empty() => eprintln!(
                     "syncbench: added {} to .git/info/exclude (results and dashboards stay out of git status)",
                     added.join(" and ")
@@ -410,7 +410,7 @@ impl Context {
     /// prefix of a stored commit (which the repository may not have).
     pub fn commit_arg(&self, arg: Option<String>) -> anyhow::Result<String> {
         match arg {
-            None => Ok(env::head_commit(&self.root)?.sha),
+            None => Ok(git::head_commit(&self.root)?.sha),
             // A sha (prefix) is looked up among the stored commits as given.
             Some(sha) if sha.len() >= 4 && sha.chars().all(|c| c.is_ascii_hexdigit()) => Ok(sha),
             Some(rev) => self.full_sha(&rev),
@@ -458,13 +458,13 @@ impl Context {
     }
 
     /// Whether a commit is on `tip`'s first-parent line (the commits a
-    /// history follows: `env::Line`); every commit outside a repository
+    /// history follows: `git::Line`); every commit outside a repository
     /// (`report --db` alone), where there is no line to follow.
     pub fn on_line(&self, tip: &str) -> anyhow::Result<OnLine> {
         if self.not_a_repo.is_some() {
             return Ok(Box::new(|_| true));
         }
-        let line = env::Line::of(&self.root, tip)?;
+        let line = git::Line::of(&self.root, tip)?;
         Ok(Box::new(move |sha| line.contains(sha)))
     }
 

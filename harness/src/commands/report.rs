@@ -60,7 +60,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         // A ref (main, HEAD~1) resolves in the repository; a sha prefix
         // not in it is looked up in the results.
         let resolve = |r: &str| {
-            syncbench::env::first_parent_history(&cx.root, r, 1)
+            syncbench::git::first_parent_history(&cx.root, r, 1)
                 .ok()
                 .and_then(|h| h.into_iter().next())
                 .unwrap_or_else(|| r.to_owned())

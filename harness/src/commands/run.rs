@@ -3,7 +3,7 @@
 use super::{Bars, Context, MeasureArgs, finish, outln};
 use anyhow::bail;
 use std::path::PathBuf;
-use syncbench::env;
+use syncbench::git;
 use syncbench::ops::session::Baseline;
 use syncbench::scenario::Kind;
 
@@ -35,7 +35,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         bail!("no point matches --filter {f:?} (`syncbench list` shows them)");
     }
     let mut session = args.measure.session(cx)?;
-    let commit = env::head_commit(&cx.root)?;
+    let commit = git::head_commit(&cx.root)?;
     if cx.full_sha(&args.baseline).is_err() {
         eprintln!(
             "note: --baseline {}: no such branch or commit here; nothing to compare with",
@@ -43,7 +43,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         );
     }
     let baseline = Baseline {
-        commits: env::first_parent_history(&cx.root, &args.baseline, 1000)?,
+        commits: git::first_parent_history(&cx.root, &args.baseline, 1000)?,
         name: args.baseline,
     };
     let runner = session.runner(cx.root.clone(), cx.root.join("target"));

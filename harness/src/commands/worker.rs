@@ -28,9 +28,9 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let mut queue = Queue::open(&cx.db)?;
     let mut session = args.measure.session(cx)?;
     let settings = WorkerSettings {
-        name: args
-            .name
-            .unwrap_or_else(|| format!("{}:{}", syncbench::env::hostname(), std::process::id())),
+        name: args.name.unwrap_or_else(|| {
+            format!("{}:{}", syncbench::machine::hostname(), std::process::id())
+        }),
         machine_tag: args.measure.machine_tag.clone(),
         lease: args.lease,
         until_empty: args.until_empty,

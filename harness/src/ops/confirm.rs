@@ -41,7 +41,7 @@ pub struct Outcome {
 
 /// `host:pid` of this process, the owner of its claims.
 pub fn owner() -> String {
-    format!("{}:{}", crate::env::hostname(), std::process::id())
+    format!("{}:{}", crate::machine::hostname(), std::process::id())
 }
 
 /// Whether a claim can be taken: left unconfirmed (an interrupted run),
@@ -56,7 +56,7 @@ fn stale(row: &ConfirmationRow) -> bool {
         return true;
     }
     match row.owner.rsplit_once(':') {
-        Some((host, pid)) if host == crate::env::hostname() => {
+        Some((host, pid)) if host == crate::machine::hostname() => {
             !Path::new("/proc").join(pid).exists()
         }
         _ => false,
@@ -75,7 +75,7 @@ pub fn confirm(
     done: &mut dyn FnMut(&Outcome),
 ) -> anyhow::Result<Vec<Outcome>> {
     // HEAD's line only: a commit amended or rebased away is no alarm.
-    let line = crate::env::Line::of(root, "HEAD")?;
+    let line = crate::git::Line::of(root, "HEAD")?;
     let mut changes =
         super::load_history(&*session.store, &|r| line.contains(&r.sha))?.changes(book);
     let (confirmations, triages) = (session.store.confirmations()?, session.store.triages()?);

@@ -3,8 +3,9 @@
 //! run and compares it with its baseline. Progress and results go to the
 //! caller through [`Progress`].
 
-use crate::env::{self, Commit, Machine};
+use crate::git::Commit;
 use crate::history::{self, Row};
+use crate::model::records::Machine;
 use crate::model::{PointKey, RunStatus, Series, Verdict};
 use crate::runner::{Failure, PointResult, Runner, RunnerOptions};
 use crate::scenario::{DEFAULT_THRESHOLD, Kind, Point, Scenario, ThresholdBook};
@@ -28,7 +29,7 @@ impl Recorder {
     pub fn new(machine: Machine) -> Recorder {
         Recorder {
             machine,
-            toolchain: env::toolchain(),
+            toolchain: crate::machine::toolchain(),
             // Stored and shown: never with a password (`--db postgres://u:PW@…`).
             command_line: crate::secrets::redact(&std::env::args().collect::<Vec<_>>().join(" ")),
         }
@@ -259,7 +260,7 @@ impl Session {
         interrupted: Arc<AtomicBool>,
         spool: Option<PathBuf>,
     ) -> Result<Session, StoreError> {
-        let mut machine = crate::env::detect_machine();
+        let mut machine = crate::machine::detect_machine();
         machine.tag = settings.machine_tag.clone();
         Ok(Session {
             store: crate::store::open(db)?,
@@ -371,7 +372,7 @@ impl Session {
     pub fn checkout(
         &self,
         root: &Path,
-    ) -> Result<(crate::checkout::Checkout, Runner), crate::env::GitError> {
+    ) -> Result<(crate::checkout::Checkout, Runner), crate::git::GitError> {
         let cache = self.cache(root);
         let checkout = crate::checkout::Checkout::open(root, &cache)?;
         let runner = self.runner(checkout.dir.clone(), cache.join("target"));

@@ -11,7 +11,7 @@
 //! local spool of runs the server could not take: the job is handed out
 //! again instead.)
 
-use crate::env::{Commit, GitError};
+use crate::git::{Commit, GitError};
 use crate::model::RunStatus;
 use crate::ops::session::{Baseline, Progress, Session};
 use crate::scenario::{Point, Scenario};

@@ -16,6 +16,8 @@
 //! (then the later id): a run merged from another file is as new as when
 //! it was measured, not when it was copied.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod postgres;
 pub mod queue;
 mod sqlite;

@@ -11,8 +11,8 @@
 
 use crate::support::*;
 use std::path::{Path, PathBuf};
-use syncbench::env::{Commit, Machine};
 use syncbench::model::records::Sample;
+use syncbench::model::records::{Commit, Machine};
 use syncbench::model::{Direction, Phase, RunStatus, Series, Unit};
 use syncbench::store::RunRecord;
 

@@ -300,8 +300,8 @@ fn csv_cells_are_never_formulas_and_numbers_stay_numbers() {
             syncbench::store::open(&syncbench::store::Location::Sqlite(db.clone())).unwrap();
         let records: Vec<_> = (0..1000u64)
             .map(|i| syncbench::store::RunRecord {
-                machine: syncbench::env::detect_machine(),
-                commit: syncbench::env::Commit {
+                machine: syncbench::machine::detect_machine(),
+                commit: syncbench::git::Commit {
                     sha: format!("{i:040x}"),
                     parents: vec![],
                     author: "t".into(),

@@ -374,7 +374,7 @@ fn index_series_and_run_pages_render_in_a_real_browser() {
 /// series (a +20% step of wall time at 100, -30% of memory at 150). Its
 /// `variant` names other commits and doubles the wall times.
 fn long_history(dir: &Path, n: u64, variant: u64) -> (PathBuf, Vec<String>) {
-    use syncbench::env::{Commit, Machine};
+    use syncbench::model::records::{Commit, Machine};
     use syncbench::model::{Direction, RunStatus, Series, Unit};
     use syncbench::store::RunRecord;
     let db = dir.join(format!("long-{n}-{variant}.sqlite"));

@@ -288,8 +288,8 @@ type Sampled<'a> = (
 );
 
 fn sampled_db(path: &Path, runs: &[Sampled]) -> String {
-    use syncbench::env::{Commit, Machine};
     use syncbench::model::records::Sample;
+    use syncbench::model::records::{Commit, Machine};
     use syncbench::model::{Direction, Phase, RunStatus, Series, Unit};
     use syncbench::store::RunRecord;
     let mut store =

@@ -154,7 +154,7 @@ fn parse_labels(s: &str) -> Option<BTreeMap<String, String>> {
 pub fn scrape(url: &str, timeout: Duration) -> Result<Counters, ScrapeError> {
     let http = |e: reqwest::Error| ScrapeError::Http {
         url: url.to_owned(),
-        message: crate::model::error_chain(&e),
+        message: syncbench_model::error_chain(&e),
     };
     let client = reqwest::blocking::Client::builder()
         .timeout(timeout)

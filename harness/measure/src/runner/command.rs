@@ -3,12 +3,12 @@
 
 use super::callgrind::{Callgrind, SLOWDOWN};
 use super::{Failure, Rep, Runner, sampler_overhead, tail};
-use crate::model::{Direction, Unit};
 use crate::probe::{HwCounters, Sampler};
 use crate::proc;
-use crate::scenario::{Point, Scenario};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use syncbench_model::scenario::{Point, Scenario};
+use syncbench_model::{Direction, Unit};
 
 impl Runner {
     /// Instructions the command executes, all processes together, counted
@@ -24,7 +24,7 @@ impl Runner {
         let tmp = tempfile::tempdir().map_err(|e| Failure::failed(e.to_string()))?;
         // One log per process (%p): an exec'd child would truncate a shared one.
         let log = tmp.path().join("valgrind.%p.log");
-        let mut cmd = crate::secrets::command("valgrind");
+        let mut cmd = syncbench_model::secrets::command("valgrind");
         cmd.args([
             "--tool=cachegrind",
             "--cache-sim=no",
@@ -120,7 +120,7 @@ impl Runner {
         let stderr_path = tmp.path().join("stderr");
         let stderr =
             std::fs::File::create(&stderr_path).map_err(|e| Failure::failed(e.to_string()))?;
-        let mut cmd = crate::secrets::command("sh");
+        let mut cmd = syncbench_model::secrets::command("sh");
         cmd.args(["-c", run])
             .current_dir(&self.tree)
             .stdin(Stdio::null())
@@ -188,7 +188,7 @@ impl Runner {
 /// The point's parameters as `SYNCBENCH_PARAM_NAME` in the environment,
 /// with the variables the scenario passes through (`pass_env`).
 fn with_params(cmd: &mut Command, scenario: &Scenario, point: &Point) {
-    cmd.envs(crate::secrets::passed(&scenario.pass_env));
+    cmd.envs(syncbench_model::secrets::passed(&scenario.pass_env));
     for (k, v) in &point.0 {
         cmd.env(format!("SYNCBENCH_PARAM_{}", k.to_uppercase()), v);
     }

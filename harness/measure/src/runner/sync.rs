@@ -6,11 +6,9 @@
 use super::callgrind::{self, Callgrind};
 use super::phases::{Boundaries, label};
 use super::{Failure, Rep, Runner, sampler_overhead, tail};
-use crate::model::{Direction, MetricValue, Phase, RunStatus, Unit};
 use crate::probe::{HwCounters, Sampler};
 use crate::proc::{self, Exit, Proc};
 use crate::procfs::IoCounters;
-use crate::scenario::{Layout, Point, Scenario};
 use protocol::driver::{
     BARRIER_ENV, DRIVER_CONTRACT_VERSION, DriverEvent, DriverLine, EXIT_UNKNOWN_WORKLOAD,
     TIME_SCALE_ENV,
@@ -22,6 +20,8 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
+use syncbench_model::scenario::{Layout, Point, Scenario};
+use syncbench_model::{Direction, MetricValue, Phase, RunStatus, Unit};
 
 impl Runner {
     /// Starts one `sync-server serve` on a port of its own and reads the
@@ -42,7 +42,7 @@ impl Runner {
         let program = self.bin("sync-server");
         let mut cmd = match vg {
             Some(cg) => cg.command(name, &program),
-            None => crate::secrets::command(&program),
+            None => syncbench_model::secrets::command(&program),
         };
         if scale > 1 {
             // Kept-alive connections idle scale times longer between requests.
@@ -123,7 +123,7 @@ impl Runner {
         std::fs::write(&conf, super::proxy::nginx_config(dir, &groups, cores))
             .map_err(|e| fail(&e))?;
         let log = dir.join("stderr");
-        let mut cmd = crate::secrets::command(nginx);
+        let mut cmd = syncbench_model::secrets::command(nginx);
         cmd.arg("-c")
             .arg(&conf)
             .arg("-p")
@@ -197,7 +197,7 @@ impl Runner {
 
     /// `sync-server user add`: the benchmark's user id and token.
     fn add_user(&self, data: &Path) -> Result<(String, String), Failure> {
-        let add = crate::secrets::command(self.bin("sync-server"))
+        let add = syncbench_model::secrets::command(self.bin("sync-server"))
             .args(["user", "add", "bench", "--json", "--data"])
             .arg(data)
             .output()
@@ -252,7 +252,7 @@ impl Runner {
         let program = self.bin("sync-client");
         let mut cmd = match vg {
             Some(cg) => cg.command("driver", &program),
-            None => crate::secrets::command(&program),
+            None => syncbench_model::secrets::command(&program),
         };
         cmd.args(["bench", "--workload", workload, "--server", &service.url])
             .args(["--user", &user, "--work-dir"])
@@ -844,7 +844,7 @@ mod tests {
     /// its I/O read at the boundaries; what the harness gathered once it
     /// exited successfully.
     fn drive(script: &str) -> Events {
-        let mut cmd = crate::secrets::command("sh");
+        let mut cmd = syncbench_model::secrets::command("sh");
         cmd.args(["-c", script])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -13,12 +13,8 @@ mod phases;
 pub mod proxy;
 mod sync;
 
-use crate::model::is_instruction_metric;
-use crate::model::records::{Profile, Sample};
-use crate::model::{Direction, MetricValue, Phase, RunStatus, Series, Unit};
 use crate::probe::HwCounters;
 use crate::proc::{self, Exit, Proc};
-use crate::scenario::{Kind, Point, Scenario};
 use callgrind::Callgrind;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -27,6 +23,10 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use syncbench_model::is_instruction_metric;
+use syncbench_model::records::{Profile, Sample};
+use syncbench_model::scenario::{Kind, Point, Scenario};
+use syncbench_model::{Direction, MetricValue, Phase, RunStatus, Series, Unit};
 
 /// How a run failed; recorded with the run, never dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +50,7 @@ impl Failure {
 
     /// A failure from an error, with its whole chain of causes.
     pub fn from_error(status: RunStatus, e: &dyn std::error::Error) -> Self {
-        Self::new(status, crate::model::error_chain(e))
+        Self::new(status, syncbench_model::error_chain(e))
     }
 }
 
@@ -242,9 +242,9 @@ impl Runner {
         warn_removed(scenario);
         if let Some(setup) = &scenario.setup {
             tracing::info!("setup: {setup}");
-            let out = crate::secrets::command("sh")
+            let out = syncbench_model::secrets::command("sh")
                 .args(["-c", setup])
-                .envs(crate::secrets::passed(&scenario.pass_env))
+                .envs(syncbench_model::secrets::passed(&scenario.pass_env))
                 .current_dir(&self.tree)
                 .stdin(Stdio::null())
                 .output()
@@ -259,7 +259,7 @@ impl Runner {
         }
         let mut cmd = match &scenario.kind {
             Kind::Sync { .. } => {
-                let mut c = crate::secrets::command("cargo");
+                let mut c = syncbench_model::secrets::command("cargo");
                 c.args(["build", "--profile", &self.opts.cargo_profile])
                     .args(["--bin", "sync-server", "--bin", "sync-client"]);
                 // The mail exchanger exists from the blobs change on; older
@@ -272,7 +272,7 @@ impl Runner {
                 c
             }
             Kind::Command { build: Some(b), .. } => {
-                let mut c = crate::secrets::command("sh");
+                let mut c = syncbench_model::secrets::command("sh");
                 c.args(["-c", b]);
                 c
             }
@@ -281,7 +281,7 @@ impl Runner {
         let log = tempfile::NamedTempFile::new()
             .map_err(|e| Failure::new(RunStatus::BuildFailed, e.to_string()))?;
         cmd.current_dir(&self.tree)
-            .envs(crate::secrets::passed(&scenario.pass_env))
+            .envs(syncbench_model::secrets::passed(&scenario.pass_env))
             .stdin(Stdio::null())
             .stdout(log_handle(&log, RunStatus::BuildFailed)?)
             .stderr(log_handle(&log, RunStatus::BuildFailed)?);
@@ -531,7 +531,7 @@ fn warn_removed(scenario: &Scenario) {
         Kind::Criterion { bench, .. } => text.push_str(bench),
         Kind::Sync { .. } => {}
     }
-    for name in crate::secrets::asked_but_removed(&text, &scenario.pass_env) {
+    for name in syncbench_model::secrets::asked_but_removed(&text, &scenario.pass_env) {
         tracing::warn!(
             "scenario {}'s commands use ${name}, which syncbench removes from the \
              environment of measured code (its name says it holds a credential); \
@@ -570,7 +570,7 @@ mod tests {
         };
         sampler_overhead(&mut rep, &sampled);
         let mut recorded: Vec<&str> = rep.values.iter().map(|v| v.name.as_str()).collect();
-        let mut listed = crate::model::COMMAND_METRICS.to_vec();
+        let mut listed = syncbench_model::COMMAND_METRICS.to_vec();
         recorded.sort_unstable();
         listed.sort_unstable();
         assert_eq!(recorded, listed);

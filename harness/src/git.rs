@@ -1,32 +1,10 @@
-//! Where and what was measured: the machine's fingerprint and the commit.
+//! The measured repository, read with libgit2: its root, commits, the
+//! first-parent line histories follow, merge bases, and the outputs git
+//! should ignore. (Moving a checkout from commit to commit is `checkout`.)
 
-pub use crate::model::records::{Commit, Machine};
+pub use crate::model::records::Commit;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-
-/// This machine, as results are keyed by it.
-pub fn detect_machine() -> Machine {
-    let mut sys = sysinfo::System::new();
-    sys.refresh_cpu_all();
-    sys.refresh_memory();
-    let cpu = sys
-        .cpus()
-        .first()
-        .map(|c| c.brand().trim().to_owned())
-        .unwrap_or_else(|| "unknown cpu".into());
-    Machine {
-        cpu,
-        cores: sys.cpus().len() as u32,
-        memory_bytes: sys.total_memory(),
-        os: sysinfo::System::long_os_version().unwrap_or_else(|| "unknown os".into()),
-        kernel: sysinfo::System::kernel_version().unwrap_or_else(|| "unknown kernel".into()),
-        hw_counters: match crate::probe::HwCounters::availability() {
-            Ok(()) => "available".into(),
-            Err(e) => format!("unavailable: {e}"),
-        },
-        tag: None,
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -136,23 +114,6 @@ pub fn merge_base(dir: &Path, a: &str, b: &str) -> Result<Option<String>, GitErr
         Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
-}
-
-/// `rustc --version`, for the record.
-pub fn toolchain() -> String {
-    crate::secrets::command("rustc")
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// This host's name (the kernel's), for naming the owner of a claim.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned())
 }
 
 /// The commits a history follows: a tip's first-parent line, as asv's

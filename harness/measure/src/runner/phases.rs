@@ -7,12 +7,12 @@
 
 use super::Counts;
 use super::callgrind::{self, Callgrind};
-use crate::model::{Direction, MetricValue, Unit};
 use crate::probe::HwCounters;
 use crate::procfs::{IoCounters, read_io};
 use crate::prometheus::{self, Counters};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use syncbench_model::{Direction, MetricValue, Unit};
 
 /// The processes and endpoints read at each boundary.
 #[derive(Debug, Default)]
@@ -259,7 +259,7 @@ mod tests {
             rep.values
                 .into_iter()
                 .map(|m| m.name)
-                .filter(|n| crate::model::is_instruction_metric(n)),
+                .filter(|n| syncbench_model::is_instruction_metric(n)),
         );
         let part = |name: &str, pid, label: Option<&str>| Part {
             path: "x".into(),

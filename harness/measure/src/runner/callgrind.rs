@@ -10,12 +10,12 @@
 //! happens to return (README: "How noisy each metric is").
 
 use super::Failure;
-use crate::model::records::Functions;
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use syncbench_model::records::Functions;
 
 /// How much slower processes run under callgrind (measured: 41-47x on the
 /// doc-sync workload); timeouts and deadlines are stretched by this.
@@ -32,7 +32,7 @@ pub(super) struct Callgrind {
 /// Says why valgrind cannot be used here, naming the package to install.
 pub fn available() -> Result<(), Failure> {
     let ok = |p: &str, arg: &str| {
-        crate::secrets::command(p)
+        syncbench_model::secrets::command(p)
             .arg(arg)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -63,7 +63,7 @@ impl Callgrind {
     /// `program` under callgrind, its files named after `name` (the
     /// process's metric name). Children it starts are followed.
     pub fn command(&self, name: &str, program: &Path) -> Command {
-        let mut cmd = crate::secrets::command("valgrind");
+        let mut cmd = syncbench_model::secrets::command("valgrind");
         cmd.args(["--tool=callgrind", "--trace-children=yes", "--vgdb=yes"])
             .arg(format!(
                 "--callgrind-out-file={}",
@@ -87,7 +87,7 @@ impl Callgrind {
                 std::thread::spawn(move || {
                     // vgdb wakes a process blocked in a system call through
                     // ptrace; --max-invoke-ms is how soon it does.
-                    let ok = crate::secrets::command("vgdb")
+                    let ok = syncbench_model::secrets::command("vgdb")
                         .arg(format!("--pid={pid}"))
                         .arg(format!("--wait={}", timeout.as_secs().max(1)))
                         .arg(format!("--cmd-time-out={}", timeout.as_secs().max(1)))
@@ -291,7 +291,7 @@ pub(super) fn counts(parts: &[Part], roots: &[(String, i32)]) -> super::Counts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::records::Cost;
+    use syncbench_model::records::Cost;
 
     #[test]
     fn functions_exclusive_and_inclusive() {

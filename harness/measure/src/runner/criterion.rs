@@ -2,11 +2,11 @@
 //! a point of its own.
 
 use super::{Failure, Runner, log_handle, tail};
-use crate::model::RunStatus;
 use crate::proc;
-use crate::scenario::{Kind, Scenario};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use syncbench_model::RunStatus;
+use syncbench_model::scenario::{Kind, Scenario};
 
 impl Runner {
     /// Runs `cargo bench ARGS -- FILTER` in the tree with the shared target
@@ -20,14 +20,14 @@ impl Runner {
             )));
         };
         let log = tempfile::NamedTempFile::new().map_err(|e| Failure::failed(e.to_string()))?;
-        let mut cmd = crate::secrets::command("cargo");
+        let mut cmd = syncbench_model::secrets::command("cargo");
         // criterion finds its output dir from the environment, not from
         // cargo's --target-dir: set both through it.
         cmd.arg("bench")
             .args(bench.split_whitespace())
             .env("CARGO_TARGET_DIR", &self.opts.target_dir)
             .env("CRITERION_HOME", self.opts.target_dir.join("criterion"))
-            .envs(crate::secrets::passed(&scenario.pass_env));
+            .envs(syncbench_model::secrets::passed(&scenario.pass_env));
         if let Some(f) = filter {
             cmd.args(["--", f]);
         }

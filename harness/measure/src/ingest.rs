@@ -2,9 +2,9 @@
 //! Metric Format (BMF). Everything is parsed and checked before anything
 //! is stored, so a bad file stores nothing.
 
-use crate::model::{Direction, Series, Unit};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use syncbench_model::{Direction, Series, Unit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {

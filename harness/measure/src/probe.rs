@@ -1,12 +1,12 @@
 //! Sampled probes: CPU % and RSS of process trees over time (/proc),
 //! and hardware counters where the kernel offers them.
 
-use crate::model::records::Sample;
 use crate::procfs::read_hwm;
 use std::collections::HashMap;
 use std::sync::{LazyLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use syncbench_model::records::Sample;
 
 #[derive(Debug, Default)]
 pub struct Sampled {
