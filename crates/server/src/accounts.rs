@@ -6,13 +6,6 @@ use protocol::UserId;
 use rusqlite::{OptionalExtension, params};
 use std::path::Path;
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE users (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        token_hash BLOB NOT NULL UNIQUE,
-        created_unix INTEGER NOT NULL
-    ) STRICT;"];
-
 #[derive(Debug)]
 pub struct Accounts {
     pool: Pool,
@@ -46,7 +39,7 @@ impl Accounts {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
         Ok(Self {
-            pool: Pool::open(data_dir.join("accounts.sqlite"), MIGRATIONS)?,
+            pool: Pool::open(data_dir.join("accounts.sqlite"), crate::schema::ACCOUNTS)?,
             known: Default::default(),
         })
     }

@@ -3,7 +3,8 @@
 
 use crate::AppState;
 use crate::error::{ApiError, StoreError};
-use crate::userdb::{Upload, UserDb};
+use crate::request::{authorize, blocking, query};
+use crate::userdb::Upload;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -11,11 +12,8 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use protocol::{
-    FrameError, Limits, LineSplitter, ReplicaId, SendFrame, SendSummary, SyncInfo, UserId,
-};
+use protocol::{FrameError, Limits, LineSplitter, ReplicaId, SendFrame, SendSummary, SyncInfo};
 use serde::Deserialize;
-use std::sync::Arc;
 use tokio_stream::StreamExt;
 
 /// Largest sealed secret accepted (the real one is 81 bytes).
@@ -25,77 +23,18 @@ const WRITER_CHUNK_DOCS: usize = 256;
 /// Size of the chunks a download is sent in.
 const DOWNLOAD_CHUNK_BYTES: usize = 256 * 1024;
 
-pub fn router(state: AppState) -> Router {
+/// The sync endpoints (the blob endpoints are `blob_api::routes`).
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/health", get(|| async { "ok" }))
         .route("/v1/config", get(config))
         .route("/v1/users/{user}/sync/info", get(sync_info))
         .route("/v1/users/{user}/sync/send", axum::routing::post(sync_send))
         .route("/v1/users/{user}/sync/changes", get(sync_changes))
         .route("/v1/users/{user}/secret", get(get_secret).put(put_secret))
-        .merge(crate::blob_api::routes())
-        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .with_state(state)
 }
 
 async fn config(State(state): State<AppState>) -> Json<Limits> {
     Json(state.limits().clone())
-}
-
-/// Runs blocking work (SQLite) on tokio's blocking pool.
-pub(crate) async fn blocking<R: Send + 'static>(
-    f: impl FnOnce() -> Result<R, ApiError> + Send + 'static,
-) -> Result<R, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
-}
-
-/// Authenticates the bearer token and checks it may act on `user`:
-/// 401 without a valid token, 400 for a malformed user id, 404 for an
-/// unknown user, 403 for another user's path.
-pub(crate) async fn authorize(
-    state: &AppState,
-    headers: &HeaderMap,
-    user: String,
-) -> Result<Arc<UserDb>, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned)
-        .ok_or(ApiError::Unauthorized(
-            "missing `Authorization: Bearer <token>` header",
-        ))?;
-    // The usual case, without a thread handoff: a token seen before, on
-    // its own user's path, whose database is open.
-    if let Some(owner) = state.accounts().authenticated(&token)
-        && owner.as_str() == user
-        && let Some(db) = state.open_user_db(&owner)
-    {
-        return Ok(db);
-    }
-    let state = state.clone();
-    blocking(move || {
-        let owner = state
-            .accounts()
-            .authenticate(&token)?
-            .ok_or(ApiError::Unauthorized("unknown token"))?;
-        let user = UserId::new(user).map_err(|e| ApiError::BadRequest(format!("user id: {e}")))?;
-        if !state.accounts().exists(&user)? {
-            return Err(ApiError::UserNotFound(user.to_string()));
-        }
-        if owner != user {
-            return Err(ApiError::Forbidden);
-        }
-        Ok(state.user_db(&user)?)
-    })
-    .await
-}
-
-pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(t)| t)
-        .map_err(|e| ApiError::BadRequest(format!("query string: {}", e.body_text())))
 }
 
 /// A generation a client sent: the log counts in SQLite's signed 64-bit

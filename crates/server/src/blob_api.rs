@@ -2,10 +2,10 @@
 //! where a mail exchanger delivers incoming mail.
 
 use crate::AppState;
-use crate::api::{authorize, blocking, query};
 use crate::blobs::{INLINE_MAX, Stored};
 use crate::error::{ApiError, StoreError};
 use crate::metrics::METRICS;
+use crate::request::{authorize, blocking, query};
 use crate::userdb::UserDb;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;

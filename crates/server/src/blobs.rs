@@ -20,58 +20,6 @@ use protocol::{
 use rusqlite::{OptionalExtension, Row, params};
 use std::path::{Path, PathBuf};
 
-pub const MIGRATION: &str = "
-    CREATE TABLE blobs (
-        namespace TEXT NOT NULL,
-        id TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        flag TEXT,
-        created_ms INTEGER NOT NULL,
-        flagged_ms INTEGER NOT NULL,
-        PRIMARY KEY (namespace, id)
-    ) STRICT;
-    CREATE INDEX blobs_by_date ON blobs (namespace, created_ms);
-    -- The age recipient published to mail exchangers, and its identity
-    -- encrypted by the client.
-    CREATE TABLE mail_key (
-        one INTEGER PRIMARY KEY CHECK (one = 1),
-        recipient TEXT NOT NULL,
-        sealed_identity BLOB NOT NULL
-    ) STRICT;
-";
-
-/// Migration 3. Small blobs kept in the row (`data`; NULL: in a file), and
-/// the bytes in use, kept by triggers in the transaction that changes
-/// `blobs`, so checking the quota does not sum the whole table on every
-/// upload (which made uploads slower as blobs accumulated).
-pub const USAGE_MIGRATION: &str = "
-    ALTER TABLE blobs ADD COLUMN data BLOB;
-    CREATE TABLE blob_usage (
-        one INTEGER PRIMARY KEY CHECK (one = 1),
-        bytes INTEGER NOT NULL
-    ) STRICT;
-    INSERT INTO blob_usage SELECT 1, COALESCE(SUM(size), 0) FROM blobs;
-    CREATE TRIGGER blob_usage_insert AFTER INSERT ON blobs BEGIN
-        UPDATE blob_usage SET bytes = bytes + NEW.size;
-    END;
-    CREATE TRIGGER blob_usage_delete AFTER DELETE ON blobs BEGIN
-        UPDATE blob_usage SET bytes = bytes - OLD.size;
-    END;
-    CREATE TRIGGER blob_usage_update AFTER UPDATE OF size ON blobs BEGIN
-        UPDATE blob_usage SET bytes = bytes - OLD.size + NEW.size;
-    END;
-";
-
-/// Migration 4. The name of a blob's file (`{id}@{random}`), new for
-/// every upload: a DELETE unlinks the file of the version it deleted, so
-/// an upload of the same id that commits in between keeps its own file
-/// (with one name per id, that unlink once removed an acknowledged
-/// upload's bytes). NULL with `data` NULL: a file named `{id}` (written
-/// before this migration). `@` is outside the id syntax: no clash.
-pub const FILE_MIGRATION: &str = "
-    ALTER TABLE blobs ADD COLUMN file TEXT;
-";
-
 /// Blobs up to this size are stored in their row, not in a file of their
 /// own: a file costs an inode allocation, an fsync, a rename and two
 /// directory locks (perf: 70% of the server's time under a load of 10 KiB

@@ -12,11 +12,12 @@ mod db;
 mod error;
 mod group;
 mod metrics;
+mod request;
+mod schema;
 mod stall;
 mod userdb;
 
 pub use accounts::{Accounts, AddUserError, NewUser};
-pub use api::router;
 pub use blob_api::services_router;
 pub use error::{ApiError, StoreError};
 /// One user's store, public for the store benchmarks and for embedding.
@@ -40,6 +41,17 @@ struct Inner {
     limits: Limits,
     accounts: Accounts,
     users: Mutex<HashMap<UserId, Arc<UserDb>>>,
+}
+
+/// The API: the sync and blob endpoints, `/health`, and a 404 (as JSON,
+/// like every error) for anything else.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/health", axum::routing::get(|| async { "ok" }))
+        .merge(api::routes())
+        .merge(blob_api::routes())
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .with_state(state)
 }
 
 impl AppState {

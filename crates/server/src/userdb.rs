@@ -13,30 +13,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-const MIGRATIONS: &[&str] = &[
-    "
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
-    -- Latest version of each document; content NULL = deleted.
-    CREATE TABLE docs (
-        id TEXT PRIMARY KEY,
-        rev TEXT NOT NULL,
-        content BLOB,
-        gen INTEGER NOT NULL,
-        source TEXT NOT NULL
-    ) STRICT;
-    CREATE INDEX docs_by_gen ON docs (gen);
-    -- Every change: its generation and random transaction id.
-    CREATE TABLE log (gen INTEGER PRIMARY KEY, txid TEXT NOT NULL, doc_id TEXT NOT NULL) STRICT;
-    -- Last generation and transaction id received from each client replica.
-    CREATE TABLE replicas (id TEXT PRIMARY KEY, gen INTEGER NOT NULL, txid TEXT NOT NULL) STRICT;
-    -- The user's secret, sealed by the client with the passphrase.
-    CREATE TABLE secret (one INTEGER PRIMARY KEY CHECK (one = 1), sealed BLOB NOT NULL) STRICT;
-",
-    crate::blobs::MIGRATION,
-    crate::blobs::USAGE_MIGRATION,
-    crate::blobs::FILE_MIGRATION,
-];
-
 /// What the HTTP side hands the database writer while an upload streams in.
 #[derive(Debug)]
 pub enum Upload {
@@ -70,7 +46,7 @@ fn head(c: &Connection) -> rusqlite::Result<(u64, String)> {
 
 impl UserDb {
     pub fn open(path: PathBuf, blob_dir: PathBuf) -> Result<Self, StoreError> {
-        let pool = Pool::open(path, MIGRATIONS)?;
+        let pool = Pool::open(path, crate::schema::USER)?;
         let fresh = crypto::random_hex(8)?;
         let replica: String = pool.with(|c| {
             c.execute(

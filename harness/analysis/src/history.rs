@@ -497,6 +497,15 @@ pub struct History {
 }
 
 impl History {
+    /// The scenarios with a successful run at `sha`.
+    pub fn scenarios_at(&self, sha: &str) -> std::collections::BTreeSet<String> {
+        self.runs
+            .iter()
+            .filter(|r| r.sha == sha && r.status == RunStatus::Ok)
+            .map(|r| r.key.scenario.clone())
+            .collect()
+    }
+
     /// The history of `runs` (the store's commit runs) and the values
     /// of those that are `ok`.
     pub fn from_values(runs: Vec<CommitRun>, metrics: HashMap<i64, Vec<Series>>) -> History {

@@ -221,6 +221,7 @@ fn y_axis(out: &mut String, axis: &Axis, y: &dyn Fn(f64) -> f64, width: f64) {
 }
 
 /// Commits drawn in one pixel column of a long trend.
+#[derive(Clone, Copy)]
 struct Column {
     first: usize,
     last: usize,
@@ -234,10 +235,284 @@ struct Column {
     failed: Option<usize>,
 }
 
+impl Column {
+    /// The columns a dot stands for, as one (the band's ends are the
+    /// first column's: a dot does not draw them).
+    fn merged(cols: &[Column]) -> Column {
+        cols.iter().skip(1).fold(cols[0], |mut acc, c| {
+            acc.last = c.last;
+            acc.lo = acc.lo.min(c.lo);
+            acc.hi = acc.hi.max(c.hi);
+            acc.newest = c.newest.or(acc.newest);
+            acc.failed = c.failed.or(acc.failed);
+            acc
+        })
+    }
+}
+
 /// Whether a trend of `n` commits is drawn a column per pixel rather
 /// than a dot per commit.
 pub fn aggregated(n: usize) -> bool {
     n > (960.0 - PLOT_LEFT - PLOT_RIGHT) as usize
+}
+
+/// A trend point's value, if it has one that is finite.
+fn finite_level(p: &TrendPoint) -> Option<f64> {
+    p.level.filter(|v| v.is_finite())
+}
+
+/// The commits, in order, binned into `count` columns (one per commit
+/// when there are no more commits than that), each with the envelope of
+/// its values.
+fn columns(points: &[TrendPoint], count: usize) -> Vec<Column> {
+    let n = points.len();
+    let mut cols: Vec<Column> = Vec::with_capacity(count);
+    for (i, p) in points.iter().enumerate() {
+        let c = i * count / n.max(1);
+        if cols.len() <= c {
+            cols.push(Column {
+                first: i,
+                last: i,
+                lo: f64::INFINITY,
+                hi: f64::NEG_INFINITY,
+                min: f64::INFINITY,
+                max: f64::NEG_INFINITY,
+                newest: None,
+                failed: None,
+            });
+        }
+        let col = cols.last_mut().expect("pushed");
+        col.last = i;
+        match finite_level(p) {
+            Some(v) => {
+                col.lo = col.lo.min(v);
+                col.hi = col.hi.max(v);
+                col.min = col.min.min(p.min);
+                col.max = col.max.max(p.max);
+                col.newest = Some(i);
+            }
+            None if p.failed => col.failed = Some(i),
+            None => {}
+        }
+    }
+    cols
+}
+
+/// A trend chart's layout, shared by the parts that draw it: the commits
+/// binned into columns, and where commits and values fall.
+struct Trend<'a> {
+    points: &'a [TrendPoint],
+    columns: Vec<Column>,
+    /// Fewer columns than commits: drawn a column per pixel.
+    aggregated: bool,
+    axis: Axis,
+    width: f64,
+    height: f64,
+    /// The plot's width.
+    plot: f64,
+    /// Commit indices across the plot (at least one).
+    span: f64,
+    unit: Unit,
+    info: &'a dyn DotInfo,
+}
+
+impl<'a> Trend<'a> {
+    fn new(points: &'a [TrendPoint], unit: Unit, info: &'a dyn DotInfo) -> Trend<'a> {
+        let (width, height) = (960.0, 320.0);
+        let plot = width - PLOT_LEFT - PLOT_RIGHT;
+        let (lo, hi) = bounds(
+            points
+                .iter()
+                .filter(|p| finite_level(p).is_some())
+                .flat_map(|p| [p.min, p.max]),
+        );
+        let axis = axis(lo, hi, unit, 5);
+        let n = points.len();
+        let columns = columns(points, n.min(plot as usize).max(1));
+        Trend {
+            points,
+            aggregated: columns.len() < n,
+            columns,
+            axis,
+            width,
+            height,
+            plot,
+            // Positions by commit index, so markers and labels line up
+            // with columns.
+            span: n.max(2) as f64 - 1.0,
+            unit,
+            info,
+        }
+    }
+
+    /// The x of commit index `i` (fractional between commits).
+    fn x(&self, i: f64) -> f64 {
+        PLOT_LEFT + i / self.span * self.plot
+    }
+
+    /// The x of a column: the middle of its commits.
+    fn xc(&self, c: &Column) -> f64 {
+        self.x((c.first + c.last) as f64 / 2.0)
+    }
+
+    /// The y of a value, clamped to the axis.
+    fn y(&self, v: f64) -> f64 {
+        let axis = &self.axis;
+        PLOT_TOP
+            + (axis.hi - v.clamp(axis.lo, axis.hi)) / (axis.hi - axis.lo)
+                * (self.height - PLOT_TOP - PLOT_BOTTOM)
+    }
+
+    /// Band: one closed shape per run of columns with values.
+    fn band(&self, s: &mut String) {
+        let mut run: Vec<&Column> = Vec::new();
+        for c in &self.columns {
+            if c.newest.is_some() {
+                run.push(c);
+            } else {
+                self.band_shape(s, &mut run);
+            }
+        }
+        self.band_shape(s, &mut run);
+    }
+
+    /// One run's shape of the band, along the tops and back along the
+    /// bottoms (nothing for an empty run); empties the run.
+    fn band_shape(&self, s: &mut String, run: &mut Vec<&Column>) {
+        if run.is_empty() {
+            return;
+        }
+        let mut d = String::new();
+        for (k, c) in run.iter().enumerate() {
+            let _ = write!(
+                d,
+                "{}{:.1},{:.1}",
+                if k == 0 { "M" } else { "L" },
+                self.xc(c),
+                self.y(c.max)
+            );
+        }
+        for c in run.iter().rev() {
+            let _ = write!(d, "L{:.1},{:.1}", self.xc(c), self.y(c.min));
+        }
+        let _ = write!(s, r#"<path d="{d}Z" class="band"/>"#);
+        run.clear();
+    }
+
+    /// The line, through each column's lowest and highest value.
+    fn line(&self, s: &mut String) {
+        let d = path(self.columns.iter().flat_map(|c| {
+            let present = c.newest.is_some();
+            let at = |v: f64| present.then(|| (self.xc(c), self.y(v)));
+            if self.aggregated && c.lo != c.hi {
+                vec![at(c.lo), at(c.hi)]
+            } else {
+                vec![at(c.lo)]
+            }
+        }));
+        let _ = write!(s, r#"<path d="{d}" class="line"/>"#);
+    }
+
+    /// Change points, as labelled vertical lines.
+    fn markers(&self, s: &mut String, markers: &[Marker]) {
+        for m in markers {
+            let xx = self.x(m.index as f64);
+            let _ = write!(
+                s,
+                r#"<g class="{}"><line x1="{xx:.1}" x2="{xx:.1}" y1="{PLOT_TOP}" y2="{:.1}" class="change"/><text x="{:.1}" y="{:.1}" class="change-label">{}</text></g>"#,
+                if m.regression {
+                    Verdict::Regression.as_str()
+                } else {
+                    Verdict::Improvement.as_str()
+                },
+                self.height - PLOT_BOTTOM,
+                xx + 3.0,
+                PLOT_TOP - 8.0,
+                esc(&m.label)
+            );
+        }
+    }
+
+    /// The dots, and the marks of failed commits where there is no dot.
+    fn dots(&self, s: &mut String) {
+        let radius = if self.columns.len() > 300 { 1.6 } else { 3.0 };
+        s.push_str(r#"<g class="dots">"#);
+        // One dot per two columns of a long history: a dot is a link with a
+        // hover text, most of the chart's bytes.
+        let every = if self.aggregated { 2 } else { 1 };
+        for pair in self.columns.chunks(every) {
+            let c = &Column::merged(pair);
+            if let Some(i) = c.newest {
+                self.dot(s, c, i, radius);
+            } else if let Some(i) = c.failed {
+                self.failed_mark(s, c, i);
+            }
+        }
+        s.push_str("</g>");
+    }
+
+    /// A dot for the newest commit `i` with a value of the columns `c`: a
+    /// link to its page, titled with the commit, or the columns' range.
+    fn dot(&self, s: &mut String, c: &Column, i: usize, radius: f64) {
+        let info = self.info;
+        // A column's hover text is short: there are hundreds.
+        let title = if self.aggregated && c.first != c.last {
+            format!(
+                "{} commits: {} – {}\nnewest {}",
+                c.last - c.first + 1,
+                self.unit.human(c.lo),
+                self.unit.human(c.hi),
+                info.short_title(i)
+            )
+        } else {
+            info.title(i)
+        };
+        let _ = write!(
+            s,
+            r#"<a href="{}"><circle cx="{:.1}" cy="{:.1}" r="{radius}"><title>{}</title></circle></a>"#,
+            esc(&info.href(i)),
+            self.xc(c),
+            self.y(self.points[i].level.unwrap_or(c.hi)),
+            esc(&title)
+        );
+    }
+
+    /// A red mark for failed commit `i`, where the columns `c` have no value.
+    fn failed_mark(&self, s: &mut String, c: &Column, i: usize) {
+        let _ = write!(
+            s,
+            r#"<a href="{}"><text x="{:.1}" y="{:.1}" class="failed" text-anchor="middle">×<title>{}</title></text></a>"#,
+            esc(&self.info.href(i)),
+            self.xc(c),
+            self.height - PLOT_BOTTOM - 4.0,
+            esc(&self.info.title(i))
+        );
+    }
+
+    /// About eight commits named on the time axis, by sha and date.
+    fn time_axis(&self, s: &mut String) {
+        let n = self.points.len();
+        if n == 0 {
+            return;
+        }
+        let every = n.div_ceil(8).max(1);
+        for i in (0..n).filter(|i| i % every == 0 || *i == n - 1) {
+            // The last label would collide with the one before it.
+            if i == n - 1 && i % every != 0 && i % every < every / 2 {
+                continue;
+            }
+            let (sha, date) = self.info.axis_label(i);
+            let _ = write!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" class="tick" text-anchor="middle">{}<tspan x="{:.1}" dy="13">{}</tspan></text>"#,
+                self.x(i as f64),
+                self.height - PLOT_BOTTOM + 16.0,
+                esc(&sha),
+                self.x(i as f64),
+                esc(&date)
+            );
+        }
+    }
 }
 
 /// The trend of a series over commits in history order: the per-commit
@@ -248,202 +523,17 @@ pub fn aggregated(n: usize) -> bool {
 /// resolution: per pixel column the envelope of its commits' values and
 /// one dot, for the newest of them, whose title names the range.
 pub fn trend(points: &[TrendPoint], markers: &[Marker], unit: Unit, info: &dyn DotInfo) -> String {
-    let (width, height) = (960.0, 320.0);
-    let plot = width - PLOT_LEFT - PLOT_RIGHT;
-    let finite = |p: &TrendPoint| p.level.filter(|v| v.is_finite());
-    let (lo, hi) = bounds(
-        points
-            .iter()
-            .filter(|p| finite(p).is_some())
-            .flat_map(|p| [p.min, p.max]),
-    );
-    let axis = axis(lo, hi, unit, 5);
-    let n = points.len();
-    let columns: Vec<Column> = {
-        let count = n.min(plot as usize).max(1);
-        let mut cols: Vec<Column> = Vec::with_capacity(count);
-        for (i, p) in points.iter().enumerate() {
-            let c = i * count / n.max(1);
-            if cols.len() <= c {
-                cols.push(Column {
-                    first: i,
-                    last: i,
-                    lo: f64::INFINITY,
-                    hi: f64::NEG_INFINITY,
-                    min: f64::INFINITY,
-                    max: f64::NEG_INFINITY,
-                    newest: None,
-                    failed: None,
-                });
-            }
-            let col = cols.last_mut().expect("pushed");
-            col.last = i;
-            match finite(p) {
-                Some(v) => {
-                    col.lo = col.lo.min(v);
-                    col.hi = col.hi.max(v);
-                    col.min = col.min.min(p.min);
-                    col.max = col.max.max(p.max);
-                    col.newest = Some(i);
-                }
-                None if p.failed => col.failed = Some(i),
-                None => {}
-            }
-        }
-        cols
-    };
-    let aggregated = columns.len() < n;
-    // Positions by commit index, so markers and labels line up with columns.
-    let span = n.max(2) as f64 - 1.0;
-    let x = |i: f64| PLOT_LEFT + i / span * plot;
-    let xc = |c: &Column| x((c.first + c.last) as f64 / 2.0);
-    let y = |v: f64| {
-        PLOT_TOP
-            + (axis.hi - v.clamp(axis.lo, axis.hi)) / (axis.hi - axis.lo)
-                * (height - PLOT_TOP - PLOT_BOTTOM)
-    };
+    let t = Trend::new(points, unit, info);
+    let (width, height) = (t.width, t.height);
     let mut s = format!(
         r#"<svg class="trend" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="trend over commits">"#
     );
-    y_axis(&mut s, &axis, &y, width);
-    // Band: one closed shape per run of columns with values.
-    let mut run: Vec<&Column> = Vec::new();
-    let flush = |run: &mut Vec<&Column>, s: &mut String| {
-        if run.is_empty() {
-            return;
-        }
-        let mut d = String::new();
-        for (k, c) in run.iter().enumerate() {
-            let _ = write!(
-                d,
-                "{}{:.1},{:.1}",
-                if k == 0 { "M" } else { "L" },
-                xc(c),
-                y(c.max)
-            );
-        }
-        for c in run.iter().rev() {
-            let _ = write!(d, "L{:.1},{:.1}", xc(c), y(c.min));
-        }
-        let _ = write!(s, r#"<path d="{d}Z" class="band"/>"#);
-        run.clear();
-    };
-    for c in &columns {
-        if c.newest.is_some() {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut s);
-        }
-    }
-    flush(&mut run, &mut s);
-    // The line, through each column's lowest and highest value.
-    let d = path(columns.iter().flat_map(|c| {
-        let present = c.newest.is_some();
-        let at = |v: f64| present.then(|| (xc(c), y(v)));
-        if aggregated && c.lo != c.hi {
-            vec![at(c.lo), at(c.hi)]
-        } else {
-            vec![at(c.lo)]
-        }
-    }));
-    let _ = write!(s, r#"<path d="{d}" class="line"/>"#);
-    for m in markers {
-        let xx = x(m.index as f64);
-        let _ = write!(
-            s,
-            r#"<g class="{}"><line x1="{xx:.1}" x2="{xx:.1}" y1="{PLOT_TOP}" y2="{:.1}" class="change"/><text x="{:.1}" y="{:.1}" class="change-label">{}</text></g>"#,
-            if m.regression {
-                Verdict::Regression.as_str()
-            } else {
-                Verdict::Improvement.as_str()
-            },
-            height - PLOT_BOTTOM,
-            xx + 3.0,
-            PLOT_TOP - 8.0,
-            esc(&m.label)
-        );
-    }
-    let radius = if columns.len() > 300 { 1.6 } else { 3.0 };
-    s.push_str(r#"<g class="dots">"#);
-    // One dot per two columns of a long history: a dot is a link with a
-    // hover text, most of the chart's bytes.
-    let every = if aggregated { 2 } else { 1 };
-    for pair in columns.chunks(every) {
-        // The columns a dot stands for, as one.
-        let c = pair.iter().skip(1).fold(
-            Column {
-                first: pair[0].first,
-                last: pair[0].last,
-                lo: pair[0].lo,
-                hi: pair[0].hi,
-                min: pair[0].min,
-                max: pair[0].max,
-                newest: pair[0].newest,
-                failed: pair[0].failed,
-            },
-            |mut acc, c| {
-                acc.last = c.last;
-                acc.lo = acc.lo.min(c.lo);
-                acc.hi = acc.hi.max(c.hi);
-                acc.newest = c.newest.or(acc.newest);
-                acc.failed = c.failed.or(acc.failed);
-                acc
-            },
-        );
-        let c = &c;
-        if let Some(i) = c.newest {
-            // A column's hover text is short: there are hundreds.
-            let title = if aggregated && c.first != c.last {
-                format!(
-                    "{} commits: {} – {}\nnewest {}",
-                    c.last - c.first + 1,
-                    unit.human(c.lo),
-                    unit.human(c.hi),
-                    info.short_title(i)
-                )
-            } else {
-                info.title(i)
-            };
-            let _ = write!(
-                s,
-                r#"<a href="{}"><circle cx="{:.1}" cy="{:.1}" r="{radius}"><title>{}</title></circle></a>"#,
-                esc(&info.href(i)),
-                xc(c),
-                y(points[i].level.unwrap_or(c.hi)),
-                esc(&title)
-            );
-        } else if let Some(i) = c.failed {
-            let _ = write!(
-                s,
-                r#"<a href="{}"><text x="{:.1}" y="{:.1}" class="failed" text-anchor="middle">×<title>{}</title></text></a>"#,
-                esc(&info.href(i)),
-                xc(c),
-                height - PLOT_BOTTOM - 4.0,
-                esc(&info.title(i))
-            );
-        }
-    }
-    s.push_str("</g>");
-    // About eight commits named on the time axis, by sha and date.
-    if n > 0 {
-        let every = n.div_ceil(8).max(1);
-        for i in (0..n).filter(|i| i % every == 0 || *i == n - 1) {
-            // The last label would collide with the one before it.
-            if i == n - 1 && i % every != 0 && i % every < every / 2 {
-                continue;
-            }
-            let (sha, date) = info.axis_label(i);
-            let _ = write!(
-                s,
-                r#"<text x="{:.1}" y="{:.1}" class="tick" text-anchor="middle">{}<tspan x="{:.1}" dy="13">{}</tspan></text>"#,
-                x(i as f64),
-                height - PLOT_BOTTOM + 16.0,
-                esc(&sha),
-                x(i as f64),
-                esc(&date)
-            );
-        }
-    }
+    y_axis(&mut s, &t.axis, &|v| t.y(v), width);
+    t.band(&mut s);
+    t.line(&mut s);
+    t.markers(&mut s, markers);
+    t.dots(&mut s);
+    t.time_axis(&mut s);
     s.push_str("</svg>");
     s
 }
@@ -473,92 +563,77 @@ fn label_rows(starts: &[(f64, usize)], rows: usize) -> Vec<Option<usize>> {
         .collect()
 }
 
-/// CPU % and RSS over time of every process of one repetition, on a
-/// shared time axis, with the driver's phases shaded and named, and each
-/// process's exact peak memory (`peaks`, by process; the kernel's, which
-/// the samples miss when it falls between them) as a dashed line.
-pub fn resources(
-    processes: &[(String, Samples)],
-    phases: &[Phase],
-    peaks: &[Option<f64>],
-) -> String {
-    const ROW: f64 = 13.0;
-    let (width, panel) = (960.0, 170.0);
-    let t_end = processes
-        .iter()
-        .flat_map(|(_, s)| s.iter().map(|p| p.0))
-        .chain(phases.iter().map(|p| p.end_ms))
-        .filter(|t| t.is_finite())
-        .fold(1.0, f64::max);
-    let time = axis(0.0, t_end / 1000.0, Unit::Seconds, 6);
-    let t_max = time.hi * 1000.0;
-    let x = |t: f64| PLOT_LEFT + t / t_max * (width - PLOT_LEFT - PLOT_RIGHT);
-    let rows = label_rows(
-        &phases
-            .iter()
-            .map(|p| (x(p.start_ms) + 2.0, p.name.chars().count()))
-            .collect::<Vec<_>>(),
-        3,
-    );
-    let used = rows.iter().flatten().max().map_or(1, |r| r + 1);
-    let top = PLOT_TOP + ROW * (used - 1) as f64;
-    let height = top + 2.0 * panel + 6.0;
-    let mut s = format!(
-        r#"<svg class="resources" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="CPU and memory over time">"#
-    );
-    for (k, (p, row)) in phases.iter().zip(&rows).enumerate() {
-        let (name, start, end) = (&p.name, p.start_ms, p.end_ms);
-        let _ = write!(
-            s,
-            r#"<rect x="{:.1}" y="{top}" width="{:.1}" height="{:.1}" class="phase p{}"><title>{} ({})</title></rect>"#,
-            x(start),
-            (x(end) - x(start)).max(0.5),
-            2.0 * panel - PLOT_TOP,
-            k % 2,
-            esc(name),
-            Unit::Seconds.human((end - start) / 1000.0),
-        );
-        if let Some(row) = row {
+/// The height of a row of phase labels.
+const PHASE_ROW: f64 = 13.0;
+
+/// A resources chart's layout, shared by the parts that draw it: its
+/// processes, their exact peaks, and the time scale.
+struct Resources<'a> {
+    processes: &'a [(String, Samples)],
+    /// The exact peaks worth drawing: (process, bytes).
+    peaks: Vec<(usize, f64)>,
+    width: f64,
+    /// The height of each panel.
+    panel: f64,
+    /// The end of the time axis, in ms.
+    t_max: f64,
+}
+
+impl Resources<'_> {
+    /// The x of a time in ms.
+    fn x(&self, t: f64) -> f64 {
+        PLOT_LEFT + t / self.t_max * (self.width - PLOT_LEFT - PLOT_RIGHT)
+    }
+
+    /// The phases shaded over both panels (from `top`), and named on
+    /// their label rows.
+    fn phases(&self, s: &mut String, phases: &[Phase], rows: &[Option<usize>], top: f64) {
+        for (k, (p, row)) in phases.iter().zip(rows).enumerate() {
+            let (name, start, end) = (&p.name, p.start_ms, p.end_ms);
             let _ = write!(
                 s,
-                r#"<text x="{:.1}" y="{:.1}" class="phase-label">{}</text>"#,
-                x(start) + 2.0,
-                PLOT_TOP - 6.0 + ROW * *row as f64,
-                esc(name)
+                r#"<rect x="{:.1}" y="{top}" width="{:.1}" height="{:.1}" class="phase p{}"><title>{} ({})</title></rect>"#,
+                self.x(start),
+                (self.x(end) - self.x(start)).max(0.5),
+                2.0 * self.panel - PLOT_TOP,
+                k % 2,
+                esc(name),
+                Unit::Seconds.human((end - start) / 1000.0),
             );
+            if let Some(row) = row {
+                let _ = write!(
+                    s,
+                    r#"<text x="{:.1}" y="{:.1}" class="phase-label">{}</text>"#,
+                    self.x(start) + 2.0,
+                    PLOT_TOP - 6.0 + PHASE_ROW * *row as f64,
+                    esc(name)
+                );
+            }
         }
     }
-    let panels: [Panel; 2] = [
-        ("CPU", Unit::Percent, |p| p.1),
-        ("RSS", Unit::Bytes, |p| p.2),
-    ];
-    let peaks: Vec<(usize, f64)> = peaks
-        .iter()
-        .enumerate()
-        .take(processes.len())
-        .filter_map(|(k, p)| p.filter(|p| p.is_finite() && *p > 0.0).map(|p| (k, p)))
-        .collect();
-    for (row, (label, unit, get)) in panels.into_iter().enumerate() {
-        let top = top + row as f64 * panel;
-        let bottom = top + panel - 30.0;
+
+    /// One panel, from `top`: its axis and label, a curve per process,
+    /// and on the memory panel the exact peaks.
+    fn panel(&self, s: &mut String, top: f64, (label, unit, get): Panel) {
+        let bottom = top + self.panel - 30.0;
         let memory = unit == Unit::Bytes;
         let (lo, hi) = bounds(
-            processes
+            self.processes
                 .iter()
                 .flat_map(|(_, s)| s.iter().map(get))
                 .chain([0.0])
-                .chain(peaks.iter().filter(|_| memory).map(|p| p.1)),
+                .chain(self.peaks.iter().filter(|_| memory).map(|p| p.1)),
         );
         let axis = axis(lo, hi, unit, 4);
         let y = |v: f64| top + (axis.hi - v) / (axis.hi - axis.lo) * (bottom - top);
-        y_axis(&mut s, &axis, &y, width);
+        y_axis(s, &axis, &y, self.width);
         let _ = write!(
             s,
             r#"<text x="8" y="{:.1}" class="axis-label">{label}</text>"#,
             top + 12.0
         );
-        for (k, (name, samples)) in processes.iter().enumerate() {
-            let d = path(samples.iter().map(|p| Some((x(p.0), y(get(p))))));
+        for (k, (name, samples)) in self.processes.iter().enumerate() {
+            let d = path(samples.iter().map(|p| Some((self.x(p.0), y(get(p))))));
             let _ = write!(
                 s,
                 r#"<path d="{d}" class="proc c{}"><title>{}</title></path>"#,
@@ -566,7 +641,15 @@ pub fn resources(
                 esc(name)
             );
         }
-        for &(k, peak) in peaks.iter().filter(|_| memory) {
+        if memory {
+            self.peak_lines(s, &y);
+        }
+    }
+
+    /// Each process's exact peak memory as a dashed line, at `y`.
+    fn peak_lines(&self, s: &mut String, y: &dyn Fn(f64) -> f64) {
+        let width = self.width;
+        for &(k, peak) in &self.peaks {
             let (yy, text) = (y(peak), format!("peak_rss {}", Unit::Bytes.human(peak)));
             let _ = write!(
                 s,
@@ -576,19 +659,76 @@ pub fn resources(
                 width - PLOT_RIGHT - 2.0,
                 yy - 3.0,
                 esc(&text),
-                esc(&processes[k].0),
+                esc(&self.processes[k].0),
             );
         }
     }
-    for (t, label) in &time.ticks {
-        let _ = write!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" class="tick" text-anchor="middle">{}</text>"#,
-            x(t * 1000.0),
-            height - 6.0,
-            esc(label)
-        );
+
+    /// The time axis's labels, along the bottom at `height`.
+    fn time_ticks(&self, s: &mut String, time: &Axis, height: f64) {
+        for (t, label) in &time.ticks {
+            let _ = write!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" class="tick" text-anchor="middle">{}</text>"#,
+                self.x(t * 1000.0),
+                height - 6.0,
+                esc(label)
+            );
+        }
     }
+}
+
+/// CPU % and RSS over time of every process of one repetition, on a
+/// shared time axis, with the driver's phases shaded and named, and each
+/// process's exact peak memory (`peaks`, by process; the kernel's, which
+/// the samples miss when it falls between them) as a dashed line.
+pub fn resources(
+    processes: &[(String, Samples)],
+    phases: &[Phase],
+    peaks: &[Option<f64>],
+) -> String {
+    let (width, panel) = (960.0, 170.0);
+    let t_end = processes
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|p| p.0))
+        .chain(phases.iter().map(|p| p.end_ms))
+        .filter(|t| t.is_finite())
+        .fold(1.0, f64::max);
+    let time = axis(0.0, t_end / 1000.0, Unit::Seconds, 6);
+    let chart = Resources {
+        processes,
+        peaks: peaks
+            .iter()
+            .enumerate()
+            .take(processes.len())
+            .filter_map(|(k, p)| p.filter(|p| p.is_finite() && *p > 0.0).map(|p| (k, p)))
+            .collect(),
+        width,
+        panel,
+        t_max: time.hi * 1000.0,
+    };
+    let rows = label_rows(
+        &phases
+            .iter()
+            .map(|p| (chart.x(p.start_ms) + 2.0, p.name.chars().count()))
+            .collect::<Vec<_>>(),
+        3,
+    );
+    let used = rows.iter().flatten().max().map_or(1, |r| r + 1);
+    let top = PLOT_TOP + PHASE_ROW * (used - 1) as f64;
+    let height = top + 2.0 * panel + 6.0;
+    let mut s = format!(
+        r#"<svg class="resources" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="CPU and memory over time">"#
+    );
+    chart.phases(&mut s, phases, &rows, top);
+    let panels: [Panel; 2] = [
+        ("CPU", Unit::Percent, |p| p.1),
+        ("RSS", Unit::Bytes, |p| p.2),
+    ];
+    for (row, p) in panels.into_iter().enumerate() {
+        chart.panel(&mut s, top + row as f64 * panel, p);
+    }
+    chart.time_ticks(&mut s, &time, height);
     s.push_str("</svg>");
     s
 }

@@ -5,9 +5,10 @@
 
 use super::data::Data;
 use super::{Options, SiteError, Writer, chart, machine_id, profile_file, series_file, short};
-use minijinja::{Environment, context};
+use minijinja::{Environment, Value, context};
 use serde::Serialize;
 use std::path::PathBuf;
+use syncbench_analysis::history::{Compared, Row as CompareRow};
 use syncbench_model::{SeriesKey, Verdict};
 
 /// Commits of recent history drawn on each row of a comparison page.
@@ -125,13 +126,43 @@ pub(super) fn render_all(
         .map(|(i, s)| (s.as_str(), i))
         .collect();
     for (base, new) in pairs {
+        let pair = Pair {
+            data,
+            base,
+            new,
+            end: position.get(new.as_str()).map_or(0, |&i| i + 1),
+        };
+        let html = pair.html(env, pair.rows(opts))?;
+        let path = w.page(&format!("compare/{base}..{new}.html"), &html)?;
+        if asked.contains(&(base.clone(), new.clone())) {
+            pages.push(path);
+        }
+    }
+    Ok(pages)
+}
+
+/// One comparison page being rendered: its two commits, and where the
+/// newer one ends the recent history drawn on each row.
+struct Pair<'a> {
+    data: &'a Data,
+    base: &'a String,
+    new: &'a String,
+    /// Just past the new commit in the history (0 if it is not in it).
+    end: usize,
+}
+
+impl Pair<'_> {
+    /// A row per metric compared: changes first, the largest against
+    /// their noise first.
+    fn rows(&self, opts: &Options) -> Vec<Line> {
+        let data = self.data;
         let threshold = |k: &SeriesKey| {
             let noise = data.noise.get(k).copied();
             syncbench_analysis::history::threshold(&opts.thresholds, &k.scenario, &k.metric, noise)
                 .value
         };
         let mut rows: Vec<Line> = Vec::new();
-        for c in data.history.compare_by(base, new, &threshold) {
+        for c in data.history.compare_by(self.base, self.new, &threshold) {
             for r in &c.rows {
                 let key = SeriesKey {
                     machine: c.machine.clone(),
@@ -140,77 +171,91 @@ pub(super) fn render_all(
                     metric: r.metric.clone(),
                 };
                 let t = threshold(&key);
-                let change = r.change_pct.map(|c| c / 100.0);
-                let significance = change.map_or(0.0, |c| c.abs() / t);
-                // The interleaved A/B run of this metric, if one was made:
-                // stronger evidence than the repetitions of two runs.
-                let ab = data.ab_runs.iter().rev().find(|a| {
-                    &a.a_sha == base
-                        && &a.b_sha == new
-                        && a.machine == c.machine
-                        && a.scenario == c.scenario
-                        && a.point == c.point
-                        && a.metric == r.metric
-                });
-                let evidence = match (ab, r.p_value) {
-                    (Some(a), _) => format!(
-                        "A/B: {} in {} pairs",
-                        a.change
-                            .map_or("unbounded".into(), |c| format!("{:+.2}%", c * 100.0)),
-                        a.pairs
-                    ),
-                    (None, Some(p)) => format!("Mann-Whitney p = {p:.3}, {} runs", r.values.len()),
-                    (None, None) => String::new(),
-                };
-                let verdict = ab.map_or(r.verdict, |a| a.verdict);
-                let end = position.get(new.as_str()).map_or(0, |&i| i + 1);
-                let spark = data.history.series.get(&key).map(|s| {
-                    let from = end.saturating_sub(SPARK);
-                    chart::sparkline(
-                        &s.levels[from..end.min(s.levels.len())]
-                            .iter()
-                            .map(|l| l.map(|l| l.level))
-                            .collect::<Vec<_>>(),
-                    )
-                });
-                rows.push(Line {
-                    href: data
-                        .history
-                        .series
-                        .contains_key(&key)
-                        .then(|| format!("../{}", series_file(&key))),
-                    scenario: c.scenario.clone(),
-                    point: c.point.clone(),
-                    metric: r.metric.clone(),
-                    machine_short: machine_id(&c.machine),
-                    base: r.baseline_median.map_or("–".into(), |v| r.unit.human(v)),
-                    new: r.unit.human(r.median),
-                    change: change.map_or(String::new(), |c| format!("{:+.1}%", c * 100.0)),
-                    significance: format!("{significance:.1}×"),
-                    threshold: format!("±{:.1}%", t * 100.0),
-                    verdict,
-                    class: verdict.css_class(),
-                    evidence,
-                    sparkline: spark.unwrap_or_default(),
-                    profile_href: data
-                        .profile(&c.scenario, &c.point, base, new)
-                        .map(|_| format!("../{}", profile_file(&c.scenario, &c.point, base, new))),
-                    rank: (
-                        !matches!(verdict, Verdict::Regression | Verdict::Improvement),
-                        significance,
-                    ),
-                });
+                rows.push(self.line(&c, r, key, t));
             }
         }
         // Changes first, the largest against their noise first.
         rows.sort_by(|a, b| a.rank.0.cmp(&b.rank.0).then(b.rank.1.total_cmp(&a.rank.1)));
-        let count = |v: Verdict| rows.iter().filter(|r| r.verdict == v).count();
-        let (regressions, improvements) = (count(Verdict::Regression), count(Verdict::Improvement));
-        let ab: Vec<_> = data
+        rows
+    }
+
+    /// The row of one metric `r` of the point `c`, series `key`, whose
+    /// threshold is `t`.
+    fn line(&self, c: &Compared, r: &CompareRow, key: SeriesKey, t: f64) -> Line {
+        let (data, base, new) = (self.data, self.base, self.new);
+        let change = r.change_pct.map(|c| c / 100.0);
+        let significance = change.map_or(0.0, |c| c.abs() / t);
+        // The interleaved A/B run of this metric, if one was made:
+        // stronger evidence than the repetitions of two runs.
+        let ab = data.ab_runs.iter().rev().find(|a| {
+            &a.a_sha == base
+                && &a.b_sha == new
+                && a.machine == c.machine
+                && a.scenario == c.scenario
+                && a.point == c.point
+                && a.metric == r.metric
+        });
+        let evidence = match (ab, r.p_value) {
+            (Some(a), _) => format!(
+                "A/B: {} in {} pairs",
+                a.change
+                    .map_or("unbounded".into(), |c| format!("{:+.2}%", c * 100.0)),
+                a.pairs
+            ),
+            (None, Some(p)) => format!("Mann-Whitney p = {p:.3}, {} runs", r.values.len()),
+            (None, None) => String::new(),
+        };
+        let verdict = ab.map_or(r.verdict, |a| a.verdict);
+        Line {
+            href: data
+                .history
+                .series
+                .contains_key(&key)
+                .then(|| format!("../{}", series_file(&key))),
+            scenario: c.scenario.clone(),
+            point: c.point.clone(),
+            metric: r.metric.clone(),
+            machine_short: machine_id(&c.machine),
+            base: r.baseline_median.map_or("–".into(), |v| r.unit.human(v)),
+            new: r.unit.human(r.median),
+            change: change.map_or(String::new(), |c| format!("{:+.1}%", c * 100.0)),
+            significance: format!("{significance:.1}×"),
+            threshold: format!("±{:.1}%", t * 100.0),
+            verdict,
+            class: verdict.css_class(),
+            evidence,
+            sparkline: self.sparkline(&key).unwrap_or_default(),
+            profile_href: data
+                .profile(&c.scenario, &c.point, base, new)
+                .map(|_| format!("../{}", profile_file(&c.scenario, &c.point, base, new))),
+            rank: (
+                !matches!(verdict, Verdict::Regression | Verdict::Improvement),
+                significance,
+            ),
+        }
+    }
+
+    /// The series' recent history up to the new commit, if it is a series.
+    fn sparkline(&self, key: &SeriesKey) -> Option<String> {
+        let end = self.end;
+        self.data.history.series.get(key).map(|s| {
+            let from = end.saturating_sub(SPARK);
+            chart::sparkline(
+                &s.levels[from..end.min(s.levels.len())]
+                    .iter()
+                    .map(|l| l.map(|l| l.level))
+                    .collect::<Vec<_>>(),
+            )
+        })
+    }
+
+    /// The stored A/B runs of the two commits, newest first.
+    fn ab_runs(&self) -> Vec<Value> {
+        self.data
             .ab_runs
             .iter()
             .rev()
-            .filter(|r| &r.a_sha == base && &r.b_sha == new)
+            .filter(|r| &r.a_sha == self.base && &r.b_sha == self.new)
             .map(|r| {
                 let pct = |x: Option<f64>| x.map_or("unbounded".to_owned(), |x| format!("{:+.2}%", x * 100.0));
                 context! {
@@ -231,8 +276,16 @@ pub(super) fn render_all(
                     chart => chart::pairs(&r.a, &r.b),
                 }
             })
-            .collect();
-        let html = env.get_template("compare.html")?.render(context! {
+            .collect()
+    }
+
+    /// The page: the rows, counted by verdict, and the A/B runs.
+    fn html(&self, env: &Environment, rows: Vec<Line>) -> Result<String, SiteError> {
+        let (data, base, new) = (self.data, self.base, self.new);
+        let count = |v: Verdict| rows.iter().filter(|r| r.verdict == v).count();
+        let (regressions, improvements) = (count(Verdict::Regression), count(Verdict::Improvement));
+        let ab = self.ab_runs();
+        Ok(env.get_template("compare.html")?.render(context! {
             root => "../",
             ab => ab,
             base_short => short(base),
@@ -244,11 +297,6 @@ pub(super) fn render_all(
             regressions => regressions,
             improvements => improvements,
             new_href => format!("../runs/{new}.html"),
-        })?;
-        let path = w.page(&format!("compare/{base}..{new}.html"), &html)?;
-        if asked.contains(&(base.clone(), new.clone())) {
-            pages.push(path);
-        }
+        })?)
     }
-    Ok(pages)
 }

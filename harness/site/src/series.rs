@@ -8,7 +8,7 @@ use minijinja::{Environment, Value, context};
 use serde::Serialize;
 use syncbench_analysis::history::{ChangePoint, SeriesHistory};
 use syncbench_analysis::text::csv_text;
-use syncbench_model::{Confirmation, RunStatus, SeriesKey, Verdict, is_informational};
+use syncbench_model::{Confirmation, PointKey, RunStatus, SeriesKey, Verdict, is_informational};
 
 /// A series' row in its point's table on the index: latest value, change
 /// from the commit before, the last change point, recent history.
@@ -204,6 +204,46 @@ fn page(
 ) -> Value {
     let n = data.len();
     let point = point_of(k);
+    let (markers, changes) = changes(data, k, s, steps, &point);
+    let points = trend_points(s, n);
+    let info = Dots {
+        data,
+        series: s,
+        point: &point,
+    };
+    let recent = recent(data, s, &point);
+    let (choices, pages) = compare_choices(data, pairs, s);
+    context! {
+        root => "../",
+        choices => choices,
+        pages => pages.join(" "),
+        scenario => &k.scenario,
+        point => &k.point,
+        metric => &k.metric,
+        machine_short => machine_id(&k.machine),
+        machine_label => data.machines.get(&k.machine),
+        better => s.direction.describe(),
+        unit => s.unit.name(),
+        threshold => data.thresholds.get(k).map(|(t, _)| context! {
+            value => format!("{:.1}%", t.value * 100.0),
+            source => t.source.as_str(),
+        }),
+        chart => chart::trend(&points, &markers, s.unit, &info),
+        values_href => chart::aggregated(n).then(|| format!("../{}", values_file(&series_file(k)))),
+        changes => changes,
+        recent => recent,
+    }
+}
+
+/// The series' change points: as markers on the trend, and as the
+/// page's list of changes.
+fn changes(
+    data: &Data,
+    k: &SeriesKey,
+    s: &SeriesHistory,
+    steps: &[ChangePoint],
+    point: &PointKey,
+) -> (Vec<Marker>, Vec<Value>) {
     let order = &data.history.order;
     let mut markers = Vec::new();
     let mut changes = Vec::new();
@@ -217,34 +257,11 @@ fn page(
         });
         let sha = &order[st.index];
         let before = &order[st.before_index];
-        // For instruction counts: where they went, or how to find out.
-        let (profile_href, profile_hint) = if syncbench_model::is_instruction_metric(&k.metric) {
-            match data.profile(&k.scenario, &k.point, before, sha) {
-                Some(_) => (
-                    Some(format!(
-                        "../{}",
-                        profile_file(&k.scenario, &k.point, before, sha)
-                    )),
-                    None,
-                ),
-                None => (
-                    None,
-                    Some(format!(
-                        "syncbench profile {} {} {} --point '{}'",
-                        short(before),
-                        short(sha),
-                        k.scenario,
-                        k.point
-                    )),
-                ),
-            }
-        } else {
-            (None, None)
-        };
+        let (profile_href, profile_hint) = profile_link(data, k, before, sha);
         changes.push(context! {
             profile_href => profile_href,
             profile_hint => profile_hint,
-            href => data.run_href("../", sha, &point),
+            href => data.run_href("../", sha, point),
             short => short(sha),
             subject => data.subject(sha),
             label => label,
@@ -260,7 +277,45 @@ fn page(
             triage => state(data, k, st).2,
         });
     }
-    let points: Vec<TrendPoint> = (0..n)
+    (markers, changes)
+}
+
+/// For instruction counts, a change's function-level profile: the link
+/// to the stored one, or else the command that makes it. Neither for
+/// other metrics.
+fn profile_link(
+    data: &Data,
+    k: &SeriesKey,
+    before: &str,
+    sha: &str,
+) -> (Option<String>, Option<String>) {
+    if !syncbench_model::is_instruction_metric(&k.metric) {
+        return (None, None);
+    }
+    match data.profile(&k.scenario, &k.point, before, sha) {
+        Some(_) => (
+            Some(format!(
+                "../{}",
+                profile_file(&k.scenario, &k.point, before, sha)
+            )),
+            None,
+        ),
+        None => (
+            None,
+            Some(format!(
+                "syncbench profile {} {} {} --point '{}'",
+                short(before),
+                short(sha),
+                k.scenario,
+                k.point
+            )),
+        ),
+    }
+}
+
+/// The trend's points: every commit of the history, in order.
+fn trend_points(s: &SeriesHistory, n: usize) -> Vec<TrendPoint> {
+    (0..n)
         .map(|i| {
             let level = s.levels[i];
             TrendPoint {
@@ -270,14 +325,13 @@ fn page(
                 failed: s.failed.contains(&i),
             }
         })
-        .collect();
-    let info = Dots {
-        data,
-        series: s,
-        point: &point,
-    };
-    let recent: Vec<_> = s
-        .present()
+        .collect()
+}
+
+/// The newest values, newest first, with their commits and ranges.
+fn recent(data: &Data, s: &SeriesHistory, point: &PointKey) -> Vec<Value> {
+    let order = &data.history.order;
+    s.present()
         .iter()
         .rev()
         .take(15)
@@ -285,7 +339,7 @@ fn page(
             let sha = &order[i];
             let l = s.levels[i].expect("present");
             context! {
-                href => data.run_href("../", sha, &point),
+                href => data.run_href("../", sha, point),
                 short => short(sha),
                 date => data.commit(sha).map_or(String::new(), |c| date(c.time_unix)),
                 subject => data.subject(sha),
@@ -293,9 +347,13 @@ fn page(
                 range => format!("{} – {}", s.unit.human(l.min), s.unit.human(l.max)),
             }
         })
-        .collect();
-    // Two commits to compare: the newest with a value, and the pages
-    // rendered for pairs of them.
+        .collect()
+}
+
+/// Two commits to compare: the newest with a value (as choices), and the
+/// pages rendered for pairs of them (as `base..new`).
+fn compare_choices(data: &Data, pairs: &Pairs, s: &SeriesHistory) -> (Vec<Value>, Vec<String>) {
+    let order = &data.history.order;
     let choices: Vec<usize> = s
         .present()
         .into_iter()
@@ -321,26 +379,7 @@ fn page(
             }
         })
         .collect();
-    context! {
-        root => "../",
-        choices => choices,
-        pages => pages.join(" "),
-        scenario => &k.scenario,
-        point => &k.point,
-        metric => &k.metric,
-        machine_short => machine_id(&k.machine),
-        machine_label => data.machines.get(&k.machine),
-        better => s.direction.describe(),
-        unit => s.unit.name(),
-        threshold => data.thresholds.get(k).map(|(t, _)| context! {
-            value => format!("{:.1}%", t.value * 100.0),
-            source => t.source.as_str(),
-        }),
-        chart => chart::trend(&points, &markers, s.unit, &info),
-        values_href => chart::aggregated(n).then(|| format!("../{}", values_file(&series_file(k)))),
-        changes => changes,
-        recent => recent,
-    }
+    (choices, pages)
 }
 
 /// Every commit of the history, in order: the rows the values files of

@@ -7,7 +7,7 @@ use syncbench::git::Commit;
 use syncbench::model::{PointKey, Unit};
 use syncbench::ops::bisect::{Outcome, bisect};
 use syncbench::ops::session::Baseline;
-use syncbench::scenario::{self, DEFAULT_THRESHOLD, Scenario, ThresholdBook};
+use syncbench::scenario::{self, DEFAULT_THRESHOLD, Point, Scenario, ThresholdBook};
 use syncbench::stats::median;
 
 #[derive(clap::Args)]
@@ -30,36 +30,12 @@ pub struct Args {
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let s = scenario::find(&cx.scenarios_dir, &args.scenario)?;
-    let point = match (&args.point, s.points.as_slice()) {
-        (Some(k), _) => s
-            .points
-            .iter()
-            .find(|p| p.key() == *k)
-            .with_context(|| format!("{} has no point {k:?} (`syncbench list`)", s.name))?,
-        (None, [only]) => only,
-        (None, _) => bail!("{} has several points: choose one with --point", s.name),
-    }
-    .clone();
+    let point = one_point(&s, args.point.as_deref())?;
     let one = Scenario {
         points: vec![point.clone()],
         ..s.clone()
     };
-    let (good, _) = args
-        .range
-        .split_once("..")
-        .context("give the range as GOOD..BAD")?;
-    let mut commits = syncbench::checkout::resolve(&cx.root, &[good.to_owned()], None)?;
-    commits.extend(syncbench::checkout::resolve(
-        &cx.root,
-        std::slice::from_ref(&args.range),
-        None,
-    )?);
-    if commits.len() < 2 {
-        match super::history::empty_range(cx, &args.range)? {
-            Some(why) => bail!("{why}"),
-            None => bail!("{} holds no commit after GOOD", args.range),
-        }
-    }
+    let commits = range_commits(cx, &args.range)?;
     let mut session = args.measure.session(cx)?;
     let (checkout, mut runner) = session.checkout(&cx.root)?;
     let key = PointKey {
@@ -126,14 +102,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         match &outcome {
             Ok(Outcome::NoChange(gap)) if gap.too_few && need == 0 && !is_interrupted() => {
                 need = syncbench::stats::repetitions_for(syncbench::stats::ALPHA) + 1;
-                eprintln!(
-                    "syncbench: {} moved {} between GOOD and BAD, but their values are too \
-                     few to tell (p={:.3} is the least they can give); measuring each commit the \
-                     search needs {need} times",
-                    args.metric,
-                    super::output::pct(gap.change * 100.0),
-                    gap.p_value,
-                );
+                too_few_values(&args.metric, gap, need);
             }
             _ => break outcome,
         }
@@ -153,6 +122,52 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         json: args.measure.json,
     };
     found.report(outcome)
+}
+
+/// Says why every commit the search needs is measured `need` times.
+fn too_few_values(metric: &str, gap: &syncbench::stats::Comparison, need: usize) {
+    eprintln!(
+        "syncbench: {} moved {} between GOOD and BAD, but their values are too \
+         few to tell (p={:.3} is the least they can give); measuring each commit the \
+         search needs {need} times",
+        metric,
+        super::output::pct(gap.change * 100.0),
+        gap.p_value,
+    );
+}
+
+/// The point to bisect: the one `--point` names, or the scenario's only.
+fn one_point(s: &Scenario, key: Option<&str>) -> anyhow::Result<Point> {
+    Ok(match (key, s.points.as_slice()) {
+        (Some(k), _) => s
+            .points
+            .iter()
+            .find(|p| p.key() == k)
+            .with_context(|| format!("{} has no point {k:?} (`syncbench list`)", s.name))?,
+        (None, [only]) => only,
+        (None, _) => bail!("{} has several points: choose one with --point", s.name),
+    }
+    .clone())
+}
+
+/// GOOD and the commits of GOOD..BAD, oldest first (at least two).
+fn range_commits(cx: &Context, range: &str) -> anyhow::Result<Vec<Commit>> {
+    let (good, _) = range
+        .split_once("..")
+        .context("give the range as GOOD..BAD")?;
+    let mut commits = syncbench::checkout::resolve(&cx.root, &[good.to_owned()], None)?;
+    commits.extend(syncbench::checkout::resolve(
+        &cx.root,
+        &[range.to_owned()],
+        None,
+    )?);
+    if commits.len() < 2 {
+        match super::history::empty_range(cx, range)? {
+            Some(why) => bail!("{why}"),
+            None => bail!("{range} holds no commit after GOOD"),
+        }
+    }
+    Ok(commits)
 }
 
 /// What `bisect` found, for people or (--json) for scripts.

@@ -7,14 +7,16 @@
 
 use super::{Context, print_compared};
 use anyhow::{Context as _, bail};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use syncbench::abtest::{ALPHA, Settings, Target};
+use syncbench::abtest::Target;
 use syncbench::alarms;
-use syncbench::history::Compared;
+use syncbench::history::{Compared, History};
 use syncbench::model::{RunStatus, Verdict};
-use syncbench::ops::ab::{self, Plan};
+use syncbench::ops::ab;
+use syncbench::ops::baseline::{self, Baseline};
+use syncbench::ops::confirm::{Again, Unmeasured, measure_again};
 use syncbench::ops::load_history;
 use syncbench::ops::session::MeasureSettings;
 use syncbench::scenario::{DEFAULT_THRESHOLD, ThresholdBook, parse_duration};
@@ -79,24 +81,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     }
     let store = cx.store()?;
     let new = cx.full_sha(new_rev)?;
-    // A CI gate whose baseline is a typo must fail, not pass quietly.
-    let tip = cx.full_sha(&args.baseline).with_context(|| {
-        // CI's checkout often has the remote's branch only, or not even
-        // that (a shallow clone of one ref).
-        let remote = format!("origin/{}", args.baseline);
-        let fix = if cx.full_sha(&remote).is_ok() {
-            format!("the remote's is here: `--baseline {remote}`")
-        } else {
-            format!(
-                "fetch it first (`git fetch origin {b}`, then `--baseline origin/{b}`; in GitHub Actions, actions/checkout with `fetch-depth: 0`)",
-                b = args.baseline
-            )
-        };
-        format!(
-            "--baseline {}: no such branch or commit in this repository; {fix}",
-            args.baseline
-        )
-    })?;
+    let tip = baseline_tip(cx, &args.baseline)?;
     let only = match &args.machine {
         Some(m) => Some(super::machines::resolve(&store.machines()?, m)?),
         None => None,
@@ -110,103 +95,17 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
                 .as_ref()
                 .is_none_or(|ms| ms.iter().any(|m| r.key.machine == m.fingerprint))
     })?;
-    let measured: HashSet<&str> = history
-        .runs
-        .iter()
-        .filter(|r| r.status == RunStatus::Ok)
-        .map(|r| r.sha.as_str())
-        .collect();
-    let merge_base = syncbench::git::merge_base(&cx.root, &new, &tip)?;
-    let base = match merge_base {
-        // A branch or pull request: what it would change is measured
-        // against where it left the baseline, not the baseline's tip
-        // (which may have moved on, faster or slower).
-        Some(mb) if mb != new => {
-            if !measured.contains(mb.as_str()) {
-                return missing(
-                    &args,
-                    &format!(
-                        "the baseline, the merge base {} of {new_rev} and {}, has no stored \
-                         results in {}: measure it (`syncbench history {}`), or restore the \
-                         results database that has them",
-                        &mb[..12],
-                        args.baseline,
-                        cx.db,
-                        &mb[..12]
-                    ),
-                );
-            }
-            mb
-        }
-        // A commit of the baseline's own line (a push to main): the
-        // newest measured commit before it.
-        Some(_) => {
-            let line = syncbench::git::first_parent_history(&cx.root, &new, 1000)?;
-            match line
-                .into_iter()
-                .find(|sha| *sha != new && measured.contains(sha.as_str()))
-            {
-                Some(b) => b,
-                // The first results of a line: the start of its history,
-                // not missing data, when this commit has some.
-                None if measured.contains(new.as_str()) => {
-                    return nothing_to_check(&args, "no earlier results on its line");
-                }
-                None => {
-                    return missing(
-                        &args,
-                        &format!(
-                            "{new_rev} ({}) has no stored results in {}: measure it first \
-                             (`syncbench run`, or `syncbench history {}`)",
-                            &new[..12],
-                            cx.db,
-                            &new[..12]
-                        ),
-                    );
-                }
-            }
-        }
-        None => bail!(
-            "{new_rev} and {} have no common history; give --baseline a branch it grew from",
-            args.baseline
-        ),
+    let base = match base_of(cx, &args, (new_rev, &new), &tip, &history)? {
+        Ok(base) => base,
+        Err(status) => return Ok(status),
     };
     // Every scenario measured at either commit is gated: one the other
     // lacks is missing data, never a pass.
-    let scenarios_at = |sha: &str| -> BTreeSet<String> {
-        history
-            .runs
-            .iter()
-            .filter(|r| r.sha == sha && r.status == RunStatus::Ok)
-            .map(|r| r.key.scenario.clone())
-            .collect()
-    };
-    let (at_base, at_new) = (scenarios_at(&base), scenarios_at(&new));
     let mut gaps = Vec::new();
-    if at_new.is_empty() {
-        gaps.push(format!(
-            "{new_rev} ({}) has no stored results in {}: measure it first (`syncbench run`, \
-             or `syncbench history {}`)",
-            &new[..12],
-            cx.db,
-            &new[..12]
-        ));
+    if history.scenarios_at(&new).is_empty() {
+        gaps.push(unmeasured(cx, new_rev, &new));
     }
-    for s in at_base.difference(&at_new).filter(|_| !at_new.is_empty()) {
-        gaps.push(format!(
-            "{s}: no results at {new_rev} ({}): measure it (`syncbench run {s}`, or \
-             `syncbench history {s} {}`)",
-            &new[..12],
-            &new[..12]
-        ));
-    }
-    for s in at_new.difference(&at_base) {
-        gaps.push(format!(
-            "{s}: no results at the baseline {}: measure it (`syncbench history {s} {}`)",
-            &base[..12],
-            &base[..12]
-        ));
-    }
+    gaps.extend(scenario_gaps(&history, (&base, &new), new_rev));
     if !gaps.is_empty() && !args.allow_missing {
         return missing(&args, &gaps.join("\n"));
     }
@@ -228,17 +127,85 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         );
     }
     let interrupted = !args.no_confirm && here && confirm(cx, &args, &base, &new, &mut flags)?;
+    conclude(&args, (&base, &new), &compared, &flags, &gaps, interrupted)
+}
+
+/// What the new commit is judged against (`ops::baseline`), or the exit
+/// status when there is nothing to judge it against.
+fn base_of(
+    cx: &Context,
+    args: &Args,
+    (new_rev, new): (&str, &str),
+    tip: &str,
+    history: &History,
+) -> anyhow::Result<Result<String, u8>> {
+    let measured: HashSet<&str> = history
+        .runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Ok)
+        .map(|r| r.sha.as_str())
+        .collect();
+    let status = match baseline::choose(&cx.root, new, tip, &|sha| measured.contains(sha))? {
+        Baseline::At(base) => return Ok(Ok(base)),
+        Baseline::MergeBaseUnmeasured(mb) => missing(
+            args,
+            &format!(
+                "the baseline, the merge base {} of {new_rev} and {}, has no stored \
+                 results in {}: measure it (`syncbench history {}`), or restore the \
+                 results database that has them",
+                &mb[..12],
+                args.baseline,
+                cx.db,
+                &mb[..12]
+            ),
+        ),
+        // The first results of a line: the start of its history, not
+        // missing data, when this commit has some.
+        Baseline::NoneEarlier { measured: true } => {
+            nothing_to_check(args, "no earlier results on its line")
+        }
+        Baseline::NoneEarlier { measured: false } => missing(args, &unmeasured(cx, new_rev, new)),
+        Baseline::Unrelated => bail!(
+            "{new_rev} and {} have no common history; give --baseline a branch it grew from",
+            args.baseline
+        ),
+    };
+    status.map(Err)
+}
+
+/// That the new commit has no stored results, and what measures it.
+fn unmeasured(cx: &Context, new_rev: &str, new: &str) -> String {
+    format!(
+        "{new_rev} ({}) has no stored results in {}: measure it first \
+         (`syncbench run`, or `syncbench history {}`)",
+        &new[..12],
+        cx.db,
+        &new[..12]
+    )
+}
+
+/// The summary file, the gaps and regressions on stderr, and the exit
+/// status: 1 with a failing regression, 130 when Ctrl-C cut the
+/// confirmation short.
+fn conclude(
+    args: &Args,
+    (base, new): (&str, &str),
+    compared: &[Compared],
+    flags: &[Flag],
+    gaps: &[String],
+    interrupted: bool,
+) -> anyhow::Result<u8> {
     if let Some(path) = &args.summary {
-        let mut text = syncbench::text::markdown(&base, &new, &compared, &flags);
+        let mut text = syncbench::text::markdown(base, new, compared, flags);
         if !gaps.is_empty() {
             text.push_str("\n**Not checked** (`--allow-missing`):\n\n");
-            for g in &gaps {
+            for g in gaps {
                 text.push_str(&format!("- {g}\n"));
             }
         }
         write_summary(path, &text)?;
     }
-    for g in &gaps {
+    for g in gaps {
         eprintln!("syncbench: not checked (--allow-missing): {g}");
     }
     for f in flags.iter().filter(|f| f.verdict == Verdict::Regression) {
@@ -263,6 +230,48 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         return Ok(130);
     }
     Ok(u8::from(failing > 0))
+}
+
+/// The commit `--baseline` names. A CI gate whose baseline is a typo must
+/// fail, not pass quietly; the error says how to fetch a branch CI's
+/// checkout lacks.
+fn baseline_tip(cx: &Context, baseline: &str) -> anyhow::Result<String> {
+    cx.full_sha(baseline).with_context(|| {
+        // CI's checkout often has the remote's branch only, or not even
+        // that (a shallow clone of one ref).
+        let remote = format!("origin/{baseline}");
+        let fix = if cx.full_sha(&remote).is_ok() {
+            format!("the remote's is here: `--baseline {remote}`")
+        } else {
+            format!(
+                "fetch it first (`git fetch origin {baseline}`, then `--baseline origin/{baseline}`; in GitHub Actions, actions/checkout with `fetch-depth: 0`)"
+            )
+        };
+        format!("--baseline {baseline}: no such branch or commit in this repository; {fix}")
+    })
+}
+
+/// The scenarios measured at one of the two commits and not the other,
+/// each with what measures it.
+fn scenario_gaps(history: &History, (base, new): (&str, &str), new_rev: &str) -> Vec<String> {
+    let (at_base, at_new) = (history.scenarios_at(base), history.scenarios_at(new));
+    let mut gaps = Vec::new();
+    for s in at_base.difference(&at_new).filter(|_| !at_new.is_empty()) {
+        gaps.push(format!(
+            "{s}: no results at {new_rev} ({}): measure it (`syncbench run {s}`, or \
+             `syncbench history {s} {}`)",
+            &new[..12],
+            &new[..12]
+        ));
+    }
+    for s in at_new.difference(&at_base) {
+        gaps.push(format!(
+            "{s}: no results at the baseline {}: measure it (`syncbench history {s} {}`)",
+            &base[..12],
+            &base[..12]
+        ));
+    }
+    gaps
 }
 
 fn nothing_to_check(args: &Args, why: &str) -> anyhow::Result<u8> {
@@ -379,17 +388,7 @@ fn confirm(
     new: &str,
     flags: &mut [Flag],
 ) -> anyhow::Result<bool> {
-    // Each point once, in rank order.
-    let mut points: Vec<(String, String)> = Vec::new();
-    for f in flags
-        .iter()
-        .filter(|f| f.verdict == Verdict::Regression && f.state == FlagState::Unconfirmed)
-    {
-        let p = (f.scenario.clone(), f.point.clone());
-        if !points.contains(&p) {
-            points.push(p);
-        }
-    }
+    let points = points_to_confirm(flags);
     if points.is_empty() {
         return Ok(false);
     }
@@ -402,32 +401,28 @@ fn confirm(
         args.target.ab.cache_dir().cloned(),
     );
     let mut session = cx.session(settings)?;
-    let sides = ab::sides(&session, &cx.root, (base, new))?;
     for (scenario, point) in points {
-        let mut set = |state: FlagState| {
-            for f in flags.iter_mut().filter(|f| {
-                f.scenario == scenario && f.point == point && f.state == FlagState::Unconfirmed
-            }) {
-                f.state = state.clone();
-            }
-        };
         let s = match syncbench::scenario::find(&cx.scenarios_dir, &scenario) {
             Ok(s) => s,
             Err(e) => {
-                set(FlagState::NotConfirmable(format!("{e}")));
+                unconfirmed(
+                    flags,
+                    &scenario,
+                    &point,
+                    FlagState::NotConfirmable(format!("{e}")),
+                );
                 continue;
             }
         };
         let Some(p) = s.points.iter().find(|p| p.key() == point) else {
-            set(FlagState::NotConfirmable(format!(
-                "{scenario} has no point {point} now"
-            )));
+            unconfirmed(
+                flags,
+                &scenario,
+                &point,
+                FlagState::NotConfirmable(format!("{scenario} has no point {point} now")),
+            );
             continue;
         };
-        if let Err(e) = ab::build(&sides, &s) {
-            set(FlagState::NotConfirmable(e));
-            continue;
-        }
         let targets: Vec<Target> = flags
             .iter()
             .filter(|f| {
@@ -442,19 +437,22 @@ fn confirm(
                 resolution: None,
             })
             .collect();
-        let plan = Plan {
+        let again = Again {
+            scenario: &s,
+            point: p,
+            commits: (base, new),
             targets,
-            settings: Settings {
-                min_pairs: 5,
-                max_pairs: None,
-                budget: args.confirm_budget,
-                alpha: ALPHA,
-            },
-            unpaired: None,
-            warmup: true,
+            budget: args.confirm_budget,
+            purpose: "check",
         };
-        let results = ab::measure(&session, &sides, &s, p, &plan, &mut |_, _, _| {});
-        ab::record(&mut session, base, new, &results, "check")?;
+        let results = match measure_again(&mut session, &cx.root, again)? {
+            Ok(results) => results.into_iter().map(|(r, _)| r),
+            Err(Unmeasured::Checkout(e)) => return Err(e),
+            Err(Unmeasured::Build(e)) => {
+                unconfirmed(flags, &scenario, &point, FlagState::NotConfirmable(e));
+                continue;
+            }
+        };
         for r in results {
             let state = match (r.verdict, &r.error) {
                 (Verdict::Failed, Some(e)) => FlagState::NotConfirmable(e.clone()),
@@ -474,6 +472,31 @@ fn confirm(
         }
     }
     Ok(session.interrupted())
+}
+
+/// The points with an unconfirmed regression, each once, in rank order.
+fn points_to_confirm(flags: &[Flag]) -> Vec<(String, String)> {
+    let mut points: Vec<(String, String)> = Vec::new();
+    for f in flags
+        .iter()
+        .filter(|f| f.verdict == Verdict::Regression && f.state == FlagState::Unconfirmed)
+    {
+        let p = (f.scenario.clone(), f.point.clone());
+        if !points.contains(&p) {
+            points.push(p);
+        }
+    }
+    points
+}
+
+/// Answers the point's flags that are still unconfirmed with `state`.
+fn unconfirmed(flags: &mut [Flag], scenario: &str, point: &str, state: FlagState) {
+    for f in flags
+        .iter_mut()
+        .filter(|f| f.scenario == scenario && f.point == point && f.state == FlagState::Unconfirmed)
+    {
+        f.state = state.clone();
+    }
 }
 
 fn interval(r: &ab::AbResult) -> String {

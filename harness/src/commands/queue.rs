@@ -2,7 +2,7 @@
 //! since when), failed jobs with their logs, and the workers seen.
 
 use super::{Context, outln};
-use syncbench::store::queue::{JobRow, Queue, WorkerRow};
+use syncbench::store::queue::{JobRow, JobState, Queue, WorkerRow};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,25 +21,27 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let mut queue = Queue::open(&cx.db)?;
     let jobs = queue.jobs(&[])?;
     let workers = queue.workers()?;
-    let count = |state: &str| jobs.iter().filter(|j| j.state == state).count();
+    let count = |state: JobState| jobs.iter().filter(|j| j.state == state).count();
+    let of =
+        |state: JobState| -> Vec<&JobRow> { jobs.iter().filter(|j| j.state == state).collect() };
     if args.json {
         let shown: Vec<&JobRow> = jobs
             .iter()
-            .filter(|j| args.all || j.state != "done")
+            .filter(|j| args.all || j.state != JobState::Done)
             .collect();
-        let waiting: Vec<_> = jobs
-            .iter()
-            .filter(|j| j.state == "pending" && !served(j, &workers))
+        let waiting: Vec<_> = of(JobState::Pending)
+            .into_iter()
+            .filter(|j| !served(j, &workers))
             .map(|j| j.id)
+            .collect();
+        let counts: serde_json::Map<String, serde_json::Value> = JobState::ALL
+            .into_iter()
+            .map(|s| (s.as_str().to_owned(), count(s).into()))
             .collect();
         outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "counts": {
-                    "pending": count("pending"), "running": count("running"),
-                    "done": count("done"), "failed": count("failed"),
-                    "build_failed": count("build_failed"),
-                },
+                "counts": counts,
                 "jobs": shown,
                 "no_worker_for": waiting,
                 "workers": workers,
@@ -47,102 +49,131 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
         )?;
         return Ok(0);
     }
-    outln!(
-        "{} pending, {} running, {} done, {} failed, {} build_failed",
-        count("pending"),
-        count("running"),
-        count("done"),
-        count("failed"),
-        count("build_failed")
-    )?;
-    let running: Vec<&JobRow> = jobs.iter().filter(|j| j.state == "running").collect();
-    if !running.is_empty() {
-        outln!("\nrunning:")?;
-        for j in running {
-            let expired = matches!((j.heartbeat_age, j.lease_seconds), (Some(age), Some(lease)) if age > lease);
-            outln!(
-                "  #{:<5} {}  by {} for {} (heartbeat {} ago, attempt {}){}",
-                j.id,
-                short(&j.sha),
-                j.worker.as_deref().unwrap_or("?"),
-                ago(j.started_unix.map(|s| syncbench::model::unix_now() - s)),
-                ago(j.heartbeat_age),
-                j.attempt,
-                if expired {
-                    ": its lease ran out, the next worker to look takes it over"
-                } else {
-                    ""
-                }
-            )?;
-        }
-    }
-    let pending: Vec<&JobRow> = jobs.iter().filter(|j| j.state == "pending").collect();
-    if !pending.is_empty() {
-        outln!("\npending:")?;
-        for j in pending.iter().take(20) {
-            let note = match (&j.machine_tag, served(j, &workers)) {
-                (Some(tag), false) => format!(
-                    "  waiting: no worker tagged {tag} seen in the last {} min",
-                    RECENT_S as i64 / 60
-                ),
-                (None, false) => format!(
-                    "  waiting: no worker seen in the last {} min",
-                    RECENT_S as i64 / 60
-                ),
-                _ => String::new(),
-            };
-            let retry = j
-                .last_error
-                .as_deref()
-                .map_or(String::new(), |e| format!("  (failed once: {e})"));
-            outln!(
-                "  #{:<5} {}  {}{}{note}{retry}",
-                j.id,
-                short(&j.sha),
-                scenarios(j),
-                j.machine_tag
-                    .as_deref()
-                    .map_or(String::new(), |t| format!("  [{t}]"))
-            )?;
-        }
-        if pending.len() > 20 {
-            outln!("  … and {} more", pending.len() - 20)?;
-        }
-    }
-    for state in ["failed", "build_failed"] {
-        let failed: Vec<&JobRow> = jobs.iter().filter(|j| j.state == state).collect();
-        if failed.is_empty() {
-            continue;
-        }
-        outln!("\n{state}:")?;
-        for j in failed {
-            outln!(
-                "  #{:<5} {}  {}: {}",
-                j.id,
-                short(&j.sha),
-                scenarios(j),
-                j.last_error.as_deref().unwrap_or("")
-            )?;
-            for line in j.log.as_deref().unwrap_or("").lines().take(10) {
-                outln!("           {line}")?;
-            }
-        }
+    let counts: Vec<String> = JobState::ALL
+        .into_iter()
+        .map(|s| format!("{} {}", count(s), s.as_str()))
+        .collect();
+    outln!("{}", counts.join(", "))?;
+    print_running(&of(JobState::Running))?;
+    print_pending(&of(JobState::Pending), &workers)?;
+    for state in [JobState::Failed, JobState::BuildFailed] {
+        print_failed(state, &of(state))?;
     }
     if args.all {
-        let done: Vec<&JobRow> = jobs.iter().filter(|j| j.state == "done").collect();
-        if !done.is_empty() {
-            outln!("\ndone:")?;
-            for j in done {
-                outln!(
-                    "  #{:<5} {}  {} run(s) by {}",
-                    j.id,
-                    short(&j.sha),
-                    j.runs.unwrap_or(0),
-                    j.worker.as_deref().unwrap_or("?")
-                )?;
+        print_done(&of(JobState::Done))?;
+    }
+    print_workers(&workers)?;
+    Ok(0)
+}
+
+/// The running jobs: who runs each, for how long, and whether its lease
+/// ran out.
+fn print_running(running: &[&JobRow]) -> anyhow::Result<()> {
+    if running.is_empty() {
+        return Ok(());
+    }
+    outln!("\nrunning:")?;
+    for j in running {
+        let expired =
+            matches!((j.heartbeat_age, j.lease_seconds), (Some(age), Some(lease)) if age > lease);
+        outln!(
+            "  #{:<5} {}  by {} for {} (heartbeat {} ago, attempt {}){}",
+            j.id,
+            short(&j.sha),
+            j.worker.as_deref().unwrap_or("?"),
+            ago(j.started_unix.map(|s| syncbench::model::unix_now() - s)),
+            ago(j.heartbeat_age),
+            j.attempt,
+            if expired {
+                ": its lease ran out, the next worker to look takes it over"
+            } else {
+                ""
             }
+        )?;
+    }
+    Ok(())
+}
+
+/// The first 20 pending jobs, each with why it waits when no worker that
+/// may take it was seen.
+fn print_pending(pending: &[&JobRow], workers: &[WorkerRow]) -> anyhow::Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    outln!("\npending:")?;
+    for j in pending.iter().take(20) {
+        let note = match (&j.machine_tag, served(j, workers)) {
+            (Some(tag), false) => format!(
+                "  waiting: no worker tagged {tag} seen in the last {} min",
+                RECENT_S as i64 / 60
+            ),
+            (None, false) => format!(
+                "  waiting: no worker seen in the last {} min",
+                RECENT_S as i64 / 60
+            ),
+            _ => String::new(),
+        };
+        let retry = j
+            .last_error
+            .as_deref()
+            .map_or(String::new(), |e| format!("  (failed once: {e})"));
+        outln!(
+            "  #{:<5} {}  {}{}{note}{retry}",
+            j.id,
+            short(&j.sha),
+            scenarios(j),
+            j.machine_tag
+                .as_deref()
+                .map_or(String::new(), |t| format!("  [{t}]"))
+        )?;
+    }
+    if pending.len() > 20 {
+        outln!("  … and {} more", pending.len() - 20)?;
+    }
+    Ok(())
+}
+
+/// Failed jobs with their error and the first lines of their log.
+fn print_failed(state: JobState, failed: &[&JobRow]) -> anyhow::Result<()> {
+    if failed.is_empty() {
+        return Ok(());
+    }
+    outln!("\n{}:", state.as_str())?;
+    for j in failed {
+        outln!(
+            "  #{:<5} {}  {}: {}",
+            j.id,
+            short(&j.sha),
+            scenarios(j),
+            j.last_error.as_deref().unwrap_or("")
+        )?;
+        for line in j.log.as_deref().unwrap_or("").lines().take(10) {
+            outln!("           {line}")?;
         }
     }
+    Ok(())
+}
+
+/// Done jobs (`--all`): how many runs each recorded, and by whom.
+fn print_done(done: &[&JobRow]) -> anyhow::Result<()> {
+    if done.is_empty() {
+        return Ok(());
+    }
+    outln!("\ndone:")?;
+    for j in done {
+        outln!(
+            "  #{:<5} {}  {} run(s) by {}",
+            j.id,
+            short(&j.sha),
+            j.runs.unwrap_or(0),
+            j.worker.as_deref().unwrap_or("?")
+        )?;
+    }
+    Ok(())
+}
+
+/// The workers seen recently, and the job each is on.
+fn print_workers(workers: &[WorkerRow]) -> anyhow::Result<()> {
     let recent: Vec<&WorkerRow> = workers.iter().filter(|w| w.seen_age < RECENT_S).collect();
     outln!("\nworkers seen in the last {} min:", RECENT_S as i64 / 60)?;
     if recent.is_empty() {
@@ -157,7 +188,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             w.job_id.map_or(String::new(), |j| format!(", on job #{j}"))
         )?;
     }
-    Ok(0)
+    Ok(())
 }
 
 /// Whether a worker that may take the job was seen recently.

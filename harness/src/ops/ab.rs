@@ -175,45 +175,67 @@ pub fn measure_point(
         .iter()
         .enumerate()
         .map(|(t, target)| {
-            let [a, b] = std::mem::take(&mut values[t]);
-            let lower_is_better = direction[t] == Direction::LowerIsBetter;
-            let (stop, seconds) = match stops[t] {
-                Some((s, at)) => (Some(s), at),
-                None => (None, end),
-            };
-            let mut estimate = estimates[t];
-            let verdict = match (plan.unpaired, stop) {
-                (_, Some(Stop::Interrupted)) => Verdict::Inconclusive,
-                (Some(_), _) => {
-                    let c = stats::compare(&a, &b, target.threshold);
-                    estimate = Some(Estimate {
-                        change: c.change,
-                        low: f64::NAN,
-                        high: f64::NAN,
-                    });
-                    if c.changed {
-                        Verdict::of_change(direction[t], c.change)
-                    } else {
-                        Verdict::Unchanged
-                    }
-                }
-                (None, Some(why)) => {
-                    abtest::verdict(why, estimate.as_ref().expect("estimated"), lower_is_better)
-                }
-                (None, None) => Verdict::Inconclusive,
-            };
-            Measured {
-                metric: target.metric.clone(),
-                verdict,
-                estimate,
-                stop,
-                seconds,
-                a,
-                b,
-            }
+            let values = std::mem::take(&mut values[t]);
+            conclude(
+                plan,
+                target,
+                direction[t],
+                values,
+                stops[t],
+                estimates[t],
+                end,
+            )
         })
         .collect();
     Ok(out)
+}
+
+/// One target's result: its verdict from the sequence's last estimate
+/// where it stopped (`end` if it never did), or, measured unpaired, from
+/// the two samples compared; an interrupted one is inconclusive.
+fn conclude(
+    plan: &Plan,
+    target: &Target,
+    direction: Direction,
+    [a, b]: [Vec<f64>; 2],
+    stop: Option<(Stop, f64)>,
+    mut estimate: Option<Estimate>,
+    end: f64,
+) -> Measured {
+    let lower_is_better = direction == Direction::LowerIsBetter;
+    let (stop, seconds) = match stop {
+        Some((s, at)) => (Some(s), at),
+        None => (None, end),
+    };
+    let verdict = match (plan.unpaired, stop) {
+        (_, Some(Stop::Interrupted)) => Verdict::Inconclusive,
+        (Some(_), _) => {
+            let c = stats::compare(&a, &b, target.threshold);
+            estimate = Some(Estimate {
+                change: c.change,
+                low: f64::NAN,
+                high: f64::NAN,
+            });
+            if c.changed {
+                Verdict::of_change(direction, c.change)
+            } else {
+                Verdict::Unchanged
+            }
+        }
+        (None, Some(why)) => {
+            abtest::verdict(why, estimate.as_ref().expect("estimated"), lower_is_better)
+        }
+        (None, None) => Verdict::Inconclusive,
+    };
+    Measured {
+        metric: target.metric.clone(),
+        verdict,
+        estimate,
+        stop,
+        seconds,
+        a,
+        b,
+    }
 }
 
 /// One side: its checkout (kept for the runner's tree) and runner.

@@ -16,7 +16,7 @@ use crate::history::Change;
 use crate::model::Confirmation;
 use crate::ops::ab::{self, Plan};
 use crate::ops::session::Session;
-use crate::scenario::{Scenario, ThresholdBook};
+use crate::scenario::{Point, Scenario, ThresholdBook};
 use crate::store::{ConfirmationRow, StoreError};
 use std::path::Path;
 use std::time::Duration;
@@ -171,49 +171,36 @@ fn confirm_group<'a>(
             ),
         ));
     };
-    let sides = match ab::sides(session, root, (&first.before_commit, &first.commit)) {
-        Ok(sides) => sides,
-        Err(e) => {
+    let targets = group
+        .iter()
+        .map(|c| Target {
+            metric: c.metric.clone(),
+            threshold: c.threshold.value,
+            resolution: None,
+        })
+        .collect();
+    let again = Again {
+        scenario: s,
+        point,
+        commits: (&first.before_commit, &first.commit),
+        targets,
+        budget: opts.budget,
+        purpose: "confirm",
+    };
+    let (results, ids): (Vec<_>, Vec<_>) = match measure_again(session, root, again)? {
+        Ok(measured) => measured.into_iter().unzip(),
+        Err(Unmeasured::Checkout(e)) => {
             return Ok(all(
                 Confirmation::Inconclusive,
                 format!("cannot check the commits out: {e:#}"),
             ));
         }
-    };
-    if let Err(e) = ab::build(&sides, s) {
         // A build cut short by Ctrl-C says nothing about the commit.
-        if session.interrupted() {
+        Err(Unmeasured::Build(_)) if session.interrupted() => {
             return Ok(all(Confirmation::Unconfirmed, "interrupted".to_owned()));
         }
-        return Ok(all(Confirmation::Inconclusive, e));
-    }
-    let plan = Plan {
-        targets: group
-            .iter()
-            .map(|c| Target {
-                metric: c.metric.clone(),
-                threshold: c.threshold.value,
-                resolution: None,
-            })
-            .collect(),
-        settings: Settings {
-            min_pairs: 5,
-            max_pairs: None,
-            budget: opts.budget,
-            alpha: ALPHA,
-        },
-        unpaired: None,
-        warmup: true,
+        Err(Unmeasured::Build(e)) => return Ok(all(Confirmation::Inconclusive, e)),
     };
-    let results = ab::measure(session, &sides, s, point, &plan, &mut |_, _, _| {});
-    drop(sides);
-    let ids = ab::record(
-        session,
-        &first.before_commit,
-        &first.commit,
-        &results,
-        "confirm",
-    )?;
     Ok(group
         .iter()
         .zip(results.iter().zip(ids))
@@ -229,4 +216,73 @@ fn confirm_group<'a>(
             (*c, state, reason, Some(id))
         })
         .collect())
+}
+
+/// The least pairs a confirmation measures before it may stop: fewer
+/// cannot tell a real step from one noisy pair.
+const MIN_PAIRS: usize = 5;
+
+/// One point measured again at two commits, for `confirm` and `check`.
+#[derive(Debug)]
+pub struct Again<'a> {
+    pub scenario: &'a Scenario,
+    pub point: &'a Point,
+    /// Before and after, as A and B.
+    pub commits: (&'a str, &'a str),
+    /// The metrics that decide, each with the change that counts.
+    pub targets: Vec<Target>,
+    /// The time it may take in all.
+    pub budget: Duration,
+    /// What the stored A/B runs say they were for.
+    pub purpose: &'static str,
+}
+
+/// Why a point was not measured again.
+#[derive(Debug)]
+pub enum Unmeasured {
+    /// A commit could not be checked out.
+    Checkout(anyhow::Error),
+    /// A side did not build (or its build was interrupted).
+    Build(String),
+}
+
+/// Builds both commits side by side and runs them interleaved until each
+/// target's answer is clear or the budget is spent (the A/B loop of
+/// `ops::ab`, warmed up, at least [`MIN_PAIRS`] pairs); records the runs.
+/// Each target's result comes back with its stored run's id.
+pub fn measure_again(
+    session: &mut Session,
+    root: &Path,
+    again: Again<'_>,
+) -> Result<Result<Vec<(ab::AbResult, i64)>, Unmeasured>, StoreError> {
+    let sides = match ab::sides(session, root, again.commits) {
+        Ok(sides) => sides,
+        Err(e) => return Ok(Err(Unmeasured::Checkout(e))),
+    };
+    if let Err(e) = ab::build(&sides, again.scenario) {
+        return Ok(Err(Unmeasured::Build(e)));
+    }
+    let plan = Plan {
+        targets: again.targets,
+        settings: Settings {
+            min_pairs: MIN_PAIRS,
+            max_pairs: None,
+            budget: again.budget,
+            alpha: ALPHA,
+        },
+        unpaired: None,
+        warmup: true,
+    };
+    let results = ab::measure(
+        session,
+        &sides,
+        again.scenario,
+        again.point,
+        &plan,
+        &mut |_, _, _| {},
+    );
+    drop(sides);
+    let (a, b) = again.commits;
+    let ids = ab::record(session, a, b, &results, again.purpose)?;
+    Ok(Ok(results.into_iter().zip(ids).collect()))
 }

@@ -4,6 +4,7 @@
 //!
 //! - `session`: measuring points at a commit and recording them (the one
 //!   place a `RunRecord` is assembled, via `Recorder`).
+//! - `baseline`: what a commit is judged against (`check`).
 //! - `bisect`: the binary search for a culprit, over a probe closure.
 //! - `ab`: interleaved A/B runs of two commits, over a measure closure.
 //! - `confirm`: change points of noisy metrics measured again, A/B.
@@ -13,6 +14,7 @@
 //! - `worker`: a benchmark machine taking jobs from the queue.
 
 pub mod ab;
+pub mod baseline;
 pub mod bisect;
 pub mod confirm;
 pub mod export;

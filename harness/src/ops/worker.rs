@@ -108,6 +108,40 @@ impl Heartbeat {
 
 /// Takes and measures jobs until interrupted (or, with `until_empty`,
 /// until none is left); how many it completed.
+/// No job to claim: whether the worker is done (`until_empty` and no job
+/// open for it); otherwise it has waited for one (or for the connection
+/// to come back).
+fn idle(
+    session: &mut Session,
+    queue: &mut Queue,
+    settings: &WorkerSettings,
+    events: &mut dyn FnMut(Event),
+) -> Result<bool, WorkerError> {
+    let tag = settings.machine_tag.as_deref();
+    // How long the database may be gone before the worker gives up: its
+    // own claims outlive that long.
+    let patience = settings.lease;
+    let waited = if settings.until_empty {
+        queue.open_jobs(tag).map(|n| n == 0)
+    } else {
+        Ok(false)
+    };
+    match waited {
+        Ok(true) => return Ok(true),
+        Ok(false) => {
+            events(Event::Waiting);
+            let interrupted = || session.interrupted();
+            match queue.wait(settings.lease.min(Duration::from_secs(30)), &interrupted) {
+                Err(e) if e.is_connection() => recover(queue, session, patience, None)?,
+                other => other?,
+            }
+        }
+        Err(e) if e.is_connection() => recover(queue, session, patience, None)?,
+        Err(e) => return Err(e.into()),
+    }
+    Ok(false)
+}
+
 pub fn work(
     session: &mut Session,
     queue: &mut Queue,
@@ -131,28 +165,8 @@ pub fn work(
             .and_then(|()| queue.claim(name, tag, settings.lease));
         let job = match claimed {
             Ok(Some(job)) => job,
-            Ok(None) => {
-                let waited = if settings.until_empty {
-                    queue.open_jobs(tag).map(|n| n == 0)
-                } else {
-                    Ok(false)
-                };
-                match waited {
-                    Ok(true) => break,
-                    Ok(false) => {
-                        events(Event::Waiting);
-                        let interrupted = || session.interrupted();
-                        match queue.wait(settings.lease.min(Duration::from_secs(30)), &interrupted)
-                        {
-                            Err(e) if e.is_connection() => recover(queue, session, patience, None)?,
-                            other => other?,
-                        }
-                    }
-                    Err(e) if e.is_connection() => recover(queue, session, patience, None)?,
-                    Err(e) => return Err(e.into()),
-                }
-                continue;
-            }
+            Ok(None) if idle(session, queue, settings, events)? => break,
+            Ok(None) => continue,
             Err(e) if e.is_connection() => {
                 recover(queue, session, patience, None)?;
                 continue;

@@ -23,10 +23,12 @@ pub mod queue;
 mod sqlite;
 pub mod tls;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use syncbench_model::records::{Machine, Sample};
-use syncbench_model::{Phase, PointKey, RunStatus, Series};
+use syncbench_model::{
+    Confirmation, Direction, Phase, PointKey, RunStatus, Series, Triage, Unit, Verdict,
+};
 
 pub use postgres::{PgError, PgStore};
 pub use sqlite::{SqliteError, SqliteStore};
@@ -411,6 +413,255 @@ pub(crate) fn plan_of(
             .collect(),
     };
     (plan, ids)
+}
+
+/// Refuses a schema (version `found`, at `location`) newer than this
+/// build's, which knows `known` migrations.
+pub(crate) fn not_newer(
+    location: &dyn std::fmt::Display,
+    found: i64,
+    known: usize,
+) -> Result<(), StoreError> {
+    if found > known as i64 {
+        return Err(StoreError::NewerSchema {
+            location: location.to_string(),
+            found,
+            known,
+        });
+    }
+    Ok(())
+}
+
+/// The tables besides runs and values that a forget removes rows of:
+/// each is keyed by machine, scenario, point and two commits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Related {
+    Confirmations,
+    AbRuns,
+    Profiles,
+}
+
+impl Related {
+    /// The table's name (the same in both backends).
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            Related::Confirmations => "confirmations",
+            Related::AbRuns => "ab_runs",
+            Related::Profiles => "profiles",
+        }
+    }
+}
+
+/// The SQL of a forget, as a backend runs it on one connection (the
+/// forget's transaction, or alone for a plan); [`forget_plan_in`] and
+/// [`forget_in`] decide what to ask and check the answers.
+pub(crate) trait ForgetSql {
+    /// The runs `sel` selects, whatever its metric, by id.
+    fn selected_runs(&mut self, sel: &ForgetSelector) -> Result<Vec<SelectedRun>, StoreError>;
+
+    /// How many values (of `metric`, if given) each of runs `ids` has;
+    /// runs without any are left out.
+    fn value_counts(
+        &mut self,
+        ids: &[i64],
+        metric: Option<&str>,
+    ) -> Result<HashMap<i64, i64>, StoreError>;
+
+    /// How many series (machine, scenario, point, metric) the values
+    /// (of `metric`, if given) of runs `ids` are of.
+    fn series_count(&mut self, ids: &[i64], metric: Option<&str>) -> Result<i64, StoreError>;
+
+    /// How many commits have runs among `ids` and no other run.
+    fn commits_only_of(&mut self, ids: &[i64]) -> Result<i64, StoreError>;
+
+    /// How many rows of `related` the forget of `sel` removes.
+    fn count_related(&mut self, related: Related, sel: &ForgetSelector) -> Result<i64, StoreError>;
+
+    /// Removes the rows of `related` the forget of `sel` selects; how many.
+    fn remove_related(&mut self, related: Related, sel: &ForgetSelector)
+    -> Result<u64, StoreError>;
+
+    /// Removes runs `ids` with their values, samples and phases, then the
+    /// commits they leave without a run; how many values, runs, commits.
+    fn remove_runs(&mut self, ids: &[i64]) -> Result<(u64, u64, u64), StoreError>;
+
+    /// Removes the values of `metric` in runs `ids`; how many.
+    fn remove_values(&mut self, ids: &[i64], metric: &str) -> Result<u64, StoreError>;
+
+    /// Stores run `old` anew under a new id, with what is left of its
+    /// values, samples and phases, and removes it: a reader that kept
+    /// something of a run by its id (the site's levels) reads it again.
+    fn renumber_run(&mut self, old: i64) -> Result<(), StoreError>;
+
+    /// Removes `metric` when no run has values of it any more.
+    fn remove_metric_if_unused(&mut self, metric: &str) -> Result<(), StoreError>;
+
+    /// Records a forget of `sel` that removed `counts`; its id.
+    fn record_forget(
+        &mut self,
+        sel: &ForgetSelector,
+        counts: &ForgetCounts,
+        who: &str,
+        command_line: &str,
+        created_unix: f64,
+    ) -> Result<i64, StoreError>;
+}
+
+/// What a forget of `sel` removes, read through `sql` (in the forget's
+/// transaction, or alone); and the ids of the runs concerned.
+pub(crate) fn forget_plan_in(
+    sql: &mut impl ForgetSql,
+    sel: &ForgetSelector,
+) -> Result<(ForgetPlan, Vec<i64>), StoreError> {
+    let runs = sql.selected_runs(sel)?;
+    let all_ids: Vec<i64> = runs.iter().map(|r| r.0).collect();
+    let metric = sel.metric.as_deref();
+    let values = sql.value_counts(&all_ids, metric)?;
+    let series = sql.series_count(&all_ids, metric)?;
+    // With a metric the runs stay, and so do their commits.
+    let commits = if metric.is_some() {
+        0
+    } else {
+        sql.commits_only_of(&all_ids)?
+    };
+    let counted = ForgetCounts {
+        series,
+        commits,
+        ab_runs: sql.count_related(Related::AbRuns, sel)?,
+        confirmations: sql.count_related(Related::Confirmations, sel)?,
+        profiles: sql.count_related(Related::Profiles, sel)?,
+        ..ForgetCounts::default()
+    };
+    Ok(plan_of(sel, runs, &values, counted))
+}
+
+/// [`Connection::forget`] through `sql`, in the transaction the backend
+/// opened and commits once this returns its record: any step that finds
+/// other than `plan` says fails it ([`StoreError::ForgetChanged`]).
+pub(crate) fn forget_in(
+    sql: &mut impl ForgetSql,
+    sel: &ForgetSelector,
+    plan: &ForgetPlan,
+    who: &str,
+    command_line: &str,
+) -> Result<ForgetRecord, StoreError> {
+    let (now, ids) = forget_plan_in(sql, sel)?;
+    if now != *plan {
+        return Err(StoreError::ForgetChanged);
+    }
+    let c = &plan.counts;
+    // Confirmations first: the A/B runs they cite are kept or go after.
+    let removed = [
+        (
+            sql.remove_related(Related::Confirmations, sel)?,
+            c.confirmations,
+        ),
+        (sql.remove_related(Related::AbRuns, sel)?, c.ab_runs),
+        (sql.remove_related(Related::Profiles, sel)?, c.profiles),
+    ];
+    let (values, runs, commits) = match &sel.metric {
+        None => sql.remove_runs(&ids)?,
+        Some(metric) => {
+            let values = sql.remove_values(&ids, metric)?;
+            for &old in &ids {
+                sql.renumber_run(old)?;
+            }
+            // A metric no run has any more is forgotten too: its unit
+            // and direction are not imposed on a new metric of its name.
+            sql.remove_metric_if_unused(metric)?;
+            (values, 0, 0)
+        }
+    };
+    let expected = [(values, c.values), (runs, c.runs), (commits, c.commits)];
+    if removed
+        .iter()
+        .chain(&expected)
+        .any(|&(n, want)| n as i64 != want)
+    {
+        return Err(StoreError::ForgetChanged);
+    }
+    let created_unix = syncbench_model::unix_now();
+    let id = sql.record_forget(sel, c, who, command_line, created_unix)?;
+    Ok(ForgetRecord {
+        id,
+        created_unix,
+        who: who.to_owned(),
+        command_line: command_line.to_owned(),
+        selector: sel.clone(),
+        removed: c.clone(),
+    })
+}
+
+/// The first of `commits` whose run, as `run_at` reads it (id and
+/// status), is `ok`; with that commit (what `run_of` answers).
+pub(crate) fn first_ok_run<E>(
+    commits: &[String],
+    mut run_at: impl FnMut(&String) -> Result<Option<(i64, RunStatus)>, E>,
+) -> Result<Option<(i64, String)>, E> {
+    for sha in commits {
+        if let Some((id, status)) = run_at(sha)?
+            && status == RunStatus::Ok
+        {
+            return Ok(Some((id, sha.clone())));
+        }
+    }
+    Ok(None)
+}
+
+/// Adds a value of metric `name`, read by `value`, to the metric's series
+/// in `out`, which `new` makes at the metric's first value.
+pub(crate) fn add_value<E>(
+    out: &mut BTreeMap<String, Series>,
+    name: String,
+    new: impl FnOnce() -> Result<Series, E>,
+    value: impl FnOnce() -> Result<f64, E>,
+) -> Result<(), E> {
+    let series = match out.entry(name) {
+        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::btree_map::Entry::Vacant(e) => e.insert(new()?),
+    };
+    series.values.push(value()?);
+    Ok(())
+}
+
+/// A new series (no values yet) of a metric as stored: its name, unit
+/// and direction. An unknown unit or direction (a newer harness's) reads
+/// as a count, lower is better.
+pub(crate) fn stored_series(name: String, unit: &str, direction: &str) -> Series {
+    Series {
+        name,
+        unit: Unit::parse(unit).unwrap_or(Unit::Count),
+        direction: Direction::parse(direction).unwrap_or(Direction::LowerIsBetter),
+        values: Vec::new(),
+    }
+}
+
+/// A commit's parents as stored: their shas, separated by spaces.
+pub(crate) fn parents(text: String) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+/// A commit's parents as they are stored (read back by [`parents`]).
+pub(crate) fn parents_text(parents: &[String]) -> String {
+    parents.join(" ")
+}
+
+/// A confirmation's state as stored. A newer harness's state reads as
+/// inconclusive: final (left alone), not an alarm.
+pub(crate) fn stored_confirmation(state: &str) -> Confirmation {
+    Confirmation::parse(state).unwrap_or(Confirmation::Inconclusive)
+}
+
+/// A triage decision's state as stored. An unknown state is a newer
+/// harness's: read as `fixed`, which silences nothing, so an older gate
+/// never passes because of it.
+pub(crate) fn stored_triage(state: &str) -> Triage {
+    Triage::parse(state).unwrap_or(Triage::Fixed)
+}
+
+/// An A/B run's verdict as stored; a newer harness's reads as failed.
+pub(crate) fn stored_verdict(verdict: &str) -> Verdict {
+    Verdict::parse(verdict).unwrap_or(Verdict::Failed)
 }
 
 #[derive(Debug, thiserror::Error)]

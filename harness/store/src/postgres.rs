@@ -10,8 +10,8 @@
 use super::sqlite::{MACHINES, RUN_COLUMNS, SAME_RUN};
 use super::{
     AbRecord, CommitRow, CommitRun, ConfirmationKey, ConfirmationRow, Connection, ForgetCounts,
-    ForgetPlan, ForgetRecord, ForgetSelector, MachineRow, ProfileRecord, RunRecord, RunRow,
-    SelectedRun, StoreError, TriageRecord, checked_sha,
+    ForgetPlan, ForgetRecord, ForgetSelector, ForgetSql, MachineRow, ProfileRecord, Related,
+    RunRecord, RunRow, SelectedRun, StoreError, TriageRecord, checked_sha, parents, parents_text,
 };
 use postgres::error::SqlState;
 use postgres::{Client, GenericClient, NoTls, Row};
@@ -21,9 +21,7 @@ use std::time::Duration;
 use syncbench_model::records::Sample;
 use syncbench_model::records::{Commit, Machine};
 use syncbench_model::secrets::redact;
-use syncbench_model::{
-    Confirmation, Direction, Phase, PointKey, RunStatus, Series, Triage, Unit, Verdict,
-};
+use syncbench_model::{Confirmation, Phase, PointKey, RunStatus, Series};
 
 /// The order that picks the run of a commit (see `store`'s module doc);
 /// `$1` is bound to `ok`.
@@ -377,13 +375,7 @@ pub fn migrate(client: &mut Client, shown: &str) -> Result<(), StoreError> {
         tx.query_one("SELECT version FROM syncbench_schema", &[])?
             .try_get(0)?
     };
-    if version > MIGRATIONS.len() as i64 {
-        return Err(StoreError::NewerSchema {
-            location: shown.to_owned(),
-            found: version,
-            known: MIGRATIONS.len(),
-        });
-    }
+    super::not_newer(&shown, version, MIGRATIONS.len())?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.batch_execute(sql)?;
         tx.execute(
@@ -482,7 +474,7 @@ pub(super) fn insert_run(
          ON CONFLICT (sha) DO NOTHING",
         &[
             &c.sha,
-            &c.parents.join(" "),
+            &parents_text(&c.parents),
             &c.author,
             &c.time_unix,
             &c.subject,
@@ -514,87 +506,112 @@ pub(super) fn insert_run(
             ],
         )?
         .try_get(0)?;
-    if !run.metrics.is_empty() {
-        let names: Vec<std::borrow::Cow<str>> = run.metrics.iter().map(|m| text(&m.name)).collect();
-        let units: Vec<&str> = run.metrics.iter().map(|m| m.unit.as_str()).collect();
-        let directions: Vec<&str> = run.metrics.iter().map(|m| m.direction.as_str()).collect();
-        tx.execute(
-            "INSERT INTO metrics (name, unit, direction)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-             ON CONFLICT (name) DO NOTHING",
-            &[&names, &units, &directions],
-        )?;
-        let ids: HashMap<String, i64> = tx
-            .query(
-                "SELECT name, id FROM metrics WHERE name = ANY($1)",
-                &[&names],
-            )?
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, postgres::Error>>()?;
-        let (mut metric, mut repetition, mut value) = (vec![], vec![], vec![]);
-        for m in &run.metrics {
-            for (i, v) in m.values.iter().enumerate() {
-                metric.push(ids[text(&m.name).as_ref()]);
-                repetition.push(i as i64);
-                value.push(*v);
-            }
-        }
-        tx.execute(
-            "INSERT INTO measurements (run_id, metric_id, repetition, value)
-             SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::float8[])",
-            &[&run_id, &metric, &repetition, &value],
-        )?;
-    }
-    if !run.samples.is_empty() {
-        let rep: Vec<i64> = run.samples.iter().map(|(r, _)| i64::from(*r)).collect();
-        let process: Vec<&str> = run
-            .samples
-            .iter()
-            .map(|(_, s)| s.process.as_str())
-            .collect();
-        let t: Vec<f64> = run.samples.iter().map(|(_, s)| s.t_ms).collect();
-        let cpu: Vec<f64> = run.samples.iter().map(|(_, s)| s.cpu_pct).collect();
-        let rss: Vec<i64> = run
-            .samples
-            .iter()
-            .map(|(_, s)| s.rss_bytes as i64)
-            .collect();
-        tx.execute(
-            "INSERT INTO samples (run_id, repetition, process, t_ms, cpu_pct, rss_bytes)
-             SELECT $1, u.repetition, u.process, u.t_ms, u.cpu_pct, u.rss_bytes
-             FROM unnest($2::bigint[], $3::text[], $4::float8[], $5::float8[], $6::bigint[])
-             WITH ORDINALITY AS u(repetition, process, t_ms, cpu_pct, rss_bytes, n) ORDER BY u.n",
-            &[&run_id, &rep, &process, &t, &cpu, &rss],
-        )?;
-    }
-    if !run.phases.is_empty() {
-        let rep: Vec<i64> = run.phases.iter().map(|p| i64::from(p.repetition)).collect();
-        let name: Vec<std::borrow::Cow<str>> = run.phases.iter().map(|p| text(&p.name)).collect();
-        let start: Vec<f64> = run.phases.iter().map(|p| p.start_ms).collect();
-        let end: Vec<f64> = run.phases.iter().map(|p| p.end_ms).collect();
-        tx.execute(
-            "INSERT INTO phases (run_id, repetition, name, start_ms, end_ms)
-             SELECT $1, u.repetition, u.name, u.start_ms, u.end_ms
-             FROM unnest($2::bigint[], $3::text[], $4::float8[], $5::float8[])
-             WITH ORDINALITY AS u(repetition, name, start_ms, end_ms, n) ORDER BY u.n",
-            &[&run_id, &rep, &name, &start, &end],
-        )?;
-    }
+    insert_values(tx, run_id, &run.metrics)?;
+    insert_samples(tx, run_id, &run.samples)?;
+    insert_phases(tx, run_id, &run.phases)?;
     Ok(run_id)
 }
 
-fn metric_of(r: &Row) -> Result<Series, postgres::Error> {
-    Ok(Series {
-        name: r.try_get(0)?,
-        unit: Unit::parse(r.try_get(1)?).unwrap_or(Unit::Count),
-        direction: Direction::parse(r.try_get(2)?).unwrap_or(Direction::LowerIsBetter),
-        values: Vec::new(),
-    })
+/// Inserts the values of run `run_id` (and their metrics, if new), one
+/// array per column.
+fn insert_values(
+    tx: &mut impl GenericClient,
+    run_id: i64,
+    metrics: &[Series],
+) -> Result<(), StoreError> {
+    if metrics.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<std::borrow::Cow<str>> = metrics.iter().map(|m| text(&m.name)).collect();
+    let units: Vec<&str> = metrics.iter().map(|m| m.unit.as_str()).collect();
+    let directions: Vec<&str> = metrics.iter().map(|m| m.direction.as_str()).collect();
+    tx.execute(
+        "INSERT INTO metrics (name, unit, direction)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+         ON CONFLICT (name) DO NOTHING",
+        &[&names, &units, &directions],
+    )?;
+    let ids: HashMap<String, i64> = tx
+        .query(
+            "SELECT name, id FROM metrics WHERE name = ANY($1)",
+            &[&names],
+        )?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, postgres::Error>>()?;
+    let (mut metric, mut repetition, mut value) = (vec![], vec![], vec![]);
+    for m in metrics {
+        for (i, v) in m.values.iter().enumerate() {
+            metric.push(ids[text(&m.name).as_ref()]);
+            repetition.push(i as i64);
+            value.push(*v);
+        }
+    }
+    tx.execute(
+        "INSERT INTO measurements (run_id, metric_id, repetition, value)
+         SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::float8[])",
+        &[&run_id, &metric, &repetition, &value],
+    )?;
+    Ok(())
 }
 
-fn parents(text: String) -> Vec<String> {
-    text.split_whitespace().map(str::to_owned).collect()
+/// Inserts the samples of run `run_id` in their order, one array per
+/// column.
+fn insert_samples(
+    tx: &mut impl GenericClient,
+    run_id: i64,
+    samples: &[(u32, Sample)],
+) -> Result<(), StoreError> {
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let rep: Vec<i64> = samples.iter().map(|(r, _)| i64::from(*r)).collect();
+    let process: Vec<&str> = samples.iter().map(|(_, s)| s.process.as_str()).collect();
+    let t: Vec<f64> = samples.iter().map(|(_, s)| s.t_ms).collect();
+    let cpu: Vec<f64> = samples.iter().map(|(_, s)| s.cpu_pct).collect();
+    let rss: Vec<i64> = samples.iter().map(|(_, s)| s.rss_bytes as i64).collect();
+    tx.execute(
+        "INSERT INTO samples (run_id, repetition, process, t_ms, cpu_pct, rss_bytes)
+         SELECT $1, u.repetition, u.process, u.t_ms, u.cpu_pct, u.rss_bytes
+         FROM unnest($2::bigint[], $3::text[], $4::float8[], $5::float8[], $6::bigint[])
+         WITH ORDINALITY AS u(repetition, process, t_ms, cpu_pct, rss_bytes, n) ORDER BY u.n",
+        &[&run_id, &rep, &process, &t, &cpu, &rss],
+    )?;
+    Ok(())
+}
+
+/// Inserts the phases of run `run_id` in their order, one array per
+/// column.
+fn insert_phases(
+    tx: &mut impl GenericClient,
+    run_id: i64,
+    phases: &[Phase],
+) -> Result<(), StoreError> {
+    if phases.is_empty() {
+        return Ok(());
+    }
+    let rep: Vec<i64> = phases.iter().map(|p| i64::from(p.repetition)).collect();
+    let name: Vec<std::borrow::Cow<str>> = phases.iter().map(|p| text(&p.name)).collect();
+    let start: Vec<f64> = phases.iter().map(|p| p.start_ms).collect();
+    let end: Vec<f64> = phases.iter().map(|p| p.end_ms).collect();
+    tx.execute(
+        "INSERT INTO phases (run_id, repetition, name, start_ms, end_ms)
+         SELECT $1, u.repetition, u.name, u.start_ms, u.end_ms
+         FROM unnest($2::bigint[], $3::text[], $4::float8[], $5::float8[])
+         WITH ORDINALITY AS u(repetition, name, start_ms, end_ms, n) ORDER BY u.n",
+        &[&run_id, &rep, &name, &start, &end],
+    )?;
+    Ok(())
+}
+
+/// A new series (no values yet) from a row whose columns 0–2 are the
+/// metric's name, unit and direction (see `stored_series`).
+fn metric_of(r: &Row) -> Result<Series, postgres::Error> {
+    Ok(super::stored_series(
+        r.try_get(0)?,
+        r.try_get(1)?,
+        r.try_get(2)?,
+    ))
 }
 
 fn u32_of(v: i64) -> u32 {
@@ -616,7 +633,7 @@ fn confirmation_of(r: &Row) -> Result<ConfirmationRow, postgres::Error> {
             before_sha: r.try_get(4)?,
             sha: r.try_get(5)?,
         },
-        state: Confirmation::parse(r.try_get(6)?).unwrap_or(Confirmation::Inconclusive),
+        state: super::stored_confirmation(r.try_get(6)?),
         reason: r.try_get(7)?,
         ab_id: r.try_get(8)?,
         owner: r.try_get(9)?,
@@ -659,25 +676,26 @@ impl Connection for PgStore {
                AND r.id != $6
              ORDER BY {THE_RUN} LIMIT 1"
         ))?;
-        for sha in commits {
-            let found = client.query_opt(
-                &stmt,
-                &[
-                    &RunStatus::Ok.as_str(),
-                    &key.machine,
-                    &key.scenario,
-                    &key.point,
-                    sha,
-                    &exclude.unwrap_or(-1),
-                ],
-            )?;
-            if let Some(row) = found
-                && RunStatus::parse(row.try_get(1)?) == RunStatus::Ok
-            {
-                return Ok(Some((row.try_get(0)?, sha.clone())));
-            }
-        }
-        Ok(None)
+        Ok(super::first_ok_run(
+            commits,
+            |sha| -> Result<_, postgres::Error> {
+                let found = client.query_opt(
+                    &stmt,
+                    &[
+                        &RunStatus::Ok.as_str(),
+                        &key.machine,
+                        &key.scenario,
+                        &key.point,
+                        sha,
+                        &exclude.unwrap_or(-1),
+                    ],
+                )?;
+                let Some(row) = found else {
+                    return Ok(None);
+                };
+                Ok(Some((row.try_get(0)?, RunStatus::parse(row.try_get(1)?))))
+            },
+        )?)
     }
 
     fn series(&self, run_id: i64) -> Result<Vec<Series>, StoreError> {
@@ -689,14 +707,7 @@ impl Connection for PgStore {
         )?;
         let mut out: BTreeMap<String, Series> = BTreeMap::new();
         for r in &rows {
-            let name: String = r.try_get(0)?;
-            if !out.contains_key(&name) {
-                out.insert(name.clone(), metric_of(r)?);
-            }
-            out.get_mut(&name)
-                .expect("inserted")
-                .values
-                .push(r.try_get(3)?);
+            super::add_value(&mut out, r.try_get(0)?, || metric_of(r), || r.try_get(3))?;
         }
         Ok(out.into_values().collect())
     }
@@ -977,7 +988,7 @@ impl Connection for PgStore {
                     a_sha: self.sha("an A/B run's commit", r.try_get(5)?)?,
                     b_sha: self.sha("an A/B run's commit", r.try_get(6)?)?,
                     mode: r.try_get(7)?,
-                    verdict: Verdict::parse(r.try_get(8)?).unwrap_or(Verdict::Failed),
+                    verdict: super::stored_verdict(r.try_get(8)?),
                     change: r.try_get(9)?,
                     low: r.try_get(10)?,
                     high: r.try_get(11)?,
@@ -1144,8 +1155,7 @@ impl Connection for PgStore {
                     commit: self.sha("a triaged commit", r.try_get(1)?)?,
                     metric: r.try_get(2)?,
                     scenario: r.try_get(3)?,
-                    // As in SQLite: an unknown state silences nothing.
-                    state: Triage::parse(r.try_get(4)?).unwrap_or(Triage::Fixed),
+                    state: super::stored_triage(r.try_get(4)?),
                     by: r
                         .try_get::<_, Option<String>>(5)?
                         .map(|by| self.sha("a triaged commit", by))
@@ -1195,7 +1205,8 @@ impl Connection for PgStore {
     }
 
     fn forget_plan(&self, sel: &ForgetSelector) -> Result<ForgetPlan, StoreError> {
-        Ok(forget_plan_in(&mut *self.client.borrow_mut(), sel)?.0)
+        let mut client = self.client.borrow_mut();
+        Ok(super::forget_plan_in(&mut ForgetIn(&mut *client), sel)?.0)
     }
 
     fn forget(
@@ -1214,125 +1225,9 @@ impl Connection for PgStore {
             .isolation_level(postgres::IsolationLevel::RepeatableRead)
             .start()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FORGET_LOCK])?;
-        let (now, ids) = forget_plan_in(&mut tx, sel)?;
-        if now != *plan {
-            return Err(StoreError::ForgetChanged);
-        }
-        let c = &plan.counts;
-        let p = selector_params(sel);
-        // Confirmations first: the A/B runs they cite are kept or go after.
-        let removed = [
-            (
-                tx.execute(
-                    &format!("DELETE FROM confirmations WHERE {}", confirmations_where()),
-                    &p,
-                )?,
-                c.confirmations,
-            ),
-            (
-                tx.execute(
-                    &format!("DELETE FROM ab_runs WHERE {}", ab_runs_where()),
-                    &p,
-                )?,
-                c.ab_runs,
-            ),
-            (
-                tx.execute(
-                    &format!("DELETE FROM profiles WHERE {}", profiles_where()),
-                    &p,
-                )?,
-                c.profiles,
-            ),
-        ];
-        let (values, runs, commits) = match &sel.metric {
-            None => {
-                let shas: Vec<String> = tx
-                    .query(
-                        "SELECT DISTINCT commit_sha FROM runs WHERE id = ANY($1)",
-                        &[&ids],
-                    )?
-                    .iter()
-                    .map(|r| r.try_get(0))
-                    .collect::<Result<_, _>>()?;
-                let values =
-                    tx.execute("DELETE FROM measurements WHERE run_id = ANY($1)", &[&ids])?;
-                for table in ["samples", "phases"] {
-                    tx.execute(
-                        &format!("DELETE FROM {table} WHERE run_id = ANY($1)"),
-                        &[&ids],
-                    )?;
-                }
-                let runs = tx.execute("DELETE FROM runs WHERE id = ANY($1)", &[&ids])?;
-                let commits = tx.execute(
-                    "DELETE FROM commits c WHERE c.sha = ANY($1)
-                       AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.commit_sha = c.sha)",
-                    &[&shas],
-                )?;
-                (values, runs, commits)
-            }
-            Some(metric) => {
-                let values = tx.execute(
-                    "DELETE FROM measurements WHERE run_id = ANY($1)
-                       AND metric_id = (SELECT id FROM metrics WHERE name = $2)",
-                    &[&ids, metric],
-                )?;
-                for &old in &ids {
-                    renumber_run(&mut tx, old)?;
-                }
-                // As in SQLite: a metric no run has any more goes too.
-                tx.execute(
-                    "DELETE FROM metrics mt WHERE mt.name = $1
-                       AND NOT EXISTS (SELECT 1 FROM measurements v WHERE v.metric_id = mt.id)",
-                    &[metric],
-                )?;
-                (values, 0, 0)
-            }
-        };
-        let expected = [(values, c.values), (runs, c.runs), (commits, c.commits)];
-        if removed
-            .iter()
-            .chain(&expected)
-            .any(|&(n, want)| n as i64 != want)
-        {
-            return Err(StoreError::ForgetChanged);
-        }
-        let created_unix = syncbench_model::unix_now();
-        let id: i64 = tx
-            .query_one(
-                "INSERT INTO forgotten (created_unix, who, command_line, scenario, point, metric,
-                     commit_sha, machines, runs, runs_changed, value_count, series, commits,
-                     ab_runs, confirmations, profiles)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-                 RETURNING id",
-                &[
-                    &created_unix,
-                    &text(who),
-                    &text(command_line),
-                    &sel.scenario,
-                    &sel.point,
-                    &sel.metric,
-                    &sel.commit,
-                    &sel.machines,
-                    &c.runs,
-                    &c.runs_changed,
-                    &c.values,
-                    &c.series,
-                    &c.commits,
-                    &c.ab_runs,
-                    &c.confirmations,
-                    &c.profiles,
-                ],
-            )?
-            .try_get(0)?;
+        let record = super::forget_in(&mut ForgetIn(&mut tx), sel, plan, who, command_line)?;
         tx.commit()?;
-        Ok(ForgetRecord {
-            id,
-            created_unix,
-            who: who.to_owned(),
-            command_line: command_line.to_owned(),
-            selector: sel.clone(),
-            removed: c.clone(),
-        })
+        Ok(record)
     }
 
     fn forgotten(&self) -> Result<Vec<ForgetRecord>, StoreError> {
@@ -1484,119 +1379,226 @@ fn selected_where(shas: (&str, &str), metric: &str) -> String {
     )
 }
 
-fn confirmations_where() -> String {
-    selected_where(("sha", "before_sha"), "($3::text IS NULL OR metric = $3)")
+/// The rows of `related` a forget selects (SQLite's, in this dialect).
+fn related_where(related: Related) -> String {
+    match related {
+        Related::Confirmations => {
+            selected_where(("sha", "before_sha"), "($3::text IS NULL OR metric = $3)")
+        }
+        Related::AbRuns => format!(
+            "{} AND id NOT IN (SELECT ab_id FROM confirmations WHERE ab_id IS NOT NULL AND NOT ({}))",
+            selected_where(("a_sha", "b_sha"), "($3::text IS NULL OR metric = $3)"),
+            related_where(Related::Confirmations)
+        ),
+        Related::Profiles => selected_where(("base_sha", "new_sha"), "$3::text IS NULL"),
+    }
 }
 
-fn ab_runs_where() -> String {
-    format!(
-        "{} AND id NOT IN (SELECT ab_id FROM confirmations WHERE ab_id IS NOT NULL AND NOT ({}))",
-        selected_where(("a_sha", "b_sha"), "($3::text IS NULL OR metric = $3)"),
-        confirmations_where()
-    )
-}
+/// The SQL of a forget (SQLite's, in this dialect), on a client: the
+/// forget's transaction, or the store's connection for a plan.
+struct ForgetIn<'a, C>(&'a mut C);
 
-fn profiles_where() -> String {
-    selected_where(("base_sha", "new_sha"), "$3::text IS NULL")
-}
+impl<C: GenericClient> ForgetSql for ForgetIn<'_, C> {
+    fn selected_runs(&mut self, sel: &ForgetSelector) -> Result<Vec<SelectedRun>, StoreError> {
+        Ok(self
+            .0
+            .query(
+                "SELECT r.id, m.fingerprint, r.scenario, r.point, r.commit_sha
+                 FROM runs r JOIN machines m ON m.id = r.machine_id
+                 WHERE ($1::text IS NULL OR r.scenario = $1)
+                   AND ($2::text IS NULL OR r.point = $2)
+                   AND ($3::text IS NULL OR r.commit_sha = $3)
+                   AND (cardinality($4::text[]) = 0 OR m.fingerprint = ANY($4))
+                 ORDER BY r.id",
+                &[&sel.scenario, &sel.point, &sel.commit, &sel.machines],
+            )?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                ))
+            })
+            .collect::<Result<_, postgres::Error>>()?)
+    }
 
-/// What a forget of `sel` removes (as SQLite's `forget_plan_in`), and
-/// the ids of the runs concerned.
-fn forget_plan_in(
-    client: &mut impl GenericClient,
-    sel: &ForgetSelector,
-) -> Result<(ForgetPlan, Vec<i64>), StoreError> {
-    let runs: Vec<SelectedRun> = client
-        .query(
-            "SELECT r.id, m.fingerprint, r.scenario, r.point, r.commit_sha
-             FROM runs r JOIN machines m ON m.id = r.machine_id
-             WHERE ($1::text IS NULL OR r.scenario = $1)
-               AND ($2::text IS NULL OR r.point = $2)
-               AND ($3::text IS NULL OR r.commit_sha = $3)
-               AND (cardinality($4::text[]) = 0 OR m.fingerprint = ANY($4))
-             ORDER BY r.id",
-            &[&sel.scenario, &sel.point, &sel.commit, &sel.machines],
-        )?
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get(0)?,
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                r.try_get(4)?,
-            ))
-        })
-        .collect::<Result<_, postgres::Error>>()?;
-    let all_ids: Vec<i64> = runs.iter().map(|r| r.0).collect();
-    let values: HashMap<i64, i64> = client
-        .query(
-            "SELECT v.run_id, count(*) FROM measurements v JOIN metrics mt ON mt.id = v.metric_id
-             WHERE v.run_id = ANY($1) AND ($2::text IS NULL OR mt.name = $2)
-             GROUP BY v.run_id",
-            &[&all_ids, &sel.metric],
-        )?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, postgres::Error>>()?;
-    let series: i64 = client
-        .query_one(
-            "SELECT count(*) FROM (SELECT DISTINCT r.machine_id, r.scenario, r.point, v.metric_id
-               FROM measurements v JOIN runs r ON r.id = v.run_id
-               JOIN metrics mt ON mt.id = v.metric_id
-               WHERE v.run_id = ANY($1) AND ($2::text IS NULL OR mt.name = $2)) s",
-            &[&all_ids, &sel.metric],
-        )?
-        .try_get(0)?;
-    let commits: i64 = if sel.metric.is_some() {
-        0
-    } else {
-        client
+    fn value_counts(
+        &mut self,
+        ids: &[i64],
+        metric: Option<&str>,
+    ) -> Result<HashMap<i64, i64>, StoreError> {
+        Ok(self
+            .0
+            .query(
+                "SELECT v.run_id, count(*) FROM measurements v JOIN metrics mt ON mt.id = v.metric_id
+                 WHERE v.run_id = ANY($1) AND ($2::text IS NULL OR mt.name = $2)
+                 GROUP BY v.run_id",
+                &[&ids, &metric],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, postgres::Error>>()?)
+    }
+
+    fn series_count(&mut self, ids: &[i64], metric: Option<&str>) -> Result<i64, StoreError> {
+        Ok(self
+            .0
+            .query_one(
+                "SELECT count(*) FROM (SELECT DISTINCT r.machine_id, r.scenario, r.point, v.metric_id
+                   FROM measurements v JOIN runs r ON r.id = v.run_id
+                   JOIN metrics mt ON mt.id = v.metric_id
+                   WHERE v.run_id = ANY($1) AND ($2::text IS NULL OR mt.name = $2)) s",
+                &[&ids, &metric],
+            )?
+            .try_get(0)?)
+    }
+
+    fn commits_only_of(&mut self, ids: &[i64]) -> Result<i64, StoreError> {
+        Ok(self
+            .0
             .query_one(
                 "SELECT count(*) FROM commits c
                  WHERE c.sha IN (SELECT r.commit_sha FROM runs r WHERE r.id = ANY($1))
                    AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.commit_sha = c.sha
                                      AND NOT (r.id = ANY($1)))",
-                &[&all_ids],
+                &[&ids],
             )?
-            .try_get(0)?
-    };
-    let p = selector_params(sel);
-    let mut count = |table: &str, clause: String| -> Result<i64, StoreError> {
-        Ok(client
-            .query_one(&format!("SELECT count(*) FROM {table} WHERE {clause}"), &p)?
             .try_get(0)?)
-    };
-    let counted = ForgetCounts {
-        series,
-        commits,
-        ab_runs: count("ab_runs", ab_runs_where())?,
-        confirmations: count("confirmations", confirmations_where())?,
-        profiles: count("profiles", profiles_where())?,
-        ..ForgetCounts::default()
-    };
-    Ok(super::plan_of(sel, runs, &values, counted))
-}
-
-/// As SQLite's `renumber_run`: run `old` stored anew under a new id.
-fn renumber_run(tx: &mut impl GenericClient, old: i64) -> Result<(), StoreError> {
-    let new: i64 = tx
-        .query_one(
-            &format!(
-                "INSERT INTO runs ({RUN_COLUMNS}) SELECT {RUN_COLUMNS} FROM runs WHERE id = $1
-                 RETURNING id"
-            ),
-            &[&old],
-        )?
-        .try_get(0)?;
-    for table in ["measurements", "samples", "phases"] {
-        tx.execute(
-            &format!("UPDATE {table} SET run_id = $2 WHERE run_id = $1"),
-            &[&old, &new],
-        )?;
     }
-    tx.execute("DELETE FROM runs WHERE id = $1", &[&old])?;
-    Ok(())
+
+    fn count_related(&mut self, related: Related, sel: &ForgetSelector) -> Result<i64, StoreError> {
+        Ok(self
+            .0
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {} WHERE {}",
+                    related.table(),
+                    related_where(related)
+                ),
+                &selector_params(sel),
+            )?
+            .try_get(0)?)
+    }
+
+    fn remove_related(
+        &mut self,
+        related: Related,
+        sel: &ForgetSelector,
+    ) -> Result<u64, StoreError> {
+        Ok(self.0.execute(
+            &format!(
+                "DELETE FROM {} WHERE {}",
+                related.table(),
+                related_where(related)
+            ),
+            &selector_params(sel),
+        )?)
+    }
+
+    fn remove_runs(&mut self, ids: &[i64]) -> Result<(u64, u64, u64), StoreError> {
+        let tx = &mut *self.0;
+        let shas: Vec<String> = tx
+            .query(
+                "SELECT DISTINCT commit_sha FROM runs WHERE id = ANY($1)",
+                &[&ids],
+            )?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let values = tx.execute("DELETE FROM measurements WHERE run_id = ANY($1)", &[&ids])?;
+        for table in ["samples", "phases"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE run_id = ANY($1)"),
+                &[&ids],
+            )?;
+        }
+        let runs = tx.execute("DELETE FROM runs WHERE id = ANY($1)", &[&ids])?;
+        let commits = tx.execute(
+            "DELETE FROM commits c WHERE c.sha = ANY($1)
+               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.commit_sha = c.sha)",
+            &[&shas],
+        )?;
+        Ok((values, runs, commits))
+    }
+
+    fn remove_values(&mut self, ids: &[i64], metric: &str) -> Result<u64, StoreError> {
+        Ok(self.0.execute(
+            "DELETE FROM measurements WHERE run_id = ANY($1)
+               AND metric_id = (SELECT id FROM metrics WHERE name = $2)",
+            &[&ids, &metric],
+        )?)
+    }
+
+    fn renumber_run(&mut self, old: i64) -> Result<(), StoreError> {
+        let tx = &mut *self.0;
+        let new: i64 = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO runs ({RUN_COLUMNS}) SELECT {RUN_COLUMNS} FROM runs WHERE id = $1
+                     RETURNING id"
+                ),
+                &[&old],
+            )?
+            .try_get(0)?;
+        for table in ["measurements", "samples", "phases"] {
+            tx.execute(
+                &format!("UPDATE {table} SET run_id = $2 WHERE run_id = $1"),
+                &[&old, &new],
+            )?;
+        }
+        tx.execute("DELETE FROM runs WHERE id = $1", &[&old])?;
+        Ok(())
+    }
+
+    fn remove_metric_if_unused(&mut self, metric: &str) -> Result<(), StoreError> {
+        self.0.execute(
+            "DELETE FROM metrics mt WHERE mt.name = $1
+               AND NOT EXISTS (SELECT 1 FROM measurements v WHERE v.metric_id = mt.id)",
+            &[&metric],
+        )?;
+        Ok(())
+    }
+
+    fn record_forget(
+        &mut self,
+        sel: &ForgetSelector,
+        c: &ForgetCounts,
+        who: &str,
+        command_line: &str,
+        created_unix: f64,
+    ) -> Result<i64, StoreError> {
+        Ok(self
+            .0
+            .query_one(
+                "INSERT INTO forgotten (created_unix, who, command_line, scenario, point, metric,
+                     commit_sha, machines, runs, runs_changed, value_count, series, commits,
+                     ab_runs, confirmations, profiles)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                 RETURNING id",
+                &[
+                    &created_unix,
+                    &text(who),
+                    &text(command_line),
+                    &sel.scenario,
+                    &sel.point,
+                    &sel.metric,
+                    &sel.commit,
+                    &sel.machines,
+                    &c.runs,
+                    &c.runs_changed,
+                    &c.values,
+                    &c.series,
+                    &c.commits,
+                    &c.ab_runs,
+                    &c.confirmations,
+                    &c.profiles,
+                ],
+            )?
+            .try_get(0)?)
+    }
 }
 
 #[cfg(test)]

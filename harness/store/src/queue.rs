@@ -103,6 +103,44 @@ pub struct Job {
     pub attempt: i64,
 }
 
+/// Where a job is: `pending` until a worker claims it, `running` while
+/// claimed (back to `pending` when the claim's lease runs out, `failed`
+/// after too many such losses), then `done`, `failed` (refused or out of
+/// retries) or `build_failed`. The strings are the `state` column's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    BuildFailed,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 5] = [
+        JobState::Pending,
+        JobState::Running,
+        JobState::Done,
+        JobState::Failed,
+        JobState::BuildFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::BuildFailed => "build_failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|j| j.as_str() == s)
+    }
+}
+
 /// A job as `queue` lists it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct JobRow {
@@ -110,7 +148,7 @@ pub struct JobRow {
     pub sha: String,
     pub scenarios: Vec<String>,
     pub machine_tag: Option<String>,
-    pub state: String,
+    pub state: JobState,
     pub attempt: i64,
     pub worker: Option<String>,
     pub enqueued_unix: f64,
@@ -170,6 +208,10 @@ pub enum QueueError {
         "job {0}: this worker's claim ran out (no heartbeat within its lease) and the job went to another worker; its results were discarded"
     )]
     LostClaim(i64),
+    #[error(
+        "a job in the queue is in the state {0:?}, which this build does not know: upgrade syncbench"
+    )]
+    UnknownState(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -362,9 +404,9 @@ impl Queue {
             insert_run(&mut tx, run, true)?;
         }
         let state = match outcome {
-            Outcome::Done => "done",
-            Outcome::BuildFailed => "build_failed",
-            Outcome::Refused => "failed",
+            Outcome::Done => JobState::Done,
+            Outcome::BuildFailed => JobState::BuildFailed,
+            Outcome::Refused => JobState::Failed,
         };
         // A refusal's reason is its error too (`syncbench queue` shows it).
         let error = (outcome == Outcome::Refused).then(|| clean(log));
@@ -372,7 +414,13 @@ impl Queue {
             "UPDATE jobs SET state = $2, finished_at = clock_timestamp(), runs = $3, log = $4,
                  last_error = COALESCE($5, last_error)
              WHERE id = $1",
-            &[&job.id, &state, &(runs.len() as i64), &clean(log), &error],
+            &[
+                &job.id,
+                &state.as_str(),
+                &(runs.len() as i64),
+                &clean(log),
+                &error,
+            ],
         )?;
         tx.commit()?;
         Ok(())
@@ -493,7 +541,8 @@ impl Queue {
     }
 
     /// Jobs in these states (all if empty), oldest first.
-    pub fn jobs(&mut self, states: &[&str]) -> Result<Vec<JobRow>, QueueError> {
+    pub fn jobs(&mut self, states: &[JobState]) -> Result<Vec<JobRow>, QueueError> {
+        let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
         let rows = self.client.query(
             &format!(
                 "SELECT {JOB_COLUMNS} FROM jobs
@@ -502,13 +551,16 @@ impl Queue {
             &[&states],
         )?;
         rows.iter()
-            .map(|r| {
+            .map(|r| -> Result<JobRow, QueueError> {
                 Ok(JobRow {
                     id: r.try_get(0)?,
                     sha: r.try_get(1)?,
                     scenarios: names(r.try_get(2)?),
                     machine_tag: r.try_get(3)?,
-                    state: r.try_get(4)?,
+                    state: {
+                        let state: String = r.try_get(4)?;
+                        JobState::parse(&state).ok_or(QueueError::UnknownState(state))?
+                    },
                     attempt: r.try_get(5)?,
                     worker: r.try_get(6)?,
                     enqueued_unix: r.try_get(7)?,
@@ -523,8 +575,7 @@ impl Queue {
                     lease_seconds: r.try_get(16)?,
                 })
             })
-            .collect::<Result<_, postgres::Error>>()
-            .map_err(Into::into)
+            .collect()
     }
 
     /// Every worker ever seen, the most recently seen first.
@@ -595,7 +646,7 @@ mod tests {
         assert!(q.heartbeat(&second, "w2").unwrap());
         q.finish(&second, "w2", Outcome::Done, &[], "").unwrap();
         let jobs = q.jobs(&[]).unwrap();
-        assert_eq!((jobs[0].state.as_str(), jobs[0].lost), ("done", 1));
+        assert_eq!((jobs[0].state, jobs[0].lost), (JobState::Done, 1));
     }
 
     /// Failures: the same one twice fails the job; different ones, the
@@ -624,7 +675,7 @@ mod tests {
         }
         assert!(q.claim("w", None, Duration::ZERO).unwrap().is_none());
         let jobs = q.jobs(&[]).unwrap();
-        assert_eq!(jobs[1].state, "failed", "{:?}", jobs[1]);
+        assert_eq!(jobs[1].state, JobState::Failed, "{:?}", jobs[1]);
         assert!(
             jobs[1]
                 .log

@@ -3,17 +3,15 @@
 
 use super::{
     AbRecord, CommitRow, CommitRun, ConfirmationKey, ConfirmationRow, Connection, ForgetCounts,
-    ForgetPlan, ForgetRecord, ForgetSelector, MachineRow, ProfileRecord, RunRecord, RunRow,
-    SelectedRun, StoreError, TriageRecord,
+    ForgetPlan, ForgetRecord, ForgetSelector, ForgetSql, MachineRow, ProfileRecord, Related,
+    RunRecord, RunRow, SelectedRun, StoreError, TriageRecord, parents, parents_text,
 };
 use rusqlite::{OpenFlags, OptionalExtension, named_params, params};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use syncbench_model::records::Sample;
 use syncbench_model::records::{Commit, Machine};
-use syncbench_model::{
-    Confirmation, Direction, Phase, PointKey, RunStatus, Series, Triage, Unit, Verdict,
-};
+use syncbench_model::{Confirmation, Phase, PointKey, RunStatus, Series};
 
 /// The order that picks the run of a commit (see the module doc of
 /// `store`) among the runs of one point at one commit: the first row
@@ -311,27 +309,20 @@ impl Connection for SqliteStore {
                AND r.id != ?6
              ORDER BY {THE_RUN} LIMIT 1"
         ))?;
-        for sha in commits {
-            let found: Option<(i64, String)> = stmt
-                .query_row(
-                    params![
-                        RunStatus::Ok.as_str(),
-                        key.machine,
-                        key.scenario,
-                        key.point,
-                        sha,
-                        exclude.unwrap_or(-1)
-                    ],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            if let Some((id, status)) = found
-                && RunStatus::parse(&status) == RunStatus::Ok
-            {
-                return Ok(Some((id, sha.clone())));
-            }
-        }
-        Ok(None)
+        Ok(super::first_ok_run(commits, |sha| {
+            stmt.query_row(
+                params![
+                    RunStatus::Ok.as_str(),
+                    key.machine,
+                    key.scenario,
+                    key.point,
+                    sha,
+                    exclude.unwrap_or(-1)
+                ],
+                |r| Ok((r.get(0)?, RunStatus::parse(&r.get::<_, String>(1)?))),
+            )
+            .optional()
+        })?)
     }
 
     fn series(&self, run_id: i64) -> Result<Vec<Series>, StoreError> {
@@ -342,11 +333,7 @@ impl Connection for SqliteStore {
         let mut out: BTreeMap<String, Series> = BTreeMap::new();
         let mut rows = stmt.query([run_id])?;
         while let Some(r) = rows.next()? {
-            let name: String = r.get(0)?;
-            if !out.contains_key(&name) {
-                out.insert(name.clone(), metric_of(r)?);
-            }
-            out.get_mut(&name).expect("inserted").values.push(r.get(3)?);
+            super::add_value(&mut out, r.get(0)?, || metric_of(r), || r.get(3))?;
         }
         Ok(out.into_values().collect())
     }
@@ -456,13 +443,7 @@ impl Connection for SqliteStore {
             let id: i64 = r.get(0)?;
             metrics.insert(
                 id,
-                Series {
-                    name: r.get(1)?,
-                    unit: Unit::parse(&r.get::<_, String>(2)?).unwrap_or(Unit::Count),
-                    direction: Direction::parse(&r.get::<_, String>(3)?)
-                        .unwrap_or(Direction::LowerIsBetter),
-                    values: Vec::new(),
-                },
+                super::stored_series(r.get(1)?, &r.get::<_, String>(2)?, &r.get::<_, String>(3)?),
             );
         }
         let mut out: HashMap<i64, Vec<Series>> = HashMap::new();
@@ -626,7 +607,7 @@ impl Connection for SqliteStore {
                 a_sha: r.get(5)?,
                 b_sha: r.get(6)?,
                 mode: r.get(7)?,
-                verdict: Verdict::parse(&r.get::<_, String>(8)?).unwrap_or(Verdict::Failed),
+                verdict: super::stored_verdict(&r.get::<_, String>(8)?),
                 change: r.get(9)?,
                 low: r.get(10)?,
                 high: r.get(11)?,
@@ -755,10 +736,7 @@ impl Connection for SqliteStore {
                 commit: r.get(1)?,
                 metric: r.get(2)?,
                 scenario: r.get(3)?,
-                // An unknown state is a newer harness's: read as `fixed`,
-                // which silences nothing, so an older gate never passes
-                // because of it.
-                state: Triage::parse(&r.get::<_, String>(4)?).unwrap_or(Triage::Fixed),
+                state: super::stored_triage(&r.get::<_, String>(4)?),
                 by: r.get(5)?,
                 who: r.get(6)?,
                 note: r.get(7)?,
@@ -896,7 +874,7 @@ impl Connection for SqliteStore {
     }
 
     fn forget_plan(&self, sel: &ForgetSelector) -> Result<ForgetPlan, StoreError> {
-        Ok(forget_plan_in(&self.conn, sel)?.0)
+        Ok(super::forget_plan_in(&mut ForgetIn(&self.conn), sel)?.0)
     }
 
     fn forget(
@@ -911,131 +889,9 @@ impl Connection for SqliteStore {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (now, ids) = forget_plan_in(&tx, sel)?;
-        if now != *plan {
-            return Err(StoreError::ForgetChanged);
-        }
-        let c = &plan.counts;
-        let machines = json_list(&sel.machines);
-        let named = selector_params(sel, &machines);
-        let ids_json = serde_json::to_string(&ids).expect("numbers serialize");
-        // Confirmations first: the A/B runs they cite are kept or go after.
-        let removed = [
-            (
-                tx.execute(
-                    &format!("DELETE FROM confirmations WHERE {}", confirmations_where()),
-                    &named[..],
-                )?,
-                c.confirmations,
-            ),
-            (
-                tx.execute(
-                    &format!("DELETE FROM ab_runs WHERE {}", ab_runs_where()),
-                    &named[..],
-                )?,
-                c.ab_runs,
-            ),
-            (
-                tx.execute(
-                    &format!("DELETE FROM profiles WHERE {}", profiles_where()),
-                    &named[..],
-                )?,
-                c.profiles,
-            ),
-        ];
-        let (values, runs, commits) = match &sel.metric {
-            None => {
-                let shas: Vec<String> = tx
-                    .prepare(&format!(
-                        "SELECT DISTINCT commit_sha FROM runs WHERE id IN {IDS}"
-                    ))?
-                    .query_map(named_params! {":ids": ids_json}, |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
-                let values = tx.execute(
-                    &format!("DELETE FROM measurements WHERE run_id IN {IDS}"),
-                    named_params! {":ids": ids_json},
-                )?;
-                for table in ["samples", "phases"] {
-                    tx.execute(
-                        &format!("DELETE FROM {table} WHERE run_id IN {IDS}"),
-                        named_params! {":ids": ids_json},
-                    )?;
-                }
-                let runs = tx.execute(
-                    &format!("DELETE FROM runs WHERE id IN {IDS}"),
-                    named_params! {":ids": ids_json},
-                )?;
-                let commits = tx.execute(
-                    "DELETE FROM commits WHERE sha IN (SELECT value FROM json_each(:shas))
-                       AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.commit_sha = commits.sha)",
-                    named_params! {":shas": serde_json::to_string(&shas).expect("strings serialize")},
-                )?;
-                (values, runs, commits)
-            }
-            Some(metric) => {
-                let values = tx.execute(
-                    &format!(
-                        "DELETE FROM measurements WHERE run_id IN {IDS}
-                           AND metric_id = (SELECT id FROM metrics WHERE name = :metric)"
-                    ),
-                    named_params! {":ids": ids_json, ":metric": metric},
-                )?;
-                for &old in &ids {
-                    renumber_run(&tx, old)?;
-                }
-                // A metric no run has any more is forgotten too: its unit
-                // and direction are not imposed on a new metric of its name.
-                tx.execute(
-                    "DELETE FROM metrics WHERE name = ?1
-                       AND NOT EXISTS (SELECT 1 FROM measurements v WHERE v.metric_id = metrics.id)",
-                    [metric],
-                )?;
-                (values, 0, 0)
-            }
-        };
-        let expected = [(values, c.values), (runs, c.runs), (commits, c.commits)];
-        if removed
-            .iter()
-            .chain(&expected)
-            .any(|&(n, want)| n as i64 != want)
-        {
-            return Err(StoreError::ForgetChanged);
-        }
-        let created_unix = syncbench_model::unix_now();
-        tx.execute(
-            "INSERT INTO forgotten (created_unix, who, command_line, scenario, point, metric,
-                 commit_sha, machines, runs, runs_changed, value_count, series, commits, ab_runs,
-                 confirmations, profiles)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-            params![
-                created_unix,
-                who,
-                command_line,
-                sel.scenario,
-                sel.point,
-                sel.metric,
-                sel.commit,
-                machines,
-                c.runs,
-                c.runs_changed,
-                c.values,
-                c.series,
-                c.commits,
-                c.ab_runs,
-                c.confirmations,
-                c.profiles
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
+        let record = super::forget_in(&mut ForgetIn(&tx), sel, plan, who, command_line)?;
         tx.commit()?;
-        Ok(ForgetRecord {
-            id,
-            created_unix,
-            who: who.to_owned(),
-            command_line: command_line.to_owned(),
-            selector: sel.clone(),
-            removed: c.clone(),
-        })
+        Ok(record)
     }
 
     fn forgotten(&self) -> Result<Vec<ForgetRecord>, StoreError> {
@@ -1107,129 +963,239 @@ fn selected_where(shas: (&str, &str), metric: &str) -> String {
     )
 }
 
-fn confirmations_where() -> String {
-    selected_where(
-        ("sha", "before_sha"),
-        "(:metric IS NULL OR metric = :metric)",
-    )
-}
-
-/// A/B runs a kept confirmation cites are kept (a confirmation may cite
-/// another machine's run).
-fn ab_runs_where() -> String {
-    format!(
-        "{} AND id NOT IN (SELECT ab_id FROM confirmations WHERE ab_id IS NOT NULL AND NOT ({}))",
-        selected_where(("a_sha", "b_sha"), "(:metric IS NULL OR metric = :metric)"),
-        confirmations_where()
-    )
-}
-
-/// Profiles count instructions of a whole point: only a forget without a
-/// metric removes them.
-fn profiles_where() -> String {
-    selected_where(("base_sha", "new_sha"), ":metric IS NULL")
-}
-
-/// What a forget of `sel` removes, read on `conn` (in the forget's
-/// transaction, or alone); and the ids of the runs concerned.
-fn forget_plan_in(
-    conn: &rusqlite::Connection,
-    sel: &ForgetSelector,
-) -> Result<(ForgetPlan, Vec<i64>), StoreError> {
-    let machines = json_list(&sel.machines);
-    let runs: Vec<SelectedRun> = conn
-        .prepare(
-            "SELECT r.id, m.fingerprint, r.scenario, r.point, r.commit_sha
-             FROM runs r JOIN machines m ON m.id = r.machine_id
-             WHERE (:scenario IS NULL OR r.scenario = :scenario)
-               AND (:point IS NULL OR r.point = :point)
-               AND (:commit IS NULL OR r.commit_sha = :commit)
-               AND (:machines = '[]' OR m.fingerprint IN (SELECT value FROM json_each(:machines)))
-             ORDER BY r.id",
-        )?
-        .query_map(
-            named_params! {
-                ":scenario": sel.scenario,
-                ":point": sel.point,
-                ":commit": sel.commit,
-                ":machines": machines,
-            },
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )?
-        .collect::<Result<_, _>>()?;
-    let all_ids = serde_json::to_string(&runs.iter().map(|r| r.0).collect::<Vec<_>>())
-        .expect("numbers serialize");
-    let values: HashMap<i64, i64> = conn
-        .prepare(&format!(
-            "SELECT v.run_id, count(*) FROM measurements v JOIN metrics mt ON mt.id = v.metric_id
-             WHERE v.run_id IN {IDS} AND (:metric IS NULL OR mt.name = :metric)
-             GROUP BY v.run_id"
-        ))?
-        .query_map(
-            named_params! {":ids": all_ids, ":metric": sel.metric},
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?
-        .collect::<Result<_, _>>()?;
-    let series: i64 = conn.query_row(
-        &format!(
-            "SELECT count(*) FROM (SELECT DISTINCT r.machine_id, r.scenario, r.point, v.metric_id
-               FROM measurements v JOIN runs r ON r.id = v.run_id
-               JOIN metrics mt ON mt.id = v.metric_id
-               WHERE v.run_id IN {IDS} AND (:metric IS NULL OR mt.name = :metric))"
+/// The rows of `related` a forget selects.
+fn related_where(related: Related) -> String {
+    match related {
+        Related::Confirmations => selected_where(
+            ("sha", "before_sha"),
+            "(:metric IS NULL OR metric = :metric)",
         ),
-        named_params! {":ids": all_ids, ":metric": sel.metric},
-        |r| r.get(0),
-    )?;
-    let commits: i64 = if sel.metric.is_some() {
-        0
-    } else {
-        conn.query_row(
+        // A/B runs a kept confirmation cites are kept (a confirmation may
+        // cite another machine's run).
+        Related::AbRuns => format!(
+            "{} AND id NOT IN (SELECT ab_id FROM confirmations WHERE ab_id IS NOT NULL AND NOT ({}))",
+            selected_where(("a_sha", "b_sha"), "(:metric IS NULL OR metric = :metric)"),
+            related_where(Related::Confirmations)
+        ),
+        // Profiles count instructions of a whole point: only a forget
+        // without a metric removes them.
+        Related::Profiles => selected_where(("base_sha", "new_sha"), ":metric IS NULL"),
+    }
+}
+
+/// Runs `ids` as the `:ids` of [`IDS`].
+fn ids_json(ids: &[i64]) -> String {
+    serde_json::to_string(ids).expect("numbers serialize")
+}
+
+/// The SQL of a forget, on a connection (the forget's transaction, or
+/// the store's for a plan).
+struct ForgetIn<'a>(&'a rusqlite::Connection);
+
+impl ForgetSql for ForgetIn<'_> {
+    fn selected_runs(&mut self, sel: &ForgetSelector) -> Result<Vec<SelectedRun>, StoreError> {
+        Ok(self
+            .0
+            .prepare(
+                "SELECT r.id, m.fingerprint, r.scenario, r.point, r.commit_sha
+                 FROM runs r JOIN machines m ON m.id = r.machine_id
+                 WHERE (:scenario IS NULL OR r.scenario = :scenario)
+                   AND (:point IS NULL OR r.point = :point)
+                   AND (:commit IS NULL OR r.commit_sha = :commit)
+                   AND (:machines = '[]' OR m.fingerprint IN (SELECT value FROM json_each(:machines)))
+                 ORDER BY r.id",
+            )?
+            .query_map(
+                named_params! {
+                    ":scenario": sel.scenario,
+                    ":point": sel.point,
+                    ":commit": sel.commit,
+                    ":machines": json_list(&sel.machines),
+                },
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn value_counts(
+        &mut self,
+        ids: &[i64],
+        metric: Option<&str>,
+    ) -> Result<HashMap<i64, i64>, StoreError> {
+        Ok(self
+            .0
+            .prepare(&format!(
+                "SELECT v.run_id, count(*) FROM measurements v JOIN metrics mt ON mt.id = v.metric_id
+                 WHERE v.run_id IN {IDS} AND (:metric IS NULL OR mt.name = :metric)
+                 GROUP BY v.run_id"
+            ))?
+            .query_map(
+                named_params! {":ids": ids_json(ids), ":metric": metric},
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn series_count(&mut self, ids: &[i64], metric: Option<&str>) -> Result<i64, StoreError> {
+        Ok(self.0.query_row(
+            &format!(
+                "SELECT count(*) FROM (SELECT DISTINCT r.machine_id, r.scenario, r.point, v.metric_id
+                   FROM measurements v JOIN runs r ON r.id = v.run_id
+                   JOIN metrics mt ON mt.id = v.metric_id
+                   WHERE v.run_id IN {IDS} AND (:metric IS NULL OR mt.name = :metric))"
+            ),
+            named_params! {":ids": ids_json(ids), ":metric": metric},
+            |r| r.get(0),
+        )?)
+    }
+
+    fn commits_only_of(&mut self, ids: &[i64]) -> Result<i64, StoreError> {
+        Ok(self.0.query_row(
             &format!(
                 "SELECT count(*) FROM commits c
                  WHERE c.sha IN (SELECT r.commit_sha FROM runs r WHERE r.id IN {IDS})
                    AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.commit_sha = c.sha
                                      AND r.id NOT IN {IDS})"
             ),
-            named_params! {":ids": all_ids},
-            |r| r.get(0),
-        )?
-    };
-    let named = selector_params(sel, &machines);
-    let count = |table: &str, clause: String| -> Result<i64, StoreError> {
-        Ok(conn.query_row(
-            &format!("SELECT count(*) FROM {table} WHERE {clause}"),
-            &named[..],
+            named_params! {":ids": ids_json(ids)},
             |r| r.get(0),
         )?)
-    };
-    let counted = ForgetCounts {
-        series,
-        commits,
-        ab_runs: count("ab_runs", ab_runs_where())?,
-        confirmations: count("confirmations", confirmations_where())?,
-        profiles: count("profiles", profiles_where())?,
-        ..ForgetCounts::default()
-    };
-    Ok(super::plan_of(sel, runs, &values, counted))
-}
-
-/// Stores run `old` anew under a new id, with what is left of its
-/// values, samples and phases, and removes it: a reader that kept
-/// something of a run by its id (the site's levels) reads it again.
-fn renumber_run(tx: &rusqlite::Connection, old: i64) -> Result<(), StoreError> {
-    tx.execute(
-        &format!("INSERT INTO runs ({RUN_COLUMNS}) SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-        [old],
-    )?;
-    let new = tx.last_insert_rowid();
-    for table in ["measurements", "samples", "phases"] {
-        tx.execute(
-            &format!("UPDATE {table} SET run_id = ?2 WHERE run_id = ?1"),
-            [old, new],
-        )?;
     }
-    tx.execute("DELETE FROM runs WHERE id = ?1", [old])?;
-    Ok(())
+
+    fn count_related(&mut self, related: Related, sel: &ForgetSelector) -> Result<i64, StoreError> {
+        let machines = json_list(&sel.machines);
+        Ok(self.0.query_row(
+            &format!(
+                "SELECT count(*) FROM {} WHERE {}",
+                related.table(),
+                related_where(related)
+            ),
+            &selector_params(sel, &machines)[..],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn remove_related(
+        &mut self,
+        related: Related,
+        sel: &ForgetSelector,
+    ) -> Result<u64, StoreError> {
+        let machines = json_list(&sel.machines);
+        let removed = self.0.execute(
+            &format!(
+                "DELETE FROM {} WHERE {}",
+                related.table(),
+                related_where(related)
+            ),
+            &selector_params(sel, &machines)[..],
+        )?;
+        Ok(removed as u64)
+    }
+
+    fn remove_runs(&mut self, ids: &[i64]) -> Result<(u64, u64, u64), StoreError> {
+        let tx = self.0;
+        let ids_json = ids_json(ids);
+        let shas: Vec<String> = tx
+            .prepare(&format!(
+                "SELECT DISTINCT commit_sha FROM runs WHERE id IN {IDS}"
+            ))?
+            .query_map(named_params! {":ids": ids_json}, |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let values = tx.execute(
+            &format!("DELETE FROM measurements WHERE run_id IN {IDS}"),
+            named_params! {":ids": ids_json},
+        )?;
+        for table in ["samples", "phases"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE run_id IN {IDS}"),
+                named_params! {":ids": ids_json},
+            )?;
+        }
+        let runs = tx.execute(
+            &format!("DELETE FROM runs WHERE id IN {IDS}"),
+            named_params! {":ids": ids_json},
+        )?;
+        let commits = tx.execute(
+            "DELETE FROM commits WHERE sha IN (SELECT value FROM json_each(:shas))
+               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.commit_sha = commits.sha)",
+            named_params! {":shas": json_list(&shas)},
+        )?;
+        Ok((values as u64, runs as u64, commits as u64))
+    }
+
+    fn remove_values(&mut self, ids: &[i64], metric: &str) -> Result<u64, StoreError> {
+        let values = self.0.execute(
+            &format!(
+                "DELETE FROM measurements WHERE run_id IN {IDS}
+                   AND metric_id = (SELECT id FROM metrics WHERE name = :metric)"
+            ),
+            named_params! {":ids": ids_json(ids), ":metric": metric},
+        )?;
+        Ok(values as u64)
+    }
+
+    fn renumber_run(&mut self, old: i64) -> Result<(), StoreError> {
+        let tx = self.0;
+        tx.execute(
+            &format!(
+                "INSERT INTO runs ({RUN_COLUMNS}) SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"
+            ),
+            [old],
+        )?;
+        let new = tx.last_insert_rowid();
+        for table in ["measurements", "samples", "phases"] {
+            tx.execute(
+                &format!("UPDATE {table} SET run_id = ?2 WHERE run_id = ?1"),
+                [old, new],
+            )?;
+        }
+        tx.execute("DELETE FROM runs WHERE id = ?1", [old])?;
+        Ok(())
+    }
+
+    fn remove_metric_if_unused(&mut self, metric: &str) -> Result<(), StoreError> {
+        self.0.execute(
+            "DELETE FROM metrics WHERE name = ?1
+               AND NOT EXISTS (SELECT 1 FROM measurements v WHERE v.metric_id = metrics.id)",
+            [metric],
+        )?;
+        Ok(())
+    }
+
+    fn record_forget(
+        &mut self,
+        sel: &ForgetSelector,
+        c: &ForgetCounts,
+        who: &str,
+        command_line: &str,
+        created_unix: f64,
+    ) -> Result<i64, StoreError> {
+        self.0.execute(
+            "INSERT INTO forgotten (created_unix, who, command_line, scenario, point, metric,
+                 commit_sha, machines, runs, runs_changed, value_count, series, commits, ab_runs,
+                 confirmations, profiles)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            params![
+                created_unix,
+                who,
+                command_line,
+                sel.scenario,
+                sel.point,
+                sel.metric,
+                sel.commit,
+                json_list(&sel.machines),
+                c.runs,
+                c.runs_changed,
+                c.values,
+                c.series,
+                c.commits,
+                c.ab_runs,
+                c.confirmations,
+                c.profiles
+            ],
+        )?;
+        Ok(self.0.last_insert_rowid())
+    }
 }
 
 /// Every column of `runs` but its id (both backends).
@@ -1277,8 +1243,7 @@ fn confirmation_of(r: &rusqlite::Row) -> rusqlite::Result<ConfirmationRow> {
             before_sha: r.get(4)?,
             sha: r.get(5)?,
         },
-        // A newer harness's state: final (left alone), not an alarm.
-        state: Confirmation::parse(&r.get::<_, String>(6)?).unwrap_or(Confirmation::Inconclusive),
+        state: super::stored_confirmation(&r.get::<_, String>(6)?),
         reason: r.get(7)?,
         ab_id: r.get(8)?,
         owner: r.get(9)?,
@@ -1287,15 +1252,13 @@ fn confirmation_of(r: &rusqlite::Row) -> rusqlite::Result<ConfirmationRow> {
 }
 
 /// A new series (no values yet) from a row whose columns 0–2 are the
-/// metric's name, unit and direction. An unknown unit or direction (a
-/// newer harness's) reads as a count, lower is better.
+/// metric's name, unit and direction (see `stored_series`).
 fn metric_of(r: &rusqlite::Row) -> rusqlite::Result<Series> {
-    Ok(Series {
-        name: r.get(0)?,
-        unit: Unit::parse(&r.get::<_, String>(1)?).unwrap_or(Unit::Count),
-        direction: Direction::parse(&r.get::<_, String>(2)?).unwrap_or(Direction::LowerIsBetter),
-        values: Vec::new(),
-    })
+    Ok(super::stored_series(
+        r.get(0)?,
+        &r.get::<_, String>(1)?,
+        &r.get::<_, String>(2)?,
+    ))
 }
 
 fn insert_run(tx: &rusqlite::Transaction, run: &RunRecord, retag: bool) -> Result<i64, StoreError> {
@@ -1304,7 +1267,13 @@ fn insert_run(tx: &rusqlite::Transaction, run: &RunRecord, retag: bool) -> Resul
     tx.execute(
         "INSERT INTO commits (sha, parents, author, time_unix, subject) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (sha) DO NOTHING",
-        params![c.sha, c.parents.join(" "), c.author, c.time_unix, c.subject],
+        params![
+            c.sha,
+            parents_text(&c.parents),
+            c.author,
+            c.time_unix,
+            c.subject
+        ],
     )?;
     tx.execute(
             "INSERT INTO runs (machine_id, commit_sha, dirty, branch, scenario, point, params, status, error,
@@ -1396,13 +1365,7 @@ impl SqliteStore {
         let version: i64 =
             rusqlite::Connection::open(&copy)?
                 .pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > MIGRATIONS.len() as i64 {
-            return Err(StoreError::NewerSchema {
-                location: path.display().to_string(),
-                found: version,
-                known: MIGRATIONS.len(),
-            });
-        }
+        super::not_newer(&path.display(), version, MIGRATIONS.len())?;
         SqliteStore::open(&copy)
     }
 }
@@ -1499,10 +1462,6 @@ fn file_uri(path: &Path) -> String {
         }
     }
     uri
-}
-
-fn parents(text: String) -> Vec<String> {
-    text.split_whitespace().map(str::to_owned).collect()
 }
 
 #[cfg(test)]

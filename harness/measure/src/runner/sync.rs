@@ -6,7 +6,7 @@
 use super::callgrind::{self, Callgrind};
 use super::phases::{Boundaries, label};
 use super::{Failure, Rep, Runner, sampler_overhead, tail};
-use crate::probe::{HwCounters, Sampler};
+use crate::probe::{HwCounters, Sampled, Sampler};
 use crate::proc::{self, Exit, Proc};
 use crate::procfs::IoCounters;
 use protocol::driver::{
@@ -235,78 +235,29 @@ impl Runner {
         let service_token = format!("bench-{}", std::process::id());
         let mut service =
             self.start_service(&layout, tmp.path(), &service_token, deadline, vg, scale)?;
-        let endpoints = service.endpoints(&scenario.servers.prometheus);
-        let hw = self.hw_available && vg.is_none();
-        // Each server under its own name, as callgrind counts them.
-        let n = service.servers.len();
-        let mut hw_counters: Vec<(String, HwCounters)> = service
-            .servers
-            .iter()
-            .enumerate()
-            .filter(|_| hw)
-            .filter_map(|(i, s)| Some((server_name(i, n), HwCounters::attach(s.pid)?)))
-            .collect();
+        let servers_hw = service.hw_counters(self.counting(vg));
         let (user, token) = self.add_user(&tmp.path().join("server"))?;
 
         let driver_log = tmp.path().join("driver.stderr");
-        let program = self.bin("sync-client");
-        let mut cmd = match vg {
-            Some(cg) => cg.command("driver", &program),
-            None => syncbench_model::secrets::command(&program),
-        };
-        cmd.args(["bench", "--workload", workload, "--server", &service.url])
-            .args(["--user", &user, "--work-dir"])
-            .arg(tmp.path().join("driver"))
-            .env("SYNC_TOKEN", &token)
-            .env("SYNC_SERVICE_TOKEN", &service_token)
-            .env(
-                "SYNC_SERVICES_URL",
-                service.services_url.clone().unwrap_or_default(),
-            )
-            .env(BARRIER_ENV, "1")
+        let mut cmd =
+            self.driver_command(workload, point, vg, &service, (&user, &token), tmp.path());
+        cmd.env("SYNC_SERVICE_TOKEN", &service_token)
             .env(TIME_SCALE_ENV, scale.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&driver_log).map_err(|e| fail(&e))?);
-        for (k, v) in &point.0 {
-            cmd.arg("--param").arg(format!("{k}={v}"));
-        }
         let driver_t0 = Instant::now();
         let (mut driver, mut driver_child) = proc::spawn(&mut cmd)
             .map_err(|e| fail(&format_args!("starting sync-client bench: {e}")))?;
         tracing::info!("started driver pid={}", driver.pid);
-        if let Some(c) = hw.then(|| HwCounters::attach(driver.pid)).flatten() {
-            hw_counters.push(("driver".into(), c));
-        }
         let sampler = vg
             .is_none()
             .then(|| Sampler::start(service.roots(driver.pid), self.opts.sample_interval, t0));
-        let mut processes: Vec<(String, i32)> = service
-            .servers
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (server_name(i, service.servers.len()), p.pid))
-            .collect();
-        processes.push(("driver".into(), driver.pid));
-        let settle: Vec<i32> = service.servers.iter().map(|p| p.pid).collect();
-        let boundaries = match vg {
-            Some(cg) => Boundaries {
-                callgrind: Some((cg.clone(), processes.clone())),
-                scrape_timeout: Duration::from_secs(60),
-                settle,
-                settle_limit: Duration::from_secs(30),
-                ..Boundaries::default()
-            },
-            None => Boundaries {
-                processes: processes.clone(),
-                endpoints,
-                scrape_timeout: Duration::from_secs(5),
-                hw: hw_counters,
-                settle,
-                settle_limit: Duration::from_secs(2),
-                ..Boundaries::default()
-            },
-        };
+        let (processes, boundaries) = self.boundaries(
+            &service,
+            driver.pid,
+            vg,
+            servers_hw,
+            &scenario.servers.prometheus,
+        );
         let held_ms = Arc::new(AtomicU64::new(0));
         let events = read_events(
             driver_child.stdout.take().expect("piped"),
@@ -316,21 +267,7 @@ impl Runner {
             t0,
         );
 
-        let mut waited = self.wait(&mut driver, deadline, "the driver", timeout);
-        // The time the harness held the driver at the barrier (settling,
-        // scraping, dumping) is not the driver's: its deadline moves by it.
-        let mut extended = Duration::ZERO;
-        while let Err(f) = &waited
-            && f.status == RunStatus::Timeout
-        {
-            let held = Duration::from_millis(held_ms.load(Ordering::SeqCst));
-            if held <= extended {
-                break;
-            }
-            let more = held - extended;
-            extended = held;
-            waited = self.wait(&mut driver, Instant::now() + more, "the driver", timeout);
-        }
+        let waited = self.wait_for_driver(&mut driver, deadline, timeout, &held_ms);
         // The events (and the hardware counts read at their end) before the
         // servers are stopped: their shut-down is not the workload's.
         let events = match &waited {
@@ -343,111 +280,274 @@ impl Runner {
         let stopped = service.stop(Duration::from_secs(5) * scale.min(12));
         let sampled = sampler.map(Sampler::finish).unwrap_or_default();
         let vg_note = || vg.map(Callgrind::log_tails).unwrap_or_default();
-        let driver_exit = match waited {
-            Ok(e) => e,
-            Err(mut f) => {
-                driver.stop(Duration::from_millis(500));
-                f.message += &vg_note();
-                return Err(f);
-            }
-        };
-        let Events {
-            lines: events,
-            phase_metrics,
-            notes,
-            hw_totals,
-            held,
-        } = events;
-        check_driver(&driver_exit, &events, workload, &driver_log, &stopped).map_err(|mut f| {
+        let with_note = |mut f: Failure| {
             f.message += &vg_note();
             f
-        })?;
-        for note in notes {
+        };
+        let driver_exit = waited
+            .inspect_err(|_| {
+                driver.stop(Duration::from_millis(500));
+            })
+            .map_err(with_note)?;
+        check_driver(&driver_exit, &events.lines, workload, &driver_log, &stopped)
+            .map_err(with_note)?;
+        for note in &events.notes {
             tracing::warn!("{note}");
         }
         let server_exits = stopped.survived(service.proxy.is_some())?;
 
-        let mut rep = Rep::default();
-        if let Some(cg) = vg {
-            let parts = cg.parts();
-            for (name, pid) in &processes {
-                if !parts.iter().any(|p| p.pid == *pid && p.label.is_none()) {
-                    return Err(Failure::failed(format!(
-                        "{name} (pid {pid}) wrote no instruction counts at exit under valgrind:{}",
-                        vg_note()
-                    )));
-                }
-            }
-            rep.values = callgrind::counts(&parts, &processes).metrics();
-            // What valgrind cost, against `wall` of the native runs.
-            rep.add(
-                "harness.callgrind_wall",
-                Unit::Seconds,
-                Direction::LowerIsBetter,
-                (driver_exit.at - driver_t0)
-                    .saturating_sub(held)
-                    .as_secs_f64(),
-            );
-            return Ok(rep);
-        }
         // The driver's lifetime but the time it waited for the harness.
-        rep.add(
-            "wall",
-            Unit::Seconds,
-            Direction::LowerIsBetter,
-            (driver_exit.at - driver_t0)
-                .saturating_sub(held)
-                .as_secs_f64(),
-        );
-        driver_metrics(&mut rep, events)?;
-        rep.values.extend(phase_metrics);
-        let peak = |name: &str| sampled.peaks.get(name).copied();
-        if let [only] = server_exits.as_slice() {
-            rep.process(
-                "server",
-                only,
-                hw_totals.get("server").copied(),
-                peak("server"),
-            );
-        } else {
-            // Each process, and their sum (the CPU and memory the service
-            // as a whole used).
-            let n = server_exits.len();
-            for (i, e) in server_exits.iter().enumerate() {
-                let name = server_name(i, n);
-                rep.process(&name, e, hw_totals.get(&name).copied(), peak(&name));
-            }
-            let total = Exit {
-                user_s: server_exits.iter().map(|e| e.user_s).sum(),
-                sys_s: server_exits.iter().map(|e| e.sys_s).sum(),
-                io: server_exits
-                    .iter()
-                    .try_fold(IoCounters::default(), |sum, e| e.io.map(|io| sum.plus(&io))),
-                ..server_exits[0].clone()
-            };
-            // Known only when every process's is.
-            let total_peak = (0..n).map(|i| peak(&server_name(i, n))).sum();
-            rep.process("server", &total, None, total_peak);
-            rep.add(
-                "servers_lost",
-                Unit::Count,
-                Direction::LowerIsBetter,
-                stopped.lost() as f64,
-            );
+        let driver_wall = (driver_exit.at - driver_t0).saturating_sub(events.held);
+        if let Some(cg) = vg {
+            return callgrind_rep(cg, &processes, driver_wall, &vg_note());
         }
-        if let Some(Some(e)) = &stopped.proxy {
-            rep.process("proxy", e, None, peak("proxy"));
-        }
-        rep.process(
-            "driver",
+        native_rep(
+            driver_wall,
+            events,
+            &server_exits,
+            &stopped,
             &driver_exit,
-            hw_totals.get("driver").copied(),
-            peak("driver"),
-        );
-        sampler_overhead(&mut rep, &sampled);
-        rep.samples = sampled.samples;
-        Ok(rep)
+            sampled,
+        )
     }
+
+    /// The processes of a repetition by name (each server under its own
+    /// name, as callgrind counts them, then the driver), and where its
+    /// phases are measured.
+    fn boundaries(
+        &self,
+        service: &Service,
+        driver: i32,
+        vg: Option<&Callgrind>,
+        servers_hw: Vec<(String, HwCounters)>,
+        prometheus: &str,
+    ) -> (Vec<(String, i32)>, Boundaries) {
+        let mut processes = service.named();
+        processes.push(("driver".into(), driver));
+        let mut hw = servers_hw;
+        if let Some(c) = self
+            .counting(vg)
+            .then(|| HwCounters::attach(driver))
+            .flatten()
+        {
+            hw.push(("driver".into(), c));
+        }
+        let settle: Vec<i32> = service.servers.iter().map(|p| p.pid).collect();
+        let endpoints = service.endpoints(prometheus);
+        let boundaries = boundaries_of(vg, &processes, endpoints, hw, settle);
+        (processes, boundaries)
+    }
+
+    /// Whether hardware counters are read (natively, where available).
+    fn counting(&self, vg: Option<&Callgrind>) -> bool {
+        self.hw_available && vg.is_none()
+    }
+
+    /// The driver's command line (its time scale, service token and log
+    /// are the caller's).
+    fn driver_command(
+        &self,
+        workload: &str,
+        point: &Point,
+        vg: Option<&Callgrind>,
+        service: &Service,
+        (user, token): (&str, &str),
+        tmp: &Path,
+    ) -> std::process::Command {
+        let program = self.bin("sync-client");
+        let mut cmd = match vg {
+            Some(cg) => cg.command("driver", &program),
+            None => syncbench_model::secrets::command(&program),
+        };
+        cmd.args(["bench", "--workload", workload, "--server", &service.url])
+            .args(["--user", user, "--work-dir"])
+            .arg(tmp.join("driver"))
+            .env("SYNC_TOKEN", token)
+            .env(
+                "SYNC_SERVICES_URL",
+                service.services_url.clone().unwrap_or_default(),
+            )
+            .env(BARRIER_ENV, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        for (k, v) in &point.0 {
+            cmd.arg("--param").arg(format!("{k}={v}"));
+        }
+        cmd
+    }
+
+    /// Waits for the driver to exit by `deadline`. The time the harness
+    /// held the driver at the barrier (settling, scraping, dumping) is not
+    /// the driver's: its deadline moves by it.
+    fn wait_for_driver(
+        &self,
+        driver: &mut Proc,
+        deadline: Instant,
+        timeout: Duration,
+        held_ms: &AtomicU64,
+    ) -> Result<Exit, Failure> {
+        let mut waited = self.wait(driver, deadline, "the driver", timeout);
+        let mut extended = Duration::ZERO;
+        while let Err(f) = &waited
+            && f.status == RunStatus::Timeout
+        {
+            let held = Duration::from_millis(held_ms.load(Ordering::SeqCst));
+            if held <= extended {
+                break;
+            }
+            let more = held - extended;
+            extended = held;
+            waited = self.wait(driver, Instant::now() + more, "the driver", timeout);
+        }
+        waited
+    }
+}
+
+/// Where the driver's phases start and end are measured: under callgrind,
+/// the counts each process dumps; natively, their CPU, memory, scraped
+/// counters and hardware counts.
+fn boundaries_of(
+    vg: Option<&Callgrind>,
+    processes: &[(String, i32)],
+    endpoints: Vec<String>,
+    hw: Vec<(String, HwCounters)>,
+    settle: Vec<i32>,
+) -> Boundaries {
+    match vg {
+        Some(cg) => Boundaries {
+            callgrind: Some((cg.clone(), processes.to_vec())),
+            scrape_timeout: Duration::from_secs(60),
+            settle,
+            settle_limit: Duration::from_secs(30),
+            ..Boundaries::default()
+        },
+        None => Boundaries {
+            processes: processes.to_vec(),
+            endpoints,
+            scrape_timeout: Duration::from_secs(5),
+            hw,
+            settle,
+            settle_limit: Duration::from_secs(2),
+            ..Boundaries::default()
+        },
+    }
+}
+
+/// A repetition under callgrind: each process's instruction counts (every
+/// one must have written them at exit), and what valgrind cost in wall
+/// time (against `wall` of the native runs).
+fn callgrind_rep(
+    cg: &Callgrind,
+    processes: &[(String, i32)],
+    driver_wall: Duration,
+    vg_note: &str,
+) -> Result<Rep, Failure> {
+    let parts = cg.parts();
+    for (name, pid) in processes {
+        if !parts.iter().any(|p| p.pid == *pid && p.label.is_none()) {
+            return Err(Failure::failed(format!(
+                "{name} (pid {pid}) wrote no instruction counts at exit under valgrind:{vg_note}"
+            )));
+        }
+    }
+    let mut rep = Rep {
+        values: callgrind::counts(&parts, processes).metrics(),
+        ..Rep::default()
+    };
+    rep.add(
+        "harness.callgrind_wall",
+        Unit::Seconds,
+        Direction::LowerIsBetter,
+        driver_wall.as_secs_f64(),
+    );
+    Ok(rep)
+}
+
+/// A native repetition's metrics: the driver's wall time and its own
+/// metrics, each phase's, and every process's.
+fn native_rep(
+    driver_wall: Duration,
+    events: Events,
+    server_exits: &[Exit],
+    stopped: &Stopped,
+    driver_exit: &Exit,
+    sampled: Sampled,
+) -> Result<Rep, Failure> {
+    let mut rep = Rep::default();
+    rep.add(
+        "wall",
+        Unit::Seconds,
+        Direction::LowerIsBetter,
+        driver_wall.as_secs_f64(),
+    );
+    driver_metrics(&mut rep, events.lines)?;
+    rep.values.extend(events.phase_metrics);
+    processes_rep(
+        &mut rep,
+        server_exits,
+        stopped,
+        driver_exit,
+        &events.hw_totals,
+        &sampled,
+    );
+    sampler_overhead(&mut rep, &sampled);
+    rep.samples = sampled.samples;
+    Ok(rep)
+}
+
+/// Each process's CPU, memory, IO and hardware counts: the server (or each
+/// server and their sum, with how many were lost), the proxy, the driver.
+fn processes_rep(
+    rep: &mut Rep,
+    server_exits: &[Exit],
+    stopped: &Stopped,
+    driver_exit: &Exit,
+    hw_totals: &BTreeMap<String, (u64, u64)>,
+    sampled: &Sampled,
+) {
+    let peak = |name: &str| sampled.peaks.get(name).copied();
+    if let [only] = server_exits {
+        rep.process(
+            "server",
+            only,
+            hw_totals.get("server").copied(),
+            peak("server"),
+        );
+    } else {
+        // Each process, and their sum (the CPU and memory the service
+        // as a whole used).
+        let n = server_exits.len();
+        for (i, e) in server_exits.iter().enumerate() {
+            let name = server_name(i, n);
+            rep.process(&name, e, hw_totals.get(&name).copied(), peak(&name));
+        }
+        let total = Exit {
+            user_s: server_exits.iter().map(|e| e.user_s).sum(),
+            sys_s: server_exits.iter().map(|e| e.sys_s).sum(),
+            io: server_exits
+                .iter()
+                .try_fold(IoCounters::default(), |sum, e| e.io.map(|io| sum.plus(&io))),
+            ..server_exits[0].clone()
+        };
+        // Known only when every process's is.
+        let total_peak = (0..n).map(|i| peak(&server_name(i, n))).sum();
+        rep.process("server", &total, None, total_peak);
+        rep.add(
+            "servers_lost",
+            Unit::Count,
+            Direction::LowerIsBetter,
+            stopped.lost() as f64,
+        );
+    }
+    if let Some(Some(e)) = &stopped.proxy {
+        rep.process("proxy", e, None, peak("proxy"));
+    }
+    rep.process(
+        "driver",
+        driver_exit,
+        hw_totals.get("driver").copied(),
+        peak("driver"),
+    );
 }
 
 /// The processes serving one repetition.
@@ -472,6 +572,21 @@ struct Stopped {
 }
 
 impl Service {
+    /// Hardware counters on each server, by name (none when not `counting`).
+    fn hw_counters(&self, counting: bool) -> Vec<(String, HwCounters)> {
+        let named = self.named().into_iter().filter(|_| counting);
+        named
+            .filter_map(|(name, pid)| Some((name, HwCounters::attach(pid)?)))
+            .collect()
+    }
+
+    /// Each server's name (as callgrind counts them) and pid.
+    fn named(&self) -> Vec<(String, i32)> {
+        let n = self.servers.len();
+        let named = self.servers.iter().enumerate();
+        named.map(|(i, p)| (server_name(i, n), p.pid)).collect()
+    }
+
     /// The process trees the sampler follows, by name.
     fn roots(&self, driver: i32) -> Vec<(String, i32)> {
         let mut roots = vec![("driver".to_owned(), driver)];
