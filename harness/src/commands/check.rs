@@ -16,7 +16,7 @@ use syncbench::history::{Compared, History};
 use syncbench::model::{RunStatus, Verdict};
 use syncbench::ops::ab;
 use syncbench::ops::baseline::{self, Baseline};
-use syncbench::ops::confirm::{Again, Unmeasured, measure_again};
+use syncbench::ops::confirm::{Again, measure_again};
 use syncbench::ops::load_history;
 use syncbench::ops::session::MeasureSettings;
 use syncbench::scenario::{DEFAULT_THRESHOLD, ThresholdBook, parse_duration};
@@ -401,6 +401,7 @@ fn confirm(
         args.target.ab.cache_dir().cloned(),
     );
     let mut session = cx.session(settings)?;
+    let sides = ab::sides(&session, &cx.root, (base, new))?;
     for (scenario, point) in points {
         let s = match syncbench::scenario::find(&cx.scenarios_dir, &scenario) {
             Ok(s) => s,
@@ -445,10 +446,9 @@ fn confirm(
             budget: args.confirm_budget,
             purpose: "check",
         };
-        let results = match measure_again(&mut session, &cx.root, again)? {
+        let results = match measure_again(&mut session, &sides, again)? {
             Ok(results) => results.into_iter().map(|(r, _)| r),
-            Err(Unmeasured::Checkout(e)) => return Err(e),
-            Err(Unmeasured::Build(e)) => {
+            Err(e) => {
                 unconfirmed(flags, &scenario, &point, FlagState::NotConfirmable(e));
                 continue;
             }

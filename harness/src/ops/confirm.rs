@@ -187,19 +187,24 @@ fn confirm_group<'a>(
         budget: opts.budget,
         purpose: "confirm",
     };
-    let (results, ids): (Vec<_>, Vec<_>) = match measure_again(session, root, again)? {
-        Ok(measured) => measured.into_iter().unzip(),
-        Err(Unmeasured::Checkout(e)) => {
+    let sides = match ab::sides(session, root, again.commits) {
+        Ok(sides) => sides,
+        Err(e) => {
             return Ok(all(
                 Confirmation::Inconclusive,
                 format!("cannot check the commits out: {e:#}"),
             ));
         }
+    };
+    let measured = measure_again(session, &sides, again)?;
+    drop(sides);
+    let (results, ids): (Vec<_>, Vec<_>) = match measured {
+        Ok(measured) => measured.into_iter().unzip(),
         // A build cut short by Ctrl-C says nothing about the commit.
-        Err(Unmeasured::Build(_)) if session.interrupted() => {
+        Err(_) if session.interrupted() => {
             return Ok(all(Confirmation::Unconfirmed, "interrupted".to_owned()));
         }
-        Err(Unmeasured::Build(e)) => return Ok(all(Confirmation::Inconclusive, e)),
+        Err(e) => return Ok(all(Confirmation::Inconclusive, e)),
     };
     Ok(group
         .iter()
@@ -222,7 +227,7 @@ fn confirm_group<'a>(
 /// cannot tell a real step from one noisy pair.
 const MIN_PAIRS: usize = 5;
 
-/// One point measured again at two commits, for `confirm` and `check`.
+/// One point to measure again at two commits, for `confirm` and `check`.
 #[derive(Debug)]
 pub struct Again<'a> {
     pub scenario: &'a Scenario,
@@ -237,30 +242,19 @@ pub struct Again<'a> {
     pub purpose: &'static str,
 }
 
-/// Why a point was not measured again.
-#[derive(Debug)]
-pub enum Unmeasured {
-    /// A commit could not be checked out.
-    Checkout(anyhow::Error),
-    /// A side did not build (or its build was interrupted).
-    Build(String),
-}
-
-/// Builds both commits side by side and runs them interleaved until each
-/// target's answer is clear or the budget is spent (the A/B loop of
-/// `ops::ab`, warmed up, at least [`MIN_PAIRS`] pairs); records the runs.
-/// Each target's result comes back with its stored run's id.
+/// Builds both commits side by side (`sides`, checked out at
+/// `again.commits`) and runs them interleaved until each target's answer
+/// is clear or the budget is spent (the A/B loop of `ops::ab`, warmed up,
+/// at least [`MIN_PAIRS`] pairs); records the runs. Each target's result
+/// comes back with its stored run's id; a side that does not build (or
+/// whose build was interrupted) measures nothing and says why.
 pub fn measure_again(
     session: &mut Session,
-    root: &Path,
+    sides: &[ab::AbSide; 2],
     again: Again<'_>,
-) -> Result<Result<Vec<(ab::AbResult, i64)>, Unmeasured>, StoreError> {
-    let sides = match ab::sides(session, root, again.commits) {
-        Ok(sides) => sides,
-        Err(e) => return Ok(Err(Unmeasured::Checkout(e))),
-    };
-    if let Err(e) = ab::build(&sides, again.scenario) {
-        return Ok(Err(Unmeasured::Build(e)));
+) -> Result<Result<Vec<(ab::AbResult, i64)>, String>, StoreError> {
+    if let Err(e) = ab::build(sides, again.scenario) {
+        return Ok(Err(e));
     }
     let plan = Plan {
         targets: again.targets,
@@ -275,13 +269,12 @@ pub fn measure_again(
     };
     let results = ab::measure(
         session,
-        &sides,
+        sides,
         again.scenario,
         again.point,
         &plan,
         &mut |_, _, _| {},
     );
-    drop(sides);
     let (a, b) = again.commits;
     let ids = ab::record(session, a, b, &results, again.purpose)?;
     Ok(Ok(results.into_iter().zip(ids).collect()))

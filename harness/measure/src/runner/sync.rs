@@ -235,7 +235,7 @@ impl Runner {
         let service_token = format!("bench-{}", std::process::id());
         let mut service =
             self.start_service(&layout, tmp.path(), &service_token, deadline, vg, scale)?;
-        let servers_hw = service.hw_counters(self.counting(vg));
+        let mut hw = service.hw_counters(self.counting(vg));
         let (user, token) = self.add_user(&tmp.path().join("server"))?;
 
         let driver_log = tmp.path().join("driver.stderr");
@@ -248,16 +248,18 @@ impl Runner {
         let (mut driver, mut driver_child) = proc::spawn(&mut cmd)
             .map_err(|e| fail(&format_args!("starting sync-client bench: {e}")))?;
         tracing::info!("started driver pid={}", driver.pid);
+        if let Some(c) = self
+            .counting(vg)
+            .then(|| HwCounters::attach(driver.pid))
+            .flatten()
+        {
+            hw.push(("driver".into(), c));
+        }
         let sampler = vg
             .is_none()
             .then(|| Sampler::start(service.roots(driver.pid), self.opts.sample_interval, t0));
-        let (processes, boundaries) = self.boundaries(
-            &service,
-            driver.pid,
-            vg,
-            servers_hw,
-            &scenario.servers.prometheus,
-        );
+        let (processes, boundaries) =
+            self.boundaries(&service, driver.pid, vg, hw, &scenario.servers.prometheus);
         let held_ms = Arc::new(AtomicU64::new(0));
         let events = read_events(
             driver_child.stdout.take().expect("piped"),
@@ -313,25 +315,17 @@ impl Runner {
 
     /// The processes of a repetition by name (each server under its own
     /// name, as callgrind counts them, then the driver), and where its
-    /// phases are measured.
+    /// phases are measured (`hw`: the counters attached to them).
     fn boundaries(
         &self,
         service: &Service,
         driver: i32,
         vg: Option<&Callgrind>,
-        servers_hw: Vec<(String, HwCounters)>,
+        hw: Vec<(String, HwCounters)>,
         prometheus: &str,
     ) -> (Vec<(String, i32)>, Boundaries) {
         let mut processes = service.named();
         processes.push(("driver".into(), driver));
-        let mut hw = servers_hw;
-        if let Some(c) = self
-            .counting(vg)
-            .then(|| HwCounters::attach(driver))
-            .flatten()
-        {
-            hw.push(("driver".into(), c));
-        }
         let settle: Vec<i32> = service.servers.iter().map(|p| p.pid).collect();
         let endpoints = service.endpoints(prometheus);
         let boundaries = boundaries_of(vg, &processes, endpoints, hw, settle);
