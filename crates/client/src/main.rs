@@ -11,6 +11,26 @@ use std::path::PathBuf;
 mod bench;
 mod load;
 
+// The allocator, chosen at build time (a variant to measure): glibc's
+// malloc unless a feature names another.
+#[cfg(all(feature = "mimalloc", feature = "jemalloc"))]
+compile_error!("the features `mimalloc` and `jemalloc` each choose the allocator: enable one");
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// `--version`: the package's, and the allocator this binary was built with.
+const VERSION: &str = if cfg!(feature = "mimalloc") {
+    concat!(env!("CARGO_PKG_VERSION"), " (allocator: mimalloc)")
+} else if cfg!(feature = "jemalloc") {
+    concat!(env!("CARGO_PKG_VERSION"), " (allocator: jemalloc)")
+} else {
+    concat!(env!("CARGO_PKG_VERSION"), " (allocator: glibc)")
+};
+
 /// A device of the reference sync system: keeps encrypted documents in a
 /// local store and syncs them through `sync-server`. Plaintext never
 /// leaves this program.
@@ -18,7 +38,7 @@ mod load;
 /// Commands that read or write document contents need the passphrase, from
 /// the SYNC_PASSPHRASE environment variable or --passphrase-file.
 #[derive(Parser)]
-#[command(version)]
+#[command(version = VERSION)]
 struct Cli {
     /// The device's directory (holds device.sqlite).
     #[arg(long, env = "SYNC_CLIENT_DIR", default_value = ".", global = true)]
