@@ -51,3 +51,69 @@ pub fn choose(
         None => Baseline::Unrelated,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use git2::{Oid, Repository, Signature};
+
+    /// A commit of `repo` with `parents`, updating `refname` (None: an
+    /// orphan on no branch).
+    fn commit(repo: &Repository, refname: Option<&str>, parents: &[Oid], msg: &str) -> String {
+        let sig = Signature::new("t", "t@t", &git2::Time::new(1_700_000_000, 0)).unwrap();
+        let tree = repo
+            .find_tree(repo.treebuilder(None).unwrap().write().unwrap())
+            .unwrap();
+        let parents: Vec<git2::Commit> = parents
+            .iter()
+            .map(|p| repo.find_commit(*p).unwrap())
+            .collect();
+        let parents: Vec<&git2::Commit> = parents.iter().collect();
+        repo.commit(refname, &sig, &sig, msg, &tree, &parents)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn a_branch_is_judged_at_its_merge_base_and_a_line_commit_at_its_newest_measured_ancestor() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let oid = |s: &str| Oid::from_str(s).unwrap();
+        let c1 = commit(&repo, Some("refs/heads/main"), &[], "c1");
+        let c2 = commit(&repo, Some("refs/heads/main"), &[oid(&c1)], "c2");
+        let c3 = commit(&repo, Some("refs/heads/main"), &[oid(&c2)], "c3");
+        let f1 = commit(&repo, Some("refs/heads/feature"), &[oid(&c2)], "f1");
+        let orphan = commit(&repo, None, &[], "orphan");
+        let root = dir.path();
+        let with = |shas: &[&str]| {
+            let set: Vec<String> = shas.iter().map(|s| s.to_string()).collect();
+            move |sha: &str| set.iter().any(|s| s == sha)
+        };
+        // A branch: its merge base with the tip, measured or not.
+        assert_eq!(
+            choose(root, &f1, &c3, &with(&[&c2, &c3])).unwrap(),
+            Baseline::At(c2.clone())
+        );
+        assert_eq!(
+            choose(root, &f1, &c3, &with(&[&c1, &c3])).unwrap(),
+            Baseline::MergeBaseUnmeasured(c2.clone())
+        );
+        // The tip's own line: the newest measured commit before it.
+        assert_eq!(
+            choose(root, &c3, &c3, &with(&[&c1, &c3])).unwrap(),
+            Baseline::At(c1.clone())
+        );
+        assert_eq!(
+            choose(root, &c3, &c3, &with(&[&c3])).unwrap(),
+            Baseline::NoneEarlier { measured: true }
+        );
+        assert_eq!(
+            choose(root, &c2, &c3, &with(&[])).unwrap(),
+            Baseline::NoneEarlier { measured: false }
+        );
+        assert_eq!(
+            choose(root, &orphan, &c3, &with(&[&c1])).unwrap(),
+            Baseline::Unrelated
+        );
+    }
+}
