@@ -29,8 +29,16 @@ pub fn detect_machine() -> Machine {
 
 /// `rustc --version`, for the record.
 pub fn toolchain() -> String {
-    syncbench_model::secrets::command("rustc")
-        .arg("--version")
+    toolchain_named(None)
+}
+
+/// `rustc +T --version` (rustup's toolchain `T`), or the default's.
+pub fn toolchain_named(t: Option<&str>) -> String {
+    let mut cmd = syncbench_model::secrets::command("rustc");
+    if let Some(t) = t {
+        cmd.arg(format!("+{t}"));
+    }
+    cmd.arg("--version")
         .output()
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())

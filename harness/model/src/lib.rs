@@ -15,6 +15,7 @@ pub mod hash;
 pub mod records;
 pub mod scenario;
 pub mod secrets;
+pub mod variant;
 
 use serde::{Serialize, Serializer};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
+pub use crate::variant::{VARIANT_PARAM, Variant};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("{path}: {message}")]
@@ -80,6 +82,10 @@ pub struct Scenario {
     /// The workload runs for a fixed time (`load`), so how much work it
     /// does follows throughput: its counts are not exact.
     pub fixed_time: bool,
+    /// The build configurations measured, the default first; `points`
+    /// holds every point once per variant, the variants' after the
+    /// default's.
+    pub variants: Vec<Variant>,
 }
 
 /// The processes serving a sync scenario. Each field is a template:
@@ -162,6 +168,26 @@ impl Point {
 
     pub fn json(&self) -> String {
         serde_json::to_string(&self.0).expect("string map serializes")
+    }
+
+    /// The variant this point is measured on (`None`: the default).
+    pub fn variant(&self) -> Option<&str> {
+        self.0.get(VARIANT_PARAM).map(String::as_str)
+    }
+
+    /// The workload's parameters: all but the variant.
+    pub fn params(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().filter(|(k, _)| *k != VARIANT_PARAM)
+    }
+
+    /// This point on variant `v` (the default variant adds nothing).
+    pub fn with_variant(&self, v: &Variant) -> Point {
+        let mut p = self.clone();
+        p.0.remove(VARIANT_PARAM);
+        if !v.is_default {
+            p.0.insert(VARIANT_PARAM.to_owned(), v.name.clone());
+        }
+        p
     }
 
     /// Replaces `{name}` with the parameter's value, `{{` and `}}` with
@@ -281,6 +307,9 @@ struct File {
     prometheus: Option<Spanned<String>>,
     #[serde(default)]
     fixed_time: bool,
+    /// `[variants.NAME]`: build configurations (variant.rs).
+    #[serde(default)]
+    variants: BTreeMap<String, Spanned<toml::Table>>,
 }
 
 fn default_repetitions() -> Spanned<u32> {
@@ -356,6 +385,7 @@ impl Scenario {
         }
         let timeout = Self::timeout(&file, &f)?;
         let points = Self::points(&file, &f)?;
+        let variants = Self::variants(&file, &f, &kind)?;
         let instructions = Self::instructions(&file, &f, &kind)?;
         let servers = Self::servers(&file, &f, &kind)?;
         for name in &file.pass_env {
@@ -392,7 +422,12 @@ impl Scenario {
                 message: format!("point {}: {e}", p.key()),
             })?;
         }
+        let points = variants
+            .iter()
+            .flat_map(|v| points.iter().map(|p| p.with_variant(v)))
+            .collect();
         Ok(Scenario {
+            variants,
             pass_env: file.pass_env.into_iter().map(Spanned::into_inner).collect(),
             setup: file.setup,
             servers,
@@ -530,8 +565,21 @@ impl Scenario {
     }
 
     fn points(file: &File, f: &Fields) -> Result<Vec<Point>, ScenarioError> {
+        let reserved = |span: std::ops::Range<usize>, field: &str| {
+            f.field(
+                span,
+                field,
+                format!(
+                    "`{VARIANT_PARAM}` names a point's build configuration ([variants.NAME]); \
+                     call this parameter something else"
+                ),
+            )
+        };
         let mut axes: Vec<(String, Vec<String>)> = Vec::new();
         for (name, value) in &file.params {
+            if name == VARIANT_PARAM {
+                return Err(reserved(value.span(), "params.variant"));
+            }
             let values = match value.get_ref() {
                 toml::Value::Array(items) => items.iter().map(scalar).collect::<Option<Vec<_>>>(),
                 v => scalar(v).map(|s| vec![s]),
@@ -568,6 +616,9 @@ impl Scenario {
                     "use either `params` (a matrix) or `points` (a list), not both".into(),
                 ));
             }
+            if list.get_ref().iter().any(|p| p.contains_key(VARIANT_PARAM)) {
+                return Err(reserved(list.span(), "points"));
+            }
             points = list
                 .get_ref()
                 .iter()
@@ -587,6 +638,66 @@ impl Scenario {
                 .collect::<Result<_, _>>()?;
         }
         Ok(points)
+    }
+
+    /// The default variant (named by the table that says `default = true`,
+    /// else `default`), then the others in name order.
+    fn variants(file: &File, f: &Fields, kind: &Kind) -> Result<Vec<Variant>, ScenarioError> {
+        let mut default = Variant::default_named(crate::variant::DEFAULT);
+        let mut others = Vec::new();
+        for (name, table) in &file.variants {
+            let v = crate::variant::parse(name, table.get_ref(), matches!(kind, Kind::Sync { .. }))
+                .map_err(|(field, m)| f.field(table.span(), &field, m))?;
+            if matches!(kind, Kind::Criterion { .. }) {
+                return Err(f.field(
+                    table.span(),
+                    "variants",
+                    "criterion scenarios have no variants yet: `cargo bench` builds what it \
+                     measures; use a command scenario with a `build` line per variant"
+                        .into(),
+                ));
+            }
+            if name == crate::variant::DEFAULT && !v.is_default {
+                return Err(f.field(
+                    table.span(),
+                    &format!("variants.{name}"),
+                    "`default` is the name of the build as it is: give this variant another name"
+                        .into(),
+                ));
+            }
+            if v.is_default {
+                if default.name != crate::variant::DEFAULT {
+                    return Err(f.field(
+                        table.span(),
+                        &format!("variants.{name}.default"),
+                        format!(
+                            "two variants say they are the default ({} and {name}); one build is",
+                            default.name
+                        ),
+                    ));
+                }
+                default = v;
+            } else {
+                others.push(v);
+            }
+        }
+        Ok(std::iter::once(default).chain(others).collect())
+    }
+
+    /// The variant a point of this scenario is measured on.
+    pub fn variant_of(&self, point: &Point) -> &Variant {
+        point
+            .variant()
+            .and_then(|name| self.variants.iter().find(|v| v.name == name))
+            .unwrap_or(&self.variants[0])
+    }
+
+    /// The variant `name` (`default` always names the default build).
+    pub fn variant_named(&self, name: &str) -> Option<&Variant> {
+        if name == crate::variant::DEFAULT {
+            return self.variants.first();
+        }
+        self.variants.iter().find(|v| v.name == name)
     }
 
     fn instructions(file: &File, f: &Fields, kind: &Kind) -> Result<bool, ScenarioError> {
@@ -914,6 +1025,47 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
     Ok(out)
 }
 
+/// The points of `scenarios` on the variants `names` (`all`: every one;
+/// `default`: each scenario's default build). A scenario declaring none
+/// of them drops out; a name no scenario declares is an error that lists
+/// the names there are.
+pub fn select_variants(
+    scenarios: Vec<Scenario>,
+    names: &[String],
+) -> Result<Vec<Scenario>, String> {
+    if names.is_empty() || names.iter().any(|n| n == "all") {
+        return Ok(scenarios);
+    }
+    for name in names {
+        if !scenarios.iter().any(|s| s.variant_named(name).is_some()) {
+            let known: std::collections::BTreeSet<&str> = scenarios
+                .iter()
+                .flat_map(|s| s.variants.iter().map(|v| v.name.as_str()))
+                .chain([crate::variant::DEFAULT])
+                .collect();
+            return Err(format!(
+                "no variant {name:?} in the scenarios chosen (they have: {}; `all` is every one)",
+                known.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    Ok(scenarios
+        .into_iter()
+        .filter_map(|mut s| {
+            let chosen: Vec<String> = names
+                .iter()
+                .filter_map(|n| s.variant_named(n).map(|v| v.name.clone()))
+                .collect();
+            let keep = |p: &Point| chosen.contains(&s.variant_of(p).name);
+            let points: Vec<Point> = s.points.iter().filter(|p| keep(p)).cloned().collect();
+            (!points.is_empty()).then(|| {
+                s.points = points;
+                s
+            })
+        })
+        .collect())
+}
+
 /// A scenario by file path or by name in `dir`.
 pub fn find(dir: &Path, what: &str) -> Result<Scenario, ScenarioError> {
     let as_path = Path::new(what);
@@ -1175,5 +1327,76 @@ mod tests {
         let e = parse("name = \"x\"\nkind = \"command\"\nrun = \"true\"\nrepetitions = \"many\"\n")
             .unwrap_err();
         assert!(e.contains("line 4") && e.contains("repetitions"), "{e}");
+    }
+
+    const SYNC: &str = "name = \"v\"\nkind = \"sync\"\nworkload = \"docs\"\n\
+                        params = { docs = [1, 2] }\n";
+
+    #[test]
+    fn variants_multiply_the_points_and_the_default_keeps_its_keys() {
+        let s = parse(&format!(
+            "{SYNC}[variants.glibc]\ndefault = true\n\
+             [variants.mimalloc]\nfeatures = [\"server/mimalloc\"]\n\
+             [variants.lto]\nprofile = \"release-lto\"\n"
+        ))
+        .unwrap();
+        let names: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["glibc", "lto", "mimalloc"]);
+        let keys: Vec<String> = s.points.iter().map(Point::key).collect();
+        assert_eq!(
+            keys,
+            [
+                "docs=1",
+                "docs=2",
+                "docs=1,variant=lto",
+                "docs=2,variant=lto",
+                "docs=1,variant=mimalloc",
+                "docs=2,variant=mimalloc"
+            ]
+        );
+        assert_eq!(s.variant_of(&s.points[0]).name, "glibc");
+        assert_eq!(s.variant_of(&s.points[5]).features, ["server/mimalloc"]);
+        assert_eq!(s.points[5].params().count(), 1);
+        assert_eq!(s.variant_named("default").unwrap().name, "glibc");
+        assert!(s.variant_named("jemalloc").is_none());
+        // Without variants: one default variant, the points as they were.
+        let plain = parse(SYNC).unwrap();
+        assert_eq!(plain.variants.len(), 1);
+        assert_eq!(plain.points.len(), 2);
+        assert_eq!(plain.points[1].key(), "docs=2");
+    }
+
+    #[test]
+    fn bad_variants_are_refused_with_their_line() {
+        // The same name twice: TOML itself refuses the second table.
+        let e = parse(&format!(
+            "{SYNC}[variants.a]\ntoolchain = \"1.89\"\n[variants.a]\ntoolchain = \"nightly\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("duplicate") && e.contains("line 7"), "{e}");
+        let e = parse(&format!(
+            "{SYNC}[variants.a]\ndefault = true\n[variants.b]\ndefault = true\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("two variants say they are the default"), "{e}");
+        let e = parse(&format!("{SYNC}[variants.b]\nparams = {{ docs = 3 }}\n")).unwrap_err();
+        assert!(
+            e.contains(":5:")
+                && e.contains("variants.b.params")
+                && e.contains("never the workload"),
+            "{e}"
+        );
+        let e = parse(&format!("{SYNC}[variants.default]\ntoolchain = \"1.89\"\n")).unwrap_err();
+        assert!(e.contains("give this variant another name"), "{e}");
+        let e =
+            parse("name = \"x\"\nkind = \"command\"\nrun = \"true\"\nparams = { variant = [1] }\n")
+                .unwrap_err();
+        assert!(
+            e.contains("params.variant") && e.contains("something else"),
+            "{e}"
+        );
+        let e = parse("name = \"x\"\nkind = \"criterion\"\n[variants.a]\nenv = { A = \"1\" }\n")
+            .unwrap_err();
+        assert!(e.contains("criterion scenarios have no variants"), "{e}");
     }
 }

@@ -30,6 +30,11 @@ pub struct Args {
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let s = scenario::find(&cx.scenarios_dir, &args.scenario)?;
+    let s = args
+        .measure
+        .variants(vec![s])?
+        .pop()
+        .expect("a chosen variant keeps its scenario");
     let point = one_point(&s, args.point.as_deref())?;
     let one = Scenario {
         points: vec![point.clone()],

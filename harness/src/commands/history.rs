@@ -97,6 +97,7 @@ pub struct Args {
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let (chosen, commits) = args.commits.resolve(cx, true)?;
+    let chosen = args.measure.variants(chosen)?;
     let mut session = args.measure.session(cx)?;
     let (checkout, runner) = session.checkout(&cx.root)?;
     let mut bars = Bars::new(args.measure.json);

@@ -21,6 +21,12 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
                     "name": s.name,
                     "default": s.default,
                     "points": s.points.iter().map(|p| p.key()).collect::<Vec<_>>(),
+                    "variants": s.variants.iter().map(|v| serde_json::json!({
+                        "name": v.name,
+                        "default": v.is_default,
+                        "description": v.description,
+                        "settings": v.summary(),
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -40,6 +46,19 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             s.warmup,
             s.description
         )?;
+        if s.variants.len() > 1 {
+            // Each point is measured once per variant (its key gains
+            // variant=NAME, but for the default's).
+            outln!("  variants:")?;
+            for v in &s.variants {
+                let about = [v.summary(), v.description.clone()]
+                    .into_iter()
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(": ");
+                outln!("    {:<12} {about}", v.name)?;
+            }
+        }
         for p in &s.points {
             let key = if p.0.is_empty() {
                 "(no parameters)".into()

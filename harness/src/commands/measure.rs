@@ -19,6 +19,11 @@ pub struct MeasureArgs {
     /// Only points whose key (e.g. docs=1000,size=10KiB) contains this.
     #[arg(long)]
     filter: Option<String>,
+    /// Only these variants (build configurations a scenario declares
+    /// under [variants.NAME]), comma-separated; `default` is each
+    /// scenario's build as it is, `all` every variant [default: all].
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    variant: Vec<String>,
     /// How often to sample CPU and RSS (e.g. 50ms).
     #[arg(long, default_value = "50ms", value_parser = parse_duration, value_name = "DURATION")]
     sample_interval: Duration,
@@ -63,6 +68,14 @@ pub struct MeasureArgs {
 impl MeasureArgs {
     pub fn filter(&self) -> Option<&String> {
         self.filter.as_ref()
+    }
+
+    /// The points of `scenarios` on the variants `--variant` names.
+    pub fn variants(
+        &self,
+        scenarios: Vec<syncbench::scenario::Scenario>,
+    ) -> anyhow::Result<Vec<syncbench::scenario::Scenario>> {
+        syncbench::scenario::select_variants(scenarios, &self.variant).map_err(anyhow::Error::msg)
     }
 
     pub fn settings(&self) -> MeasureSettings {

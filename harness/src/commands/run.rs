@@ -25,7 +25,7 @@ pub struct Args {
 }
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
-    let chosen = cx.choose(&args.scenarios)?;
+    let chosen = args.measure.variants(cx.choose(&args.scenarios)?)?;
     if let Some(f) = &args.measure.filter()
         && !chosen.iter().any(|s| {
             matches!(s.kind, Kind::Criterion { .. })

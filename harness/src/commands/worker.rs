@@ -84,7 +84,11 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     };
     // Names only, from this worker's own scenarios/ (the queue's trust
     // boundary: ops/worker.rs).
-    let chooser = |names: &[String]| cx.choose_named(names).map_err(|e| format!("{e:#}"));
+    let chooser = |names: &[String]| {
+        cx.choose_named(names)
+            .and_then(|s| args.measure.variants(s))
+            .map_err(|e| format!("{e:#}"))
+    };
     let done = worker::work(
         &mut session,
         &mut queue,

@@ -12,7 +12,7 @@ use crate::model::is_instruction_metric;
 use crate::model::{Direction, MetricValue, Verdict};
 use crate::ops::session::Session;
 use crate::runner::Runner;
-use crate::scenario::{Kind, Point, Scenario};
+use crate::scenario::{Kind, Point, Scenario, Variant};
 use crate::stats;
 use crate::store::StoreError;
 use std::path::Path;
@@ -274,12 +274,14 @@ pub fn sides(
     Ok([side("A", "a", a_sha)?, side("B", "b", b_sha)?])
 }
 
-/// Builds `scenario` on both sides; the first failure, described.
-pub fn build(sides: &[AbSide; 2], scenario: &Scenario) -> Result<(), String> {
-    match sides
-        .iter()
-        .find_map(|side| side.runner.build(scenario).err().map(|f| (side, f.message)))
-    {
+/// Builds `variant` of `scenario` on both sides; the first failure, described.
+pub fn build(sides: &[AbSide; 2], scenario: &Scenario, variant: &Variant) -> Result<(), String> {
+    match sides.iter().find_map(|side| {
+        side.runner
+            .build(scenario, variant)
+            .err()
+            .map(|f| (side, f.message))
+    }) {
         None => Ok(()),
         Some((side, message)) => Err(format!(
             "{} ({}) failed to build: {message}",
@@ -358,26 +360,39 @@ pub fn run(
             tracing::warn!("{}: criterion scenarios are not run A/B; skipped", s.name);
             continue;
         }
-        if let Err(e) = build(&sides, s) {
-            tracing::warn!("{}: {e}", s.name);
-            out.extend(failed(&s.name, "", plan, e));
-            continue;
-        }
         let filter = session.settings.filter.as_deref();
-        for point in s
+        let points: Vec<&Point> = s
             .points
             .iter()
             .filter(|p| filter.is_none_or(|f| p.key().contains(f)))
-        {
-            let key = point.key();
-            out.extend(measure(
-                session,
-                &sides,
-                s,
-                point,
-                plan,
-                &mut |i, side, v| on_value(&s.name, &key, i, side, v),
-            ));
+            .collect();
+        for variant in &s.variants {
+            let mine: Vec<&Point> = points
+                .iter()
+                .copied()
+                .filter(|p| s.variant_of(p).name == variant.name)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            if let Err(e) = build(&sides, s, variant) {
+                tracing::warn!("{} ({}): {e}", s.name, variant.name);
+                for p in mine {
+                    out.extend(failed(&s.name, &p.key(), plan, e.clone()));
+                }
+                continue;
+            }
+            for point in mine {
+                let key = point.key();
+                out.extend(measure(
+                    session,
+                    &sides,
+                    s,
+                    point,
+                    plan,
+                    &mut |i, side, v| on_value(&s.name, &key, i, side, v),
+                ));
+            }
         }
     }
     Ok(out)

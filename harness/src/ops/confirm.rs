@@ -253,7 +253,11 @@ pub fn measure_again(
     sides: &[ab::AbSide; 2],
     again: Again<'_>,
 ) -> Result<Result<Vec<(ab::AbResult, i64)>, String>, StoreError> {
-    if let Err(e) = ab::build(sides, again.scenario) {
+    if let Err(e) = ab::build(
+        sides,
+        again.scenario,
+        again.scenario.variant_of(again.point),
+    ) {
         return Ok(Err(e));
     }
     let plan = Plan {

@@ -27,7 +27,9 @@ pub fn run(
         let fail = |f: crate::runner::Failure| {
             anyhow::anyhow!("{} ({}): {}", side.label, &side.sha[..12], f.message)
         };
-        side.runner.build(scenario).map_err(fail)?;
+        side.runner
+            .build(scenario, scenario.variant_of(point))
+            .map_err(fail)?;
         tracing::info!(
             "{}: {} {} under callgrind",
             side.label,

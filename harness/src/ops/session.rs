@@ -465,8 +465,24 @@ impl Session {
         if points.is_empty() {
             return Ok(());
         }
-        let built = runner.build(s);
+        // Each variant built once, before its points; a variant that does
+        // not build fails its own points only.
+        let mut built: Option<(&str, Result<(), Failure>, Option<String>)> = None;
         for point in points {
+            let variant = s.variant_of(point);
+            if built
+                .as_ref()
+                .is_none_or(|(name, ..)| *name != variant.name)
+            {
+                let result = runner.build(s, variant);
+                // After the build, which installs a missing toolchain.
+                let toolchain = variant
+                    .toolchain
+                    .as_deref()
+                    .map(|t| crate::machine::toolchain_named(Some(t)));
+                built = Some((&variant.name, result, toolchain));
+            }
+            let (_, built, toolchain) = &built.as_ref().expect("just built");
             let started = crate::model::unix_now();
             progress.point_started(&s.name, &point.key());
             let result = match &built {
@@ -477,9 +493,12 @@ impl Session {
                 },
             };
             progress.point_finished();
-            let record =
+            let mut record =
                 self.recorder
                     .record(commit, &s.name, point.key(), point.json(), result, started);
+            if let Some(t) = toolchain {
+                record.toolchain = t.clone();
+            }
             self.check_thresholds(s, std::slice::from_ref(&record));
             let run_id = self.keep(std::slice::from_ref(&record))?[0];
             let report = self.report(&record, run_id, s, baseline)?;

@@ -27,3 +27,4 @@ mod store;
 mod support;
 mod sync;
 mod tls;
+mod variants;

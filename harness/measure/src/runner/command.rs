@@ -189,7 +189,14 @@ impl Runner {
 /// with the variables the scenario passes through (`pass_env`).
 fn with_params(cmd: &mut Command, scenario: &Scenario, point: &Point) {
     cmd.envs(syncbench_model::secrets::passed(&scenario.pass_env));
+    // The variant's name too (SYNCBENCH_PARAM_VARIANT), so one run line
+    // can serve every variant.
     for (k, v) in &point.0 {
         cmd.env(format!("SYNCBENCH_PARAM_{}", k.to_uppercase()), v);
+    }
+    let variant = scenario.variant_of(point);
+    cmd.envs(&variant.env);
+    if let Some(t) = &variant.toolchain {
+        cmd.env("RUSTUP_TOOLCHAIN", t);
     }
 }

@@ -12,6 +12,7 @@ mod criterion;
 mod phases;
 pub mod proxy;
 mod sync;
+mod variants;
 
 use crate::probe::HwCounters;
 use crate::proc::{self, Exit, Proc};
@@ -25,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use syncbench_model::is_instruction_metric;
 use syncbench_model::records::{Profile, Sample};
-use syncbench_model::scenario::{Kind, Point, Scenario};
+use syncbench_model::scenario::{Kind, Point, Scenario, Variant};
 use syncbench_model::{Direction, MetricValue, Phase, RunStatus, Series, Unit};
 
 /// How a run failed; recorded with the run, never dropped.
@@ -228,17 +229,93 @@ impl Runner {
         self.interrupted.load(Ordering::SeqCst)
     }
 
-    fn bin(&self, name: &str) -> PathBuf {
-        let dir = match self.opts.cargo_profile.as_str() {
+    /// Where variant `v` is built: the default's (and a variant's that
+    /// builds the same, setting only what its processes get) in the run's
+    /// target dir, any other's in a directory of its own under it, so
+    /// builds never overwrite each other and each is kept for the next run.
+    pub fn target_dir(&self, v: &Variant) -> PathBuf {
+        if v.changes_build() {
+            self.opts.target_dir.join("variants").join(&v.name)
+        } else {
+            self.opts.target_dir.clone()
+        }
+    }
+
+    /// The cargo profile variant `v` is built with.
+    fn profile_of<'a>(&'a self, v: &'a Variant) -> &'a str {
+        v.profile.as_deref().unwrap_or(&self.opts.cargo_profile)
+    }
+
+    /// A binary of the system as variant `v` built it.
+    fn bin(&self, v: &Variant, name: &str) -> PathBuf {
+        let dir = match self.profile_of(v) {
             "dev" | "test" => "debug",
             p => p,
         };
-        self.opts.target_dir.join(dir).join(name)
+        self.target_dir(v).join(dir).join(name)
+    }
+
+    /// The build command of `variant` of `scenario` (none: nothing to
+    /// build), and the tree it builds in.
+    fn build_command(
+        &self,
+        scenario: &Scenario,
+        variant: &Variant,
+    ) -> Result<Option<(std::process::Command, PathBuf)>, Failure> {
+        if let Some(t) = &variant.toolchain {
+            variants::ensure_toolchain(t)?;
+        }
+        let mut cmd = match &scenario.kind {
+            Kind::Sync { .. } => {
+                let mut c = syncbench_model::secrets::command("cargo");
+                if let Some(t) = &variant.toolchain {
+                    c.arg(format!("+{t}"));
+                }
+                c.args(["build", "--profile", self.profile_of(variant)])
+                    .args(["--bin", "sync-server", "--bin", "sync-client"]);
+                // The mail exchanger exists from the blobs change on; older
+                // commits build without it (their driver lacks the mail
+                // workload and says so).
+                if self.tree.join("crates/mx/Cargo.toml").exists() {
+                    c.args(["--bin", "sync-mx"]);
+                }
+                if !variant.features.is_empty() {
+                    c.args(["--features", &variant.features.join(",")]);
+                }
+                c.arg("--target-dir").arg(self.target_dir(variant));
+                c
+            }
+            Kind::Command { build, .. } => match variant.build.as_ref().or(build.as_ref()) {
+                Some(b) => {
+                    let mut c = syncbench_model::secrets::command("sh");
+                    c.args(["-c", b]);
+                    // rustup's proxies (cargo, rustc) follow this.
+                    if let Some(t) = &variant.toolchain {
+                        c.env("RUSTUP_TOOLCHAIN", t);
+                    }
+                    c
+                }
+                None => return Ok(None),
+            },
+            Kind::Criterion { .. } => return Ok(None),
+        };
+        if let Some(flags) = &variant.rustflags {
+            cmd.env("RUSTFLAGS", flags);
+        }
+        // Dependencies at other versions: in a copy of the tree, so the
+        // user's Cargo.lock is never touched; the build runs there.
+        let tree = if variant.dependencies.is_empty() {
+            self.tree.clone()
+        } else {
+            variants::pinned_tree(&self.tree, &self.target_dir(variant), variant)?
+        };
+        cmd.current_dir(&tree);
+        Ok(Some((cmd, tree)))
     }
 
     /// Runs the build a scenario needs (not measured). For sync scenarios:
     /// the reference system, release, from the tree under test.
-    pub fn build(&self, scenario: &Scenario) -> Result<(), Failure> {
+    pub fn build(&self, scenario: &Scenario, variant: &Variant) -> Result<(), Failure> {
         warn_removed(scenario);
         if let Some(setup) = &scenario.setup {
             tracing::info!("setup: {setup}");
@@ -257,31 +334,12 @@ impl Runner {
                 )));
             }
         }
-        let mut cmd = match &scenario.kind {
-            Kind::Sync { .. } => {
-                let mut c = syncbench_model::secrets::command("cargo");
-                c.args(["build", "--profile", &self.opts.cargo_profile])
-                    .args(["--bin", "sync-server", "--bin", "sync-client"]);
-                // The mail exchanger exists from the blobs change on; older
-                // commits build without it (their driver lacks the mail
-                // workload and says so).
-                if self.tree.join("crates/mx/Cargo.toml").exists() {
-                    c.args(["--bin", "sync-mx"]);
-                }
-                c.arg("--target-dir").arg(&self.opts.target_dir);
-                c
-            }
-            Kind::Command { build: Some(b), .. } => {
-                let mut c = syncbench_model::secrets::command("sh");
-                c.args(["-c", b]);
-                c
-            }
-            Kind::Command { build: None, .. } | Kind::Criterion { .. } => return Ok(()),
+        let Some((mut cmd, _)) = self.build_command(scenario, variant)? else {
+            return Ok(());
         };
         let log = tempfile::NamedTempFile::new()
             .map_err(|e| Failure::new(RunStatus::BuildFailed, e.to_string()))?;
-        cmd.current_dir(&self.tree)
-            .envs(syncbench_model::secrets::passed(&scenario.pass_env))
+        cmd.envs(syncbench_model::secrets::passed(&scenario.pass_env))
             .stdin(Stdio::null())
             .stdout(log_handle(&log, RunStatus::BuildFailed)?)
             .stderr(log_handle(&log, RunStatus::BuildFailed)?);
@@ -318,7 +376,7 @@ impl Runner {
         match &scenario.kind {
             Kind::Sync { workload } => self.sync_repetition(scenario, workload, point, None),
             Kind::Command { run, .. } => {
-                self.command_repetition(scenario, &point.substitute(run), point)
+                self.command_repetition(scenario, &run_line(scenario, run, point), point)
             }
             Kind::Criterion { .. } => Err(Failure::failed(
                 "criterion scenarios run through Runner::criterion",
@@ -368,7 +426,8 @@ impl Runner {
     ) -> Result<Vec<MetricValue>, Failure> {
         match &scenario.kind {
             Kind::Command { run, .. } => {
-                let n = self.count_instructions(scenario, &point.substitute(run), point)?;
+                let n =
+                    self.count_instructions(scenario, &run_line(scenario, run, point), point)?;
                 Ok(vec![MetricValue {
                     name: INSTRUCTIONS.into(),
                     unit: Unit::Count,
@@ -397,7 +456,12 @@ impl Runner {
                 self.sync_repetition(scenario, workload, point, Some(&cg))?;
             }
             Kind::Command { run, .. } => {
-                self.command_under_callgrind(scenario, &point.substitute(run), point, &cg)?;
+                self.command_under_callgrind(
+                    scenario,
+                    &run_line(scenario, run, point),
+                    point,
+                    &cg,
+                )?;
             }
             Kind::Criterion { .. } => {
                 return Err(Failure::failed(
@@ -519,6 +583,12 @@ fn log_handle(log: &tempfile::NamedTempFile, status: RunStatus) -> Result<std::f
 /// Warns when a scenario's commands name a variable the credential rule
 /// removes (secrets.rs) and `pass_env` does not give back: they will find
 /// it unset, which otherwise fails far from its cause.
+/// A command scenario's run line for `point`: its variant's, else the
+/// scenario's, with the point's parameters filled in.
+fn run_line(scenario: &Scenario, run: &str, point: &Point) -> String {
+    point.substitute(scenario.variant_of(point).run.as_deref().unwrap_or(run))
+}
+
 fn warn_removed(scenario: &Scenario) {
     let mut text = scenario.setup.clone().unwrap_or_default();
     match &scenario.kind {

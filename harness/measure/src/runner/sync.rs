@@ -20,8 +20,19 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
-use syncbench_model::scenario::{Layout, Point, Scenario};
+use syncbench_model::scenario::{Layout, Point, Scenario, Variant};
 use syncbench_model::{Direction, MetricValue, Phase, RunStatus, Unit};
+
+/// The server layout of `point`, with its variant's server arguments.
+fn layout(scenario: &Scenario, point: &Point, v: &Variant) -> Result<Layout, String> {
+    let mut layout = scenario.servers.resolve(point)?;
+    if let Some(args) = &v.server_args {
+        layout
+            .args
+            .extend(point.substitute(args).split_whitespace().map(str::to_owned));
+    }
+    Ok(layout)
+}
 
 impl Runner {
     /// Starts one `sync-server serve` on a port of its own and reads the
@@ -29,6 +40,7 @@ impl Runner {
     #[allow(clippy::too_many_arguments)]
     fn start_server(
         &self,
+        v: &Variant,
         name: &str,
         data: &Path,
         args: &[String],
@@ -39,7 +51,7 @@ impl Runner {
         scale: u32,
     ) -> Result<(Proc, String, Option<String>), Failure> {
         let fail = |e: &dyn std::fmt::Display| Failure::failed(e.to_string());
-        let program = self.bin("sync-server");
+        let program = self.bin(v, "sync-server");
         let mut cmd = match vg {
             Some(cg) => cg.command(name, &program),
             None => syncbench_model::secrets::command(&program),
@@ -57,6 +69,7 @@ impl Runner {
             .env("SYNC_SERVICES_LISTEN", "127.0.0.1:0")
             .env("SYNC_SERVICE_TOKEN", service_token)
             .env("RUST_LOG", "warn")
+            .envs(&v.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log).map_err(|e| fail(&e))?);
@@ -154,8 +167,10 @@ impl Runner {
 
     /// The server layout of a point: its backends on one data directory,
     /// each on a port of its own, and nginx in front when asked for.
+    #[allow(clippy::too_many_arguments)]
     fn start_service(
         &self,
+        v: &Variant,
         layout: &Layout,
         dir: &Path,
         service_token: &str,
@@ -171,6 +186,7 @@ impl Runner {
         for i in 0..layout.backends {
             let log = dir.join(format!("server{i}.stderr"));
             let (p, url, services) = self.start_server(
+                v,
                 &server_name(i, layout.backends),
                 &data,
                 &layout.args,
@@ -196,8 +212,8 @@ impl Runner {
     }
 
     /// `sync-server user add`: the benchmark's user id and token.
-    fn add_user(&self, data: &Path) -> Result<(String, String), Failure> {
-        let add = syncbench_model::secrets::command(self.bin("sync-server"))
+    fn add_user(&self, v: &Variant, data: &Path) -> Result<(String, String), Failure> {
+        let add = syncbench_model::secrets::command(self.bin(v, "sync-server"))
             .args(["user", "add", "bench", "--json", "--data"])
             .arg(data)
             .output()
@@ -225,7 +241,8 @@ impl Runner {
         vg: Option<&Callgrind>,
     ) -> Result<Rep, Failure> {
         let fail = |e: &dyn std::fmt::Display| Failure::failed(e.to_string());
-        let layout = scenario.servers.resolve(point).map_err(|e| fail(&e))?;
+        let v = scenario.variant_of(point);
+        let layout = layout(scenario, point, v).map_err(|e| fail(&e))?;
         let tmp = tempfile::tempdir().map_err(|e| fail(&e))?;
         // Under valgrind everything runs ~50x slower: so do the deadlines.
         let scale = if vg.is_some() { callgrind::SLOWDOWN } else { 1 };
@@ -234,13 +251,19 @@ impl Runner {
         let deadline = t0 + timeout;
         let service_token = format!("bench-{}", std::process::id());
         let mut service =
-            self.start_service(&layout, tmp.path(), &service_token, deadline, vg, scale)?;
+            self.start_service(v, &layout, tmp.path(), &service_token, deadline, vg, scale)?;
         let mut hw = service.hw_counters(self.counting(vg));
-        let (user, token) = self.add_user(&tmp.path().join("server"))?;
+        let (user, token) = self.add_user(v, &tmp.path().join("server"))?;
 
         let driver_log = tmp.path().join("driver.stderr");
-        let mut cmd =
-            self.driver_command(workload, point, vg, &service, (&user, &token), tmp.path());
+        let mut cmd = self.driver_command(
+            (workload, v),
+            point,
+            vg,
+            &service,
+            (&user, &token),
+            tmp.path(),
+        );
         cmd.env("SYNC_SERVICE_TOKEN", &service_token)
             .env(TIME_SCALE_ENV, scale.to_string())
             .stderr(std::fs::File::create(&driver_log).map_err(|e| fail(&e))?);
@@ -248,13 +271,7 @@ impl Runner {
         let (mut driver, mut driver_child) = proc::spawn(&mut cmd)
             .map_err(|e| fail(&format_args!("starting sync-client bench: {e}")))?;
         tracing::info!("started driver pid={}", driver.pid);
-        if let Some(c) = self
-            .counting(vg)
-            .then(|| HwCounters::attach(driver.pid))
-            .flatten()
-        {
-            hw.push(("driver".into(), c));
-        }
+        hw.extend(self.driver_counters(driver.pid, vg));
         let sampler = vg
             .is_none()
             .then(|| Sampler::start(service.roots(driver.pid), self.opts.sample_interval, t0));
@@ -332,6 +349,16 @@ impl Runner {
         (processes, boundaries)
     }
 
+    /// The driver's hardware counters, attached as soon as it started
+    /// (before the sampler), where they are read.
+    fn driver_counters(&self, pid: i32, vg: Option<&Callgrind>) -> Option<(String, HwCounters)> {
+        let c = self
+            .counting(vg)
+            .then(|| HwCounters::attach(pid))
+            .flatten()?;
+        Some(("driver".into(), c))
+    }
+
     /// Whether hardware counters are read (natively, where available).
     fn counting(&self, vg: Option<&Callgrind>) -> bool {
         self.hw_available && vg.is_none()
@@ -341,14 +368,14 @@ impl Runner {
     /// are the caller's).
     fn driver_command(
         &self,
-        workload: &str,
+        (workload, v): (&str, &Variant),
         point: &Point,
         vg: Option<&Callgrind>,
         service: &Service,
         (user, token): (&str, &str),
         tmp: &Path,
     ) -> std::process::Command {
-        let program = self.bin("sync-client");
+        let program = self.bin(v, "sync-client");
         let mut cmd = match vg {
             Some(cg) => cg.command("driver", &program),
             None => syncbench_model::secrets::command(&program),
@@ -362,10 +389,11 @@ impl Runner {
                 service.services_url.clone().unwrap_or_default(),
             )
             .env(BARRIER_ENV, "1")
+            .envs(&v.env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
-        for (k, v) in &point.0 {
-            cmd.arg("--param").arg(format!("{k}={v}"));
+        for (k, value) in point.params() {
+            cmd.arg("--param").arg(format!("{k}={value}"));
         }
         cmd
     }

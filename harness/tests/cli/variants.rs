@@ -1,0 +1,191 @@
+//! Variants (issue 31): the same points on other build configurations,
+//! each a series of its own; a variant that fails to build fails alone.
+
+use crate::support::*;
+
+/// A command scenario whose commands check they got their variant's
+/// settings: a point fails unless its variant's environment and run line
+/// reached it.
+const SCENARIO: &str = r#"
+name = "v"
+kind = "command"
+run = "test -z \"$SYNCBENCH_PARAM_VARIANT\" && test -z \"$WORK\""
+repetitions = 2
+warmup = 0
+params = { n = [1, 2] }
+
+[variants.glibc]
+default = true
+
+[variants.slow]
+env = { WORK = "2" }
+run = "test \"$SYNCBENCH_PARAM_VARIANT\" = slow && test \"$WORK\" = 2 && test -f built-slow"
+build = "touch built-slow"
+
+[variants.broken]
+build = "echo the variant does not build >&2; exit 3"
+"#;
+
+fn runs(db: &std::path::Path) -> Vec<(String, String, Option<String>)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT point, status, error FROM runs ORDER BY point")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn each_variant_is_measured_as_its_own_series_and_a_broken_one_fails_alone() {
+    let repo = repo_with(&[("scenarios/v.toml", SCENARIO)]);
+    let db = repo.path().join("r.sqlite");
+    let out = sb(repo.path(), &db, &["run", "v", "--json"]);
+    // A failed build is a failed run: the exit status says so.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let got = runs(&db);
+    let status: Vec<(&str, &str)> = got
+        .iter()
+        .map(|(p, s, _)| (p.as_str(), s.as_str()))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("n=1", "ok"),
+            ("n=1,variant=broken", "build_failed"),
+            ("n=1,variant=slow", "ok"),
+            ("n=2", "ok"),
+            ("n=2,variant=broken", "build_failed"),
+            ("n=2,variant=slow", "ok"),
+        ],
+        "{got:?}"
+    );
+    let error = got[1].2.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("the variant does not build") && error.contains("exit"),
+        "{error}"
+    );
+    // `show` lists them by point key, the variant in it.
+    let shown = text(&sb(repo.path(), &db, &["show"]));
+    assert!(shown.contains("n=1,variant=slow"), "{shown}");
+}
+
+#[test]
+fn variant_chooses_the_variants_and_an_unknown_name_is_refused() {
+    let repo = repo_with(&[("scenarios/v.toml", SCENARIO)]);
+    let db = repo.path().join("r.sqlite");
+    let out = sb(repo.path(), &db, &["run", "v", "--variant", "slow,default"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let points: Vec<String> = runs(&db).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        points,
+        ["n=1", "n=1,variant=slow", "n=2", "n=2,variant=slow"]
+    );
+    let out = sb(repo.path(), &db, &["run", "v", "--variant", "mimalloc"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("no variant \"mimalloc\"") && said.contains("broken, default, glibc, slow"),
+        "{said}"
+    );
+    // Nothing more was measured.
+    assert_eq!(runs(&db).len(), 4);
+    // `list` names each variant and what it sets.
+    let listed = text(&sb(repo.path(), &db, &["list"]));
+    assert!(
+        listed.contains("glibc        the default build") && listed.contains("WORK=2"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_variant_that_changes_the_workload_is_refused_before_anything_runs() {
+    let scenario = "name = \"w\"\nkind = \"command\"\nrun = \"true\"\n\
+                    [variants.more]\nparams = { n = 3 }\n";
+    let repo = repo_with(&[("scenarios/w.toml", scenario)]);
+    let db = repo.path().join("r.sqlite");
+    let out = sb(repo.path(), &db, &["run", "w"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("w.toml:4") && said.contains("never the workload"),
+        "{said}"
+    );
+    assert!(!db.exists() || runs(&db).is_empty());
+}
+
+#[test]
+fn a_toolchain_that_cannot_be_installed_fails_its_variant_with_the_command_to_run() {
+    if !have(&[("rustup", "--version")]) {
+        eprintln!("skipped: no rustup");
+        return;
+    }
+    let scenario = "name = \"t\"\nkind = \"command\"\nrun = \"true\"\nrepetitions = 1\n\
+                    warmup = 0\n[variants.ancient]\ntoolchain = \"0.0.1-no-such\"\n";
+    let repo = repo_with(&[("scenarios/t.toml", scenario)]);
+    let db = repo.path().join("r.sqlite");
+    let out = sb(repo.path(), &db, &["run", "t"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let got = runs(&db);
+    assert_eq!(got[0].1, "ok", "{got:?}");
+    assert_eq!(got[1].1, "build_failed", "{got:?}");
+    let error = got[1].2.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("rustup toolchain install 0.0.1-no-such"),
+        "{error}"
+    );
+}
+
+/// The reference system with variants that cannot work, beside its
+/// default build: each fails with its own error, the default is measured.
+#[test]
+fn sync_variants_that_cannot_build_or_start_fail_alone_with_their_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("sv.toml");
+    std::fs::write(
+        &s,
+        "name = \"sv\"\nkind = \"sync\"\nworkload = \"docs\"\nrepetitions = 1\nwarmup = 0\n\
+         timeout = \"300s\"\nparams = { docs = 5, size = \"1KiB\" }\n\
+         [variants.nofeature]\nfeatures = [\"server/no-such-feature\"]\n\
+         [variants.nodep]\ndependencies = { no-such-crate = \"1.0.0\" }\n\
+         [variants.badargs]\nserver_args = \"--no-such-flag\"\n",
+    )
+    .unwrap();
+    let db = dir.path().join("r.sqlite");
+    let args = crate::sync::base_args(&s, &db);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = syncbench(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let got = runs(&db);
+    let find = |point: &str| {
+        got.iter()
+            .find(|r| r.0 == point)
+            .unwrap_or_else(|| panic!("no run of {point}: {got:?}"))
+    };
+    assert_eq!(find("docs=5,size=1KiB").1, "ok", "{got:?}");
+    let (_, status, error) = find("docs=5,size=1KiB,variant=nofeature");
+    assert_eq!(status, "build_failed");
+    assert!(
+        error.as_deref().unwrap().contains("no-such-feature"),
+        "{error:?}"
+    );
+    let (_, status, error) = find("docs=5,size=1KiB,variant=nodep");
+    assert_eq!(status, "build_failed");
+    let error = error.as_deref().unwrap();
+    assert!(
+        error.contains("cargo update -p no-such-crate --precise 1.0.0"),
+        "{error}"
+    );
+    let (_, status, error) = find("docs=5,size=1KiB,variant=badargs");
+    assert_eq!(status, "failed");
+    assert!(
+        error.as_deref().unwrap().contains("no-such-flag"),
+        "{error:?}"
+    );
+    // The user's lock file was never touched (the pin ran in a copy).
+    assert_eq!(
+        git(&workspace(), &["status", "--porcelain", "Cargo.lock"]),
+        ""
+    );
+}
