@@ -286,7 +286,11 @@ impl Mode {
 #[derive(Debug, Clone, Serialize)]
 pub struct AbResult {
     pub scenario: String,
+    /// B's point (and A's, but where two variants are compared).
     pub point: String,
+    /// A's point where it is not B's (another variant).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub a_point: Option<String>,
     pub metric: String,
     pub mode: Mode,
     /// regression, improvement, unchanged, inconclusive, or failed.
@@ -320,6 +324,7 @@ impl AbResult {
             machine: machine.to_owned(),
             scenario: self.scenario.clone(),
             point: self.point.clone(),
+            a_point: self.a_point.clone(),
             metric: self.metric.clone(),
             a_sha: a_sha.to_owned(),
             b_sha: b_sha.to_owned(),
@@ -348,6 +353,7 @@ impl AbResult {
         AbResult {
             scenario: r.scenario.clone(),
             point: r.point.clone(),
+            a_point: r.a_point.clone(),
             metric: r.metric.clone(),
             mode: Mode::parse(&r.mode).unwrap_or(Mode::Interleaved),
             verdict: r.verdict,

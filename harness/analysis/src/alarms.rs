@@ -196,6 +196,8 @@ pub fn evidence<'a>(change: &Change, runs: &'a [AbRecord]) -> Option<&'a AbRecor
             && r.metric == change.metric
             && r.a_sha == change.before_commit
             && r.b_sha == change.commit
+            // Two variants compared is not this series measured again.
+            && r.a_point.is_none()
             && r.mode == crate::abtest::Mode::Interleaved.as_str()
             && match (r.verdict, r.low, r.high) {
                 (Verdict::Regression | Verdict::Improvement, Some(low), Some(high)) => {
@@ -268,6 +270,7 @@ mod tests {
         AbResult {
             scenario: "s".into(),
             point: "n=1".into(),
+            a_point: None,
             metric: "wall".into(),
             mode: Mode::Interleaved,
             verdict,
@@ -397,6 +400,7 @@ mod tests {
             machine: "m".into(),
             scenario: "s".into(),
             point: "n=1".into(),
+            a_point: None,
             metric: "wall".into(),
             a_sha: "a".repeat(40),
             b_sha: b_sha.into(),

@@ -148,7 +148,12 @@ pub struct AbRecord {
     pub id: i64,
     pub machine: String,
     pub scenario: String,
+    /// B's point (and A's, but for a comparison of variants).
     pub point: String,
+    /// A's point where it is not B's: two variants compared (absent from
+    /// JSON otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub a_point: Option<String>,
     pub metric: String,
     pub a_sha: String,
     pub b_sha: String,

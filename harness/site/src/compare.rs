@@ -92,7 +92,9 @@ pub(super) fn pairs(data: &Data, opts: &Options) -> Result<Pairs, SiteError> {
         }
     }
     // The commits of each stored A/B run, where both were measured.
-    for r in &data.ab_runs {
+    // (Two variants compared are shown beside each other on the point's
+    // page, not as a comparison of commits.)
+    for r in data.ab_runs.iter().filter(|r| r.a_point.is_none()) {
         let pair = (r.a_sha.clone(), r.b_sha.clone());
         if data.measured(&r.a_sha) && data.measured(&r.b_sha) && !pairs.contains(&pair) {
             pairs.push(pair);
@@ -190,6 +192,7 @@ impl Pair<'_> {
         let ab = data.ab_runs.iter().rev().find(|a| {
             &a.a_sha == base
                 && &a.b_sha == new
+                && a.a_point.is_none()
                 && a.machine == c.machine
                 && a.scenario == c.scenario
                 && a.point == c.point
@@ -255,7 +258,7 @@ impl Pair<'_> {
             .ab_runs
             .iter()
             .rev()
-            .filter(|r| &r.a_sha == self.base && &r.b_sha == self.new)
+            .filter(|r| &r.a_sha == self.base && &r.b_sha == self.new && r.a_point.is_none())
             .map(|r| {
                 let pct = |x: Option<f64>| x.map_or("unbounded".to_owned(), |x| format!("{:+.2}%", x * 100.0));
                 context! {

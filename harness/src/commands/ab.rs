@@ -129,9 +129,20 @@ impl AbArgs {
         json: bool,
         purpose: &str,
         summary: Option<&std::path::Path>,
+        variants: Option<[&str; 2]>,
     ) -> anyhow::Result<u8> {
         let (a, b) = (cx.full_sha(a_rev)?, cx.full_sha(b_rev)?);
         let chosen = cx.choose(names)?;
+        if let Some([va, vb]) = variants
+            && !chosen
+                .iter()
+                .any(|s| s.variant_named(va).is_some() && s.variant_named(vb).is_some())
+        {
+            anyhow::bail!(
+                "no scenario chosen declares both variant {va:?} and {vb:?} (`syncbench list` \
+                 shows each scenario's variants; `default` is the build as it is)"
+            );
+        }
         let settings = MeasureSettings {
             filter: self.filter.clone(),
             ..MeasureSettings::side_by_side(&self.cargo_profile, self.cache_dir.clone())
@@ -143,7 +154,7 @@ impl AbArgs {
             &cx.root,
             (&a, &b),
             &chosen,
-            &self.plan(),
+            (&self.plan(), variants),
             &mut |s, p, i, side, v| {
                 if verbose {
                     eprintln!("syncbench: {s} {p} #{i}: {side:?} {v}");
@@ -202,7 +213,7 @@ fn markdown(a_rev: &str, b_rev: &str, a: &str, b: &str, results: &[AbResult]) ->
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} |\n",
             cell(&r.scenario),
-            cell(&r.point),
+            cell(&shown_point(r)),
             cell(&r.metric),
             cell(&change),
             verdict,
@@ -212,18 +223,27 @@ fn markdown(a_rev: &str, b_rev: &str, a: &str, b: &str, results: &[AbResult]) ->
     out
 }
 
+/// B's point, and A's where two variants were compared.
+fn shown_point(r: &AbResult) -> String {
+    match &r.a_point {
+        Some(a) => format!("{} against {a}", r.point),
+        None => r.point.clone(),
+    }
+}
+
 fn print(a: &str, b: &str, results: &[AbResult], json: bool) -> anyhow::Result<()> {
     if json {
         let all = serde_json::json!({ "a": a, "b": b, "results": results });
         return outln!("{}", serde_json::to_string_pretty(&all)?);
     }
     for r in results {
+        let point = shown_point(r);
         match (&r.error, &r.estimate) {
-            (Some(e), _) => outln!("{} {}: FAILED: {e}", r.scenario, r.point)?,
+            (Some(e), _) => outln!("{} {point}: FAILED: {e}", r.scenario)?,
             (None, Some(e)) => outln!(
                 "{} {} {}: {:+.2}% [{:+.2}%, {:+.2}%] → {} after {} pairs in {:.1} s ({})",
                 r.scenario,
-                r.point,
+                point,
                 r.metric,
                 e.change * 100.0,
                 e.low * 100.0,
@@ -233,7 +253,7 @@ fn print(a: &str, b: &str, results: &[AbResult], json: bool) -> anyhow::Result<(
                 r.seconds,
                 r.stop.map_or(r.mode.as_str(), |s| s.describe())
             )?,
-            (None, None) => outln!("{} {}: no data", r.scenario, r.point)?,
+            (None, None) => outln!("{} {point}: no data", r.scenario)?,
         }
     }
     Ok(())

@@ -74,6 +74,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             args.target.json,
             "check",
             args.summary.as_deref(),
+            None,
         );
     }
     if !args.target.scenarios.is_empty() {

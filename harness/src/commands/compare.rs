@@ -13,6 +13,15 @@ pub struct Args {
     a: String,
     /// The commit compared: its change against A is shown.
     b: String,
+    /// With --run: measure A on this variant (a build configuration a
+    /// scenario declares; `default` is the build as it is), against B on
+    /// --variant-b: two configurations at one commit (`compare HEAD HEAD
+    /// --variant-a default --variant-b mimalloc --run`), or at two.
+    #[arg(long, requires_all = ["variant_b", "run"], value_name = "NAME")]
+    variant_a: Option<String>,
+    /// With --run: the variant B is measured on (see --variant-a).
+    #[arg(long, requires_all = ["variant_a", "run"], value_name = "NAME")]
+    variant_b: Option<String>,
     #[command(flatten)]
     pub target: super::ab::AbTarget,
 }
@@ -27,6 +36,10 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
             args.target.json,
             "compare",
             None,
+            args.variant_a
+                .as_deref()
+                .zip(args.variant_b.as_deref())
+                .map(|(a, b)| [a, b]),
         );
     }
     if !args.target.scenarios.is_empty() {

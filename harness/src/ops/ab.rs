@@ -57,6 +57,7 @@ fn failed(scenario: &str, point: &str, plan: &Plan, error: String) -> Vec<AbResu
         .map(|t| AbResult {
             scenario: scenario.to_owned(),
             point: point.to_owned(),
+            a_point: None,
             metric: t.metric.clone(),
             mode: plan.mode(),
             verdict: Verdict::Failed,
@@ -276,11 +277,21 @@ pub fn sides(
 
 /// Builds `variant` of `scenario` on both sides; the first failure, described.
 pub fn build(sides: &[AbSide; 2], scenario: &Scenario, variant: &Variant) -> Result<(), String> {
-    match sides.iter().find_map(|side| {
+    build_each(sides, scenario, [variant, variant])
+}
+
+/// Builds A's variant on side A and B's on side B; the first failure,
+/// described.
+fn build_each(
+    sides: &[AbSide; 2],
+    scenario: &Scenario,
+    variants: [&Variant; 2],
+) -> Result<(), String> {
+    match sides.iter().zip(variants).find_map(|(side, variant)| {
         side.runner
             .build(scenario, variant)
             .err()
-            .map(|f| (side, f.message))
+            .map(|f| (side, format!("variant {}: {}", variant.name, f.message)))
     }) {
         None => Ok(()),
         Some((side, message)) => Err(format!(
@@ -300,13 +311,28 @@ pub fn measure(
     plan: &Plan,
     on_value: &mut dyn FnMut(usize, Side, f64),
 ) -> Vec<AbResult> {
-    let key = point.key();
+    measure_pair(session, sides, s, [point, point], plan, on_value)
+}
+
+/// Measures A's point against B's (one point, or one point on two
+/// variants) by `plan`; the results are B's point's, with A's where it
+/// differs.
+pub fn measure_pair(
+    session: &Session,
+    sides: &[AbSide; 2],
+    s: &Scenario,
+    points: [&Point; 2],
+    plan: &Plan,
+    on_value: &mut dyn FnMut(usize, Side, f64),
+) -> Vec<AbResult> {
+    let key = points[1].key();
+    let a_point = (points[0] != points[1]).then(|| points[0].key());
     let t0 = std::time::Instant::now();
     let instructions = plan.counts_instructions();
     let mut measure = |side: Side| -> Result<Vec<MetricValue>, String> {
         sides[side as usize]
             .runner
-            .measure_once(s, point, instructions)
+            .measure_once(s, points[side as usize], instructions)
             .map_err(|f| format!("{side:?}: {}", f.message))
     };
     let plan = Plan {
@@ -326,6 +352,7 @@ pub fn measure(
             .map(|(m, target)| AbResult {
                 scenario: s.name.clone(),
                 point: key.clone(),
+                a_point: a_point.clone(),
                 metric: m.metric,
                 mode: plan.mode(),
                 verdict: m.verdict,
@@ -339,18 +366,26 @@ pub fn measure(
                 error: None,
             })
             .collect(),
-        Err(e) => failed(&s.name, &key, &plan, e),
+        Err(e) => failed(&s.name, &key, &plan, e)
+            .into_iter()
+            .map(|r| AbResult {
+                a_point: a_point.clone(),
+                ..r
+            })
+            .collect(),
     }
 }
 
-/// Builds both commits and measures every point of `scenarios` A/B.
-/// `on_value(scenario, point, i, side, value)` sees every value.
+/// Builds both commits and measures every point of `scenarios` A/B; with
+/// `variants` (A's and B's), each point of the scenarios that declare
+/// both on A's variant against B's (at one commit: two configurations
+/// compared). `on_value(scenario, point, i, side, value)` sees every value.
 pub fn run(
     session: &Session,
     root: &Path,
     shas: (&str, &str),
     scenarios: &[Scenario],
-    plan: &Plan,
+    (plan, variants): (&Plan, Option<[&str; 2]>),
     on_value: &mut dyn FnMut(&str, &str, usize, Side, f64),
 ) -> anyhow::Result<Vec<AbResult>> {
     let sides = sides(session, root, shas)?;
@@ -358,6 +393,10 @@ pub fn run(
     for s in scenarios {
         if matches!(s.kind, Kind::Criterion { .. }) {
             tracing::warn!("{}: criterion scenarios are not run A/B; skipped", s.name);
+            continue;
+        }
+        if let Some(names) = variants {
+            run_variants(session, &sides, s, (plan, names), on_value, &mut out);
             continue;
         }
         let filter = session.settings.filter.as_deref();
@@ -396,6 +435,63 @@ pub fn run(
         }
     }
     Ok(out)
+}
+
+/// Every point of `s` on variant `names[0]` (side A) against the same
+/// point on `names[1]` (side B); a scenario without both is skipped.
+fn run_variants(
+    session: &Session,
+    sides: &[AbSide; 2],
+    s: &Scenario,
+    (plan, names): (&Plan, [&str; 2]),
+    on_value: &mut dyn FnMut(&str, &str, usize, Side, f64),
+    out: &mut Vec<AbResult>,
+) {
+    let (Some(va), Some(vb)) = (s.variant_named(names[0]), s.variant_named(names[1])) else {
+        tracing::warn!(
+            "{}: has no variant {} or {}; skipped",
+            s.name,
+            names[0],
+            names[1]
+        );
+        return;
+    };
+    let filter = session.settings.filter.as_deref();
+    let pairs: Vec<[Point; 2]> = s
+        .points
+        .iter()
+        .filter(|p| p.variant().is_none())
+        .map(|p| [p.with_variant(va), p.with_variant(vb)])
+        .filter(|[a, b]| filter.is_none_or(|f| a.key().contains(f) || b.key().contains(f)))
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    if let Err(e) = build_each(sides, s, [va, vb]) {
+        tracing::warn!("{}: {e}", s.name);
+        for [a, b] in &pairs {
+            out.extend(
+                failed(&s.name, &b.key(), plan, e.clone())
+                    .into_iter()
+                    .map(|r| AbResult {
+                        a_point: Some(a.key()),
+                        ..r
+                    }),
+            );
+        }
+        return;
+    }
+    for [a, b] in &pairs {
+        let key = b.key();
+        out.extend(measure_pair(
+            session,
+            sides,
+            s,
+            [a, b],
+            plan,
+            &mut |i, side, v| on_value(&s.name, &key, i, side, v),
+        ));
+    }
 }
 
 /// Stores A/B results, failures too (a build that failed is evidence).

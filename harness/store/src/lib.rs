@@ -1012,6 +1012,7 @@ pub(crate) mod conformance {
             machine: "m".into(),
             scenario: "s".into(),
             point: "n=1".into(),
+            a_point: None,
             metric: "wall".into(),
             a_sha: "a".repeat(40),
             b_sha: "b".repeat(40),
@@ -1037,8 +1038,11 @@ pub(crate) mod conformance {
     pub fn ab_runs(store: &mut Store) {
         let first = ab("compare");
         let id = store.record_ab(&first).unwrap();
+        // Unpaired, and of two variants (A's point stored beside B's).
         let unpaired = AbRecord {
             mode: "unpaired".into(),
+            point: "n=1,variant=mimalloc".into(),
+            a_point: Some("n=1".into()),
             low: None,
             high: None,
             stop: None,

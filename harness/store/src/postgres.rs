@@ -196,6 +196,10 @@ const MIGRATIONS: &[&str] = &[
         profiles BIGINT NOT NULL
     );
     "#,
+    r#"
+    -- A's point where it is not B's: two variants compared at a commit.
+    ALTER TABLE ab_runs ADD COLUMN a_point TEXT COLLATE "C";
+    "#,
 ];
 
 /// The driver's error; its message already carries the server's (a
@@ -939,9 +943,9 @@ impl Connection for PgStore {
         let row = self.client.borrow_mut().query_one(
             "INSERT INTO ab_runs (machine, scenario, point, metric, a_sha, b_sha, mode, verdict,
                  change, low, high, threshold, pairs, stop, seconds, a_values, b_values, error,
-                 purpose, created_unix)
+                 purpose, created_unix, a_point)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                 $17, $18, $19, $20)
+                 $17, $18, $19, $20, $21)
              RETURNING id",
             &[
                 &ab.machine,
@@ -964,6 +968,7 @@ impl Connection for PgStore {
                 &ab.error,
                 &ab.purpose,
                 &ab.created_unix,
+                &ab.a_point,
             ],
         )?;
         Ok(row.try_get(0)?)
@@ -973,7 +978,7 @@ impl Connection for PgStore {
         let rows = self.client.borrow_mut().query(
             "SELECT id, machine, scenario, point, metric, a_sha, b_sha, mode, verdict, change,
                     low, high, threshold, pairs, stop, seconds, a_values, b_values, error,
-                    purpose, created_unix
+                    purpose, created_unix, a_point
              FROM ab_runs ORDER BY id",
             &[],
         )?;
@@ -1001,6 +1006,7 @@ impl Connection for PgStore {
                     error: r.try_get(18)?,
                     purpose: r.try_get(19)?,
                     created_unix: r.try_get(20)?,
+                    a_point: r.try_get(21)?,
                 })
             })
             .collect()

@@ -197,6 +197,10 @@ const MIGRATIONS: &[&str] = &[
         profiles INTEGER NOT NULL
     ) STRICT;
 ",
+    "
+    -- A's point where it is not B's: two variants compared at a commit.
+    ALTER TABLE ab_runs ADD COLUMN a_point TEXT;
+",
 ];
 
 impl From<rusqlite::Error> for StoreError {
@@ -560,9 +564,9 @@ impl Connection for SqliteStore {
         self.conn.execute(
             "INSERT INTO ab_runs (machine, scenario, point, metric, a_sha, b_sha, mode, verdict,
                  change, low, high, threshold, pairs, stop, seconds, a_values, b_values, error,
-                 purpose, created_unix)
+                 purpose, created_unix, a_point)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                 ?17, ?18, ?19, ?20)",
+                 ?17, ?18, ?19, ?20, ?21)",
             params![
                 ab.machine,
                 ab.scenario,
@@ -583,7 +587,8 @@ impl Connection for SqliteStore {
                 json(&ab.b),
                 ab.error,
                 ab.purpose,
-                ab.created_unix
+                ab.created_unix,
+                ab.a_point
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
@@ -593,7 +598,7 @@ impl Connection for SqliteStore {
         let mut stmt = self.conn.prepare(
             "SELECT id, machine, scenario, point, metric, a_sha, b_sha, mode, verdict, change,
                     low, high, threshold, pairs, stop, seconds, a_values, b_values, error,
-                    purpose, created_unix
+                    purpose, created_unix, a_point
              FROM ab_runs ORDER BY id",
         )?;
         let values = |text: String| serde_json::from_str::<Vec<f64>>(&text).unwrap_or_default();
@@ -620,6 +625,7 @@ impl Connection for SqliteStore {
                 error: r.get(18)?,
                 purpose: r.get(19)?,
                 created_unix: r.get(20)?,
+                a_point: r.get(21)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -383,6 +383,7 @@ fn a_confirmed_step_is_shown_at_its_measured_size() {
             machine: fingerprint.clone(),
             scenario: "svc".into(),
             point: "n=10".into(),
+            a_point: None,
             metric: "wall".into(),
             a_sha: before.clone(),
             b_sha: at.clone(),

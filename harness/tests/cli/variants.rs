@@ -189,3 +189,80 @@ fn sync_variants_that_cannot_build_or_start_fail_alone_with_their_error() {
         ""
     );
 }
+
+/// Two variants at one commit, measured alternately: the one doing twice
+/// the work is found slower, and the A/B run is stored with both points.
+#[test]
+fn compare_runs_two_variants_of_one_commit_side_by_side() {
+    let scenario = "name = \"ab\"\nkind = \"command\"\nrepetitions = 1\nwarmup = 0\n\
+                    params = { n = 1 }\n\
+                    run = \"i=0; while [ $i -lt ${WORK:-20000} ]; do i=$((i+1)); done\"\n\
+                    [variants.twice]\nenv = { WORK = \"40000\" }\n";
+    let repo = repo_with(&[("scenarios/ab.toml", scenario)]);
+    let db = repo.path().join("r.sqlite");
+    let cache = tempfile::tempdir().unwrap();
+    let cache = cache.path().to_str().unwrap();
+    let out = sb(
+        repo.path(),
+        &db,
+        &[
+            "compare",
+            "HEAD",
+            "HEAD",
+            "ab",
+            "--run",
+            "--variant-a",
+            "default",
+            "--variant-b",
+            "twice",
+            "--budget",
+            "60s",
+            "--cache-dir",
+            cache,
+            "--json",
+        ],
+    );
+    let v = json(&out);
+    let r = &v["results"][0];
+    assert_eq!(r["point"], "n=1,variant=twice", "{v}");
+    assert_eq!(r["a_point"], "n=1", "{v}");
+    assert_eq!(r["verdict"], "regression", "{v}");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (point, a_point, a_sha, b_sha): (String, String, String, String) = conn
+        .query_row(
+            "SELECT point, a_point, a_sha, b_sha FROM ab_runs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (point.as_str(), a_point.as_str()),
+        ("n=1,variant=twice", "n=1")
+    );
+    assert_eq!(a_sha, b_sha);
+    // A variant no scenario has is refused before anything is built.
+    let out = sb(
+        repo.path(),
+        &db,
+        &[
+            "compare",
+            "HEAD",
+            "HEAD",
+            "ab",
+            "--run",
+            "--variant-a",
+            "default",
+            "--variant-b",
+            "thrice",
+            "--cache-dir",
+            cache,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("declares both variant"),
+        "{}",
+        text(&out)
+    );
+}
