@@ -20,11 +20,8 @@ use protocol::{
 };
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
 
-/// Writes to the temporary file are batched to this size.
-const WRITE_BUFFER: usize = 256 * 1024;
 /// Up to this size a body is read even when the answer will be 409: a
 /// client still sending its body when the server closes the connection
 /// sees a broken pipe instead of the answer.
@@ -143,8 +140,7 @@ async fn store(
             .tmp_dir()
             .join(crypto::random_hex(16).map_err(StoreError::from)?),
     );
-    let file = tokio::fs::File::create(&tmp.0).await?;
-    let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+    let mut out = crate::blob_io::Writer::create(&tmp.0).await?;
     let mut stream = body.into_data_stream();
     let mut size = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -153,14 +149,13 @@ async fn store(
         if size > limit {
             return Err(ApiError::BodyTooLarge { limit });
         }
-        out.write_all(&chunk).await?;
+        out.write(chunk).await?;
     }
-    out.flush().await?;
-    out.into_inner().sync_all().await?;
+    let storage = out.finish().await?;
     METRICS.fsync("blob");
     blocking(move || {
         let info = db.blob_commit(&ns, &id, &tmp.0, size, flag, quota)?;
-        METRICS.blob_written("file", size);
+        METRICS.blob_written(storage, size);
         drop(tmp);
         Ok(info)
     })

@@ -7,6 +7,7 @@
 mod accounts;
 mod api;
 mod blob_api;
+pub mod blob_io;
 mod blobs;
 mod db;
 mod error;

@@ -15,14 +15,48 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// `--version`: the package's, and the allocator this binary was built with.
-const VERSION: &str = if cfg!(feature = "mimalloc") {
-    concat!(env!("CARGO_PKG_VERSION"), " (allocator: mimalloc)")
-} else if cfg!(feature = "jemalloc") {
-    concat!(env!("CARGO_PKG_VERSION"), " (allocator: jemalloc)")
-} else {
-    concat!(env!("CARGO_PKG_VERSION"), " (allocator: glibc)")
-};
+/// `--version`: the package's, the allocator this binary was built with,
+/// and how it writes blob files.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (allocator: ",
+    allocator!(),
+    "; blob writes: ",
+    blob_writes!(),
+    ")"
+);
+
+#[cfg(feature = "mimalloc")]
+macro_rules! allocator {
+    () => {
+        "mimalloc"
+    };
+}
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+macro_rules! allocator {
+    () => {
+        "jemalloc"
+    };
+}
+#[cfg(not(any(feature = "mimalloc", feature = "jemalloc")))]
+macro_rules! allocator {
+    () => {
+        "glibc"
+    };
+}
+#[cfg(feature = "io-uring")]
+macro_rules! blob_writes {
+    () => {
+        "io_uring where the kernel allows"
+    };
+}
+#[cfg(not(feature = "io-uring"))]
+macro_rules! blob_writes {
+    () => {
+        "blocking pool"
+    };
+}
+use {allocator, blob_writes};
 
 /// The reference sync server: stores users' encrypted documents and syncs
 /// them between devices. It never sees plaintext.
@@ -267,6 +301,14 @@ fn serve(
     limits: protocol::Limits,
     scale: Scale,
 ) -> anyhow::Result<()> {
+    if cfg!(feature = "io-uring") && !scale.worker {
+        // Built for io_uring: say when the kernel refuses it (a benchmark
+        // of this build would otherwise measure the other design unawares).
+        let how = server::blob_io::describe();
+        if how != "io_uring" {
+            tracing::warn!("blob writes: {how}");
+        }
+    }
     if !scale.worker {
         server::AppState::clean_tmp(&data)
             .with_context(|| format!("preparing data directory {}", data.display()))?;

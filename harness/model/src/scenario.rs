@@ -9,6 +9,9 @@ use toml::Spanned;
 
 pub use crate::variant::{VARIANT_PARAM, Variant};
 
+/// A sync point's own workload, where it names one (else the scenario's).
+pub const WORKLOAD_PARAM: &str = "workload";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("{path}: {message}")]
@@ -175,9 +178,19 @@ impl Point {
         self.0.get(VARIANT_PARAM).map(String::as_str)
     }
 
-    /// The workload's parameters: all but the variant.
+    /// The parameters a sync driver gets: all but the variant and the
+    /// workload.
     pub fn params(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.0.iter().filter(|(k, _)| *k != VARIANT_PARAM)
+        self.0
+            .iter()
+            .filter(|(k, _)| *k != VARIANT_PARAM && *k != WORKLOAD_PARAM)
+    }
+
+    /// The sync workload this point runs: its own, else `scenario_default`.
+    pub fn workload<'a>(&'a self, scenario_default: &'a str) -> &'a str {
+        self.0
+            .get(WORKLOAD_PARAM)
+            .map_or(scenario_default, String::as_str)
     }
 
     /// This point on variant `v` (the default variant adds nothing).
@@ -448,27 +461,7 @@ impl Scenario {
 
     fn kind(file: &File, f: &Fields) -> Result<Kind, ScenarioError> {
         let kind = match file.kind.get_ref().as_str() {
-            "sync" => {
-                let w = file.workload.as_ref().ok_or_else(|| {
-                    f.field(
-                        file.kind.span(),
-                        "workload",
-                        "a sync scenario needs `workload` (e.g. \"docs\")".into(),
-                    )
-                })?;
-                for (name, v) in [("build", &file.build), ("run", &file.run)] {
-                    if let Some(v) = v {
-                        return Err(f.field(
-                            v.span(),
-                            name,
-                            "only command scenarios take this field".into(),
-                        ));
-                    }
-                }
-                Kind::Sync {
-                    workload: w.get_ref().clone(),
-                }
-            }
+            "sync" => Self::sync_kind(file, f)?,
             "command" => {
                 let run = file.run.as_ref().ok_or_else(|| {
                     f.field(
@@ -542,6 +535,41 @@ impl Scenario {
             }
         }
         Ok(kind)
+    }
+
+    /// A sync scenario's kind: its workload (or every point's), and no
+    /// command fields.
+    fn sync_kind(file: &File, f: &Fields) -> Result<Kind, ScenarioError> {
+        // Each point may name its own (one question asked of
+        // several workloads, as scenarios/variants.toml does).
+        let every_point_names_one = file.points.as_ref().is_some_and(|list| {
+            list.get_ref()
+                .iter()
+                .all(|p| p.contains_key(WORKLOAD_PARAM))
+        });
+        let w = match &file.workload {
+            Some(w) => w.get_ref().clone(),
+            None if every_point_names_one => String::new(),
+            None => {
+                return Err(f.field(
+                    file.kind.span(),
+                    "workload",
+                    "a sync scenario needs `workload` (e.g. \"docs\"), or a `workload` in \
+                         every point"
+                        .into(),
+                ));
+            }
+        };
+        for (name, v) in [("build", &file.build), ("run", &file.run)] {
+            if let Some(v) = v {
+                return Err(f.field(
+                    v.span(),
+                    name,
+                    "only command scenarios take this field".into(),
+                ));
+            }
+        }
+        Ok(Kind::Sync { workload: w })
     }
 
     fn timeout(file: &File, f: &Fields) -> Result<Duration, ScenarioError> {
@@ -1398,5 +1426,24 @@ mod tests {
         let e = parse("name = \"x\"\nkind = \"criterion\"\n[variants.a]\nenv = { A = \"1\" }\n")
             .unwrap_err();
         assert!(e.contains("criterion scenarios have no variants"), "{e}");
+    }
+
+    #[test]
+    fn a_sync_scenario_may_name_each_points_workload() {
+        let s = parse(
+            "name = \"w\"\nkind = \"sync\"\npoints = [\n\
+             { workload = \"docs\", docs = 1 },\n{ workload = \"mail\", messages = 2 },\n]\n",
+        )
+        .unwrap();
+        assert_eq!(s.points[0].workload("x"), "docs");
+        assert_eq!(s.points[1].workload("x"), "mail");
+        // The driver gets the workload's own parameters only.
+        let params: Vec<_> = s.points[1].params().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(params, ["messages"]);
+        let e = parse(
+            "name = \"w\"\nkind = \"sync\"\npoints = [{ workload = \"docs\" }, { docs = 1 }]\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("or a `workload` in every point"), "{e}");
     }
 }

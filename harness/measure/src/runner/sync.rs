@@ -241,6 +241,7 @@ impl Runner {
         vg: Option<&Callgrind>,
     ) -> Result<Rep, Failure> {
         let fail = |e: &dyn std::fmt::Display| Failure::failed(e.to_string());
+        let workload = point.workload(workload);
         let v = scenario.variant_of(point);
         let layout = layout(scenario, point, v).map_err(|e| fail(&e))?;
         let tmp = tempfile::tempdir().map_err(|e| fail(&e))?;
