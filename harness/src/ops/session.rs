@@ -474,7 +474,15 @@ impl Session {
                 .as_ref()
                 .is_none_or(|(name, ..)| *name != variant.name)
             {
+                let t0 = std::time::Instant::now();
                 let result = runner.build(s, variant);
+                tracing::info!(
+                    "{}: variant {} built in {:.1} s{}",
+                    s.name,
+                    variant.name,
+                    t0.elapsed().as_secs_f64(),
+                    if result.is_ok() { "" } else { " (failed)" }
+                );
                 // After the build, which installs a missing toolchain.
                 let toolchain = variant
                     .toolchain
