@@ -359,6 +359,7 @@ fn synthetic_run(sha: &str, i: usize, metrics: usize, reps: usize) -> RunRecord 
         repetitions: reps as u32,
         harness_version: "0".into(),
         toolchain: "t".into(),
+        environment: Default::default(),
         command_line: "c".into(),
         started_unix: 1_750_000_000.0 + i as f64 * 0.001,
         finished_unix: 1_750_000_001.0 + i as f64 * 0.001,

@@ -113,6 +113,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 repetitions: reps as u32,
                 harness_version: env!("CARGO_PKG_VERSION").into(),
                 toolchain: "synthetic".into(),
+                environment: Default::default(),
                 command_line: "synth_results".into(),
                 started_unix: commit.time_unix as f64,
                 finished_unix: commit.time_unix as f64 + 10.0,

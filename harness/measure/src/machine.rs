@@ -45,6 +45,28 @@ pub fn toolchain_named(t: Option<&str>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// What else a result depends on, where readable (see
+/// `RunRecord::environment`): a hash of the `Cargo.lock` at `lock` as
+/// built, and the CPU's frequency governor and driver (absent in many
+/// VMs, as on the machine this was written on).
+pub fn environment(lock: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let mut env = std::collections::BTreeMap::new();
+    if let Ok(bytes) = std::fs::read(lock) {
+        let h = syncbench_model::hash::hash_words(&bytes);
+        env.insert("cargo_lock".to_owned(), format!("{h:016x}"));
+    }
+    let cpufreq = std::path::Path::new("/sys/devices/system/cpu/cpu0/cpufreq");
+    for (key, file) in [
+        ("governor", "scaling_governor"),
+        ("cpufreq_driver", "scaling_driver"),
+    ] {
+        if let Ok(v) = std::fs::read_to_string(cpufreq.join(file)) {
+            env.insert(key.to_owned(), v.trim().to_owned());
+        }
+    }
+    env
+}
+
 /// This host's name (the kernel's), for naming the owner of a claim.
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -74,6 +74,11 @@ pub struct RunRecord {
     pub repetitions: u32,
     pub harness_version: String,
     pub toolchain: String,
+    /// What else a result depends on, beside the machine and the
+    /// toolchain, where it could be read: `cargo_lock` (a hash of the
+    /// `Cargo.lock` built), `governor` and `cpufreq_driver` (the CPU's
+    /// frequency policy). Empty: nothing known.
+    pub environment: BTreeMap<String, String>,
     pub command_line: String,
     pub started_unix: f64,
     pub finished_unix: f64,
@@ -113,6 +118,8 @@ pub struct CommitRun {
     /// When the run started: tells a run from another of the same point
     /// and commit stored under a reused id.
     pub started_unix: f64,
+    /// Its [`RunRecord::environment`], as stored (JSON; empty: unknown).
+    pub environment: String,
 }
 
 /// A commit as recorded.

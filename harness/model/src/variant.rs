@@ -103,6 +103,25 @@ impl Variant {
     }
 }
 
+/// A stored point key split into the key without its variant and the
+/// variant (`None`: the default): `docs=1,variant=lto` is `("docs=1",
+/// Some("lto"))`.
+pub fn split_key(key: &str) -> (String, Option<&str>) {
+    let prefix = format!("{VARIANT_PARAM}=");
+    let mut variant = None;
+    let rest: Vec<&str> = key
+        .split(',')
+        .filter(|part| match part.strip_prefix(&prefix) {
+            Some(v) => {
+                variant = Some(v);
+                false
+            }
+            None => true,
+        })
+        .collect();
+    (rest.join(","), variant)
+}
+
 /// A variant's or toolchain's name: letters, digits, `_ - .`, not
 /// starting with `.` or `-` (it becomes a directory and part of a point's
 /// key, which `,` and `=` would break).
@@ -348,6 +367,17 @@ mod tests {
 
     fn table(text: &str) -> toml::Table {
         text.parse().expect("toml")
+    }
+
+    #[test]
+    fn a_key_splits_into_its_point_and_variant() {
+        assert_eq!(
+            split_key("docs=1,variant=lto,x=2"),
+            ("docs=1,x=2".into(), Some("lto"))
+        );
+        assert_eq!(split_key("docs=1"), ("docs=1".into(), None));
+        assert_eq!(split_key("variant=a"), (String::new(), Some("a")));
+        assert_eq!(split_key(""), (String::new(), None));
     }
 
     #[test]

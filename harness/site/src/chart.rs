@@ -192,6 +192,19 @@ pub trait DotInfo {
     fn axis_label(&self, index: usize) -> (String, String);
 }
 
+/// Another series drawn over a trend (another variant of its point): its
+/// name and its value per commit, on the trend's commits.
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    pub name: String,
+    pub levels: Vec<Option<f64>>,
+}
+
+/// Colours of overlays, after the trend's own line.
+const OVERLAY_COLORS: [&str; 6] = [
+    "#e08a2e", "#2f9a55", "#9b59c0", "#c0392b", "#16a0a0", "#8a6d3b",
+];
+
 /// A detected change: at which commit, and its label (e.g. "+12.3%").
 #[derive(Debug, Clone)]
 pub struct Marker {
@@ -302,6 +315,7 @@ fn columns(points: &[TrendPoint], count: usize) -> Vec<Column> {
 /// binned into columns, and where commits and values fall.
 struct Trend<'a> {
     points: &'a [TrendPoint],
+    overlays: &'a [Overlay],
     columns: Vec<Column>,
     /// Fewer columns than commits: drawn a column per pixel.
     aggregated: bool,
@@ -317,20 +331,31 @@ struct Trend<'a> {
 }
 
 impl<'a> Trend<'a> {
-    fn new(points: &'a [TrendPoint], unit: Unit, info: &'a dyn DotInfo) -> Trend<'a> {
+    fn new(
+        points: &'a [TrendPoint],
+        overlays: &'a [Overlay],
+        unit: Unit,
+        info: &'a dyn DotInfo,
+    ) -> Trend<'a> {
         let (width, height) = (960.0, 320.0);
         let plot = width - PLOT_LEFT - PLOT_RIGHT;
         let (lo, hi) = bounds(
             points
                 .iter()
                 .filter(|p| finite_level(p).is_some())
-                .flat_map(|p| [p.min, p.max]),
+                .flat_map(|p| [p.min, p.max])
+                .chain(
+                    overlays
+                        .iter()
+                        .flat_map(|o| o.levels.iter().flatten().copied()),
+                ),
         );
         let axis = axis(lo, hi, unit, 5);
         let n = points.len();
         let columns = columns(points, n.min(plot as usize).max(1));
         Trend {
             points,
+            overlays,
             aggregated: columns.len() < n,
             columns,
             axis,
@@ -411,6 +436,40 @@ impl<'a> Trend<'a> {
             }
         }));
         let _ = write!(s, r#"<path d="{d}" class="line"/>"#);
+    }
+
+    /// The overlays: each a line through its newest value per column, and
+    /// a legend naming it (the trend's own series first, `own`).
+    fn overlay_lines(&self, s: &mut String, own: &str) {
+        if self.overlays.is_empty() {
+            return;
+        }
+        let mut x = PLOT_LEFT + 4.0;
+        let mut legend = |s: &mut String, name: &str, color: &str| {
+            let _ = write!(
+                s,
+                r#"<text x="{x:.1}" y="{:.1}" class="legend" fill="{color}">— {}</text>"#,
+                PLOT_TOP - 10.0,
+                esc(name)
+            );
+            x += 24.0 + 6.2 * name.chars().count() as f64;
+        };
+        legend(s, own, "var(--line)");
+        for (k, o) in self.overlays.iter().enumerate() {
+            let color = OVERLAY_COLORS[k % OVERLAY_COLORS.len()];
+            let d = path(self.columns.iter().map(|c| {
+                let v = (c.first..=c.last)
+                    .rev()
+                    .find_map(|i| o.levels.get(i).copied().flatten())?;
+                v.is_finite().then(|| (self.xc(c), self.y(v)))
+            }));
+            let _ = write!(
+                s,
+                r#"<path d="{d}" class="overlay" stroke="{color}"><title>{}</title></path>"#,
+                esc(&o.name)
+            );
+            legend(s, &o.name, color);
+        }
     }
 
     /// Change points, as labelled vertical lines.
@@ -523,13 +582,26 @@ impl<'a> Trend<'a> {
 /// resolution: per pixel column the envelope of its commits' values and
 /// one dot, for the newest of them, whose title names the range.
 pub fn trend(points: &[TrendPoint], markers: &[Marker], unit: Unit, info: &dyn DotInfo) -> String {
-    let t = Trend::new(points, unit, info);
+    trend_with(points, markers, unit, info, (&[], ""))
+}
+
+/// [`trend`] with other series drawn over it (the other variants of its
+/// point), and a legend naming its own (`own`) and theirs.
+pub fn trend_with(
+    points: &[TrendPoint],
+    markers: &[Marker],
+    unit: Unit,
+    info: &dyn DotInfo,
+    (overlays, own): (&[Overlay], &str),
+) -> String {
+    let t = Trend::new(points, overlays, unit, info);
     let (width, height) = (t.width, t.height);
     let mut s = format!(
         r#"<svg class="trend" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="trend over commits">"#
     );
     y_axis(&mut s, &t.axis, &|v| t.y(v), width);
     t.band(&mut s);
+    t.overlay_lines(&mut s, own);
     t.line(&mut s);
     t.markers(&mut s, markers);
     t.dots(&mut s);

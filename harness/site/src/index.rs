@@ -30,8 +30,8 @@ struct Group {
 
 pub(super) fn render(
     data: &Data,
-    rows: Vec<Row>,
-    alarms: Vec<Alarm>,
+    (rows, alarms): (Vec<Row>, Vec<Alarm>),
+    variant_pages: &[(String, String)],
     env: &Environment,
     w: &mut Writer,
 ) -> Result<PathBuf, SiteError> {
@@ -95,6 +95,10 @@ pub(super) fn render(
         machines => machines,
         scenarios => scenarios,
         groups => groups,
+        variant_pages => variant_pages
+            .iter()
+            .map(|(scenario, href)| context! { scenario => scenario, href => href })
+            .collect::<Vec<_>>(),
     })?;
     w.page("index.html", &html)
 }

@@ -340,6 +340,7 @@ mod tests {
             error: None,
             dirty: false,
             started_unix: 0.0,
+            environment: String::new(),
         }
     }
 

@@ -22,6 +22,7 @@ mod levels;
 mod profile;
 mod run;
 mod series;
+mod variants;
 
 use minijinja::Environment;
 use serde::Serialize;
@@ -132,6 +133,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../reports/templates/compare.html"),
     ),
     (
+        "variants.html",
+        include_str!("../../../reports/templates/variants.html"),
+    ),
+    (
         "profile.html",
         include_str!("../../../reports/templates/profile.html"),
     ),
@@ -177,7 +182,8 @@ pub fn render(store: &Store, opts: &Options) -> Result<Rendered, SiteError> {
     let compare_pages = compare::render_all(&data, opts, &pairs, &env, &mut w)?;
     lap("comparison pages");
     profile::render_all(&data, &env, &mut w)?;
-    let index = index::render(&data, rows, alarms, &env, &mut w)?;
+    let variant_pages = variants::render_all(&data, &env, &mut w)?;
+    let index = index::render(&data, (rows, alarms), &variant_pages, &env, &mut w)?;
     w.page("style.css", STYLE)?;
     let pruned = w.prune()?;
     if pruned > 0 {

@@ -6,6 +6,7 @@ use super::data::{Data, point_of};
 use super::{SiteError, Writer, date, machine_id, pct, profile_file, series_file, short};
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use syncbench_analysis::history::{ChangePoint, SeriesHistory};
 use syncbench_analysis::text::csv_text;
 use syncbench_model::{Confirmation, PointKey, RunStatus, SeriesKey, Verdict, is_informational};
@@ -213,6 +214,8 @@ fn page(
     };
     let recent = recent(data, s, &point);
     let (choices, pages) = compare_choices(data, pairs, s);
+    // The point's other variants, drawn over this one.
+    let (overlays, own) = super::variants::overlays(data, k);
     context! {
         root => "../",
         choices => choices,
@@ -228,8 +231,16 @@ fn page(
             value => format!("{:.1}%", t.value * 100.0),
             source => t.source.as_str(),
         }),
-        chart => chart::trend(&points, &markers, s.unit, &info),
+        chart => chart::trend_with(&points, &markers, s.unit, &info, (&overlays, &own)),
         values_href => chart::aggregated(n).then(|| format!("../{}", values_file(&series_file(k)))),
+        environment => environment_changes(data, s, &point)
+            .into_iter()
+            .map(|(i, what)| context! {
+                short => short(&data.history.order[i]),
+                href => data.run_href("../", &data.history.order[i], &point),
+                what => what.join(", "),
+            })
+            .collect::<Vec<_>>(),
         changes => changes,
         recent => recent,
     }
@@ -247,6 +258,7 @@ fn changes(
     let order = &data.history.order;
     let mut markers = Vec::new();
     let mut changes = Vec::new();
+    let environment = environment_changes(data, s, point);
     for st in steps {
         let verdict = Verdict::of_change(s.direction, st.change);
         let (label, change) = size(data, k, st);
@@ -275,9 +287,46 @@ fn changes(
             significance => data.thresholds.get(k).map_or(String::new(), |t| format!("{:.1}×", change.abs() / t.0.value)),
             state => state(data, k, st).0,
             triage => state(data, k, st).2,
+            environment => environment.get(&st.index).map(|what| what.join(", ")),
         });
     }
     (markers, changes)
+}
+
+/// The commits (by index) whose run's environment differs from the run
+/// before it in the series, with what changed (`cargo_lock`, `governor`…):
+/// a change point there may be the environment's, which `confirm`, by
+/// measuring both commits in one environment, tells from the code's.
+pub(super) fn environment_changes(
+    data: &Data,
+    s: &SeriesHistory,
+    point: &PointKey,
+) -> BTreeMap<usize, Vec<String>> {
+    let order = &data.history.order;
+    let mut out = BTreeMap::new();
+    let mut before: Option<BTreeMap<String, String>> = None;
+    for &i in s.present().iter() {
+        let env: BTreeMap<String, String> = data
+            .run_at(point, &order[i])
+            .and_then(|r| serde_json::from_str(&r.environment).ok())
+            .unwrap_or_default();
+        if let Some(b) = &before {
+            // A key only one side knows is no change (an older harness
+            // recorded none).
+            let changed: Vec<String> = env
+                .iter()
+                .filter(|(k, v)| b.get(*k).is_some_and(|old| old != *v))
+                .map(|(k, _)| k.clone())
+                .collect();
+            if !changed.is_empty() {
+                out.insert(i, changed);
+            }
+        }
+        if !env.is_empty() {
+            before = Some(env);
+        }
+    }
+    out
 }
 
 /// For instruction counts, a change's function-level profile: the link
@@ -311,6 +360,23 @@ fn profile_link(
             )),
         ),
     }
+}
+
+/// A series' trend without its change points, other series drawn over it
+/// (a page one directory below the root, as series pages are).
+pub(super) fn overlaid_trend(
+    data: &Data,
+    k: &SeriesKey,
+    s: &SeriesHistory,
+    overlays: (&[chart::Overlay], &str),
+) -> String {
+    let point = point_of(k);
+    let info = Dots {
+        data,
+        series: s,
+        point: &point,
+    };
+    chart::trend_with(&trend_points(s, data.len()), &[], s.unit, &info, overlays)
 }
 
 /// The trend's points: every commit of the history, in order.

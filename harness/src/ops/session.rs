@@ -10,7 +10,10 @@ use crate::model::{PointKey, RunStatus, Series, Verdict};
 use crate::runner::{Failure, PointResult, Runner, RunnerOptions};
 use crate::scenario::{DEFAULT_THRESHOLD, Kind, Point, Scenario, ThresholdBook};
 use crate::store::{Connection as _, Location, RunRecord, Store, StoreError};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+
+/// What a run's results depend on beside machine and toolchain.
+type Env = BTreeMap<String, String>;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,6 +64,7 @@ impl Recorder {
             repetitions: result.recorded_repetitions,
             harness_version: env!("CARGO_PKG_VERSION").to_owned(),
             toolchain: self.toolchain.clone(),
+            environment: Default::default(),
             command_line: self.command_line.clone(),
             started_unix,
             finished_unix: crate::model::unix_now(),
@@ -467,7 +471,9 @@ impl Session {
         }
         // Each variant built once, before its points; a variant that does
         // not build fails its own points only.
-        let mut built: Option<(&str, Result<(), Failure>, Option<String>)> = None;
+        // Per variant: its build's result, toolchain and environment.
+        type Built<'a> = (&'a str, Result<(), Failure>, Option<String>, Env);
+        let mut built: Option<Built> = None;
         for point in points {
             let variant = s.variant_of(point);
             if built
@@ -488,9 +494,10 @@ impl Session {
                     .toolchain
                     .as_deref()
                     .map(|t| crate::machine::toolchain_named(Some(t)));
-                built = Some((&variant.name, result, toolchain));
+                let env = crate::machine::environment(&runner.lock_file(variant));
+                built = Some((&variant.name, result, toolchain, env));
             }
-            let (_, built, toolchain) = &built.as_ref().expect("just built");
+            let (_, built, toolchain, env) = &built.as_ref().expect("just built");
             let started = crate::model::unix_now();
             progress.point_started(&s.name, &point.key());
             let result = match &built {
@@ -507,6 +514,7 @@ impl Session {
             if let Some(t) = toolchain {
                 record.toolchain = t.clone();
             }
+            record.environment = env.clone();
             self.check_thresholds(s, std::slice::from_ref(&record));
             let run_id = self.keep(std::slice::from_ref(&record))?[0];
             let report = self.report(&record, run_id, s, baseline)?;

@@ -659,6 +659,17 @@ pub(crate) fn stored_triage(state: &str) -> Triage {
     Triage::parse(state).unwrap_or(Triage::Fixed)
 }
 
+/// A run's environment as stored: JSON, or NULL when nothing is known.
+pub(crate) fn environment_json(env: &BTreeMap<String, String>) -> Option<String> {
+    (!env.is_empty()).then(|| serde_json::to_string(env).expect("strings serialize"))
+}
+
+/// A stored environment read back (unreadable or NULL: nothing known).
+pub(crate) fn environment_of(text: Option<&str>) -> BTreeMap<String, String> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
 /// An A/B run's verdict as stored; a newer harness's reads as failed.
 pub(crate) fn stored_verdict(verdict: &str) -> Verdict {
     Verdict::parse(verdict).unwrap_or(Verdict::Failed)
@@ -842,6 +853,7 @@ pub(crate) mod conformance {
             repetitions: 2,
             harness_version: "0".into(),
             toolchain: "t".into(),
+            environment: [("cargo_lock".to_owned(), "00ff".to_owned())].into(),
             command_line: "c".into(),
             started_unix: 1.0,
             finished_unix: 2.0,
@@ -928,6 +940,7 @@ pub(crate) mod conformance {
         );
         let runs = store.commit_runs().unwrap();
         assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].environment, r#"{"cargo_lock":"00ff"}"#);
         assert_eq!(
             (runs[0].id, runs[0].dirty, runs[0].parents.len()),
             (clean, false, 1)

@@ -200,6 +200,10 @@ const MIGRATIONS: &[&str] = &[
     -- A's point where it is not B's: two variants compared at a commit.
     ALTER TABLE ab_runs ADD COLUMN a_point TEXT COLLATE "C";
     "#,
+    r#"
+    -- What else a run depends on (RunRecord::environment), as JSON.
+    ALTER TABLE runs ADD COLUMN environment TEXT COLLATE "C";
+    "#,
 ];
 
 /// The driver's error; its message already carries the server's (a
@@ -488,8 +492,8 @@ pub(super) fn insert_run(
         .query_one(
             "INSERT INTO runs (machine_id, commit_sha, dirty, branch, scenario, point, params, status,
                  error, repetitions, harness_version, toolchain, command_line, started_unix,
-                 finished_unix)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                 finished_unix, environment)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
              RETURNING id",
             &[
                 &machine,
@@ -507,6 +511,7 @@ pub(super) fn insert_run(
                 &text(&run.command_line),
                 &run.started_unix,
                 &run.finished_unix,
+                &super::environment_json(&run.environment),
             ],
         )?
         .try_get(0)?;
@@ -745,9 +750,10 @@ impl Connection for PgStore {
         let rows = self.client.borrow_mut().query(
             &format!(
                 "SELECT id, fingerprint, scenario, point, params, sha, time_unix, parents, status,
-                        error, dirty, started_unix
+                        error, dirty, started_unix, environment
                  FROM (SELECT r.id, m.fingerprint, r.scenario, r.point, r.params, c.sha,
                               c.time_unix, c.parents, r.status, r.error, r.dirty, r.started_unix,
+                              r.environment,
                               row_number() OVER (PARTITION BY r.machine_id, r.scenario, r.point,
                                                  r.commit_sha ORDER BY {THE_RUN}) AS rank
                        FROM runs r JOIN machines m ON m.id = r.machine_id
@@ -773,6 +779,7 @@ impl Connection for PgStore {
                     error: r.try_get(9)?,
                     dirty: r.try_get(10)?,
                     started_unix: r.try_get(11)?,
+                    environment: r.try_get::<_, Option<String>>(12)?.unwrap_or_default(),
                 })
             })
             .collect()
@@ -1311,7 +1318,8 @@ impl Connection for PgStore {
             "SELECT r.id, m.cpu, m.cores, m.memory_bytes, m.os, m.kernel, m.hw_counters, m.tag,
                     c.sha, c.parents, c.author, c.time_unix, c.subject, r.dirty, r.branch,
                     r.scenario, r.point, r.params, r.status, r.error, r.repetitions,
-                    r.harness_version, r.toolchain, r.command_line, r.started_unix, r.finished_unix
+                    r.harness_version, r.toolchain, r.command_line, r.started_unix, r.finished_unix,
+                    r.environment
              FROM runs r JOIN machines m ON m.id = r.machine_id JOIN commits c ON c.sha = r.commit_sha
              ORDER BY r.id",
             &[],
@@ -1346,6 +1354,7 @@ impl Connection for PgStore {
                 repetitions: u32_of(r.try_get(20)?),
                 harness_version: r.try_get(21)?,
                 toolchain: r.try_get(22)?,
+                environment: super::environment_of(r.try_get::<_, Option<String>>(26)?.as_deref()),
                 command_line: r.try_get(23)?,
                 started_unix: r.try_get(24)?,
                 finished_unix: r.try_get(25)?,

@@ -201,6 +201,10 @@ const MIGRATIONS: &[&str] = &[
     -- A's point where it is not B's: two variants compared at a commit.
     ALTER TABLE ab_runs ADD COLUMN a_point TEXT;
 ",
+    "
+    -- What else a run depends on (RunRecord::environment), as JSON.
+    ALTER TABLE runs ADD COLUMN environment TEXT;
+",
 ];
 
 impl From<rusqlite::Error> for StoreError {
@@ -367,9 +371,9 @@ impl Connection for SqliteStore {
     fn commit_runs(&self) -> Result<Vec<CommitRun>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT id, fingerprint, scenario, point, params, sha, time_unix, parents, status, error, dirty,
-                    started_unix
+                    started_unix, environment
              FROM (SELECT r.id, m.fingerprint, r.scenario, r.point, r.params, c.sha, c.time_unix,
-                          c.parents, r.status, r.error, r.dirty, r.started_unix,
+                          c.parents, r.status, r.error, r.dirty, r.started_unix, r.environment,
                           row_number() OVER (PARTITION BY r.machine_id, r.scenario, r.point, r.commit_sha
                                              ORDER BY {THE_RUN}) AS rank
                    FROM runs r JOIN machines m ON m.id = r.machine_id
@@ -392,6 +396,7 @@ impl Connection for SqliteStore {
                 error: r.get(9)?,
                 dirty: r.get(10)?,
                 started_unix: r.get(11)?,
+                environment: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -812,7 +817,8 @@ impl Connection for SqliteStore {
             "SELECT r.id, m.cpu, m.cores, m.memory_bytes, m.os, m.kernel, m.hw_counters, m.tag,
                     c.sha, c.parents, c.author, c.time_unix, c.subject, r.dirty, r.branch,
                     r.scenario, r.point, r.params, r.status, r.error, r.repetitions,
-                    r.harness_version, r.toolchain, r.command_line, r.started_unix, r.finished_unix
+                    r.harness_version, r.toolchain, r.command_line, r.started_unix, r.finished_unix,
+                    r.environment
              FROM runs r JOIN machines m ON m.id = r.machine_id JOIN commits c ON c.sha = r.commit_sha
              ORDER BY r.id",
         )?;
@@ -847,6 +853,7 @@ impl Connection for SqliteStore {
                 repetitions: r.get(20)?,
                 harness_version: r.get(21)?,
                 toolchain: r.get(22)?,
+                environment: super::environment_of(r.get::<_, Option<String>>(26)?.as_deref()),
                 command_line: r.get(23)?,
                 started_unix: r.get(24)?,
                 finished_unix: r.get(25)?,
@@ -1283,8 +1290,9 @@ fn insert_run(tx: &rusqlite::Transaction, run: &RunRecord, retag: bool) -> Resul
     )?;
     tx.execute(
             "INSERT INTO runs (machine_id, commit_sha, dirty, branch, scenario, point, params, status, error,
-                 repetitions, harness_version, toolchain, command_line, started_unix, finished_unix)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 repetitions, harness_version, toolchain, command_line, started_unix, finished_unix,
+                 environment)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 machine,
                 c.sha,
@@ -1300,7 +1308,8 @@ fn insert_run(tx: &rusqlite::Transaction, run: &RunRecord, retag: bool) -> Resul
                 run.toolchain,
                 run.command_line,
                 run.started_unix,
-                run.finished_unix
+                run.finished_unix,
+                super::environment_json(&run.environment)
             ],
         )?;
     let run_id = tx.last_insert_rowid();

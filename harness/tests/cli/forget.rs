@@ -30,6 +30,7 @@ fn gone_run(repo: &Path, sha: &str, point: &str, started: f64) -> RunRecord {
         repetitions: 3,
         harness_version: "0.1.0".into(),
         toolchain: "rustc 1.90.0 (golden)".into(),
+        environment: Default::default(),
         command_line: "syncbench run gone".into(),
         started_unix: started,
         finished_unix: started + 5.0,

@@ -112,6 +112,7 @@ pub(crate) fn fixed_db(repo: &Path, shas: &[String], db: &Path) {
             repetitions: if status == "ok" { 5 } else { 0 },
             harness_version: "0.1.0".into(),
             toolchain: "rustc 1.90.0 (golden)".into(),
+            environment: Default::default(),
             command_line: "syncbench run svc".into(),
             started_unix: 1_767_225_600.0 + i as f64 * 86_400.0,
             finished_unix: 1_767_225_610.5 + i as f64 * 86_400.0,

@@ -318,6 +318,7 @@ fn csv_cells_are_never_formulas_and_numbers_stay_numbers() {
                 repetitions: 1,
                 harness_version: "0".into(),
                 toolchain: "t".into(),
+                environment: Default::default(),
                 command_line: "t".into(),
                 started_unix: 0.0,
                 finished_unix: 0.0,

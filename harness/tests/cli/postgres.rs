@@ -121,7 +121,7 @@ fn two_migrations_at_once_make_one_schema() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [7], "one row, at the newest migration");
+    assert_eq!(versions, [8], "one row, at the newest migration");
     // And a third is a no-op.
     let out = syncbench(&["--db", &url, "migrate"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -357,6 +357,7 @@ fn machines_are_listed_by_tag_and_check_judges_one() {
                     repetitions: 5,
                     harness_version: "0".into(),
                     toolchain: "t".into(),
+                    environment: Default::default(),
                     command_line: "c".into(),
                     started_unix: 1.0 + i as f64,
                     finished_unix: 2.0 + i as f64,

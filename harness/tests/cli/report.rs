@@ -458,6 +458,7 @@ fn long_history(dir: &Path, n: u64, variant: u64) -> (PathBuf, Vec<String>) {
             repetitions: 5,
             harness_version: "0.1.0".into(),
             toolchain: "test".into(),
+            environment: Default::default(),
             command_line: "test".into(),
             started_unix: 0.0,
             finished_unix: 1.0,

@@ -325,6 +325,7 @@ fn sampled_db(path: &Path, runs: &[Sampled]) -> String {
             repetitions: 1,
             harness_version: "0.1.0".into(),
             toolchain: "test".into(),
+            environment: Default::default(),
             command_line: "test".into(),
             started_unix: 0.0,
             finished_unix: 1.0,

@@ -108,6 +108,7 @@ fn same_run_of_a_commit(db_s: &str) {
             repetitions: 5,
             harness_version: "0".into(),
             toolchain: "t".into(),
+            environment: Default::default(),
             command_line: "c".into(),
             started_unix: 0.0,
             finished_unix: 0.0,

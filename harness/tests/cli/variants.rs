@@ -268,3 +268,145 @@ fn compare_runs_two_variants_of_one_commit_side_by_side() {
         text(&out)
     );
 }
+
+/// The dashboard: a page per scenario with variants (a row per variant,
+/// its ratio to the default, the A/B verdict against it, a variant dropped
+/// later marked with its last commit) linked from the index, and each
+/// variant's trend drawn over the others on its series page.
+#[test]
+fn the_dashboard_shows_variants_side_by_side_and_overlaid() {
+    let both = "name = \"ab\"\nkind = \"command\"\nrepetitions = 2\nwarmup = 0\n\
+                params = { n = 1 }\n\
+                run = \"i=0; while [ $i -lt ${WORK:-20000} ]; do i=$((i+1)); done\"\n\
+                [variants.twice]\nenv = { WORK = \"40000\" }\n";
+    let gone = format!("{both}[variants.gone]\nenv = {{ WORK = \"10000\" }}\n");
+    let repo = repo_with(&[("scenarios/ab.toml", &gone)]);
+    let db = repo.path().join("r.sqlite");
+    let out = sb(repo.path(), &db, &["run", "ab"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The next commit drops variant `gone`.
+    std::fs::write(repo.path().join("scenarios/ab.toml"), both).unwrap();
+    git(repo.path(), &["commit", "-qam", "drop the gone variant"]);
+    let out = sb(repo.path(), &db, &["run", "ab"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let cache = tempfile::tempdir().unwrap();
+    let out = sb(
+        repo.path(),
+        &db,
+        &[
+            "compare",
+            "HEAD",
+            "HEAD",
+            "ab",
+            "--run",
+            "--variant-a",
+            "default",
+            "--variant-b",
+            "twice",
+            "--budget",
+            "60s",
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let site = repo.path().join("site");
+    let out = sb(
+        repo.path(),
+        &db,
+        &["report", "--out", site.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    let index = std::fs::read_to_string(site.join("index.html")).unwrap();
+    assert!(index.contains("href=\"variants/ab.html\""), "{index}");
+    let page = std::fs::read_to_string(site.join("variants/ab.html")).unwrap();
+    let row = |name: &str| {
+        let at = page
+            .find(&format!(">{name}</a>"))
+            .unwrap_or_else(|| panic!("no row of {name}: {page}"));
+        let start = page[..at].rfind("<tr>").unwrap();
+        page[start..].split("</tr>").next().unwrap().to_owned()
+    };
+    assert!(row("default").contains("(default)"));
+    // Twice the work: a ratio well above 1 to the default's time, and the
+    // A/B run's verdict.
+    let twice = row("twice");
+    let ratio: f64 = twice
+        .split("×</span>")
+        .next()
+        .and_then(|s| s.rsplit('>').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ratio in {twice}"));
+    assert!(ratio > 1.2, "{twice}");
+    assert!(twice.contains("regression"), "{twice}");
+    // Dropped at the second commit: still shown, with its last commit.
+    assert!(row("gone").contains("last measured at"), "{}", row("gone"));
+    // The series page of a variant draws the others over it.
+    let href = twice
+        .split("href=\"../")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap();
+    let series = std::fs::read_to_string(site.join(href)).unwrap();
+    assert!(
+        series.contains("class=\"overlay\"") && series.contains("— default"),
+        "{series}"
+    );
+}
+
+/// Each run records the hash of the Cargo.lock it was built with; the
+/// series page names the commit where it changed.
+#[test]
+fn a_changed_cargo_lock_is_recorded_and_marked_on_the_series_page() {
+    let scenario =
+        "name = \"e\"\nkind = \"command\"\nrun = \"true\"\nrepetitions = 1\nwarmup = 0\n";
+    let repo = repo_with(&[("scenarios/e.toml", scenario), ("Cargo.lock", "# one\n")]);
+    let db = repo.path().join("r.sqlite");
+    let mut shas = vec![];
+    for (i, lock) in ["# one\n", "# one\n", "# two\n"].into_iter().enumerate() {
+        if i > 0 {
+            std::fs::write(repo.path().join("Cargo.lock"), lock).unwrap();
+            std::fs::write(repo.path().join("n"), i.to_string()).unwrap();
+            git(repo.path(), &["add", "-A"]);
+            git(repo.path(), &["commit", "-qm", &format!("commit {i}")]);
+        }
+        shas.push(git(repo.path(), &["rev-parse", "HEAD"]));
+        let out = sb(repo.path(), &db, &["run", "e"]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let envs: Vec<String> = conn
+        .prepare("SELECT environment FROM runs ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(envs[0].contains("\"cargo_lock\""), "{envs:?}");
+    assert_eq!(envs[0], envs[1]);
+    assert_ne!(envs[1], envs[2]);
+    let site = repo.path().join("site");
+    let out = sb(
+        repo.path(),
+        &db,
+        &["report", "--out", site.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let series = std::fs::read_dir(site.join("series"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_str().unwrap().contains("-wall-"))
+        .unwrap();
+    let page = std::fs::read_to_string(series).unwrap();
+    let said = page
+        .split("The environment changed")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{page}"));
+    let said = said.split("</p>").next().unwrap();
+    assert!(
+        said.contains(&shas[2][..10]) && said.contains("(cargo_lock)"),
+        "{said}"
+    );
+    assert!(!said.contains(&shas[1][..10]), "{said}");
+}

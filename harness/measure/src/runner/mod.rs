@@ -241,6 +241,16 @@ impl Runner {
         }
     }
 
+    /// The `Cargo.lock` variant `v` is built with: the tree's, or that of
+    /// its copy with the variant's dependency versions.
+    pub fn lock_file(&self, v: &Variant) -> PathBuf {
+        if v.dependencies.is_empty() {
+            self.tree.join("Cargo.lock")
+        } else {
+            self.target_dir(v).join("tree").join("Cargo.lock")
+        }
+    }
+
     /// The cargo profile variant `v` is built with.
     fn profile_of<'a>(&'a self, v: &'a Variant) -> &'a str {
         v.profile.as_deref().unwrap_or(&self.opts.cargo_profile)
