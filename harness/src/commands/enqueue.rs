@@ -15,6 +15,10 @@ pub struct Args {
     /// Measure again points that have results.
     #[arg(long)]
     force: bool,
+    /// Only these variants of the scenarios (comma-separated; `default`
+    /// is each scenario's build as it is) [default: every variant].
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    variant: Vec<String>,
     /// Print the new jobs' ids as JSON.
     #[arg(long)]
     json: bool,
@@ -22,10 +26,25 @@ pub struct Args {
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let (scenarios, commits) = args.commits.resolve(cx, false)?;
+    if !args.variant.iter().any(|v| v == "all") {
+        // A name no scenario here declares is a typo, found now; each
+        // worker checks the job against its own scenarios again.
+        let known = if scenarios.is_empty() {
+            cx.choose(&[])?
+        } else {
+            scenarios.clone()
+        };
+        syncbench::scenario::select_variants(known, &args.variant).map_err(anyhow::Error::msg)?;
+    }
     let mut queue = Queue::open(&cx.db)?;
     let shas: Vec<String> = commits.iter().map(|c| c.sha.clone()).collect();
     let names: Vec<String> = scenarios.iter().map(|s| s.name.clone()).collect();
-    let ids = queue.enqueue(&shas, &names, args.machine.as_deref(), args.force)?;
+    let ids = queue.enqueue(
+        &shas,
+        (&names, &args.variant),
+        args.machine.as_deref(),
+        args.force,
+    )?;
     if args.json {
         outln!("{}", serde_json::to_string(&ids)?)?;
     } else {

@@ -199,10 +199,15 @@ fn served(job: &JobRow, workers: &[WorkerRow]) -> bool {
 }
 
 fn scenarios(j: &JobRow) -> String {
-    if j.scenarios.is_empty() {
+    let names = if j.scenarios.is_empty() {
         "default suite".into()
     } else {
         j.scenarios.join(" ")
+    };
+    if j.variants.is_empty() {
+        names
+    } else {
+        format!("{names} (variants {})", j.variants.join(", "))
     }
 }
 

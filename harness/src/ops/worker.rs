@@ -396,7 +396,9 @@ fn measure(
             })?
         }
     };
-    let scenarios = choose(&job.scenarios).map_err(Measured::Refused)?;
+    let scenarios = choose(&job.scenarios)
+        .and_then(|s| crate::scenario::select_variants(s, &job.variants))
+        .map_err(Measured::Refused)?;
     events(Event::Started(job, &commit));
     let (checkout, runner) = session
         .checkout(root)

@@ -203,6 +203,9 @@ const MIGRATIONS: &[&str] = &[
     r#"
     -- What else a run depends on (RunRecord::environment), as JSON.
     ALTER TABLE runs ADD COLUMN environment TEXT COLLATE "C";
+    -- The variants a job measures (names separated by spaces; empty:
+    -- every variant of its scenarios).
+    ALTER TABLE jobs ADD COLUMN variants TEXT COLLATE "C" NOT NULL DEFAULT '';
     "#,
 ];
 

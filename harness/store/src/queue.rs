@@ -97,6 +97,8 @@ pub struct Job {
     pub sha: String,
     /// Scenario names; empty for the default suite.
     pub scenarios: Vec<String>,
+    /// Variant names (`--variant`); empty for every variant.
+    pub variants: Vec<String>,
     /// Measure even points that have a final answer.
     pub force: bool,
     /// This claim's number: only it may complete the job.
@@ -147,6 +149,8 @@ pub struct JobRow {
     pub id: i64,
     pub sha: String,
     pub scenarios: Vec<String>,
+    /// Empty: every variant.
+    pub variants: Vec<String>,
     pub machine_tag: Option<String>,
     pub state: JobState,
     pub attempt: i64,
@@ -239,7 +243,7 @@ const JOB_COLUMNS: &str = "id, sha, scenarios, machine_tag, state, attempt, work
     extract(epoch FROM enqueued_at)::float8, extract(epoch FROM started_at)::float8,
     extract(epoch FROM finished_at)::float8,
     extract(epoch FROM clock_timestamp() - heartbeat)::float8,
-    last_error, failures, lost, runs, log, lease_seconds";
+    last_error, failures, lost, runs, log, lease_seconds, variants";
 
 fn names(text: &str) -> Vec<String> {
     text.split_whitespace().map(str::to_owned).collect()
@@ -276,16 +280,23 @@ impl Queue {
     pub fn enqueue(
         &mut self,
         shas: &[String],
-        scenarios: &[String],
+        (scenarios, variants): (&[String], &[String]),
         machine_tag: Option<&str>,
         force: bool,
     ) -> Result<Vec<i64>, QueueError> {
         let mut tx = self.client.transaction()?;
         let rows = tx.query(
-            "INSERT INTO jobs (sha, scenarios, machine_tag, force, state)
-             SELECT sha, $2, $3, $4, 'pending' FROM unnest($1::text[]) WITH ORDINALITY AS u(sha, n)
+            "INSERT INTO jobs (sha, scenarios, variants, machine_tag, force, state)
+             SELECT sha, $2, $5, $3, $4, 'pending'
+             FROM unnest($1::text[]) WITH ORDINALITY AS u(sha, n)
              ORDER BY n RETURNING id",
-            &[&shas, &scenarios.join(" "), &machine_tag, &force],
+            &[
+                &shas,
+                &scenarios.join(" "),
+                &machine_tag,
+                &force,
+                &variants.join(" "),
+            ],
         )?;
         tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])?;
         tx.commit()?;
@@ -342,7 +353,7 @@ impl Queue {
                              WHERE (state = 'pending' OR ({expired} AND lost + 1 < $4))
                                AND (machine_tag IS NULL OR machine_tag = $2)
                              ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-                 RETURNING id, sha, scenarios, force, attempt"
+                 RETURNING id, sha, scenarios, force, attempt, variants"
             ),
             &[&worker, &machine_tag, &lease.as_secs_f64(), &MAX_LOST],
         )?;
@@ -354,6 +365,7 @@ impl Queue {
                 scenarios: names(r.try_get(2)?),
                 force: r.try_get(3)?,
                 attempt: r.try_get(4)?,
+                variants: names(r.try_get(5)?),
             }),
         })
     }
@@ -556,6 +568,7 @@ impl Queue {
                     id: r.try_get(0)?,
                     sha: r.try_get(1)?,
                     scenarios: names(r.try_get(2)?),
+                    variants: names(r.try_get(17)?),
                     machine_tag: r.try_get(3)?,
                     state: {
                         let state: String = r.try_get(4)?;
@@ -626,7 +639,8 @@ mod tests {
         let Some((_server, mut q)) = queue() else {
             return;
         };
-        q.enqueue(&["a".repeat(40)], &[], None, false).unwrap();
+        q.enqueue(&["a".repeat(40)], (&[], &[]), None, false)
+            .unwrap();
         let first = q.claim("w1", None, Duration::ZERO).unwrap().unwrap();
         let second = q
             .claim("w2", None, Duration::from_secs(60))
@@ -657,7 +671,7 @@ mod tests {
             return;
         };
         let sha = ["b".repeat(40)];
-        q.enqueue(&sha, &[], None, false).unwrap();
+        q.enqueue(&sha, (&[], &[]), None, false).unwrap();
         let mut retries = vec![];
         for error in ["out of memory", "disk full", "segfault"] {
             let job = q
@@ -667,7 +681,7 @@ mod tests {
             retries.push(q.fail(&job, "w", error, &[], error).unwrap());
         }
         assert_eq!(retries, [Retry::Again, Retry::Again, Retry::Failed]);
-        q.enqueue(&sha, &[], None, false).unwrap();
+        q.enqueue(&sha, (&[], &[]), None, false).unwrap();
         // Claimed, and each time its worker goes silent (a lease of zero):
         // the third lost lease fails it.
         for _ in 0..MAX_LOST {

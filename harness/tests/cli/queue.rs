@@ -314,3 +314,42 @@ fn a_worker_outlives_a_database_restart() {
         .collect();
     assert_eq!(stored, [shas[0].clone()]);
 }
+
+/// A job names its variants: the worker measures those only; a variant no
+/// scenario declares is refused when enqueued.
+#[test]
+fn a_job_measures_the_variants_it_names() {
+    let Some(pg) = pgtest::start_or_skip() else {
+        return;
+    };
+    let url = pg.url_of("postgres");
+    let scenario = format!(
+        "{SHORT}[variants.a]\nenv = {{ A = \"1\" }}\n[variants.b]\nenv = {{ B = \"1\" }}\n"
+    );
+    let (repo, _) = repo_of(1, &[("scenarios/t.toml", scenario.as_str())]);
+    let out = sb(
+        repo.path(),
+        &url,
+        &["enqueue", "HEAD", "t", "--variant", "nope"],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("no variant \"nope\""), "{}", text(&out));
+    let out = sb(
+        repo.path(),
+        &url,
+        &["enqueue", "HEAD", "t", "--variant", "b"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let queued = text(&sb(repo.path(), &url, &["queue"]));
+    assert!(queued.contains("t (variants b)"), "{queued}");
+    let cache = tempfile::tempdir().unwrap();
+    let w = Worker::start(repo.path(), &url, cache.path(), &["--until-empty"]);
+    assert_eq!(w.wait(), 0);
+    let points: Vec<String> = client(&url)
+        .query("SELECT point FROM runs ORDER BY point", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(points, ["variant=b"]);
+}
