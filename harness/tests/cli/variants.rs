@@ -410,3 +410,58 @@ fn a_changed_cargo_lock_is_recorded_and_marked_on_the_series_page() {
     );
     assert!(!said.contains(&shas[1][..10]), "{said}");
 }
+
+/// The variants workflow's matrix (.github/workflows/variants.yml): each
+/// leg measures one variant into a file of its own, the merge job merges
+/// every leg's file into one history; a leg that failed (no file) leaves
+/// the others whole; merging again adds nothing.
+#[test]
+fn a_matrix_of_one_variant_per_job_merges_into_one_history() {
+    let repo = repo_with(&[("scenarios/v.toml", SCENARIO)]);
+    let parts = tempfile::tempdir().unwrap();
+    for variant in ["default", "slow"] {
+        let part = parts.path().join(format!("variant-{variant}.sqlite"));
+        let out = sb(repo.path(), &part, &["run", "v", "--variant", variant]);
+        assert!(out.status.success(), "{variant}: {}", text(&out));
+    }
+    let merged = repo.path().join("variants.sqlite");
+    let files: Vec<String> = ["default", "slow"]
+        .iter()
+        .map(|v| {
+            let p = parts.path().join(format!("variant-{v}.sqlite"));
+            p.to_str().unwrap().to_owned()
+        })
+        .collect();
+    for file in &files {
+        let out = sb(repo.path(), &merged, &["merge", file]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let points: Vec<String> = runs(&merged).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        points,
+        ["n=1", "n=1,variant=slow", "n=2", "n=2,variant=slow"]
+    );
+    let out = sb(repo.path(), &merged, &["merge", &files[1]]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(runs(&merged).len(), 4, "merged twice");
+    let site = repo.path().join("site");
+    let out = sb(
+        repo.path(),
+        &merged,
+        &["report", "--out", site.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let page = std::fs::read_to_string(site.join("variants/v.html")).unwrap();
+    assert!(
+        page.contains(">slow</a>") && page.contains(">default</a>"),
+        "{page}"
+    );
+    // The workflow's legs are these commands.
+    let workflow =
+        std::fs::read_to_string(workspace().join(".github/workflows/variants.yml")).unwrap();
+    assert!(
+        workflow.contains("run variants --variant \"$VARIANT\"")
+            && workflow.contains("syncbench merge \"$part\" --db variants.sqlite"),
+        "{workflow}"
+    );
+}
