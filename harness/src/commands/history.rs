@@ -96,8 +96,8 @@ pub struct Args {
 }
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
-    let (chosen, commits) = args.commits.resolve(cx, true)?;
-    let chosen = args.measure.variants(chosen)?;
+    let (all_variants, commits) = args.commits.resolve(cx, true)?;
+    let chosen = args.measure.variants(all_variants.clone())?;
     let mut session = args.measure.session(cx)?;
     let (checkout, runner) = session.checkout(&cx.root)?;
     let mut bars = Bars::new(args.measure.json);
@@ -154,7 +154,9 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     let confirmed = super::confirm::confirm_and_print(
         cx,
         &mut session,
-        &chosen,
+        // Every variant: confirm finds each change point's point in these
+        // (one left out would be answered "no longer has the point").
+        &all_variants,
         &|_| true,
         &args.confirm_args,
         if args.measure.json {

@@ -21,7 +21,8 @@ pub struct MeasureArgs {
     filter: Option<String>,
     /// Only these variants (build configurations a scenario declares
     /// under [variants.NAME]), comma-separated; `default` is each
-    /// scenario's build as it is, `all` every variant [default: all].
+    /// scenario's build as it is, `all` every variant [default: all]. A
+    /// worker takes each job's (enqueue --variant).
     #[arg(long, value_delimiter = ',', value_name = "NAME")]
     variant: Vec<String>,
     /// How often to sample CPU and RSS (e.g. 50ms).
@@ -70,6 +71,11 @@ impl MeasureArgs {
         self.filter.as_ref()
     }
 
+    /// Whether `--variant` was given.
+    pub fn variant_chosen(&self) -> bool {
+        !self.variant.is_empty()
+    }
+
     /// The points of `scenarios` on the variants `--variant` names.
     pub fn variants(
         &self,
@@ -83,7 +89,12 @@ impl MeasureArgs {
             repetitions: self.repetitions,
             filter: self.filter.clone(),
             sample_interval: self.sample_interval,
-            target_dir: self.target_dir.clone(),
+            // Absolute: cargo may run elsewhere (a variant's copy of the
+            // tree) than where the binaries are looked for.
+            target_dir: self
+                .target_dir
+                .as_ref()
+                .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
             cargo_profile: self.cargo_profile.clone(),
             cache_dir: self.cache_dir.clone(),
             pin_cpu: self.pin_cpu,

@@ -25,6 +25,14 @@ pub struct Args {
 }
 
 pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
+    if args.measure.variant_chosen() {
+        // A worker filtering jobs by its own choice would fail or empty
+        // the jobs of everyone else.
+        anyhow::bail!(
+            "a worker measures the variants each job names: enqueue with --variant NAME \
+             (syncbench enqueue --variant mimalloc …); --variant is not taken here"
+        );
+    }
     let mut queue = Queue::open(&cx.db)?;
     let mut session = args.measure.session(cx)?;
     let settings = WorkerSettings {
@@ -84,11 +92,7 @@ pub fn run(cx: &Context, args: Args) -> anyhow::Result<u8> {
     };
     // Names only, from this worker's own scenarios/ (the queue's trust
     // boundary: ops/worker.rs).
-    let chooser = |names: &[String]| {
-        cx.choose_named(names)
-            .and_then(|s| args.measure.variants(s))
-            .map_err(|e| format!("{e:#}"))
-    };
+    let chooser = |names: &[String]| cx.choose_named(names).map_err(|e| format!("{e:#}"));
     let done = worker::work(
         &mut session,
         &mut queue,

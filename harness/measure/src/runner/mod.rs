@@ -344,7 +344,19 @@ impl Runner {
                 )));
             }
         }
-        let Some((mut cmd, _)) = self.build_command(scenario, variant)? else {
+        // Ctrl-C reaches rustup, git or cargo update (in the foreground
+        // group) too: say interrupted, not failed.
+        let prepared = self.build_command(scenario, variant).map_err(|f| {
+            if self.interrupted() {
+                Failure::new(
+                    RunStatus::Interrupted,
+                    "interrupted while preparing the build",
+                )
+            } else {
+                f
+            }
+        });
+        let Some((mut cmd, _)) = prepared? else {
             return Ok(());
         };
         let log = tempfile::NamedTempFile::new()

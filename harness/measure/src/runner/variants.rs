@@ -7,8 +7,11 @@ use std::process::{Command, Output, Stdio};
 use syncbench_model::RunStatus;
 use syncbench_model::scenario::Variant;
 
+/// A toolchain that would not install, a pin that would not resolve:
+/// `failed`, not `build_failed` (which is final for the commit), as the
+/// cause may be the network's and pass.
 fn build_failed(message: String) -> Failure {
-    Failure::new(RunStatus::BuildFailed, message)
+    Failure::new(RunStatus::Failed, message)
 }
 
 fn run(cmd: &mut Command) -> std::io::Result<Output> {
