@@ -239,6 +239,7 @@ mod tests {
 
     fn change(metric: &str, verdict: Verdict, significance: f64, exact: bool) -> Change {
         Change {
+            environment_changed: vec![],
             commit: "b".repeat(40),
             before_commit: "a".repeat(40),
             subject_time_unix: 1,

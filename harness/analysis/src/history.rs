@@ -638,9 +638,14 @@ impl History {
                 let at = s.levels[cp.index].expect("present");
                 let before = s.levels[cp.before_index].expect("present");
                 let run = runs[&at.run_id];
+                let before_run = runs[&before.run_id];
                 out.push(Change {
+                    environment_changed: environment_change(
+                        &before_run.environment,
+                        &run.environment,
+                    ),
                     commit: run.sha.clone(),
-                    before_commit: runs[&before.run_id].sha.clone(),
+                    before_commit: before_run.sha.clone(),
                     subject_time_unix: run.time_unix,
                     scenario: k.scenario.clone(),
                     point: k.point.clone(),
@@ -754,6 +759,24 @@ pub struct Change {
     pub measured: Option<Measured>,
     /// The newest triage decision about it.
     pub triage: Option<TriageRecord>,
+    /// What of the runs' environment differs between the two commits
+    /// (`cargo_lock`, `governor`…): the change may be the environment's;
+    /// `confirm`, measuring both in one environment, tells.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub environment_changed: Vec<String>,
+}
+
+/// What differs between two runs' stored environments (JSON): the keys
+/// both recorded, with other values (a key one run lacks, as from an
+/// older harness, is no change).
+pub fn environment_change(before: &str, after: &str) -> Vec<String> {
+    let parse =
+        |t: &str| -> BTreeMap<String, String> { serde_json::from_str(t).unwrap_or_default() };
+    let (b, a) = (parse(before), parse(after));
+    a.iter()
+        .filter(|(k, v)| b.get(*k).is_some_and(|old| old != *v))
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// One point compared between two commits.
@@ -804,6 +827,17 @@ impl Measured {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_environment_change_names_the_keys_both_runs_recorded_differently() {
+        let a = r#"{"cargo_lock":"01","governor":"powersave"}"#;
+        let b = r#"{"cargo_lock":"02","governor":"powersave","cpufreq_driver":"x"}"#;
+        assert_eq!(environment_change(a, b), ["cargo_lock"]);
+        assert!(environment_change(a, a).is_empty());
+        // Nothing recorded on one side (an older harness): no change.
+        assert!(environment_change("", b).is_empty());
+        assert!(environment_change(a, "not json").is_empty());
+    }
     use syncbench_model::Unit;
 
     fn series(name: &str, values: &[f64]) -> Series {

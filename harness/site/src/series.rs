@@ -304,20 +304,13 @@ pub(super) fn environment_changes(
 ) -> BTreeMap<usize, Vec<String>> {
     let order = &data.history.order;
     let mut out = BTreeMap::new();
-    let mut before: Option<BTreeMap<String, String>> = None;
+    let mut before: Option<&str> = None;
     for &i in s.present().iter() {
-        let env: BTreeMap<String, String> = data
+        let env = data
             .run_at(point, &order[i])
-            .and_then(|r| serde_json::from_str(&r.environment).ok())
-            .unwrap_or_default();
-        if let Some(b) = &before {
-            // A key only one side knows is no change (an older harness
-            // recorded none).
-            let changed: Vec<String> = env
-                .iter()
-                .filter(|(k, v)| b.get(*k).is_some_and(|old| old != *v))
-                .map(|(k, _)| k.clone())
-                .collect();
+            .map_or("", |r| r.environment.as_str());
+        if let Some(b) = before {
+            let changed = syncbench_analysis::history::environment_change(b, env);
             if !changed.is_empty() {
                 out.insert(i, changed);
             }

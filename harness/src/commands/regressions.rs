@@ -82,9 +82,15 @@ pub fn line(c: &Change) -> String {
     } else {
         c.confirmation.as_str().to_owned()
     };
-    let triage = c.triage.as_ref().map_or(String::new(), |t| {
+    let mut triage = c.triage.as_ref().map_or(String::new(), |t| {
         format!(", {} by {}", t.state.as_str(), t.who)
     });
+    if !c.environment_changed.is_empty() {
+        triage += &format!(
+            "; the environment changed here ({}): `syncbench confirm` tells it from the code",
+            c.environment_changed.join(", ")
+        );
+    }
     let levels = format!("{} -> {}", c.unit.human(c.before), c.unit.human(c.after));
     let (size, levels) = match &c.measured {
         Some(m) => (
