@@ -26,7 +26,18 @@ impl Writer {
         #[cfg(feature = "io-uring")]
         if uring::available() {
             let file = std::fs::File::create(path)?;
-            return Ok(Writer::Uring(uring::Writer::start(file)));
+            match uring::Writer::start(file) {
+                Ok(w) => return Ok(Writer::Uring(w)),
+                // No ring for this upload (e.g. locked memory used up on
+                // kernels before 5.12): the blocking pool's way instead.
+                Err((file, e)) => {
+                    tracing::debug!("no io_uring for this upload ({e}): writing through the pool");
+                    return Ok(Writer::Tokio(tokio::io::BufWriter::with_capacity(
+                        WRITE_BUFFER,
+                        tokio::fs::File::from_std(file),
+                    )));
+                }
+            }
         }
         let file = tokio::fs::File::create(path).await?;
         Ok(Writer::Tokio(tokio::io::BufWriter::with_capacity(
@@ -94,7 +105,21 @@ mod uring {
         if std::env::var("SYNC_BLOB_IO").is_ok_and(|v| v == "threads") {
             return Err("SYNC_BLOB_IO=threads".into());
         }
-        IoUring::new(2).map(|_| ()).map_err(|e| e.to_string())
+        let ring = IoUring::new(2).map_err(|e| e.to_string())?;
+        // A ring alone is not enough: kernels before 5.6 have no write op.
+        let mut probe = io_uring::Probe::new();
+        ring.submitter()
+            .register_probe(&mut probe)
+            .map_err(|e| format!("probing io_uring: {e}"))?;
+        for (name, code) in [
+            ("write", opcode::Write::CODE),
+            ("fsync", opcode::Fsync::CODE),
+        ] {
+            if !probe.is_supported(code) {
+                return Err(format!("this kernel's io_uring has no {name}"));
+            }
+        }
+        Ok(())
     });
 
     pub(super) fn probe() -> Result<(), String> {
@@ -112,14 +137,22 @@ mod uring {
     }
 
     impl Writer {
-        pub(super) fn start(file: std::fs::File) -> Writer {
+        /// A ring for `file`, and the thread writing through it; the file
+        /// back when there is no ring.
+        pub(super) fn start(
+            file: std::fs::File,
+        ) -> Result<Writer, (std::fs::File, std::io::Error)> {
+            let ring = match IoUring::new(DEPTH as u32 * 2) {
+                Ok(r) => r,
+                Err(e) => return Err((file, e)),
+            };
             let (tx, rx) = tokio::sync::mpsc::channel(DEPTH);
-            let done = tokio::task::spawn_blocking(move || write_all(&file, rx));
-            Writer {
+            let done = tokio::task::spawn_blocking(move || write_all(&file, ring, rx));
+            Ok(Writer {
                 pending: Vec::with_capacity(WRITE_BUFFER),
                 tx,
                 done,
-            }
+            })
         }
 
         pub(super) async fn write(&mut self, chunk: Bytes) -> std::io::Result<()> {
@@ -169,11 +202,13 @@ mod uring {
     /// still holds a buffer.
     fn write_all(
         file: &std::fs::File,
+        ring: IoUring,
         mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
     ) -> std::io::Result<()> {
-        let mut ring = IoUring::new(DEPTH as u32 * 2)?;
-        let fd = types::Fd(file.as_raw_fd());
+        // Declared before the ring, so dropped after it (on a panic too).
         let mut slots: Vec<Option<Slot>> = (0..DEPTH).map(|_| None).collect();
+        let mut ring = ring;
+        let fd = types::Fd(file.as_raw_fd());
         let mut offset = 0u64;
         let mut closed = false;
         let result = loop {
@@ -235,11 +270,22 @@ mod uring {
         let fsync = opcode::Fsync::new(fd).build().user_data(u64::MAX);
         // SAFETY: an fsync borrows no memory.
         unsafe { ring.submission().push(&fsync) }.map_err(std::io::Error::other)?;
-        ring.submit_and_wait(1)?;
+        wait(&mut ring)?;
         match ring.completion().next().map(|c| c.result()) {
             Some(res) if res < 0 => Err(std::io::Error::from_raw_os_error(-res)),
             Some(_) => Ok(()),
             None => Err(std::io::Error::other("io_uring: no fsync completion")),
+        }
+    }
+
+    /// Submits what is queued and waits for a completion, through
+    /// signals (EINTR).
+    fn wait(ring: &mut IoUring) -> std::io::Result<()> {
+        loop {
+            match ring.submit_and_wait(1) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => return other.map(|_| ()),
+            }
         }
     }
 
@@ -269,7 +315,7 @@ mod uring {
     /// Waits for one completion at least; frees each finished slot and
     /// submits the rest of a short write.
     fn reap(ring: &mut IoUring, fd: types::Fd, slots: &mut [Option<Slot>]) -> std::io::Result<()> {
-        ring.submit_and_wait(1)?;
+        wait(ring)?;
         let done: Vec<(usize, i32)> = ring
             .completion()
             .map(|c| (c.user_data() as usize, c.result()))
