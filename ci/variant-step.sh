@@ -2,7 +2,7 @@
 # Issue 31's test of variants over history: five commits of a clone of
 # this repository, a scenario with two variants (default, mimalloc), and
 # at commit 3 a step injected into one variant's build only (1 ms of work
-# per document put, under the client's `mimalloc` feature). `history -n 5
+# per document stored by put_many, under the client's `mimalloc` feature). `history -n 5
 # --variant all` must find the step in that variant's series and in no
 # other. Everything under $W (default /tmp/variant-step); dev builds
 # (--cargo-profile dev) to keep the ten builds short.
@@ -35,9 +35,10 @@ for i in 2 3 4 5; do
         python3 - <<'PY'
 p = "crates/client/src/lib.rs"
 s = open(p).read()
-a = "    pub fn put(&mut self, id: &DocId, plaintext: &[u8]) -> Result<Revision, ClientError> {\n"
+# put_many: the driver's put phase stores its documents through it.
+a = "        for (id, plaintext) in docs {\n            store::write_local(&tx, cipher, id, Some(plaintext))?;\n"
 assert a in s
-s = s.replace(a, a + "        // Injected by ci/variant-step.sh: work in one variant's build only.\n        #[cfg(feature = \"mimalloc\")]\n        {\n            let t = std::time::Instant::now();\n            while t.elapsed() < std::time::Duration::from_millis(1) {\n                std::hint::spin_loop();\n            }\n        }\n", 1)
+s = s.replace(a, "        for (id, plaintext) in docs {\n            // Injected by ci/variant-step.sh: work in one variant's build only.\n            #[cfg(feature = \"mimalloc\")]\n            {\n                let t = std::time::Instant::now();\n                while t.elapsed() < std::time::Duration::from_millis(1) {\n                    std::hint::spin_loop();\n                }\n            }\n            store::write_local(&tx, cipher, id, Some(plaintext))?;\n", 1)
 open(p, "w").write(s)
 PY
         git commit -qam "step $i: 1 ms per put, in the mimalloc build only"
