@@ -41,7 +41,7 @@ impl Worker {
             .env_remove("SYNCBENCH_DB")
             .env_remove("SYNCBENCH_MACHINE_TAG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(cache.with_extension("stderr")).unwrap())
             .spawn()
             .unwrap();
         let out = child.stdout.take().unwrap();
@@ -299,7 +299,9 @@ fn a_worker_outlives_a_database_restart() {
         .expect("the worker took no job");
     pg.restart().unwrap();
     assert_eq!(pg.url_of("postgres"), url, "restarted on another port");
-    assert_eq!(w.wait(), 0);
+    let status = w.wait();
+    let log = std::fs::read_to_string(cache.path().with_extension("stderr")).unwrap_or_default();
+    assert_eq!(status, 0, "the worker said:\n{log}");
     let mut c = client(&url);
     let (state, runs): (String, i64) = {
         let r = c.query_one("SELECT state, runs FROM jobs", &[]).unwrap();
