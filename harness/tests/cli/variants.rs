@@ -194,37 +194,53 @@ fn sync_variants_that_cannot_build_or_start_fail_alone_with_their_error() {
     assert!(std::fs::read(workspace().join("Cargo.lock")).unwrap() == lock);
 }
 
+/// A command scenario doing `WORK` iterations of a shell loop, and a
+/// variant doing three times as many.
+const HEAVIER: &str = "name = \"ab\"\nkind = \"command\"\nrepetitions = 2\nwarmup = 0\n\
+                       params = { n = 1 }\n\
+                       run = \"i=0; while [ $i -lt ${WORK:-20000} ]; do i=$((i+1)); done\"\n\
+                       [variants.heavier]\nenv = { WORK = \"60000\" }\n";
+
+/// `compare HEAD HEAD ab --run --variant-a default --variant-b B`, its
+/// worktrees and builds in `cache`.
+fn compare_variants(
+    repo: &std::path::Path,
+    db: &std::path::Path,
+    b: &str,
+    cache: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let cache = cache.to_str().unwrap();
+    let mut args = vec![
+        "compare",
+        "HEAD",
+        "HEAD",
+        "ab",
+        "--run",
+        "--variant-a",
+        "default",
+        "--variant-b",
+        b,
+        "--cache-dir",
+        cache,
+    ];
+    args.extend_from_slice(extra);
+    sb(repo, db, &args)
+}
+
 /// Two variants at one commit, measured alternately: the one doing three
 /// times the work is found slower, and the A/B run is stored with both points.
 #[test]
 fn compare_runs_two_variants_of_one_commit_side_by_side() {
-    let scenario = "name = \"ab\"\nkind = \"command\"\nrepetitions = 1\nwarmup = 0\n\
-                    params = { n = 1 }\n\
-                    run = \"i=0; while [ $i -lt ${WORK:-20000} ]; do i=$((i+1)); done\"\n\
-                    [variants.heavier]\nenv = { WORK = \"60000\" }\n";
-    let repo = repo_with(&[("scenarios/ab.toml", scenario)]);
+    let repo = repo_with(&[("scenarios/ab.toml", HEAVIER)]);
     let db = repo.path().join("r.sqlite");
     let cache = tempfile::tempdir().unwrap();
-    let cache = cache.path().to_str().unwrap();
-    let out = sb(
+    let out = compare_variants(
         repo.path(),
         &db,
-        &[
-            "compare",
-            "HEAD",
-            "HEAD",
-            "ab",
-            "--run",
-            "--variant-a",
-            "default",
-            "--variant-b",
-            "heavier",
-            "--budget",
-            "60s",
-            "--cache-dir",
-            cache,
-            "--json",
-        ],
+        "heavier",
+        cache.path(),
+        &["--budget", "60s", "--json"],
     );
     let v = json(&out);
     let r = &v["results"][0];
@@ -246,23 +262,7 @@ fn compare_runs_two_variants_of_one_commit_side_by_side() {
     );
     assert_eq!(a_sha, b_sha);
     // A variant no scenario has is refused before anything is built.
-    let out = sb(
-        repo.path(),
-        &db,
-        &[
-            "compare",
-            "HEAD",
-            "HEAD",
-            "ab",
-            "--run",
-            "--variant-a",
-            "default",
-            "--variant-b",
-            "thrice",
-            "--cache-dir",
-            cache,
-        ],
-    );
+    let out = compare_variants(repo.path(), &db, "thrice", cache.path(), &[]);
     assert!(!out.status.success());
     assert!(
         text(&out).contains("declares both variant"),
@@ -277,10 +277,7 @@ fn compare_runs_two_variants_of_one_commit_side_by_side() {
 /// variant's trend drawn over the others on its series page.
 #[test]
 fn the_dashboard_shows_variants_side_by_side_and_overlaid() {
-    let both = "name = \"ab\"\nkind = \"command\"\nrepetitions = 2\nwarmup = 0\n\
-                params = { n = 1 }\n\
-                run = \"i=0; while [ $i -lt ${WORK:-20000} ]; do i=$((i+1)); done\"\n\
-                [variants.heavier]\nenv = { WORK = \"60000\" }\n";
+    let both = HEAVIER;
     let gone = format!("{both}[variants.gone]\nenv = {{ WORK = \"10000\" }}\n");
     let repo = repo_with(&[("scenarios/ab.toml", &gone)]);
     let db = repo.path().join("r.sqlite");
@@ -292,24 +289,12 @@ fn the_dashboard_shows_variants_side_by_side_and_overlaid() {
     let out = sb(repo.path(), &db, &["run", "ab"]);
     assert!(out.status.success(), "{}", text(&out));
     let cache = tempfile::tempdir().unwrap();
-    let out = sb(
+    let out = compare_variants(
         repo.path(),
         &db,
-        &[
-            "compare",
-            "HEAD",
-            "HEAD",
-            "ab",
-            "--run",
-            "--variant-a",
-            "default",
-            "--variant-b",
-            "heavier",
-            "--budget",
-            "60s",
-            "--cache-dir",
-            cache.path().to_str().unwrap(),
-        ],
+        "heavier",
+        cache.path(),
+        &["--budget", "60s"],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let site = repo.path().join("site");
